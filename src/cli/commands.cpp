@@ -1,0 +1,15 @@
+#include "cli/commands.h"
+
+namespace dsv4::cli {
+
+// One declaration and one table row per command; the definitions live in cmd_<name>.cpp.
+int cmd_inspect(int argc, char** argv);
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"inspect", "load and validate a checkpoint directory, print its configuration", cmd_inspect},
+  };
+  return table;
+}
+
+}  // namespace dsv4::cli

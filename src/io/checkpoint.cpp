@@ -1,0 +1,131 @@
+#include "io/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "io/inventory.h"
+
+namespace dsv4::io {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// Shard list: from model.safetensors.index.json if present (weight_map values), else every
+// *.safetensors file in the directory. Also returns the index's name -> shard map for checks.
+Status list_shards(const std::string& dir, std::vector<std::string>* shards,
+                   std::map<std::string, std::string>* weight_map) {
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    std::ifstream in(index, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j = json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(index.string() + ": not valid JSON");
+    auto wm = j.find("weight_map");
+    if (wm == j.end() || !wm->is_object()) return Status::corrupt_data(index.string() + ": missing 'weight_map'");
+    std::set<std::string> files;
+    for (auto it = wm->begin(); it != wm->end(); ++it) {
+      if (!it.value().is_string()) return Status::corrupt_data(index.string() + ": weight_map values must be file names");
+      const std::string f = it.value().get<std::string>();
+      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
+        return Status::corrupt_data(index.string() + ": shard name '" + f + "' must be a plain file name");
+      (*weight_map)[it.key()] = f;
+      files.insert(f);
+    }
+    for (const auto& f : files) shards->push_back((fs::path(dir) / f).string());
+    return Status::ok_status();
+  }
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".safetensors") shards->push_back(e.path().string());
+  }
+  if (ec) return Status::io_error(dir + ": " + ec.message());
+  std::sort(shards->begin(), shards->end());
+  if (shards->empty()) return Status::not_found(dir + ": no model.safetensors.index.json and no *.safetensors files");
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
+  if (!fs::is_directory(dir)) return Status::not_found(dir + ": not a directory");
+  std::unique_ptr<Checkpoint> ck(new Checkpoint());
+  ck->dir_ = dir;
+  DSV4_ASSIGN_OR_RETURN(ck->config_, load_config((fs::path(dir) / "config.json").string()));
+
+  std::map<std::string, std::string> weight_map;
+  DSV4_TRY(list_shards(dir, &ck->shard_paths_, &weight_map));
+  for (const auto& path : ck->shard_paths_) {
+    DSV4_ASSIGN_OR_RETURN(auto mapped, MappedFile::open(path));
+    const std::string base = fs::path(path).filename().string();
+    DSV4_ASSIGN_OR_RETURN(auto header, parse_safetensors(mapped->data(), mapped->size(), base));
+    for (auto& t : header.tensors) {
+      if (ck->tensors_.count(t.name))
+        return Status::corrupt_data(base + ": tensor '" + t.name + "' also appears in " + ck->tensors_[t.name].file);
+      if (!weight_map.empty()) {
+        auto w = weight_map.find(t.name);
+        if (w == weight_map.end())
+          return Status::corrupt_data(base + ": tensor '" + t.name + "' is not listed in model.safetensors.index.json");
+        if (w->second != base)
+          return Status::corrupt_data(base + ": tensor '" + t.name + "' is indexed in " + w->second);
+      }
+      ck->tensors_[t.name] = std::move(t);
+    }
+    ck->shards_.push_back(std::move(mapped));
+  }
+  for (const auto& [name, file] : weight_map) {
+    if (!ck->tensors_.count(name))
+      return Status::corrupt_data(file + ": tensor '" + name + "' listed in the index is missing from the shard");
+  }
+
+  // Inventory check (spec §3): presence, dtype, shape; then no unknown tensors.
+  const auto expected = expected_tensors(ck->config_);
+  std::set<std::string> known;
+  for (const auto& spec : expected) {
+    known.insert(spec.name);
+    auto it = ck->tensors_.find(spec.name);
+    if (it == ck->tensors_.end()) return Status::not_found(dir + ": missing tensor '" + spec.name + "'");
+    const TensorEntry& t = it->second;
+    if (t.dtype != spec.dtype)
+      return Status::corrupt_data(t.file + ": tensor '" + spec.name + "': dtype " + dtype_name(t.dtype) +
+                                  ", expected " + dtype_name(spec.dtype));
+    if (t.shape != spec.shape)
+      return Status::corrupt_data(t.file + ": tensor '" + spec.name + "': shape " + shape_str(t.shape) +
+                                  ", expected " + shape_str(spec.shape));
+  }
+  for (const auto& [name, t] : ck->tensors_) {
+    if (!known.count(name)) return Status::corrupt_data(t.file + ": unknown tensor '" + name + "' (not part of a V4 checkpoint with this config)");
+  }
+  return ck;
+}
+
+const TensorEntry& Checkpoint::tensor(const std::string& name) const {
+  auto it = tensors_.find(name);
+  DSV4_CHECK(it != tensors_.end());
+  return it->second;
+}
+
+const TensorEntry* Checkpoint::find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+uint64_t Checkpoint::total_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [name, t] : tensors_) n += t.nbytes();
+  return n;
+}
+
+}  // namespace dsv4::io

@@ -1,0 +1,38 @@
+// A checkpoint directory in the official layout: config.json, model.safetensors.index.json and
+// the sharded *.safetensors it names (spec §3.1). Shards are memory-mapped; tensors are views.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "io/safetensors.h"
+
+namespace dsv4::io {
+
+class Checkpoint {
+ public:
+  // Opens, parses and validates the directory: every tensor of expected_tensors(config) must be
+  // present with its dtype and shape, and no unknown tensor may appear.
+  static Result<std::unique_ptr<Checkpoint>> open(const std::string& dir);
+
+  const ModelConfig& config() const { return config_; }
+  const std::string& dir() const { return dir_; }
+  // REQUIRES: name is in the inventory (validated at open).
+  const TensorEntry& tensor(const std::string& name) const;
+  const TensorEntry* find(const std::string& name) const;
+  size_t tensor_count() const { return tensors_.size(); }
+  uint64_t total_bytes() const;
+  const std::vector<std::string>& shard_paths() const { return shard_paths_; }
+
+ private:
+  std::string dir_;
+  ModelConfig config_;
+  std::vector<std::unique_ptr<MappedFile>> shards_;
+  std::vector<std::string> shard_paths_;
+  std::map<std::string, TensorEntry> tensors_;
+};
+
+}  // namespace dsv4::io

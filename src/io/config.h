@@ -1,0 +1,58 @@
+// The model configuration, read from the checkpoint's root config.json (spec §2.1).
+// Every dimension comes from the file; nothing is hard-coded to Flash or Pro.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace dsv4::io {
+
+// Attention kind of a layer, from compress_ratios (spec §2.3).
+enum class LayerKind { swa, csa, hca };
+
+struct ModelConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;            // D
+  int64_t num_hidden_layers = 0;      // L (main stack, MTP excluded)
+  int64_t num_attention_heads = 0;    // H
+  int64_t head_dim = 0;               // Dh
+  int64_t qk_rope_head_dim = 0;       // Dr
+  int64_t q_lora_rank = 0;            // Rq
+  int64_t o_groups = 0;               // G
+  int64_t o_lora_rank = 0;            // Ro
+  int64_t sliding_window = 0;         // W
+  std::vector<int> compress_ratios;   // L + num_nextn_predict_layers entries, each 0, 4 or 128
+  double compress_rope_theta = 0;
+  double rope_theta = 0;
+  double rope_factor = 1;             // rope_scaling.factor (YaRN)
+  int64_t rope_original_max_pos = 0;  // rope_scaling.original_max_position_embeddings
+  double beta_fast = 32, beta_slow = 1;
+  int64_t max_position_embeddings = 0;
+  int64_t index_n_heads = 0, index_head_dim = 0, index_topk = 0;
+  int64_t hc_mult = 0;
+  int64_t hc_sinkhorn_iters = 0;
+  double hc_eps = 1e-6;
+  double rms_norm_eps = 1e-6;
+  int64_t n_routed_experts = 0, num_experts_per_tok = 0, n_shared_experts = 0;
+  int64_t moe_intermediate_size = 0;
+  int64_t num_hash_layers = 0;
+  double routed_scaling_factor = 1;
+  double swiglu_limit = 0;            // 0 = no clamp
+  int64_t num_nextn_predict_layers = 0;
+  bool experts_fp4 = true;            // expert_dtype "fp4" (default of the official release)
+  int64_t bos_token_id = 0, eos_token_id = 1;
+
+  int64_t nope_head_dim() const { return head_dim - qk_rope_head_dim; }
+  // Layer index L is the MTP block (its ratio is compress_ratios[L]).
+  LayerKind layer_kind(int64_t layer) const;
+  int ratio(int64_t layer) const { return compress_ratios[size_t(layer)]; }
+};
+
+// Parses config.json text; `name` is used in messages.
+Result<ModelConfig> parse_config(const std::string& text, const std::string& name);
+Result<ModelConfig> load_config(const std::string& path);
+
+}  // namespace dsv4::io

@@ -1,0 +1,64 @@
+// safetensors container: 8-byte little-endian header length, a JSON header mapping tensor names
+// to {dtype, shape, data_offsets}, then the data section. Every offset is checked against the
+// file size before any tensor is touched, so a corrupt file yields a Status, never a bad read.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "io/mapped_file.h"
+
+namespace dsv4::io {
+
+// Largest header accepted: real V4 shards have ~0.2 MB headers; anything near this is corrupt.
+inline constexpr uint64_t kMaxSafetensorsHeader = 100ull << 20;
+
+struct TensorEntry {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0;   // byte offset inside the data section
+  uint64_t end = 0;
+  const uint8_t* data = nullptr;   // set once the data section is known to hold [begin, end)
+  std::string file;                // shard path, for messages
+  int64_t numel() const;
+  uint64_t nbytes() const { return end - begin; }
+};
+
+struct SafetensorsHeader {
+  std::vector<TensorEntry> tensors;               // in header order
+  std::map<std::string, std::string> metadata;    // "__metadata__"
+  uint64_t data_offset = 0;                       // 8 + header length
+};
+
+// Parses and validates a whole safetensors image held in memory (the fuzzing entry point).
+// `name` is used in messages. On success every TensorEntry::data points into `bytes`.
+Result<SafetensorsHeader> parse_safetensors(const uint8_t* bytes, size_t size, const std::string& name);
+
+// A mapped shard with its parsed header.
+struct SafetensorsFile {
+  std::unique_ptr<MappedFile> file;
+  SafetensorsHeader header;
+};
+Result<SafetensorsFile> open_safetensors(const std::string& path);
+
+// Writes a safetensors file (used by `dsv4 synth` and tests), streaming one tensor at a time so
+// multi-GB shards never sit in memory whole. `produce(i, out)` fills the bytes of tensor i; their
+// count must equal numel * dtype size.
+struct TensorSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t nbytes() const;
+};
+Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
+                         const std::map<std::string, std::string>& metadata,
+                         const std::function<void(size_t, std::vector<uint8_t>&)>& produce);
+
+}  // namespace dsv4::io
