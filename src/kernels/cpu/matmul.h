@@ -1,0 +1,38 @@
+// Weight x activation products on the CPU, reading weights in their stored format.
+//
+// y[t][r] = sum_k W[r][k] * x[t][k], f32 accumulation, for t in [0, n), r in [0, rows).
+// W is dequantised on the fly (spec §3.2: FP8 E4M3 x 2^(S-127) per 128x128 block; FP4 E2M1 x
+// 2^(S-127) per row and 32 columns; BF16; F32) — dequantisation is exact, so the only rounding is
+// the f32 summation. Callers apply the reference's activation quantisation (spec §4.2) to x first
+// and round y to bf16 where the spec says so (§4.3).
+//
+// Invariant every implementation keeps: y[t][r] depends only on row r of W and row t of x — not
+// on n, the thread count or the other rows — so a prompt gives bit-identical logits whether it
+// is processed in one chunk, in several, or token by token.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace dsv4::kernels {
+
+// A weight matrix viewed in place inside the checkpoint mapping (never copied).
+struct WeightView {
+  DType dtype = DType::f32;     // bf16, f32, fp8_e4m3 (E8M0 128x128 scales) or i8 (FP4 E2M1 pairs,
+                                // low nibble = even column, E8M0 scale per row per 32 columns)
+  int64_t rows = 0, cols = 0;   // logical [out_features, in_features]
+  const void* data = nullptr;
+  const uint8_t* scale = nullptr;
+};
+
+// y[n, rows] = x[n, cols] · Wᵀ. Uses all threads of the OpenMP pool.
+void matmul(const WeightView& w, const float* x, int64_t n, float* y);
+
+// The scalar reference implementation (single-threaded loops); the fast path is tested against it.
+void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);
+
+// Dequantises row r of W into out[cols] (exact). Used by the reference path and tests.
+void dequant_row(const WeightView& w, int64_t r, float* out);
+
+}  // namespace dsv4::kernels

@@ -1,0 +1,57 @@
+// The engine boundary used by the CLI and the server: a loaded model plus per-sequence state.
+// Callers never see tensors or layers; they append tokens to sequences and read logits.
+//
+// Thread-safety: an Engine is used from one inference thread at a time (the scheduler's).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "io/config.h"
+
+namespace dsv4::runtime {
+
+struct EngineOptions {
+  int threads = 0;                // 0 = all cores (OpenMP default)
+  bool reference_kernels = false; // scalar reference kernels (debugging, conformance)
+  int64_t max_context = 0;        // 0 = max_position_embeddings of the config
+};
+
+// Opaque per-sequence state: sliding-window KV, compressed entries, compressor and indexer
+// state (spec §5.13), and the number of tokens consumed.
+class Sequence {
+ public:
+  virtual ~Sequence() = default;
+  virtual int64_t position() const = 0;            // tokens consumed so far
+  virtual std::unique_ptr<Sequence> clone() const = 0;  // deep copy (prefix reuse, snapshots)
+  virtual size_t memory_bytes() const = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  static Result<std::unique_ptr<Engine>> load(const std::string& model_dir, const EngineOptions& options);
+
+  virtual const io::ModelConfig& config() const = 0;
+  virtual int64_t max_context() const = 0;
+  virtual std::unique_ptr<Sequence> new_sequence() const = 0;
+
+  // One forward step over several sequences at once (continuous batching). Sequence i consumes
+  // tokens[i] (length >= 1) at its current position; the logits after its last token are written
+  // to logits[i * vocab_size .. (i+1) * vocab_size). Every sequence must be distinct.
+  // Errors: invalid token id, context overflow (the sequences are then left unchanged).
+  virtual Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
+                      float* logits) = 0;
+
+  // Convenience for a single sequence.
+  Status step(Sequence& seq, std::span<const int32_t> tokens, float* logits) {
+    Sequence* s = &seq;
+    return step(std::span<Sequence* const>(&s, 1), std::span<const std::span<const int32_t>>(&tokens, 1), logits);
+  }
+};
+
+}  // namespace dsv4::runtime
