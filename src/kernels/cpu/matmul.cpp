@@ -30,7 +30,7 @@ void matmul(const WeightView& w, const float* x, int64_t n, float* y) {
   const int64_t R = w.rows, K = w.cols;
 #pragma omp parallel
   {
-    std::vector<float> row(size_t(K));
+    std::vector<float> row(static_cast<size_t>(K));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < R; ++r) {
       dequant_row(w, r, row.data());
