@@ -14,6 +14,7 @@
 
 #include "core/dtype.h"
 #include "core/rng.h"
+#include "io/integrity.h"
 #include "io/inventory.h"
 
 namespace dsv4::io {
@@ -349,11 +350,15 @@ void synth_fill(const SynthRecipe& r, const TensorSpec& t, uint64_t offset, uint
 
 namespace {
 
-Status write_text(const fs::path& path, const std::string& text) {
+// Writes a small file and records its sha256 for SHA256SUMS.
+Status write_text(const fs::path& path, const std::string& text, std::vector<ChecksumEntry>* sums) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   out.close();
   if (!out) return Status::io_error(path.string() + ": write failed");
+  Sha256 h;
+  h.update(text.data(), text.size());
+  sums->push_back({h.hex_digest(), path.filename().string()});
   return Status::ok_status();
 }
 
@@ -406,7 +411,8 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
     in_shard += nb;
   }
 
-  DSV4_TRY(write_text(fs::path(dir) / "config.json", config_text));
+  std::vector<ChecksumEntry> sums;
+  DSV4_TRY(write_text(fs::path(dir) / "config.json", config_text, &sums));
   ojson gen;
   gen["_from_model_config"] = true;
   gen["bos_token_id"] = cfg.bos_token_id;
@@ -415,14 +421,14 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
   gen["temperature"] = 1.0;
   gen["top_p"] = 1.0;
   gen["transformers_version"] = "4.46.3";
-  DSV4_TRY(write_text(fs::path(dir) / "generation_config.json", gen.dump(2) + "\n"));
+  DSV4_TRY(write_text(fs::path(dir) / "generation_config.json", gen.dump(2) + "\n", &sums));
 
   ojson index;
   index["metadata"] = {{"total_size", total}};
   index["weight_map"] = ojson::object();
   for (size_t k = 0; k < shards.size(); ++k)
     for (size_t i : shards[k]) index["weight_map"][tensors[i].name] = shard_name(k, shards.size());
-  DSV4_TRY(write_text(fs::path(dir) / "model.safetensors.index.json", index.dump(2) + "\n"));
+  DSV4_TRY(write_text(fs::path(dir) / "model.safetensors.index.json", index.dump(2) + "\n", &sums));
 
   for (size_t k = 0; k < shards.size(); ++k) {
     const auto ts = std::chrono::steady_clock::now();
@@ -434,9 +440,12 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
     }
     const std::string name = shard_name(k, shards.size());
     const auto& idx = shards[k];
+    Sha256 sha;   // hashed while written: SHA256SUMS costs no second pass over the shard
     DSV4_TRY(write_safetensors_chunked(
         (fs::path(dir) / name).string(), specs, {{"format", "pt"}},
-        [&](size_t i, uint64_t off, uint8_t* dst, size_t n) { synth_fill(recipes[idx[i]], tensors[idx[i]], off, dst, n); }));
+        [&](size_t i, uint64_t off, uint8_t* dst, size_t n) { synth_fill(recipes[idx[i]], tensors[idx[i]], off, dst, n); },
+        [&](const uint8_t* b, size_t n) { sha.update(b, n); }));
+    sums.push_back({sha.hex_digest(), name});
     if (opt.progress) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
       std::fprintf(stderr, "synth: %s: %zu tensors, %.2f GiB in %.1f s (%.0f MiB/s)\n", name.c_str(), specs.size(),
@@ -451,12 +460,26 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
         fs::copy_file(src / f, fs::path(dir) / f, fs::copy_options::overwrite_existing, ec);
         if (ec) return Status::io_error((fs::path(dir) / f).string() + ": cannot copy tokenizer: " + ec.message());
+        DSV4_ASSIGN_OR_RETURN(std::string sha, sha256_file((fs::path(dir) / f).string()));
+        sums.push_back({sha, f});
       }
       tokenizer_copied = true;
     } else if (opt.progress) {
       std::fprintf(stderr, "synth: note: no tokenizer at %s; checkpoint written without tokenizer files\n",
                    src.string().c_str());
     }
+  }
+
+  // SHA256SUMS, and the files recorded as verified so `run` on this directory starts at once.
+  {
+    std::ofstream out(fs::path(dir) / "SHA256SUMS", std::ios::binary | std::ios::trunc);
+    out << format_sha256sums(sums);
+    if (!out) return Status::io_error(dir + "/SHA256SUMS: write failed");
+  }
+  if (opt.remember_verified) {
+    std::vector<std::pair<std::string, std::string>> files;
+    for (const auto& e : sums) files.emplace_back((fs::path(dir) / e.file).string(), e.sha256);
+    remember_verified(files);
   }
 
   if (report) {

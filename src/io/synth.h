@@ -28,6 +28,7 @@ struct SynthOptions {
   bool copy_tokenizer = true;              // from <source>/data/tokenizer if present
   bool progress = true;                    // one line per shard on stderr
   bool overwrite = false;                  // replace *.safetensors already in the directory
+  bool remember_verified = true;           // record the written files in the verification cache
 };
 
 struct SynthReport {

@@ -11,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "io/checkpoint.h"
+#include "io/integrity.h"
 #include "io/inventory.h"
 #include "test_tmp_dir.h"
 #include "test_paths.h"
@@ -30,6 +31,7 @@ SynthOptions quiet_options(SynthPreset preset) {
   o.preset = preset;
   o.progress = false;
   o.copy_tokenizer = false;
+  o.remember_verified = false;   // keep the user's verification cache out of unit tests
   return o;
 }
 
@@ -109,6 +111,10 @@ TEST(Synth, TinyCheckpointsLoadForSeveralShapes) {
     const auto index = nlohmann::json::parse(slurp(tmp / "model.safetensors.index.json"));
     EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), rep.bytes);
     EXPECT_TRUE(fs::exists(tmp / "generation_config.json"));
+    VerifyOptions vo;
+    vo.use_cache = false;
+    vo.progress = false;
+    EXPECT_TRUE(verify_model_dir(tmp.path(), vo).ok());   // SHA256SUMS written while streaming
   }
 }
 
