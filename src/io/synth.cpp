@@ -455,7 +455,8 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
 
   bool tokenizer_copied = false;
   if (opt.copy_tokenizer) {
-    const fs::path src = fs::path(DSV4_SOURCE_DIR) / "data" / "tokenizer";
+    const fs::path src =
+        opt.tokenizer_dir.empty() ? fs::path(DSV4_SOURCE_DIR) / "data" / "tokenizer" : fs::path(opt.tokenizer_dir);
     if (fs::exists(src / "tokenizer.json") && fs::exists(src / "tokenizer_config.json")) {
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
         fs::copy_file(src / f, fs::path(dir) / f, fs::copy_options::overwrite_existing, ec);
