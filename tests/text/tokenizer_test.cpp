@@ -150,7 +150,9 @@ TEST(Tokenizer, StreamDecoderNeverSplitsCharacters) {
     auto id = t.token_id(std::string(1, emoji[i]));
     ASSERT_TRUE(id.has_value());
     std::string piece = sd2.push(*id);
-    if (i + 1 < emoji.size()) EXPECT_TRUE(piece.empty());
+    if (i + 1 < emoji.size()) {
+      EXPECT_TRUE(piece.empty());
+    }
     out += piece;
   }
   EXPECT_EQ(out, emoji);
