@@ -157,7 +157,7 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
       fail_block("bad invoke header", ev);
       return true;
     }
-    args_ = ojson::object();
+    args_.clear();
     consume(close + 2, true);
     state_ = State::invoke;
     return true;
@@ -182,7 +182,15 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     const int index = static_cast<int>(result_.tool_calls.size());
     ToolCall call;
     call.name = name_;
-    call.arguments = py_json_dumps(args_);
+    // {"k": v, ...} with Python's separators, keys JSON-quoted.
+    call.arguments = "{";
+    for (size_t i = 0; i < args_.size(); ++i) {
+      if (i) call.arguments += ", ";
+      py_json_append_string(call.arguments, args_[i].first);
+      call.arguments += ": ";
+      call.arguments += args_[i].second;
+    }
+    call.arguments += "}";
     ev.push_back({CompletionEventKind::tool_call_started, "", index, call.name});
     ev.push_back({CompletionEventKind::tool_call_arguments, call.arguments, index, call.name});
     ev.push_back({CompletionEventKind::tool_call_finished, "", index, call.name});
@@ -217,13 +225,20 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
       return final;
     }
     const std::string value = buf_.substr(value_start, value_end - value_start);
+    for (const auto& [k, v] : args_)
+      if (k == key) {
+        fail_block("duplicate parameter '" + key + "'", ev);  // the official parser rejects it too
+        return true;
+      }
+    std::string rendered;
     if (flag == "true") {
-      args_[key] = value;
+      py_json_append_string(rendered, value);
+    } else if (ojson::accept(value)) {
+      rendered = value;  // a JSON value, kept as written (as the official parser does)
     } else {
-      // string="false": a JSON value. Text that is not JSON is kept as a string.
-      ojson v = ojson::parse(value, nullptr, false);
-      args_[key] = v.is_discarded() ? ojson(value) : std::move(v);
+      py_json_append_string(rendered, value);  // not JSON: degrade to a string
     }
+    args_.emplace_back(key, std::move(rendered));
     consume(value_end + chat::kParamClose.size(), true);
     return true;
   }
@@ -258,7 +273,11 @@ void CompletionParser::run(bool final, std::vector<CompletionEvent>& ev) {
       case State::block: progressed = step_block(final, ev); break;
       case State::invoke: progressed = step_invoke(final, ev); break;
       case State::after_block: progressed = step_after_block(final, ev); break;
-      case State::done: buf_.clear(); return;  // text after EOS is ignored
+      case State::done:
+        // Nothing may follow EOS (the official parser rejects it); it is dropped and flagged.
+        if (!buf_.empty()) mark_malformed("text after the end-of-sentence token");
+        buf_.clear();
+        return;
     }
     if (!progressed) return;
     if (final && buf_.empty() && (state_ == State::content || state_ == State::reasoning || state_ == State::after_block))

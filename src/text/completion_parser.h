@@ -79,7 +79,8 @@ class CompletionParser {
   std::string buf_;      // text received but not consumed yet
   std::string raw_;      // consumed block text since the last complete tool call (for fallback)
   std::string name_;     // current invoke's function name
-  nlohmann::ordered_json args_;  // current invoke's arguments
+  // Current invoke's arguments: (name, JSON text of the value) in order of appearance.
+  std::vector<std::pair<std::string, std::string>> args_;
   ParsedCompletion result_;
 };
 

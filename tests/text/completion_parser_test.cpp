@@ -116,7 +116,8 @@ TEST(CompletionParser, NonStringParametersAreParsedAsJson) {
   const auto p = CompletionParser::parse(text, ThinkingMode::thinking);
   EXPECT_FALSE(p.malformed) << p.error;
   ASSERT_EQ(p.tool_calls.size(), 2u);
-  EXPECT_EQ(p.tool_calls[0].arguments, R"({"n": [1, 2, {"a": 1.5}], "s": "say \"hi\"\n", "bad": "not json"})");
+  // string="false" JSON is kept as written (official behaviour); non-JSON degrades to a string.
+  EXPECT_EQ(p.tool_calls[0].arguments, R"({"n": [1,2, {"a":1.5}], "s": "say \"hi\"\n", "bad": "not json"})");
   EXPECT_EQ(p.tool_calls[1].name, "g");
   EXPECT_EQ(p.tool_calls[1].arguments, "{}");
 }
@@ -166,6 +167,13 @@ TEST(CompletionParser, TextAfterBlockAndMarkersInContentAreFlagged) {
   EXPECT_EQ(p.reasoning_content, "reasoning cut off");
   p = CompletionParser::parse("x<｜end▁of▁sentence｜>ignored", ThinkingMode::chat);
   EXPECT_EQ(p.content, "x");
+  EXPECT_TRUE(p.malformed);
+  p = CompletionParser::parse(
+      "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"a\" string=\"true\">1</｜DSML｜parameter>\n"
+      "<｜DSML｜parameter name=\"a\" string=\"true\">2</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>",
+      ThinkingMode::chat);
+  EXPECT_TRUE(p.malformed);
+  EXPECT_TRUE(p.tool_calls.empty());
 }
 
 TEST(CompletionParserFuzz, RandomInputNeverCrashesAndStreamingAgrees) {
