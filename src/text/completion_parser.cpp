@@ -1,5 +1,6 @@
 #include "text/completion_parser.h"
 
+#include <algorithm>
 #include <initializer_list>
 
 #include "text/chat_tokens.h"
@@ -36,6 +37,9 @@ size_t emittable(std::string_view s, bool final, std::initializer_list<std::stri
   return n;
 }
 
+// Longest invoke / parameter header accepted (the part up to and including '">').
+constexpr size_t kMaxHeader = 1024;
+
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 // True when s is a (possibly empty) proper prefix of m: more input could still complete m.
@@ -64,8 +68,10 @@ void CompletionParser::emit_content(std::string text, std::vector<CompletionEven
 }
 
 void CompletionParser::consume(size_t n, bool keep_raw) {
+  if (n == 0) return;
   if (keep_raw) raw_.append(buf_, 0, n);
   buf_.erase(0, n);
+  value_scan_ = 0;
 }
 
 // Reasoning runs up to </think>. An EOS before it ends the message (reasoning was never closed).
@@ -143,6 +149,11 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
   }
   if (buf_.rfind(chat::kInvokeOpenPrefix, 0) == 0) {
     const size_t close = buf_.find("\">", chat::kInvokeOpenPrefix.size());
+    // Names are short; a huge header is garbage (and bounding it keeps re-scans cheap).
+    if ((close == std::string::npos ? buf_.size() : close) > kMaxHeader) {
+      fail_block("bad invoke header", ev);
+      return true;
+    }
     if (close == std::string::npos) {
       // The name may still be arriving; a newline or '<' in it means it never will.
       if (buf_.find_first_of("\n<", chat::kInvokeOpenPrefix.size()) != std::string::npos) {
@@ -204,6 +215,10 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     const size_t p = chat::kParamOpenPrefix.size();
     const size_t attr = buf_.find(kStringAttr, p);
     const size_t header_end = attr == std::string::npos ? std::string::npos : buf_.find("\">", attr + kStringAttr.size());
+    if ((header_end == std::string::npos ? buf_.size() : header_end) > kMaxHeader) {
+      fail_block("bad parameter header", ev);
+      return true;
+    }
     if (header_end == std::string::npos) {
       if (buf_.find('\n', p) != std::string::npos) {
         fail_block("bad parameter header", ev);
@@ -219,8 +234,12 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
       return true;
     }
     const size_t value_start = header_end + 2;
-    const size_t value_end = buf_.find(chat::kParamClose, value_start);
+    // Values can be long (code, documents) and arrive in small pieces: resume the search for
+    // the closing tag where the previous attempt stopped instead of rescanning the whole value.
+    const size_t resume = value_scan_ > chat::kParamClose.size() ? value_scan_ - chat::kParamClose.size() : 0;
+    const size_t value_end = buf_.find(chat::kParamClose, std::max(value_start, resume));
     if (value_end == std::string::npos) {
+      value_scan_ = buf_.size();
       if (final) fail_block("unfinished parameter value", ev);
       return final;
     }

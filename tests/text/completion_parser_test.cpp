@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "test_paths.h"
+#include "text/py_json.h"
 #include "text/utf8.h"
 
 namespace dsv4::text {
@@ -174,6 +175,28 @@ TEST(CompletionParser, TextAfterBlockAndMarkersInContentAreFlagged) {
       ThinkingMode::chat);
   EXPECT_TRUE(p.malformed);
   EXPECT_TRUE(p.tool_calls.empty());
+}
+
+TEST(CompletionParser, LongParameterValueStreamsInLinearTime) {
+  std::string value;
+  while (value.size() < 2'000'000) value += "int f(int x) { return x * 2; }\n";
+  const std::string text = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"write\">\n<｜DSML｜parameter name=\"code\" string=\"true\">" +
+                           value + "</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>";
+  CompletionParser p(ThinkingMode::chat);
+  for (size_t i = 0; i < text.size(); i += 4) p.feed(std::string_view(text).substr(i, 4));  // ~500k feeds
+  const auto r = p.finish();
+  ASSERT_FALSE(r.malformed) << r.error;
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  std::string want = "{\"code\": ";
+  py_json_append_string(want, value);
+  EXPECT_TRUE(r.tool_calls[0].arguments == want + "}");
+}
+
+TEST(CompletionParser, OverlongHeaderIsMalformedNotBuffered) {
+  const std::string text = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"" + std::string(5000, 'a') + "\">\n";
+  const auto whole = CompletionParser::parse(text, ThinkingMode::chat);
+  EXPECT_TRUE(whole.malformed);
+  EXPECT_EQ(official_view(stream(text, ThinkingMode::chat, 1).result), official_view(whole));
 }
 
 TEST(CompletionParserFuzz, RandomInputNeverCrashesAndStreamingAgrees) {
