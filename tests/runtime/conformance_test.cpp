@@ -22,23 +22,25 @@ nlohmann::json score(const std::string& fixture, int64_t chunk) {
 
 }  // namespace
 
-// End-to-end logits of the tiny fixture (prefill and P-token prefill + decode) and the MTP block
-// meet the emulating-engine tolerances of reference.json.
-TEST(Conformance, TinyEndToEndAndMtpWithinTolerance) {
-  const auto r = score("tiny", 0);
-  ASSERT_TRUE(r.contains("prefill") && r.contains("decode") && r.contains("mtp"));
-  EXPECT_TRUE(r["prefill"]["pass"].get<bool>()) << r["prefill"].dump();
-  EXPECT_TRUE(r["decode"]["pass"].get<bool>()) << r["decode"].dump();
-  EXPECT_TRUE(r["mtp"]["pass"].get<bool>()) << r["mtp"].dump();
+// End-to-end logits (prefill, and P-token prefill + decode) and the MTP block meet the
+// emulating-engine tolerances of reference.json on every shared fixture.
+TEST(Conformance, EndToEndAndMtpWithinTolerance) {
+  for (const char* fixture : {"tiny", "tiny-c"}) {
+    const auto r = score(fixture, 0);
+    ASSERT_TRUE(r.contains("prefill") && r.contains("decode") && r.contains("mtp")) << fixture;
+    EXPECT_TRUE(r["prefill"]["pass"].get<bool>()) << fixture << r["prefill"].dump();
+    EXPECT_TRUE(r["decode"]["pass"].get<bool>()) << fixture << r["decode"].dump();
+    EXPECT_TRUE(r["mtp"]["pass"].get<bool>()) << fixture << r["mtp"].dump();
+    EXPECT_LE(r["mtp"]["median_row_max_abs"].get<double>(), 1e-4) << fixture;   // most rows bit-exact
+  }
 }
 
-// The MTP block, teacher-forced on the reference's final streams, matches on the Flash-like
-// attention fixture too (most rows bit-exact).
-TEST(Conformance, TinyCMtpWithinTolerance) {
-  const auto r = score("tiny-c", 0);
-  ASSERT_TRUE(r.contains("mtp"));
-  EXPECT_TRUE(r["mtp"]["pass"].get<bool>()) << r["mtp"].dump();
-  EXPECT_LE(r["mtp"]["median_row_max_abs"].get<double>(), 1e-4);
+// Teacher-forced per layer: the SWA, first CSA and HCA blocks of fixtures/tiny meet the bitwise
+// thresholds (the second CSA block and fixtures/tiny-c do not yet; see the issue note).
+TEST(Conformance, TinyTeacherForcedLayersWithinTolerance) {
+  const auto r = score("tiny", 0);
+  ASSERT_TRUE(r.contains("teacher_forced"));
+  for (int layer : {0, 1, 2}) EXPECT_TRUE(r["teacher_forced"][layer]["pass"].get<bool>()) << r["teacher_forced"][layer].dump();
 }
 
 // Splitting the prompt (chunks of 7, token by token) gives the same figures as one shot.
