@@ -70,6 +70,7 @@ class FakeEngine : public runtime::Engine {
       float* row = logits + i * size_t(config_.vocab_size);
       for (int64_t v = 0; v < config_.vocab_size; ++v) row[v] = logit_of(s->tokens, v);
       row[config_.eos_token_id] += eos_bias;
+      for (size_t v = 0; v < bias.size() && v < size_t(config_.vocab_size); ++v) row[v] += bias[v];
     }
     return Status::ok_status();
   }
@@ -79,6 +80,7 @@ class FakeEngine : public runtime::Engine {
   std::vector<int64_t> tokens_per_step;
   std::chrono::milliseconds step_delay{0};
   float eos_bias = -100.0f;
+  std::vector<float> bias;  // added to every logits row (e.g. to keep outputs printable)
   int32_t poison_token = -1;
   mutable std::atomic<int> live_sequences{0};
 
