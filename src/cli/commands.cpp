@@ -4,10 +4,14 @@ namespace dsv4::cli {
 
 // One declaration and one table row per command; the definitions live in cmd_<name>.cpp.
 int cmd_inspect(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
+int cmd_verify(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"inspect", "load and validate a checkpoint directory, print its configuration", cmd_inspect},
+      {"synth", "write a random-weight checkpoint (tiny, flash or pro dimensions) in the official format", cmd_synth},
+      {"verify", "check a checkpoint against its SHA256SUMS (--write to create it)", cmd_verify},
   };
   return table;
 }
