@@ -5,7 +5,7 @@
 
 namespace dsv4::server {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 const char* thinking_mode_name(ThinkingMode m) {
   switch (m) {

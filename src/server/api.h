@@ -42,8 +42,9 @@ struct ChatRequest {
   GenerationOptions gen;
   // Structurally validated (roles, content types, tool_call shapes); the text layer renders
   // them (PROMPT-FORMAT.md §2).
-  nlohmann::json messages = nlohmann::json::array();
-  nlohmann::json tools = nlohmann::json::array();  // OpenAI {"type":"function","function":{...}}
+  // ordered_json keeps keys in request order: tool schemas are rendered that way (PROMPT-FORMAT §5).
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  nlohmann::ordered_json tools = nlohmann::ordered_json::array();  // {"type":"function","function":{...}}
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named
   ThinkingMode thinking = ThinkingMode::thinking;

@@ -249,7 +249,7 @@ struct HttpServer::Impl {
                                              r->gen.logprobs);
     const std::string id = new_id("chatcmpl");
     const int64_t created = unix_seconds();
-    const std::string prompt_text = options.audit_content ? dump(r->messages) : std::string();
+    const std::string prompt_text = options.audit_content ? r->messages.dump(-1, ' ', false, json::error_handler_t::replace) : std::string();
 
     if (!r->gen.stream) {
       ChatDelta all;
