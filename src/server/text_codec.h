@@ -61,3 +61,11 @@ class TextCodec {
 };
 
 }  // namespace dsv4::server
+
+namespace dsv4::server {
+
+// The production codec: the model directory's tokenizer (or the vendored official one), the
+// official V4 chat rendering, and the streaming completion parser of dsv4::text.
+Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir);
+
+}  // namespace dsv4::server
