@@ -9,6 +9,7 @@ int cmd_verify(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_render(int argc, char** argv);
 int cmd_parse_completion(int argc, char** argv);
+int cmd_score(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -18,6 +19,7 @@ const std::vector<Command>& commands() {
       {"tokenize", "JSON Lines {\"text\"} -> {\"ids\"} (--decode: the reverse; --bench: throughput)", cmd_tokenize},
       {"render", "JSON Lines {\"messages\", \"options\"} -> {\"prompt\"} in the official V4 chat format", cmd_render},
       {"parse-completion", "JSON Lines {\"completion\", \"thinking_mode\"} -> parsed assistant message", cmd_parse_completion},
+      {"score", "check the engine against a reference from the official code (per layer, logits)", cmd_score},
   };
   return table;
 }

@@ -24,11 +24,14 @@ inline float dot16(const float* a, const float* b, int64_t K) {
   return lanes[0];
 }
 
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kMinParallelWork = 1 << 17;
+
 }  // namespace
 
 void matmul(const WeightView& w, const float* x, int64_t n, float* y) {
   const int64_t R = w.rows, K = w.cols;
-#pragma omp parallel
+#pragma omp parallel if (R * K * n >= kMinParallelWork)
   {
     std::vector<float> row(static_cast<size_t>(K));
 #pragma omp for schedule(static)
