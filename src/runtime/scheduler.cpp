@@ -95,8 +95,8 @@ Result<std::shared_ptr<Generation>> Scheduler::submit(GenerationRequest request)
   DSV4_TRY(validate_sampling(request.sampling));
   if (int64_t(request.prompt.size()) >= max_context_)
     return Status::out_of_range("the prompt has " + std::to_string(request.prompt.size()) +
-                                " tokens but the model's context holds " + std::to_string(max_context_) +
-                                " (prompt plus at least one generated token)");
+                                " tokens, but this model's maximum context length is " + std::to_string(max_context_) +
+                                " tokens (the prompt plus at least one generated token must fit)");
   std::shared_ptr<Generation> gen;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -214,9 +214,6 @@ struct HttpServer::Impl {
     gr.stop_token_ids = g.stop_token_ids;
     gr.ignore_eos = g.ignore_eos;
     auto r = scheduler.submit(std::move(gr));
-    if (!r.ok() && r.status().code() == StatusCode::out_of_range)
-      return Status::out_of_range("This model's maximum context length is " + std::to_string(scheduler.max_context()) +
-                                  " tokens: " + r.status().message());
     return r;
   }
 
