@@ -15,15 +15,23 @@ class BytePassThroughStream : public server::TokenTextStream {
   std::string finish() override { return {}; }
 };
 
-// Reasoning runs up to the first "|" in thinking mode; everything else is content.
+// Reasoning runs up to the first "|" in thinking mode; everything else is content, except
+// that with tools, each "#" is a call of the first tool with arguments {"n": k} (k = its index),
+// announced in one delta and its arguments sent in a second one.
 class ByteChatParser : public server::ChatOutputParser {
  public:
-  explicit ByteChatParser(bool thinking) : in_reasoning_(thinking) {}
+  ByteChatParser(bool thinking, std::string tool) : in_reasoning_(thinking), tool_(std::move(tool)) {}
   server::ChatDelta push(std::string_view text) override {
     server::ChatDelta d;
     for (char c : text) {
       if (in_reasoning_ && c == '|') {
         in_reasoning_ = false;
+        continue;
+      }
+      if (!in_reasoning_ && c == '#' && !tool_.empty()) {
+        const int k = calls_++;
+        d.tool_calls.push_back({k, "call_" + std::to_string(k), tool_, ""});
+        d.tool_calls.push_back({k, "", "", "{\"n\": " + std::to_string(k) + "}"});
         continue;
       }
       (in_reasoning_ ? d.reasoning : d.content) += c;
@@ -34,6 +42,8 @@ class ByteChatParser : public server::ChatOutputParser {
 
  private:
   bool in_reasoning_;
+  std::string tool_;
+  int calls_ = 0;
 };
 
 class ByteCodec : public server::TextCodec {
@@ -57,7 +67,9 @@ class ByteCodec : public server::TextCodec {
     return std::make_unique<BytePassThroughStream>();
   }
   std::unique_ptr<server::ChatOutputParser> new_chat_parser(const server::ChatRequest& r) const override {
-    return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat);
+    std::string tool;
+    if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
+    return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
   }
   std::string token_text(int32_t id) const override { return id >= 2 ? std::string(1, char(id - 2)) : "<s>"; }
 };

@@ -222,6 +222,57 @@ TEST(HttpServer, ChatLogprobs) {
   EXPECT_EQ(lp[0]["token"], lp[0]["top_logprobs"][0]["token"]);
 }
 
+TEST(HttpServer, ToolCallsAreReturnedAndStreamedAsDeltas) {
+  ServerFixture f;
+  // Outputs drawn from {'a', '#'} only: every '#' is a tool call for the byte codec's parser.
+  f.engine.bias.assign(size_t(test::kByteVocab), -100.0f);
+  f.engine.bias[size_t('a') + 2] = 0;
+  f.engine.bias[size_t('#') + 2] = 0;
+  json body = chat_body("call", 24);
+  body["reasoning_effort"] = "none";
+  body["tools"] = {{{"type", "function"}, {"function", {{"name", "lookup"}, {"parameters", {{"type", "object"}}}}}}};
+  auto r = f.post("/v1/chat/completions", body);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json choice = json::parse(r->body)["choices"][0];
+  const size_t n_calls = choice["message"].contains("tool_calls") ? choice["message"]["tool_calls"].size() : 0;
+  ASSERT_GT(n_calls, 0u) << "the fake model never produced '#': " << r->body;
+  EXPECT_EQ(choice["finish_reason"], "length");  // max_tokens ended it, not the model
+  for (size_t k = 0; k < n_calls; ++k) {
+    const json& c = choice["message"]["tool_calls"][k];
+    EXPECT_EQ(c["id"], "call_" + std::to_string(k));
+    EXPECT_EQ(c["type"], "function");
+    EXPECT_EQ(c["function"]["name"], "lookup");
+    EXPECT_EQ(json::parse(c["function"]["arguments"].get<std::string>())["n"], k);
+  }
+  // Streamed: deltas with index, id and name first, then argument pieces, reassembled equal.
+  body["stream"] = true;
+  auto s = f.post("/v1/chat/completions", body);
+  ASSERT_EQ(s->status, 200);
+  std::vector<json> calls;
+  for (const auto& p : sse_payloads(s->body)) {
+    if (p == "[DONE]") break;
+    json d = json::parse(p)["choices"][0]["delta"];
+    if (!d.contains("tool_calls")) continue;
+    for (const auto& t : d["tool_calls"]) {
+      const size_t i = t["index"];
+      if (i >= calls.size()) {
+        ASSERT_EQ(i, calls.size());
+        ASSERT_TRUE(t.contains("id") && t["function"].contains("name")) << t;
+        calls.push_back({{"id", t["id"]}, {"name", t["function"]["name"]}, {"arguments", ""}});
+      }
+      calls[i]["arguments"] = calls[i]["arguments"].get<std::string>() + t["function"]["arguments"].get<std::string>();
+    }
+  }
+  ASSERT_EQ(calls.size(), n_calls);
+  for (size_t k = 0; k < n_calls; ++k)
+    EXPECT_EQ(calls[k]["arguments"], choice["message"]["tool_calls"][k]["function"]["arguments"]);
+  // tool_choice none: the same output stays plain content.
+  body["stream"] = false;
+  body["tool_choice"] = "none";
+  json none = json::parse(f.post("/v1/chat/completions", body)->body)["choices"][0]["message"];
+  EXPECT_FALSE(none.contains("tool_calls"));
+}
+
 TEST(HttpServer, BadInputGetsOpenAIErrors) {
   ServerOptions o;
   o.max_body_bytes = 4096;
