@@ -38,6 +38,9 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--prefix-cache", sched.prefix_cache_entries, "finished sequences kept for prefix reuse")
       ->check(CLI::Range(0, 1024));
+  app.add_option("--default-max-tokens", so.default_max_tokens,
+                 "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--audit-log", so.audit_log_path, "append one JSON line per request to FILE");
   app.add_flag("--audit-content", so.audit_content, "also log prompt and output text in the audit log");
   CLI11_PARSE(app, argc, argv);

@@ -205,12 +205,19 @@ struct HttpServer::Impl {
     audit->write(r);
   }
 
+  // A generation request refused before it ran: the error response, counted and audited.
+  void reject(const httplib::Request& req, httplib::Response& res, const Status& st, const std::string& model,
+              int64_t prompt_tokens, Clock::time_point start) {
+    send_error(res, st);
+    audit_request(req, model, res.status, prompt_tokens, 0, "", start, "", "");
+  }
+
   // Common front half of both generation endpoints: model check and submission.
   Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt) {
     runtime::GenerationRequest gr;
     gr.prompt = std::move(prompt);
     gr.sampling = g.sampling;
-    gr.max_tokens = g.max_tokens;
+    gr.max_tokens = g.max_tokens > 0 ? g.max_tokens : options.default_max_tokens;
     gr.stop_token_ids = g.stop_token_ids;
     gr.ignore_eos = g.ignore_eos;
     auto r = scheduler.submit(std::move(gr));
@@ -234,14 +241,14 @@ struct HttpServer::Impl {
   void handle_chat(const httplib::Request& req, httplib::Response& res) {
     const auto start = Clock::now();
     auto parsed = parse_chat_request(req.body);
-    if (!parsed.ok()) return send_error(res, parsed.status());
+    if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
     auto r = std::make_shared<ChatRequest>(std::move(parsed).value());
-    if (Status st = check_model(r->gen.model); !st.ok()) return send_error(res, st);
+    if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
     auto prompt = codec.encode_chat(*r);
-    if (!prompt.ok()) return send_error(res, prompt.status());
+    if (!prompt.ok()) return reject(req, res, prompt.status(), r->gen.model, 0, start);
     const int64_t n_prompt = int64_t(prompt->size());
     auto gen = submit(r->gen, std::move(prompt).value());
-    if (!gen.ok()) return send_error(res, gen.status());
+    if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
     auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, codec.new_chat_parser(*r), start,
                                              r->gen.logprobs);
     const std::string id = new_id("chatcmpl");
@@ -381,13 +388,13 @@ struct HttpServer::Impl {
   void handle_completion(const httplib::Request& req, httplib::Response& res) {
     const auto start = Clock::now();
     auto parsed = parse_completion_request(req.body);
-    if (!parsed.ok()) return send_error(res, parsed.status());
+    if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
     auto r = std::make_shared<CompletionRequest>(std::move(parsed).value());
-    if (Status st = check_model(r->gen.model); !st.ok()) return send_error(res, st);
+    if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
     std::vector<int32_t> prompt = r->prompt_ids.empty() ? codec.encode_text(r->prompt) : r->prompt_ids;
     const int64_t n_prompt = int64_t(prompt.size());
     auto gen = submit(r->gen, std::move(prompt));
-    if (!gen.ok()) return send_error(res, gen.status());
+    if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
     auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, nullptr, start, r->gen.logprobs);
     const std::string id = new_id("cmpl");
     const int64_t created = unix_seconds();

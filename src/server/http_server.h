@@ -33,6 +33,10 @@ struct ServerOptions {
   std::string audit_log_path;       // empty = no audit log
   bool audit_content = false;       // also log prompt and output text
   int http_threads = 0;             // 0 = enough for every running and queued request
+  // Cap for requests that give no max_tokens (0 = until EOS or the context is full). A
+  // non-streaming client that hangs up is only noticed when its answer is written, so an
+  // unbounded default could keep a slot busy for a very long time.
+  int64_t default_max_tokens = 4096;
 };
 
 class HttpServer {

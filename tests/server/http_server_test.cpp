@@ -208,6 +208,17 @@ TEST(HttpServer, CompletionsAndStopStrings) {
   EXPECT_LE(lp["token_logprobs"][0].get<double>(), 0.0);
 }
 
+TEST(HttpServer, RequestsWithoutMaxTokensGetTheServerDefault) {
+  ServerOptions o;
+  o.default_max_tokens = 7;
+  ServerFixture f(o);
+  json body = chat_body("x", 1);
+  body.erase("max_tokens");
+  json j = json::parse(f.post("/v1/chat/completions", body)->body);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 7);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+}
+
 TEST(HttpServer, ChatLogprobs) {
   ServerFixture f;
   json body = chat_body("x", 4);
@@ -327,12 +338,18 @@ TEST(HttpServer, AuditLogRecordsCountsNotText) {
     httplib::Headers h = {{"Authorization", "Bearer k1"}};
     ASSERT_EQ(f.post("/v1/chat/completions", chat_body("secret prompt", 3), h)->status, 200);
     ASSERT_EQ(f.post("/v1/completions", {{"model", "fake-model"}, {"prompt", "zz"}, {"max_tokens", 2}, {"stream", true}}, h)->status, 200);
+    json unknown = chat_body("x", 2);
+    unknown["model"] = "other";
+    ASSERT_EQ(f.post("/v1/chat/completions", unknown, h)->status, 404);
   }
   std::ifstream in(path);
   std::string line;
   std::vector<json> rows;
   while (std::getline(in, line)) rows.push_back(json::parse(line));
-  ASSERT_EQ(rows.size(), 2u);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2]["status"], 404);
+  EXPECT_EQ(rows[2]["model"], "other");
+  EXPECT_TRUE(rows[2]["finish_reason"].is_null());
   EXPECT_EQ(rows[0]["key_id"], key_id("k1"));
   EXPECT_EQ(rows[0]["endpoint"], "/v1/chat/completions");
   EXPECT_EQ(rows[0]["generated_tokens"], 3);
