@@ -106,6 +106,16 @@ test('tool definitions, assistant tool calls and tool results round-trip', async
   assert.ok(s.finish);
 });
 
+test('the next turn of a conversation continues the cached sequence', async () => {
+  const messages = [{ role: 'user', content: 'def area(radius):' }];
+  const params = { model: 'dsv4-demo', max_tokens: 10, reasoning_effort: 'none', ...greedy };
+  const first = await client.chat.completions.create({ ...params, messages });
+  messages.push({ role: 'assistant', content: first.choices[0].message.content }, { role: 'user', content: 'and the perimeter?' });
+  const second = await client.chat.completions.create({ ...params, messages });
+  // Everything the first request consumed (its prompt and all sampled tokens but the last).
+  assert.equal(second.usage.prompt_tokens_details.cached_tokens, first.usage.prompt_tokens + first.usage.completion_tokens - 1);
+});
+
 test('a wrong API key is rejected with 401', async () => {
   const bad = new OpenAI({ baseURL, apiKey: 'not-the-key', maxRetries: 0 });
   await assert.rejects(bad.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
