@@ -38,6 +38,8 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--prefix-cache", sched.prefix_cache_entries, "finished sequences kept for prefix reuse")
       ->check(CLI::Range(0, 1024));
+  double cache_gib = double(sched.prefix_cache_bytes) / double(1u << 30);
+  app.add_option("--prefix-cache-gib", cache_gib, "memory cap of the prefix cache in GiB")->check(CLI::NonNegativeNumber);
   app.add_option("--default-max-tokens", so.default_max_tokens,
                  "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
       ->check(CLI::NonNegativeNumber);
@@ -45,6 +47,7 @@ int cmd_serve(int argc, char** argv) {
   app.add_flag("--audit-content", so.audit_content, "also log prompt and output text in the audit log");
   CLI11_PARSE(app, argc, argv);
   so.max_body_bytes = max_body;
+  sched.prefix_cache_bytes = size_t(cache_gib * double(1u << 30));
   sched.step_token_budget = std::max<int64_t>(sched.step_token_budget, sched.max_running);
   auto fail = [](const Status& s) {
     std::fprintf(stderr, "dsv4 serve: %s\n", s.to_string().c_str());
@@ -84,6 +87,8 @@ int cmd_serve(int argc, char** argv) {
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
+    // Open streams end (finish_reason "cancelled") so the HTTP workers can be joined.
+    scheduler.shutdown();
     http.stop();
   });
   Status st = http.run();

@@ -68,7 +68,9 @@ Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
   thread_ = std::thread([this] { run_loop(); });
 }
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() { shutdown(); }
+
+void Scheduler::shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -78,8 +80,12 @@ Scheduler::~Scheduler() {
   GenerationEvent e;
   e.kind = GenerationEvent::Kind::finished;
   e.finish = FinishReason::cancelled;
+  std::lock_guard<std::mutex> lock(mu_);
   for (auto& [gen, req] : queue_) gen->push(e);
-  for (auto& a : running_) a->gen->push(e);
+  queue_.clear();
+  for (auto& a : running_) a->gen->push(e);  // push() ignores a second finished event
+  running_.clear();
+  running_count_.store(0);
 }
 
 Result<std::shared_ptr<Generation>> Scheduler::submit(GenerationRequest request) {
@@ -186,10 +192,19 @@ void Scheduler::keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequenc
   if (options_.prefix_cache_entries <= 0 || tokens.empty()) return;
   // An entry that is a prefix of the new one is superseded by it.
   prefix_cache_.remove_if([&](const CacheEntry& e) {
-    return e.tokens.size() <= tokens.size() && std::equal(e.tokens.begin(), e.tokens.end(), tokens.begin());
+    const bool superseded =
+        e.tokens.size() <= tokens.size() && std::equal(e.tokens.begin(), e.tokens.end(), tokens.begin());
+    if (superseded) prefix_cache_used_ -= e.bytes;
+    return superseded;
   });
-  prefix_cache_.push_front({std::move(tokens), std::move(seq)});
-  while (int(prefix_cache_.size()) > options_.prefix_cache_entries) prefix_cache_.pop_back();
+  const size_t bytes = seq->memory_bytes();
+  if (bytes > options_.prefix_cache_bytes) return;
+  prefix_cache_.push_front({std::move(tokens), std::move(seq), bytes});
+  prefix_cache_used_ += bytes;
+  while (int(prefix_cache_.size()) > options_.prefix_cache_entries || prefix_cache_used_ > options_.prefix_cache_bytes) {
+    prefix_cache_used_ -= prefix_cache_.back().bytes;
+    prefix_cache_.pop_back();
+  }
 }
 
 void Scheduler::finish(Active& a, FinishReason reason, Status status) {

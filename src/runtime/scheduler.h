@@ -94,6 +94,7 @@ struct SchedulerOptions {
   int max_queued = 64;               // waiting requests; submit fails beyond (HTTP 429)
   int64_t step_token_budget = 256;   // tokens fed per forward step, decode + prefill chunks
   int prefix_cache_entries = 8;      // finished sequences kept for prefix reuse (LRU)
+  size_t prefix_cache_bytes = size_t(4) << 30;  // and at most this much sequence state
 };
 
 struct SchedulerStats {
@@ -109,7 +110,11 @@ class Scheduler {
  public:
   // Starts the inference thread. `engine` must outlive the scheduler.
   Scheduler(Engine& engine, SchedulerOptions options);
-  ~Scheduler();  // cancels every request and joins the thread
+  ~Scheduler();  // shutdown()
+
+  // Stops the inference thread: every queued and running request gets a `finished` event with
+  // FinishReason::cancelled, and later submits fail. Idempotent.
+  void shutdown();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -128,6 +133,7 @@ class Scheduler {
   struct CacheEntry {
     std::vector<int32_t> tokens;   // exactly the tokens the sequence has consumed
     std::unique_ptr<Sequence> seq;
+    size_t bytes = 0;
   };
 
   void run_loop();
@@ -153,6 +159,7 @@ class Scheduler {
   // Owned by the inference thread.
   std::vector<std::unique_ptr<Active>> running_;
   std::list<CacheEntry> prefix_cache_;  // front = most recently used
+  size_t prefix_cache_used_ = 0;        // memory_bytes() of the cached sequences
   std::vector<float> logits_;
 
   std::atomic<int64_t> running_count_{0};

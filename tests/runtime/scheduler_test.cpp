@@ -271,6 +271,40 @@ TEST(Scheduler, PrefixReuseContinuesAFinishedSequence) {
   EXPECT_EQ(c3.finished.cached_tokens, 0);
 }
 
+TEST(Scheduler, PrefixCacheRespectsItsMemoryCap) {
+  FakeEngine engine;
+  SchedulerOptions o;
+  o.prefix_cache_bytes = 10 * sizeof(int32_t);  // FakeSequence: 4 bytes per consumed token
+  Scheduler s(engine, o);
+  std::vector<int32_t> small = {0, 5, 6};
+  auto c1 = collect(*must(s.submit(greedy_request(small, 2))));
+  std::vector<int32_t> p2 = small;
+  p2.insert(p2.end(), c1.tokens.begin(), c1.tokens.end());
+  p2.push_back(9);
+  EXPECT_EQ(collect(*must(s.submit(greedy_request(p2, 2)))).finished.cached_tokens, 4);  // 3 + 2 - 1 fits
+  std::vector<int32_t> big(30, 7);
+  auto c3 = collect(*must(s.submit(greedy_request(big, 2))));
+  big.insert(big.end(), c3.tokens.begin(), c3.tokens.end());
+  big.push_back(9);
+  EXPECT_EQ(collect(*must(s.submit(greedy_request(big, 2)))).finished.cached_tokens, 0);  // 31 tokens: too big
+}
+
+TEST(Scheduler, ShutdownCancelsEverythingAndRefusesNewWork) {
+  FakeEngine engine;
+  engine.step_delay = 2ms;
+  SchedulerOptions o;
+  o.max_running = 1;
+  Scheduler s(engine, o);
+  auto running = must(s.submit(greedy_request({0, 2}, 0)));
+  auto queued = must(s.submit(greedy_request({0, 3}, 0)));
+  ASSERT_TRUE(running->next(2000ms).has_value());
+  s.shutdown();
+  EXPECT_EQ(collect(*running).finished.finish, FinishReason::cancelled);
+  EXPECT_EQ(collect(*queued).finished.finish, FinishReason::cancelled);
+  EXPECT_EQ(s.submit(greedy_request({0, 2}, 1)).status().code(), StatusCode::resource_exhausted);
+  s.shutdown();  // idempotent
+}
+
 TEST(Scheduler, EngineErrorFailsOnlyTheRequestAtFault) {
   FakeEngine engine;
   engine.poison_token = 13;
