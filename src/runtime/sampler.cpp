@@ -85,23 +85,36 @@ int32_t Sampler::draw(std::span<const float> logits) {
   auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
-  size_t keep = candidates_.size();
-  if (params_.top_k > 0 && size_t(params_.top_k) < keep) {
-    keep = size_t(params_.top_k);
+  // Only top-k and top-p need an order; with neither (DeepSeek's defaults) the draw runs over
+  // the vocabulary in id order, with no sort of a 129k-entry vocabulary per token.
+  bool sorted = false;
+  if (params_.top_k > 0 && size_t(params_.top_k) < candidates_.size()) {
+    const size_t keep = size_t(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), better);
     candidates_.resize(keep);
-  } else {
-    std::sort(candidates_.begin(), candidates_.end(), better);
+    sorted = true;
   }
-  // Softmax over the survivors (sorted best first), in place: first = probability.
-  const float mx = candidates_[0].first;
+  // Softmax over the survivors, in place: first = probability.
+  float mx = candidates_[0].first;
+  for (const auto& c : candidates_) mx = std::max(mx, c.first);
   double sum = 0;
   for (auto& c : candidates_) {
     c.first = std::exp(c.first - mx);
     sum += c.first;
   }
-  for (auto& c : candidates_) c.first = float(c.first / sum);
+  float p_max = 0;
+  for (auto& c : candidates_) {
+    c.first = float(c.first / sum);
+    p_max = std::max(p_max, c.first);
+  }
+  // min-p and top-p both keep a most-likely prefix of the same probabilities, so their order
+  // does not matter.
+  if (params_.min_p > 0.0f) {
+    const float floor = params_.min_p * p_max;
+    std::erase_if(candidates_, [&](const std::pair<float, int32_t>& c) { return c.first < floor; });
+  }
   if (params_.top_p < 1.0f) {
+    if (!sorted) std::sort(candidates_.begin(), candidates_.end(), better);
     double mass = 0;
     size_t i = 0;
     for (; i < candidates_.size(); ++i) {
@@ -109,12 +122,6 @@ int32_t Sampler::draw(std::span<const float> logits) {
       if (mass >= params_.top_p) break;
     }
     candidates_.resize(std::min(candidates_.size(), i + 1));
-  }
-  if (params_.min_p > 0.0f) {
-    const float floor = params_.min_p * candidates_[0].first;
-    size_t i = 1;
-    while (i < candidates_.size() && candidates_[i].first >= floor) ++i;
-    candidates_.resize(i);
   }
   double total = 0;
   for (const auto& c : candidates_) total += c.first;
