@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -125,6 +126,18 @@ Result<FileId> stat_file(const std::string& path) {
   return FileId{uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
 }
 
+// A file modified within this window of being hashed is not cached: file times are coarse (one
+// kernel tick), so a write in the same tick as the hash could leave size and mtime unchanged
+// (git's "racy" entries). Such a file is simply hashed again next time.
+constexpr int64_t kRacyWindowNs = 2'000'000'000;
+
+bool old_enough_to_cache(const FileId& id) {
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const int64_t now_ns = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+  return now_ns - id.mtime_ns > kRacyWindowNs;
+}
+
 std::string absolute_path(const std::string& path) {
   std::error_code ec;
   fs::path p = fs::weakly_canonical(fs::absolute(path), ec);
@@ -236,7 +249,8 @@ struct Hasher {
     }
     // Re-stat: a file modified while being hashed must not be cached under its old mtime.
     auto after = stat_file(path);
-    if (after.ok() && after->size == id.size && after->mtime_ns == id.mtime_ns) cache.store(abs, id, sha);
+    if (after.ok() && after->size == id.size && after->mtime_ns == id.mtime_ns && old_enough_to_cache(id))
+      cache.store(abs, id, sha);
     return sha;
   }
   void finish(const std::string& what, double seconds) {
@@ -360,7 +374,7 @@ void remember_verified(const std::vector<std::pair<std::string, std::string>>& f
   VerifiedCache cache(true);
   for (const auto& [path, sha] : files) {
     auto id = stat_file(path);
-    if (id.ok()) cache.store(absolute_path(path), *id, sha);
+    if (id.ok() && old_enough_to_cache(*id)) cache.store(absolute_path(path), *id, sha);
   }
   cache.save();
 }

@@ -3,7 +3,8 @@
 // hashed once, not at every start. A cache entry is trusted while (absolute path, size, mtime)
 // are unchanged; anything else is re-hashed. (A change that keeps size and mtime — a deliberate
 // `touch -d` after editing — goes unnoticed until `dsv4 verify --no-cache`; the price of not reading
-// 160 GB at every start.)
+// 160 GB at every start.) Files modified less than 2 s before they were hashed are not cached,
+// since a second write within the same file-time tick would not change the mtime.
 #pragma once
 
 #include <cstdint>
@@ -65,7 +66,8 @@ Status verify_model_dir(const std::string& dir, const VerifyOptions& opt, Verify
 // Creates or updates DIR/SHA256SUMS: the files already listed plus every regular file of DIR.
 Status write_sha256sums(const std::string& dir, const VerifyOptions& opt, VerifyReport* report = nullptr);
 
-// Records files whose sha256 the caller computed itself (e.g. while writing them) as verified.
+// Records files whose sha256 the caller computed itself (e.g. while writing them) as verified
+// (those older than the 2 s window above; the rest are hashed on their first verification).
 // `files` holds (path, sha256) pairs; failures to write the cache are ignored (it is a cache).
 void remember_verified(const std::vector<std::pair<std::string, std::string>>& files);
 

@@ -1,7 +1,5 @@
 #include "io/synth.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -124,7 +122,7 @@ void expert_id_row(uint64_t seed, int64_t row, int64_t E, int64_t K, int64_t* ou
   }
 }
 
-// Fills one aligned block of elements [e0, e0 + count) with its own generator.
+// Fills the n bytes of block `block` (starting at tensor byte byte0) from that block's own generator.
 void fill_block(const SynthRecipe& r, const TensorSpec& t, uint64_t block, uint64_t byte0, uint8_t* dst, size_t n) {
   using Kind = SynthRecipe::Kind;
   Rng rng(derive_seed(r.seed, block));
@@ -455,7 +453,8 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
 
   bool tokenizer_copied = false;
   if (opt.copy_tokenizer) {
-    const fs::path src = fs::path(DSV4_SOURCE_DIR) / "data" / "tokenizer";
+    const fs::path src =
+        opt.tokenizer_dir.empty() ? fs::path(DSV4_SOURCE_DIR) / "data" / "tokenizer" : fs::path(opt.tokenizer_dir);
     if (fs::exists(src / "tokenizer.json") && fs::exists(src / "tokenizer_config.json")) {
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
         fs::copy_file(src / f, fs::path(dir) / f, fs::copy_options::overwrite_existing, ec);

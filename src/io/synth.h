@@ -25,7 +25,8 @@ struct SynthOptions {
   int64_t vocab = 0;     // vocab_size override (0 = preset value)
   uint64_t seed = 0;
   uint64_t max_shard_bytes = 4ull << 30;   // a shard never exceeds this unless one tensor does
-  bool copy_tokenizer = true;              // from <source>/data/tokenizer if present
+  bool copy_tokenizer = true;              // tokenizer.json + tokenizer_config.json, if present
+  std::string tokenizer_dir;               // where they are; "" = <source>/data/tokenizer
   bool progress = true;                    // one line per shard on stderr
   bool overwrite = false;                  // replace *.safetensors already in the directory
   bool remember_verified = true;           // record the written files in the verification cache

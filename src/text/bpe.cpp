@@ -54,8 +54,18 @@ Result<BpeModel> BpeModel::from_json(const nlohmann::json& m) {
     b.byte_id_[c] = it->second;
   }
 
+  // Vocab-string -> id, for resolving merges (much faster than nlohmann's std::map lookups).
+  std::unordered_map<std::string_view, int32_t> by_string;
+  by_string.reserve(vocab.size() * 2);
+  for (auto it = vocab.begin(); it != vocab.end(); ++it)
+    by_string.emplace(it.key(), static_cast<int32_t>(it.value().get<int64_t>()));
+  auto lookup = [&](std::string_view s) -> int32_t {
+    auto f = by_string.find(s);
+    return f == by_string.end() ? -1 : f->second;
+  };
   const auto& merges = m["merges"];
   b.merges_.reserve(merges.size() * 2);
+  std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& e = merges[rank];
     std::string left, right;
@@ -72,12 +82,12 @@ Result<BpeModel> BpeModel::from_json(const nlohmann::json& m) {
     } else {
       return Status::invalid_argument("merge #" + std::to_string(rank) + " is neither a string nor a pair");
     }
-    auto ia = vocab.find(left), ib = vocab.find(right), im = vocab.find(left + right);
-    if (ia == vocab.end() || ib == vocab.end() || im == vocab.end())
+    joined.assign(left).append(right);
+    const int32_t a = lookup(left), bb = lookup(right), merged = lookup(joined);
+    if (a < 0 || bb < 0 || merged < 0)
       return Status::invalid_argument("merge #" + std::to_string(rank) + " uses a token missing from the vocab");
-    const auto a = static_cast<int32_t>(ia->get<int64_t>()), bb = static_cast<int32_t>(ib->get<int64_t>());
     // The first occurrence of a pair keeps its (lower) rank.
-    b.merges_.emplace(pair_key(a, bb), Merge{static_cast<int32_t>(rank), static_cast<int32_t>(im->get<int64_t>())});
+    b.merges_.emplace(pair_key(a, bb), Merge{static_cast<int32_t>(rank), merged});
   }
   return b;
 }

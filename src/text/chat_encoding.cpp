@@ -11,6 +11,16 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
+// Python truthiness, which the official encoder applies to "tools" and "response_format":
+// null, [], {}, "", false and 0 mean "absent".
+bool truthy(const ojson& v) {
+  if (v.is_null()) return false;
+  if (v.is_array() || v.is_object() || v.is_string()) return !v.empty();
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number()) return v.get<double>() != 0.0;
+  return true;
+}
+
 // ---- JSON -> messages ----
 
 // OpenAI content: a string, null, or a list of parts. Text parts keep their text; any other
@@ -91,11 +101,11 @@ std::string tools_section(const ojson& tools) {
 }
 
 void append_tools_and_format(std::string& out, const ChatMessage& m) {
-  if (!m.tools.is_null()) {
+  if (truthy(m.tools)) {
     out += "\n\n";
     out += tools_section(m.tools);
   }
-  if (!m.response_format.is_null()) {
+  if (truthy(m.response_format)) {
     out += "\n\n";
     out += chat::kResponseFormatPrefix;
     out += py_json_dumps(m.response_format);
@@ -133,7 +143,6 @@ struct Part {
 struct Turn {
   ChatMessage msg;          // role is never "tool" here
   std::vector<Part> parts;  // user turns only
-  bool from_tools = false;
 };
 
 std::string user_text(const Turn& t) {
@@ -151,53 +160,52 @@ std::string user_text(const Turn& t) {
   return out;
 }
 
-// Tool results of a user turn are put in the order of the calls of the assistant turn before
-// it (PROMPT-FORMAT §5). Results whose id is unknown keep their relative order, after the rest.
-void sort_tool_results(Turn& user, const Turn* assistant) {
-  if (!assistant) return;
-  std::vector<size_t> slots;
-  std::vector<Part> results;
-  for (size_t i = 0; i < user.parts.size(); ++i)
-    if (user.parts[i].tool_result) {
-      slots.push_back(i);
-      results.push_back(user.parts[i]);
-    }
-  auto rank = [&](const Part& p) -> size_t {
-    const auto& calls = assistant->msg.tool_calls;
-    for (size_t k = 0; k < calls.size(); ++k)
-      if (!p.call_id.empty() && calls[k].id == p.call_id) return k;
-    return calls.size();
+// Tool results inside a user turn follow the order of the calls of the most recent assistant
+// turn that made calls (PROMPT-FORMAT §5). As in the official encoder, an id that is not among
+// those calls sorts as position 0, the sort is stable, and a turn with a single result or no
+// known call order is left alone.
+void sort_tool_results(std::vector<Turn>& turns) {
+  std::vector<std::pair<std::string, size_t>> order;  // call id -> position; later ids win
+  auto position = [&](const std::string& id) -> size_t {
+    size_t pos = 0;
+    for (const auto& [cid, p] : order)
+      if (cid == id) pos = p;
+    return pos;
   };
-  std::stable_sort(results.begin(), results.end(), [&](const Part& a, const Part& b) { return rank(a) < rank(b); });
-  for (size_t i = 0; i < slots.size(); ++i) user.parts[slots[i]] = std::move(results[i]);
-}
-
-// When the last turn is a user turn holding tool results, orders them by the calls of the
-// assistant turn before it. Called once the user turn is complete.
-void sort_pending_results(std::vector<Turn>& turns) {
-  if (turns.empty() || turns.back().msg.role != "user" || !turns.back().from_tools) return;
-  for (size_t k = turns.size() - 1; k-- > 0;)
-    if (turns[k].msg.role == "assistant") {
-      sort_tool_results(turns.back(), &turns[k]);
-      return;
+  for (Turn& t : turns) {
+    if (t.msg.role == "assistant" && !t.msg.tool_calls.empty()) {
+      order.clear();
+      for (size_t k = 0; k < t.msg.tool_calls.size(); ++k)
+        if (!t.msg.tool_calls[k].id.empty()) order.emplace_back(t.msg.tool_calls[k].id, k);
+    } else if (t.msg.role == "user") {
+      std::vector<size_t> slots;
+      for (size_t i = 0; i < t.parts.size(); ++i)
+        if (t.parts[i].tool_result) slots.push_back(i);
+      if (slots.size() < 2 || order.empty()) continue;
+      std::vector<Part> results;
+      for (size_t i : slots) results.push_back(t.parts[i]);
+      std::stable_sort(results.begin(), results.end(),
+                       [&](const Part& a, const Part& b) { return position(a.call_id) < position(b.call_id); });
+      for (size_t i = 0; i < slots.size(); ++i) t.parts[slots[i]] = std::move(results[i]);
     }
+  }
 }
 
 Result<std::vector<Turn>> preprocess(const std::vector<ChatMessage>& in, const ChatOptions& opt) {
   std::vector<ChatMessage> msgs = in;
   // Request-level tools / response_format belong to the leading system message.
-  if (!opt.tools.is_null() || !opt.response_format.is_null()) {
+  if (truthy(opt.tools) || truthy(opt.response_format)) {
     if (msgs.empty() || msgs[0].role != "system") {
       ChatMessage sys;
       sys.role = "system";
       msgs.insert(msgs.begin(), std::move(sys));
     }
-    if (!opt.tools.is_null()) {
-      if (!msgs[0].tools.is_null()) return Status::invalid_argument("tools given both in options and on the system message");
+    if (truthy(opt.tools)) {
+      if (truthy(msgs[0].tools)) return Status::invalid_argument("tools given both in options and on the system message");
       msgs[0].tools = opt.tools;
     }
-    if (!opt.response_format.is_null()) {
-      if (!msgs[0].response_format.is_null())
+    if (truthy(opt.response_format)) {
+      if (truthy(msgs[0].response_format))
         return Status::invalid_argument("response_format given both in options and on the system message");
       msgs[0].response_format = opt.response_format;
     }
@@ -209,8 +217,8 @@ Result<std::vector<Turn>> preprocess(const std::vector<ChatMessage>& in, const C
     static const char* kRoles[] = {"system", "user", "assistant", "tool", "developer", "latest_reminder"};
     if (std::find(std::begin(kRoles), std::end(kRoles), m.role) == std::end(kRoles))
       return Status::invalid_argument(where + ": unknown role '" + m.role + "'");
-    if (!m.tools.is_null() && !m.tools.is_array()) return Status::invalid_argument(where + ": tools must be an array");
-    if (!m.tools.is_null() && m.role != "system" && m.role != "developer")
+    if (truthy(m.tools) && !m.tools.is_array()) return Status::invalid_argument(where + ": tools must be an array");
+    if (truthy(m.tools) && m.role != "system" && m.role != "developer")
       return Status::invalid_argument(where + ": only system and developer messages may carry tools");
     if (!m.tool_calls.empty() && m.role != "assistant")
       return Status::invalid_argument(where + ": only assistant messages may carry tool_calls");
@@ -218,37 +226,33 @@ Result<std::vector<Turn>> preprocess(const std::vector<ChatMessage>& in, const C
       return Status::invalid_argument(where + ": unknown task '" + m.task + "'");
     if (m.role == "developer" && m.content.empty())
       return Status::invalid_argument(where + ": developer message with empty content");
-    if (m.prefix && (m.role != "assistant" || i + 1 != msgs.size()))
-      return Status::invalid_argument(where + ": prefix is only allowed on the last, assistant message");
 
-    const bool is_user_like = m.role == "user" || m.role == "tool";
-    const bool merge = is_user_like && !turns.empty() && turns.back().msg.role == "user";
+    // Tool messages and user messages become parts of user turns (official merge rules): a tool
+    // result joins any user turn right before it; a user text joins a user turn right before it
+    // unless that turn carries a task. Otherwise a new user turn starts (keeping task/prefix).
     if (m.role == "tool" || m.role == "user") {
       Part part;
       part.tool_result = m.role == "tool";
       part.call_id = m.tool_call_id;
       part.text = m.content;
-      if (merge) {
-        Turn& t = turns.back();
-        t.parts.push_back(std::move(part));
-        if (!m.task.empty()) t.msg.task = m.task;
-        t.from_tools = t.from_tools || m.role == "tool";
+      const bool after_user = !turns.empty() && turns.back().msg.role == "user";
+      if (after_user && (m.role == "tool" || turns.back().msg.task.empty())) {
+        turns.back().parts.push_back(std::move(part));
       } else {
         Turn t;
-        t.msg = m;
+        if (m.role == "user") t.msg = m;
         t.msg.role = "user";
+        t.msg.content.clear();
         t.parts.push_back(std::move(part));
-        t.from_tools = m.role == "tool";
         turns.push_back(std::move(t));
       }
       continue;
     }
-    if (m.role == "assistant") sort_pending_results(turns);
     Turn t;
     t.msg = m;
     turns.push_back(std::move(t));
   }
-  sort_pending_results(turns);
+  sort_tool_results(turns);
   return turns;
 }
 
@@ -295,14 +299,14 @@ std::string render_tool_calls(const std::vector<ToolCall>& calls) {
 }
 
 Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const ChatOptions& opt) {
-  if (messages.empty() && opt.tools.is_null() && opt.response_format.is_null())
+  if (messages.empty() && !truthy(opt.tools) && !truthy(opt.response_format))
     return Status::invalid_argument("no messages to render");
   DSV4_ASSIGN_OR_RETURN(std::vector<Turn> turns, preprocess(messages, opt));
   DSV4_ASSIGN_OR_RETURN(std::string_view prefix, effort_prefix(opt));
 
   const bool thinking = opt.thinking_mode == ThinkingMode::thinking;
   bool any_tools = false;
-  for (const auto& t : turns) any_tools = any_tools || !t.msg.tools.is_null();
+  for (const auto& t : turns) any_tools = any_tools || truthy(t.msg.tools);
   // Old reasoning is dropped only in thinking mode, and never when tools are declared.
   const bool drop = thinking && opt.drop_thinking && !any_tools;
   if (drop) {
@@ -317,16 +321,12 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
   const int n = static_cast<int>(turns.size());
 
   std::string out;
-  if (opt.add_bos) {
-    out += chat::kBos;
-    if (thinking) out += prefix;
-  }
+  if (opt.add_bos) out += chat::kBos;
+  // The effort prefix opens the first message (official: message index 0, thinking mode only).
+  if (thinking && n > 0) out += prefix;
   for (int i = 0; i < n; ++i) {
     const ChatMessage& m = turns[i].msg;
     const std::string& role = m.role;
-    // Thinking is "on" for a turn in thinking mode unless old reasoning is being dropped and the
-    // turn comes before the last user message.
-    const auto think_token = [&](int idx) { return (thinking && (!drop || idx >= last_user)) ? chat::kThinkStart : chat::kThinkEnd; };
     if (role == "system") {
       out += m.content;
       append_tools_and_format(out, m);
@@ -337,26 +337,11 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
       out += chat::kUser;
       out += role == "user" ? user_text(turns[i]) : m.content;
       if (role == "developer") append_tools_and_format(out, m);
-      if (!m.task.empty()) {
-        // A task token takes the place of the usual transition; only "action" keeps the
-        // Assistant prefix and thinking token in front of it (PROMPT-FORMAT §6).
-        if (m.task == "action") {
-          out += chat::kAssistant;
-          out += think_token(i);
-        }
-        out += task_tokens().at(m.task);
-      } else {
-        const bool last = i + 1 == n;
-        const std::string next = last ? std::string() : turns[i + 1].msg.role;
-        if (last || next == "assistant" || next == "latest_reminder") {
-          out += chat::kAssistant;
-          out += think_token(i);
-        }
-      }
     } else {  // assistant
+      // An assistant message answering a task never has a reasoning part; otherwise reasoning is
+      // rendered in thinking mode unless it is being dropped for turns before the last user.
       const bool answers_task = i > 0 && !turns[i - 1].msg.task.empty();
-      const bool with_reasoning = thinking && !answers_task && (!drop || i > last_user);
-      if (with_reasoning) {
+      if (thinking && !answers_task && (!drop || i > last_user)) {
         out += m.reasoning_content;
         out += chat::kThinkEnd;
       }
@@ -366,7 +351,21 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
         out += render_tool_calls(m.tool_calls);
       }
       if (!m.prefix) out += chat::kEos;
-      if (!m.task.empty()) out += task_tokens().at(m.task);
+    }
+    // What follows a message (task token or assistant transition) is only written when the
+    // message is the last one or the next is an assistant or latest_reminder message.
+    if (i + 1 < n && turns[i + 1].msg.role != "assistant" && turns[i + 1].msg.role != "latest_reminder") continue;
+    if (!m.task.empty()) {
+      // "action" keeps the Assistant prefix and a mode token in front; other tasks only append
+      // their token (PROMPT-FORMAT §6).
+      if (m.task == "action") {
+        out += chat::kAssistant;
+        out += thinking ? chat::kThinkStart : chat::kThinkEnd;
+      }
+      out += task_tokens().at(m.task);
+    } else if (role == "user" || role == "developer") {
+      out += chat::kAssistant;
+      out += (thinking && (!drop || i >= last_user)) ? chat::kThinkStart : chat::kThinkEnd;
     }
   }
   return out;

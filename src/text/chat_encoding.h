@@ -39,7 +39,8 @@ struct ChatMessage {
   // Quick-instruction task (PROMPT-FORMAT §6): "action", "query", "authority", "domain",
   // "read_url" on a user turn, "title" on an assistant turn. Empty = none.
   std::string task;
-  // Prefix continuation: the last (assistant) message is left open, without EOS.
+  // Prefix continuation ("wo_eos" / vLLM "prefix"): this assistant message is written without
+  // its EOS, so generation continues it. Meant for the last message; ignored on other roles.
   bool prefix = false;
 };
 
@@ -59,10 +60,11 @@ struct ChatOptions {
   // any message carries tools: then all reasoning is kept, as the official encoder does.
   bool drop_thinking = true;
   // Request-level tools / response_format: attached to the leading system message (one with
-  // empty content is inserted when there is none). null = none.
+  // empty content is inserted when there is none). null (or [] / {}: Python-falsy) = none.
   nlohmann::ordered_json tools;
   nlohmann::ordered_json response_format;
-  // Start with BOS (and the reasoning-effort prefix). false continues an existing context.
+  // Start with BOS (official add_default_bos_token). The reasoning-effort prefix does not
+  // depend on it: it always opens the first message, as in the official encoder.
   bool add_bos = true;
   EncoderRevision revision = EncoderRevision::v4;
 };

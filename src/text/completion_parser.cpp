@@ -1,5 +1,6 @@
 #include "text/completion_parser.h"
 
+#include <algorithm>
 #include <initializer_list>
 
 #include "text/chat_tokens.h"
@@ -36,6 +37,9 @@ size_t emittable(std::string_view s, bool final, std::initializer_list<std::stri
   return n;
 }
 
+// Longest invoke / parameter header accepted (the part up to and including '">').
+constexpr size_t kMaxHeader = 1024;
+
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 // True when s is a (possibly empty) proper prefix of m: more input could still complete m.
@@ -64,8 +68,10 @@ void CompletionParser::emit_content(std::string text, std::vector<CompletionEven
 }
 
 void CompletionParser::consume(size_t n, bool keep_raw) {
+  if (n == 0) return;
   if (keep_raw) raw_.append(buf_, 0, n);
   buf_.erase(0, n);
+  value_scan_ = 0;
 }
 
 // Reasoning runs up to </think>. An EOS before it ends the message (reasoning was never closed).
@@ -143,6 +149,11 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
   }
   if (buf_.rfind(chat::kInvokeOpenPrefix, 0) == 0) {
     const size_t close = buf_.find("\">", chat::kInvokeOpenPrefix.size());
+    // Names are short; a huge header is garbage (and bounding it keeps re-scans cheap).
+    if ((close == std::string::npos ? buf_.size() : close) > kMaxHeader) {
+      fail_block("bad invoke header", ev);
+      return true;
+    }
     if (close == std::string::npos) {
       // The name may still be arriving; a newline or '<' in it means it never will.
       if (buf_.find_first_of("\n<", chat::kInvokeOpenPrefix.size()) != std::string::npos) {
@@ -157,7 +168,7 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
       fail_block("bad invoke header", ev);
       return true;
     }
-    args_ = ojson::object();
+    args_.clear();
     consume(close + 2, true);
     state_ = State::invoke;
     return true;
@@ -182,7 +193,15 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     const int index = static_cast<int>(result_.tool_calls.size());
     ToolCall call;
     call.name = name_;
-    call.arguments = py_json_dumps(args_);
+    // {"k": v, ...} with Python's separators, keys JSON-quoted.
+    call.arguments = "{";
+    for (size_t i = 0; i < args_.size(); ++i) {
+      if (i) call.arguments += ", ";
+      py_json_append_string(call.arguments, args_[i].first);
+      call.arguments += ": ";
+      call.arguments += args_[i].second;
+    }
+    call.arguments += "}";
     ev.push_back({CompletionEventKind::tool_call_started, "", index, call.name});
     ev.push_back({CompletionEventKind::tool_call_arguments, call.arguments, index, call.name});
     ev.push_back({CompletionEventKind::tool_call_finished, "", index, call.name});
@@ -196,6 +215,10 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     const size_t p = chat::kParamOpenPrefix.size();
     const size_t attr = buf_.find(kStringAttr, p);
     const size_t header_end = attr == std::string::npos ? std::string::npos : buf_.find("\">", attr + kStringAttr.size());
+    if ((header_end == std::string::npos ? buf_.size() : header_end) > kMaxHeader) {
+      fail_block("bad parameter header", ev);
+      return true;
+    }
     if (header_end == std::string::npos) {
       if (buf_.find('\n', p) != std::string::npos) {
         fail_block("bad parameter header", ev);
@@ -211,19 +234,30 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
       return true;
     }
     const size_t value_start = header_end + 2;
-    const size_t value_end = buf_.find(chat::kParamClose, value_start);
+    // Values can be long (code, documents) and arrive in small pieces: resume the search for
+    // the closing tag where the previous attempt stopped instead of rescanning the whole value.
+    const size_t resume = value_scan_ > chat::kParamClose.size() ? value_scan_ - chat::kParamClose.size() : 0;
+    const size_t value_end = buf_.find(chat::kParamClose, std::max(value_start, resume));
     if (value_end == std::string::npos) {
+      value_scan_ = buf_.size();
       if (final) fail_block("unfinished parameter value", ev);
       return final;
     }
     const std::string value = buf_.substr(value_start, value_end - value_start);
+    for (const auto& [k, v] : args_)
+      if (k == key) {
+        fail_block("duplicate parameter '" + key + "'", ev);  // the official parser rejects it too
+        return true;
+      }
+    std::string rendered;
     if (flag == "true") {
-      args_[key] = value;
+      py_json_append_string(rendered, value);
+    } else if (ojson::accept(value)) {
+      rendered = value;  // a JSON value, kept as written (as the official parser does)
     } else {
-      // string="false": a JSON value. Text that is not JSON is kept as a string.
-      ojson v = ojson::parse(value, nullptr, false);
-      args_[key] = v.is_discarded() ? ojson(value) : std::move(v);
+      py_json_append_string(rendered, value);  // not JSON: degrade to a string
     }
+    args_.emplace_back(key, std::move(rendered));
     consume(value_end + chat::kParamClose.size(), true);
     return true;
   }
@@ -258,7 +292,11 @@ void CompletionParser::run(bool final, std::vector<CompletionEvent>& ev) {
       case State::block: progressed = step_block(final, ev); break;
       case State::invoke: progressed = step_invoke(final, ev); break;
       case State::after_block: progressed = step_after_block(final, ev); break;
-      case State::done: buf_.clear(); return;  // text after EOS is ignored
+      case State::done:
+        // Nothing may follow EOS (the official parser rejects it); it is dropped and flagged.
+        if (!buf_.empty()) mark_malformed("text after the end-of-sentence token");
+        buf_.clear();
+        return;
     }
     if (!progressed) return;
     if (final && buf_.empty() && (state_ == State::content || state_ == State::reasoning || state_ == State::after_block))

@@ -77,9 +77,11 @@ class CompletionParser {
 
   State state_;
   std::string buf_;      // text received but not consumed yet
+  size_t value_scan_ = 0;  // buf_ size at the last failed search for a parameter's end
   std::string raw_;      // consumed block text since the last complete tool call (for fallback)
   std::string name_;     // current invoke's function name
-  nlohmann::ordered_json args_;  // current invoke's arguments
+  // Current invoke's arguments: (name, JSON text of the value) in order of appearance.
+  std::vector<std::pair<std::string, std::string>> args_;
   ParsedCompletion result_;
 };
 

@@ -1,6 +1,7 @@
 #include "text/tokenizer.h"
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -22,6 +23,9 @@ struct Tokenizer::Impl {
   std::unordered_map<int32_t, size_t> added_by_id;  // id -> index in added
   std::unordered_map<std::string, int32_t> added_by_content;
   int32_t id_limit = 0;
+  // id -> bytes for every id (added tokens override the vocab); unknown ids are flagged false.
+  std::vector<std::string_view> id_bytes;
+  std::vector<bool> id_known;
   uint64_t uid = 0;  // identifies this tokenizer's entries in the per-thread piece cache
 };
 
@@ -48,11 +52,61 @@ Status check_decoder(const nlohmann::json& j) {
 }
 
 // Per-thread cache of piece -> ids. HF caches BPE words the same way; it makes repeated words
-// (most of any real text) a hash lookup. Bounded: cleared when it grows too large.
-struct PieceCache {
+// (most of any real text) one probe. Open addressing over flat arrays (keys and ids live in two
+// arenas) keeps a lookup to about two cache lines; the table is simply cleared when it fills.
+class PieceCache {
+ public:
+  static constexpr size_t kSlots = size_t{1} << 17;  // power of two
+  static constexpr size_t kMaxEntries = kSlots / 2;
+
+  // Returns the cached ids of piece or nullptr.
+  const int32_t* find(std::string_view piece, uint64_t h, uint32_t& count) const {
+    if (slots_.empty()) return nullptr;
+    for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+      const Slot& sl = slots_[i];
+      if (sl.key_len == 0) return nullptr;
+      if (sl.hash == static_cast<uint32_t>(h) && sl.key_len == piece.size() &&
+          std::memcmp(keys_.data() + sl.key_off, piece.data(), piece.size()) == 0) {
+        count = sl.id_count;
+        return ids_.data() + sl.id_off;
+      }
+    }
+  }
+  void insert(std::string_view piece, uint64_t h, const int32_t* ids, uint32_t count) {
+    if (slots_.empty() || entries_ >= kMaxEntries) clear();
+    size_t i = h & (kSlots - 1);
+    while (slots_[i].key_len != 0) i = (i + 1) & (kSlots - 1);
+    slots_[i] = Slot{static_cast<uint32_t>(h), static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(ids_.size()),
+                     static_cast<uint16_t>(piece.size()), static_cast<uint16_t>(count)};
+    keys_.append(piece);
+    ids_.insert(ids_.end(), ids, ids + count);
+    ++entries_;
+  }
+  void clear() {
+    slots_.assign(kSlots, Slot{});
+    keys_.clear();
+    ids_.clear();
+    entries_ = 0;
+  }
   uint64_t owner = 0;
-  std::unordered_map<std::string, std::vector<int32_t>> map;
+
+ private:
+  struct Slot {
+    uint32_t hash = 0, key_off = 0, id_off = 0;
+    uint16_t key_len = 0, id_count = 0;  // key_len 0 = empty slot (pieces are never empty)
+  };
+  std::vector<Slot> slots_;
+  std::string keys_;
+  std::vector<int32_t> ids_;
+  size_t entries_ = 0;
 };
+
+// FNV-1a: pieces are short, so a simple byte hash is enough.
+inline uint64_t piece_hash(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  return h ^ (h >> 29);
+}
 
 }  // namespace
 
@@ -89,6 +143,17 @@ Result<Tokenizer> Tokenizer::from_json_text(std::string_view text) {
     }
   }
   impl->matcher = std::make_unique<AddedTokenMatcher>(impl->added);
+  impl->id_bytes.assign(static_cast<size_t>(impl->id_limit), std::string_view());
+  impl->id_known.assign(static_cast<size_t>(impl->id_limit), false);
+  for (int32_t id = 0; id < impl->bpe.id_limit(); ++id)
+    if (impl->bpe.has_id(id)) {
+      impl->id_bytes[id] = impl->bpe.bytes_of(id);
+      impl->id_known[id] = true;
+    }
+  for (const auto& t : impl->added) {  // `added` is no longer modified: views stay valid
+    impl->id_bytes[t.id] = t.content;
+    impl->id_known[t.id] = true;
+  }
   impl->uid = g_next_uid.fetch_add(1);
   return Tokenizer(std::move(impl));
 }
@@ -108,8 +173,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   thread_local PieceCache cache;
-  if (cache.owner != im.uid) {
-    cache.map.clear();
+  if (cache.owner != im.uid) {  // another tokenizer used this thread's cache: start over
+    cache.clear();
     cache.owner = im.uid;
   }
   auto encode_piece = [&](std::string_view piece) {
@@ -117,18 +182,15 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
       im.bpe.encode_piece(piece, out);
       return;
     }
-    // std::string key lookup; the allocation is small-string optimised for most pieces.
-    thread_local std::string key;
-    key.assign(piece);
-    auto it = cache.map.find(key);
-    if (it != cache.map.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    const uint64_t h = piece_hash(piece);
+    uint32_t count = 0;
+    if (const int32_t* ids = cache.find(piece, h, count)) {
+      out.insert(out.end(), ids, ids + count);
       return;
     }
     const size_t before = out.size();
     im.bpe.encode_piece(piece, out);
-    if (cache.map.size() > 200'000) cache.map.clear();
-    cache.map.emplace(key, std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(before), out.end()));
+    cache.insert(piece, h, out.data() + before, static_cast<uint32_t>(out.size() - before));
   };
   auto on_text = [&](std::string_view stretch) {
     // Valid UTF-8 runs go through the regex pre-tokenizer; each invalid byte is its own piece.
@@ -146,10 +208,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 
 std::optional<std::string_view> Tokenizer::token_bytes(int32_t id) const {
   const Impl& im = *impl_;
-  auto it = im.added_by_id.find(id);
-  if (it != im.added_by_id.end()) return std::string_view(im.added[it->second].content);
-  if (im.bpe.has_id(id)) return std::string_view(im.bpe.bytes_of(id));
-  return std::nullopt;
+  if (id < 0 || id >= im.id_limit || !im.id_known[id]) return std::nullopt;
+  return im.id_bytes[id];
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids) const {

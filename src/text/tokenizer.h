@@ -23,6 +23,7 @@
 
 #include "core/status.h"
 #include "text/added_tokens.h"
+#include "text/vendored.h"
 
 namespace dsv4::text {
 
@@ -76,8 +77,6 @@ class StreamDecoder {
   std::string pending_;
 };
 
-// Directory of the tokenizer vendored in the repository (data/tokenizer: official V4 files).
-std::string vendored_tokenizer_dir();
 // model_dir/tokenizer.json if it exists, else the vendored official tokenizer.
 Result<Tokenizer> load_tokenizer_for_model(const std::string& model_dir);
 

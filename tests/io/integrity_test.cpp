@@ -45,6 +45,8 @@ class Integrity : public ::testing::Test {
     for (const auto& e : fs::directory_iterator(test::fixture_dir("tiny") + "/checkpoint")) {
       fs::copy_file(e.path(), fs::path(model_.path()) / e.path().filename());
       fs::permissions(fs::path(model_.path()) / e.path().filename(), fs::perms::owner_write, fs::perm_options::add);
+      // Older than the cache's racy window, as a downloaded model would be.
+      set_mtime((fs::path(model_.path()) / e.path().filename()).string(), ::time(nullptr) - 3600);
     }
     opt_.progress = false;
   }
@@ -174,6 +176,17 @@ TEST_F(Integrity, CacheLocationFollowsTheEnvironment) {
   EXPECT_EQ(verified_cache_path(), "/x/y/dsv4/verified.json");
   ::unsetenv("XDG_CACHE_HOME");
   ::setenv("DSV4_CACHE_DIR", cache_.path().c_str(), 1);
+}
+
+TEST_F(Integrity, FilesModifiedJustBeforeHashingAreNotCached) {
+  ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());
+  flip_byte(model_ / "config.json", 10);   // mtime = now: same tick as a later write could be
+  VerifyReport rep;
+  ASSERT_TRUE(write_sha256sums(model_.path(), opt_, &rep).ok());
+  EXPECT_EQ(rep.hashed, 1u);
+  ASSERT_TRUE(verify_model_dir(model_.path(), opt_, &rep).ok());
+  EXPECT_EQ(rep.hashed, 1u);   // hashed again rather than trusted
+  EXPECT_EQ(rep.cache_hits, 4u);
 }
 
 TEST_F(Integrity, CorruptCacheIsIgnored) {

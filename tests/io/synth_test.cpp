@@ -156,6 +156,28 @@ TEST(Synth, RefusesToMixWithAnExistingCheckpoint) {
   EXPECT_TRUE(synth_checkpoint(o, tmp.path()).ok());
 }
 
+TEST(Synth, CopiesTheTokenizerWhenThereIsOne) {
+  test::TempDir tok, out, out2;
+  std::ofstream(tok / "tokenizer.json") << R"({"model":{}})";
+  std::ofstream(tok / "tokenizer_config.json") << R"({"add_bos_token":false})";
+  SynthOptions o = quiet_options(SynthPreset::tiny);
+  o.copy_tokenizer = true;
+  o.tokenizer_dir = tok.path();
+  SynthReport rep;
+  ASSERT_TRUE(synth_checkpoint(o, out.path(), &rep).ok());
+  EXPECT_TRUE(rep.tokenizer_copied);
+  EXPECT_EQ(slurp(out / "tokenizer_config.json"), R"({"add_bos_token":false})");
+  VerifyOptions vo;
+  vo.use_cache = false;
+  vo.progress = false;
+  EXPECT_TRUE(verify_model_dir(out.path(), vo).ok());   // listed in SHA256SUMS too
+  // Only one of the two files: skipped (with a note), not half-copied.
+  fs::remove(tok / "tokenizer.json");
+  ASSERT_TRUE(synth_checkpoint(o, out2.path(), &rep).ok());
+  EXPECT_FALSE(rep.tokenizer_copied);
+  EXPECT_FALSE(fs::exists(out2 / "tokenizer_config.json"));
+}
+
 TEST(Synth, FillDoesNotDependOnHowATensorIsCut) {
   const TensorSpec big{"x.weight", DType::fp8_e4m3, {1024, 3 * 1024 + 7}};   // > 3 blocks, ragged end
   SynthRecipe r;

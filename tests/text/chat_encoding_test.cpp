@@ -141,6 +141,49 @@ TEST(ChatEncoding, ToolResultsMergeAndSortByCallOrder) {
             "<｜User｜><tool_result>R1</tool_result>\n\n<tool_result>R2</tool_result>\n\nand?<｜Assistant｜><think>");
 }
 
+TEST(ChatEncoding, OfficialMergeAndOrderingRules) {
+  // An id unknown to the last calling assistant sorts as position 0 (stable), like the official
+  // encoder's dict.get(id, 0).
+  ChatMessage asst = msg("assistant", "");
+  asst.tool_calls = {{"c1", "f", "{}"}, {"c2", "f", "{}"}};
+  ChatMessage r2 = msg("tool", "R2"), rx = msg("tool", "RX"), r1 = msg("tool", "R1");
+  r2.tool_call_id = "c2";
+  rx.tool_call_id = "zz";
+  r1.tool_call_id = "c1";
+  ChatOptions chat;
+  chat.thinking_mode = ThinkingMode::chat;
+  const std::string out = rendered({msg("user", "go"), asst, r2, rx, r1}, chat);
+  EXPECT_NE(out.find("<｜User｜><tool_result>RX</tool_result>\n\n<tool_result>R1</tool_result>\n\n<tool_result>R2</tool_result>"
+                     "<｜Assistant｜></think>"),
+            std::string::npos)
+      << out;
+  // A user message after a task-carrying user turn starts a new turn; the task token is only
+  // written when the next message is an assistant (or latest_reminder) or there is none.
+  auto q = msg("user", "Q");
+  q.task = "query";
+  EXPECT_EQ(rendered({q, msg("user", "next")}, chat), "<｜begin▁of▁sentence｜><｜User｜>Q<｜User｜>next<｜Assistant｜></think>");
+  // Consecutive plain user messages share one turn.
+  EXPECT_EQ(rendered({msg("user", "a"), msg("user", "b")}, chat), "<｜begin▁of▁sentence｜><｜User｜>a\n\nb<｜Assistant｜></think>");
+  // Empty tools are absent (Python falsy): they neither render nor disable drop_thinking.
+  ChatMessage sys = msg("system", "S");
+  sys.tools = ojson::array();
+  ChatMessage old = msg("assistant", "A1");
+  old.reasoning_content = "r1";
+  ChatOptions think;
+  EXPECT_EQ(rendered({sys, msg("user", "Q1"), old, msg("user", "Q2")}, think),
+            "<｜begin▁of▁sentence｜>S<｜User｜>Q1<｜Assistant｜></think>A1<｜end▁of▁sentence｜><｜User｜>Q2<｜Assistant｜><think>");
+  // The effort prefix opens the first message even without BOS (add_default_bos_token=False).
+  think.add_bos = false;
+  think.reasoning_effort = "max";
+  EXPECT_EQ(rendered({msg("user", "Q")}, think).rfind("Reasoning Effort: Absolute maximum", 0), 0u);
+  // Developer messages before the last user message are dropped when thinking is dropped.
+  ChatOptions think2;
+  EXPECT_EQ(rendered({msg("developer", "D"), msg("user", "Q")}, think2), "<｜begin▁of▁sentence｜><｜User｜>Q<｜Assistant｜><think>");
+  think2.drop_thinking = false;
+  EXPECT_EQ(rendered({msg("developer", "D"), msg("user", "Q")}, think2),
+            "<｜begin▁of▁sentence｜><｜User｜>D<｜User｜>Q<｜Assistant｜><think>");
+}
+
 TEST(ChatEncoding, BadInputIsAnError) {
   EXPECT_FALSE(render_chat({}, ChatOptions{}).ok());
   EXPECT_FALSE(render_chat({msg("wizard", "x")}, ChatOptions{}).ok());

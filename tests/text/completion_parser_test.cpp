@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "test_paths.h"
+#include "text/py_json.h"
 #include "text/utf8.h"
 
 namespace dsv4::text {
@@ -116,7 +117,8 @@ TEST(CompletionParser, NonStringParametersAreParsedAsJson) {
   const auto p = CompletionParser::parse(text, ThinkingMode::thinking);
   EXPECT_FALSE(p.malformed) << p.error;
   ASSERT_EQ(p.tool_calls.size(), 2u);
-  EXPECT_EQ(p.tool_calls[0].arguments, R"({"n": [1, 2, {"a": 1.5}], "s": "say \"hi\"\n", "bad": "not json"})");
+  // string="false" JSON is kept as written (official behaviour); non-JSON degrades to a string.
+  EXPECT_EQ(p.tool_calls[0].arguments, R"({"n": [1,2, {"a":1.5}], "s": "say \"hi\"\n", "bad": "not json"})");
   EXPECT_EQ(p.tool_calls[1].name, "g");
   EXPECT_EQ(p.tool_calls[1].arguments, "{}");
 }
@@ -166,6 +168,35 @@ TEST(CompletionParser, TextAfterBlockAndMarkersInContentAreFlagged) {
   EXPECT_EQ(p.reasoning_content, "reasoning cut off");
   p = CompletionParser::parse("x<｜end▁of▁sentence｜>ignored", ThinkingMode::chat);
   EXPECT_EQ(p.content, "x");
+  EXPECT_TRUE(p.malformed);
+  p = CompletionParser::parse(
+      "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"a\" string=\"true\">1</｜DSML｜parameter>\n"
+      "<｜DSML｜parameter name=\"a\" string=\"true\">2</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>",
+      ThinkingMode::chat);
+  EXPECT_TRUE(p.malformed);
+  EXPECT_TRUE(p.tool_calls.empty());
+}
+
+TEST(CompletionParser, LongParameterValueStreamsInLinearTime) {
+  std::string value;
+  while (value.size() < 2'000'000) value += "int f(int x) { return x * 2; }\n";
+  const std::string text = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"write\">\n<｜DSML｜parameter name=\"code\" string=\"true\">" +
+                           value + "</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>";
+  CompletionParser p(ThinkingMode::chat);
+  for (size_t i = 0; i < text.size(); i += 4) p.feed(std::string_view(text).substr(i, 4));  // ~500k feeds
+  const auto r = p.finish();
+  ASSERT_FALSE(r.malformed) << r.error;
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  std::string want = "{\"code\": ";
+  py_json_append_string(want, value);
+  EXPECT_TRUE(r.tool_calls[0].arguments == want + "}");
+}
+
+TEST(CompletionParser, OverlongHeaderIsMalformedNotBuffered) {
+  const std::string text = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"" + std::string(5000, 'a') + "\">\n";
+  const auto whole = CompletionParser::parse(text, ThinkingMode::chat);
+  EXPECT_TRUE(whole.malformed);
+  EXPECT_EQ(official_view(stream(text, ThinkingMode::chat, 1).result), official_view(whole));
 }
 
 TEST(CompletionParserFuzz, RandomInputNeverCrashesAndStreamingAgrees) {

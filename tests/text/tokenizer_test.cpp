@@ -251,3 +251,31 @@ TEST(TokenizerVendored, Sha256MatchesProvenance) {
 
 }  // namespace
 }  // namespace dsv4::text
+
+#include <thread>
+
+namespace dsv4::text {
+namespace {
+
+// One Tokenizer shared by several threads (as the server does) gives the same ids as serial use.
+TEST(TokenizerThreads, ConcurrentEncodeMatchesSerial) {
+  const auto& t = official();
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i)
+    texts.push_back("line " + std::to_string(i) + ": Zürich 東京 <｜User｜> def f(x): return x*" + std::to_string(i * 7));
+  std::vector<std::vector<int32_t>> serial;
+  for (const auto& s : texts) serial.push_back(t.encode(s));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> pool;
+  for (int k = 0; k < 4; ++k)
+    pool.emplace_back([&, k] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i)
+          if (t.encode(texts[(i + k * 37) % texts.size()]) != serial[(i + k * 37) % texts.size()]) ++mismatches[k];
+    });
+  for (auto& th : pool) th.join();
+  for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+}  // namespace
+}  // namespace dsv4::text
