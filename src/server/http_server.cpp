@@ -344,12 +344,9 @@ struct HttpServer::Impl {
             } else {
               out += sse_data(dump(chunk(json::object(), run->finish_reason(), nullptr)));
               if (r->gen.include_usage) {
-                json u = {{"id", chunk(json::object(), nullptr, nullptr)["id"]},
-                          {"object", "chat.completion.chunk"},
-                          {"created", chunk(json::object(), nullptr, nullptr)["created"]},
-                          {"model", r->gen.model},
-                          {"choices", json::array()},
-                          {"usage", usage_json(f)}};
+                json u = chunk(json::object(), nullptr, nullptr);
+                u["choices"] = json::array();
+                u["usage"] = usage_json(f);
                 out += sse_data(dump(u));
               }
             }
