@@ -10,6 +10,9 @@ int cmd_verify(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_render(int argc, char** argv);
 int cmd_parse_completion(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_chat(int argc, char** argv);
+int cmd_serve(int argc, char** argv);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
@@ -20,6 +23,9 @@ const std::vector<Command>& commands() {
       {"tokenize", "JSON Lines {\"text\"} -> {\"ids\"} (--decode: the reverse; --bench: throughput)", cmd_tokenize},
       {"render", "JSON Lines {\"messages\", \"options\"} -> {\"prompt\"} in the official V4 chat format", cmd_render},
       {"parse-completion", "JSON Lines {\"completion\", \"thinking_mode\"} -> parsed assistant message", cmd_parse_completion},
+      {"run", "generate an answer to one prompt (-p), streamed, with token counts and speed", cmd_run},
+      {"chat", "interactive multi-turn chat that keeps its state between turns", cmd_chat},
+      {"serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /metrics)", cmd_serve},
   };
   return table;
 }

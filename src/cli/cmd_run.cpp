@@ -1,0 +1,86 @@
+// `dsv4 run [-m DIR] -p "..."`: one prompt, the answer streamed to stdout, then prompt and
+// generation token counts and speeds on stderr. The chat template is applied unless --raw.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/generation_options.h"
+#include "runtime/scheduler.h"
+#include "text/chat_encoding.h"
+#include "text/chat_tokens.h"
+#include "text/tokenizer.h"
+
+namespace dsv4::cli {
+
+int cmd_run(int argc, char** argv) {
+  CLI::App app{"Generate an answer to one prompt"};
+  ModelFlags model;
+  add_model_flags(app, model);
+  std::string prompt, system;
+  bool think = false, no_think = false, think_max = false, raw = false, ignore_eos = false;
+  int64_t max_tokens = 512;
+  std::vector<std::string> stops;
+  runtime::SamplingParams sampling;
+  std::optional<uint64_t> seed;
+  app.add_option("-p,--prompt", prompt, "the prompt")->required();
+  app.add_option("-s,--system", system, "system prompt (chat template only)");
+  auto* o_think = app.add_flag("--think", think, "thinking mode (the default)");
+  auto* o_no = app.add_flag("--no-think", no_think, "non-thinking (chat) mode");
+  auto* o_max = app.add_flag("--think-max", think_max, "thinking with maximum reasoning effort");
+  o_think->excludes(o_no)->excludes(o_max);
+  o_no->excludes(o_max);
+  app.add_flag("--raw", raw, "send the prompt as-is (BOS + text), without the chat template");
+  app.add_option("-n,--max-tokens", max_tokens, "most tokens to generate (0 = until the context is full)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--stop", stops, "stop string (repeatable)");
+  app.add_flag("--ignore-eos", ignore_eos, "keep generating after the end-of-sentence token");
+  add_sampling_flags(app, sampling, seed);
+  CLI11_PARSE(app, argc, argv);
+  sampling.seed = seed;
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "dsv4 run: %s\n", s.to_string().c_str());
+    return 1;
+  };
+  if (Status s = runtime::validate_sampling(sampling); !s.ok()) return fail(s);
+  if (model.dir.empty()) model.dir = default_model_dir();
+
+  auto tok = text::load_tokenizer_for_model(model.dir);
+  if (!tok.ok()) return fail(tok.status());
+  OutputMode mode = raw ? OutputMode::raw : (no_think ? OutputMode::chat : OutputMode::thinking);
+  std::vector<int32_t> ids;
+  if (raw) {
+    if (std::string_view(prompt).substr(0, text::chat::kBos.size()) != text::chat::kBos)
+      ids.push_back(tok->token_id(text::chat::kBos).value_or(0));
+    auto rest = tok->encode(prompt);
+    ids.insert(ids.end(), rest.begin(), rest.end());
+  } else {
+    std::vector<text::ChatMessage> messages;
+    if (!system.empty()) messages.push_back(chat_message("system", system));
+    messages.push_back(chat_message("user", prompt));
+    text::ChatOptions o;
+    o.thinking_mode = mode == OutputMode::chat ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
+    if (think_max) o.reasoning_effort = "max";
+    auto rendered = text::render_chat(messages, o);
+    if (!rendered.ok()) return fail(rendered.status());
+    ids = tok->encode(*rendered);
+  }
+
+  auto engine = load_engine(model);
+  if (!engine.ok()) return fail(engine.status());
+  runtime::SchedulerOptions so;
+  so.max_running = 1;
+  so.max_queued = 1;
+  so.prefix_cache_entries = 0;
+  runtime::Scheduler scheduler(**engine, so);
+  runtime::GenerationRequest req;
+  req.prompt = std::move(ids);
+  req.sampling = sampling;
+  req.max_tokens = max_tokens;
+  req.ignore_eos = ignore_eos;
+  auto r = stream_turn(scheduler, *tok, std::move(req), mode, stops);
+  if (!r.ok()) return fail(r.status());
+  print_turn_stats(*r);
+  return 0;
+}
+
+}  // namespace dsv4::cli

@@ -1,0 +1,103 @@
+// `dsv4 serve [-m DIR] [--host 127.0.0.1] [--port 8000]`: the OpenAI-compatible server
+// (server/http_server.h). Binds loopback unless --host says otherwise; --port 0 picks a free
+// port. The "listening on" line on stderr gives the address.
+#include <pthread.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli/generation_options.h"
+#include "runtime/scheduler.h"
+#include "server/http_server.h"
+#include "server/text_codec.h"
+
+namespace dsv4::cli {
+
+int cmd_serve(int argc, char** argv) {
+  CLI::App app{"Serve the OpenAI-compatible HTTP API"};
+  ModelFlags model;
+  add_model_flags(app, model);
+  server::ServerOptions so;
+  runtime::SchedulerOptions sched;
+  std::vector<std::string> keys;
+  std::string key_file;
+  size_t max_body = so.max_body_bytes;
+  app.add_option("--host", so.host, "address to bind (default 127.0.0.1: this machine only)");
+  app.add_option("--port", so.port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--model-name", so.model_id, "model id clients send (default: the directory name)");
+  app.add_option("--api-key", keys, "require 'Authorization: Bearer KEY' (repeatable)");
+  app.add_option("--api-key-file", key_file, "file with one API key per line");
+  app.add_option("--max-body-bytes", max_body, "largest request body accepted (413 beyond)")->check(CLI::PositiveNumber);
+  app.add_option("--max-running", sched.max_running, "sequences decoding at once")->check(CLI::Range(1, 1024));
+  app.add_option("--max-queue", sched.max_queued, "requests waiting for a slot (429 beyond)")->check(CLI::Range(0, 100000));
+  app.add_option("--step-tokens", sched.step_token_budget, "tokens per forward step (decode + prefill chunks)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--prefix-cache", sched.prefix_cache_entries, "finished sequences kept for prefix reuse")
+      ->check(CLI::Range(0, 1024));
+  double cache_gib = double(sched.prefix_cache_bytes) / double(1u << 30);
+  app.add_option("--prefix-cache-gib", cache_gib, "memory cap of the prefix cache in GiB")->check(CLI::NonNegativeNumber);
+  app.add_option("--default-max-tokens", so.default_max_tokens,
+                 "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--audit-log", so.audit_log_path, "append one JSON line per request to FILE");
+  app.add_flag("--audit-content", so.audit_content, "also log prompt and output text in the audit log");
+  CLI11_PARSE(app, argc, argv);
+  so.max_body_bytes = max_body;
+  sched.prefix_cache_bytes = size_t(cache_gib * double(1u << 30));
+  sched.step_token_budget = std::max<int64_t>(sched.step_token_budget, sched.max_running);
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "dsv4 serve: %s\n", s.to_string().c_str());
+    return 1;
+  };
+  if (model.dir.empty()) model.dir = default_model_dir();
+  if (so.model_id.empty()) so.model_id = std::filesystem::path(model.dir).lexically_normal().filename().string();
+  if (so.model_id.empty()) so.model_id = std::filesystem::path(model.dir).lexically_normal().parent_path().filename().string();
+  for (auto& k : keys) so.api_keys.add(k);
+  if (!key_file.empty()) {
+    auto fk = server::ApiKeys::from_file(key_file);
+    if (!fk.ok()) return fail(fk.status());
+    for (auto& k : keys) fk->add(k);
+    so.api_keys = std::move(*fk);
+  }
+
+  auto codec = server::make_text_codec(model.dir);
+  if (!codec.ok()) return fail(codec.status());
+  auto engine = load_engine(model);
+  if (!engine.ok()) return fail(engine.status());
+
+  // SIGINT / SIGTERM stop the server from a thread of their own (stop() is not
+  // async-signal-safe). Blocked before any other thread starts, so they all inherit the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  runtime::Scheduler scheduler(**engine, sched);
+  server::HttpServer http(scheduler, **codec, so);
+  if (Status st = http.bind(); !st.ok()) return fail(st);
+  std::fprintf(stderr, "dsv4 serve: listening on http://%s:%d (model '%s', context %lld, up to %d running + %d queued%s)\n",
+               so.host.c_str(), http.port(), so.model_id.c_str(), (long long)scheduler.max_context(),
+               sched.max_running, sched.max_queued, so.api_keys.enabled() ? ", API key required" : "");
+  std::fflush(stderr);
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    // Open streams end (finish_reason "cancelled") so the HTTP workers can be joined.
+    scheduler.shutdown();
+    http.stop();
+  });
+  Status st = http.run();
+  // Wake the signal thread if the server stopped on its own.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  if (!st.ok()) return fail(st);
+  std::fprintf(stderr, "dsv4 serve: stopped\n");
+  return 0;
+}
+
+}  // namespace dsv4::cli

@@ -1,0 +1,203 @@
+#include "cli/generation_options.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "io/integrity.h"
+#include "runtime/stop_strings.h"
+#include "text/completion_parser.h"
+
+namespace dsv4::cli {
+
+std::string default_model_dir() { return std::string(DSV4_SOURCE_DIR) + "/models/dsv4-demo"; }
+
+void add_model_flags(CLI::App& app, ModelFlags& f) {
+  app.add_option("-m,--model", f.dir, "checkpoint directory (default: the bundled demo model)");
+  app.add_flag("--skip-verify", f.skip_verify, "do not check the files against SHA256SUMS");
+  app.add_option("-t,--threads", f.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("-c,--ctx", f.context, "context length in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
+}
+
+Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
+  if (f.dir.empty()) f.dir = default_model_dir();
+  DSV4_TRY(io::ensure_verified(f.dir, f.skip_verify));
+  runtime::EngineOptions o;
+  o.threads = f.threads;
+  o.max_context = f.context;
+  // Engine::load reports no progress of its own: show the elapsed time while it runs.
+  ProgressBar bar("loading " + f.dir);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  const auto start = std::chrono::steady_clock::now();
+  std::thread ticker([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return done; })) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+      bar.update(ms.count() / 100, 0);
+    }
+  });
+  auto engine = runtime::Engine::load(f.dir, o);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  ticker.join();
+  bar.finish();
+  if (!engine.ok()) return engine.status().with_context(f.dir);
+  return engine;
+}
+
+void add_sampling_flags(CLI::App& app, runtime::SamplingParams& p, std::optional<uint64_t>& seed) {
+  app.add_option("--temperature", p.temperature, "sampling temperature, 0 = greedy (default 1.0, DeepSeek's)");
+  app.add_option("--top-p", p.top_p, "nucleus sampling mass (default 1.0)");
+  app.add_option("--top-k", p.top_k, "keep the k most likely tokens (0 = off)");
+  app.add_option("--min-p", p.min_p, "drop tokens below min-p x the best probability (0 = off)");
+  app.add_option("--presence-penalty", p.presence_penalty, "OpenAI presence penalty [-2, 2]");
+  app.add_option("--frequency-penalty", p.frequency_penalty, "OpenAI frequency penalty [-2, 2]");
+  app.add_option("--repetition-penalty", p.repetition_penalty, "CTRL repetition penalty (1 = off)");
+  app.add_option("--seed", seed, "random seed (same seed, same output)");
+}
+
+ProgressBar::ProgressBar(std::string label) : label_(std::move(label)), tty_(isatty(STDERR_FILENO) == 1) {}
+ProgressBar::~ProgressBar() { finish(); }
+
+void ProgressBar::update(int64_t done, int64_t total) {
+  if (!tty_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (drawn_ && now - last_ < std::chrono::milliseconds(100) && (total == 0 || done < total)) return;
+  last_ = now;
+  drawn_ = true;
+  if (total > 0) {
+    constexpr int kWidth = 30;
+    const int filled = int(done * kWidth / total);
+    std::fprintf(stderr, "\r\033[K%s [%.*s%*s] %lld/%lld", label_.c_str(), filled, "##############################",
+                 kWidth - filled, "", (long long)done, (long long)total);
+  } else {
+    static const char* spin = "|/-\\";
+    std::fprintf(stderr, "\r\033[K%s %c %.1fs", label_.c_str(), spin[done % 4], double(done) / 10.0);
+  }
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+  if (tty_ && drawn_) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
+  drawn_ = false;
+}
+
+}  // namespace dsv4::cli
+
+namespace dsv4::cli {
+
+Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokenizer& tok,
+                               runtime::GenerationRequest request, OutputMode mode,
+                               const std::vector<std::string>& stops) {
+  using Clock = std::chrono::steady_clock;
+  const bool tty = isatty(STDOUT_FILENO) == 1;
+  const int64_t prompt_len = int64_t(request.prompt.size());
+  // Prompts longer than one scheduler step get a progress bar.
+  request.report_prefill_progress = prompt_len > scheduler.options().step_token_budget;
+  const auto start = Clock::now();
+  DSV4_ASSIGN_OR_RETURN(auto gen, scheduler.submit(std::move(request)));
+
+  TurnResult r;
+  text::StreamDecoder decoder(tok);
+  runtime::StopMatcher stop(stops);
+  std::optional<text::CompletionParser> parser;
+  if (mode != OutputMode::raw)
+    parser.emplace(mode == OutputMode::thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat);
+  bool in_reasoning = false;
+  ProgressBar bar("prefill");
+  Clock::time_point first = start;
+  bool got_first = false;
+
+  auto show = [&](const std::string& piece, bool final) {
+    if (!parser) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      return;
+    }
+    std::vector<text::CompletionEvent> events = parser->feed(piece);
+    if (final) parser->finish(&events);
+    for (const auto& e : events) {
+      if (e.kind == text::CompletionEventKind::reasoning_delta) {
+        if (!in_reasoning) {
+          std::fputs(tty ? "\033[2m" : "<think>\n", stdout);
+          in_reasoning = true;
+        }
+        std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+        continue;
+      }
+      if (in_reasoning) {
+        std::fputs(tty ? "\033[0m\n\n" : "\n</think>\n\n", stdout);
+        in_reasoning = false;
+      }
+      if (e.kind == text::CompletionEventKind::content_delta) std::fwrite(e.text.data(), 1, e.text.size(), stdout);
+      else if (e.kind == text::CompletionEventKind::tool_call_started) std::printf("[tool call %s ", e.name.c_str());
+      else if (e.kind == text::CompletionEventKind::tool_call_arguments) std::printf("%s", e.text.c_str());
+      else if (e.kind == text::CompletionEventKind::tool_call_finished) std::printf("]\n");
+    }
+    if (final && in_reasoning) std::fputs(tty ? "\033[0m\n" : "\n</think>\n", stdout);
+  };
+
+  for (;;) {
+    auto ev = gen->next(std::chrono::milliseconds(200));
+    if (!ev) continue;
+    if (ev->kind == runtime::GenerationEvent::Kind::prefill_progress) {
+      bar.update(ev->prefill_done, ev->prompt_tokens);
+      continue;
+    }
+    if (ev->kind == runtime::GenerationEvent::Kind::token) {
+      if (!got_first) {
+        got_first = true;
+        first = Clock::now();
+        bar.finish();
+      }
+      if (stop.stopped()) continue;
+      r.emitted.push_back(ev->sampled.token);
+      show(stop.feed(decoder.push(ev->sampled.token)), false);
+      std::fflush(stdout);
+      if (stop.stopped()) {
+        r.interrupted = true;
+        gen->cancel();
+      }
+      continue;
+    }
+    r.final = *ev;
+    break;
+  }
+  bar.finish();
+  if (!stop.stopped()) show(stop.feed(decoder.finish()) + stop.flush(), true);
+  else show("", true);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  const auto end = Clock::now();
+  if (!got_first) first = end;
+  r.prefill_seconds = std::chrono::duration<double>(first - start).count();
+  r.decode_seconds = std::chrono::duration<double>(end - first).count();
+  if (r.final.finish == runtime::FinishReason::error) return r.final.status;
+  (void)prompt_len;
+  return r;
+}
+
+void print_turn_stats(const TurnResult& r) {
+  const auto& f = r.final;
+  const int64_t fed = f.prompt_tokens - f.cached_tokens;
+  const double pps = r.prefill_seconds > 0 ? double(fed) / r.prefill_seconds : 0;
+  // The first token comes out of the prefill step; the rest are decode steps.
+  const double gps = r.decode_seconds > 0 && f.generated_tokens > 1 ? double(f.generated_tokens - 1) / r.decode_seconds : 0;
+  std::fprintf(stderr, "prompt %lld tokens", (long long)f.prompt_tokens);
+  if (f.cached_tokens > 0) std::fprintf(stderr, " (%lld reused)", (long long)f.cached_tokens);
+  std::fprintf(stderr, ", %.1f tok/s; generated %lld tokens, %.1f tok/s; finish: %s\n", pps,
+               (long long)f.generated_tokens, gps, r.interrupted ? "stop" : runtime::finish_reason_name(f.finish));
+}
+
+}  // namespace dsv4::cli

@@ -1,0 +1,80 @@
+// Shared pieces of `dsv4 run`, `dsv4 chat` and `dsv4 serve`: the model directory default (the
+// bundled demo model), engine loading with a progress line, sampling flags, and a stderr
+// progress bar that only draws on a terminal.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+#include "runtime/scheduler.h"
+#include "text/chat_encoding.h"
+#include "text/tokenizer.h"
+
+namespace dsv4::cli {
+
+// models/dsv4-demo of the source tree this binary was built from.
+std::string default_model_dir();
+
+struct ModelFlags {
+  std::string dir;
+  bool skip_verify = false;
+  int threads = 0;
+  int64_t context = 0;
+};
+void add_model_flags(CLI::App& app, ModelFlags& f);
+// Integrity check (unless skipped) then Engine::load, with a progress line on a terminal.
+Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f);
+
+// --temperature --top-p --top-k --min-p --presence-penalty --frequency-penalty
+// --repetition-penalty --seed
+void add_sampling_flags(CLI::App& app, runtime::SamplingParams& p, std::optional<uint64_t>& seed);
+
+// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string label);
+  ~ProgressBar();
+  void update(int64_t done, int64_t total);
+  void finish();  // clears the line
+
+ private:
+  std::string label_;
+  bool tty_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+inline text::ChatMessage chat_message(std::string role, std::string content) {
+  text::ChatMessage m;
+  m.role = std::move(role);
+  m.content = std::move(content);
+  return m;
+}
+
+// How one turn's output is shown: raw text, or chat output split into reasoning and content.
+enum class OutputMode { raw, chat, thinking };
+
+struct TurnResult {
+  std::vector<int32_t> emitted;   // the tokens printed (stop tokens excluded)
+  runtime::GenerationEvent final;
+  double prefill_seconds = 0;     // submit -> first token
+  double decode_seconds = 0;      // first token -> end
+  bool interrupted = false;       // a stop string ended the turn
+};
+
+// Submits `request`, prints the answer to stdout as it streams (reasoning framed by
+// <think>...</think> in thinking mode; dimmed on a terminal), with a prefill progress bar for
+// long prompts on a terminal. `stops` end the turn at the first match.
+Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokenizer& tok,
+                               runtime::GenerationRequest request, OutputMode mode,
+                               const std::vector<std::string>& stops);
+
+// "prompt 12 tokens (240.0 tok/s), generated 100 tokens (35.2 tok/s)" on stderr.
+void print_turn_stats(const TurnResult& r);
+
+}  // namespace dsv4::cli

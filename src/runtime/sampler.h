@@ -1,0 +1,88 @@
+// Token sampling from one row of logits: penalties, temperature, top-k / top-p / min-p
+// truncation, a seeded draw, and the log-probabilities reported to clients.
+//
+// Order of operations (the same for every request, so a seed reproduces its output):
+//   1. repetition penalty over prompt + generated tokens (CTRL-style: positive logits / r,
+//      negative logits * r), then presence and frequency penalties over generated tokens
+//      (OpenAI semantics: logit -= presence * [count > 0] + frequency * count);
+//   2. temperature 0 (or top_k 1) is greedy: the arg-max, lowest id on ties;
+//   3. otherwise logits / temperature, softmax, keep top-k, then the smallest prefix whose mass
+//      reaches top_p, then drop tokens whose probability is below min_p * p_max; renormalise and
+//      draw with the request's own generator.
+// Reported log-probabilities are those of the model's distribution (log-softmax of the raw
+// logits, before penalties and temperature), like the OpenAI API.
+//
+// Thread-safety: a Sampler belongs to one request and is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <span>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/status.h"
+
+namespace dsv4::runtime {
+
+// DeepSeek's generation_config.json ships do_sample with temperature 1.0 and top_p 1.0; those
+// are the defaults when a request leaves them out.
+struct SamplingParams {
+  float temperature = 1.0f;        // 0 = greedy
+  int top_k = 0;                   // 0 = off
+  float top_p = 1.0f;              // 1 = off
+  float min_p = 0.0f;              // 0 = off
+  float presence_penalty = 0.0f;   // [-2, 2]
+  float frequency_penalty = 0.0f;  // [-2, 2]
+  float repetition_penalty = 1.0f; // 1 = off, > 0
+  std::optional<uint64_t> seed;    // absent = nondeterministic
+  int top_logprobs = -1;           // -1 = no log-probabilities; 0..kMaxTopLogprobs alternatives
+
+  bool greedy() const { return temperature == 0.0f || top_k == 1; }
+};
+
+// OpenAI caps top_logprobs at 20.
+inline constexpr int kMaxTopLogprobs = 20;
+
+// Checks ranges; the message names the offending field as the API spells it.
+Status validate_sampling(const SamplingParams& p);
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+};
+
+struct SampledToken {
+  int32_t token = 0;
+  float logprob = 0;                 // of `token` under the model's distribution (if requested)
+  std::vector<TokenLogprob> top;     // the top_logprobs most likely tokens, best first
+};
+
+class Sampler {
+ public:
+  // REQUIRES: validate_sampling(params).ok(). `prompt` seeds the repetition-penalty set.
+  Sampler(const SamplingParams& params, std::span<const int32_t> prompt);
+
+  // Picks the next token from `logits` (vocab entries; modified in place as scratch) and
+  // records it in the penalty history.
+  SampledToken sample(std::span<float> logits);
+
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  void apply_penalties(std::span<float> logits) const;
+  int32_t draw(std::span<const float> logits);
+
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::unordered_map<int32_t, int> generated_counts_;
+  std::unordered_set<int32_t> seen_;  // distinct tokens of prompt + generated (repetition penalty)
+  std::vector<std::pair<float, int32_t>> candidates_;  // scratch
+};
+
+// log-softmax of `logits` at `token`, and the `n` best (token, logprob) pairs (ties: lower id).
+void compute_logprobs(std::span<const float> logits, int32_t token, int n, SampledToken& out);
+
+}  // namespace dsv4::runtime

@@ -1,0 +1,332 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <string>
+
+namespace dsv4::runtime {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::error: return "error";
+  }
+  return "error";
+}
+
+// ---- Generation: the per-request channel ----
+
+std::optional<GenerationEvent> Generation::next(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty() || drained_; })) return std::nullopt;
+  if (events_.empty()) return std::nullopt;
+  GenerationEvent e = std::move(events_.front());
+  events_.pop_front();
+  if (e.kind == GenerationEvent::Kind::finished) drained_ = true;
+  return e;
+}
+
+void Generation::push(GenerationEvent event) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    if (event.kind == GenerationEvent::Kind::finished) closed_ = true;
+    events_.push_back(std::move(event));
+  }
+  cv_.notify_all();
+}
+
+// ---- Scheduler ----
+
+struct Scheduler::Active {
+  std::shared_ptr<Generation> gen;
+  GenerationRequest req;
+  std::unique_ptr<Sequence> seq;
+  std::vector<int32_t> tokens;  // prompt + sampled tokens
+  int64_t fed = 0;              // tokens consumed by seq
+  int64_t prompt_len = 0;
+  int64_t cached = 0;
+  int64_t generated = 0;
+  Sampler sampler;
+  Active(std::shared_ptr<Generation> g, GenerationRequest r)
+      : gen(std::move(g)), req(std::move(r)), sampler(req.sampling, req.prompt) {
+    tokens = req.prompt;
+    prompt_len = int64_t(tokens.size());
+  }
+  bool prefilling() const { return fed < prompt_len; }
+};
+
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
+    : engine_(engine),
+      options_(options),
+      max_context_(engine.max_context()),
+      vocab_size_(engine.config().vocab_size),
+      eos_id_(int32_t(engine.config().eos_token_id)) {
+  DSV4_CHECK(options_.max_running >= 1 && options_.max_queued >= 0);
+  DSV4_CHECK(options_.step_token_budget >= options_.max_running);
+  thread_ = std::thread([this] { run_loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  GenerationEvent e;
+  e.kind = GenerationEvent::Kind::finished;
+  e.finish = FinishReason::cancelled;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [gen, req] : queue_) gen->push(e);
+  queue_.clear();
+  for (auto& a : running_) a->gen->push(e);  // push() ignores a second finished event
+  running_.clear();
+  running_count_.store(0);
+}
+
+Result<std::shared_ptr<Generation>> Scheduler::submit(GenerationRequest request) {
+  if (request.prompt.empty()) return Status::invalid_argument("the prompt is empty");
+  for (int32_t t : request.prompt)
+    if (t < 0 || t >= vocab_size_)
+      return Status::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                      std::to_string(vocab_size_) + ")");
+  for (int32_t t : request.stop_token_ids)
+    if (t < 0 || t >= vocab_size_)
+      return Status::invalid_argument("stop token id " + std::to_string(t) + " is outside the vocabulary");
+  if (request.max_tokens < 0) return Status::invalid_argument("'max_tokens' must be >= 0");
+  DSV4_TRY(validate_sampling(request.sampling));
+  if (int64_t(request.prompt.size()) >= max_context_)
+    return Status::out_of_range("the prompt has " + std::to_string(request.prompt.size()) +
+                                " tokens, but this model's maximum context length is " + std::to_string(max_context_) +
+                                " tokens (the prompt plus at least one generated token must fit)");
+  std::shared_ptr<Generation> gen;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Status::resource_exhausted("the server is shutting down");
+    // Requests the inference thread has not admitted yet count against the queue, so at most
+    // max_running + max_queued requests are ever in flight.
+    if (int64_t(queue_.size()) >= options_.max_queued + options_.max_running - running_count_.load())
+      return Status::resource_exhausted("too many requests: " + std::to_string(queue_.size()) +
+                                        " are already waiting");
+    gen = std::make_shared<Generation>(next_id_++);
+    queue_.emplace_back(gen, std::move(request));
+  }
+  cv_.notify_all();
+  return gen;
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.queued = int64_t(queue_.size());
+  }
+  s.running = running_count_.load();
+  s.steps = steps_.load();
+  s.prefix_hits = prefix_hits_.load();
+  s.prefix_tokens_reused = prefix_tokens_reused_.load();
+  s.max_batch = max_batch_.load();
+  return s;
+}
+
+void Scheduler::run_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+    if (stopping_) return;
+    admit(lock);
+    lock.unlock();
+    run_step();
+    lock.lock();
+  }
+}
+
+// REQUIRES: mu_ held.
+void Scheduler::admit(std::unique_lock<std::mutex>&) {
+  while (int(running_.size()) < options_.max_running && !queue_.empty()) {
+    auto [gen, req] = std::move(queue_.front());
+    queue_.pop_front();
+    if (gen->cancel_requested()) {
+      GenerationEvent e;
+      e.kind = GenerationEvent::Kind::finished;
+      e.finish = FinishReason::cancelled;
+      e.prompt_tokens = int64_t(req.prompt.size());
+      gen->push(std::move(e));
+      continue;
+    }
+    auto a = std::make_unique<Active>(std::move(gen), std::move(req));
+    int64_t reused = 0;
+    a->seq = take_prefix(a->tokens, &reused);
+    if (a->seq) {
+      a->fed = reused;
+      a->cached = reused;
+    } else {
+      a->seq = engine_.new_sequence();
+    }
+    running_.push_back(std::move(a));
+  }
+  running_count_.store(int64_t(running_.size()));
+}
+
+std::unique_ptr<Sequence> Scheduler::take_prefix(const std::vector<int32_t>& prompt, int64_t* reused) {
+  auto best = prefix_cache_.end();
+  for (auto it = prefix_cache_.begin(); it != prefix_cache_.end(); ++it) {
+    // At least one prompt token must remain to be fed: its logits give the first sample.
+    if (it->tokens.size() >= prompt.size()) continue;
+    if (best != prefix_cache_.end() && it->tokens.size() <= best->tokens.size()) continue;
+    if (std::equal(it->tokens.begin(), it->tokens.end(), prompt.begin())) best = it;
+  }
+  if (best == prefix_cache_.end() || best->tokens.empty()) return nullptr;
+  prefix_cache_.splice(prefix_cache_.begin(), prefix_cache_, best);  // most recently used
+  *reused = int64_t(best->tokens.size());
+  prefix_hits_.fetch_add(1);
+  prefix_tokens_reused_.fetch_add(uint64_t(*reused));
+  return best->seq->clone();
+}
+
+void Scheduler::keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequence> seq) {
+  if (options_.prefix_cache_entries <= 0 || tokens.empty()) return;
+  // An entry that is a prefix of the new one is superseded by it.
+  prefix_cache_.remove_if([&](const CacheEntry& e) {
+    const bool superseded =
+        e.tokens.size() <= tokens.size() && std::equal(e.tokens.begin(), e.tokens.end(), tokens.begin());
+    if (superseded) prefix_cache_used_ -= e.bytes;
+    return superseded;
+  });
+  const size_t bytes = seq->memory_bytes();
+  if (bytes > options_.prefix_cache_bytes) return;
+  prefix_cache_.push_front({std::move(tokens), std::move(seq), bytes});
+  prefix_cache_used_ += bytes;
+  while (int(prefix_cache_.size()) > options_.prefix_cache_entries || prefix_cache_used_ > options_.prefix_cache_bytes) {
+    prefix_cache_used_ -= prefix_cache_.back().bytes;
+    prefix_cache_.pop_back();
+  }
+}
+
+void Scheduler::finish(Active& a, FinishReason reason, Status status) {
+  GenerationEvent e;
+  e.kind = GenerationEvent::Kind::finished;
+  e.finish = reason;
+  e.status = std::move(status);
+  e.prompt_tokens = a.prompt_len;
+  e.cached_tokens = a.cached;
+  e.generated_tokens = a.generated;
+  if (reason == FinishReason::stop && a.generated > 0) {
+    const int32_t last = a.tokens.back();
+    if (last == eos_id_ || std::find(a.req.stop_token_ids.begin(), a.req.stop_token_ids.end(), last) !=
+                               a.req.stop_token_ids.end())
+      e.stop_token = last;
+  }
+  a.gen->push(std::move(e));
+  // The sequence has consumed tokens[0, fed); keep it for a request that continues it.
+  if (reason != FinishReason::error && a.fed > 0 && a.seq && a.seq->position() == a.fed) {
+    a.tokens.resize(size_t(a.fed));
+    keep_prefix(std::move(a.tokens), std::move(a.seq));
+  }
+  a.seq.reset();
+}
+
+bool Scheduler::after_sample(Active& a, const SampledToken& s) {
+  a.generated += 1;
+  a.tokens.push_back(s.token);
+  const bool is_stop = (!a.req.ignore_eos && s.token == eos_id_) ||
+                       std::find(a.req.stop_token_ids.begin(), a.req.stop_token_ids.end(), s.token) !=
+                           a.req.stop_token_ids.end();
+  if (is_stop) {
+    finish(a, FinishReason::stop);
+    return true;
+  }
+  GenerationEvent e;
+  e.kind = GenerationEvent::Kind::token;
+  e.sampled = s;
+  a.gen->push(std::move(e));
+  if (a.req.max_tokens > 0 && a.generated >= a.req.max_tokens) {
+    finish(a, FinishReason::length);
+    return true;
+  }
+  // The sampled token still has to be fed; it needs a free context slot.
+  if (int64_t(a.tokens.size()) >= max_context_) {
+    finish(a, FinishReason::length);
+    return true;
+  }
+  return false;
+}
+
+void Scheduler::run_step() {
+  // Cancelled requests leave first; their state is freed here.
+  for (auto& a : running_) {
+    if (a->gen->cancel_requested()) {
+      finish(*a, FinishReason::cancelled);
+      a.reset();
+    }
+  }
+  std::erase(running_, nullptr);
+  running_count_.store(int64_t(running_.size()));
+  if (running_.empty()) return;
+
+  // Decoding sequences feed one token each; prefills share what is left of the budget.
+  std::vector<Active*> batch;
+  std::vector<std::span<const int32_t>> feeds;
+  int64_t budget = options_.step_token_budget;
+  for (auto& a : running_) {
+    if (a->prefilling()) continue;
+    batch.push_back(a.get());
+    feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, 1));
+    budget -= 1;
+  }
+  for (auto& a : running_) {
+    if (!a->prefilling() || budget <= 0) continue;
+    const int64_t n = std::min(budget, a->prompt_len - a->fed);
+    batch.push_back(a.get());
+    feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, size_t(n)));
+    budget -= n;
+  }
+  if (batch.empty()) return;
+
+  const size_t vocab = size_t(vocab_size_);
+  logits_.resize(batch.size() * vocab);
+  std::vector<Sequence*> seqs;
+  for (Active* a : batch) seqs.push_back(a->seq.get());
+  Status st = engine_.step(seqs, feeds, logits_.data());
+  std::vector<Status> per(batch.size());
+  if (!st.ok()) {
+    // The engine leaves every sequence unchanged on failure: retry one by one so that only the
+    // request at fault fails.
+    for (size_t i = 0; i < batch.size(); ++i)
+      per[i] = engine_.step(*seqs[i], feeds[i], logits_.data() + i * vocab);
+  }
+  steps_.fetch_add(1);
+  if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
+
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Active& a = *batch[i];
+    if (!per[i].ok()) {
+      finish(a, FinishReason::error, per[i]);
+      continue;
+    }
+    a.fed += int64_t(feeds[i].size());
+    if (a.prefilling()) {
+      if (a.req.report_prefill_progress) {
+        GenerationEvent e;
+        e.kind = GenerationEvent::Kind::prefill_progress;
+        e.prefill_done = a.fed;
+        e.prompt_tokens = a.prompt_len;
+        a.gen->push(std::move(e));
+      }
+      continue;
+    }
+    if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
+    const SampledToken s = a.sampler.sample(std::span<float>(logits_.data() + i * vocab, vocab));
+    after_sample(a, s);
+  }
+  for (auto& a : running_)
+    if (!a->seq) a.reset();
+  std::erase(running_, nullptr);
+  running_count_.store(int64_t(running_.size()));
+}
+
+}  // namespace dsv4::runtime

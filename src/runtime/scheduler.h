@@ -1,0 +1,170 @@
+// Continuous batching over one Engine: the scheduler owns the only inference thread. Requests
+// come in through a bounded queue (submit), and each one's events go out through its own
+// Generation channel, read by the caller's thread (an HTTP handler, the CLI).
+//
+// One iteration of the inference thread:
+//   1. admit queued requests while fewer than max_running are running; a request whose prompt
+//      extends the tokens of a finished sequence kept in the prefix cache starts from a clone of
+//      that sequence's state instead of re-prefilling those tokens;
+//   2. drop cancelled requests (their state is freed at once);
+//   3. build one batch: every decoding sequence feeds its last sampled token, and the rest of
+//      step_token_budget is shared by prefilling sequences in admission order (chunked prefill,
+//      so a long prompt never stalls the decoding streams for more than one chunk);
+//   4. one Engine::step over the whole batch; sample for every sequence whose prompt is
+//      consumed; emit tokens; finish on EOS / stop token id / max_tokens / full context.
+// A sequence is computed the same way alone or in a batch (the Engine's contract), and every
+// request samples with its own generator, so greedy and seeded outputs do not depend on batching.
+//
+// Thread-safety: submit/stats may be called from any thread. A Generation is shared between
+// the inference thread (producer) and one consumer thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+
+namespace dsv4::runtime {
+
+enum class FinishReason { stop, length, cancelled, error };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error"
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;          // full prompt ids (BOS included by the caller)
+  SamplingParams sampling;
+  int64_t max_tokens = 0;               // 0 = until the context is full
+  std::vector<int32_t> stop_token_ids;  // end generation; not emitted (EOS always, unless ignore_eos)
+  bool ignore_eos = false;
+  bool report_prefill_progress = false; // emit prefill_progress events after each chunk
+};
+
+struct GenerationEvent {
+  enum class Kind { prefill_progress, token, finished };
+  Kind kind = Kind::token;
+  SampledToken sampled;                 // token
+  int64_t prefill_done = 0;             // prefill_progress: prompt tokens consumed (cached included)
+  FinishReason finish = FinishReason::stop;  // finished
+  Status status;                        // finished with FinishReason::error
+  int64_t prompt_tokens = 0;            // finished: usage
+  int64_t cached_tokens = 0;            //   prompt tokens taken from the prefix cache
+  int64_t generated_tokens = 0;         //   sampled tokens, a final stop token included
+  std::optional<int32_t> stop_token;    //   the stop token that ended generation, if any
+};
+
+// The per-request channel: events in order, ending with exactly one `finished` event.
+class Generation {
+ public:
+  explicit Generation(uint64_t id) : id_(id) {}
+  uint64_t id() const { return id_; }
+
+  // Waits up to `timeout` for the next event; nullopt on timeout or after the finished event
+  // has been taken.
+  std::optional<GenerationEvent> next(std::chrono::milliseconds timeout);
+  // Asks the scheduler to stop this request and free its state; a `finished` event with
+  // FinishReason::cancelled follows unless it had already finished.
+  void cancel() { cancelled_.store(true); }
+  bool cancel_requested() const { return cancelled_.load(); }
+
+  // Producer side (the scheduler).
+  void push(GenerationEvent event);
+
+ private:
+  const uint64_t id_;
+  std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<GenerationEvent> events_;
+  bool closed_ = false;  // the finished event was pushed
+  bool drained_ = false; // the finished event was taken
+};
+
+struct SchedulerOptions {
+  int max_running = 16;              // sequences decoding or prefilling at once
+  int max_queued = 64;               // waiting requests; submit fails beyond (HTTP 429)
+  int64_t step_token_budget = 256;   // tokens fed per forward step, decode + prefill chunks
+  int prefix_cache_entries = 8;      // finished sequences kept for prefix reuse (LRU)
+  size_t prefix_cache_bytes = size_t(4) << 30;  // and at most this much sequence state
+};
+
+struct SchedulerStats {
+  int64_t queued = 0;
+  int64_t running = 0;
+  uint64_t steps = 0;
+  uint64_t prefix_hits = 0;
+  uint64_t prefix_tokens_reused = 0;
+  uint64_t max_batch = 0;            // the most sequences ever fed in one step
+};
+
+class Scheduler {
+ public:
+  // Starts the inference thread. `engine` must outlive the scheduler.
+  Scheduler(Engine& engine, SchedulerOptions options);
+  ~Scheduler();  // shutdown()
+
+  // Stops the inference thread: every queued and running request gets a `finished` event with
+  // FinishReason::cancelled, and later submits fail. Idempotent.
+  void shutdown();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Validates and queues a request. Errors: invalid_argument (empty prompt, token id outside
+  // the vocabulary, bad sampling parameters), out_of_range (the prompt does not fit the
+  // context), resource_exhausted (the queue is full).
+  Result<std::shared_ptr<Generation>> submit(GenerationRequest request);
+
+  SchedulerStats stats() const;
+  int64_t max_context() const { return max_context_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  struct Active;
+  struct CacheEntry {
+    std::vector<int32_t> tokens;   // exactly the tokens the sequence has consumed
+    std::unique_ptr<Sequence> seq;
+    size_t bytes = 0;
+  };
+
+  void run_loop();
+  void admit(std::unique_lock<std::mutex>& lock);
+  void run_step();
+  void finish(Active& a, FinishReason reason, Status status = {});
+  bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
+  std::unique_ptr<Sequence> take_prefix(const std::vector<int32_t>& prompt, int64_t* reused);
+  void keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequence> seq);
+
+  Engine& engine_;
+  const SchedulerOptions options_;
+  const int64_t max_context_;
+  const int64_t vocab_size_;
+  const int32_t eos_id_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::shared_ptr<Generation>, GenerationRequest>> queue_;
+  bool stopping_ = false;
+  uint64_t next_id_ = 1;
+
+  // Owned by the inference thread.
+  std::vector<std::unique_ptr<Active>> running_;
+  std::list<CacheEntry> prefix_cache_;  // front = most recently used
+  size_t prefix_cache_used_ = 0;        // memory_bytes() of the cached sequences
+  std::vector<float> logits_;
+
+  std::atomic<int64_t> running_count_{0};
+  std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};
+  std::thread thread_;
+};
+
+}  // namespace dsv4::runtime

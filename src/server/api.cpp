@@ -1,0 +1,309 @@
+#include "server/api.h"
+
+#include <climits>
+#include <cmath>
+
+namespace dsv4::server {
+
+using json = nlohmann::ordered_json;
+
+const char* thinking_mode_name(ThinkingMode m) {
+  switch (m) {
+    case ThinkingMode::chat: return "chat";
+    case ThinkingMode::thinking: return "thinking";
+    case ThinkingMode::thinking_max: return "thinking_max";
+  }
+  return "thinking";
+}
+
+namespace {
+
+Status bad(const std::string& m) { return Status::invalid_argument(m); }
+
+Result<json> parse_object(std::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return bad("the request body is not valid JSON");
+  if (!j.is_object()) return bad("the request body must be a JSON object");
+  return j;
+}
+
+// Typed field readers: absent or null leaves `out` unchanged.
+Status read_number(const json& j, const char* key, float& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_number()) return bad(std::string("'") + key + "' must be a number");
+  out = it->get<float>();
+  return {};
+}
+
+Status read_int(const json& j, const char* key, int64_t& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (it->is_number_float()) {
+    const double d = it->get<double>();
+    if (std::floor(d) != d) return bad(std::string("'") + key + "' must be an integer");
+    out = int64_t(d);
+    return {};
+  }
+  if (!it->is_number_integer()) return bad(std::string("'") + key + "' must be an integer");
+  out = it->get<int64_t>();
+  return {};
+}
+
+Status read_bool(const json& j, const char* key, bool& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_boolean()) return bad(std::string("'") + key + "' must be a boolean");
+  out = it->get<bool>();
+  return {};
+}
+
+Status read_string(const json& j, const char* key, std::string& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  if (!it->is_string()) return bad(std::string("'") + key + "' must be a string");
+  out = it->get<std::string>();
+  return {};
+}
+
+Status read_generation_options(const json& j, GenerationOptions& g, bool chat) {
+  DSV4_TRY(read_string(j, "model", g.model));
+  if (g.model.empty()) return bad("'model' is required");
+  auto& s = g.sampling;
+  DSV4_TRY(read_number(j, "temperature", s.temperature));
+  DSV4_TRY(read_number(j, "top_p", s.top_p));
+  DSV4_TRY(read_number(j, "min_p", s.min_p));
+  DSV4_TRY(read_number(j, "presence_penalty", s.presence_penalty));
+  DSV4_TRY(read_number(j, "frequency_penalty", s.frequency_penalty));
+  DSV4_TRY(read_number(j, "repetition_penalty", s.repetition_penalty));
+  int64_t top_k = s.top_k;
+  DSV4_TRY(read_int(j, "top_k", top_k));
+  if (top_k == -1) top_k = 0;  // vLLM spelling of "off"
+  if (top_k < 0 || top_k > (int64_t(1) << 30)) return bad("'top_k' must be >= 0");
+  s.top_k = int(top_k);
+  if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return bad("'seed' must be an integer");
+    s.seed = it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t(it->get<int64_t>());
+  }
+  int64_t max_tokens = 0;
+  DSV4_TRY(read_int(j, "max_tokens", max_tokens));
+  DSV4_TRY(read_int(j, "max_completion_tokens", max_tokens));
+  if (max_tokens < 0) return bad("'max_tokens' must be >= 0");
+  if (j.contains("max_tokens") && !j["max_tokens"].is_null() && max_tokens == 0)
+    return bad("'max_tokens' must be at least 1");
+  g.max_tokens = max_tokens;
+  int64_t n = 1;
+  DSV4_TRY(read_int(j, "n", n));
+  if (n != 1) return bad("'n' must be 1 (one choice per request)");
+  if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
+    if (it->is_string()) {
+      g.stop.push_back(it->get<std::string>());
+    } else if (it->is_array()) {
+      for (const auto& e : *it) {
+        if (!e.is_string()) return bad("'stop' must be a string or an array of strings");
+        g.stop.push_back(e.get<std::string>());
+      }
+    } else {
+      return bad("'stop' must be a string or an array of strings");
+    }
+    if (g.stop.size() > kMaxStopStrings) return bad("'stop' may hold at most 16 strings");
+    for (const auto& st : g.stop)
+      if (st.empty()) return bad("'stop' strings must not be empty");
+  }
+  if (auto it = j.find("stop_token_ids"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return bad("'stop_token_ids' must be an array of integers");
+    for (const auto& e : *it) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > INT32_MAX)
+        return bad("'stop_token_ids' must be an array of token ids");
+      g.stop_token_ids.push_back(int32_t(e.get<int64_t>()));
+    }
+  }
+  DSV4_TRY(read_bool(j, "ignore_eos", g.ignore_eos));
+  DSV4_TRY(read_bool(j, "stream", g.stream));
+  if (auto it = j.find("stream_options"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("'stream_options' must be an object");
+    DSV4_TRY(read_bool(*it, "include_usage", g.include_usage));
+  }
+  DSV4_TRY(read_string(j, "user", g.user));
+  if (chat) {
+    DSV4_TRY(read_bool(j, "logprobs", g.logprobs));
+    int64_t top = -1;
+    DSV4_TRY(read_int(j, "top_logprobs", top));
+    if (top >= 0 && !g.logprobs) return bad("'top_logprobs' requires 'logprobs': true");
+    if (g.logprobs) s.top_logprobs = int(std::max<int64_t>(0, std::min<int64_t>(top, 1000)));
+    if (top > runtime::kMaxTopLogprobs) s.top_logprobs = int(top);  // rejected by validate_sampling
+  } else {
+    // Completions: 'logprobs' is the number of alternatives (0..20), or null.
+    if (auto it = j.find("logprobs"); it != j.end() && !it->is_null()) {
+      if (it->is_boolean()) return bad("'logprobs' must be an integer for /v1/completions");
+      int64_t top = 0;
+      DSV4_TRY(read_int(j, "logprobs", top));
+      g.logprobs = true;
+      s.top_logprobs = int(std::max<int64_t>(-2, std::min<int64_t>(top, 1000)));
+    }
+  }
+  return runtime::validate_sampling(s);
+}
+
+Status check_content(const json& c, const std::string& where, bool allow_null) {
+  if (c.is_null()) return allow_null ? Status{} : bad("'" + where + "' must not be null");
+  if (c.is_string()) return {};
+  if (!c.is_array()) return bad("'" + where + "' must be a string or an array of content parts");
+  for (size_t i = 0; i < c.size(); ++i) {
+    const json& p = c[i];
+    const std::string pw = where + "[" + std::to_string(i) + "]";
+    if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
+      return bad("'" + pw + "' must be an object with a string 'type'");
+    if (p["type"] == "text" && (!p.contains("text") || !p["text"].is_string()))
+      return bad("'" + pw + ".text' must be a string");
+  }
+  return {};
+}
+
+Status check_messages(const json& msgs) {
+  if (!msgs.is_array()) return bad("'messages' must be an array");
+  if (msgs.empty()) return bad("'messages' must not be empty");
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    const json& m = msgs[i];
+    const std::string w = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) return bad("'" + w + "' must be an object");
+    if (!m.contains("role") || !m["role"].is_string()) return bad("'" + w + ".role' must be a string");
+    const std::string role = m["role"];
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
+      return bad("'" + w + ".role' must be one of system, user, assistant, tool, developer (got '" + role + "')");
+    const bool has_calls = m.contains("tool_calls") && !m["tool_calls"].is_null();
+    if (m.contains("content")) {
+      DSV4_TRY(check_content(m["content"], w + ".content", role == "assistant"));
+    } else if (role != "assistant" || !has_calls) {
+      return bad("'" + w + ".content' is required");
+    }
+    if (role == "tool" && m.contains("tool_call_id") && !m["tool_call_id"].is_string())
+      return bad("'" + w + ".tool_call_id' must be a string");
+    if (m.contains("reasoning_content") && !m["reasoning_content"].is_null() && !m["reasoning_content"].is_string())
+      return bad("'" + w + ".reasoning_content' must be a string");
+    if (has_calls) {
+      if (role != "assistant") return bad("'" + w + ".tool_calls' is only allowed on assistant messages");
+      const json& calls = m["tool_calls"];
+      if (!calls.is_array()) return bad("'" + w + ".tool_calls' must be an array");
+      for (size_t k = 0; k < calls.size(); ++k) {
+        const std::string cw = w + ".tool_calls[" + std::to_string(k) + "]";
+        const json& c = calls[k];
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+          return bad("'" + cw + ".function' must be an object");
+        const json& f = c["function"];
+        if (!f.contains("name") || !f["name"].is_string()) return bad("'" + cw + ".function.name' must be a string");
+        if (f.contains("arguments") && !f["arguments"].is_string())
+          return bad("'" + cw + ".function.arguments' must be a string (JSON text)");
+      }
+    }
+  }
+  return {};
+}
+
+Status check_tools(const json& tools) {
+  if (!tools.is_array()) return bad("'tools' must be an array");
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const json& t = tools[i];
+    const std::string w = "tools[" + std::to_string(i) + "]";
+    if (!t.is_object() || !t.contains("type") || t["type"] != "function" || !t.contains("function") ||
+        !t["function"].is_object())
+      return bad("'" + w + "' must be {\"type\": \"function\", \"function\": {...}}");
+    const json& f = t["function"];
+    if (!f.contains("name") || !f["name"].is_string() || f["name"].get<std::string>().empty())
+      return bad("'" + w + ".function.name' must be a non-empty string");
+    if (f.contains("parameters") && !f["parameters"].is_object())
+      return bad("'" + w + ".function.parameters' must be an object");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ChatRequest> parse_chat_request(std::string_view body) {
+  DSV4_ASSIGN_OR_RETURN(json j, parse_object(body));
+  ChatRequest r;
+  DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/true));
+  if (!j.contains("messages")) return bad("'messages' is required");
+  DSV4_TRY(check_messages(j["messages"]));
+  r.messages = j["messages"];
+  if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
+    DSV4_TRY(check_tools(*it));
+    r.tools = *it;
+  }
+  if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) {
+    if (it->is_string()) {
+      const std::string c = *it;
+      if (c == "auto") r.tool_choice = ToolChoice::auto_;
+      else if (c == "none") r.tool_choice = ToolChoice::none;
+      else if (c == "required") r.tool_choice = ToolChoice::required;
+      else return bad("'tool_choice' must be \"auto\", \"none\", \"required\" or a function object");
+    } else if (it->is_object() && it->contains("function") && (*it)["function"].is_object() &&
+               (*it)["function"].contains("name") && (*it)["function"]["name"].is_string()) {
+      r.tool_choice = ToolChoice::named;
+      r.tool_choice_name = (*it)["function"]["name"];
+      bool found = false;
+      for (const auto& t : r.tools) found |= t["function"]["name"] == r.tool_choice_name;
+      if (!found) return bad("'tool_choice' names the function '" + r.tool_choice_name + "', which is not in 'tools'");
+    } else {
+      return bad("'tool_choice' must be \"auto\", \"none\", \"required\" or a function object");
+    }
+    if (r.tool_choice != ToolChoice::none && r.tool_choice != ToolChoice::auto_ && r.tools.empty())
+      return bad("'tool_choice' requires 'tools'");
+  }
+  // Thinking mode: DeepSeek-V4 thinks by default. `reasoning_effort` "none" turns it off and
+  // "max" selects Think Max; `chat_template_kwargs.thinking` and DeepSeek's own
+  // `thinking: {"type": "enabled"|"disabled"}` switch it on or off.
+  if (auto it = j.find("reasoning_effort"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) return bad("'reasoning_effort' must be a string");
+    const std::string e = *it;
+    if (e == "none") r.thinking = ThinkingMode::chat;
+    else if (e == "max") r.thinking = ThinkingMode::thinking_max;
+    else if (e == "minimal" || e == "low" || e == "medium" || e == "high" || e == "xhigh") r.thinking = ThinkingMode::thinking;
+    else return bad("'reasoning_effort' must be one of none, minimal, low, medium, high, xhigh, max");
+  }
+  if (auto it = j.find("chat_template_kwargs"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("'chat_template_kwargs' must be an object");
+    for (const char* key : {"thinking", "enable_thinking"}) {
+      if (auto t = it->find(key); t != it->end() && !t->is_null()) {
+        if (!t->is_boolean()) return bad(std::string("'chat_template_kwargs.") + key + "' must be a boolean");
+        if (!t->get<bool>()) r.thinking = ThinkingMode::chat;
+        else if (r.thinking == ThinkingMode::chat) r.thinking = ThinkingMode::thinking;
+      }
+    }
+  }
+  if (auto it = j.find("thinking"); it != j.end() && !it->is_null()) {
+    if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
+      return bad("'thinking' must be {\"type\": \"enabled\"} or {\"type\": \"disabled\"}");
+    const std::string t = (*it)["type"];
+    if (t == "disabled") r.thinking = ThinkingMode::chat;
+    else if (t == "enabled") { if (r.thinking == ThinkingMode::chat) r.thinking = ThinkingMode::thinking; }
+    else return bad("'thinking.type' must be \"enabled\" or \"disabled\"");
+  }
+  return r;
+}
+
+Result<CompletionRequest> parse_completion_request(std::string_view body) {
+  DSV4_ASSIGN_OR_RETURN(json j, parse_object(body));
+  CompletionRequest r;
+  DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/false));
+  if (!j.contains("prompt")) return bad("'prompt' is required");
+  const json& p = j["prompt"];
+  if (p.is_string()) {
+    r.prompt = p.get<std::string>();
+    if (r.prompt.empty()) return bad("'prompt' must not be empty");
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    for (const auto& e : p) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > INT32_MAX)
+        return bad("'prompt' must be a string or an array of token ids");
+      r.prompt_ids.push_back(int32_t(e.get<int64_t>()));
+    }
+  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+    r.prompt = p[0].get<std::string>();
+  } else {
+    return bad("'prompt' must be a string or an array of token ids (batches of prompts are not supported)");
+  }
+  DSV4_TRY(read_bool(j, "echo", r.echo));
+  return r;
+}
+
+}  // namespace dsv4::server

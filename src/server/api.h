@@ -1,0 +1,65 @@
+// OpenAI-compatible request types. The HTTP layer turns a JSON body into one of these structs
+// (validating every field it reads) before anything else sees it; the scheduler only ever
+// receives token ids and typed options.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "runtime/sampler.h"
+
+namespace dsv4::server {
+
+// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-think, think-high, think-max.
+enum class ThinkingMode { chat, thinking, thinking_max };
+const char* thinking_mode_name(ThinkingMode m);
+
+// Fields shared by /v1/chat/completions and /v1/completions.
+struct GenerationOptions {
+  std::string model;
+  runtime::SamplingParams sampling;
+  int64_t max_tokens = 0;               // max_tokens / max_completion_tokens; 0 = to the context
+  std::vector<std::string> stop;        // up to kMaxStopStrings
+  std::vector<int32_t> stop_token_ids;
+  bool ignore_eos = false;
+  bool stream = false;
+  bool include_usage = false;           // stream_options.include_usage
+  bool logprobs = false;                // chat: logprobs; completions: logprobs (an integer)
+  std::string user;                     // recorded in the audit log only
+};
+
+inline constexpr size_t kMaxStopStrings = 16;
+
+enum class ToolChoice { auto_, none, required, named };
+
+struct ChatRequest {
+  GenerationOptions gen;
+  // Structurally validated (roles, content types, tool_call shapes); the text layer renders
+  // them (PROMPT-FORMAT.md §2).
+  // ordered_json keeps keys in request order: tool schemas are rendered that way (PROMPT-FORMAT §5).
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  nlohmann::ordered_json tools = nlohmann::ordered_json::array();  // {"type":"function","function":{...}}
+  ToolChoice tool_choice = ToolChoice::auto_;
+  std::string tool_choice_name;         // ToolChoice::named
+  ThinkingMode thinking = ThinkingMode::thinking;
+};
+
+struct CompletionRequest {
+  GenerationOptions gen;
+  std::string prompt;                    // text prompt, or
+  std::vector<int32_t> prompt_ids;       // a token-id prompt (OpenAI allows an array of ints)
+  bool echo = false;
+};
+
+// Parse + validate. Errors are invalid_argument with the field named ("'messages[2].role' must
+// be one of ..."); a body that is not JSON says so.
+Result<ChatRequest> parse_chat_request(std::string_view body);
+Result<CompletionRequest> parse_completion_request(std::string_view body);
+
+}  // namespace dsv4::server

@@ -1,0 +1,605 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+
+#include "runtime/stop_strings.h"
+#include "server/audit_log.h"
+#include "server/errors.h"
+#include "server/metrics.h"
+#include "server/sse.h"
+
+namespace dsv4::server {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using runtime::FinishReason;
+using runtime::GenerationEvent;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// How long an HTTP thread waits for the scheduler before checking on its client.
+constexpr std::chrono::milliseconds kPollInterval{100};
+// A stream silent for this long gets an SSE comment, which also reveals a vanished client.
+constexpr std::chrono::milliseconds kKeepAliveInterval{2000};
+
+json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
+  const std::string text = codec.token_text(token);
+  json bytes = json::array();
+  for (unsigned char c : text) bytes.push_back(int(c));
+  return {{"token", text}, {"logprob", logprob}, {"bytes", bytes}};
+}
+
+}  // namespace
+
+// One generation seen from the HTTP side: scheduler events in, text / chat deltas out. Applies
+// stop strings to the detokenized text (ending generation early through cancel()) and records
+// latency metrics.
+class ResponseRun {
+ public:
+  ResponseRun(std::shared_ptr<runtime::Generation> gen, const TextCodec& codec, Metrics& metrics,
+              std::vector<std::string> stops, std::unique_ptr<ChatOutputParser> parser, Clock::time_point start,
+              bool want_logprobs)
+      : gen_(std::move(gen)),
+        codec_(codec),
+        metrics_(metrics),
+        text_(codec.new_text_stream()),
+        stop_(std::move(stops)),
+        parser_(std::move(parser)),
+        start_(start),
+        want_logprobs_(want_logprobs) {}
+
+  struct Piece {
+    std::string text;       // completions: new output text
+    ChatDelta chat;         // chat: new deltas
+    json logprobs = json::array();  // chat-style logprob entries for the tokens behind this piece
+    bool finished = false;
+  };
+
+  // Waits up to `timeout` for progress. Returns an empty piece on timeout.
+  Piece poll(std::chrono::milliseconds timeout) {
+    Piece p;
+    if (finished_) {
+      p.finished = true;
+      return p;
+    }
+    auto ev = gen_->next(timeout);
+    if (!ev) return p;
+    if (ev->kind == GenerationEvent::Kind::prefill_progress) return p;
+    if (ev->kind == GenerationEvent::Kind::token) {
+      const auto now = Clock::now();
+      if (!first_token_) {
+        first_token_ = true;
+        metrics_.observe_ttft(std::chrono::duration<double>(now - start_).count());
+      } else {
+        metrics_.observe_itl(std::chrono::duration<double>(now - last_token_).count());
+      }
+      last_token_ = now;
+      if (stop_.stopped()) return p;  // tokens that were in flight when a stop string matched
+      if (want_logprobs_) {
+        json e = logprob_entry(codec_, ev->sampled.token, ev->sampled.logprob);
+        json top = json::array();
+        for (const auto& t : ev->sampled.top) top.push_back(logprob_entry(codec_, t.token, t.logprob));
+        e["top_logprobs"] = top;
+        p.logprobs.push_back(e);
+        logprobs_.push_back(e);
+      }
+      emit(stop_.feed(text_->push(ev->sampled.token)), p);
+      if (stop_.stopped()) gen_->cancel();
+      return p;
+    }
+    // finished
+    finished_ = true;
+    p.finished = true;
+    final_ = *ev;
+    if (!stop_.stopped()) emit(stop_.feed(text_->finish()), p);
+    if (!stop_.stopped()) emit(stop_.flush(), p);
+    if (parser_) merge(p.chat, parser_->finish());
+    return p;
+  }
+
+  bool finished() const { return finished_; }
+  const GenerationEvent& final_event() const { return final_; }
+  bool saw_tool_calls() const { return saw_tool_calls_; }
+  const std::string& output_text() const { return output_; }
+  const json& all_logprobs() const { return logprobs_; }
+  void cancel() { gen_->cancel(); }
+
+  // The OpenAI finish_reason, or empty when the request failed.
+  std::string finish_reason() const {
+    if (stop_.stopped()) return "stop";
+    switch (final_.finish) {
+      case FinishReason::stop: return saw_tool_calls_ ? "tool_calls" : "stop";
+      case FinishReason::length: return "length";
+      case FinishReason::cancelled: return "cancelled";
+      case FinishReason::error: return "";
+    }
+    return "";
+  }
+
+ private:
+  static void merge(ChatDelta& into, ChatDelta d) {
+    into.reasoning += d.reasoning;
+    into.content += d.content;
+    for (auto& t : d.tool_calls) into.tool_calls.push_back(std::move(t));
+  }
+  void emit(const std::string& text, Piece& p) {
+    if (text.empty()) return;
+    output_ += text;
+    p.text += text;
+    if (parser_) {
+      ChatDelta d = parser_->push(text);
+      if (!d.tool_calls.empty()) saw_tool_calls_ = true;
+      merge(p.chat, std::move(d));
+    }
+  }
+
+  std::shared_ptr<runtime::Generation> gen_;
+  const TextCodec& codec_;
+  Metrics& metrics_;
+  std::unique_ptr<TokenTextStream> text_;
+  runtime::StopMatcher stop_;
+  std::unique_ptr<ChatOutputParser> parser_;
+  Clock::time_point start_, last_token_;
+  bool want_logprobs_;
+  bool first_token_ = false;
+  bool finished_ = false;
+  bool saw_tool_calls_ = false;
+  GenerationEvent final_;
+  std::string output_;
+  json logprobs_ = json::array();
+};
+
+struct HttpServer::Impl {
+  runtime::Scheduler& scheduler;
+  const TextCodec& codec;
+  ServerOptions options;
+  httplib::Server http;
+  Metrics metrics;
+  std::unique_ptr<AuditLog> audit;
+  int bound_port = -1;
+  std::atomic<uint64_t> next_id{1};
+
+  Impl(runtime::Scheduler& s, const TextCodec& c, ServerOptions o) : scheduler(s), codec(c), options(std::move(o)) {}
+
+  std::string new_id(const char* prefix) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%s-%llx%06llx", prefix, (unsigned long long)unix_seconds(),
+                  (unsigned long long)next_id.fetch_add(1));
+    return buf;
+  }
+
+  static void send_error(httplib::Response& res, const Status& st) {
+    res.status = http_error_for(st.code()).http_status;
+    res.set_content(error_body(st), "application/json");
+  }
+
+  void audit_request(const httplib::Request& req, const std::string& model, int status, int64_t prompt_tokens,
+                     int64_t generated, const std::string& finish, Clock::time_point start,
+                     const std::string& prompt_text, const std::string& output_text) {
+    metrics.add_tokens(prompt_tokens, generated);
+    if (!audit) return;
+    AuditRecord r;
+    r.key_id = req.get_header_value("X-Dsv4-Key-Id");
+    r.endpoint = req.path;
+    r.model = model;
+    r.http_status = status;
+    r.prompt_tokens = prompt_tokens;
+    r.generated_tokens = generated;
+    r.finish_reason = finish;
+    r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    r.prompt_text = prompt_text;
+    r.output_text = output_text;
+    audit->write(r);
+  }
+
+  // A generation request refused before it ran: the error response, counted and audited.
+  void reject(const httplib::Request& req, httplib::Response& res, const Status& st, const std::string& model,
+              int64_t prompt_tokens, Clock::time_point start) {
+    send_error(res, st);
+    audit_request(req, model, res.status, prompt_tokens, 0, "", start, "", "");
+  }
+
+  // Common front half of both generation endpoints: model check and submission.
+  Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt) {
+    runtime::GenerationRequest gr;
+    gr.prompt = std::move(prompt);
+    gr.sampling = g.sampling;
+    gr.max_tokens = g.max_tokens > 0 ? g.max_tokens : options.default_max_tokens;
+    gr.stop_token_ids = g.stop_token_ids;
+    gr.ignore_eos = g.ignore_eos;
+    auto r = scheduler.submit(std::move(gr));
+    return r;
+  }
+
+  Status check_model(const std::string& model) const {
+    if (model != options.model_id)
+      return Status::not_found("The model '" + model + "' does not exist; this server serves '" + options.model_id + "'");
+    return {};
+  }
+
+  static json usage_json(const GenerationEvent& f) {
+    return {{"prompt_tokens", f.prompt_tokens},
+            {"completion_tokens", f.generated_tokens},
+            {"total_tokens", f.prompt_tokens + f.generated_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", f.cached_tokens}}}};
+  }
+
+  // ---- /v1/chat/completions ----
+  void handle_chat(const httplib::Request& req, httplib::Response& res) {
+    const auto start = Clock::now();
+    auto parsed = parse_chat_request(req.body);
+    if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
+    auto r = std::make_shared<ChatRequest>(std::move(parsed).value());
+    if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
+    auto prompt = codec.encode_chat(*r);
+    if (!prompt.ok()) return reject(req, res, prompt.status(), r->gen.model, 0, start);
+    const int64_t n_prompt = int64_t(prompt->size());
+    auto gen = submit(r->gen, std::move(prompt).value());
+    if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
+    auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, codec.new_chat_parser(*r), start,
+                                             r->gen.logprobs);
+    const std::string id = new_id("chatcmpl");
+    const int64_t created = unix_seconds();
+    const std::string prompt_text = options.audit_content ? r->messages.dump(-1, ' ', false, json::error_handler_t::replace) : std::string();
+
+    if (!r->gen.stream) {
+      ChatDelta all;
+      std::vector<ToolCallDelta> calls;
+      while (!run->finished()) {
+        auto p = run->poll(kPollInterval);
+        all.reasoning += p.chat.reasoning;
+        all.content += p.chat.content;
+        for (auto& t : p.chat.tool_calls) calls.push_back(std::move(t));
+      }
+      const auto& f = run->final_event();
+      if (f.finish == FinishReason::error) {
+        audit_request(req, r->gen.model, 500, n_prompt, f.generated_tokens, "", start, prompt_text, run->output_text());
+        return send_error(res, f.status);
+      }
+      json tool_calls = json::array();
+      for (const auto& d : calls) {
+        if (d.index >= int(tool_calls.size()))
+          tool_calls.push_back({{"id", d.id}, {"type", "function"}, {"function", {{"name", d.name}, {"arguments", ""}}}});
+        auto& c = tool_calls[size_t(d.index)];
+        if (!d.name.empty()) c["function"]["name"] = d.name;
+        if (!d.id.empty()) c["id"] = d.id;
+        c["function"]["arguments"] = c["function"]["arguments"].get<std::string>() + d.arguments;
+      }
+      json message = {{"role", "assistant"}};
+      message["content"] = (all.content.empty() && !tool_calls.empty()) ? json(nullptr) : json(all.content);
+      if (r->thinking != ThinkingMode::chat) message["reasoning_content"] = all.reasoning;
+      if (!tool_calls.empty()) message["tool_calls"] = tool_calls;
+      json choice = {{"index", 0}, {"message", message}, {"finish_reason", run->finish_reason()}};
+      choice["logprobs"] = r->gen.logprobs ? json({{"content", run->all_logprobs()}}) : json(nullptr);
+      json body = {{"id", id},           {"object", "chat.completion"}, {"created", created},
+                   {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
+      res.set_content(dump(body), "application/json");
+      audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start, prompt_text,
+                    run->output_text());
+      return;
+    }
+
+    // Streaming: one SSE frame per delta, then finish_reason, usage (if asked) and [DONE].
+    struct StreamState {
+      bool sent_role = false;
+      bool done = false;
+      bool audited = false;
+      Clock::time_point last_write = Clock::now();
+    };
+    auto state = std::make_shared<StreamState>();
+    auto chunk = [id, created, model = r->gen.model](json delta, json finish, json logprobs) {
+      json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
+                     {"finish_reason", std::move(finish)}};
+      return json{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                  {"choices", json::array({choice})}};
+    };
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, run, state, r, chunk](size_t, httplib::DataSink& sink) -> bool {
+          std::string out;
+          if (!state->sent_role) {
+            state->sent_role = true;
+            out += sse_data(dump(chunk({{"role", "assistant"}, {"content", ""}}, nullptr, nullptr)));
+          }
+          auto p = run->poll(kPollInterval);
+          json delta = json::object();
+          if (!p.chat.reasoning.empty()) delta["reasoning_content"] = p.chat.reasoning;
+          if (!p.chat.content.empty()) delta["content"] = p.chat.content;
+          if (!p.chat.tool_calls.empty()) {
+            json calls = json::array();
+            for (const auto& t : p.chat.tool_calls) {
+              json c = {{"index", t.index}, {"function", {{"arguments", t.arguments}}}};
+              if (!t.id.empty()) {
+                c["id"] = t.id;
+                c["type"] = "function";
+              }
+              if (!t.name.empty()) c["function"]["name"] = t.name;
+              calls.push_back(c);
+            }
+            delta["tool_calls"] = calls;
+          }
+          if (!delta.empty() || !p.logprobs.empty()) {
+            json lp = r->gen.logprobs ? json({{"content", p.logprobs}}) : json(nullptr);
+            out += sse_data(dump(chunk(delta, nullptr, lp)));
+          }
+          if (p.finished) {
+            const auto& f = run->final_event();
+            if (f.finish == FinishReason::error) {
+              out += sse_data(error_body(f.status));
+            } else {
+              out += sse_data(dump(chunk(json::object(), run->finish_reason(), nullptr)));
+              if (r->gen.include_usage) {
+                json u = chunk(json::object(), nullptr, nullptr);
+                u["choices"] = json::array();
+                u["usage"] = usage_json(f);
+                out += sse_data(dump(u));
+              }
+            }
+            out += sse_done();
+          }
+          if (out.empty() && Clock::now() - state->last_write > kKeepAliveInterval) out = sse_comment();
+          if (!out.empty()) {
+            state->last_write = Clock::now();
+            if (!sink.write(out.data(), out.size())) {
+              run->cancel();
+              return false;
+            }
+          } else if (!sink.is_writable()) {
+            run->cancel();
+            return false;
+          }
+          if (p.finished) {
+            state->done = true;
+            sink.done();
+          }
+          return true;
+        },
+        [this, run, state, r, req_path = req.path, key = req.get_header_value("X-Dsv4-Key-Id"), start, n_prompt,
+         prompt_text](bool) {
+          if (!run->finished()) run->cancel();  // the client went away
+          const auto& f = run->final_event();
+          httplib::Request fake;
+          fake.path = req_path;
+          fake.set_header("X-Dsv4-Key-Id", key);
+          audit_request(fake, r->gen.model, 200, n_prompt, f.generated_tokens,
+                        run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
+        });
+  }
+
+  // ---- /v1/completions ----
+  void handle_completion(const httplib::Request& req, httplib::Response& res) {
+    const auto start = Clock::now();
+    auto parsed = parse_completion_request(req.body);
+    if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
+    auto r = std::make_shared<CompletionRequest>(std::move(parsed).value());
+    if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
+    std::vector<int32_t> prompt = r->prompt_ids.empty() ? codec.encode_text(r->prompt) : r->prompt_ids;
+    const int64_t n_prompt = int64_t(prompt.size());
+    auto gen = submit(r->gen, std::move(prompt));
+    if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
+    auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, nullptr, start, r->gen.logprobs);
+    const std::string id = new_id("cmpl");
+    const int64_t created = unix_seconds();
+    const std::string echo = r->echo ? r->prompt : std::string();
+    const std::string prompt_text = options.audit_content ? r->prompt : std::string();
+    // Completions-style logprobs from chat-style entries.
+    auto completion_logprobs = [](const json& entries) {
+      json tokens = json::array(), lps = json::array(), tops = json::array();
+      for (const auto& e : entries) {
+        tokens.push_back(e["token"]);
+        lps.push_back(e["logprob"]);
+        json t = json::object();
+        for (const auto& alt : e["top_logprobs"]) t[alt["token"].get<std::string>()] = alt["logprob"];
+        tops.push_back(t);
+      }
+      return json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
+    };
+
+    if (!r->gen.stream) {
+      std::string text = echo;
+      while (!run->finished()) text += run->poll(kPollInterval).text;
+      const auto& f = run->final_event();
+      if (f.finish == FinishReason::error) {
+        audit_request(req, r->gen.model, 500, n_prompt, f.generated_tokens, "", start, prompt_text, run->output_text());
+        return send_error(res, f.status);
+      }
+      json choice = {{"index", 0}, {"text", text}, {"finish_reason", run->finish_reason()}};
+      choice["logprobs"] = r->gen.logprobs ? completion_logprobs(run->all_logprobs()) : json(nullptr);
+      json body = {{"id", id},           {"object", "text_completion"}, {"created", created},
+                   {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
+      res.set_content(dump(body), "application/json");
+      audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start, prompt_text,
+                    run->output_text());
+      return;
+    }
+
+    auto echoed = std::make_shared<bool>(echo.empty());
+    auto last_write = std::make_shared<Clock::time_point>(Clock::now());
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, run, r, id, created, echo, echoed, last_write, completion_logprobs](size_t, httplib::DataSink& sink) {
+          auto frame = [&](const std::string& text, json finish, json logprobs) {
+            json choice = {{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)},
+                           {"finish_reason", std::move(finish)}};
+            return sse_data(dump({{"id", id}, {"object", "text_completion"}, {"created", created},
+                                  {"model", r->gen.model}, {"choices", json::array({choice})}}));
+          };
+          std::string out;
+          if (!*echoed) {
+            *echoed = true;
+            out += frame(echo, nullptr, nullptr);
+          }
+          auto p = run->poll(kPollInterval);
+          if (!p.text.empty() || !p.logprobs.empty())
+            out += frame(p.text, nullptr, r->gen.logprobs ? completion_logprobs(p.logprobs) : json(nullptr));
+          if (p.finished) {
+            const auto& f = run->final_event();
+            if (f.finish == FinishReason::error) {
+              out += sse_data(error_body(f.status));
+            } else {
+              out += frame("", run->finish_reason(), nullptr);
+              if (r->gen.include_usage)
+                out += sse_data(dump({{"id", id}, {"object", "text_completion"}, {"created", created},
+                                      {"model", r->gen.model}, {"choices", json::array()}, {"usage", usage_json(f)}}));
+            }
+            out += sse_done();
+          }
+          if (out.empty() && Clock::now() - *last_write > kKeepAliveInterval) out = sse_comment();
+          if (!out.empty()) {
+            *last_write = Clock::now();
+            if (!sink.write(out.data(), out.size())) {
+              run->cancel();
+              return false;
+            }
+          } else if (!sink.is_writable()) {
+            run->cancel();
+            return false;
+          }
+          if (p.finished) sink.done();
+          return true;
+        },
+        [this, run, r, req_path = req.path, key = req.get_header_value("X-Dsv4-Key-Id"), start, n_prompt,
+         prompt_text](bool) {
+          if (!run->finished()) run->cancel();
+          const auto& f = run->final_event();
+          httplib::Request fake;
+          fake.path = req_path;
+          fake.set_header("X-Dsv4-Key-Id", key);
+          audit_request(fake, r->gen.model, 200, n_prompt, f.generated_tokens,
+                        run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
+        });
+  }
+
+  void setup_routes() {
+    const int threads = options.http_threads > 0
+                            ? options.http_threads
+                            : scheduler.options().max_running + scheduler.options().max_queued + 16;
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+    http.set_payload_max_length(options.max_body_bytes);
+    http.set_keep_alive_timeout(30);
+
+    // Authentication on every endpoint but /health. The key id travels to the handlers in a
+    // request header that only the server itself can set (a client's copy is replaced).
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      auto& mreq = const_cast<httplib::Request&>(req);
+      mreq.headers.erase("X-Dsv4-Key-Id");
+      if (req.path == "/health" || !options.api_keys.enabled()) return httplib::Server::HandlerResponse::Unhandled;
+      auto id = options.api_keys.check(req.get_header_value("Authorization"));
+      if (!id) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "Bearer");
+        res.set_content(error_body("Incorrect or missing API key: send 'Authorization: Bearer <key>'",
+                                   "authentication_error", "invalid_api_key"),
+                        "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      mreq.set_header("X-Dsv4-Key-Id", *id);
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+
+    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{\"status\":\"ok\"}", "application/json");
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      const auto s = scheduler.stats();
+      Metrics::Gauges g;
+      g.queued = s.queued;
+      g.running = s.running;
+      g.prefix_hits = s.prefix_hits;
+      g.prefix_tokens_reused = s.prefix_tokens_reused;
+      res.set_content(metrics.render(g), "text/plain; version=0.0.4");
+    });
+    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      json m = {{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"},
+                {"max_model_len", scheduler.max_context()}};
+      res.set_content(dump({{"object", "list"}, {"data", json::array({m})}}), "application/json");
+    });
+    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (Status st = check_model(req.matches[1]); !st.ok()) return send_error(res, st);
+      res.set_content(dump({{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"}}),
+                      "application/json");
+    });
+    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_chat(req, res); });
+    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_completion(req, res); });
+
+    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      if (res.status == 404)
+        res.set_content(error_body("No route for " + req.method + " " + req.path, "invalid_request_error", "not_found"),
+                        "application/json");
+      else if (res.status == 413)
+        res.set_content(error_body("The request body is larger than the server accepts", "invalid_request_error",
+                                   "request_too_large"),
+                        "application/json");
+      else
+        res.set_content(error_body("HTTP error " + std::to_string(res.status), "invalid_request_error", ""),
+                        "application/json");
+    });
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      res.status = 500;
+      res.set_content(error_body("internal error while handling the request", "server_error", "internal_error"),
+                      "application/json");
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      std::string endpoint = req.path;
+      if (endpoint.rfind("/v1/models/", 0) == 0) endpoint = "/v1/models/{id}";
+      else if (endpoint != "/health" && endpoint != "/metrics" && endpoint != "/v1/models" &&
+               endpoint != "/v1/chat/completions" && endpoint != "/v1/completions")
+        endpoint = "other";
+      metrics.count_request(endpoint, res.status);
+    });
+  }
+};
+
+HttpServer::HttpServer(runtime::Scheduler& scheduler, const TextCodec& codec, ServerOptions options)
+    : impl_(std::make_unique<Impl>(scheduler, codec, std::move(options))) {
+  impl_->setup_routes();
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+Status HttpServer::bind() {
+  if (!impl_->options.audit_log_path.empty()) {
+    DSV4_ASSIGN_OR_RETURN(impl_->audit, AuditLog::open(impl_->options.audit_log_path, impl_->options.audit_content));
+  }
+  const auto& o = impl_->options;
+  if (o.port == 0) {
+    impl_->bound_port = impl_->http.bind_to_any_port(o.host);
+    if (impl_->bound_port <= 0) return Status::io_error("cannot listen on " + o.host + " (any port)");
+  } else {
+    if (!impl_->http.bind_to_port(o.host, o.port))
+      return Status::io_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                              " (address in use or not available)");
+    impl_->bound_port = o.port;
+  }
+  return {};
+}
+
+int HttpServer::port() const { return impl_->bound_port; }
+
+Status HttpServer::run() {
+  if (!impl_->http.listen_after_bind()) return Status::io_error("the HTTP server stopped with an error");
+  return {};
+}
+
+void HttpServer::stop() {
+  if (impl_ && impl_->http.is_running()) impl_->http.stop();
+}
+
+}  // namespace dsv4::server

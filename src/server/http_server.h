@@ -1,0 +1,62 @@
+// `dsv4 serve`: the OpenAI-compatible HTTP API over one Scheduler.
+//
+//   GET  /health                 liveness, never needs a key
+//   GET  /metrics                Prometheus text
+//   GET  /v1/models              the one served model
+//   POST /v1/chat/completions    messages (+ tools), SSE streaming, reasoning_content, tool_calls
+//   POST /v1/completions         raw text or token-id prompt
+//
+// HTTP threads parse and validate JSON into typed requests (server/api.h), render and tokenize
+// through the TextCodec, submit token ids to the scheduler, and turn its events into JSON or
+// SSE frames. A streaming client that goes away cancels its request (the scheduler frees the
+// sequence at its next step).
+//
+// Thread-safety: bind() and run() from one thread; stop() from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "runtime/scheduler.h"
+#include "server/auth.h"
+#include "server/text_codec.h"
+
+namespace dsv4::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";   // loopback unless told otherwise
+  int port = 8000;                  // 0 = any free port (see HttpServer::port)
+  std::string model_id;             // the name clients send as "model"
+  ApiKeys api_keys;                 // empty = no authentication
+  size_t max_body_bytes = 8u << 20; // larger bodies get 413
+  std::string audit_log_path;       // empty = no audit log
+  bool audit_content = false;       // also log prompt and output text
+  int http_threads = 0;             // 0 = enough for every running and queued request
+  // Cap for requests that give no max_tokens (0 = until EOS or the context is full). A
+  // non-streaming client that hangs up is only noticed when its answer is written, so an
+  // unbounded default could keep a slot busy for a very long time.
+  int64_t default_max_tokens = 4096;
+};
+
+class HttpServer {
+ public:
+  HttpServer(runtime::Scheduler& scheduler, const TextCodec& codec, ServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Opens the audit log and binds the socket. Errors: io_error (address in use, bad host,
+  // unwritable audit log).
+  Status bind();
+  int port() const;
+  // Serves until stop(). REQUIRES: bind() succeeded.
+  Status run();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsv4::server

@@ -1,0 +1,91 @@
+#include "server/metrics.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace dsv4::server {
+
+namespace {
+std::string fmt_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+}  // namespace
+
+Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double v) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t i = size_t(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+  counts_[i] += 1;
+  sum_ += v;
+  count_ += 1;
+}
+
+void Histogram::render(const std::string& name, std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    out += name + "_bucket{le=\"" + fmt_double(bounds_[i]) + "\"} " + std::to_string(cumulative) + "\n";
+  }
+  cumulative += counts_.back();
+  out += name + "_bucket{le=\"+Inf\"} " + std::to_string(cumulative) + "\n";
+  out += name + "_sum " + fmt_double(sum_) + "\n";
+  out += name + "_count " + std::to_string(count_) + "\n";
+}
+
+Metrics::Metrics()
+    : ttft_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}),
+      itl_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}) {}
+
+void Metrics::count_request(const std::string& endpoint, int http_status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  requests_[{endpoint, http_status}] += 1;
+}
+
+void Metrics::add_tokens(int64_t prompt, int64_t generated) {
+  std::lock_guard<std::mutex> lock(mu_);
+  prompt_tokens_ += uint64_t(std::max<int64_t>(0, prompt));
+  generated_tokens_ += uint64_t(std::max<int64_t>(0, generated));
+}
+
+std::string Metrics::render(const Gauges& g) const {
+  std::string out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    out += "# HELP dsv4_requests_total HTTP requests by endpoint and status code.\n";
+    out += "# TYPE dsv4_requests_total counter\n";
+    for (const auto& [key, n] : requests_)
+      out += "dsv4_requests_total{endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
+             std::to_string(n) + "\n";
+    out += "# HELP dsv4_prompt_tokens_total Prompt tokens of finished requests.\n";
+    out += "# TYPE dsv4_prompt_tokens_total counter\n";
+    out += "dsv4_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
+    out += "# HELP dsv4_generation_tokens_total Generated tokens of finished requests.\n";
+    out += "# TYPE dsv4_generation_tokens_total counter\n";
+    out += "dsv4_generation_tokens_total " + std::to_string(generated_tokens_) + "\n";
+  }
+  out += "# HELP dsv4_queue_depth Requests waiting for a free sequence slot.\n";
+  out += "# TYPE dsv4_queue_depth gauge\n";
+  out += "dsv4_queue_depth " + std::to_string(g.queued) + "\n";
+  out += "# HELP dsv4_running_sequences Sequences prefilling or decoding.\n";
+  out += "# TYPE dsv4_running_sequences gauge\n";
+  out += "dsv4_running_sequences " + std::to_string(g.running) + "\n";
+  out += "# HELP dsv4_prefix_cache_hits_total Requests that continued a cached sequence.\n";
+  out += "# TYPE dsv4_prefix_cache_hits_total counter\n";
+  out += "dsv4_prefix_cache_hits_total " + std::to_string(g.prefix_hits) + "\n";
+  out += "# HELP dsv4_prefix_cache_tokens_total Prompt tokens taken from cached sequences.\n";
+  out += "# TYPE dsv4_prefix_cache_tokens_total counter\n";
+  out += "dsv4_prefix_cache_tokens_total " + std::to_string(g.prefix_tokens_reused) + "\n";
+  out += "# HELP dsv4_time_to_first_token_seconds Time from request arrival to its first token.\n";
+  out += "# TYPE dsv4_time_to_first_token_seconds histogram\n";
+  ttft_.render("dsv4_time_to_first_token_seconds", out);
+  out += "# HELP dsv4_inter_token_latency_seconds Time between consecutive tokens of a request.\n";
+  out += "# TYPE dsv4_inter_token_latency_seconds histogram\n";
+  itl_.render("dsv4_inter_token_latency_seconds", out);
+  return out;
+}
+
+}  // namespace dsv4::server

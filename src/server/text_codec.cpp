@@ -1,0 +1,124 @@
+#include "server/text_codec.h"
+
+#include <atomic>
+#include <cstdio>
+
+#include "text/chat_encoding.h"
+#include "text/chat_tokens.h"
+#include "text/completion_parser.h"
+#include "text/tokenizer.h"
+
+namespace dsv4::server {
+
+namespace {
+
+class StreamDecoderText : public TokenTextStream {
+ public:
+  explicit StreamDecoderText(text::Tokenizer tok) : dec_(std::move(tok)) {}
+  std::string push(int32_t id) override { return dec_.push(id); }
+  std::string finish() override { return dec_.finish(); }
+
+ private:
+  text::StreamDecoder dec_;
+};
+
+// text::CompletionParser events -> OpenAI chat deltas. A tool call is announced (id, name) and
+// its arguments sent as one piece once the parser has the whole invoke.
+class CompletionParserAdapter : public ChatOutputParser {
+ public:
+  explicit CompletionParserAdapter(text::ThinkingMode mode) : parser_(mode) {}
+  ChatDelta push(std::string_view t) override { return convert(parser_.feed(t)); }
+  ChatDelta finish() override {
+    std::vector<text::CompletionEvent> tail;
+    parser_.finish(&tail);
+    return convert(tail);
+  }
+
+ private:
+  ChatDelta convert(const std::vector<text::CompletionEvent>& events) {
+    ChatDelta d;
+    for (const auto& e : events) {
+      switch (e.kind) {
+        case text::CompletionEventKind::reasoning_delta: d.reasoning += e.text; break;
+        case text::CompletionEventKind::content_delta: d.content += e.text; break;
+        case text::CompletionEventKind::tool_call_started: {
+          ToolCallDelta t;
+          t.index = e.tool_index;
+          t.name = e.name;
+          t.id = new_call_id();
+          d.tool_calls.push_back(std::move(t));
+          break;
+        }
+        case text::CompletionEventKind::tool_call_arguments: {
+          ToolCallDelta t;
+          t.index = e.tool_index;
+          t.arguments = e.text;
+          d.tool_calls.push_back(std::move(t));
+          break;
+        }
+        case text::CompletionEventKind::tool_call_finished: break;
+      }
+    }
+    return d;
+  }
+  static std::string new_call_id() {
+    static std::atomic<uint64_t> counter{1};
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "call_%016llx", (unsigned long long)counter.fetch_add(1) * 0x9e3779b97f4a7c15ull);
+    return buf;
+  }
+  text::CompletionParser parser_;
+};
+
+class Dsv4TextCodec : public TextCodec {
+ public:
+  explicit Dsv4TextCodec(text::Tokenizer tok) : tok_(std::move(tok)) {
+    bos_ = tok_.token_id(text::chat::kBos).value_or(0);
+  }
+
+  Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const override {
+    DSV4_ASSIGN_OR_RETURN(auto messages, text::messages_from_json(r.messages));
+    text::ChatOptions o;
+    o.thinking_mode = r.thinking == ThinkingMode::chat ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
+    if (r.thinking == ThinkingMode::thinking_max) o.reasoning_effort = "max";
+    if (!r.tools.empty() && r.tool_choice != ToolChoice::none) o.tools = r.tools;
+    auto rendered = text::render_chat(messages, o);
+    if (!rendered.ok()) return Status::invalid_argument(rendered.status().message());
+    return tok_.encode(*rendered);
+  }
+
+  std::vector<int32_t> encode_text(std::string_view t) const override {
+    std::vector<int32_t> ids;
+    if (t.substr(0, text::chat::kBos.size()) != text::chat::kBos) ids.push_back(bos_);
+    auto rest = tok_.encode(t);
+    ids.insert(ids.end(), rest.begin(), rest.end());
+    return ids;
+  }
+
+  std::unique_ptr<TokenTextStream> new_text_stream() const override {
+    return std::make_unique<StreamDecoderText>(tok_);
+  }
+
+  std::unique_ptr<ChatOutputParser> new_chat_parser(const ChatRequest& r) const override {
+    return std::make_unique<CompletionParserAdapter>(r.thinking == ThinkingMode::chat ? text::ThinkingMode::chat
+                                                                                     : text::ThinkingMode::thinking);
+  }
+
+  std::string token_text(int32_t id) const override {
+    auto b = tok_.token_bytes(id);
+    return b ? std::string(*b) : std::string();
+  }
+
+ private:
+  text::Tokenizer tok_;
+  int32_t bos_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir) {
+  DSV4_ASSIGN_OR_RETURN(text::Tokenizer tok, text::load_tokenizer_for_model(model_dir));
+  return std::unique_ptr<TextCodec>(new Dsv4TextCodec(std::move(tok)));
+}
+
+}  // namespace dsv4::server

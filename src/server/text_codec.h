@@ -1,0 +1,71 @@
+// What the HTTP layer needs from the text layer, as one interface: chat rendering plus
+// tokenization, UTF-8-safe streaming detokenization, and parsing of the model's output into
+// reasoning / content / tool calls. The production implementation (make_text_codec, in
+// text_codec.cpp) is built on dsv4::text; the seam lets the server tests run the whole HTTP
+// stack on a small deterministic engine.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "server/api.h"
+
+namespace dsv4::server {
+
+struct ToolCallDelta {
+  int index = 0;
+  std::string id;         // set on the first delta of a call
+  std::string name;       // set on the first delta of a call
+  std::string arguments;  // a piece of the JSON arguments text
+};
+
+struct ChatDelta {
+  std::string reasoning;
+  std::string content;
+  std::vector<ToolCallDelta> tool_calls;
+  bool empty() const { return reasoning.empty() && content.empty() && tool_calls.empty(); }
+};
+
+// Model output text -> chat deltas, for one response.
+class ChatOutputParser {
+ public:
+  virtual ~ChatOutputParser() = default;
+  virtual ChatDelta push(std::string_view text) = 0;
+  // End of generation: anything held back. A malformed tool-call block is returned as content.
+  virtual ChatDelta finish() = 0;
+};
+
+// Token ids -> text that always ends on a UTF-8 character boundary.
+class TokenTextStream {
+ public:
+  virtual ~TokenTextStream() = default;
+  virtual std::string push(int32_t id) = 0;
+  virtual std::string finish() = 0;
+};
+
+class TextCodec {
+ public:
+  virtual ~TextCodec() = default;
+  // The prompt ids of a chat request (BOS first), rendered in the request's thinking mode.
+  virtual Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const = 0;
+  // The prompt ids of a raw text prompt (BOS first; the text is tokenized as-is).
+  virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
+  virtual std::unique_ptr<TokenTextStream> new_text_stream() const = 0;
+  virtual std::unique_ptr<ChatOutputParser> new_chat_parser(const ChatRequest& r) const = 0;
+  // The text of one token, for log-probabilities (may be a partial UTF-8 sequence).
+  virtual std::string token_text(int32_t id) const = 0;
+};
+
+}  // namespace dsv4::server
+
+namespace dsv4::server {
+
+// The production codec: the model directory's tokenizer (or the vendored official one), the
+// official V4 chat rendering, and the streaming completion parser of dsv4::text.
+Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir);
+
+}  // namespace dsv4::server

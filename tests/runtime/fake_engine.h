@@ -1,0 +1,92 @@
+// A deterministic stand-in for runtime::Engine, for testing the scheduler's batching,
+// chunking, cancellation and prefix-reuse logic without a model. Its logits are a hash of the
+// sequence's whole token history, so any mistake in what the scheduler feeds (a skipped,
+// repeated or misordered token, state shared between sequences) changes the outputs.
+// Test-only: the production path always uses the real Engine.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "runtime/engine.h"
+
+namespace dsv4::test {
+
+class FakeSequence : public runtime::Sequence {
+ public:
+  std::vector<int32_t> tokens;
+  int64_t position() const override { return int64_t(tokens.size()); }
+  std::unique_ptr<runtime::Sequence> clone() const override { return std::make_unique<FakeSequence>(*this); }
+  size_t memory_bytes() const override { return tokens.size() * sizeof(int32_t); }
+};
+
+class FakeEngine : public runtime::Engine {
+ public:
+  explicit FakeEngine(int64_t vocab = 64, int64_t max_context = 512, int32_t eos = 1) : max_context_(max_context) {
+    config_.vocab_size = vocab;
+    config_.eos_token_id = eos;
+  }
+  const io::ModelConfig& config() const override { return config_; }
+  int64_t max_context() const override { return max_context_; }
+  std::unique_ptr<runtime::Sequence> new_sequence() const override {
+    live_sequences.fetch_add(1);
+    return std::make_unique<FakeSequence>();
+  }
+
+  // logits[v] in [-4, 4): a hash of (history, v). EOS is pushed down unless eos_bias says
+  // otherwise, so generations run to max_tokens by default.
+  static float logit_of(const std::vector<int32_t>& history, int64_t v) {
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t t : history) h = (h ^ uint64_t(t)) * 1099511628211ull;
+    h = (h ^ uint64_t(v)) * 1099511628211ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return float(h % 8000) / 1000.0f - 4.0f;
+  }
+
+  Status step(std::span<runtime::Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
+              float* logits) override {
+    if (step_delay.count() > 0) std::this_thread::sleep_for(step_delay);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      auto* s = static_cast<FakeSequence*>(seqs[i]);
+      for (int32_t t : tokens[i])
+        if (t < 0 || t >= config_.vocab_size || t == poison_token) return Status::invalid_argument("bad token");
+      if (s->position() + int64_t(tokens[i].size()) > max_context_) return Status::out_of_range("context overflow");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      batch_sizes.push_back(int(seqs.size()));
+      int64_t fed = 0;
+      for (auto& t : tokens) fed += int64_t(t.size());
+      tokens_per_step.push_back(fed);
+    }
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      auto* s = static_cast<FakeSequence*>(seqs[i]);
+      s->tokens.insert(s->tokens.end(), tokens[i].begin(), tokens[i].end());
+      float* row = logits + i * size_t(config_.vocab_size);
+      for (int64_t v = 0; v < config_.vocab_size; ++v) row[v] = logit_of(s->tokens, v);
+      row[config_.eos_token_id] += eos_bias;
+      for (size_t v = 0; v < bias.size() && v < size_t(config_.vocab_size); ++v) row[v] += bias[v];
+    }
+    return Status::ok_status();
+  }
+
+  std::mutex mu;
+  std::vector<int> batch_sizes;
+  std::vector<int64_t> tokens_per_step;
+  std::chrono::milliseconds step_delay{0};
+  float eos_bias = -100.0f;
+  std::vector<float> bias;  // added to every logits row (e.g. to keep outputs printable)
+  int32_t poison_token = -1;
+  mutable std::atomic<int> live_sequences{0};
+
+ private:
+  io::ModelConfig config_;
+  int64_t max_context_;
+};
+
+}  // namespace dsv4::test

@@ -1,0 +1,336 @@
+#include "runtime/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "runtime/fake_engine.h"
+
+namespace dsv4::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FakeEngine;
+
+struct Collected {
+  std::vector<int32_t> tokens;
+  GenerationEvent finished;
+  int progress_events = 0;
+};
+
+// Reads a generation to its end (bounded: fails the test after ~20 s).
+Collected collect(Generation& g) {
+  Collected c;
+  for (int i = 0; i < 2000; ++i) {
+    auto e = g.next(10ms);
+    if (!e) continue;
+    if (e->kind == GenerationEvent::Kind::token) c.tokens.push_back(e->sampled.token);
+    if (e->kind == GenerationEvent::Kind::prefill_progress) c.progress_events++;
+    if (e->kind == GenerationEvent::Kind::finished) {
+      c.finished = *e;
+      return c;
+    }
+  }
+  ADD_FAILURE() << "generation did not finish";
+  return c;
+}
+
+std::shared_ptr<Generation> must(Result<std::shared_ptr<Generation>> r) {
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? r.value() : std::make_shared<Generation>(0);
+}
+
+GenerationRequest greedy_request(std::vector<int32_t> prompt, int64_t max_tokens) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.max_tokens = max_tokens;
+  return r;
+}
+
+// The reference: the same greedy loop written directly against the engine.
+std::vector<int32_t> direct_greedy(FakeEngine& e, std::vector<int32_t> prompt, int n) {
+  auto seq = e.new_sequence();
+  std::vector<float> logits(size_t(e.config().vocab_size));
+  std::vector<int32_t> out;
+  std::vector<int32_t> feed = prompt;
+  for (int i = 0; i < n; ++i) {
+    EXPECT_TRUE(static_cast<Engine&>(e).step(*seq, feed, logits.data()).ok());
+    int32_t best = 0;
+    for (size_t v = 1; v < logits.size(); ++v)
+      if (logits[v] > logits[size_t(best)]) best = int32_t(v);
+    out.push_back(best);
+    feed = {best};
+  }
+  return out;
+}
+
+TEST(Scheduler, SingleGreedyRequestMatchesADirectLoop) {
+  FakeEngine engine;
+  FakeEngine reference;
+  Scheduler s(engine, {});
+  auto g = s.submit(greedy_request({0, 5, 9, 3}, 12));
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  auto c = collect(**g);
+  EXPECT_EQ(c.tokens, direct_greedy(reference, {0, 5, 9, 3}, 12));
+  EXPECT_EQ(c.finished.finish, FinishReason::length);
+  EXPECT_EQ(c.finished.prompt_tokens, 4);
+  EXPECT_EQ(c.finished.generated_tokens, 12);
+}
+
+TEST(Scheduler, BatchedOutputsEqualSequentialOnesAndDecodeTogether) {
+  FakeEngine engine;
+  engine.step_delay = 1ms;
+  FakeEngine reference;
+  SchedulerOptions o;
+  o.max_running = 16;
+  o.step_token_budget = 64;  // prompts of 40 tokens: prefill is chunked across steps
+  o.prefix_cache_entries = 0;
+  Scheduler s(engine, o);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 16; ++i) {
+    std::vector<int32_t> p = {0};
+    for (int k = 0; k < 39; ++k) p.push_back(2 + (i * 7 + k * 3) % 60);
+    prompts.push_back(p);
+  }
+  std::vector<std::shared_ptr<Generation>> gens;
+  for (auto& p : prompts) {
+    auto g = s.submit(greedy_request(p, 20));
+    ASSERT_TRUE(g.ok());
+    gens.push_back(*g);
+  }
+  for (size_t i = 0; i < gens.size(); ++i) {
+    auto c = collect(*gens[i]);
+    EXPECT_EQ(c.tokens, direct_greedy(reference, prompts[i], 20)) << "request " << i;
+  }
+  std::lock_guard<std::mutex> lock(engine.mu);
+  int widest = 0;
+  for (int b : engine.batch_sizes) widest = std::max(widest, b);
+  EXPECT_GE(widest, 8) << "decoding sequences were not batched";
+  for (int64_t t : engine.tokens_per_step) EXPECT_LE(t, 64);
+  EXPECT_GE(s.stats().max_batch, 8u);
+}
+
+TEST(Scheduler, LongPrefillIsChunkedWhileOthersKeepDecoding) {
+  FakeEngine engine(64, 4096);
+  SchedulerOptions o;
+  o.step_token_budget = 32;
+  o.prefix_cache_entries = 0;
+  Scheduler s(engine, o);
+  auto a = s.submit(greedy_request({0, 4, 4}, 200));
+  ASSERT_TRUE(a.ok());
+  // Wait for the first request to start decoding.
+  auto first = (*a)->next(2000ms);
+  ASSERT_TRUE(first && first->kind == GenerationEvent::Kind::token);
+  auto req = greedy_request(std::vector<int32_t>(1000, 7), 3);
+  req.report_prefill_progress = true;
+  auto b = s.submit(req);
+  ASSERT_TRUE(b.ok());
+  auto cb = collect(**b);
+  EXPECT_EQ(cb.tokens.size(), 3u);
+  EXPECT_GE(cb.progress_events, 1000 / 32 - 1);
+  collect(**a);
+  std::lock_guard<std::mutex> lock(engine.mu);
+  for (int64_t t : engine.tokens_per_step) EXPECT_LE(t, 32);
+}
+
+TEST(Scheduler, SeededSamplingIsReproducibleAlongsideOtherRequests) {
+  FakeEngine engine;
+  Scheduler s(engine, {});
+  GenerationRequest r;
+  r.prompt = {0, 3, 3, 8};
+  r.sampling.seed = 1234;
+  r.sampling.temperature = 1.0f;
+  r.max_tokens = 30;
+  auto alone = collect(*must(s.submit(r)));
+  auto other = s.submit(greedy_request({0, 9}, 30));
+  auto again = collect(*must(s.submit(r)));
+  collect(**other);
+  EXPECT_EQ(alone.tokens, again.tokens);
+  r.sampling.seed = 99;
+  auto different = collect(*must(s.submit(r)));
+  EXPECT_NE(alone.tokens, different.tokens);
+}
+
+TEST(Scheduler, StopsOnEosAndStopTokenIdsWithoutEmittingThem) {
+  FakeEngine engine;
+  engine.eos_bias = 100.0f;  // EOS always wins
+  Scheduler s(engine, {});
+  auto c = collect(*must(s.submit(greedy_request({0, 2}, 10))));
+  EXPECT_TRUE(c.tokens.empty());
+  EXPECT_EQ(c.finished.finish, FinishReason::stop);
+  EXPECT_EQ(c.finished.stop_token, std::optional<int32_t>(1));
+  EXPECT_EQ(c.finished.generated_tokens, 1);
+
+  FakeEngine e2;
+  FakeEngine ref;
+  Scheduler s2(e2, {});
+  auto expected = direct_greedy(ref, {0, 2}, 10);
+  auto r = greedy_request({0, 2}, 10);
+  r.stop_token_ids = {expected[3]};
+  auto c2 = collect(*must(s2.submit(r)));
+  auto first_stop = std::find(expected.begin(), expected.end(), expected[3]) - expected.begin();
+  EXPECT_EQ(c2.tokens, std::vector<int32_t>(expected.begin(), expected.begin() + first_stop));
+  EXPECT_EQ(c2.finished.finish, FinishReason::stop);
+}
+
+TEST(Scheduler, IgnoreEosRunsToMaxTokens) {
+  FakeEngine engine;
+  engine.eos_bias = 100.0f;
+  Scheduler s(engine, {});
+  auto r = greedy_request({0, 2}, 5);
+  r.ignore_eos = true;
+  auto c = collect(*must(s.submit(r)));
+  EXPECT_EQ(c.tokens, std::vector<int32_t>(5, 1));
+  EXPECT_EQ(c.finished.finish, FinishReason::length);
+}
+
+TEST(Scheduler, RejectsBadRequests) {
+  FakeEngine engine(64, 100);
+  Scheduler s(engine, {});
+  EXPECT_EQ(s.submit(greedy_request({}, 1)).status().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(s.submit(greedy_request({0, 64}, 1)).status().code(), StatusCode::invalid_argument);
+  EXPECT_EQ(s.submit(greedy_request({0, -1}, 1)).status().code(), StatusCode::invalid_argument);
+  auto too_long = s.submit(greedy_request(std::vector<int32_t>(100, 3), 1));
+  EXPECT_EQ(too_long.status().code(), StatusCode::out_of_range);
+  EXPECT_NE(too_long.status().message().find("100"), std::string::npos);
+  auto r = greedy_request({0, 1}, 1);
+  r.sampling.top_p = 2;
+  EXPECT_EQ(s.submit(r).status().code(), StatusCode::invalid_argument);
+}
+
+TEST(Scheduler, GenerationEndsWhenTheContextIsFull) {
+  FakeEngine engine(64, 20);
+  Scheduler s(engine, {});
+  auto c = collect(*must(s.submit(greedy_request(std::vector<int32_t>(15, 3), 0))));
+  EXPECT_EQ(c.finished.finish, FinishReason::length);
+  EXPECT_EQ(c.tokens.size(), 5u);  // 15 prompt + 5 generated = 20 = context
+}
+
+TEST(Scheduler, QueueCapRejectsWithResourceExhausted) {
+  FakeEngine engine;
+  engine.step_delay = 20ms;
+  SchedulerOptions o;
+  o.max_running = 1;
+  o.max_queued = 2;
+  Scheduler s(engine, o);
+  std::vector<std::shared_ptr<Generation>> ok;
+  int rejected = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto g = s.submit(greedy_request({0, 2}, 50));
+    if (g.ok()) ok.push_back(*g);
+    else {
+      EXPECT_EQ(g.status().code(), StatusCode::resource_exhausted);
+      rejected++;
+    }
+  }
+  EXPECT_LE(ok.size(), 3u);
+  EXPECT_GE(rejected, 3);
+  for (auto& g : ok) g->cancel();
+  for (auto& g : ok) EXPECT_EQ(collect(*g).finished.finish, FinishReason::cancelled);
+}
+
+TEST(Scheduler, CancelFreesTheSlotForTheNextRequest) {
+  FakeEngine engine;
+  engine.step_delay = 2ms;
+  SchedulerOptions o;
+  o.max_running = 1;
+  o.prefix_cache_entries = 0;
+  Scheduler s(engine, o);
+  auto a = must(s.submit(greedy_request({0, 2}, 0)));  // would run until the context is full
+  ASSERT_TRUE(a->next(2000ms).has_value());
+  auto b = must(s.submit(greedy_request({0, 3}, 4)));
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(s.stats().queued, 1);
+  a->cancel();
+  auto ca = collect(*a);
+  EXPECT_EQ(ca.finished.finish, FinishReason::cancelled);
+  auto cb = collect(*b);
+  EXPECT_EQ(cb.tokens.size(), 4u);
+  for (int i = 0; i < 100 && s.stats().running != 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(s.stats().running, 0);
+}
+
+TEST(Scheduler, PrefixReuseContinuesAFinishedSequence) {
+  FakeEngine engine;
+  FakeEngine reference;
+  Scheduler s(engine, {});
+  std::vector<int32_t> p1 = {0, 5, 6, 7};
+  auto c1 = collect(*must(s.submit(greedy_request(p1, 6))));
+  // The next turn: the whole first exchange plus new tokens.
+  std::vector<int32_t> p2 = p1;
+  p2.insert(p2.end(), c1.tokens.begin(), c1.tokens.end());
+  p2.insert(p2.end(), {9, 10, 11});
+  auto c2 = collect(*must(s.submit(greedy_request(p2, 6))));
+  EXPECT_EQ(c2.tokens, direct_greedy(reference, p2, 6));
+  // The cached sequence consumed the prompt and all sampled tokens but the last.
+  EXPECT_EQ(c2.finished.cached_tokens, int64_t(p1.size() + c1.tokens.size() - 1));
+  EXPECT_EQ(s.stats().prefix_hits, 1u);
+  // A prompt that diverges from every cached sequence starts from scratch.
+  auto c3 = collect(*must(s.submit(greedy_request({0, 5, 9}, 2))));
+  EXPECT_EQ(c3.finished.cached_tokens, 0);
+}
+
+TEST(Scheduler, PrefixCacheRespectsItsMemoryCap) {
+  FakeEngine engine;
+  SchedulerOptions o;
+  o.prefix_cache_bytes = 10 * sizeof(int32_t);  // FakeSequence: 4 bytes per consumed token
+  Scheduler s(engine, o);
+  std::vector<int32_t> small = {0, 5, 6};
+  auto c1 = collect(*must(s.submit(greedy_request(small, 2))));
+  std::vector<int32_t> p2 = small;
+  p2.insert(p2.end(), c1.tokens.begin(), c1.tokens.end());
+  p2.push_back(9);
+  EXPECT_EQ(collect(*must(s.submit(greedy_request(p2, 2)))).finished.cached_tokens, 4);  // 3 + 2 - 1 fits
+  std::vector<int32_t> big(30, 7);
+  auto c3 = collect(*must(s.submit(greedy_request(big, 2))));
+  big.insert(big.end(), c3.tokens.begin(), c3.tokens.end());
+  big.push_back(9);
+  EXPECT_EQ(collect(*must(s.submit(greedy_request(big, 2)))).finished.cached_tokens, 0);  // 31 tokens: too big
+}
+
+TEST(Scheduler, ShutdownCancelsEverythingAndRefusesNewWork) {
+  FakeEngine engine;
+  engine.step_delay = 2ms;
+  SchedulerOptions o;
+  o.max_running = 1;
+  Scheduler s(engine, o);
+  auto running = must(s.submit(greedy_request({0, 2}, 0)));
+  auto queued = must(s.submit(greedy_request({0, 3}, 0)));
+  ASSERT_TRUE(running->next(2000ms).has_value());
+  s.shutdown();
+  EXPECT_EQ(collect(*running).finished.finish, FinishReason::cancelled);
+  EXPECT_EQ(collect(*queued).finished.finish, FinishReason::cancelled);
+  EXPECT_EQ(s.submit(greedy_request({0, 2}, 1)).status().code(), StatusCode::resource_exhausted);
+  s.shutdown();  // idempotent
+}
+
+TEST(Scheduler, EngineErrorFailsOnlyTheRequestAtFault) {
+  FakeEngine engine;
+  engine.poison_token = 13;
+  engine.step_delay = 1ms;
+  Scheduler s(engine, {});
+  auto good = must(s.submit(greedy_request({0, 2, 3}, 10)));
+  auto bad = must(s.submit(greedy_request({0, 13}, 10)));
+  auto cb = collect(*bad);
+  EXPECT_EQ(cb.finished.finish, FinishReason::error);
+  EXPECT_FALSE(cb.finished.status.ok());
+  auto cg = collect(*good);
+  EXPECT_EQ(cg.finished.finish, FinishReason::length);
+  EXPECT_EQ(cg.tokens.size(), 10u);
+}
+
+TEST(Scheduler, DestructionFinishesPendingRequests) {
+  FakeEngine engine;
+  engine.step_delay = 5ms;
+  std::shared_ptr<Generation> g;
+  {
+    Scheduler s(engine, {});
+    g = must(s.submit(greedy_request({0, 2}, 0)));
+  }
+  auto c = collect(*g);
+  EXPECT_EQ(c.finished.finish, FinishReason::cancelled);
+}
+
+}  // namespace
+}  // namespace dsv4::runtime

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the official OpenAI Node SDK (tests/clients) against a live `dsv4 serve` on the demo
+# model: models, chat (plain and streamed), completions, tools, auth, bad input, 16 concurrent
+# streams, disconnect. Usage: openai_clients.sh <dsv4 binary> <repo root>
+set -euo pipefail
+DSV4=$1
+ROOT=$2
+CLIENTS="$ROOT/tests/clients"
+command -v node >/dev/null || { echo "openai_clients: node is not installed (run scripts/setup.sh)"; exit 1; }
+[ -d "$CLIENTS/node_modules/openai" ] || { echo "openai_clients: tests/clients/node_modules is missing (run scripts/setup.sh)"; exit 1; }
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+KEY="test-key-$$"
+# The verification cache goes to the temp dir, so the test checks the demo model's files.
+DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "$DSV4" serve -m "$ROOT/models/dsv4-demo" --port 0 --ctx 2048 \
+  --api-key "$KEY" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+PORT=""
+for _ in $(seq 1 600); do
+  PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$WORK/server.log" | sed 's/.*://' || true)
+  [ -n "$PORT" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { echo "openai_clients: the server exited:"; cat "$WORK/server.log"; exit 1; }
+  sleep 0.1
+done
+[ -n "$PORT" ] || { echo "openai_clients: the server did not start:"; cat "$WORK/server.log"; exit 1; }
+echo "openai_clients: dsv4 serve on port $PORT"
+
+status=0
+DSV4_BASE_URL="http://127.0.0.1:$PORT/v1" DSV4_API_KEY="$KEY" \
+  timeout 300 node --test --test-concurrency=1 "$CLIENTS/openai_clients.test.mjs" || status=$?
+
+# The audit log has one line per generation request, with a hashed key id and no key.
+if [ -s "$WORK/audit.jsonl" ]; then
+  if grep -q "$KEY" "$WORK/audit.jsonl"; then echo "openai_clients: the audit log contains the API key"; status=1; fi
+  node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+    const ok = lines.every((l) => l.time && l.key_id && typeof l.prompt_tokens === "number" && typeof l.latency_ms === "number" && !("prompt" in l));
+    if (!ok || lines.length < 20) { console.error("openai_clients: unexpected audit log", lines.length); process.exit(1); }
+  ' "$WORK/audit.jsonl" || status=1
+else
+  echo "openai_clients: the audit log is empty"; status=1
+fi
+[ $status -eq 0 ] || { echo "--- server log"; tail -20 "$WORK/server.log"; }
+exit $status

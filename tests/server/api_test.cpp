@@ -1,0 +1,173 @@
+#include "server/api.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "server/audit_log.h"
+#include "server/auth.h"
+#include "server/errors.h"
+#include "server/metrics.h"
+#include "server/sse.h"
+
+namespace dsv4::server {
+namespace {
+
+Result<ChatRequest> chat(const std::string& extra) {
+  return parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"hi"}])" + extra + "}");
+}
+
+TEST(Api, ThinkingModeSelection) {
+  EXPECT_EQ(chat("")->thinking, ThinkingMode::thinking);  // V4 thinks by default
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"none")")->thinking, ThinkingMode::chat);
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"high")")->thinking, ThinkingMode::thinking);
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"max")")->thinking, ThinkingMode::thinking_max);
+  EXPECT_EQ(chat(R"(,"chat_template_kwargs":{"thinking":false})")->thinking, ThinkingMode::chat);
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"none","chat_template_kwargs":{"thinking":true})")->thinking,
+            ThinkingMode::thinking);
+  EXPECT_EQ(chat(R"(,"thinking":{"type":"disabled"})")->thinking, ThinkingMode::chat);
+  EXPECT_FALSE(chat(R"(,"reasoning_effort":"extreme")").ok());
+  EXPECT_FALSE(chat(R"(,"chat_template_kwargs":{"thinking":"no"})").ok());
+}
+
+TEST(Api, SamplingFieldsAndLimits) {
+  auto r = chat(R"(,"temperature":0.5,"top_p":0.9,"top_k":40,"min_p":0.05,"seed":7,"max_completion_tokens":12,
+                   "stop":["\n\n","END"],"presence_penalty":0.5,"logprobs":true,"top_logprobs":3,
+                   "stream":true,"stream_options":{"include_usage":true})");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_FLOAT_EQ(r->gen.sampling.temperature, 0.5f);
+  EXPECT_EQ(r->gen.sampling.top_k, 40);
+  EXPECT_EQ(r->gen.sampling.seed, std::optional<uint64_t>(7));
+  EXPECT_EQ(r->gen.max_tokens, 12);
+  EXPECT_EQ(r->gen.stop.size(), 2u);
+  EXPECT_EQ(r->gen.sampling.top_logprobs, 3);
+  EXPECT_TRUE(r->gen.stream && r->gen.include_usage);
+  EXPECT_EQ(chat("")->gen.sampling.top_logprobs, -1);
+  EXPECT_FALSE(chat(R"(,"n":2)").ok());
+  EXPECT_FALSE(chat(R"(,"top_logprobs":2)").ok());  // needs logprobs: true
+  EXPECT_FALSE(chat(R"(,"logprobs":true,"top_logprobs":50)").ok());
+  EXPECT_FALSE(chat(R"(,"max_tokens":0)").ok());
+  EXPECT_FALSE(chat(R"(,"max_tokens":1.5)").ok());
+  EXPECT_FALSE(chat(R"(,"stop":[1])").ok());
+  EXPECT_FALSE(chat(R"(,"stop":"")").ok());
+  EXPECT_FALSE(chat(R"(,"seed":"x")").ok());
+  EXPECT_FALSE(chat(R"(,"stream":"yes")").ok());
+}
+
+TEST(Api, MessageShapes) {
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[]})").ok());
+  EXPECT_FALSE(parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})").ok());  // no model
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user"}]})").ok());
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":7}]})").ok());
+  EXPECT_TRUE(parse_chat_request(
+                  R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})")
+                  .ok());
+  EXPECT_TRUE(parse_chat_request(R"({"model":"m","messages":[{"role":"assistant","tool_calls":[
+      {"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]})")
+                  .ok());
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"x","tool_calls":[]}]})").ok());
+  auto e = parse_chat_request(R"([1,2])");
+  EXPECT_NE(e.status().message().find("JSON object"), std::string::npos);
+  // Tools and tool_choice.
+  const std::string tools = R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])";
+  EXPECT_TRUE(chat(tools + R"(,"tool_choice":{"type":"function","function":{"name":"f"}})").ok());
+  EXPECT_FALSE(chat(tools + R"(,"tool_choice":{"type":"function","function":{"name":"g"}})").ok());
+  EXPECT_FALSE(chat(R"(,"tool_choice":"required")").ok());
+  EXPECT_FALSE(chat(R"(,"tools":[{"type":"retrieval"}])").ok());
+}
+
+TEST(Api, CompletionPrompts) {
+  auto t = parse_completion_request(R"({"model":"m","prompt":"abc","logprobs":2,"echo":true})");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->prompt, "abc");
+  EXPECT_EQ(t->gen.sampling.top_logprobs, 2);
+  EXPECT_TRUE(t->echo);
+  auto ids = parse_completion_request(R"({"model":"m","prompt":[0,5,6]})");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->prompt_ids, (std::vector<int32_t>{0, 5, 6}));
+  EXPECT_FALSE(parse_completion_request(R"({"model":"m","prompt":["a","b"]})").ok());
+  EXPECT_FALSE(parse_completion_request(R"({"model":"m","prompt":[0,-1]})").ok());
+  EXPECT_FALSE(parse_completion_request(R"({"model":"m","prompt":""})").ok());
+  EXPECT_FALSE(parse_completion_request(R"({"model":"m","prompt":"a","logprobs":true})").ok());
+}
+
+TEST(Errors, StatusTableAndBody) {
+  EXPECT_EQ(http_error_for(StatusCode::invalid_argument).http_status, 400);
+  EXPECT_EQ(http_error_for(StatusCode::out_of_range).http_status, 400);
+  EXPECT_EQ(http_error_for(StatusCode::not_found).http_status, 404);
+  EXPECT_EQ(http_error_for(StatusCode::resource_exhausted).http_status, 429);
+  EXPECT_EQ(http_error_for(StatusCode::internal).http_status, 500);
+  auto j = nlohmann::json::parse(error_body(Status::invalid_argument("'x' must be a number")));
+  EXPECT_EQ(j["error"]["message"], "'x' must be a number");
+  EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+  EXPECT_TRUE(j["error"]["param"].is_null());
+}
+
+TEST(Sse, Framing) {
+  EXPECT_EQ(sse_data("{\"a\":1}"), "data: {\"a\":1}\n\n");
+  EXPECT_EQ(sse_done(), "data: [DONE]\n\n");
+  EXPECT_EQ(sse_comment().front(), ':');
+}
+
+TEST(Metrics, HistogramsAreCumulative) {
+  Metrics m;
+  m.observe_ttft(0.03);
+  m.observe_ttft(0.2);
+  m.observe_ttft(100);
+  m.count_request("/v1/completions", 200);
+  m.count_request("/v1/completions", 429);
+  m.add_tokens(10, 5);
+  const std::string text = m.render({});
+  EXPECT_NE(text.find("dsv4_time_to_first_token_seconds_bucket{le=\"0.05\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("dsv4_time_to_first_token_seconds_bucket{le=\"0.25\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("dsv4_time_to_first_token_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("dsv4_time_to_first_token_seconds_count 3\n"), std::string::npos);
+  EXPECT_NE(text.find("dsv4_requests_total{endpoint=\"/v1/completions\",status=\"429\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("dsv4_generation_tokens_total 5\n"), std::string::npos);
+}
+
+TEST(Auth, BearerKeysAndKeyFile) {
+  ApiKeys keys({"alpha", "beta"});
+  EXPECT_TRUE(keys.enabled());
+  EXPECT_EQ(keys.check("Bearer beta"), key_id("beta"));
+  EXPECT_FALSE(keys.check("Bearer gamma"));
+  EXPECT_FALSE(keys.check("beta"));
+  EXPECT_FALSE(keys.check("Bearer "));
+  EXPECT_FALSE(ApiKeys().enabled());
+  EXPECT_EQ(key_id("beta").size(), 16u);
+  EXPECT_NE(key_id("beta"), key_id("alpha"));
+  const auto path = std::filesystem::temp_directory_path() / "dsv4_keys_test.txt";
+  std::ofstream(path) << "# comment\n\n  k-one  \nk-two\r\n";
+  auto f = ApiKeys::from_file(path.string());
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  EXPECT_TRUE(f->check("Bearer k-one"));
+  EXPECT_TRUE(f->check("Bearer k-two"));
+  std::ofstream(path) << "# nothing\n";
+  EXPECT_FALSE(ApiKeys::from_file(path.string()).ok());
+  EXPECT_EQ(ApiKeys::from_file("/nonexistent/keys").status().code(), StatusCode::io_error);
+  std::filesystem::remove(path);
+}
+
+TEST(AuditLog, FormatsOneJsonLineWithoutTextUnlessAsked) {
+  AuditRecord r;
+  r.key_id = "abcd";
+  r.endpoint = "/v1/chat/completions";
+  r.model = "m";
+  r.prompt_tokens = 3;
+  r.generated_tokens = 4;
+  r.finish_reason = "stop";
+  r.latency_ms = 12.5;
+  r.prompt_text = "secret";
+  const std::string line = AuditLog::format(r, false, 1795416186123);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["time"], "2026-11-23T06:43:06.123Z");
+  EXPECT_EQ(j["key_id"], "abcd");
+  EXPECT_EQ(j["generated_tokens"], 4);
+  EXPECT_FALSE(j.contains("prompt"));
+  EXPECT_EQ(nlohmann::json::parse(AuditLog::format(r, true, 0))["prompt"], "secret");
+}
+
+}  // namespace
+}  // namespace dsv4::server

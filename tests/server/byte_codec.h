@@ -1,0 +1,77 @@
+// Test-only TextCodec over a byte vocabulary (id = byte + 2; 0 = BOS, 1 = EOS), paired with
+// test::FakeEngine(kByteVocab). It lets the server tests drive the whole HTTP stack without a
+// tokenizer; the production codec is server::make_text_codec over dsv4::text.
+#pragma once
+
+#include "server/text_codec.h"
+
+namespace dsv4::test {
+
+inline constexpr int64_t kByteVocab = 258;
+
+class BytePassThroughStream : public server::TokenTextStream {
+ public:
+  std::string push(int32_t id) override { return id >= 2 ? std::string(1, char(id - 2)) : std::string(); }
+  std::string finish() override { return {}; }
+};
+
+// Reasoning runs up to the first "|" in thinking mode; everything else is content, except
+// that with tools, each "#" is a call of the first tool with arguments {"n": k} (k = its index),
+// announced in one delta and its arguments sent in a second one.
+class ByteChatParser : public server::ChatOutputParser {
+ public:
+  ByteChatParser(bool thinking, std::string tool) : in_reasoning_(thinking), tool_(std::move(tool)) {}
+  server::ChatDelta push(std::string_view text) override {
+    server::ChatDelta d;
+    for (char c : text) {
+      if (in_reasoning_ && c == '|') {
+        in_reasoning_ = false;
+        continue;
+      }
+      if (!in_reasoning_ && c == '#' && !tool_.empty()) {
+        const int k = calls_++;
+        d.tool_calls.push_back({k, "call_" + std::to_string(k), tool_, ""});
+        d.tool_calls.push_back({k, "", "", "{\"n\": " + std::to_string(k) + "}"});
+        continue;
+      }
+      (in_reasoning_ ? d.reasoning : d.content) += c;
+    }
+    return d;
+  }
+  server::ChatDelta finish() override { return {}; }
+
+ private:
+  bool in_reasoning_;
+  std::string tool_;
+  int calls_ = 0;
+};
+
+class ByteCodec : public server::TextCodec {
+ public:
+  std::vector<int32_t> encode_text(std::string_view text) const override {
+    std::vector<int32_t> ids = {0};
+    for (unsigned char c : text) ids.push_back(int32_t(c) + 2);
+    return ids;
+  }
+  Result<std::vector<int32_t>> encode_chat(const server::ChatRequest& r) const override {
+    std::string all;
+    for (const auto& m : r.messages) {
+      all += m["role"].get<std::string>() + ":";
+      if (m.contains("content") && m["content"].is_string()) all += m["content"].get<std::string>();
+      all += "\n";
+    }
+    all += r.thinking == server::ThinkingMode::chat ? "A:" : "A+";
+    return encode_text(all);
+  }
+  std::unique_ptr<server::TokenTextStream> new_text_stream() const override {
+    return std::make_unique<BytePassThroughStream>();
+  }
+  std::unique_ptr<server::ChatOutputParser> new_chat_parser(const server::ChatRequest& r) const override {
+    std::string tool;
+    if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
+    return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
+  }
+  std::string token_text(int32_t id) const override { return id >= 2 ? std::string(1, char(id - 2)) : "<s>"; }
+};
+
+}  // namespace dsv4::test

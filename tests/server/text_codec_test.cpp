@@ -1,0 +1,106 @@
+#include "server/text_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "test_paths.h"
+
+namespace dsv4::server {
+namespace {
+
+std::unique_ptr<TextCodec> demo_codec() {
+  auto c = make_text_codec(test::demo_model_dir());
+  EXPECT_TRUE(c.ok()) << c.status().to_string();
+  return c.ok() ? std::move(c).value() : nullptr;
+}
+
+TEST(TextCodec, ChatPromptFollowsTheModeAndStartsWithBos) {
+  auto codec = demo_codec();
+  ASSERT_TRUE(codec);
+  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"Hi"}]})");
+  ASSERT_TRUE(req.ok());
+  auto think = codec->encode_chat(*req);
+  ASSERT_TRUE(think.ok()) << think.status().to_string();
+  // Demo tokenizer: BOS 0, User 2, Assistant 3, <think> 4, </think> 5.
+  EXPECT_EQ(think->front(), 0);
+  EXPECT_EQ((*think)[1], 2);
+  EXPECT_EQ(think->end()[-2], 3);
+  EXPECT_EQ(think->back(), 4);
+  req->thinking = ThinkingMode::chat;
+  auto chat = codec->encode_chat(*req);
+  ASSERT_TRUE(chat.ok());
+  EXPECT_EQ(chat->back(), 5);
+}
+
+TEST(TextCodec, RawTextGetsOneBos) {
+  auto codec = demo_codec();
+  ASSERT_TRUE(codec);
+  auto ids = codec->encode_text("def f():");
+  EXPECT_EQ(ids.front(), 0);
+  EXPECT_GT(ids.size(), 2u);
+  auto again = codec->encode_text("<｜begin▁of▁sentence｜>def f():");
+  EXPECT_EQ(again, ids);
+}
+
+TEST(TextCodec, StreamingTextRoundTrips) {
+  auto codec = demo_codec();
+  ASSERT_TRUE(codec);
+  const std::string text = "def héllo(x):\n    return x * 2  # ünïcode";
+  auto ids = codec->encode_text(text);
+  auto stream = codec->new_text_stream();
+  std::string out;
+  for (size_t i = 1; i < ids.size(); ++i) out += stream->push(ids[i]);
+  out += stream->finish();
+  EXPECT_EQ(out, text);
+}
+
+TEST(TextCodec, ParserSplitsReasoningContentAndToolCalls) {
+  auto codec = demo_codec();
+  ASSERT_TRUE(codec);
+  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}]})");
+  ASSERT_TRUE(req.ok());
+  auto p = codec->new_chat_parser(*req);
+  const std::string out =
+      "let me see</think>Checking.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n"
+      "<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n"
+      "</｜DSML｜tool_calls>";
+  ChatDelta all;
+  std::vector<ToolCallDelta> calls;
+  for (size_t i = 0; i < out.size(); i += 7) {
+    auto d = p->push(std::string_view(out).substr(i, 7));
+    all.reasoning += d.reasoning;
+    all.content += d.content;
+    calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+  }
+  auto d = p->finish();
+  all.content += d.content;
+  calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+  EXPECT_EQ(all.reasoning, "let me see");
+  EXPECT_EQ(all.content, "Checking.");
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].name, "get_weather");
+  EXPECT_EQ(calls[0].id.rfind("call_", 0), 0u);
+  EXPECT_EQ(calls[1].index, 0);
+  EXPECT_EQ(calls[1].arguments, R"({"city": "Paris"})");
+}
+
+TEST(TextCodec, ToolRoundTripRenders) {
+  auto codec = demo_codec();
+  ASSERT_TRUE(codec);
+  auto req = parse_chat_request(R"({"model":"m","messages":[
+    {"role":"user","content":"weather?"},
+    {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+      "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+    {"role":"tool","tool_call_id":"c1","content":"sunny"}],
+    "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]})");
+  ASSERT_TRUE(req.ok()) << req.status().to_string();
+  auto ids = codec->encode_chat(*req);
+  ASSERT_TRUE(ids.ok()) << ids.status().to_string();
+  auto stream = codec->new_text_stream();
+  std::string text;
+  for (int32_t id : *ids) text += stream->push(id);
+  EXPECT_NE(text.find("<tool_result>sunny</tool_result>"), std::string::npos) << text;
+  EXPECT_NE(text.find("get_weather"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsv4::server
