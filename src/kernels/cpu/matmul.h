@@ -27,7 +27,27 @@ struct WeightView {
 };
 
 // y[n, rows] = x[n, cols] · Wᵀ. Uses all threads of the OpenMP pool.
+// The fast path (every implementation except `reference`) sums in one canonical order: 16 f32
+// lanes, lane l accumulating with fused multiply-adds the products whose position in the row is
+// ≡ l (mod 16), positions walked in ascending order, then the lanes added pairwise
+// (l += l+8, l += l+4, l += l+2, l += l+1). Positions are the columns, except for FP4 where each
+// 32-column block is walked even columns first, then odd ones (the order the packed nibbles
+// decode in). So generic, AVX2 and AVX-512 give bit-identical results, for any n and thread count.
+// REQUIRES: x and y do not overlap; x holds n rows of cols floats, y n rows of rows floats.
 void matmul(const WeightView& w, const float* x, int64_t n, float* y);
+
+// The implementations matmul() can run. `reference` is matmul_ref (sequential sum, single thread;
+// for debugging); the others keep the canonical order above.
+enum class MatmulImpl { reference, generic, avx2, avx512 };
+const char* matmul_impl_name(MatmulImpl impl);
+// True if this CPU can run impl (reference and generic always can).
+bool matmul_impl_supported(MatmulImpl impl);
+// The implementation matmul() uses: the best supported one, detected once at first use, unless
+// select_matmul_impl() chose another. Selecting is for tests, benchmarks and a debug flag; it is
+// not thread-safe with concurrent matmul() calls. Returns false (and changes nothing) if impl is
+// not supported on this CPU.
+MatmulImpl active_matmul_impl();
+bool select_matmul_impl(MatmulImpl impl);
 
 // The scalar reference implementation (single-threaded loops); the fast path is tested against it.
 void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);

@@ -1,0 +1,321 @@
+// The SIMD matmul, written once over a 16-lane f32 vector and compiled once per instruction set.
+//
+// Included by avx2/matmul_avx2.cpp and avx512/matmul_avx512.cpp inside an anonymous namespace of
+// their own, after they define, for their vector width:
+//   V16 v_zero(); V16 v_load(const float*); void v_store(float*, V16); V16 v_set1(float);
+//   V16 v_mul(V16, V16); V16 v_fma(V16 a, V16 b, V16 c) /* a*b+c, one rounding */;
+//   float v_reduce(V16)          /* lanes added l+8, l+4, l+2, l+1: the canonical tree */
+//   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
+//   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
+//   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)  /* 16 bytes: even, odd cols */
+//   V16 dec_bf16_16(const uint16_t*);
+//   constexpr int kGemmRows, kGemmTok  /* register tile of the GEMM micro-kernel */
+// Nothing here may call an inline function defined in another header (its out-of-line copy
+// would be compiled for this instruction set and could be picked by the linker for all callers).
+//
+// Two paths, bit-identical by construction (matmul.h's canonical order):
+//  * matvec (n < kGemmMinN): each 32-column chunk of a weight row is decoded in registers and
+//    used for up to kMvMaxTok tokens; kMvRows rows run interleaved to hide the FMA latency.
+//    FP8 folds the block scale into the activations once per 128-row block (see fp8_prescale).
+//  * GEMM (n >= kGemmMinN): kGemmRows weight rows are dequantised once into scratch (exact values,
+//    canonical layout) and reused for a block of kTokBlock tokens held in L2, with a
+//    kGemmRows x kGemmTok register tile of accumulators.
+
+constexpr int64_t kMvMaxTok = 4;
+constexpr int kMvRows = 4;
+constexpr int64_t kGemmMinN = 8;
+constexpr int64_t kTokBlock = 48;   // 48 tokens x 4096 cols x 4 B = 768 KiB: the activations of
+                                    // one token block stay in a 1 MiB L2 while the rows sweep.
+
+inline float bits_as_f32(uint32_t u) {
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+// spec §3.2 E8M0: 2^(e-127); e = 0 -> 2^-127 (0x00400000); e = 255 -> NaN.
+inline float e8m0_value(uint8_t e) {
+  return bits_as_f32(e == 0 ? 0x00400000u : e == 255 ? 0x7fc00000u : uint32_t(e) << 23);
+}
+
+// Calls f.operator()<R, T>() with R = r in [1, MaxR], T = t in [1, MaxT] as template arguments.
+template <int MaxR, int MaxT, typename F>
+inline void dispatch_rt(int r, int t, F& f) {
+  if constexpr (MaxR > 1) {
+    if (r < MaxR) return dispatch_rt<MaxR - 1, MaxT>(r, t, f);
+  }
+  if constexpr (MaxT > 1) {
+    if (t < MaxT) return dispatch_rt<MaxR, MaxT - 1>(r, t, f);
+  }
+  f.template operator()<MaxR, MaxT>();
+}
+
+// FP4 canonical layout of one row of activations: per 32-column block, the 16 even columns and
+// then the 16 odd ones (the order dec_fp4_32 produces the weights in).
+inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
+  for (int64_t b = 0; b < K; b += 32)
+    for (int j = 0; j < 16; ++j) {
+      out[b + j] = x[b + 2 * j];
+      out[b + 16 + j] = x[b + 2 * j + 1];
+    }
+}
+
+// xp[j][k] = x[j][k] * c_kb with c_kb = 2^8 * s[kb] (s: the E8M0 scales of one 128-row block).
+// dec_fp8_32 yields w * 2^-8, so (w * 2^-8) * xp == (w * s) * x exactly and
+// fma(w * 2^-8, xp, acc) == fma(dequantised w, x, acc) bit for bit, as long as every xp is exact.
+// Returns false if one is not (c_kb not a normal f32, overflow, or a nonzero result below
+// 2^-126); the caller then runs the path that dequantises the weights instead.
+inline bool fp8_prescale(const float* x, int64_t ldx, int64_t T, int64_t K, const uint8_t* s,
+                         float* xp) {
+  bool exact = true;
+  for (int64_t kb = 0; kb * 128 < K; ++kb) {
+    const uint32_t e = s[kb];
+    if (e > 246) return false;                   // 2^(e-119) must be a normal f32: e + 8 <= 254
+    const float c = bits_as_f32((e + 8) << 23);  // e = 0: 2^-119 = 2^8 * 2^-127, as e8m0_value
+    const int64_t k1 = K < kb * 128 + 128 ? K : kb * 128 + 128;
+    for (int64_t j = 0; j < T; ++j)
+      for (int64_t k = kb * 128; k < k1; ++k) {
+        const float v = x[j * ldx + k] * c;
+        const float av = __builtin_fabsf(v), ax = __builtin_fabsf(x[j * ldx + k]);
+        exact &= !((av < 0x1p-126f && ax != 0.0f) || (av == __builtin_inff() && ax != av));
+        xp[j * K + k] = v;
+      }
+  }
+  return exact;
+}
+
+// ---- matvec kernels: R rows x T tokens, y[j * ldy + i] ----
+
+template <int R, int T, bool kPrescaled>
+void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int64_t ldx, float* y,
+            int64_t ldy) {
+  V16 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  for (int64_t k = 0; k < K; k += 32) {
+    V16 sv;
+    if constexpr (!kPrescaled) sv = v_set1(e8m0_value(s[k >> 7]));
+    for (int i = 0; i < R; ++i) {
+      V16 a, b;
+      dec_fp8_32(w + i * K + k, a, b);
+      if constexpr (!kPrescaled) {  // exact dequantisation: (w * 2^-8) * 2^8 * s
+        a = v_mul(v_mul(a, v_set1(256.0f)), sv);
+        b = v_mul(v_mul(b, v_set1(256.0f)), sv);
+      }
+      for (int j = 0; j < T; ++j) {
+        acc[i][j] = v_fma(a, v_load(xs + j * ldx + k), acc[i][j]);
+        acc[i][j] = v_fma(b, v_load(xs + j * ldx + k + 16), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+template <int R, int T>
+void mv_fp4(const uint8_t* w, const uint8_t* s, int64_t K, const float* xs, int64_t ldx, float* y,
+            int64_t ldy) {
+  V16 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  const int64_t kb = K / 32;
+  for (int64_t b = 0; b < kb; ++b) {
+    for (int i = 0; i < R; ++i) {
+      const Fp4Tbl tbl = fp4_tbl(e8m0_value(s[i * kb + b]));
+      V16 lo, hi;
+      dec_fp4_32(w + i * (K / 2) + 16 * b, tbl, lo, hi);
+      for (int j = 0; j < T; ++j) {
+        acc[i][j] = v_fma(lo, v_load(xs + j * ldx + 32 * b), acc[i][j]);
+        acc[i][j] = v_fma(hi, v_load(xs + j * ldx + 32 * b + 16), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+template <int R, int T, bool kBf16>
+void mv_dense(const void* wv, int64_t K, const float* xs, int64_t ldx, float* y, int64_t ldy) {
+  V16 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  for (int64_t k = 0; k < K; k += 16) {
+    for (int i = 0; i < R; ++i) {
+      V16 a;
+      if constexpr (kBf16) a = dec_bf16_16(static_cast<const uint16_t*>(wv) + i * K + k);
+      else a = v_load(static_cast<const float*>(wv) + i * K + k);
+      for (int j = 0; j < T; ++j) acc[i][j] = v_fma(a, v_load(xs + j * ldx + k), acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+                 float* scratch) {
+  const int64_t K = w.cols, ld = w.rows;
+  const uint8_t* wb = static_cast<const uint8_t*>(w.data);
+  for (int64_t t0 = 0; t0 < n; t0 += kMvMaxTok) {
+    const int T = int(n - t0 < kMvMaxTok ? n - t0 : kMvMaxTok);
+    const float* xt = x + t0 * K;
+    float* yt = y + t0 * ld;
+    switch (w.dtype) {
+      case DType::f32:
+      case DType::bf16: {
+        const size_t esz = w.dtype == DType::f32 ? 4 : 2;
+        for (int64_t r = r0; r < r1; r += kMvRows) {
+          const int rr = int(r1 - r < kMvRows ? r1 - r : kMvRows);
+          auto f = [&]<int R, int TT>() {
+            if (w.dtype == DType::bf16) mv_dense<R, TT, true>(wb + r * K * esz, K, xt, K, yt + r, ld);
+            else mv_dense<R, TT, false>(wb + r * K * esz, K, xt, K, yt + r, ld);
+          };
+          dispatch_rt<kMvRows, kMvMaxTok>(rr, T, f);
+        }
+        break;
+      }
+      case DType::i8: {
+        for (int j = 0; j < T; ++j) permute_fp4_cols(xt + j * K, K, scratch + j * K);
+        for (int64_t r = r0; r < r1; r += kMvRows) {
+          const int rr = int(r1 - r < kMvRows ? r1 - r : kMvRows);
+          auto f = [&]<int R, int TT>() {
+            mv_fp4<R, TT>(wb + r * (K / 2), w.scale + r * (K / 32), K, scratch, K, yt + r, ld);
+          };
+          dispatch_rt<kMvRows, kMvMaxTok>(rr, T, f);
+        }
+        break;
+      }
+      case DType::fp8_e4m3: {
+        const int64_t kbs = (K + 127) / 128;
+        for (int64_t rb = r0 / 128; rb * 128 < r1; ++rb) {
+          const int64_t ra = rb * 128 > r0 ? rb * 128 : r0;
+          const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
+          const uint8_t* s = w.scale + rb * kbs;
+          const bool pre = fp8_prescale(xt, K, T, K, s, scratch);
+          for (int64_t r = ra; r < rz; r += kMvRows) {
+            const int rr = int(rz - r < kMvRows ? rz - r : kMvRows);
+            auto f = [&]<int R, int TT>() {
+              if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
+              else mv_fp8<R, TT, false>(wb + r * K, K, s, xt, K, yt + r, ld);
+            };
+            dispatch_rt<kMvRows, kMvMaxTok>(rr, T, f);
+          }
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+// ---- GEMM: dequantise a tile of rows once, reuse it for many tokens ----
+
+// Rows [r, r + R) of W as exact f32 values in canonical layout: wt[i * K + p].
+void decode_tile(const WeightView& w, int64_t r, int R, float* wt) {
+  const int64_t K = w.cols;
+  for (int i = 0; i < R; ++i) {
+    float* out = wt + i * K;
+    switch (w.dtype) {
+      case DType::f32: {
+        const float* p = static_cast<const float*>(w.data) + (r + i) * K;
+        for (int64_t k = 0; k < K; k += 16) v_store(out + k, v_load(p + k));
+        break;
+      }
+      case DType::bf16: {
+        const uint16_t* p = static_cast<const uint16_t*>(w.data) + (r + i) * K;
+        for (int64_t k = 0; k < K; k += 16) v_store(out + k, dec_bf16_16(p + k));
+        break;
+      }
+      case DType::fp8_e4m3: {
+        const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r + i) * K;
+        const uint8_t* s = w.scale + ((r + i) / 128) * ((K + 127) / 128);
+        for (int64_t k = 0; k < K; k += 32) {
+          const V16 sv = v_set1(e8m0_value(s[k >> 7]));
+          V16 a, b;
+          dec_fp8_32(p + k, a, b);
+          v_store(out + k, v_mul(v_mul(a, v_set1(256.0f)), sv));
+          v_store(out + k + 16, v_mul(v_mul(b, v_set1(256.0f)), sv));
+        }
+        break;
+      }
+      case DType::i8: {
+        const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r + i) * (K / 2);
+        const uint8_t* s = w.scale + (r + i) * (K / 32);
+        for (int64_t b = 0; b < K / 32; ++b) {
+          V16 lo, hi;
+          dec_fp4_32(p + 16 * b, fp4_tbl(e8m0_value(s[b])), lo, hi);
+          v_store(out + 32 * b, lo);
+          v_store(out + 32 * b + 16, hi);
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+template <int R, int T>
+void gemm_micro(const float* wt, int64_t K, const float* xs, int64_t ldx, float* y, int64_t ldy) {
+  V16 acc[R][T];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  for (int64_t k = 0; k < K; k += 16) {
+    V16 wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = v_load(wt + i * K + k);
+    for (int j = 0; j < T; ++j) {
+      const V16 xv = v_load(xs + j * ldx + k);
+      for (int i = 0; i < R; ++i) acc[i][j] = v_fma(wv[i], xv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+               float* scratch) {
+  const int64_t K = w.cols, ld = w.rows;
+  float* wt = scratch;                      // kGemmRows x K
+  float* xperm = scratch + kGemmRows * K;   // kTokBlock x K (FP4 only)
+  for (int64_t tb = 0; tb < n; tb += kTokBlock) {
+    const int64_t TB = n - tb < kTokBlock ? n - tb : kTokBlock;
+    const float* xs = x + tb * K;
+    if (w.dtype == DType::i8) {
+      for (int64_t j = 0; j < TB; ++j) permute_fp4_cols(xs + j * K, K, xperm + j * K);
+      xs = xperm;
+    }
+    for (int64_t r = r0; r < r1; r += kGemmRows) {
+      const int rr = int(r1 - r < kGemmRows ? r1 - r : kGemmRows);
+      decode_tile(w, r, rr, wt);
+      for (int64_t t = 0; t < TB; t += kGemmTok) {
+        const int tt = int(TB - t < kGemmTok ? TB - t : kGemmTok);
+        auto f = [&]<int R, int TT>() {
+          gemm_micro<R, TT>(wt, K, xs + t * K, K, y + (tb + t) * ld + r, ld);
+        };
+        dispatch_rt<kGemmRows, kGemmTok>(rr, tt, f);
+      }
+    }
+  }
+}
+
+void simd_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+               float* scratch) {
+  if (n < kGemmMinN) rows_matvec(w, x, n, y, r0, r1, scratch);
+  else rows_gemm(w, x, n, y, r0, r1, scratch);
+}
+
+int64_t simd_scratch_floats(int64_t cols) {
+  const int64_t mv = kMvMaxTok * cols, gemm = (kGemmRows + kTokBlock) * cols;
+  return mv > gemm ? mv : gemm;
+}
+
+// Ten independent FMA chains (more than latency x throughput on current cores).
+double simd_fma_probe(int64_t iters) {
+  V16 a[10];
+  for (int i = 0; i < 10; ++i) a[i] = v_set1(1.0f + 0.01f * float(i));
+  const V16 m = v_set1(0.9999999f), c = v_set1(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 10; ++i) a[i] = v_fma(a[i], m, c);
+  float sink = 0.0f;
+  for (int i = 0; i < 10; ++i) sink += v_reduce(a[i]);
+  volatile float keep = sink;
+  (void)keep;
+  return double(iters) * 10 * 16 * 2;
+}
