@@ -9,6 +9,7 @@
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
 //   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)  /* 16 bytes: even, odd cols */
 //   V16 dec_bf16_16(const uint16_t*);
+//   void dec_e8m0_16(const uint8_t*, float* out)  /* 16 E8M0 codes -> f32, as e8m0_value */
 //   constexpr int kGemmRows, kGemmTok  /* register tile of the GEMM micro-kernel */
 // Nothing here may call an inline function defined in another header (its out-of-line copy
 // would be compiled for this instruction set and could be picked by the linker for all callers).
@@ -53,6 +54,7 @@ inline void dispatch_rt(int r, int t, F& f) {
 // then the 16 odd ones (the order dec_fp4_32 produces the weights in).
 inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
   for (int64_t b = 0; b < K; b += 32)
+    #pragma GCC unroll 16
     for (int j = 0; j < 16; ++j) {
       out[b + j] = x[b + 2 * j];
       out[b + 16 + j] = x[b + 2 * j + 1];
@@ -89,11 +91,14 @@ template <int R, int T, bool kPrescaled>
 void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int64_t ldx, float* y,
             int64_t ldy) {
   V16 acc[R][T];
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
   for (int64_t k = 0; k < K; k += 32) {
     V16 sv;
     if constexpr (!kPrescaled) sv = v_set1(e8m0_value(s[k >> 7]));
+    #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       V16 a, b;
       dec_fp8_32(w + i * K + k, a, b);
@@ -101,13 +106,16 @@ void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int6
         a = v_mul(v_mul(a, v_set1(256.0f)), sv);
         b = v_mul(v_mul(b, v_set1(256.0f)), sv);
       }
+      #pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
         acc[i][j] = v_fma(a, v_load(xs + j * ldx + k), acc[i][j]);
         acc[i][j] = v_fma(b, v_load(xs + j * ldx + k + 16), acc[i][j]);
       }
     }
   }
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
 }
 
@@ -115,38 +123,68 @@ template <int R, int T>
 void mv_fp4(const uint8_t* w, const uint8_t* s, int64_t K, const float* xs, int64_t ldx, float* y,
             int64_t ldy) {
   V16 acc[R][T];
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
   const int64_t kb = K / 32;
-  for (int64_t b = 0; b < kb; ++b) {
+  alignas(64) float sc[R][16];  // decoded E8M0 scales of the next 16 blocks of each row
+  for (int64_t b0 = 0; b0 < kb; b0 += 16) {
+    const int nb = int(kb - b0 < 16 ? kb - b0 : 16);
+    #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
-      const Fp4Tbl tbl = fp4_tbl(e8m0_value(s[i * kb + b]));
-      V16 lo, hi;
-      dec_fp4_32(w + i * (K / 2) + 16 * b, tbl, lo, hi);
+      if (nb == 16) dec_e8m0_16(s + i * kb + b0, sc[i]);
+      else
+        #pragma GCC unroll 16
+        for (int b = 0; b < nb; ++b) sc[i][b] = e8m0_value(s[i * kb + b0 + b]);
+    }
+    #pragma GCC unroll 16
+    for (int b = 0; b < nb; ++b) {
+      const int64_t k = 32 * (b0 + b);
+      V16 xe[T], xo[T];
+      #pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
-        acc[i][j] = v_fma(lo, v_load(xs + j * ldx + 32 * b), acc[i][j]);
-        acc[i][j] = v_fma(hi, v_load(xs + j * ldx + 32 * b + 16), acc[i][j]);
+        xe[j] = v_load(xs + j * ldx + k);
+        xo[j] = v_load(xs + j * ldx + k + 16);
+      }
+      #pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        V16 lo, hi;
+        dec_fp4_32(w + i * (K / 2) + k / 2, fp4_tbl(sc[i][b]), lo, hi);
+        #pragma GCC unroll 16
+        for (int j = 0; j < T; ++j) {
+          acc[i][j] = v_fma(lo, xe[j], acc[i][j]);
+          acc[i][j] = v_fma(hi, xo[j], acc[i][j]);
+        }
       }
     }
   }
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
 }
 
 template <int R, int T, bool kBf16>
 void mv_dense(const void* wv, int64_t K, const float* xs, int64_t ldx, float* y, int64_t ldy) {
   V16 acc[R][T];
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
   for (int64_t k = 0; k < K; k += 16) {
+    #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       V16 a;
       if constexpr (kBf16) a = dec_bf16_16(static_cast<const uint16_t*>(wv) + i * K + k);
       else a = v_load(static_cast<const float*>(wv) + i * K + k);
+      #pragma GCC unroll 16
       for (int j = 0; j < T; ++j) acc[i][j] = v_fma(a, v_load(xs + j * ldx + k), acc[i][j]);
     }
   }
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
 }
 
@@ -173,6 +211,7 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
         break;
       }
       case DType::i8: {
+        #pragma GCC unroll 16
         for (int j = 0; j < T; ++j) permute_fp4_cols(xt + j * K, K, scratch + j * K);
         for (int64_t r = r0; r < r1; r += kMvRows) {
           const int rr = int(r1 - r < kMvRows ? r1 - r : kMvRows);
@@ -211,6 +250,7 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
 // Rows [r, r + R) of W as exact f32 values in canonical layout: wt[i * K + p].
 void decode_tile(const WeightView& w, int64_t r, int R, float* wt) {
   const int64_t K = w.cols;
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {
     float* out = wt + i * K;
     switch (w.dtype) {
@@ -255,17 +295,24 @@ void decode_tile(const WeightView& w, int64_t r, int R, float* wt) {
 template <int R, int T>
 void gemm_micro(const float* wt, int64_t K, const float* xs, int64_t ldx, float* y, int64_t ldy) {
   V16 acc[R][T];
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
   for (int64_t k = 0; k < K; k += 16) {
     V16 wv[R];
+    #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) wv[i] = v_load(wt + i * K + k);
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) {
       const V16 xv = v_load(xs + j * ldx + k);
+      #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) acc[i][j] = v_fma(wv[i], xv, acc[i][j]);
     }
   }
+  #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
     for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
 }
 

@@ -74,6 +74,21 @@ inline V16 dec_bf16_16(const uint16_t* p) {
   return {_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)), _mm256_castsi256_ps(_mm256_slli_epi32(b, 16))};
 }
 
+// spec §3.2 E8M0: the code in the f32 exponent field; e = 0 -> 2^-127 (0x00400000), 255 -> NaN.
+inline void dec_e8m0_8(const uint8_t* p, float* out) {
+  const __m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  __m256i bits = _mm256_slli_epi32(e, 23);
+  bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000),
+                            _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+  bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7fc00000),
+                            _mm256_cmpeq_epi32(e, _mm256_set1_epi32(255)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bits);
+}
+inline void dec_e8m0_16(const uint8_t* p, float* out) {
+  dec_e8m0_8(p, out);
+  dec_e8m0_8(p + 8, out + 8);
+}
+
 // 2 x 2 accumulators (8 ymm) + 2 weight vectors (4 ymm) + 1 activation (2 ymm) = 14 of 16 ymm.
 constexpr int kGemmRows = 2;
 constexpr int kGemmTok = 2;

@@ -61,6 +61,17 @@ inline V16 dec_bf16_16(const uint16_t* p) {
   return {_mm512_castsi512_ps(_mm512_slli_epi32(u, 16))};
 }
 
+// spec §3.2 E8M0: the code in the f32 exponent field; e = 0 -> 2^-127 (0x00400000), 255 -> NaN.
+inline void dec_e8m0_16(const uint8_t* p, float* out) {
+  const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  __m512i bits = _mm512_slli_epi32(e, 23);
+  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
+                               _mm512_set1_epi32(0x00400000));
+  bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(255)),
+                               _mm512_set1_epi32(0x7fc00000));
+  _mm512_storeu_si512(out, bits);
+}
+
 // 4 x 6 accumulators + 4 weight vectors + 1 activation vector = 29 of 32 zmm registers.
 constexpr int kGemmRows = 4;
 constexpr int kGemmTok = 6;

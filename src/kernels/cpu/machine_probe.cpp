@@ -1,0 +1,82 @@
+#include "kernels/cpu/machine_probe.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/status.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_isa.h"
+
+namespace dsv4::kernels {
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Sums n 64-bit words with 8 independent accumulators (enough loads in flight to saturate DRAM).
+uint64_t sum_words(const uint64_t* p, int64_t n) {
+  uint64_t a[8] = {0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) a[j] += p[i + j];
+  for (; i < n; ++i) a[0] += p[i];
+  uint64_t s = 0;
+  for (int j = 0; j < 8; ++j) s += a[j];
+  return s;
+}
+
+}  // namespace
+
+double measure_read_bandwidth_gbps() {
+  const int64_t bytes = int64_t(512) << 20, words = bytes / 8;
+  uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(64, size_t(bytes)));
+  DSV4_CHECK(buf != nullptr);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < words; ++i) buf[i] = uint64_t(i);  // first touch by the reading thread
+  double best = 0.0;
+  volatile uint64_t sink = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    uint64_t total = 0;
+    const double t0 = now_s();
+#pragma omp parallel reduction(+ : total)
+    {
+      const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
+      const int64_t per = (words + nth - 1) / nth;
+      const int64_t w0 = id * per < words ? id * per : words;
+      const int64_t w1 = w0 + per < words ? w0 + per : words;
+      total += sum_words(buf + w0, w1 - w0);
+    }
+    const double dt = now_s() - t0;
+    sink = sink + total;
+    const double gbps = double(bytes) / dt / 1e9;
+    if (gbps > best) best = gbps;
+  }
+  std::free(buf);
+  return best;
+}
+
+double measure_fma_peak_gflops() {
+  const MatmulImpl impl = active_matmul_impl();
+  const detail::MatmulIsa& isa = impl == MatmulImpl::avx512 ? detail::matmul_isa_avx512()
+                                 : impl == MatmulImpl::avx2 ? detail::matmul_isa_avx2()
+                                                            : detail::matmul_isa_generic();
+  const int64_t iters = impl == MatmulImpl::avx512 || impl == MatmulImpl::avx2 ? 20'000'000 : 2'000'000;
+  double best = 0.0;
+  for (int pass = 0; pass < 2; ++pass) {
+    double flops = 0.0;
+    const double t0 = now_s();
+#pragma omp parallel reduction(+ : flops)
+    flops += isa.fma_probe(iters);
+    const double g = flops / (now_s() - t0) / 1e9;
+    if (g > best) best = g;
+  }
+  return best;
+}
+
+}  // namespace dsv4::kernels
