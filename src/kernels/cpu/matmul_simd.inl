@@ -359,6 +359,7 @@ double simd_fma_probe(int64_t iters) {
   for (int i = 0; i < 10; ++i) a[i] = v_set1(1.0f + 0.01f * float(i));
   const V16 m = v_set1(0.9999999f), c = v_set1(1e-7f);
   for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 10
     for (int i = 0; i < 10; ++i) a[i] = v_fma(a[i], m, c);
   float sink = 0.0f;
   for (int i = 0; i < 10; ++i) sink += v_reduce(a[i]);
