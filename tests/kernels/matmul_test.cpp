@@ -282,3 +282,49 @@ TEST_F(MatmulTest, ReferenceImplIsSelectable) {
 
 }  // namespace
 }  // namespace dsv4::kernels
+
+namespace dsv4::kernels {
+namespace {
+
+// matmul_many splits the rows of several products over the threads; every y must equal the
+// job's own matmul() bit for bit, for any thread count, with empty and odd-sized jobs mixed in.
+TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
+  std::mt19937 rng(31);
+  struct Spec {
+    DType dt;
+    int64_t rows, cols, n;
+  };
+  const Spec specs[] = {{DType::i8, 130, 512, 1},  {DType::i8, 64, 256, 1},   {DType::fp8_e4m3, 257, 384, 1},
+                        {DType::bf16, 3, 128, 2},  {DType::i8, 50, 1024, 0},  {DType::f32, 0, 64, 3},
+                        {DType::fp8_e4m3, 37, 256, 11}, {DType::f32, 21, 100, 9}};
+  std::vector<TestWeight> ws;
+  std::vector<std::vector<float>> xs;
+  for (const Spec& s : specs) {
+    ws.push_back(make_weight(s.dt, s.rows, s.cols, rng));
+    xs.push_back(make_acts(s.n, s.cols, rng));
+  }
+  for (MatmulImpl impl : fast_impls()) {
+    ASSERT_TRUE(select_matmul_impl(impl));
+    std::vector<std::vector<float>> expect;
+    omp_set_num_threads(1);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      expect.emplace_back(size_t(specs[i].n * specs[i].rows), 0.0f);
+      if (specs[i].n > 0) matmul(ws[i].view, xs[i].data(), specs[i].n, expect.back().data());
+    }
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<std::vector<float>> got;
+      std::vector<MatmulJob> jobs;
+      for (size_t i = 0; i < ws.size(); ++i) got.emplace_back(size_t(specs[i].n * specs[i].rows), -7.0f);
+      for (size_t i = 0; i < ws.size(); ++i)
+        jobs.push_back(MatmulJob{ws[i].view, xs[i].data(), specs[i].n, got[i].data()});
+      matmul_many(jobs.data(), int64_t(jobs.size()));
+      for (size_t i = 0; i < ws.size(); ++i)
+        EXPECT_EQ(0, std::memcmp(got[i].data(), expect[i].data(), got[i].size() * 4))
+            << "job " << i << " " << matmul_impl_name(impl) << " threads " << threads;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::kernels

@@ -95,23 +95,80 @@ bool select_matmul_impl(MatmulImpl impl) {
   return true;
 }
 
-void matmul(const WeightView& w, const float* x, int64_t n, float* y) {
-  if (n <= 0 || w.rows <= 0) return;
+namespace {
+
+const detail::MatmulIsa& isa_for_job(MatmulImpl impl, const WeightView& w) {
+  return detail::matmul_fast_shape_ok(w) ? isa_for(impl) : detail::matmul_isa_generic();
+}
+
+// Work of one row of a job: its multiply-adds (at least one, so that cols = 0 still writes zeros).
+// Jobs with nothing to compute cost 0 and are never visited.
+int64_t row_cost(const MatmulJob& j) {
+  if (j.n <= 0 || j.w.rows <= 0) return 0;
+  return (j.w.cols > 0 ? j.w.cols : 1) * j.n;
+}
+
+// Position (job, row) where the share of thread `id` of `nth` starts. Rows are rounded to whole
+// GEMM row tiles (4) so that a job split between threads does not create extra partial tiles.
+// Neighbouring threads compute the same boundary, so the shares tile the work exactly.
+struct Cut {
+  int64_t job, row;
+};
+Cut share_start(const MatmulJob* jobs, int64_t count, int64_t total, int64_t id, int64_t nth) {
+  if (id >= nth) return {count, 0};
+  const int64_t target = int64_t((__int128(total) * id) / nth);
+  int64_t before = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t c = jobs[j].w.rows * row_cost(jobs[j]);
+    if (target < before + c) {
+      int64_t row = (target - before) / row_cost(jobs[j]);
+      row = (row + 2) / 4 * 4;
+      if (row >= jobs[j].w.rows) return {j + 1, 0};
+      return {j, row};
+    }
+    before += c;
+  }
+  return {count, 0};
+}
+
+}  // namespace
+
+void matmul_many(const MatmulJob* jobs, int64_t count) {
   const MatmulImpl impl = active_matmul_impl();
-  if (impl == MatmulImpl::reference) return matmul_ref(w, x, n, y);
-  const detail::MatmulIsa& isa =
-      detail::matmul_fast_shape_ok(w) ? isa_for(impl) : detail::matmul_isa_generic();
-  const int64_t R = w.rows, scratch_floats = isa.scratch_floats(w.cols);
-  const bool parallel = R * w.cols * n >= kMinParallelMacs;
-#pragma omp parallel if (parallel)
+  if (impl == MatmulImpl::reference) {
+    for (int64_t j = 0; j < count; ++j)
+      if (jobs[j].n > 0) matmul_ref(jobs[j].w, jobs[j].x, jobs[j].n, jobs[j].y);
+    return;
+  }
+  int64_t total = 0, scratch_floats = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    if (row_cost(jobs[j]) == 0) continue;
+    total += jobs[j].w.rows * row_cost(jobs[j]);
+    const int64_t sf = isa_for_job(impl, jobs[j].w).scratch_floats(jobs[j].w.cols);
+    if (sf > scratch_floats) scratch_floats = sf;
+  }
+  if (total == 0) return;
+#pragma omp parallel if (total >= kMinParallelMacs)
   {
     const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
-    // Even split in multiples of 4 rows (the GEMM row tile).
-    const int64_t per = ((R + nth - 1) / nth + 3) / 4 * 4;
-    const int64_t r0 = id * per < R ? id * per : R;
-    const int64_t r1 = r0 + per < R ? r0 + per : R;
-    if (r0 < r1) isa.rows(w, x, n, y, r0, r1, thread_scratch(scratch_floats));
+    const Cut a = share_start(jobs, count, total, id, nth);
+    const Cut b = share_start(jobs, count, total, id + 1, nth);
+    float* scratch = nullptr;
+    for (int64_t j = a.job; j <= b.job && j < count; ++j) {
+      const MatmulJob& job = jobs[j];
+      if (row_cost(job) == 0) continue;
+      const int64_t r0 = j == a.job ? a.row : 0;
+      const int64_t r1 = j == b.job ? b.row : job.w.rows;
+      if (r0 >= r1) continue;
+      if (!scratch) scratch = thread_scratch(scratch_floats);
+      isa_for_job(impl, job.w).rows(job.w, job.x, job.n, job.y, r0, r1, scratch);
+    }
   }
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n, float* y) {
+  const MatmulJob job{w, x, n, y};
+  matmul_many(&job, 1);
 }
 
 }  // namespace dsv4::kernels

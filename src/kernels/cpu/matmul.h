@@ -36,6 +36,21 @@ struct WeightView {
 // REQUIRES: x and y do not overlap; x holds n rows of cols floats, y n rows of rows floats.
 void matmul(const WeightView& w, const float* x, int64_t n, float* y);
 
+// One product of a batch for matmul_many().
+struct MatmulJob {
+  WeightView w;
+  const float* x = nullptr;   // n rows of w.cols floats
+  int64_t n = 0;
+  float* y = nullptr;         // n rows of w.rows floats
+};
+
+// Runs independent products in one parallel region: the work (rows x cols x n of every job) is
+// split evenly over the threads, in runs of whole row tiles, so many small matrices — the routed
+// experts of one MoE layer at decode, or w1 and w3 on the same input — keep both threads busy
+// without a fork/join each. Each y equals what matmul() gives for its job, bit for bit.
+// REQUIRES: no job's y overlaps another job's x or y.
+void matmul_many(const MatmulJob* jobs, int64_t count);
+
 // The implementations matmul() can run. `reference` is matmul_ref (sequential sum, single thread;
 // for debugging); the others keep the canonical order above.
 enum class MatmulImpl { reference, generic, avx2, avx512 };
