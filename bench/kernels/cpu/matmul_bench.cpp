@@ -176,6 +176,46 @@ void run_gemm(benchmark::State& state, MatmulFn fn, DType dt, int64_t rows, int6
   state.counters["%peak"] = 100.0 * cpu_gflops / g_peak_gflops;
 }
 
+// Decode of the routed experts of one MoE layer (Flash: 6 experts, w1/w3 [2048, 4096] and
+// w2 [4096, 2048] FP4): either one matmul() per matrix or two matmul_many() calls (w1+w3 of all
+// experts, then w2), as the model would issue them. Layers rotate so weights stay cold.
+void run_moe_decode(benchmark::State& state, bool many) {
+  constexpr int kExperts = 6, kLayers = 4;
+  static std::vector<std::unique_ptr<Matrix>> up, down;   // [layer][expert][w1, w3] and [layer][expert]
+  if (up.empty()) {
+    for (int i = 0; i < kLayers * kExperts * 2; ++i) up.push_back(make_matrix(DType::i8, 2048, 4096, 1000 + i));
+    for (int i = 0; i < kLayers * kExperts; ++i) down.push_back(make_matrix(DType::i8, 4096, 2048, 2000 + i));
+  }
+  const size_t layer_bytes = kExperts * (2 * stored_bytes(*up[0]) + stored_bytes(*down[0]));
+  std::vector<float> x(4096, 0.25f), h(size_t(kExperts) * 2 * 2048), y(size_t(kExperts) * 4096);
+  std::vector<MatmulJob> jobs_up(kExperts * 2), jobs_down(kExperts);
+  int layer = 0;
+  int64_t layers = 0;
+  const double t0 = seconds();
+  for (auto _ : state) {
+    for (int e = 0; e < kExperts; ++e) {
+      for (int m = 0; m < 2; ++m)
+        jobs_up[size_t(2 * e + m)] = MatmulJob{up[size_t((layer * kExperts + e) * 2 + m)]->view, x.data(), 1,
+                                               h.data() + (2 * e + m) * 2048};
+      jobs_down[size_t(e)] = MatmulJob{down[size_t(layer * kExperts + e)]->view, h.data() + 2 * e * 2048, 1,
+                                       y.data() + e * 4096};
+    }
+    if (many) {
+      matmul_many(jobs_up.data(), int64_t(jobs_up.size()));
+      matmul_many(jobs_down.data(), int64_t(jobs_down.size()));
+    } else {
+      for (const MatmulJob& j : jobs_up) matmul(j.w, j.x, j.n, j.y);
+      for (const MatmulJob& j : jobs_down) matmul(j.w, j.x, j.n, j.y);
+    }
+    benchmark::DoNotOptimize(y.data());
+    layer = (layer + 1) % kLayers;
+    ++layers;
+  }
+  const double gbps = double(layers) * double(layer_bytes) / (seconds() - t0) / 1e9;
+  state.counters["GB/s"] = gbps;
+  state.counters["%bw"] = 100.0 * gbps / g_read_gbps;
+}
+
 struct Case {
   const char* name;
   DType dt;
@@ -208,6 +248,10 @@ void register_all() {
       run_matvec(s, matmul_before, c.dt, c.rows, c.cols, c.group);
     })->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
+  benchmark::RegisterBenchmark("MoeDecode/matmul_many", [](benchmark::State& s) { run_moe_decode(s, true); })
+      ->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("MoeDecode/matmul_each", [](benchmark::State& s) { run_moe_decode(s, false); })
+      ->UseRealTime()->Unit(benchmark::kMicrosecond);
   // Warm (L2-resident) single matrices: the kernel's decode+FMA rate without DRAM in the way,
   // i.e. how much headroom the inner loop has over the bandwidth bound (per thread: run with
   // OMP_NUM_THREADS=1 and read the CPU-time column on a busy machine).

@@ -23,6 +23,9 @@
 //    kGemmRows x kGemmTok register tile of accumulators.
 
 constexpr int64_t kMvMaxTok = 4;
+// Software prefetch distance on each weight row of the matvec: the kMvRows interleaved rows are
+// separate streams, and a cold weight read is the whole cost of decode.
+constexpr int64_t kPrefetchBytes = 2048;
 constexpr int kMvRows = 4;
 constexpr int64_t kGemmMinN = 8;
 constexpr int64_t kTokBlock = 48;   // 48 tokens x 4096 cols x 4 B = 768 KiB: the activations of
@@ -100,6 +103,7 @@ void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int6
     if constexpr (!kPrescaled) sv = v_set1(e8m0_value(s[k >> 7]));
     #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
+      if ((k & 63) == 0) __builtin_prefetch(w + i * K + k + kPrefetchBytes);
       V16 a, b;
       dec_fp8_32(w + i * K + k, a, b);
       if constexpr (!kPrescaled) {  // exact dequantisation: (w * 2^-8) * 2^8 * s
@@ -149,6 +153,7 @@ void mv_fp4(const uint8_t* w, const uint8_t* s, int64_t K, const float* xs, int6
       }
       #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
+        if ((b & 3) == 0) __builtin_prefetch(w + i * (K / 2) + k / 2 + kPrefetchBytes);
         V16 lo, hi;
         dec_fp4_32(w + i * (K / 2) + k / 2, fp4_tbl(sc[i][b]), lo, hi);
         #pragma GCC unroll 16
