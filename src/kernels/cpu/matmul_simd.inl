@@ -5,6 +5,7 @@
 //   V16 v_zero(); V16 v_load(const float*); void v_store(float*, V16); V16 v_set1(float);
 //   V16 v_mul(V16, V16); V16 v_fma(V16 a, V16 b, V16 c) /* a*b+c, one rounding */;
 //   float v_reduce(V16)          /* lanes added l+8, l+4, l+2, l+1: the canonical tree */
+//   void v_reduce_16(const V16* a, float* out)  /* out[i] = v_reduce(a[i]), i < 16, same bits */
 //   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
 //   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)  /* 16 bytes: even, odd cols */
@@ -315,10 +316,22 @@ void gemm_micro(const float* wt, int64_t K, const float* xs, int64_t ldx, float*
       for (int i = 0; i < R; ++i) acc[i][j] = v_fma(wv[i], xv, acc[i][j]);
     }
   }
+  // The R x T sums, 16 at a time through the transposed reduction (padded with zero vectors).
+  constexpr int kPad = (R * T + 15) / 16 * 16;
+  V16 flat[kPad];
+  alignas(64) float sums[kPad];
   #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
     #pragma GCC unroll 16
-    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+    for (int j = 0; j < T; ++j) flat[i * T + j] = acc[i][j];
+  #pragma GCC unroll 16
+  for (int p = R * T; p < kPad; ++p) flat[p] = v_zero();
+  #pragma GCC unroll 4
+  for (int g = 0; g < kPad; g += 16) v_reduce_16(flat + g, sums + g);
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = sums[i * T + j];
 }
 
 void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,

@@ -36,6 +36,10 @@ inline float v_reduce(V16 a) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
 }
 
+inline void v_reduce_16(const V16* a, float* out) {
+  for (int i = 0; i < 16; ++i) out[i] = v_reduce(a[i]);
+}
+
 // E4M3 -> f16 by moving bits, decoding to value * 2^-8 exactly (see the AVX-512 variant).
 inline void dec_fp8_16(const uint8_t* p, V16& a) {
   __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

@@ -31,6 +31,26 @@ inline float v_reduce(V16 a) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
 }
 
+// v_reduce of 16 vectors at once, transposed: each step adds the same lane pairs as v_reduce
+// (so the same bits) for several vectors per instruction. After the four levels, lane 4k + m
+// holds the sum of a[4m + k]; one permute puts sum i in lane i.
+inline void v_reduce_16(const V16* a, float* out) {
+  __m512 v[8], w[4], x[2];
+  for (int p = 0; p < 8; ++p)  // l += l+8: [a(2p) 8 lanes | a(2p+1) 8 lanes]
+    v[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * p].v, a[2 * p + 1].v, _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(a[2 * p].v, a[2 * p + 1].v, _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int q = 0; q < 4; ++q)  // l += l+4: one 128-bit quad per vector a(4q..4q+3)
+    w[q] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * q], v[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(v[2 * q], v[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int r = 0; r < 2; ++r)  // l += l+2 within each quad
+    x[r] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * r], w[2 * r + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(w[2 * r], w[2 * r + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0)),  // l += l+1
+                                 _mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, s));
+}
+
 // E4M3 -> f16 by moving bits: sign to bit 15, the 4 exponent and 3 mantissa bits to bits 10..13
 // and 7..9. f16 has bias 15 against E4M3's 7, and its subnormals (exp 0) are m * 2^-24 against
 // E4M3's m * 2^-9 with m shifted by 7: every code, subnormals included, decodes to value * 2^-8
