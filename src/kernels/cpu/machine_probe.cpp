@@ -27,38 +27,33 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Sums n 64-bit words with 8 independent accumulators (enough loads in flight to saturate DRAM).
-uint64_t sum_words(const uint64_t* p, int64_t n) {
-  uint64_t a[8] = {0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) a[j] += p[i + j];
-  for (; i < n; ++i) a[0] += p[i];
-  uint64_t s = 0;
-  for (int j = 0; j < 8; ++j) s += a[j];
-  return s;
+const detail::MatmulIsa& active_isa() {
+  const MatmulImpl impl = active_matmul_impl();
+  return impl == MatmulImpl::avx512 ? detail::matmul_isa_avx512()
+         : impl == MatmulImpl::avx2 ? detail::matmul_isa_avx2()
+                                    : detail::matmul_isa_generic();
 }
-
 }  // namespace
 
 double measure_read_bandwidth_gbps() {
-  const int64_t bytes = int64_t(512) << 20, words = bytes / 8;
-  uint64_t* buf = static_cast<uint64_t*>(std::aligned_alloc(64, size_t(bytes)));
+  const int64_t bytes = int64_t(512) << 20, floats = bytes / 4;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, size_t(bytes)));
   DSV4_CHECK(buf != nullptr);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < words; ++i) buf[i] = uint64_t(i);  // first touch by the reading thread
+  for (int64_t i = 0; i < floats; ++i) buf[i] = 1.0f;  // first touch by the reading thread
+  const detail::MatmulIsa& isa = active_isa();
   double best = 0.0;
-  volatile uint64_t sink = 0;
+  volatile float sink = 0.0f;
   for (int pass = 0; pass < 4; ++pass) {
-    uint64_t total = 0;
+    float total = 0.0f;
     const double t0 = now_s();
 #pragma omp parallel reduction(+ : total)
     {
       const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
-      const int64_t per = (words + nth - 1) / nth;
-      const int64_t w0 = id * per < words ? id * per : words;
-      const int64_t w1 = w0 + per < words ? w0 + per : words;
-      total += sum_words(buf + w0, w1 - w0);
+      const int64_t per = (floats / 64 + nth - 1) / nth * 64;   // whole 256-byte steps
+      const int64_t f0 = id * per < floats ? id * per : floats;
+      const int64_t f1 = f0 + per < floats ? f0 + per : floats;
+      total += isa.read_probe(buf + f0, f1 - f0);
     }
     const double dt = now_s() - t0;
     sink = sink + total;
@@ -71,9 +66,7 @@ double measure_read_bandwidth_gbps() {
 
 double measure_fma_peak_gflops() {
   const MatmulImpl impl = active_matmul_impl();
-  const detail::MatmulIsa& isa = impl == MatmulImpl::avx512 ? detail::matmul_isa_avx512()
-                                 : impl == MatmulImpl::avx2 ? detail::matmul_isa_avx2()
-                                                            : detail::matmul_isa_generic();
+  const detail::MatmulIsa& isa = active_isa();
   const int64_t iters = impl == MatmulImpl::avx512 || impl == MatmulImpl::avx2 ? 20'000'000 : 2'000'000;
   // Each thread's rate over its own CPU time, summed: the peak of the cores when they are ours,
   // which time-slicing by other processes on a shared machine does not lower.

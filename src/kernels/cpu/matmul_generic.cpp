@@ -47,10 +47,20 @@ double generic_fma_probe(int64_t iters) {
   return double(iters) * 8 * 2;
 }
 
+float generic_read_probe(const float* p, int64_t n) {
+  float a[16] = {0};
+  for (int64_t i = 0; i < n; i += 16)
+    for (int l = 0; l < 16; ++l) a[l] += p[i + l];
+  float s = 0.0f;
+  for (float v : a) s += v;
+  return s;
+}
+
 }  // namespace
 
 const MatmulIsa& matmul_isa_generic() {
-  static const MatmulIsa isa{generic_rows, generic_scratch_floats, generic_fma_probe};
+  static const MatmulIsa isa{generic_rows, generic_scratch_floats, generic_fma_probe,
+                             generic_read_probe};
   return isa;
 }
 

@@ -20,6 +20,9 @@ struct MatmulIsa {
   // Runs `iters` rounds of independent FMA chains on the calling thread and returns the number
   // of floating-point operations done (2 per lane per FMA): the compute-peak probe.
   double (*fma_probe)(int64_t iters);
+  // Reads n floats (n % 64 == 0) with the widest loads and the matvec's prefetch distance; returns
+  // their sum (so the reads cannot be dropped): the bandwidth probe's inner loop.
+  float (*read_probe)(const float* p, int64_t n);
 };
 
 const MatmulIsa& matmul_isa_generic();

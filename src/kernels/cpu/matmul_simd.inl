@@ -385,3 +385,17 @@ double simd_fma_probe(int64_t iters) {
   (void)keep;
   return double(iters) * 10 * 16 * 2;
 }
+
+float simd_read_probe(const float* p, int64_t n) {
+  V16 a0 = v_zero(), a1 = v_zero(), a2 = v_zero(), a3 = v_zero();
+  const V16 one = v_set1(1.0f);
+  for (int64_t i = 0; i < n; i += 64) {
+    __builtin_prefetch(p + i + kPrefetchBytes / 4);
+    a0 = v_fma(v_load(p + i), one, a0);
+    a1 = v_fma(v_load(p + i + 16), one, a1);
+    a2 = v_fma(v_load(p + i + 32), one, a2);
+    a3 = v_fma(v_load(p + i + 48), one, a3);
+  }
+  V16 s[4] = {a0, a1, a2, a3};
+  return v_reduce(s[0]) + v_reduce(s[1]) + v_reduce(s[2]) + v_reduce(s[3]);
+}

@@ -104,7 +104,7 @@ constexpr int kGemmTok = 2;
 
 const MatmulIsa& matmul_isa_avx2() {
   static const MatmulIsa isa{avx2_impl::simd_rows, avx2_impl::simd_scratch_floats,
-                             avx2_impl::simd_fma_probe};
+                             avx2_impl::simd_fma_probe, avx2_impl::simd_read_probe};
   return isa;
 }
 

@@ -103,7 +103,7 @@ constexpr int kGemmTok = 6;
 
 const MatmulIsa& matmul_isa_avx512() {
   static const MatmulIsa isa{avx512_impl::simd_rows, avx512_impl::simd_scratch_floats,
-                             avx512_impl::simd_fma_probe};
+                             avx512_impl::simd_fma_probe, avx512_impl::simd_read_probe};
   return isa;
 }
 
