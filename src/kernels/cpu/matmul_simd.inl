@@ -28,6 +28,10 @@ constexpr int64_t kMvMaxTok = 4;
 // separate streams, and a cold weight read is the whole cost of decode.
 constexpr int64_t kPrefetchBytes = 2048;
 constexpr int kMvRows = 4;
+// One token (decode) over FP8/BF16/F32: 8 rows interleaved, i.e. 8 weight streams in flight.
+// Measured on the 2-core EPYC (single thread, cold FP8 [4096,4096], CPU time): 1.5x faster than
+// 4 rows. FP4 keeps 4 (8 rows were slower cold: twice the streams, rows half as long).
+constexpr int kMvRowsOneTok = 8;
 constexpr int64_t kGemmMinN = 8;
 constexpr int64_t kTokBlock = 48;   // 48 tokens x 4096 cols x 4 B = 768 KiB: the activations of
                                     // one token block stay in a 1 MiB L2 while the rows sweep.
@@ -194,6 +198,19 @@ void mv_dense(const void* wv, int64_t K, const float* xs, int64_t ldx, float* y,
     for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
 }
 
+// Calls f.operator()<R, T>(r) over the rows [ra, rz) in tiles of up to kOneTokRows (T = 1) or
+// kMvRows rows.
+template <int kOneTokRows, typename F>
+inline void matvec_row_tiles(int64_t ra, int64_t rz, int T, F& f) {
+  const int step = T == 1 ? kOneTokRows : kMvRows;
+  for (int64_t r = ra; r < rz; r += step) {
+    const int rr = int(rz - r < step ? rz - r : step);
+    auto g = [&]<int R, int TT>() { f.template operator()<R, TT>(r); };
+    if (T == 1) dispatch_rt<kOneTokRows, 1>(rr, 1, g);
+    else dispatch_rt<kMvRows, kMvMaxTok>(rr, T, g);
+  }
+}
+
 void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
                  float* scratch) {
   const int64_t K = w.cols, ld = w.rows;
@@ -206,26 +223,19 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
       case DType::f32:
       case DType::bf16: {
         const size_t esz = w.dtype == DType::f32 ? 4 : 2;
-        for (int64_t r = r0; r < r1; r += kMvRows) {
-          const int rr = int(r1 - r < kMvRows ? r1 - r : kMvRows);
-          auto f = [&]<int R, int TT>() {
-            if (w.dtype == DType::bf16) mv_dense<R, TT, true>(wb + r * K * esz, K, xt, K, yt + r, ld);
-            else mv_dense<R, TT, false>(wb + r * K * esz, K, xt, K, yt + r, ld);
-          };
-          dispatch_rt<kMvRows, kMvMaxTok>(rr, T, f);
-        }
+        auto f = [&]<int R, int TT>(int64_t r) {
+          if (w.dtype == DType::bf16) mv_dense<R, TT, true>(wb + r * K * esz, K, xt, K, yt + r, ld);
+          else mv_dense<R, TT, false>(wb + r * K * esz, K, xt, K, yt + r, ld);
+        };
+        matvec_row_tiles<kMvRowsOneTok>(r0, r1, T, f);
         break;
       }
       case DType::i8: {
-        #pragma GCC unroll 16
         for (int j = 0; j < T; ++j) permute_fp4_cols(xt + j * K, K, scratch + j * K);
-        for (int64_t r = r0; r < r1; r += kMvRows) {
-          const int rr = int(r1 - r < kMvRows ? r1 - r : kMvRows);
-          auto f = [&]<int R, int TT>() {
-            mv_fp4<R, TT>(wb + r * (K / 2), w.scale + r * (K / 32), K, scratch, K, yt + r, ld);
-          };
-          dispatch_rt<kMvRows, kMvMaxTok>(rr, T, f);
-        }
+        auto f = [&]<int R, int TT>(int64_t r) {
+          mv_fp4<R, TT>(wb + r * (K / 2), w.scale + r * (K / 32), K, scratch, K, yt + r, ld);
+        };
+        matvec_row_tiles<kMvRows>(r0, r1, T, f);
         break;
       }
       case DType::fp8_e4m3: {
@@ -235,14 +245,11 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
           const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
           const uint8_t* s = w.scale + rb * kbs;
           const bool pre = fp8_prescale(xt, K, T, K, s, scratch);
-          for (int64_t r = ra; r < rz; r += kMvRows) {
-            const int rr = int(rz - r < kMvRows ? rz - r : kMvRows);
-            auto f = [&]<int R, int TT>() {
-              if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
-              else mv_fp8<R, TT, false>(wb + r * K, K, s, xt, K, yt + r, ld);
-            };
-            dispatch_rt<kMvRows, kMvMaxTok>(rr, T, f);
-          }
+          auto f = [&]<int R, int TT>(int64_t r) {
+            if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
+            else mv_fp8<R, TT, false>(wb + r * K, K, s, xt, K, yt + r, ld);
+          };
+          matvec_row_tiles<kMvRowsOneTok>(ra, rz, T, f);
         }
         break;
       }
