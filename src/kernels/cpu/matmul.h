@@ -30,9 +30,10 @@ struct WeightView {
 // The fast path (every implementation except `reference`) sums in one canonical order: 16 f32
 // lanes, lane l accumulating with fused multiply-adds the products whose position in the row is
 // ≡ l (mod 16), positions walked in ascending order, then the lanes added pairwise
-// (l += l+8, l += l+4, l += l+2, l += l+1). Positions are the columns, except for FP4 where each
-// 32-column block is walked even columns first, then odd ones (the order the packed nibbles
-// decode in). So generic, AVX2 and AVX-512 give bit-identical results, for any n and thread count.
+// (l += l+8, l += l+4, l += l+2, l += l+1). Positions are the columns, except for FP4, walked in
+// the order its bytes decode fastest: in each 32-column block (16 bytes), position p < 16 is the
+// low nibble (even column) of byte 4*(p%4) + p/4, position 16 + p its high nibble. So generic,
+// AVX2 and AVX-512 give bit-identical results, for any n and thread count.
 // REQUIRES: x and y do not overlap; x holds n rows of cols floats, y n rows of rows floats.
 void matmul(const WeightView& w, const float* x, int64_t n, float* y);
 

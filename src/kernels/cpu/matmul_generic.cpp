@@ -8,11 +8,12 @@
 namespace dsv4::kernels::detail {
 namespace {
 
-// Column read at canonical position p (FP4: per 32-column block, even columns then odd ones).
+// Column read at canonical position p (matmul.h; FP4: per 32-column block, lane i holds byte
+// 4*(i%4) + i/4, low nibbles in positions 0..15, high nibbles in 16..31).
 inline int64_t canonical_col(const WeightView& w, int64_t p) {
   if (w.dtype != DType::i8) return p;
-  const int64_t b = p & ~int64_t(31), j = p & 31;
-  return j < 16 ? b + 2 * j : b + 2 * (j - 16) + 1;
+  const int64_t b = p & ~int64_t(31), j = p & 31, i = j & 15;
+  return b + 2 * (4 * (i % 4) + i / 4) + (j >> 4);
 }
 
 void generic_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,

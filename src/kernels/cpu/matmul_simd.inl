@@ -8,7 +8,8 @@
 //   void v_reduce_16(const V16* a, float* out)  /* out[i] = v_reduce(a[i]), i < 16, same bits */
 //   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
-//   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)  /* 16 bytes: even, odd cols */
+//   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)
+//        /* 16 bytes; lane i of lo / hi = low / high nibble of byte 4*(i%4) + i/4 */
 //   V16 dec_bf16_16(const uint16_t*);
 //   void dec_e8m0_16(const uint8_t*, float* out)  /* 16 E8M0 codes -> f32, as e8m0_value */
 //   constexpr int kGemmRows, kGemmTok  /* register tile of the GEMM micro-kernel */
@@ -58,14 +59,15 @@ inline void dispatch_rt(int r, int t, F& f) {
   f.template operator()<MaxR, MaxT>();
 }
 
-// FP4 canonical layout of one row of activations: per 32-column block, the 16 even columns and
-// then the 16 odd ones (the order dec_fp4_32 produces the weights in).
+// FP4 canonical layout of one row of activations (matmul.h): per 32-column block, position i
+// (< 16) takes the even column of byte 4*(i%4) + i/4 and position 16 + i its odd column — the
+// order dec_fp4_32 produces the weights in.
 inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
   for (int64_t b = 0; b < K; b += 32)
-    #pragma GCC unroll 16
-    for (int j = 0; j < 16; ++j) {
-      out[b + j] = x[b + 2 * j];
-      out[b + 16 + j] = x[b + 2 * j + 1];
+    for (int i = 0; i < 16; ++i) {
+      const int byte = 4 * (i % 4) + i / 4;
+      out[b + i] = x[b + 2 * byte];
+      out[b + 16 + i] = x[b + 2 * byte + 1];
     }
 }
 

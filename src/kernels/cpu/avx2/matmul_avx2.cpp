@@ -1,4 +1,4 @@
-// AVX2 + FMA + F16C variant of matmul: a 16-lane vector is two ymm (lanes 0..7, 8..15).
+// AVX2 + FMA + F16C (+ SSSE3 pshufb) variant of matmul: a 16-lane vector is two ymm (lanes 0..7, 8..15).
 // Compiled with per-file -mavx2 -mfma -mf16c (CMakeLists.txt); reached only through the dispatch
 // table. Numerics: the canonical order of matmul.h, bit-identical to the AVX-512 variant.
 #include <immintrin.h>
@@ -63,9 +63,12 @@ inline __m256 dec_fp4_8(__m256i idx, __m256 mag) {
   const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(idx, 28), _mm256_set1_epi32(int32_t(0x80000000u)));
   return _mm256_xor_ps(v, _mm256_castsi256_ps(sign));
 }
+// Lane i takes byte 4*(i%4) + i/4 (the canonical FP4 order, matmul.h): one byte shuffle first.
 inline void dec_fp4_32(const uint8_t* p, const Fp4Tbl& t, V16& lo, V16& hi) {
-  const __m256i i0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  const __m256i i1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8)));
+  const __m128i b = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+                                     _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  const __m256i i0 = _mm256_cvtepu8_epi32(b);
+  const __m256i i1 = _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8));
   lo.lo = dec_fp4_8(i0, t.mag);
   lo.hi = dec_fp4_8(i1, t.mag);
   hi.lo = dec_fp4_8(_mm256_srli_epi32(i0, 4), t.mag);
