@@ -320,7 +320,7 @@ TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
         jobs.push_back(MatmulJob{ws[i].view, xs[i].data(), specs[i].n, got[i].data()});
       matmul_many(jobs.data(), int64_t(jobs.size()));
       for (size_t i = 0; i < ws.size(); ++i)
-        EXPECT_EQ(0, std::memcmp(got[i].data(), expect[i].data(), got[i].size() * 4))
+        EXPECT_TRUE(got[i].empty() || std::memcmp(got[i].data(), expect[i].data(), got[i].size() * 4) == 0)
             << "job " << i << " " << matmul_impl_name(impl) << " threads " << threads;
     }
   }
