@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -25,7 +26,7 @@ std::string shape_str(const std::vector<int64_t>& s) {
 // Shard list: from model.safetensors.index.json if present (weight_map values), else every
 // *.safetensors file in the directory. Also returns the index's name -> shard map for checks.
 Status list_shards(const std::string& dir, std::vector<std::string>* shards,
-                   std::map<std::string, std::string>* weight_map) {
+                   std::map<std::string, std::string>* weight_map, std::optional<uint64_t>* total_size) {
   const fs::path index = fs::path(dir) / "model.safetensors.index.json";
   if (fs::exists(index)) {
     std::ifstream in(index, std::ios::binary);
@@ -35,6 +36,13 @@ Status list_shards(const std::string& dir, std::vector<std::string>* shards,
     if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(index.string() + ": not valid JSON");
     auto wm = j.find("weight_map");
     if (wm == j.end() || !wm->is_object()) return Status::corrupt_data(index.string() + ": missing 'weight_map'");
+    if (auto md = j.find("metadata"); md != j.end() && md->is_object()) {
+      if (auto ts = md->find("total_size"); ts != md->end() && !ts->is_null()) {
+        if (!ts->is_number_unsigned())
+          return Status::corrupt_data(index.string() + ": metadata.total_size must be a non-negative integer");
+        *total_size = ts->get<uint64_t>();
+      }
+    }
     std::set<std::string> files;
     for (auto it = wm->begin(); it != wm->end(); ++it) {
       if (!it.value().is_string()) return Status::corrupt_data(index.string() + ": weight_map values must be file names");
@@ -44,7 +52,17 @@ Status list_shards(const std::string& dir, std::vector<std::string>* shards,
       (*weight_map)[it.key()] = f;
       files.insert(f);
     }
-    for (const auto& f : files) shards->push_back((fs::path(dir) / f).string());
+    for (const auto& f : files) {
+      const fs::path shard = fs::path(dir) / f;
+      if (!fs::exists(shard)) {
+        std::string first;
+        for (const auto& [name, file] : *weight_map)
+          if (file == f) { first = name; break; }
+        return Status::not_found(shard.string() + ": shard named in model.safetensors.index.json (for tensor '" +
+                                 first + "' and others) does not exist");
+      }
+      shards->push_back(shard.string());
+    }
     return Status::ok_status();
   }
   std::error_code ec;
@@ -66,20 +84,22 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   DSV4_ASSIGN_OR_RETURN(ck->config_, load_config((fs::path(dir) / "config.json").string()));
 
   std::map<std::string, std::string> weight_map;
-  DSV4_TRY(list_shards(dir, &ck->shard_paths_, &weight_map));
+  std::optional<uint64_t> index_total;
+  DSV4_TRY(list_shards(dir, &ck->shard_paths_, &weight_map, &index_total));
   for (const auto& path : ck->shard_paths_) {
     DSV4_ASSIGN_OR_RETURN(auto mapped, MappedFile::open(path));
     const std::string base = fs::path(path).filename().string();
     DSV4_ASSIGN_OR_RETURN(auto header, parse_safetensors(mapped->data(), mapped->size(), base));
     for (auto& t : header.tensors) {
       if (ck->tensors_.count(t.name))
-        return Status::corrupt_data(base + ": tensor '" + t.name + "' also appears in " + ck->tensors_[t.name].file);
+        return Status::corrupt_data(base + ": tensor '" + t.name + "': also appears in " + ck->tensors_[t.name].file);
       if (!weight_map.empty()) {
         auto w = weight_map.find(t.name);
         if (w == weight_map.end())
-          return Status::corrupt_data(base + ": tensor '" + t.name + "' is not listed in model.safetensors.index.json");
+          return Status::corrupt_data(base + ": tensor '" + t.name + "': not listed in model.safetensors.index.json");
         if (w->second != base)
-          return Status::corrupt_data(base + ": tensor '" + t.name + "' is indexed in " + w->second);
+          return Status::corrupt_data(base + ": tensor '" + t.name + "': model.safetensors.index.json places it in " +
+                                      w->second);
       }
       ck->tensors_[t.name] = std::move(t);
     }
@@ -87,8 +107,12 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   }
   for (const auto& [name, file] : weight_map) {
     if (!ck->tensors_.count(name))
-      return Status::corrupt_data(file + ": tensor '" + name + "' listed in the index is missing from the shard");
+      return Status::corrupt_data(file + ": tensor '" + name +
+                                  "': listed in model.safetensors.index.json but absent from this shard");
   }
+  if (index_total && *index_total != ck->total_bytes())
+    return Status::corrupt_data(dir + "/model.safetensors.index.json: metadata.total_size " + std::to_string(*index_total) +
+                                " but the shards hold " + std::to_string(ck->total_bytes()) + " tensor bytes");
 
   // Inventory check (spec §3): presence, dtype, shape; then no unknown tensors.
   const auto expected = expected_tensors(ck->config_);
@@ -96,7 +120,9 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   for (const auto& spec : expected) {
     known.insert(spec.name);
     auto it = ck->tensors_.find(spec.name);
-    if (it == ck->tensors_.end()) return Status::not_found(dir + ": missing tensor '" + spec.name + "'");
+    if (it == ck->tensors_.end())
+      return Status::not_found(dir + ": tensor '" + spec.name + "': missing (expected " + dtype_name(spec.dtype) + " " +
+                               shape_str(spec.shape) + " in some shard)");
     const TensorEntry& t = it->second;
     if (t.dtype != spec.dtype)
       return Status::corrupt_data(t.file + ": tensor '" + spec.name + "': dtype " + dtype_name(t.dtype) +
@@ -106,7 +132,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
                                   ", expected " + shape_str(spec.shape));
   }
   for (const auto& [name, t] : ck->tensors_) {
-    if (!known.count(name)) return Status::corrupt_data(t.file + ": unknown tensor '" + name + "' (not part of a V4 checkpoint with this config)");
+    if (!known.count(name))
+      return Status::corrupt_data(t.file + ": tensor '" + name + "': unknown (not part of a V4 checkpoint with this config)");
   }
   return ck;
 }

@@ -1,5 +1,6 @@
 #include "io/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -33,6 +34,7 @@ Status get_num(const json& j, const char* key, double* out, bool required = true
   }
   if (!it->is_number()) return Status::invalid_argument(std::string("key '") + key + "' must be a number");
   *out = it->get<double>();
+  if (!std::isfinite(*out)) return Status::invalid_argument(std::string("key '") + key + "' must be finite");
   return Status::ok_status();
 }
 
@@ -126,6 +128,10 @@ Status parse_fields(const json& j, ModelConfig* c) {
   DSV4_TRY(positive("n_routed_experts", c->n_routed_experts, 1 << 16));
   DSV4_TRY(positive("num_experts_per_tok", c->num_experts_per_tok, c->n_routed_experts));
   DSV4_TRY(positive("moe_intermediate_size", c->moe_intermediate_size, 1 << 20));
+  // Bounds the inventory (6 routed-expert tensors per expert per block) so a hostile config cannot
+  // make expected_tensors allocate without limit; Pro has 62 x 384.
+  if ((c->num_hidden_layers + 1) * c->n_routed_experts > (int64_t(1) << 18))
+    return Status::unsupported("(num_hidden_layers + 1) x n_routed_experts is implausibly large");
   if (c->n_shared_experts != 1) return Status::unsupported("n_shared_experts must be 1 (V4 has one shared expert)");
   if (c->num_hash_layers < 0 || c->num_hash_layers > c->num_hidden_layers)
     return Status::invalid_argument("num_hash_layers out of range");
@@ -153,6 +159,10 @@ Status parse_fields(const json& j, ModelConfig* c) {
     return Status::unsupported("heads per group x head_dim must be a multiple of 128");
   if (c->rope_factor <= 0 || c->rope_original_max_pos <= 0 || c->rope_theta <= 1 || c->compress_rope_theta <= 1)
     return Status::invalid_argument("rope parameters out of range");
+  if (c->rms_norm_eps < 0 || c->rms_norm_eps >= 1 || c->hc_eps < 0 || c->hc_eps >= 1)
+    return Status::invalid_argument("rms_norm_eps and hc_eps must be in [0, 1)");
+  if (c->swiglu_limit < 0 || c->routed_scaling_factor <= 0)
+    return Status::invalid_argument("swiglu_limit must be >= 0 and routed_scaling_factor > 0");
   return Status::ok_status();
 }
 

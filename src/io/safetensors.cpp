@@ -1,7 +1,10 @@
 #include "io/safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <future>
 #include <nlohmann/json.hpp>
 
 namespace dsv4::io {
@@ -129,9 +132,11 @@ Result<SafetensorsFile> open_safetensors(const std::string& path) {
   return f;
 }
 
-Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
-                         const std::map<std::string, std::string>& metadata,
-                         const std::function<void(size_t, std::vector<uint8_t>&)>& produce) {
+namespace {
+
+// The header text of a file holding `tensors` back to back, padded so the data section starts
+// 8-aligned.
+std::string header_text(const std::vector<TensorSpec>& tensors, const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -141,12 +146,36 @@ Status write_safetensors(const std::string& path, const std::vector<TensorSpec>&
     offset += n;
   }
   std::string text = header.dump();
-  while ((text.size() + 8) % 8 != 0) text.push_back(' ');   // keep the data section 8-aligned
+  while ((text.size() + 8) % 8 != 0) text.push_back(' ');
+  return text;
+}
+
+// Opens `path` and writes the length prefix and header.
+Status begin_file(const std::string& path, const std::string& text, std::FILE** out, const ByteObserver& observe) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return Status::io_error(path + ": cannot create");
+  if (!f) return Status::io_error(path + ": cannot create: " + std::strerror(errno));
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(text.size()) >> (8 * i));
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fwrite(len, 1, 8, f) != 8 || std::fwrite(text.data(), 1, text.size(), f) != text.size()) {
+    std::fclose(f);
+    return Status::io_error(path + ": write failed (disk full?)");
+  }
+  if (observe) {
+    observe(len, 8);
+    observe(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  }
+  *out = f;
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
+                         const std::map<std::string, std::string>& metadata,
+                         const std::function<void(size_t, std::vector<uint8_t>&)>& produce) {
+  std::FILE* f = nullptr;
+  DSV4_TRY(begin_file(path, header_text(tensors, metadata), &f, nullptr));
+  bool ok = true;
   std::vector<uint8_t> buf;
   for (size_t i = 0; ok && i < tensors.size(); ++i) {
     buf.clear();
@@ -154,6 +183,50 @@ Status write_safetensors(const std::string& path, const std::vector<TensorSpec>&
     DSV4_CHECK(buf.size() == tensors[i].nbytes());
     ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
   }
+  if (std::fclose(f) != 0) ok = false;
+  if (!ok) return Status::io_error(path + ": write failed (disk full?)");
+  return Status::ok_status();
+}
+
+Status write_safetensors_chunked(const std::string& path, const std::vector<TensorSpec>& tensors,
+                                 const std::map<std::string, std::string>& metadata, const TensorChunkFill& fill,
+                                 const ByteObserver& observe, uint64_t chunk_bytes) {
+  DSV4_CHECK(chunk_bytes > 0);
+  std::FILE* f = nullptr;
+  DSV4_TRY(begin_file(path, header_text(tensors, metadata), &f, observe));
+  // The data section is one byte stream cut into buffers of chunk_bytes (small tensors share a
+  // buffer). Two buffers: one is written (and observed) on a helper thread while the next fills.
+  uint64_t data_bytes = 0;
+  for (const auto& t : tensors) data_bytes += t.nbytes();
+  chunk_bytes = std::max<uint64_t>(1, std::min(chunk_bytes, data_bytes));
+  std::vector<uint8_t> bufs[2];
+  bufs[0].resize(size_t(chunk_bytes));
+  bufs[1].resize(size_t(chunk_bytes));
+  std::future<bool> pending;
+  int cur = 0;
+  size_t used = 0;
+  bool ok = true;
+  auto flush = [&] {
+    if (pending.valid() && !pending.get()) ok = false;
+    pending = std::async(std::launch::async, [f, b = bufs[cur].data(), used, &observe] {
+      if (observe) observe(b, used);
+      return std::fwrite(b, 1, used, f) == used;
+    });
+    cur ^= 1;
+    used = 0;
+  };
+  for (size_t i = 0; ok && i < tensors.size(); ++i) {
+    const uint64_t total = tensors[i].nbytes();
+    for (uint64_t off = 0; ok && off < total;) {
+      const size_t n = size_t(std::min<uint64_t>(chunk_bytes - used, total - off));
+      fill(i, off, bufs[cur].data() + used, n);
+      used += n;
+      off += n;
+      if (used == chunk_bytes) flush();
+    }
+  }
+  if (ok && used > 0) flush();
+  if (pending.valid() && !pending.get()) ok = false;
   if (std::fclose(f) != 0) ok = false;
   if (!ok) return Status::io_error(path + ": write failed (disk full?)");
   return Status::ok_status();

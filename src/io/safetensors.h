@@ -61,4 +61,14 @@ Status write_safetensors(const std::string& path, const std::vector<TensorSpec>&
                          const std::map<std::string, std::string>& metadata,
                          const std::function<void(size_t, std::vector<uint8_t>&)>& produce);
 
+// Streaming variant for tensors too large to hold whole (a Flash embedding is 1 GB):
+// `fill(i, offset, dst, n)` writes bytes [offset, offset + n) of tensor i into dst (any offset; the
+// pieces of a tensor come in order). Memory use is two buffers of `chunk_bytes`: one is written
+// while the next is filled. `observe`, if set, sees every byte of the file in order (e.g. for a sha256).
+using TensorChunkFill = std::function<void(size_t index, uint64_t offset, uint8_t* dst, size_t n)>;
+using ByteObserver = std::function<void(const uint8_t* bytes, size_t n)>;
+Status write_safetensors_chunked(const std::string& path, const std::vector<TensorSpec>& tensors,
+                                 const std::map<std::string, std::string>& metadata, const TensorChunkFill& fill,
+                                 const ByteObserver& observe = nullptr, uint64_t chunk_bytes = 64ull << 20);
+
 }  // namespace dsv4::io

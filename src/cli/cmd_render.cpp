@@ -1,0 +1,45 @@
+// `dsv4 render`: JSON Lines {"messages": [...], "options": {...}} -> {"prompt": "..."} using the
+// official V4 chat format (spec §7.2). With --ids, also the token ids of the prompt.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/jsonl.h"
+#include "text/chat_encoding.h"
+#include "text/tokenizer.h"
+
+namespace dsv4::cli {
+
+int cmd_render(int argc, char** argv) {
+  CLI::App app{"Render chat messages (JSON Lines on stdin) to DeepSeek-V4 prompts"};
+  bool with_ids = false;
+  std::string tokenizer_file, model_dir;
+  app.add_flag("--ids", with_ids, "also output the prompt's token ids");
+  app.add_option("--tokenizer", tokenizer_file, "tokenizer.json for --ids (default: vendored official)");
+  app.add_option("-m,--model", model_dir, "model directory whose tokenizer.json is used for --ids");
+  CLI11_PARSE(app, argc, argv);
+  std::optional<text::Tokenizer> tok;
+  if (with_ids) {
+    auto t = !tokenizer_file.empty() ? text::Tokenizer::from_file(tokenizer_file) : text::load_tokenizer_for_model(model_dir);
+    if (!t.ok()) {
+      std::fprintf(stderr, "dsv4: %s\n", t.status().to_string().c_str());
+      return 2;
+    }
+    tok = std::move(t).value();
+  }
+  return run_jsonl("render", [&](const nlohmann::ordered_json& in) -> Result<nlohmann::ordered_json> {
+    if (!in.contains("messages")) return Status::invalid_argument("missing \"messages\"");
+    DSV4_ASSIGN_OR_RETURN(auto messages, text::messages_from_json(in["messages"]));
+    DSV4_ASSIGN_OR_RETURN(auto options, text::options_from_json(in.value("options", nlohmann::ordered_json())));
+    // Request-level tools (OpenAI shape) may also sit next to the messages.
+    if (in.contains("tools") && !in["tools"].is_null()) {
+      if (!in["tools"].is_array()) return Status::invalid_argument("tools must be an array");
+      options.tools = in["tools"];
+    }
+    DSV4_ASSIGN_OR_RETURN(std::string prompt, text::render_chat(messages, options));
+    nlohmann::ordered_json out{{"prompt", prompt}};
+    if (tok) out["ids"] = tok->encode(prompt);
+    return out;
+  });
+}
+
+}  // namespace dsv4::cli

@@ -1,0 +1,79 @@
+// Checkpoint integrity: sha256 of every file listed in DIR/SHA256SUMS (the format of
+// `sha256sum`: "<64 hex>  <name>" per line), with a cache of verified files so a 160 GB model is
+// hashed once, not at every start. A cache entry is trusted while (absolute path, size, mtime)
+// are unchanged; anything else is re-hashed. (A change that keeps size and mtime — a deliberate
+// `touch -d` after editing — goes unnoticed until `dsv4 verify --no-cache`; the price of not reading
+// 160 GB at every start.) Files modified less than 2 s before they were hashed are not cached,
+// since a second write within the same file-time tick would not change the mtime.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace dsv4::io {
+
+// Incremental sha256 (OpenSSL EVP).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t n);
+  std::string hex_digest();   // finishes; the object is then spent
+
+ private:
+  void* ctx_;   // EVP_MD_CTX*
+};
+
+// sha256 of a whole file, read in 8 MiB blocks.
+Result<std::string> sha256_file(const std::string& path);
+
+struct ChecksumEntry {
+  std::string sha256;   // 64 lowercase hex digits
+  std::string file;     // relative to the model directory
+};
+// Parses SHA256SUMS text ("hash  name" or "hash *name"; blank lines ignored). `name` is used in
+// messages. Names must be relative and must not contain "..".
+Result<std::vector<ChecksumEntry>> parse_sha256sums(const std::string& text, const std::string& name);
+std::string format_sha256sums(const std::vector<ChecksumEntry>& entries);
+
+struct VerifyOptions {
+  bool use_cache = true;
+  bool progress = true;   // per-file lines for large files and a summary on stderr
+};
+
+struct VerifyReport {
+  size_t files = 0;          // files checked
+  size_t hashed = 0;         // files actually read and hashed
+  size_t cache_hits = 0;     // files accepted from the cache (size and mtime unchanged)
+  uint64_t bytes_hashed = 0;
+  double seconds = 0;
+};
+
+// The cache file: $DSV4_CACHE_DIR/verified.json, else $XDG_CACHE_HOME/dsv4/verified.json, else
+// $HOME/.cache/dsv4/verified.json; "" if none of these is set.
+std::string verified_cache_path();
+
+// Checks every file listed in DIR/SHA256SUMS, and that every shard, config and tokenizer file in
+// DIR is listed. Errors name the file: missing list, missing file, sha256 mismatch, unlisted file.
+Status verify_model_dir(const std::string& dir, const VerifyOptions& opt, VerifyReport* report = nullptr);
+
+// Creates or updates DIR/SHA256SUMS: the files already listed plus every regular file of DIR.
+Status write_sha256sums(const std::string& dir, const VerifyOptions& opt, VerifyReport* report = nullptr);
+
+// Records files whose sha256 the caller computed itself (e.g. while writing them) as verified
+// (those older than the 2 s window above; the rest are hashed on their first verification).
+// `files` holds (path, sha256) pairs; failures to write the cache are ignored (it is a cache).
+void remember_verified(const std::vector<std::pair<std::string, std::string>>& files);
+
+// What `run`/`serve` call at start: OK if skip_verify, or if every listed file matches (from the
+// cache when size and mtime are unchanged, else re-hashed). Without SHA256SUMS the error tells the
+// user to run `dsv4 verify --write -m DIR` or to pass --skip-verify.
+Status ensure_verified(const std::string& model_dir, bool skip_verify, VerifyReport* report = nullptr);
+
+}  // namespace dsv4::io

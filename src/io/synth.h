@@ -1,0 +1,71 @@
+// `dsv4 synth`: random-weight checkpoints in the exact official on-disk format (spec §2, §3), for
+// tests and benchmarks when the real weights are not at hand. The tensor list comes from
+// io::expected_tensors, so synth and the loader cannot disagree about the inventory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+
+namespace dsv4::io {
+
+enum class SynthPreset { tiny, flash, pro };
+// "tiny" | "flash" | "pro"; false if unknown.
+bool parse_synth_preset(std::string_view name, SynthPreset* out);
+
+struct SynthOptions {
+  SynthPreset preset = SynthPreset::tiny;
+  int64_t layers = 0;    // num_hidden_layers override (0 = preset value)
+  int64_t experts = 0;   // n_routed_experts override (0 = preset value)
+  int64_t vocab = 0;     // vocab_size override (0 = preset value)
+  uint64_t seed = 0;
+  uint64_t max_shard_bytes = 4ull << 30;   // a shard never exceeds this unless one tensor does
+  bool copy_tokenizer = true;              // tokenizer.json + tokenizer_config.json, if present
+  std::string tokenizer_dir;               // where they are; "" = <source>/data/tokenizer
+  bool progress = true;                    // one line per shard on stderr
+  bool overwrite = false;                  // replace *.safetensors already in the directory
+  bool remember_verified = true;           // record the written files in the verification cache
+};
+
+struct SynthReport {
+  size_t tensors = 0;
+  size_t shards = 0;
+  uint64_t bytes = 0;       // tensor bytes (= index metadata.total_size)
+  double seconds = 0;
+  bool tokenizer_copied = false;
+};
+
+// The root config.json text (official key set, spec §2.1) of a preset with the overrides applied:
+// --layers keeps the preset's compress_ratios schedule for the first N layers plus the MTP entry
+// (spec §2.3), and clamps num_hash_layers to N; --experts clamps num_experts_per_tok.
+// Fails if the result does not pass parse_config.
+Result<std::string> synth_config_json(const SynthOptions& opt);
+
+// How the bytes of one tensor are drawn (see synth.cpp for the scales and why).
+struct SynthRecipe {
+  enum class Kind { fp8_normal, e8m0_const, fp4_normal, bf16_normal, f32_normal, expert_ids };
+  Kind kind = Kind::f32_normal;
+  float mean = 0, stddev = 1;   // bf16_normal / f32_normal
+  uint8_t code = 127;           // e8m0_const
+  int64_t n_experts = 0;        // expert_ids: values in [0, n_experts), distinct per row
+  uint64_t seed = 0;
+};
+std::vector<SynthRecipe> synth_recipes(const ModelConfig& c, const std::vector<TensorSpec>& tensors, uint64_t seed);
+
+// Fills bytes [offset, offset + n) of a tensor. The bytes depend only on the recipe and the
+// position, never on the thread count or on how the tensor is cut into pieces: every aligned
+// kSynthBlock of the tensor has its own generator (a partly requested block is generated whole).
+inline constexpr uint64_t kSynthBlock = 1ull << 20;
+void synth_fill(const SynthRecipe& r, const TensorSpec& t, uint64_t offset, uint8_t* dst, size_t n);
+
+// Writes config.json, generation_config.json, model.safetensors.index.json, the shards
+// model-0000K-of-0000N.safetensors, SHA256SUMS and (if available) the tokenizer into `dir`
+// (created if needed). Streams: memory use is a few 64 MiB buffers whatever the model size.
+Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthReport* report = nullptr);
+
+}  // namespace dsv4::io

@@ -1,0 +1,14 @@
+// The attention sub-layer of a block for every kind (SWA-only, CSA, HCA), spec §5.3–§5.9, with
+// the chunk semantics of §5.13: any chunk length at any position gives the same result.
+#pragma once
+
+#include "model/batch.h"
+#include "model/model.h"
+
+namespace dsv4::model {
+
+// x: [rows, D] attn-normed input (bf16-valued); out: [rows, D]. Appends to and updates the
+// segments' LayerState of block b (b.layer indexes SequenceState::layers).
+void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out);
+
+}  // namespace dsv4::model

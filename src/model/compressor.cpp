@@ -1,0 +1,100 @@
+#include "model/compressor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/dtype.h"
+#include "kernels/cpu/norms.h"
+#include "kernels/cpu/quant_sim.h"
+#include "model/linear.h"
+
+namespace dsv4::model {
+
+namespace {
+
+constexpr int kKvSimBlock = 64;   // FP8 simulation block of stored KV (spec §5.3)
+constexpr int kFp4Block = 32;     // FP4 simulation block of indexer keys (spec §4.4)
+
+// Softmax over `slots` of score, per channel, then the weighted sum of kv (f32, spec §5.5).
+void pool(int64_t slots, int64_t d, const float* const* kv_rows, const float* const* score_rows, float* out) {
+  for (int64_t ch = 0; ch < d; ++ch) {
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t s = 0; s < slots; ++s) mx = std::max(mx, score_rows[s][ch]);
+    float denom = 0.0f;
+    for (int64_t s = 0; s < slots; ++s) denom += std::exp(score_rows[s][ch] - mx);
+    float acc = 0.0f;
+    for (int64_t s = 0; s < slots; ++s) acc += std::exp(score_rows[s][ch] - mx) / denom * kv_rows[s][ch];
+    out[ch] = acc;
+  }
+}
+
+// bf16(pooled) → RMSNorm → RoPE at the window's first position → FP8 (main) or Hadamard + FP4
+// (indexer) simulation; appended as bf16.
+void finish_entry(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope, float norm_eps,
+                  int64_t window, std::vector<float>& pooled, std::vector<uint16_t>& entries) {
+  const int64_t d = w.dim;
+  for (auto& v : pooled) v = round_bf16(v);
+  kernels::rms_norm(pooled.data(), w.norm.data(), d, norm_eps, pooled.data());
+  std::vector<float> cs(size_t(rope.rope_dim));
+  kernels::rope_angles(rope, window * w.ratio, cs.data());
+  kernels::rope_apply(pooled.data(), d, rope.rope_dim, cs.data(), false);
+  if (kind == CompressorKind::main) {
+    kernels::act_quant_fp8(pooled.data(), d - rope.rope_dim, kKvSimBlock);
+  } else {
+    kernels::hadamard_rotate(pooled.data(), d);
+    kernels::fp4_sim(pooled.data(), d, kFp4Block);
+  }
+  for (int64_t i = 0; i < d; ++i) entries.push_back(f32_to_bf16(pooled[size_t(i)]));
+}
+
+}  // namespace
+
+void compressor_project(const CompressorWeights& w, const float* x, int64_t n, const int64_t* positions,
+                        float* kvp, float* score) {
+  linear_f32(w.wkv, x, n, kvp);
+  linear_f32(w.wgate, x, n, score);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* ape = w.ape + (positions[t] % w.ratio) * w.width;
+    for (int64_t i = 0; i < w.width; ++i) score[t * w.width + i] += ape[i];
+  }
+}
+
+void compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
+                     float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
+                     std::vector<uint16_t>& entries) {
+  const int64_t m = w.ratio, d = w.dim, width = w.width;
+  const int64_t s = pos % m;
+  const bool overlap = (m == 4);              // CSA: rows 0..3 previous window, 4..7 current
+  const int64_t row = overlap ? 4 + s : s;
+  std::copy(kvp, kvp + width, st.kv.begin() + row * width);
+  std::copy(score, score + width, st.score.begin() + row * width);
+  if ((pos + 1) % m != 0) return;
+
+  std::vector<float> pooled(static_cast<size_t>(d));
+  if (overlap) {
+    // Slots 0..3: previous window, first d channels (series A); 4..7: current window, channels
+    // [d, 2d) (series B). A fresh sequence's previous window is (0, -inf) → weight 0.
+    const float* kv_rows[8];
+    const float* sc_rows[8];
+    for (int r = 0; r < 4; ++r) {
+      kv_rows[r] = st.kv.data() + r * width;
+      sc_rows[r] = st.score.data() + r * width;
+      kv_rows[4 + r] = st.kv.data() + (4 + r) * width + d;
+      sc_rows[4 + r] = st.score.data() + (4 + r) * width + d;
+    }
+    pool(8, d, kv_rows, sc_rows, pooled.data());
+    std::copy(st.kv.begin() + 4 * width, st.kv.begin() + 8 * width, st.kv.begin());
+    std::copy(st.score.begin() + 4 * width, st.score.begin() + 8 * width, st.score.begin());
+  } else {
+    std::vector<const float*> kv_rows(static_cast<size_t>(m)), sc_rows(static_cast<size_t>(m));
+    for (int64_t r = 0; r < m; ++r) {
+      kv_rows[size_t(r)] = st.kv.data() + r * width;
+      sc_rows[size_t(r)] = st.score.data() + r * width;
+    }
+    pool(m, d, kv_rows.data(), sc_rows.data(), pooled.data());
+  }
+  finish_entry(w, kind, rope, norm_eps, pos / m, pooled, entries);
+}
+
+}  // namespace dsv4::model

@@ -1,0 +1,28 @@
+// KV compressor (spec §5.5): pools m source tokens (CSA: 2m with the overlapping previous
+// window) into one compressed entry per window, with a per-channel softmax over gate + ape.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/rope.h"
+#include "model/state.h"
+#include "model/weights.h"
+
+namespace dsv4::model {
+
+enum class CompressorKind { main, indexer };
+
+// Feeds one source token at position `pos` through the decode state machine (spec §5.5).
+// kvp and score ([c·d], f32; score already includes ape[pos mod m]) are the token's projections.
+// If the token closes window j = pos / m, the finished entry (spec §5.5 "Then, for both kinds")
+// is appended to `entries` as bf16.
+void compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
+                     float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
+                     std::vector<uint16_t>& entries);
+
+// Projections of n source rows x [n, D]: kvp = x·wkvᵀ, score = x·wgateᵀ + ape[pos mod m] (f32).
+void compressor_project(const CompressorWeights& w, const float* x, int64_t n, const int64_t* positions,
+                        float* kvp, float* score);
+
+}  // namespace dsv4::model

@@ -1,0 +1,31 @@
+// Manifold-constrained hyper-connections (spec §5.2): n_hc residual streams mixed around every
+// sub-layer. All maps are computed in f32; the outputs that the reference stores are bf16.
+#pragma once
+
+#include <cstdint>
+
+#include "model/weights.h"
+
+namespace dsv4::model {
+
+struct HcParams {
+  int64_t n_hc = 4, dim = 0;
+  int iters = 20;
+  float norm_eps = 1e-6f, hc_eps = 1e-6f;
+};
+
+// Sinkhorn-Knopp on an n x n matrix of logits, in place (spec §5.2.1): row softmax + eps,
+// column normalisation, then (iters - 1) x (row, column); every division by (sum + eps).
+void sinkhorn(float* c, int64_t n, int iters, float eps);
+
+// hc_pre for one token. X: [n_hc, D] streams. Outputs u [D] (bf16-valued), post [n_hc],
+// comb [n_hc, n_hc] (row j, column k).
+void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb);
+
+// hc_post for one token (spec §5.2.2): X_new[k] = bf16(post[k]·a + Σ_j comb[j][k]·R[j]).
+void hc_post(const HcParams& p, const float* a, const float* R, const float* post, const float* comb, float* X_new);
+
+// hc_head collapse (spec §5.2.4): y [D] = bf16(Σ_j (sigmoid(mix_j·scale + base_j) + eps)·X_j).
+void hc_head(const HcWeights& w, const HcParams& p, const float* X, float* y);
+
+}  // namespace dsv4::model

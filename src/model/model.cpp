@@ -1,0 +1,18 @@
+#include "model/model.h"
+
+namespace dsv4::model {
+
+Result<std::unique_ptr<Model>> load_model(const std::string& dir) {
+  auto m = std::make_unique<Model>();
+  DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir));
+  m->cfg = m->checkpoint->config();
+  m->w = bind_weights(*m->checkpoint);
+  const io::ModelConfig& c = m->cfg;
+  m->rope_plain = kernels::make_rope_freqs(c.qk_rope_head_dim, c.rope_theta, false, 1.0, c.rope_original_max_pos,
+                                           c.beta_fast, c.beta_slow);
+  m->rope_yarn = kernels::make_rope_freqs(c.qk_rope_head_dim, c.compress_rope_theta, true, c.rope_factor,
+                                          c.rope_original_max_pos, c.beta_fast, c.beta_slow);
+  return m;
+}
+
+}  // namespace dsv4::model

@@ -1,0 +1,25 @@
+// A loaded model: the validated checkpoint mapping, the bound weight views and the RoPE tables.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "io/checkpoint.h"
+#include "kernels/cpu/rope.h"
+#include "model/weights.h"
+
+namespace dsv4::model {
+
+struct Model {
+  std::unique_ptr<io::Checkpoint> checkpoint;
+  io::ModelConfig cfg;
+  ModelWeights w;
+  // spec §4.6: layers with m = 0 (and the MTP block) use rope_theta without YaRN; layers with
+  // m > 0 use compress_rope_theta with YaRN for every rotary use.
+  kernels::RopeFreqs rope_plain, rope_yarn;
+  const kernels::RopeFreqs& rope_for(int ratio) const { return ratio == 0 ? rope_plain : rope_yarn; }
+};
+
+Result<std::unique_ptr<Model>> load_model(const std::string& dir);
+
+}  // namespace dsv4::model

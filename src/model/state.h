@@ -1,0 +1,39 @@
+// Per-sequence state of the forward pass (spec §5.13): for every attention layer the raw
+// sliding window, the compressed entries, the indexer keys and the compressor decode state.
+// Stored entries are bf16 (the reference's values are bf16-representable, spec §8), so storing
+// them as bf16 is lossless.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "io/config.h"
+
+namespace dsv4::model {
+
+// Compressor decode state (spec §5.5): rows x width f32 for kv and score.
+// CSA (m = 4): 8 rows (previous window, current window) x 2d; HCA (m = 128): 128 rows x d.
+struct CompressorState {
+  int64_t rows = 0, width = 0;
+  std::vector<float> kv, score;
+  void reset(int64_t rows_, int64_t width_);   // kv = 0, score = -inf
+};
+
+struct LayerState {
+  std::vector<uint16_t> ring;   // [W, head_dim], slot p mod W holds position p
+  std::vector<uint16_t> comp;   // [n_comp, head_dim] compressed entries 0..floor(P/m)-1
+  std::vector<uint16_t> idx;    // [n_idx, index_head_dim] indexer keys (CSA only)
+  CompressorState comp_state, idx_state;
+  size_t memory_bytes() const;
+};
+
+struct SequenceState {
+  int64_t pos = 0;                 // tokens consumed by the main stack
+  int64_t mtp_pos = 0;             // positions consumed by the MTP block
+  std::vector<LayerState> layers;  // num_hidden_layers main blocks, then the MTP block (if any)
+  size_t memory_bytes() const;
+};
+
+SequenceState make_sequence_state(const io::ModelConfig& cfg);
+
+}  // namespace dsv4::model

@@ -1,0 +1,93 @@
+// Views of every weight of a V4 checkpoint, bound by name once at load (spec §3). Field names are
+// the checkpoint's own (wq_a, wkv, attn_sink, ape, tid2eid). Nothing here owns weight memory:
+// matrices point into the mapping; only small vectors (norm weights, HC maps) are upcast to f32.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "kernels/cpu/matmul.h"
+
+namespace dsv4::model {
+
+using kernels::WeightView;
+
+// Mixing maps of one hyper-connection site (spec §5.2): fn [mix, n_hc·D], base [mix], scale.
+struct HcWeights {
+  const float* fn = nullptr;
+  const float* base = nullptr;
+  const float* scale = nullptr;
+  int64_t mix = 0;
+};
+
+struct CompressorWeights {
+  WeightView wkv, wgate;          // bf16 [c·d, D]
+  const float* ape = nullptr;     // [m, c·d]
+  std::vector<float> norm;        // [d]
+  int64_t ratio = 0, dim = 0, width = 0;   // m, d, c·d
+};
+
+struct IndexerWeights {
+  WeightView wq_b;                // fp8 [Hi·Di, Rq]
+  WeightView weights_proj;        // bf16 [Hi, D]
+  CompressorWeights compressor;   // d = Di, m = 4
+};
+
+struct AttentionWeights {
+  WeightView wq_a, wq_b, wkv, wo_a, wo_b;
+  std::vector<float> q_norm, kv_norm;
+  const float* attn_sink = nullptr;   // [H]
+  CompressorWeights compressor;       // m > 0
+  IndexerWeights indexer;             // m == 4
+};
+
+struct ExpertWeights {
+  WeightView w1, w2, w3;   // gate, down, up
+};
+
+struct MoeWeights {
+  const uint16_t* gate = nullptr;    // bf16 [E, D]
+  WeightView gate_view;              // the same as a matmul view
+  const int64_t* tid2eid = nullptr;  // [V, K] (hash layers)
+  const float* bias = nullptr;       // [E] (other layers)
+  ExpertWeights shared;
+  std::vector<ExpertWeights> experts;
+};
+
+struct BlockWeights {
+  int64_t layer = 0;
+  int ratio = 0;                     // m: 0, 4 or 128
+  bool hash_routed = false;
+  HcWeights hc_attn, hc_ffn;
+  std::vector<float> attn_norm, ffn_norm;
+  AttentionWeights attn;
+  MoeWeights ffn;
+};
+
+struct HeadWeights {
+  HcWeights hc;                      // hc_head_{fn,base,scale}: mix = n_hc
+  std::vector<float> norm;
+};
+
+struct MtpWeights {
+  WeightView e_proj, h_proj;
+  std::vector<float> enorm, hnorm;
+  BlockWeights block;
+  HeadWeights head;
+};
+
+struct ModelWeights {
+  const uint16_t* embed = nullptr;   // bf16 [V, D]
+  WeightView head;                   // bf16 [V, D]
+  HeadWeights final_head;            // hc_head + norm
+  std::vector<BlockWeights> blocks;  // L
+  bool has_mtp = false;
+  MtpWeights mtp;
+};
+
+// Binds every view. REQUIRES: the checkpoint passed inventory validation (Checkpoint::open).
+ModelWeights bind_weights(const io::Checkpoint& ck);
+
+}  // namespace dsv4::model

@@ -1,0 +1,77 @@
+#include "runtime/engine.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <set>
+
+#include "model/forward.h"
+
+namespace dsv4::runtime {
+
+namespace {
+
+class SequenceImpl final : public Sequence {
+ public:
+  explicit SequenceImpl(model::SequenceState st) : state(std::move(st)) {}
+  int64_t position() const override { return state.pos; }
+  std::unique_ptr<Sequence> clone() const override { return std::make_unique<SequenceImpl>(state); }
+  size_t memory_bytes() const override { return state.memory_bytes(); }
+  model::SequenceState state;
+};
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::unique_ptr<model::Model> m, const EngineOptions& opt) : model_(std::move(m)), options_(opt) {
+    max_context_ = model_->cfg.max_position_embeddings;
+    if (opt.max_context > 0) max_context_ = std::min(max_context_, opt.max_context);
+  }
+  const io::ModelConfig& config() const override { return model_->cfg; }
+  int64_t max_context() const override { return max_context_; }
+  std::unique_ptr<Sequence> new_sequence() const override {
+    return std::make_unique<SequenceImpl>(model::make_sequence_state(model_->cfg));
+  }
+
+  Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
+              float* logits) override {
+    if (seqs.size() != tokens.size()) return Status::invalid_argument("step: one token list per sequence");
+    const int64_t V = model_->cfg.vocab_size;
+    std::set<Sequence*> seen;
+    model::Batch batch;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      auto* s = dynamic_cast<SequenceImpl*>(seqs[i]);
+      if (s == nullptr) return Status::invalid_argument("step: sequence does not belong to this engine");
+      if (!seen.insert(seqs[i]).second) return Status::invalid_argument("step: a sequence appears twice");
+      if (tokens[i].empty()) return Status::invalid_argument("step: empty token list");
+      for (int32_t t : tokens[i])
+        if (t < 0 || t >= V)
+          return Status::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                          std::to_string(V) + ")");
+      if (s->state.pos + int64_t(tokens[i].size()) > max_context_)
+        return Status::out_of_range("sequence of " + std::to_string(s->state.pos + int64_t(tokens[i].size())) +
+                                    " tokens exceeds the context limit of " + std::to_string(max_context_));
+      batch.add(&s->state, tokens[i].data(), int64_t(tokens[i].size()), s->state.pos);
+    }
+    if (options_.threads > 0) omp_set_num_threads(options_.threads);
+    model::Streams X = model::forward_streams(*model_, batch);
+    std::vector<int64_t> last;
+    for (const auto& seg : batch.segments) last.push_back(seg.row0 + seg.n - 1);
+    model::head_logits(*model_, model_->w.final_head, X, last, logits);
+    return Status::ok_status();
+  }
+
+ private:
+  std::unique_ptr<model::Model> model_;
+  EngineOptions options_;
+  int64_t max_context_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const EngineOptions& options) {
+  DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
+  std::unique_ptr<Engine> e = std::make_unique<EngineImpl>(std::move(m), options);
+  return e;
+}
+
+}  // namespace dsv4::runtime

@@ -1,0 +1,84 @@
+// Chat rendering: OpenAI-style messages -> the exact prompt text of DeepSeek's official V4
+// encoder (`encode_messages`, spec §7.2-7.3, PROMPT-FORMAT.md). Tokenize the returned string
+// with Tokenizer::encode (added-token strings become their ids; no BOS is added there).
+//
+// Public API:
+//   Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json& array);
+//   Result<ChatOptions> options_from_json(const nlohmann::ordered_json& object);
+//   Result<std::string> render_chat(const std::vector<ChatMessage>&, const ChatOptions&);
+// Parse request JSON with nlohmann::ordered_json: tool schemas are rendered with their keys in
+// input order, as the official encoder (Python dicts) does. A plain nlohmann::json has already
+// sorted the keys; the overload taking it is kept for convenience but changes key order.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+
+namespace dsv4::text {
+
+struct ToolCall {
+  std::string id;         // OpenAI call id (used to order tool results); may be empty
+  std::string name;       // function name
+  std::string arguments;  // JSON text of the arguments object, as OpenAI sends it
+};
+
+struct ChatMessage {
+  // "system", "user", "assistant", "tool", "developer" or "latest_reminder".
+  std::string role;
+  std::string content;             // text; content-part arrays are flattened by messages_from_json
+  std::string reasoning_content;   // assistant only
+  std::vector<ToolCall> tool_calls;  // assistant only
+  std::string tool_call_id;        // tool only: which call this result answers
+  std::string name;                // optional participant / tool name (not rendered)
+  nlohmann::ordered_json tools;    // system/developer: array of OpenAI tools, null = none
+  nlohmann::ordered_json response_format;  // system/developer: schema object, null = none
+  // Quick-instruction task (PROMPT-FORMAT §6): "action", "query", "authority", "domain",
+  // "read_url" on a user turn, "title" on an assistant turn. Empty = none.
+  std::string task;
+  // Prefix continuation ("wo_eos" / vLLM "prefix"): this assistant message is written without
+  // its EOS, so generation continues it. Meant for the last message; ignored on other roles.
+  bool prefix = false;
+};
+
+enum class ThinkingMode { chat, thinking };
+
+// Which official encoder revision to follow for reasoning_effort (PROMPT-FORMAT §4).
+enum class EncoderRevision {
+  v4,              // DeepSeek-V4-Flash / V4-Pro: "max" -> Absolute-maximum prefix; "high" -> none
+  v4_flash_0731,   // DeepSeek-V4-Flash-0731: "high" -> Absolute maximum, "max" -> Beyond maximum
+};
+
+struct ChatOptions {
+  ThinkingMode thinking_mode = ThinkingMode::thinking;
+  // "", "high", "max" (and "low" for v4_flash_0731). Only used in thinking mode.
+  std::string reasoning_effort;
+  // Drop reasoning of turns before the last user message (thinking mode). Has no effect when
+  // any message carries tools: then all reasoning is kept, as the official encoder does.
+  bool drop_thinking = true;
+  // Request-level tools / response_format: attached to the leading system message (one with
+  // empty content is inserted when there is none). null (or [] / {}: Python-falsy) = none.
+  nlohmann::ordered_json tools;
+  nlohmann::ordered_json response_format;
+  // Start with BOS (official add_default_bos_token). The reasoning-effort prefix does not
+  // depend on it: it always opens the first message, as in the official encoder.
+  bool add_bos = true;
+  EncoderRevision revision = EncoderRevision::v4;
+};
+
+Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json& messages);
+Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::json& messages);
+// Keys: thinking_mode ("chat"|"thinking"), reasoning_effort (string|null), drop_thinking
+// (bool), tools, response_format, add_bos (bool), revision ("v4"|"v4-flash-0731").
+Result<ChatOptions> options_from_json(const nlohmann::ordered_json& options);
+
+Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const ChatOptions& options);
+
+// The DSML block for one assistant turn's tool calls (no leading "\n\n"), as the encoder
+// writes it. Exposed for tests and for servers that echo tool calls.
+std::string render_tool_calls(const std::vector<ToolCall>& calls);
+
+}  // namespace dsv4::text

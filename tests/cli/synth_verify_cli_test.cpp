@@ -1,0 +1,49 @@
+// `dsv4 synth`, `dsv4 verify` and `dsv4 inspect` end to end through the built binary.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "test_paths.h"
+#include "io/test_tmp_dir.h"
+
+namespace dsv4::cli {
+namespace {
+
+// Exit status of a shell command (output discarded).
+int run(const std::string& cmd) {
+  const int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST(SynthVerifyCli, SynthThenVerifyThenInspect) {
+  test::TempDir cache, model;
+  const std::string env = "DSV4_CACHE_DIR=" + cache.path() + " ";
+  const std::string bin = test::cli_path();
+  const std::string dir = model / "m";
+  ASSERT_EQ(run(env + bin + " synth --preset tiny --layers 2 --experts 4 --seed 9 -o " + dir), 0);
+  EXPECT_EQ(run(env + bin + " inspect -m " + dir), 0);
+  EXPECT_EQ(run(env + bin + " verify -m " + dir), 0);
+  EXPECT_EQ(run(env + bin + " verify --no-cache -m " + dir), 0);
+  // Writing again into the same directory needs --force.
+  EXPECT_NE(run(env + bin + " synth --preset tiny -o " + dir), 0);
+  EXPECT_EQ(run(env + bin + " synth --preset tiny --force -o " + dir), 0);
+  // A corrupted shard fails verification; --write accepts the new content.
+  {
+    std::fstream f(dir + "/model-00002-of-00002.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(5000);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(run(env + bin + " verify -m " + dir), 1);
+  EXPECT_EQ(run(env + bin + " verify --write -m " + dir), 0);
+  EXPECT_EQ(run(env + bin + " verify -m " + dir), 0);
+  // Bad arguments.
+  EXPECT_NE(run(env + bin + " synth --preset huge -o " + dir), 0);
+  EXPECT_NE(run(env + bin + " synth --preset tiny"), 0);
+  EXPECT_NE(run(env + bin + " verify -m " + model / "absent"), 0);
+}
+
+}  // namespace
+}  // namespace dsv4::cli

@@ -1,0 +1,115 @@
+#include "runtime/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "test_paths.h"
+
+namespace dsv4::runtime {
+
+namespace {
+
+std::vector<int32_t> test_tokens(int64_t n, int64_t vocab) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  uint64_t s = 12345;
+  for (auto& v : t) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    v = int32_t((s >> 33) % uint64_t(vocab));
+  }
+  t[0] = 0;
+  return t;
+}
+
+// spec §5.13: logits must not depend on how a prompt is split. Our kernels keep a fixed per-row
+// summation order, so the equality is exact.
+void expect_split_invariance(const std::string& dir, int64_t n) {
+  auto e = Engine::load(dir, {});
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  Engine& engine = **e;
+  const int64_t V = engine.config().vocab_size;
+  const auto tokens = test_tokens(n, V);
+
+  // Token by token: logits after every position.
+  std::vector<float> per_token(static_cast<size_t>(n * V));
+  auto seq = engine.new_sequence();
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_TRUE(engine.step(*seq, std::span(&tokens[size_t(i)], 1), &per_token[size_t(i * V)]).ok());
+
+  // Chunks of 7 (odd, crosses every window boundary at a different phase).
+  auto chunked = engine.new_sequence();
+  std::vector<float> logits(static_cast<size_t>(V));
+  for (int64_t s = 0; s < n; s += 7) {
+    const int64_t len = std::min<int64_t>(7, n - s);
+    ASSERT_TRUE(engine.step(*chunked, std::span(&tokens[size_t(s)], size_t(len)), logits.data()).ok());
+    const int64_t last = s + len - 1;
+    ASSERT_EQ(0, std::memcmp(logits.data(), &per_token[size_t(last * V)], size_t(V) * 4)) << "position " << last;
+  }
+  // One shot.
+  auto whole = engine.new_sequence();
+  ASSERT_TRUE(engine.step(*whole, std::span(tokens.data(), tokens.size()), logits.data()).ok());
+  EXPECT_EQ(0, std::memcmp(logits.data(), &per_token[size_t((n - 1) * V)], size_t(V) * 4));
+  EXPECT_EQ(whole->position(), n);
+}
+
+}  // namespace
+
+TEST(Engine, SplitInvarianceOnFixture) { expect_split_invariance(test::fixture_dir("tiny-c") + "/checkpoint", 200); }
+
+TEST(Engine, SplitInvarianceOnDemoModel) { expect_split_invariance(test::demo_model_dir(), 140); }
+
+TEST(Engine, BatchedStepEqualsSeparateSteps) {
+  auto e = Engine::load(test::fixture_dir("tiny") + "/checkpoint", {});
+  ASSERT_TRUE(e.ok());
+  Engine& engine = **e;
+  const int64_t V = engine.config().vocab_size;
+  const auto a = test_tokens(30, V), b = test_tokens(9, V);
+  auto sa = engine.new_sequence(), sb = engine.new_sequence();
+  std::vector<float> la(static_cast<size_t>(V)), lb(static_cast<size_t>(V));
+  ASSERT_TRUE(engine.step(*sa, a, la.data()).ok());
+  ASSERT_TRUE(engine.step(*sb, b, lb.data()).ok());
+
+  auto ta = engine.new_sequence(), tb = engine.new_sequence();
+  Sequence* seqs[2] = {ta.get(), tb.get()};
+  std::span<const int32_t> toks[2] = {a, b};
+  std::vector<float> both(size_t(2 * V));
+  ASSERT_TRUE(engine.step(seqs, toks, both.data()).ok());
+  EXPECT_EQ(0, std::memcmp(both.data(), la.data(), size_t(V) * 4));
+  EXPECT_EQ(0, std::memcmp(both.data() + V, lb.data(), size_t(V) * 4));
+}
+
+TEST(Engine, RejectsBadTokensAndContextOverflow) {
+  EngineOptions opt;
+  opt.max_context = 8;
+  auto e = Engine::load(test::fixture_dir("tiny") + "/checkpoint", opt);
+  ASSERT_TRUE(e.ok());
+  Engine& engine = **e;
+  std::vector<float> logits(size_t(engine.config().vocab_size));
+  auto seq = engine.new_sequence();
+  const int32_t bad[2] = {0, 5000};
+  Status s = engine.step(*seq, bad, logits.data());
+  EXPECT_EQ(s.code(), StatusCode::invalid_argument);
+  EXPECT_EQ(seq->position(), 0);
+  const std::vector<int32_t> nine(9, 3);
+  s = engine.step(*seq, nine, logits.data());
+  EXPECT_EQ(s.code(), StatusCode::out_of_range);
+  EXPECT_EQ(seq->position(), 0);
+}
+
+TEST(Engine, CloneContinuesIdentically) {
+  auto e = Engine::load(test::fixture_dir("tiny") + "/checkpoint", {});
+  ASSERT_TRUE(e.ok());
+  Engine& engine = **e;
+  const int64_t V = engine.config().vocab_size;
+  const auto t = test_tokens(20, V);
+  auto seq = engine.new_sequence();
+  std::vector<float> l1(static_cast<size_t>(V)), l2(static_cast<size_t>(V));
+  ASSERT_TRUE(engine.step(*seq, std::span(t.data(), 15), l1.data()).ok());
+  auto copy = seq->clone();
+  ASSERT_TRUE(engine.step(*seq, std::span(t.data() + 15, 5), l1.data()).ok());
+  ASSERT_TRUE(engine.step(*copy, std::span(t.data() + 15, 5), l2.data()).ok());
+  EXPECT_EQ(0, std::memcmp(l1.data(), l2.data(), size_t(V) * 4));
+}
+
+}  // namespace dsv4::runtime
