@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/cpu/reduce.h"
 
 namespace dsv4::model {
 
@@ -12,20 +13,12 @@ namespace {
 
 float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
-// mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values.
+// mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values; both
+// reductions accurate (kernels/cpu/reduce.h).
 void hc_mix(const HcWeights& w, const HcParams& p, const float* X, int64_t mix_count, float* mix) {
   const int64_t n = p.n_hc * p.dim;
-  float ss = 0.0f;
-  for (int64_t i = 0; i < n; ++i) ss += X[i] * X[i];
-  const float r = 1.0f / std::sqrt(ss / float(n) + p.norm_eps);
-  for (int64_t i = 0; i < mix_count; ++i) {
-    const float* f = w.fn + i * n;
-    float lanes[16] = {0};
-    for (int64_t k = 0; k < n; ++k) lanes[k & 15] += X[k] * f[k];
-    for (int s = 8; s >= 1; s /= 2)
-      for (int l = 0; l < s; ++l) lanes[l] += lanes[l + s];
-    mix[i] = lanes[0] * r;
-  }
+  const float r = 1.0f / std::sqrt(kernels::sum_squares_accurate(X, n) / float(n) + p.norm_eps);
+  for (int64_t i = 0; i < mix_count; ++i) mix[i] = kernels::dot_accurate(X, w.fn + i * n, n) * r;
 }
 
 }  // namespace

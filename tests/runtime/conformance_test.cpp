@@ -1,0 +1,57 @@
+// dsv4 score against the official references in ../shared/fixtures (fixture README: end-to-end
+// logits are compared statistically, per layer teacher-forced).
+#include "runtime/conformance.h"
+
+#include <gtest/gtest.h>
+
+#include "test_paths.h"
+
+namespace dsv4::runtime {
+
+namespace {
+
+nlohmann::json score(const std::string& fixture, int64_t chunk) {
+  ScoreOptions opt;
+  opt.model_dir = test::fixture_dir(fixture) + "/checkpoint";
+  opt.reference_path = test::fixture_dir(fixture) + "/reference.safetensors";
+  opt.chunk = chunk;
+  auto r = score_against_reference(opt);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? *r : nlohmann::json::object();
+}
+
+}  // namespace
+
+// End-to-end logits (prefill, and P-token prefill + decode) and the MTP block meet the
+// emulating-engine tolerances of reference.json on every shared fixture.
+TEST(Conformance, EndToEndAndMtpWithinTolerance) {
+  for (const char* fixture : {"tiny", "tiny-c"}) {
+    const auto r = score(fixture, 0);
+    ASSERT_TRUE(r.contains("prefill") && r.contains("decode") && r.contains("mtp")) << fixture;
+    EXPECT_TRUE(r["prefill"]["pass"].get<bool>()) << fixture << r["prefill"].dump();
+    EXPECT_TRUE(r["decode"]["pass"].get<bool>()) << fixture << r["decode"].dump();
+    EXPECT_TRUE(r["mtp"]["pass"].get<bool>()) << fixture << r["mtp"].dump();
+    EXPECT_LE(r["mtp"]["median_row_max_abs"].get<double>(), 1e-4) << fixture;   // most rows bit-exact
+  }
+}
+
+// Teacher-forced per layer: the SWA, first CSA and HCA blocks of fixtures/tiny meet the bitwise
+// thresholds (the second CSA block and fixtures/tiny-c do not yet; see the issue note).
+TEST(Conformance, TinyTeacherForcedLayersWithinTolerance) {
+  const auto r = score("tiny", 0);
+  ASSERT_TRUE(r.contains("teacher_forced"));
+  for (int layer : {0, 1, 2}) EXPECT_TRUE(r["teacher_forced"][layer]["pass"].get<bool>()) << r["teacher_forced"][layer].dump();
+}
+
+// Splitting the prompt (chunks of 7, token by token) gives the same figures as one shot.
+TEST(Conformance, ChunkedPrefillGivesIdenticalReport) {
+  const auto whole = score("tiny", 0);
+  for (int64_t chunk : {7, 1}) {
+    const auto split = score("tiny", chunk);
+    EXPECT_EQ(split["prefill"], whole["prefill"]) << "chunk " << chunk;
+    EXPECT_EQ(split["decode"], whole["decode"]) << "chunk " << chunk;
+    EXPECT_EQ(split["teacher_forced"], whole["teacher_forced"]) << "chunk " << chunk;
+  }
+}
+
+}  // namespace dsv4::runtime
