@@ -60,7 +60,7 @@ float* thread_scratch(int64_t floats) {
 }
 
 // Below this many multiply-adds the fork/join of the thread pool costs more than it saves.
-constexpr int64_t kMinParallelMacs = int64_t(1) << 17;   // main's threshold (1 << 17)
+constexpr int64_t kMinParallelMacs = int64_t(1) << 17;
 
 }  // namespace
 
