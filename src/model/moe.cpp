@@ -20,8 +20,9 @@ void run_expert(const ExpertWeights& e, const float* xq, int64_t n, const float*
                 float* y) {
   const int64_t I = e.w1.rows;
   std::vector<float> g(size_t(n * I)), u(size_t(n * I));
-  kernels::matmul(e.w1, xq, n, g.data());
-  kernels::matmul(e.w3, xq, n, u.data());
+  // w1 and w3 read the same input: one parallel region for both (same bits as two matmul calls).
+  const kernels::MatmulJob gate_up[2] = {{e.w1, xq, n, g.data()}, {e.w3, xq, n, u.data()}};
+  kernels::matmul_many(gate_up, 2);
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t i = 0; i < I; ++i) {
       float gv = round_bf16(g[size_t(t * I + i)]);   // GEMM outputs are bf16, upcast to f32

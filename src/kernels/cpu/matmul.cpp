@@ -1,45 +1,174 @@
-// Multi-threaded matmul: rows of W are split across threads; each row is dequantised once into
-// a thread-local buffer and reused for all n activation rows (the prefill tile reuse).
-// The dot product uses 16 independent f32 lanes reduced in a fixed order, so results do not
-// depend on n or the thread count (see matmul.h).
+// matmul(): picks the instruction-set variant once (CPU feature detection, a table of function
+// pointers) and splits the rows evenly over the OpenMP threads. Every variant sums in the
+// canonical order of matmul.h, so the split, n and the variant never change a result.
 #include <omp.h>
 
-#include <vector>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
 
+#include "core/status.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_isa.h"
 
 namespace dsv4::kernels {
 
 namespace {
 
-inline float dot16(const float* a, const float* b, int64_t K) {
-  float lanes[16] = {0};
-  int64_t k = 0;
-  for (; k + 16 <= K; k += 16) {
-    for (int l = 0; l < 16; ++l) lanes[l] += a[k + l] * b[k + l];
-  }
-  for (; k < K; ++k) lanes[k & 15] += a[k] * b[k];
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w];
-  return lanes[0];
+MatmulImpl detect_best_impl() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return MatmulImpl::avx512;
+  // F16C (vcvtph2ps) ships on every AVX2 CPU (Haswell, Zen and later).
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MatmulImpl::avx2;
+  return MatmulImpl::generic;
 }
 
-// Below this many multiply-adds a parallel region costs more than it saves.
-constexpr int64_t kMinParallelWork = 1 << 17;
+MatmulImpl best_impl() {
+  static const MatmulImpl best = detect_best_impl();
+  return best;
+}
+
+// -1: not chosen yet (use best_impl()).
+std::atomic<int> g_selected{-1};
+
+const detail::MatmulIsa& isa_for(MatmulImpl impl) {
+  switch (impl) {
+    case MatmulImpl::avx512: return detail::matmul_isa_avx512();
+    case MatmulImpl::avx2: return detail::matmul_isa_avx2();
+    default: return detail::matmul_isa_generic();
+  }
+}
+
+// Per-thread scratch, grown on first use to the largest size asked for and then reused: the
+// decode loop allocates nothing once every shape has been seen.
+struct FreeDeleter {
+  void operator()(float* p) const { std::free(p); }
+};
+float* thread_scratch(int64_t floats) {
+  thread_local std::unique_ptr<float, FreeDeleter> buf;
+  thread_local int64_t cap = 0;
+  if (floats > cap) {
+    const size_t bytes = (size_t(floats) * sizeof(float) + 63) / 64 * 64;
+    buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    DSV4_CHECK(buf != nullptr);
+    cap = floats;
+  }
+  return buf.get();
+}
+
+// Below this many multiply-adds the fork/join of the thread pool costs more than it saves.
+constexpr int64_t kMinParallelMacs = int64_t(1) << 17;
 
 }  // namespace
 
-void matmul(const WeightView& w, const float* x, int64_t n, float* y) {
-  const int64_t R = w.rows, K = w.cols;
-#pragma omp parallel if (R * K * n >= kMinParallelWork)
+const char* matmul_impl_name(MatmulImpl impl) {
+  switch (impl) {
+    case MatmulImpl::reference: return "reference";
+    case MatmulImpl::generic: return "generic";
+    case MatmulImpl::avx2: return "avx2";
+    case MatmulImpl::avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool matmul_impl_supported(MatmulImpl impl) {
+  switch (impl) {
+    case MatmulImpl::reference:
+    case MatmulImpl::generic: return true;
+    case MatmulImpl::avx2: return best_impl() == MatmulImpl::avx2 || best_impl() == MatmulImpl::avx512;
+    case MatmulImpl::avx512: return best_impl() == MatmulImpl::avx512;
+  }
+  return false;
+}
+
+MatmulImpl active_matmul_impl() {
+  const int s = g_selected.load(std::memory_order_relaxed);
+  return s < 0 ? best_impl() : MatmulImpl(s);
+}
+
+bool select_matmul_impl(MatmulImpl impl) {
+  if (!matmul_impl_supported(impl)) return false;
+  g_selected.store(int(impl), std::memory_order_relaxed);
+  return true;
+}
+
+namespace {
+
+const detail::MatmulIsa& isa_for_job(MatmulImpl impl, const WeightView& w) {
+  return detail::matmul_fast_shape_ok(w) ? isa_for(impl) : detail::matmul_isa_generic();
+}
+
+// Work of one row of a job: its multiply-adds (at least one, so that cols = 0 still writes zeros).
+// Jobs with nothing to compute cost 0 and are never visited.
+int64_t row_cost(const MatmulJob& j) {
+  if (j.n <= 0 || j.w.rows <= 0) return 0;
+  return (j.w.cols > 0 ? j.w.cols : 1) * j.n;
+}
+
+// Position (job, row) where the share of thread `id` of `nth` starts. Rows are rounded to whole
+// GEMM row tiles (4) so that a job split between threads does not create extra partial tiles.
+// Neighbouring threads compute the same boundary, so the shares tile the work exactly.
+struct Cut {
+  int64_t job, row;
+};
+Cut share_start(const MatmulJob* jobs, int64_t count, int64_t total, int64_t id, int64_t nth) {
+  if (id >= nth) return {count, 0};
+  const int64_t target = int64_t((__int128(total) * id) / nth);
+  int64_t before = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t c = jobs[j].w.rows * row_cost(jobs[j]);
+    if (target < before + c) {
+      int64_t row = (target - before) / row_cost(jobs[j]);
+      row = (row + 2) / 4 * 4;
+      if (row >= jobs[j].w.rows) return {j + 1, 0};
+      return {j, row};
+    }
+    before += c;
+  }
+  return {count, 0};
+}
+
+}  // namespace
+
+void matmul_many(const MatmulJob* jobs, int64_t count) {
+  const MatmulImpl impl = active_matmul_impl();
+  if (impl == MatmulImpl::reference) {
+    for (int64_t j = 0; j < count; ++j)
+      if (jobs[j].n > 0) matmul_ref(jobs[j].w, jobs[j].x, jobs[j].n, jobs[j].y);
+    return;
+  }
+  int64_t total = 0, scratch_floats = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    if (row_cost(jobs[j]) == 0) continue;
+    total += jobs[j].w.rows * row_cost(jobs[j]);
+    const int64_t sf = isa_for_job(impl, jobs[j].w).scratch_floats(jobs[j].w.cols);
+    if (sf > scratch_floats) scratch_floats = sf;
+  }
+  if (total == 0) return;
+#pragma omp parallel if (total >= kMinParallelMacs)
   {
-    std::vector<float> row(static_cast<size_t>(K));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < R; ++r) {
-      dequant_row(w, r, row.data());
-      for (int64_t t = 0; t < n; ++t) y[t * R + r] = dot16(row.data(), x + t * K, K);
+    const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
+    const Cut a = share_start(jobs, count, total, id, nth);
+    const Cut b = share_start(jobs, count, total, id + 1, nth);
+    float* scratch = nullptr;
+    for (int64_t j = a.job; j <= b.job && j < count; ++j) {
+      const MatmulJob& job = jobs[j];
+      if (row_cost(job) == 0) continue;
+      const int64_t r0 = j == a.job ? a.row : 0;
+      const int64_t r1 = j == b.job ? b.row : job.w.rows;
+      if (r0 >= r1) continue;
+      if (!scratch) scratch = thread_scratch(scratch_floats);
+      isa_for_job(impl, job.w).rows(job.w, job.x, job.n, job.y, r0, r1, scratch);
     }
   }
+}
+
+void matmul(const WeightView& w, const float* x, int64_t n, float* y) {
+  const MatmulJob job{w, x, n, y};
+  matmul_many(&job, 1);
 }
 
 }  // namespace dsv4::kernels

@@ -27,7 +27,43 @@ struct WeightView {
 };
 
 // y[n, rows] = x[n, cols] · Wᵀ. Uses all threads of the OpenMP pool.
+// The fast path (every implementation except `reference`) sums in one canonical order: 16 f32
+// lanes, lane l accumulating with fused multiply-adds the products whose position in the row is
+// ≡ l (mod 16), positions walked in ascending order, then the lanes added pairwise
+// (l += l+8, l += l+4, l += l+2, l += l+1). Positions are the columns, except for FP4, walked in
+// the order its bytes decode fastest: in each 32-column block (16 bytes), position p < 16 is the
+// low nibble (even column) of byte 4*(p%4) + p/4, position 16 + p its high nibble. So generic,
+// AVX2 and AVX-512 give bit-identical results, for any n and thread count.
+// REQUIRES: x and y do not overlap; x holds n rows of cols floats, y n rows of rows floats.
 void matmul(const WeightView& w, const float* x, int64_t n, float* y);
+
+// One product of a batch for matmul_many().
+struct MatmulJob {
+  WeightView w;
+  const float* x = nullptr;   // n rows of w.cols floats
+  int64_t n = 0;
+  float* y = nullptr;         // n rows of w.rows floats
+};
+
+// Runs independent products in one parallel region: the work (rows x cols x n of every job) is
+// split evenly over the threads, in runs of whole row tiles, so many small matrices — the routed
+// experts of one MoE layer at decode, or w1 and w3 on the same input — keep both threads busy
+// without a fork/join each. Each y equals what matmul() gives for its job, bit for bit.
+// REQUIRES: no job's y overlaps another job's x or y.
+void matmul_many(const MatmulJob* jobs, int64_t count);
+
+// The implementations matmul() can run. `reference` is matmul_ref (sequential sum, single thread;
+// for debugging); the others keep the canonical order above.
+enum class MatmulImpl { reference, generic, avx2, avx512 };
+const char* matmul_impl_name(MatmulImpl impl);
+// True if this CPU can run impl (reference and generic always can).
+bool matmul_impl_supported(MatmulImpl impl);
+// The implementation matmul() uses: the best supported one, detected once at first use, unless
+// select_matmul_impl() chose another. Selecting is for tests, benchmarks and a debug flag; it is
+// not thread-safe with concurrent matmul() calls. Returns false (and changes nothing) if impl is
+// not supported on this CPU.
+MatmulImpl active_matmul_impl();
+bool select_matmul_impl(MatmulImpl impl);
 
 // The scalar reference implementation (single-threaded loops); the fast path is tested against it.
 void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);

@@ -1,0 +1,114 @@
+// AVX2 + FMA + F16C (+ SSSE3 pshufb) variant of matmul: a 16-lane vector is two ymm (lanes 0..7, 8..15).
+// Compiled with per-file -mavx2 -mfma -mf16c (CMakeLists.txt); reached only through the dispatch
+// table. Numerics: the canonical order of matmul.h, bit-identical to the AVX-512 variant.
+#include <immintrin.h>
+
+// GCC 12 warns inside its own intrinsic headers (the deliberately undefined `__Y` of the
+// _mm*_undefined_* helpers) once they are inlined here; the warning is about the header, not us.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "kernels/cpu/matmul_isa.h"
+
+namespace dsv4::kernels::detail {
+namespace avx2_impl {
+namespace {
+
+struct V16 {
+  __m256 lo, hi;
+};
+inline V16 v_zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+inline V16 v_load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+inline void v_store(float* p, V16 a) {
+  _mm256_storeu_ps(p, a.lo);
+  _mm256_storeu_ps(p + 8, a.hi);
+}
+inline V16 v_set1(float f) { return {_mm256_set1_ps(f), _mm256_set1_ps(f)}; }
+inline V16 v_mul(V16 a, V16 b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+inline V16 v_fma(V16 a, V16 b, V16 c) {
+  return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
+// Canonical tree: l += l+8 (the two ymm), l += l+4, l += l+2, l += l+1.
+inline float v_reduce(V16 a) {
+  const __m256 h = _mm256_add_ps(a.lo, a.hi);
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 d = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
+}
+
+inline void v_reduce_16(const V16* a, float* out) {
+  for (int i = 0; i < 16; ++i) out[i] = v_reduce(a[i]);
+}
+
+// E4M3 -> f16 by moving bits, decoding to value * 2^-8 exactly (see the AVX-512 variant).
+inline void dec_fp8_16(const uint8_t* p, V16& a) {
+  __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  h = _mm256_and_si256(_mm256_slli_epi16(h, 7), _mm256_set1_epi16(int16_t(0xBFFF)));
+  a.lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+  a.hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+}
+inline void dec_fp8_32(const uint8_t* p, V16& a, V16& b) {
+  dec_fp8_16(p, a);
+  dec_fp8_16(p + 16, b);
+}
+
+// vpermps has 8 entries here: look up the magnitude with nibble bits 0..2, then put bit 3 (the
+// E2M1 sign) into the f32 sign bit. mag holds |value| * s for the 8 positive codes.
+struct Fp4Tbl {
+  __m256 mag;
+};
+inline Fp4Tbl fp4_tbl(float s) { return {_mm256_mul_ps(_mm256_loadu_ps(kFp4Values), _mm256_set1_ps(s))}; }
+inline __m256 dec_fp4_8(__m256i idx, __m256 mag) {
+  const __m256 v = _mm256_permutevar8x32_ps(mag, idx);
+  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(idx, 28), _mm256_set1_epi32(int32_t(0x80000000u)));
+  return _mm256_xor_ps(v, _mm256_castsi256_ps(sign));
+}
+// Lane i takes byte 4*(i%4) + i/4 (the canonical FP4 order, matmul.h): one byte shuffle first.
+inline void dec_fp4_32(const uint8_t* p, const Fp4Tbl& t, V16& lo, V16& hi) {
+  const __m128i b = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+                                     _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  const __m256i i0 = _mm256_cvtepu8_epi32(b);
+  const __m256i i1 = _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8));
+  lo.lo = dec_fp4_8(i0, t.mag);
+  lo.hi = dec_fp4_8(i1, t.mag);
+  hi.lo = dec_fp4_8(_mm256_srli_epi32(i0, 4), t.mag);
+  hi.hi = dec_fp4_8(_mm256_srli_epi32(i1, 4), t.mag);
+}
+
+inline V16 dec_bf16_16(const uint16_t* p) {
+  const __m256i a = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i b = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)), _mm256_castsi256_ps(_mm256_slli_epi32(b, 16))};
+}
+
+// spec §3.2 E8M0: the code in the f32 exponent field; e = 0 -> 2^-127 (0x00400000), 255 -> NaN.
+inline void dec_e8m0_8(const uint8_t* p, float* out) {
+  const __m256i e = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  __m256i bits = _mm256_slli_epi32(e, 23);
+  bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x00400000),
+                            _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+  bits = _mm256_blendv_epi8(bits, _mm256_set1_epi32(0x7fc00000),
+                            _mm256_cmpeq_epi32(e, _mm256_set1_epi32(255)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bits);
+}
+inline void dec_e8m0_16(const uint8_t* p, float* out) {
+  dec_e8m0_8(p, out);
+  dec_e8m0_8(p + 8, out + 8);
+}
+
+// 2 x 2 accumulators (8 ymm) + 2 weight vectors (4 ymm) + 1 activation (2 ymm) = 14 of 16 ymm.
+constexpr int kGemmRows = 2;
+constexpr int kGemmTok = 2;
+
+#include "kernels/cpu/matmul_simd.inl"
+
+}  // namespace
+}  // namespace avx2_impl
+
+const MatmulIsa& matmul_isa_avx2() {
+  static const MatmulIsa isa{avx2_impl::simd_rows, avx2_impl::simd_scratch_floats,
+                             avx2_impl::simd_fma_probe, avx2_impl::simd_read_probe};
+  return isa;
+}
+
+}  // namespace dsv4::kernels::detail

@@ -1,0 +1,44 @@
+// Internal to kernels/cpu: the table each instruction-set variant of matmul fills, and the
+// canonical summation order they share (described in matmul.h). Not for use outside kernels/.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/matmul.h"
+
+namespace dsv4::kernels::detail {
+
+// Computes y[t][r] for t in [0, n), r in [r0, r1), on the calling thread only.
+// REQUIRES: matmul_fast_shape_ok(w); scratch holds scratch_floats(w.cols) floats, 64-byte aligned,
+// owned by the calling thread. Allocates nothing.
+using MatmulRowsFn = void (*)(const WeightView& w, const float* x, int64_t n, float* y,
+                              int64_t r0, int64_t r1, float* scratch);
+
+struct MatmulIsa {
+  MatmulRowsFn rows;
+  int64_t (*scratch_floats)(int64_t cols);
+  // Runs `iters` rounds of independent FMA chains on the calling thread and returns the number
+  // of floating-point operations done (2 per lane per FMA): the compute-peak probe.
+  double (*fma_probe)(int64_t iters);
+  // Reads n floats (n % 64 == 0) with the widest loads and the matvec's prefetch distance; returns
+  // their sum (so the reads cannot be dropped): the bandwidth probe's inner loop.
+  float (*read_probe)(const float* p, int64_t n);
+};
+
+const MatmulIsa& matmul_isa_generic();
+const MatmulIsa& matmul_isa_avx2();
+const MatmulIsa& matmul_isa_avx512();
+
+// Column counts the SIMD paths handle: FP8/FP4 need cols % 32 == 0 (V4: all dims are multiples of
+// 128), BF16/F32 cols % 16 == 0. Other shapes run on the generic path (same canonical order).
+inline bool matmul_fast_shape_ok(const WeightView& w) {
+  switch (w.dtype) {
+    case DType::fp8_e4m3:
+    case DType::i8: return w.cols % 32 == 0;
+    case DType::bf16:
+    case DType::f32: return w.cols % 16 == 0;
+    default: return false;
+  }
+}
+
+}  // namespace dsv4::kernels::detail

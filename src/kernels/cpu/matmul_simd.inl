@@ -1,0 +1,410 @@
+// The SIMD matmul, written once over a 16-lane f32 vector and compiled once per instruction set.
+//
+// Included by avx2/matmul_avx2.cpp and avx512/matmul_avx512.cpp inside an anonymous namespace of
+// their own, after they define, for their vector width:
+//   V16 v_zero(); V16 v_load(const float*); void v_store(float*, V16); V16 v_set1(float);
+//   V16 v_mul(V16, V16); V16 v_fma(V16 a, V16 b, V16 c) /* a*b+c, one rounding */;
+//   float v_reduce(V16)          /* lanes added l+8, l+4, l+2, l+1: the canonical tree */
+//   void v_reduce_16(const V16* a, float* out)  /* out[i] = v_reduce(a[i]), i < 16, same bits */
+//   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
+//   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
+//   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)
+//        /* 16 bytes; lane i of lo / hi = low / high nibble of byte 4*(i%4) + i/4 */
+//   V16 dec_bf16_16(const uint16_t*);
+//   void dec_e8m0_16(const uint8_t*, float* out)  /* 16 E8M0 codes -> f32, as e8m0_value */
+//   constexpr int kGemmRows, kGemmTok  /* register tile of the GEMM micro-kernel */
+// Nothing here may call an inline function defined in another header (its out-of-line copy
+// would be compiled for this instruction set and could be picked by the linker for all callers).
+//
+// Two paths, bit-identical by construction (matmul.h's canonical order):
+//  * matvec (n < kGemmMinN): each 32-column chunk of a weight row is decoded in registers and
+//    used for up to kMvMaxTok tokens; kMvRows rows run interleaved to hide the FMA latency.
+//    FP8 folds the block scale into the activations once per 128-row block (see fp8_prescale).
+//  * GEMM (n >= kGemmMinN): kGemmRows weight rows are dequantised once into scratch (exact values,
+//    canonical layout) and reused for a block of kTokBlock tokens held in L2, with a
+//    kGemmRows x kGemmTok register tile of accumulators.
+
+constexpr int64_t kMvMaxTok = 4;
+// Software prefetch distance on each weight row of the matvec: the kMvRows interleaved rows are
+// separate streams, and a cold weight read is the whole cost of decode.
+constexpr int64_t kPrefetchBytes = 2048;
+constexpr int kMvRows = 4;
+// One token (decode) over FP8/BF16/F32: 8 rows interleaved, i.e. 8 weight streams in flight.
+// Measured on the 2-core EPYC (single thread, cold FP8 [4096,4096], CPU time): 1.5x faster than
+// 4 rows. FP4 keeps 4 (8 rows were slower cold: twice the streams, rows half as long).
+constexpr int kMvRowsOneTok = 8;
+constexpr int64_t kGemmMinN = 8;
+constexpr int64_t kTokBlock = 48;   // 48 tokens x 4096 cols x 4 B = 768 KiB: the activations of
+                                    // one token block stay in a 1 MiB L2 while the rows sweep.
+
+inline float bits_as_f32(uint32_t u) {
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+// spec §3.2 E8M0: 2^(e-127); e = 0 -> 2^-127 (0x00400000); e = 255 -> NaN.
+inline float e8m0_value(uint8_t e) {
+  return bits_as_f32(e == 0 ? 0x00400000u : e == 255 ? 0x7fc00000u : uint32_t(e) << 23);
+}
+
+// Calls f.operator()<R, T>() with R = r in [1, MaxR], T = t in [1, MaxT] as template arguments.
+template <int MaxR, int MaxT, typename F>
+inline void dispatch_rt(int r, int t, F& f) {
+  if constexpr (MaxR > 1) {
+    if (r < MaxR) return dispatch_rt<MaxR - 1, MaxT>(r, t, f);
+  }
+  if constexpr (MaxT > 1) {
+    if (t < MaxT) return dispatch_rt<MaxR, MaxT - 1>(r, t, f);
+  }
+  f.template operator()<MaxR, MaxT>();
+}
+
+// FP4 canonical layout of one row of activations (matmul.h): per 32-column block, position i
+// (< 16) takes the even column of byte 4*(i%4) + i/4 and position 16 + i its odd column — the
+// order dec_fp4_32 produces the weights in.
+inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
+  for (int64_t b = 0; b < K; b += 32)
+    for (int i = 0; i < 16; ++i) {
+      const int byte = 4 * (i % 4) + i / 4;
+      out[b + i] = x[b + 2 * byte];
+      out[b + 16 + i] = x[b + 2 * byte + 1];
+    }
+}
+
+// xp[j][k] = x[j][k] * c_kb with c_kb = 2^8 * s[kb] (s: the E8M0 scales of one 128-row block).
+// dec_fp8_32 yields w * 2^-8, so (w * 2^-8) * xp == (w * s) * x exactly and
+// fma(w * 2^-8, xp, acc) == fma(dequantised w, x, acc) bit for bit, as long as every xp is exact.
+// Returns false if one is not (c_kb not a normal f32, overflow, or a nonzero result below
+// 2^-126); the caller then runs the path that dequantises the weights instead.
+inline bool fp8_prescale(const float* x, int64_t ldx, int64_t T, int64_t K, const uint8_t* s,
+                         float* xp) {
+  bool exact = true;
+  for (int64_t kb = 0; kb * 128 < K; ++kb) {
+    const uint32_t e = s[kb];
+    if (e > 246) return false;                   // 2^(e-119) must be a normal f32: e + 8 <= 254
+    const float c = bits_as_f32((e + 8) << 23);  // e = 0: 2^-119 = 2^8 * 2^-127, as e8m0_value
+    const int64_t k1 = K < kb * 128 + 128 ? K : kb * 128 + 128;
+    for (int64_t j = 0; j < T; ++j)
+      for (int64_t k = kb * 128; k < k1; ++k) {
+        const float v = x[j * ldx + k] * c;
+        const float av = __builtin_fabsf(v), ax = __builtin_fabsf(x[j * ldx + k]);
+        exact &= !((av < 0x1p-126f && ax != 0.0f) || (av == __builtin_inff() && ax != av));
+        xp[j * K + k] = v;
+      }
+  }
+  return exact;
+}
+
+// ---- matvec kernels: R rows x T tokens, y[j * ldy + i] ----
+
+template <int R, int T, bool kPrescaled>
+void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int64_t ldx, float* y,
+            int64_t ldy) {
+  V16 acc[R][T];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  for (int64_t k = 0; k < K; k += 32) {
+    V16 sv;
+    if constexpr (!kPrescaled) sv = v_set1(e8m0_value(s[k >> 7]));
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      if ((k & 63) == 0) __builtin_prefetch(w + i * K + k + kPrefetchBytes);
+      V16 a, b;
+      dec_fp8_32(w + i * K + k, a, b);
+      if constexpr (!kPrescaled) {  // exact dequantisation: (w * 2^-8) * 2^8 * s
+        a = v_mul(v_mul(a, v_set1(256.0f)), sv);
+        b = v_mul(v_mul(b, v_set1(256.0f)), sv);
+      }
+      #pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) {
+        acc[i][j] = v_fma(a, v_load(xs + j * ldx + k), acc[i][j]);
+        acc[i][j] = v_fma(b, v_load(xs + j * ldx + k + 16), acc[i][j]);
+      }
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+template <int R, int T>
+void mv_fp4(const uint8_t* w, const uint8_t* s, int64_t K, const float* xs, int64_t ldx, float* y,
+            int64_t ldy) {
+  V16 acc[R][T];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  const int64_t kb = K / 32;
+  alignas(64) float sc[R][16];  // decoded E8M0 scales of the next 16 blocks of each row
+  for (int64_t b0 = 0; b0 < kb; b0 += 16) {
+    const int nb = int(kb - b0 < 16 ? kb - b0 : 16);
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      if (nb == 16) dec_e8m0_16(s + i * kb + b0, sc[i]);
+      else
+        #pragma GCC unroll 16
+        for (int b = 0; b < nb; ++b) sc[i][b] = e8m0_value(s[i * kb + b0 + b]);
+    }
+    #pragma GCC unroll 16
+    for (int b = 0; b < nb; ++b) {
+      const int64_t k = 32 * (b0 + b);
+      V16 xe[T], xo[T];
+      #pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) {
+        xe[j] = v_load(xs + j * ldx + k);
+        xo[j] = v_load(xs + j * ldx + k + 16);
+      }
+      #pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        if ((b & 3) == 0) __builtin_prefetch(w + i * (K / 2) + k / 2 + kPrefetchBytes);
+        V16 lo, hi;
+        dec_fp4_32(w + i * (K / 2) + k / 2, fp4_tbl(sc[i][b]), lo, hi);
+        #pragma GCC unroll 16
+        for (int j = 0; j < T; ++j) {
+          acc[i][j] = v_fma(lo, xe[j], acc[i][j]);
+          acc[i][j] = v_fma(hi, xo[j], acc[i][j]);
+        }
+      }
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+template <int R, int T, bool kBf16>
+void mv_dense(const void* wv, int64_t K, const float* xs, int64_t ldx, float* y, int64_t ldy) {
+  V16 acc[R][T];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  for (int64_t k = 0; k < K; k += 16) {
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      V16 a;
+      if constexpr (kBf16) a = dec_bf16_16(static_cast<const uint16_t*>(wv) + i * K + k);
+      else a = v_load(static_cast<const float*>(wv) + i * K + k);
+      #pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) acc[i][j] = v_fma(a, v_load(xs + j * ldx + k), acc[i][j]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce(acc[i][j]);
+}
+
+// Calls f.operator()<R, T>(r) over the rows [ra, rz) in tiles of up to kOneTokRows (T = 1) or
+// kMvRows rows.
+template <int kOneTokRows, typename F>
+inline void matvec_row_tiles(int64_t ra, int64_t rz, int T, F& f) {
+  const int step = T == 1 ? kOneTokRows : kMvRows;
+  for (int64_t r = ra; r < rz; r += step) {
+    const int rr = int(rz - r < step ? rz - r : step);
+    auto g = [&]<int R, int TT>() { f.template operator()<R, TT>(r); };
+    if (T == 1) dispatch_rt<kOneTokRows, 1>(rr, 1, g);
+    else dispatch_rt<kMvRows, kMvMaxTok>(rr, T, g);
+  }
+}
+
+void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+                 float* scratch) {
+  const int64_t K = w.cols, ld = w.rows;
+  const uint8_t* wb = static_cast<const uint8_t*>(w.data);
+  for (int64_t t0 = 0; t0 < n; t0 += kMvMaxTok) {
+    const int T = int(n - t0 < kMvMaxTok ? n - t0 : kMvMaxTok);
+    const float* xt = x + t0 * K;
+    float* yt = y + t0 * ld;
+    switch (w.dtype) {
+      case DType::f32:
+      case DType::bf16: {
+        const size_t esz = w.dtype == DType::f32 ? 4 : 2;
+        auto f = [&]<int R, int TT>(int64_t r) {
+          if (w.dtype == DType::bf16) mv_dense<R, TT, true>(wb + r * K * esz, K, xt, K, yt + r, ld);
+          else mv_dense<R, TT, false>(wb + r * K * esz, K, xt, K, yt + r, ld);
+        };
+        matvec_row_tiles<kMvRowsOneTok>(r0, r1, T, f);
+        break;
+      }
+      case DType::i8: {
+        for (int j = 0; j < T; ++j) permute_fp4_cols(xt + j * K, K, scratch + j * K);
+        auto f = [&]<int R, int TT>(int64_t r) {
+          mv_fp4<R, TT>(wb + r * (K / 2), w.scale + r * (K / 32), K, scratch, K, yt + r, ld);
+        };
+        matvec_row_tiles<kMvRows>(r0, r1, T, f);
+        break;
+      }
+      case DType::fp8_e4m3: {
+        const int64_t kbs = (K + 127) / 128;
+        for (int64_t rb = r0 / 128; rb * 128 < r1; ++rb) {
+          const int64_t ra = rb * 128 > r0 ? rb * 128 : r0;
+          const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
+          const uint8_t* s = w.scale + rb * kbs;
+          const bool pre = fp8_prescale(xt, K, T, K, s, scratch);
+          auto f = [&]<int R, int TT>(int64_t r) {
+            if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
+            else mv_fp8<R, TT, false>(wb + r * K, K, s, xt, K, yt + r, ld);
+          };
+          matvec_row_tiles<kMvRowsOneTok>(ra, rz, T, f);
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+// ---- GEMM: dequantise a tile of rows once, reuse it for many tokens ----
+
+// Rows [r, r + R) of W as exact f32 values in canonical layout: wt[i * K + p].
+void decode_tile(const WeightView& w, int64_t r, int R, float* wt) {
+  const int64_t K = w.cols;
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    float* out = wt + i * K;
+    switch (w.dtype) {
+      case DType::f32: {
+        const float* p = static_cast<const float*>(w.data) + (r + i) * K;
+        for (int64_t k = 0; k < K; k += 16) v_store(out + k, v_load(p + k));
+        break;
+      }
+      case DType::bf16: {
+        const uint16_t* p = static_cast<const uint16_t*>(w.data) + (r + i) * K;
+        for (int64_t k = 0; k < K; k += 16) v_store(out + k, dec_bf16_16(p + k));
+        break;
+      }
+      case DType::fp8_e4m3: {
+        const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r + i) * K;
+        const uint8_t* s = w.scale + ((r + i) / 128) * ((K + 127) / 128);
+        for (int64_t k = 0; k < K; k += 32) {
+          const V16 sv = v_set1(e8m0_value(s[k >> 7]));
+          V16 a, b;
+          dec_fp8_32(p + k, a, b);
+          v_store(out + k, v_mul(v_mul(a, v_set1(256.0f)), sv));
+          v_store(out + k + 16, v_mul(v_mul(b, v_set1(256.0f)), sv));
+        }
+        break;
+      }
+      case DType::i8: {
+        const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r + i) * (K / 2);
+        const uint8_t* s = w.scale + (r + i) * (K / 32);
+        for (int64_t b = 0; b < K / 32; ++b) {
+          V16 lo, hi;
+          dec_fp4_32(p + 16 * b, fp4_tbl(e8m0_value(s[b])), lo, hi);
+          v_store(out + 32 * b, lo);
+          v_store(out + 32 * b + 16, hi);
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+template <int R, int T>
+void gemm_micro(const float* wt, int64_t K, const float* xs, int64_t ldx, float* y, int64_t ldy) {
+  V16 acc[R][T];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[i][j] = v_zero();
+  for (int64_t k = 0; k < K; k += 16) {
+    V16 wv[R];
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) wv[i] = v_load(wt + i * K + k);
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) {
+      const V16 xv = v_load(xs + j * ldx + k);
+      #pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) acc[i][j] = v_fma(wv[i], xv, acc[i][j]);
+    }
+  }
+  // The R x T sums, 16 at a time through the transposed reduction (padded with zero vectors).
+  constexpr int kPad = (R * T + 15) / 16 * 16;
+  V16 flat[kPad];
+  alignas(64) float sums[kPad];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) flat[i * T + j] = acc[i][j];
+  #pragma GCC unroll 16
+  for (int p = R * T; p < kPad; ++p) flat[p] = v_zero();
+  #pragma GCC unroll 4
+  for (int g = 0; g < kPad; g += 16) v_reduce_16(flat + g, sums + g);
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = sums[i * T + j];
+}
+
+void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+               float* scratch) {
+  const int64_t K = w.cols, ld = w.rows;
+  float* wt = scratch;                      // kGemmRows x K
+  float* xperm = scratch + kGemmRows * K;   // kTokBlock x K (FP4 only)
+  for (int64_t tb = 0; tb < n; tb += kTokBlock) {
+    const int64_t TB = n - tb < kTokBlock ? n - tb : kTokBlock;
+    const float* xs = x + tb * K;
+    if (w.dtype == DType::i8) {
+      for (int64_t j = 0; j < TB; ++j) permute_fp4_cols(xs + j * K, K, xperm + j * K);
+      xs = xperm;
+    }
+    for (int64_t r = r0; r < r1; r += kGemmRows) {
+      const int rr = int(r1 - r < kGemmRows ? r1 - r : kGemmRows);
+      decode_tile(w, r, rr, wt);
+      for (int64_t t = 0; t < TB; t += kGemmTok) {
+        const int tt = int(TB - t < kGemmTok ? TB - t : kGemmTok);
+        auto f = [&]<int R, int TT>() {
+          gemm_micro<R, TT>(wt, K, xs + t * K, K, y + (tb + t) * ld + r, ld);
+        };
+        dispatch_rt<kGemmRows, kGemmTok>(rr, tt, f);
+      }
+    }
+  }
+}
+
+void simd_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+               float* scratch) {
+  if (n < kGemmMinN) rows_matvec(w, x, n, y, r0, r1, scratch);
+  else rows_gemm(w, x, n, y, r0, r1, scratch);
+}
+
+int64_t simd_scratch_floats(int64_t cols) {
+  const int64_t mv = kMvMaxTok * cols, gemm = (kGemmRows + kTokBlock) * cols;
+  return mv > gemm ? mv : gemm;
+}
+
+// Ten independent FMA chains (more than latency x throughput on current cores).
+double simd_fma_probe(int64_t iters) {
+  V16 a[10];
+  for (int i = 0; i < 10; ++i) a[i] = v_set1(1.0f + 0.01f * float(i));
+  const V16 m = v_set1(0.9999999f), c = v_set1(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 10
+    for (int i = 0; i < 10; ++i) a[i] = v_fma(a[i], m, c);
+  float sink = 0.0f;
+  for (int i = 0; i < 10; ++i) sink += v_reduce(a[i]);
+  volatile float keep = sink;
+  (void)keep;
+  return double(iters) * 10 * 16 * 2;
+}
+
+float simd_read_probe(const float* p, int64_t n) {
+  V16 a0 = v_zero(), a1 = v_zero(), a2 = v_zero(), a3 = v_zero();
+  const V16 one = v_set1(1.0f);
+  for (int64_t i = 0; i < n; i += 64) {
+    __builtin_prefetch(p + i + kPrefetchBytes / 4);
+    a0 = v_fma(v_load(p + i), one, a0);
+    a1 = v_fma(v_load(p + i + 16), one, a1);
+    a2 = v_fma(v_load(p + i + 32), one, a2);
+    a3 = v_fma(v_load(p + i + 48), one, a3);
+  }
+  V16 s[4] = {a0, a1, a2, a3};
+  return v_reduce(s[0]) + v_reduce(s[1]) + v_reduce(s[2]) + v_reduce(s[3]);
+}

@@ -1,0 +1,330 @@
+// matmul (all instruction-set variants) against an exact sum and against matmul_ref, the
+// bit-identity of the variants, and the invariant of matmul.h (no dependence on n or threads).
+#include "kernels/cpu/matmul.h"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace dsv4::kernels {
+namespace {
+
+// A weight matrix in one stored format, built from random codes.
+struct TestWeight {
+  std::vector<uint8_t> data, scale;
+  WeightView view;
+};
+
+// E8M0 exponents drawn from [e_lo, e_hi]; real checkpoints sit around 2^-10..2^0 (e 117..127).
+TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng, int e_lo = 112,
+                       int e_hi = 132) {
+  TestWeight tw;
+  std::uniform_int_distribution<int> byte(0, 255), exp(e_lo, e_hi);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  switch (dt) {
+    case DType::f32: {
+      tw.data.resize(size_t(rows * cols) * 4);
+      for (int64_t i = 0; i < rows * cols; ++i) {
+        const float v = normal(rng);
+        std::memcpy(&tw.data[size_t(i) * 4], &v, 4);
+      }
+      break;
+    }
+    case DType::bf16: {
+      tw.data.resize(size_t(rows * cols) * 2);
+      for (int64_t i = 0; i < rows * cols; ++i) {
+        const uint16_t h = f32_to_bf16(normal(rng));
+        std::memcpy(&tw.data[size_t(i) * 2], &h, 2);
+      }
+      break;
+    }
+    case DType::fp8_e4m3: {
+      tw.data.resize(size_t(rows * cols));
+      for (auto& b : tw.data) {
+        do b = uint8_t(byte(rng));
+        while ((b & 0x7f) == 0x7f);  // no NaN codes (checkpoints hold none)
+      }
+      tw.scale.resize(size_t(((rows + 127) / 128) * ((cols + 127) / 128)));
+      for (auto& e : tw.scale) e = uint8_t(exp(rng));
+      break;
+    }
+    case DType::i8: {
+      tw.data.resize(size_t(rows * cols / 2));
+      for (auto& b : tw.data) b = uint8_t(byte(rng));
+      tw.scale.resize(size_t(rows * (cols / 32)));
+      for (auto& e : tw.scale) e = uint8_t(exp(rng));
+      break;
+    }
+    default: ADD_FAILURE() << "unsupported dtype";
+  }
+  tw.view = WeightView{dt, rows, cols, tw.data.data(), tw.scale.empty() ? nullptr : tw.scale.data()};
+  return tw;
+}
+
+std::vector<float> make_acts(int64_t n, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(n * cols));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+// Restores the automatically chosen implementation and the thread count after each test.
+class MatmulTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_impl_ = active_matmul_impl();
+    saved_threads_ = omp_get_max_threads();
+  }
+  void TearDown() override {
+    select_matmul_impl(saved_impl_);
+    omp_set_num_threads(saved_threads_);
+  }
+  static std::vector<MatmulImpl> fast_impls() {
+    std::vector<MatmulImpl> v;
+    for (MatmulImpl i : {MatmulImpl::generic, MatmulImpl::avx2, MatmulImpl::avx512})
+      if (matmul_impl_supported(i)) v.push_back(i);
+    return v;
+  }
+  static std::vector<float> run(MatmulImpl impl, const WeightView& w, const float* x, int64_t n) {
+    EXPECT_TRUE(select_matmul_impl(impl));
+    std::vector<float> y(size_t(n * w.rows), -12345.0f);
+    matmul(w, x, n, y.data());
+    return y;
+  }
+  MatmulImpl saved_impl_ = MatmulImpl::generic;
+  int saved_threads_ = 1;
+};
+
+// Forward error bound of a sum of m products each rounded into an f32 accumulation chain of length
+// L: |computed - exact| <= gamma(L) * sum |w x|, gamma(L) = L u / (1 - L u), u = 2^-24 (Higham
+// 3.1). The canonical order has chains of K/16 fused multiply-adds plus 4 tree levels; matmul_ref
+// rounds each product and then adds sequentially (K + 1). A single wrong weight in a row of K
+// moves the sum by about (1/K) sum|w x|, far above gamma(K/16 + 4) for every K tested here.
+double gamma_bound(int64_t len) {
+  const double u = std::ldexp(1.0, -24);
+  return double(len) * u / (1.0 - double(len) * u);
+}
+
+struct ExactRow {
+  double sum = 0, abs_sum = 0;
+};
+// Exact (double) y[t][r] and sum |w x| from the exact dequantisation of dequant_row.
+std::vector<ExactRow> exact_products(const WeightView& w, const float* x, int64_t n) {
+  std::vector<ExactRow> out(size_t(n * w.rows));
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequant_row(w, r, row.data());
+    for (int64_t t = 0; t < n; ++t) {
+      ExactRow e;
+      for (int64_t k = 0; k < w.cols; ++k) {
+        const double p = double(row[size_t(k)]) * double(x[t * w.cols + k]);
+        e.sum += p;
+        e.abs_sum += std::fabs(p);
+      }
+      out[size_t(t * w.rows + r)] = e;
+    }
+  }
+  return out;
+}
+
+void expect_within_bound(const std::vector<float>& y, const std::vector<ExactRow>& exact,
+                         double gamma, double abs_slack, const std::string& what) {
+  ASSERT_EQ(y.size(), exact.size());
+  int bad = 0;
+  for (size_t i = 0; i < y.size() && bad < 5; ++i) {
+    const double err = std::fabs(double(y[i]) - exact[i].sum);
+    const double tol = gamma * exact[i].abs_sum + abs_slack;
+    if (!(err <= tol)) {
+      ADD_FAILURE() << what << " element " << i << ": got " << y[i] << " exact " << exact[i].sum
+                    << " |err| " << err << " > tol " << tol;
+      ++bad;
+    }
+  }
+}
+
+struct Shape {
+  int64_t rows, cols;
+};
+
+const DType kAllDtypes[] = {DType::f32, DType::bf16, DType::fp8_e4m3, DType::i8};
+
+TEST_F(MatmulTest, EveryImplMatchesExactSumWithinSummationBound) {
+  std::mt19937 rng(1234);
+  const Shape shapes[] = {{37, 256}, {130, 384}, {5, 128}, {261, 512}, {1, 1024}};
+  const int64_t ns[] = {1, 3, 5, 8, 13, 50};
+  for (DType dt : kAllDtypes)
+    for (const Shape& s : shapes) {
+      const TestWeight tw = make_weight(dt, s.rows, s.cols, rng);
+      for (int64_t n : ns) {
+        const std::vector<float> x = make_acts(n, s.cols, rng);
+        const auto exact = exact_products(tw.view, x.data(), n);
+        const std::string tag = std::string(dtype_name(dt)) + " [" + std::to_string(s.rows) + "," +
+                                std::to_string(s.cols) + "] n=" + std::to_string(n);
+        for (MatmulImpl impl : fast_impls())
+          expect_within_bound(run(impl, tw.view, x.data(), n), exact, gamma_bound(s.cols / 16 + 4),
+                              0.0, tag + " " + matmul_impl_name(impl));
+        std::vector<float> yref(size_t(n * s.rows));
+        matmul_ref(tw.view, x.data(), n, yref.data());
+        expect_within_bound(yref, exact, gamma_bound(s.cols + 1), 0.0, tag + " matmul_ref");
+      }
+    }
+}
+
+TEST_F(MatmulTest, ShapesOutsideTheSimdPathsFallBackCorrectly) {
+  // f32/bf16 with cols % 16 != 0 run the generic path under every implementation.
+  std::mt19937 rng(77);
+  for (DType dt : {DType::f32, DType::bf16})
+    for (int64_t cols : {1, 7, 100}) {
+      const TestWeight tw = make_weight(dt, 19, cols, rng);
+      const std::vector<float> x = make_acts(9, cols, rng);
+      const auto exact = exact_products(tw.view, x.data(), 9);
+      for (MatmulImpl impl : fast_impls())
+        expect_within_bound(run(impl, tw.view, x.data(), 9), exact, gamma_bound(cols / 16 + 5), 0.0,
+                            std::string(dtype_name(dt)) + " cols=" + std::to_string(cols));
+    }
+}
+
+TEST_F(MatmulTest, ImplsAreBitIdentical) {
+  std::mt19937 rng(99);
+  const Shape shapes[] = {{133, 384}, {64, 1024}, {7, 32 * 5 + 128}};
+  for (DType dt : kAllDtypes)
+    for (const Shape& s : shapes) {
+      if (dt != DType::i8 && dt != DType::fp8_e4m3 && s.cols % 16) continue;
+      const TestWeight tw = make_weight(dt, s.rows, s.cols, rng);
+      for (int64_t n : {1, 2, 4, 6, 9, 49}) {
+        const std::vector<float> x = make_acts(n, s.cols, rng);
+        const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
+        for (MatmulImpl impl : fast_impls()) {
+          const std::vector<float> y = run(impl, tw.view, x.data(), n);
+          EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4))
+              << dtype_name(dt) << " [" << s.rows << "," << s.cols << "] n=" << n << " "
+              << matmul_impl_name(impl) << " differs from generic";
+        }
+      }
+    }
+}
+
+// matmul.h invariant: y[t][r] does not depend on n, on how tokens are chunked or on threads.
+TEST_F(MatmulTest, RowResultIndependentOfBatchSizeChunkingAndThreads) {
+  std::mt19937 rng(2024);
+  const int64_t R = 300, K = 512, N = 37;
+  for (DType dt : kAllDtypes) {
+    const TestWeight tw = make_weight(dt, R, K, rng);
+    const std::vector<float> x = make_acts(N, K, rng);
+    for (MatmulImpl impl : fast_impls()) {
+      ASSERT_TRUE(select_matmul_impl(impl));
+      omp_set_num_threads(2);
+      std::vector<float> full(size_t(N * R));
+      matmul(tw.view, x.data(), N, full.data());
+      // Token by token, on 1 and 2 threads.
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        for (int64_t t = 0; t < N; ++t) {
+          std::vector<float> one(static_cast<size_t>(R));
+          matmul(tw.view, x.data() + t * K, 1, one.data());
+          ASSERT_EQ(0, std::memcmp(one.data(), full.data() + t * R, size_t(R) * 4))
+              << dtype_name(dt) << " " << matmul_impl_name(impl) << " token " << t << " threads "
+              << threads;
+        }
+      }
+      // Chunks of 20 + 17 (GEMM + GEMM), 5 + 32 (matvec + GEMM) on 1 thread.
+      omp_set_num_threads(1);
+      for (int64_t split : {20, 5}) {
+        std::vector<float> chunked(size_t(N * R));
+        matmul(tw.view, x.data(), split, chunked.data());
+        matmul(tw.view, x.data() + split * K, N - split, chunked.data() + split * R);
+        EXPECT_EQ(0, std::memcmp(chunked.data(), full.data(), chunked.size() * 4))
+            << dtype_name(dt) << " " << matmul_impl_name(impl) << " split " << split;
+      }
+    }
+  }
+}
+
+// Block scales at the ends of the E8M0 range, including e = 0 (2^-127) and e > 246 where the
+// matvec cannot fold the scale into the activations; tiny activations push the folded products
+// below the normal range. The fast paths must still equal the exact dequantise-then-FMA order.
+TEST_F(MatmulTest, Fp8ExtremeScalesKeepExactDequantisation) {
+  std::mt19937 rng(5);
+  const int64_t R = 256, K = 512;
+  TestWeight tw = make_weight(DType::fp8_e4m3, R, K, rng);
+  for (auto& b : tw.data) b &= 0xbf;  // exponent field <= 7: |w| < 2, so 2^120 * w stays finite
+  const uint8_t extremes[] = {0, 1, 60, 127, 200, 247, 250, 127};
+  for (size_t i = 0; i < tw.scale.size(); ++i) tw.scale[i] = extremes[i % 8];
+  std::vector<float> x = make_acts(3, K, rng);
+  for (size_t i = 0; i < x.size(); i += 5) x[i] *= 0x1p-100f;
+  const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), 3);
+  for (int64_t n : {1, 3}) {
+    for (MatmulImpl impl : fast_impls()) {
+      const std::vector<float> y = run(impl, tw.view, x.data(), n);
+      EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << matmul_impl_name(impl);
+    }
+  }
+  // And the generic order itself is within the bound (plus one subnormal ulp per operation).
+  const auto exact = exact_products(tw.view, x.data(), 3);
+  expect_within_bound(base, exact, gamma_bound(K / 16 + 4), double(K) * std::ldexp(1.0, -149),
+                      "generic");
+}
+
+TEST_F(MatmulTest, ReferenceImplIsSelectable) {
+  std::mt19937 rng(8);
+  const TestWeight tw = make_weight(DType::i8, 70, 256, rng);
+  const std::vector<float> x = make_acts(4, 256, rng);
+  const std::vector<float> y = run(MatmulImpl::reference, tw.view, x.data(), 4);
+  std::vector<float> yref(y.size());
+  matmul_ref(tw.view, x.data(), 4, yref.data());
+  EXPECT_EQ(0, std::memcmp(y.data(), yref.data(), y.size() * 4));
+  EXPECT_EQ(active_matmul_impl(), MatmulImpl::reference);
+}
+
+}  // namespace
+}  // namespace dsv4::kernels
+
+namespace dsv4::kernels {
+namespace {
+
+// matmul_many splits the rows of several products over the threads; every y must equal the
+// job's own matmul() bit for bit, for any thread count, with empty and odd-sized jobs mixed in.
+TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
+  std::mt19937 rng(31);
+  struct Spec {
+    DType dt;
+    int64_t rows, cols, n;
+  };
+  const Spec specs[] = {{DType::i8, 130, 512, 1},  {DType::i8, 64, 256, 1},   {DType::fp8_e4m3, 257, 384, 1},
+                        {DType::bf16, 3, 128, 2},  {DType::i8, 50, 1024, 0},  {DType::f32, 0, 64, 3},
+                        {DType::fp8_e4m3, 37, 256, 11}, {DType::f32, 21, 100, 9}};
+  std::vector<TestWeight> ws;
+  std::vector<std::vector<float>> xs;
+  for (const Spec& s : specs) {
+    ws.push_back(make_weight(s.dt, s.rows, s.cols, rng));
+    xs.push_back(make_acts(s.n, s.cols, rng));
+  }
+  for (MatmulImpl impl : fast_impls()) {
+    ASSERT_TRUE(select_matmul_impl(impl));
+    std::vector<std::vector<float>> expect;
+    omp_set_num_threads(1);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      expect.emplace_back(size_t(specs[i].n * specs[i].rows), 0.0f);
+      if (specs[i].n > 0) matmul(ws[i].view, xs[i].data(), specs[i].n, expect.back().data());
+    }
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      std::vector<std::vector<float>> got;
+      std::vector<MatmulJob> jobs;
+      for (size_t i = 0; i < ws.size(); ++i) got.emplace_back(size_t(specs[i].n * specs[i].rows), -7.0f);
+      for (size_t i = 0; i < ws.size(); ++i)
+        jobs.push_back(MatmulJob{ws[i].view, xs[i].data(), specs[i].n, got[i].data()});
+      matmul_many(jobs.data(), int64_t(jobs.size()));
+      for (size_t i = 0; i < ws.size(); ++i)
+        EXPECT_TRUE(got[i].empty() || std::memcmp(got[i].data(), expect[i].data(), got[i].size() * 4) == 0)
+            << "job " << i << " " << matmul_impl_name(impl) << " threads " << threads;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::kernels
