@@ -12,8 +12,13 @@ PACKAGES=(
   nlohmann-json3-dev libpcre2-dev libcli11-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev
-  nodejs npm
 )
+# Node.js + npm for the client tests: Debian's packages, unless a node with npm is already there
+# (some images ship nodejs from another repository whose package already contains npm, and
+# Debian's npm package would then conflict with it).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
