@@ -44,6 +44,23 @@ json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
 
 }  // namespace
 
+namespace {
+// Sends a batch of SSE frames, or a keep-alive comment after a silence, and cancels the
+// generation when the client has gone. Returns false when the stream must end.
+template <typename Run>
+bool flush_sse(httplib::DataSink& sink, std::string& out, Clock::time_point& last_write, Run& run) {
+  if (out.empty() && Clock::now() - last_write > kKeepAliveInterval) out = sse_comment();
+  if (!out.empty()) {
+    last_write = Clock::now();
+    if (sink.write(out.data(), out.size())) return true;
+  } else if (sink.is_writable()) {
+    return true;
+  }
+  run.cancel();
+  return false;
+}
+}  // namespace
+
 // One generation seen from the HTTP side: scheduler events in, text / chat deltas out. Applies
 // stop strings to the detokenized text (ending generation early through cancel()) and records
 // latency metrics.
@@ -352,17 +369,7 @@ struct HttpServer::Impl {
             }
             out += sse_done();
           }
-          if (out.empty() && Clock::now() - state->last_write > kKeepAliveInterval) out = sse_comment();
-          if (!out.empty()) {
-            state->last_write = Clock::now();
-            if (!sink.write(out.data(), out.size())) {
-              run->cancel();
-              return false;
-            }
-          } else if (!sink.is_writable()) {
-            run->cancel();
-            return false;
-          }
+          if (!flush_sse(sink, out, state->last_write, *run)) return false;
           if (p.finished) {
             state->done = true;
             sink.done();
@@ -460,17 +467,7 @@ struct HttpServer::Impl {
             }
             out += sse_done();
           }
-          if (out.empty() && Clock::now() - *last_write > kKeepAliveInterval) out = sse_comment();
-          if (!out.empty()) {
-            *last_write = Clock::now();
-            if (!sink.write(out.data(), out.size())) {
-              run->cancel();
-              return false;
-            }
-          } else if (!sink.is_writable()) {
-            run->cancel();
-            return false;
-          }
+          if (!flush_sse(sink, out, *last_write, *run)) return false;
           if (p.finished) sink.done();
           return true;
         },
