@@ -14,6 +14,7 @@ int cmd_score(int argc, char** argv) {
   app.add_option("--reference", opt.reference_path, "reference.safetensors (tolerances from reference.json beside it)")
       ->required();
   app.add_option("--chunk", opt.chunk, "prefill chunk size (0 = one shot, 1 = token by token)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--reference-kernels", opt.reference_kernels, "scalar reference matmul instead of the SIMD kernels");
   CLI11_PARSE(app, argc, argv);
   auto report = runtime::score_against_reference(opt);
   if (!report.ok()) {

@@ -21,6 +21,7 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_flag("--skip-verify", f.skip_verify, "do not check the files against SHA256SUMS");
   app.add_option("-t,--threads", f.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx", f.context, "context length in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--reference-kernels", f.reference_kernels, "scalar reference matmul (slow; for debugging numerics)");
 }
 
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
@@ -29,6 +30,7 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   runtime::EngineOptions o;
   o.threads = f.threads;
   o.max_context = f.context;
+  o.reference_kernels = f.reference_kernels;
   // Engine::load reports no progress of its own: show the elapsed time while it runs.
   ProgressBar bar("loading " + f.dir);
   std::mutex mu;

@@ -24,6 +24,7 @@ struct ModelFlags {
   std::string dir;
   bool skip_verify = false;
   int threads = 0;
+  bool reference_kernels = false;
   int64_t context = 0;
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);

@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "io/safetensors.h"
+#include "kernels/cpu/matmul.h"
 #include "model/forward.h"
 
 namespace dsv4::runtime {
@@ -133,6 +134,12 @@ Result<json> load_tolerances(const std::string& reference_path) {
 }  // namespace
 
 Result<json> score_against_reference(const ScoreOptions& opt) {
+  const kernels::MatmulImpl previous = kernels::active_matmul_impl();
+  if (opt.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
+  struct Restore {
+    kernels::MatmulImpl impl;
+    ~Restore() { kernels::select_matmul_impl(impl); }
+  } restore{previous};
   DSV4_ASSIGN_OR_RETURN(auto model, model::load_model(opt.model_dir));
   const model::Model& m = *model;
   DSV4_ASSIGN_OR_RETURN(auto ref, io::open_safetensors(opt.reference_path));
@@ -149,6 +156,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   report["model"] = opt.model_dir;
   report["reference"] = opt.reference_path;
   report["chunk"] = opt.chunk;
+  report["kernels"] = kernels::matmul_impl_name(kernels::active_matmul_impl());
   report["tokens"] = T;
   bool pass = true;
 

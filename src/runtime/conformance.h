@@ -19,6 +19,7 @@ struct ScoreOptions {
   std::string model_dir;
   std::string reference_path;    // reference.safetensors; tolerances from reference.json beside it
   int64_t chunk = 0;             // prefill chunk size; 0 = whole prompt at once, 1 = token by token
+  bool reference_kernels = false;  // scalar reference matmul instead of the dispatched SIMD one
 };
 
 // Runs every available check and returns the report: {"teacher_forced": [...], "prefill": {...},

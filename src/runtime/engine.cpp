@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "kernels/cpu/matmul.h"
 #include "model/forward.h"
 
 namespace dsv4::runtime {
@@ -69,6 +70,8 @@ class EngineImpl final : public Engine {
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const EngineOptions& options) {
+  // The kernel choice is process-wide (chosen once, like the ISA dispatch).
+  if (options.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
   DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
   std::unique_ptr<Engine> e = std::make_unique<EngineImpl>(std::move(m), options);
   return e;

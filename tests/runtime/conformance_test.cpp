@@ -10,8 +10,9 @@ namespace dsv4::runtime {
 
 namespace {
 
-nlohmann::json score(const std::string& fixture, int64_t chunk) {
+nlohmann::json score(const std::string& fixture, int64_t chunk, bool reference_kernels = false) {
   ScoreOptions opt;
+  opt.reference_kernels = reference_kernels;
   opt.model_dir = test::fixture_dir(fixture) + "/checkpoint";
   opt.reference_path = test::fixture_dir(fixture) + "/reference.safetensors";
   opt.chunk = chunk;
@@ -41,6 +42,15 @@ TEST(Conformance, TinyTeacherForcedLayersWithinTolerance) {
   const auto r = score("tiny", 0);
   ASSERT_TRUE(r.contains("teacher_forced"));
   for (int layer : {0, 1, 2}) EXPECT_TRUE(r["teacher_forced"][layer]["pass"].get<bool>()) << r["teacher_forced"][layer].dump();
+}
+
+// The scalar reference matmul (the debugging path, `--reference-kernels`) meets the same tolerances.
+TEST(Conformance, ReferenceKernelsWithinTolerance) {
+  const auto r = score("tiny", 0, /*reference_kernels=*/true);
+  EXPECT_EQ(r["kernels"], "reference");
+  EXPECT_TRUE(r["prefill"]["pass"].get<bool>()) << r["prefill"].dump();
+  EXPECT_TRUE(r["decode"]["pass"].get<bool>()) << r["decode"].dump();
+  EXPECT_TRUE(r["mtp"]["pass"].get<bool>()) << r["mtp"].dump();
 }
 
 // Splitting the prompt (chunks of 7, token by token) gives the same figures as one shot.
