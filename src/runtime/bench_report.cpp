@@ -61,10 +61,9 @@ std::string bench_table(const BenchReport& r) {
   appendf(s, "%-10s %10s %10s %6s\n", "prefill", "tokens", "tok/s", "runs");
   for (const auto& p : r.prefill) appendf(s, "%-10s %10lld %10.1f %6d\n", "", (long long)p.tokens, p.tok_s, p.runs);
 
-  appendf(s, "\n%-10s %10s %10s %10s %10s %12s\n", "decode", "context", "tok/s", "mean", "weight GB/s",
-          "fill (s)");
+  appendf(s, "\n%-10s %10s %10s %10s %12s %10s\n", "decode", "context", "tok/s", "mean", "weight GB/s", "fill (s)");
   for (const auto& d : r.decode)
-    appendf(s, "%-10s %10lld %10.2f %10.2f %10.2f %12.2f\n", "", (long long)d.context, d.tok_s, d.mean_tok_s,
+    appendf(s, "%-10s %10lld %10.2f %10.2f %12.2f %10.2f\n", "", (long long)d.context, d.tok_s, d.mean_tok_s,
             d.weight_GBps, d.fill_s);
   appendf(s, "  (tok/s = 1 / median per-token latency; mean = tokens / total; fill = prefill to the context first)\n");
 
