@@ -4,6 +4,7 @@ namespace dsv4::cli {
 
 // One declaration and one table row per command; the definitions live in cmd_<name>.cpp.
 int cmd_inspect(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 int cmd_synth(int argc, char** argv);
 int cmd_verify(int argc, char** argv);
@@ -17,6 +18,7 @@ int cmd_serve(int argc, char** argv);
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"inspect", "load and validate a checkpoint directory, print its configuration", cmd_inspect},
+      {"bench", "load time, prefill/decode tokens/s, decode vs the measured memory-bandwidth bound", cmd_bench},
       {"score", "check the engine against a reference from the official code (per layer, logits)", cmd_score},
       {"synth", "write a random-weight checkpoint (tiny, flash or pro dimensions) in the official format", cmd_synth},
       {"verify", "check a checkpoint against its SHA256SUMS (--write to create it)", cmd_verify},

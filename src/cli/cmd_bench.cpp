@@ -1,0 +1,46 @@
+// `dsv4 bench -m DIR`: load time, prefill / decode tokens/s, weight bytes per decoded token
+// against the machine's measured bandwidth, resident memory and state growth (runtime/bench.h).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/jsonl.h"
+#include "runtime/bench.h"
+
+namespace dsv4::cli {
+
+int cmd_bench(int argc, char** argv) {
+  CLI::App app{"Measure load time, prefill and decode speed, and decode against the memory-bandwidth bound"};
+  runtime::BenchOptions opt;
+  bool json = false, skip_verify = false;
+  app.add_option("-m,--model", opt.model_dir, "checkpoint directory")->required();
+  app.add_option("--prefill", opt.prefill_lengths, "prompt lengths, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--decode-context", opt.decode_contexts, "context depths to decode at, comma-separated")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--decode-tokens", opt.decode_tokens, "greedy tokens decoded at each depth")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--repetitions", opt.repetitions, "prefill runs per length (median reported)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--threads", opt.threads, "OpenMP threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--json", json, "print one JSON object instead of the table");
+  app.add_flag("--skip-verify", skip_verify, "accepted for symmetry with run/serve; bench never hashes the files");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!json) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
+  auto report = runtime::run_bench(opt);
+  if (!report.ok()) {
+    std::fprintf(stderr, "dsv4 bench: %s\n", report.status().to_string().c_str());
+    return 1;
+  }
+  if (json) std::printf("%s\n", json_line(runtime::bench_json(*report)).c_str());
+  else std::printf("%s", runtime::bench_table(*report).c_str());
+  return 0;
+}
+
+}  // namespace dsv4::cli

@@ -1,0 +1,188 @@
+#include "runtime/bench.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <string>
+
+#include "io/checkpoint.h"
+#include "kernels/cpu/machine_probe.h"
+#include "runtime/engine.h"
+
+namespace dsv4::runtime {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Pseudo-random ids in [2, vocab): ids 0 and 1 are BOS/EOS in V4 vocabularies, which a prompt
+// would not contain mid-text. A 64-bit LCG keeps runs reproducible across machines.
+std::vector<int32_t> bench_tokens(int64_t n, int64_t vocab, uint64_t seed) {
+  std::vector<int32_t> t(size_t(std::max<int64_t>(n, 0)));
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& v : t) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    v = int32_t(2 + (s >> 33) % uint64_t(vocab - 2));
+  }
+  return t;
+}
+
+int32_t argmax(const std::vector<float>& logits) {
+  return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// Bytes of a "VmRSS:" / "VmHWM:" line of /proc/self/status (given in kB); 0 if unavailable.
+uint64_t proc_status_bytes(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.compare(0, key.size(), key) == 0) return std::stoull(line.substr(key.size())) * 1024;
+  return 0;
+}
+
+}  // namespace
+
+double spec_state_bytes_per_token(const io::ModelConfig& c) {
+  double b = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const int m = c.ratio(l);
+    if (m == 0) continue;
+    b += double(c.head_dim) * 2 / m;                           // one bf16 compressed entry per m tokens
+    if (m == 4) b += double(c.index_head_dim) * 2 / m;         // plus an indexer key (CSA)
+  }
+  return b;
+}
+
+Result<BenchReport> run_bench(const BenchOptions& opt) {
+  if (opt.decode_tokens < 1) return Status::invalid_argument("bench: --decode-tokens must be >= 1");
+  for (int64_t n : opt.prefill_lengths)
+    if (n < 1) return Status::invalid_argument("bench: prefill lengths must be >= 1");
+  for (int64_t n : opt.decode_contexts)
+    if (n < 0) return Status::invalid_argument("bench: decode contexts must be >= 0");
+
+  BenchReport r;
+  r.model_dir = opt.model_dir;
+  if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  r.threads = omp_get_max_threads();
+
+  // A second, independent mapping for the byte count: the engine keeps its checkpoint private.
+  {
+    DSV4_ASSIGN_OR_RETURN(auto ck, io::Checkpoint::open(opt.model_dir));
+    r.weights = weight_bytes_per_token(*ck);
+  }
+
+  EngineOptions eo;
+  eo.threads = opt.threads;
+  auto t0 = Clock::now();
+  DSV4_ASSIGN_OR_RETURN(auto engine, Engine::load(opt.model_dir, eo));
+  r.load_s = seconds_since(t0);
+  r.rss_after_load = proc_status_bytes("VmRSS:");
+
+  const int64_t V = engine->config().vocab_size;
+  if (V <= 2) return Status::invalid_argument("bench: vocabulary too small for ids in [2, vocab)");
+  const int64_t limit = engine->max_context();
+  for (int64_t n : opt.prefill_lengths)
+    if (n > limit) return Status::out_of_range("bench: prefill length " + std::to_string(n) + " exceeds the context limit " + std::to_string(limit));
+  for (int64_t n : opt.decode_contexts)
+    if (n + opt.decode_tokens > limit)
+      return Status::out_of_range("bench: decode context " + std::to_string(n) + " + " + std::to_string(opt.decode_tokens) +
+                                  " tokens exceeds the context limit " + std::to_string(limit));
+
+  std::vector<float> logits(static_cast<size_t>(V));
+  int64_t longest = 1;
+  for (int64_t n : opt.prefill_lengths) longest = std::max(longest, n);
+  for (int64_t n : opt.decode_contexts) longest = std::max(longest, n);
+  const auto prompt = bench_tokens(longest, V, opt.seed);
+
+  // The first step after load pages in the weights it touches (the mapping is lazy); timed on its
+  // own so that it does not inflate the steady-state figures below.
+  {
+    auto seq = engine->new_sequence();
+    t0 = Clock::now();
+    DSV4_TRY(engine->step(*seq, std::span(prompt.data(), 1), logits.data()));
+    r.first_token_s = seconds_since(t0);
+  }
+
+  for (int64_t n : opt.prefill_lengths) {
+    std::vector<double> times;
+    double spent = 0;
+    while (int(times.size()) < std::max(1, opt.repetitions) && (times.empty() || spent < opt.repetition_budget_s)) {
+      auto seq = engine->new_sequence();
+      t0 = Clock::now();
+      DSV4_TRY(engine->step(*seq, std::span(prompt.data(), size_t(n)), logits.data()));
+      times.push_back(seconds_since(t0));
+      spent += times.back();
+    }
+    PrefillFigure f;
+    f.tokens = n;
+    f.runs = int(times.size());
+    f.seconds = median(times);
+    f.tok_s = double(n) / f.seconds;
+    r.prefill.push_back(f);
+  }
+
+  const auto fresh = engine->new_sequence();
+  std::unique_ptr<Sequence> deepest;
+  for (int64_t ctx : opt.decode_contexts) {
+    auto seq = engine->new_sequence();
+    DecodeFigure f;
+    f.context = ctx;
+    int32_t next = prompt[0];
+    if (ctx > 0) {
+      t0 = Clock::now();
+      DSV4_TRY(engine->step(*seq, std::span(prompt.data(), size_t(ctx)), logits.data()));
+      f.fill_s = seconds_since(t0);
+      next = argmax(logits);
+    }
+    std::vector<double> times;
+    for (int64_t i = 0; i < opt.decode_tokens; ++i) {
+      t0 = Clock::now();
+      DSV4_TRY(engine->step(*seq, std::span(&next, 1), logits.data()));
+      times.push_back(seconds_since(t0));
+      next = argmax(logits);   // greedy, so the decoded ids are what a real run would feed back
+    }
+    double total = 0;
+    for (double t : times) total += t;
+    f.tokens = opt.decode_tokens;
+    f.tok_s = 1.0 / median(times);
+    f.mean_tok_s = double(opt.decode_tokens) / total;
+    f.weight_GBps = f.tok_s * double(r.weights.total()) / 1e9;
+    r.decode.push_back(f);
+    if (!deepest || seq->position() > deepest->position()) deepest = std::move(seq);
+  }
+
+  r.rss_end = proc_status_bytes("VmRSS:");
+  r.rss_peak = proc_status_bytes("VmHWM:");
+  if (deepest) {
+    // A copy-constructed vector has no spare capacity, so the clone measures what the state
+    // holds; the live sequence shows what it costs with push_back growth slack.
+    r.state_tokens = deepest->position();
+    r.state_fixed_bytes = fresh->clone()->memory_bytes();
+    r.state_bytes_per_token = (double(deepest->clone()->memory_bytes()) - double(r.state_fixed_bytes)) / double(r.state_tokens);
+    r.state_bytes_per_token_live =
+        (double(deepest->memory_bytes()) - double(fresh->memory_bytes())) / double(r.state_tokens);
+  }
+  r.spec_state_bytes_per_token = spec_state_bytes_per_token(engine->config());
+
+  // Last, so its 512 MiB buffer does not show in the memory figures above.
+  if (opt.measure_bandwidth) r.measured_bw_GBps = kernels::measure_read_bandwidth_gbps();
+  if (r.measured_bw_GBps > 0 && !r.decode.empty()) {
+    const DecodeFigure* shortest = &r.decode[0];
+    for (const auto& d : r.decode)
+      if (d.context < shortest->context) shortest = &d;
+    r.decode_fraction_of_bound = shortest->weight_GBps / r.measured_bw_GBps;
+  }
+  return r;
+}
+
+}  // namespace dsv4::runtime

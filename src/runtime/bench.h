@@ -1,0 +1,81 @@
+// `dsv4 bench`: load time, prefill and decode speed, the weight bytes a decoded token reads, the
+// machine's measured read bandwidth and how close decode comes to the bound they imply, resident
+// memory and per-sequence state growth (issue #5). Lives here rather than in the CLI so tests can
+// run it on a fixture.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/status.h"
+#include "runtime/weight_traffic.h"
+
+namespace dsv4::runtime {
+
+struct BenchOptions {
+  std::string model_dir;
+  std::vector<int64_t> prefill_lengths{64, 256, 512};
+  std::vector<int64_t> decode_contexts{0, 1024};   // prefilled to this depth before decoding
+  int64_t decode_tokens = 16;                      // greedy (argmax) tokens per context
+  int threads = 0;                                 // 0 = all cores
+  int repetitions = 3;                             // prefill runs per length (median reported)
+  double repetition_budget_s = 20;                 // no further repetition once a length took this long
+  bool measure_bandwidth = true;                   // the STREAM-style probe (~1 s, 512 MiB)
+  uint64_t seed = 1;                               // pseudo-random prompt ids in [2, vocab)
+};
+
+struct PrefillFigure {
+  int64_t tokens = 0;
+  int runs = 0;
+  double seconds = 0;   // median wall time of one prefill of `tokens` from an empty sequence
+  double tok_s = 0;
+};
+
+struct DecodeFigure {
+  int64_t context = 0;
+  double fill_s = 0;        // prefill to `context` tokens (one step), before timing decode
+  int64_t tokens = 0;
+  double tok_s = 0;         // 1 / median per-token latency
+  double mean_tok_s = 0;    // tokens / total decode time
+  double weight_GBps = 0;   // tok_s x weight bytes per token
+};
+
+struct BenchReport {
+  std::string model_dir;
+  int threads = 0;                // OpenMP threads actually used
+  double load_s = 0;              // Engine::load (validation + mapping; weights not yet paged in)
+  double first_token_s = 0;       // first one-token step after load: pages the touched weights in
+  std::vector<PrefillFigure> prefill;
+  std::vector<DecodeFigure> decode;
+  WeightTraffic weights;          // bytes per decoded token
+  double measured_bw_GBps = 0;    // 0 if not measured
+  double decode_fraction_of_bound = 0;   // decode[shortest context]: tok_s x bytes / bandwidth
+  uint64_t rss_after_load = 0, rss_end = 0, rss_peak = 0;   // /proc/self/status VmRSS, VmHWM
+  // Sequence::memory_bytes() growth between an empty sequence and the deepest decoded one, per
+  // token, counted on a clone (its vectors hold no spare capacity) and on the live sequence.
+  int64_t state_tokens = 0;
+  double state_bytes_per_token = 0, state_bytes_per_token_live = 0;
+  uint64_t state_fixed_bytes = 0;        // an empty sequence
+  double spec_state_bytes_per_token = 0; // spec §8, reference bf16 layout, for this config
+};
+
+// REQUIRES: lengths and contexts >= 0 (a prefill length >= 1), decode_tokens >= 1.
+// Errors: the model does not load, a length exceeds the context limit.
+Result<BenchReport> run_bench(const BenchOptions& options);
+
+// spec §8 (bf16 reference storage): per token, CSA layers add head_dim·2/4 + index_head_dim·2/4
+// bytes, HCA layers head_dim·2/128, SWA-only layers nothing. Main stack only.
+double spec_state_bytes_per_token(const io::ModelConfig& c);
+
+// One object: load_s, prefill [{tokens, tok_s, ...}], decode [{context, tok_s, ...}],
+// weight_bytes_per_token, weight_bytes (breakdown), measured_bw_GBps, decode_fraction_of_bound,
+// memory {...}.
+nlohmann::ordered_json bench_json(const BenchReport& r);
+
+// A human-readable table of the same figures.
+std::string bench_table(const BenchReport& r);
+
+}  // namespace dsv4::runtime

@@ -1,0 +1,91 @@
+// Formatting of a BenchReport (runtime/bench.h): one JSON object, or a table for people.
+#include <cstdio>
+#include <string>
+
+#include "runtime/bench.h"
+
+namespace dsv4::runtime {
+
+namespace {
+
+constexpr double kGiB = double(1ull << 30), kMiB = double(1ull << 20);
+
+// printf into a std::string (the table is a few dozen lines; no hot path).
+template <typename... Args>
+void appendf(std::string& out, const char* fmt, Args... args) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, fmt, args...);
+  out += buf;
+}
+
+}  // namespace
+
+nlohmann::ordered_json bench_json(const BenchReport& r) {
+  using J = nlohmann::ordered_json;
+  J prefill = J::array(), decode = J::array();
+  for (const auto& p : r.prefill)
+    prefill.push_back(J{{"tokens", p.tokens}, {"tok_s", p.tok_s}, {"seconds", p.seconds}, {"runs", p.runs}});
+  for (const auto& d : r.decode)
+    decode.push_back(J{{"context", d.context}, {"tok_s", d.tok_s}, {"mean_tok_s", d.mean_tok_s},
+                       {"tokens", d.tokens}, {"fill_s", d.fill_s}, {"weight_GBps", d.weight_GBps}});
+  const WeightTraffic& w = r.weights;
+  return J{
+      {"model", r.model_dir},
+      {"threads", r.threads},
+      {"load_s", r.load_s},
+      {"first_token_s", r.first_token_s},
+      {"prefill", prefill},
+      {"decode", decode},
+      {"weight_bytes_per_token", w.total()},
+      {"weight_bytes", J{{"attention", w.attention}, {"experts", w.experts}, {"shared", w.shared},
+                         {"head", w.head}, {"other", w.other}}},
+      {"measured_bw_GBps", r.measured_bw_GBps},
+      {"decode_fraction_of_bound", r.decode_fraction_of_bound},
+      {"memory", J{{"rss_after_load_bytes", r.rss_after_load},
+                   {"rss_end_bytes", r.rss_end},
+                   {"rss_peak_bytes", r.rss_peak},
+                   {"state_fixed_bytes", r.state_fixed_bytes},
+                   {"state_tokens", r.state_tokens},
+                   {"state_bytes_per_token", r.state_bytes_per_token},
+                   {"state_bytes_per_token_with_slack", r.state_bytes_per_token_live},
+                   {"spec_state_bytes_per_token_bf16", r.spec_state_bytes_per_token}}},
+  };
+}
+
+std::string bench_table(const BenchReport& r) {
+  std::string s;
+  appendf(s, "model      %s\nthreads    %d\n", r.model_dir.c_str(), r.threads);
+  appendf(s, "load       %.3f s (Engine::load: validate + map)\n", r.load_s);
+  appendf(s, "1st token  %.3f s (pages the weights in; excluded below)\n\n", r.first_token_s);
+
+  appendf(s, "%-10s %10s %10s %6s\n", "prefill", "tokens", "tok/s", "runs");
+  for (const auto& p : r.prefill) appendf(s, "%-10s %10lld %10.1f %6d\n", "", (long long)p.tokens, p.tok_s, p.runs);
+
+  appendf(s, "\n%-10s %10s %10s %10s %12s %10s\n", "decode", "context", "tok/s", "mean", "weight GB/s", "fill (s)");
+  for (const auto& d : r.decode)
+    appendf(s, "%-10s %10lld %10.2f %10.2f %12.2f %10.2f\n", "", (long long)d.context, d.tok_s, d.mean_tok_s,
+            d.weight_GBps, d.fill_s);
+  appendf(s, "  (tok/s = 1 / median per-token latency; mean = tokens / total; fill = prefill to the context first)\n");
+
+  const WeightTraffic& w = r.weights;
+  appendf(s, "\nweights read per decoded token: %.2f MiB\n", double(w.total()) / kMiB);
+  const std::pair<const char*, uint64_t> parts[] = {
+      {"attention", w.attention}, {"experts", w.experts}, {"shared", w.shared}, {"head", w.head}, {"other", w.other}};
+  for (const auto& [name, b] : parts)
+    appendf(s, "  %-10s %10.2f MiB %6.1f %%\n", name, double(b) / kMiB,
+            w.total() ? 100.0 * double(b) / double(w.total()) : 0.0);
+
+  if (r.measured_bw_GBps > 0)
+    appendf(s, "\nmeasured read bandwidth: %.2f GB/s; decode (shortest context) = %.1f %% of that bound\n",
+            r.measured_bw_GBps, 100.0 * r.decode_fraction_of_bound);
+
+  appendf(s, "\nresident memory: %.3f GiB after load, %.3f GiB at the end, %.3f GiB peak\n",
+          double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_peak) / kGiB);
+  appendf(s, "sequence state: %.2f MiB empty; +%.1f B/token over %lld tokens (%.1f B/token with vector slack);"
+             " spec §8 bf16: %.1f B/token\n",
+          double(r.state_fixed_bytes) / kMiB, r.state_bytes_per_token, (long long)r.state_tokens,
+          r.state_bytes_per_token_live, r.spec_state_bytes_per_token);
+  return s;
+}
+
+}  // namespace dsv4::runtime
