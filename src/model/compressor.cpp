@@ -45,6 +45,10 @@ void finish_entry(const CompressorWeights& w, CompressorKind kind, const kernels
     kernels::hadamard_rotate(pooled.data(), d);
     kernels::fp4_sim(pooled.data(), d, kFp4Block);
   }
+  // Grow by ~1/8 instead of doubling: at long context the compressed entries are most of the
+  // sequence state, and doubling would leave up to half of it as slack.
+  if (entries.size() + size_t(d) > entries.capacity())
+    entries.reserve(entries.size() + std::max(entries.size() / 8, size_t(64 * d)));
   for (int64_t i = 0; i < d; ++i) entries.push_back(f32_to_bf16(pooled[size_t(i)]));
 }
 
