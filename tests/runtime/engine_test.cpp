@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "test_paths.h"
 
 namespace dsv4::runtime {
@@ -110,6 +112,38 @@ TEST(Engine, CloneContinuesIdentically) {
   ASSERT_TRUE(engine.step(*seq, std::span(t.data() + 15, 5), l1.data()).ok());
   ASSERT_TRUE(engine.step(*copy, std::span(t.data() + 15, 5), l2.data()).ok());
   EXPECT_EQ(0, std::memcmp(l1.data(), l2.data(), size_t(V) * 4));
+}
+
+}  // namespace dsv4::runtime
+
+namespace dsv4::runtime {
+
+// The trained demo model agrees with HF transformers' logits (HF numerics: no FP8 activation
+// quantisation, so not bit-close) on the greedy token at the large majority of positions.
+TEST(Engine, DemoModelTop1AgreesWithHfReference) {
+  auto e = Engine::load(test::demo_model_dir(), {});
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  auto ref = io::open_safetensors(test::shared_dir() + "/models/dsv4-demo-reference-hf.safetensors");
+  ASSERT_TRUE(ref.ok()) << ref.status().to_string();
+  const io::TensorEntry *tok = nullptr, *logits = nullptr;
+  for (const auto& t : ref->header.tensors) {
+    if (t.name == "tokens") tok = &t;
+    if (t.name == "logits") logits = &t;
+  }
+  ASSERT_TRUE(tok && logits);
+  const auto* tokens = reinterpret_cast<const int32_t*>(tok->data);
+  const auto* hf = reinterpret_cast<const float*>(logits->data);
+  const int64_t T = tok->shape[0], V = logits->shape[1];
+  ASSERT_EQ(V, (*e)->config().vocab_size);
+  auto seq = (*e)->new_sequence();
+  std::vector<float> ours(static_cast<size_t>(V));
+  int64_t agree = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    ASSERT_TRUE((*e)->step(*seq, std::span(tokens + t, 1), ours.data()).ok());
+    const auto argmax = [&](const float* l) { return std::max_element(l, l + V) - l; };
+    agree += argmax(ours.data()) == argmax(hf + t * V);
+  }
+  EXPECT_GE(double(agree) / double(T), 0.93) << agree << " of " << T;   // measured 291/300
 }
 
 }  // namespace dsv4::runtime
