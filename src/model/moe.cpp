@@ -19,7 +19,9 @@ float softplus(float z) { return z > 20.0f ? z : std::log1p(std::exp(z)); }   //
 void run_expert(const ExpertWeights& e, const float* xq, int64_t n, const float* row_weight, float limit,
                 float* y) {
   const int64_t I = e.w1.rows;
-  std::vector<float> g(size_t(n * I)), u(size_t(n * I));
+  thread_local std::vector<float> g, u;   // reused across calls: no allocation once warm
+  g.resize(size_t(n * I));
+  u.resize(size_t(n * I));
   // w1 and w3 read the same input: one parallel region for both (same bits as two matmul calls).
   const kernels::MatmulJob gate_up[2] = {{e.w1, xq, n, g.data()}, {e.w3, xq, n, u.data()}};
   kernels::matmul_many(gate_up, 2);
