@@ -54,9 +54,10 @@ void sinkhorn(float* c, int64_t n, int iters, float eps) {
 
 void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb) {
   const int64_t n = p.n_hc;
-  std::vector<float> mix(size_t(w.mix));
+  thread_local std::vector<float> mix, pre;   // per-token scratch, reused (hc_pre runs per token)
+  mix.resize(size_t(w.mix));
   hc_mix(w, p, X, w.mix, mix.data());
-  std::vector<float> pre(static_cast<size_t>(n));
+  pre.resize(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) {
     pre[size_t(j)] = sigmoid(mix[size_t(j)] * w.scale[0] + w.base[j]) + p.hc_eps;
     post[j] = 2.0f * sigmoid(mix[size_t(n + j)] * w.scale[1] + w.base[n + j]);
@@ -83,7 +84,8 @@ void hc_post(const HcParams& p, const float* a, const float* R, const float* pos
 
 void hc_head(const HcWeights& w, const HcParams& p, const float* X, float* y) {
   const int64_t n = p.n_hc;
-  std::vector<float> mix(static_cast<size_t>(n));
+  thread_local std::vector<float> mix;
+  mix.resize(static_cast<size_t>(n));
   hc_mix(w, p, X, n, mix.data());
   for (int64_t j = 0; j < n; ++j) mix[size_t(j)] = sigmoid(mix[size_t(j)] * w.scale[0] + w.base[j]) + p.hc_eps;
   for (int64_t d = 0; d < p.dim; ++d) {

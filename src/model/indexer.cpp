@@ -36,8 +36,9 @@ void indexer_select(const Model& m, const float* qI, const float* weights, const
                     int64_t n_visible, std::vector<int64_t>& selected) {
   const io::ModelConfig& c = m.cfg;
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim;
-  std::vector<float> score(static_cast<size_t>(n_visible));
-  std::vector<float> key(static_cast<size_t>(Di));
+  thread_local std::vector<float> score, key;   // per-query scratch, reused
+  score.resize(static_cast<size_t>(n_visible));
+  key.resize(static_cast<size_t>(Di));
   for (int64_t j = 0; j < n_visible; ++j) {
     for (int64_t i = 0; i < Di; ++i) key[size_t(i)] = bf16_to_f32(keys[size_t(j * Di + i)]);
     float total = 0.0f;
