@@ -11,6 +11,18 @@ std::string fmt_double(double v) {
   std::snprintf(buf, sizeof buf, "%.9g", v);
   return buf;
 }
+
+// The HELP and TYPE lines that introduce a Prometheus metric family.
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  out += std::string("# HELP ") + name + " " + help + "\n";
+  out += std::string("# TYPE ") + name + " " + type + "\n";
+}
+
+// A family with a single unlabelled sample.
+void scalar(std::string& out, const char* name, const char* type, const char* help, uint64_t value) {
+  family(out, name, type, help);
+  out += std::string(name) + " " + std::to_string(value) + "\n";
+}
 }  // namespace
 
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
@@ -55,35 +67,22 @@ std::string Metrics::render(const Gauges& g) const {
   std::string out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    out += "# HELP dsv4_requests_total HTTP requests by endpoint and status code.\n";
-    out += "# TYPE dsv4_requests_total counter\n";
+    family(out, "dsv4_requests_total", "counter", "HTTP requests by endpoint and status code.");
     for (const auto& [key, n] : requests_)
       out += "dsv4_requests_total{endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
              std::to_string(n) + "\n";
-    out += "# HELP dsv4_prompt_tokens_total Prompt tokens of finished requests.\n";
-    out += "# TYPE dsv4_prompt_tokens_total counter\n";
-    out += "dsv4_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
-    out += "# HELP dsv4_generation_tokens_total Generated tokens of finished requests.\n";
-    out += "# TYPE dsv4_generation_tokens_total counter\n";
-    out += "dsv4_generation_tokens_total " + std::to_string(generated_tokens_) + "\n";
+    scalar(out, "dsv4_prompt_tokens_total", "counter", "Prompt tokens of finished requests.", prompt_tokens_);
+    scalar(out, "dsv4_generation_tokens_total", "counter", "Generated tokens of finished requests.", generated_tokens_);
   }
-  out += "# HELP dsv4_queue_depth Requests waiting for a free sequence slot.\n";
-  out += "# TYPE dsv4_queue_depth gauge\n";
-  out += "dsv4_queue_depth " + std::to_string(g.queued) + "\n";
-  out += "# HELP dsv4_running_sequences Sequences prefilling or decoding.\n";
-  out += "# TYPE dsv4_running_sequences gauge\n";
-  out += "dsv4_running_sequences " + std::to_string(g.running) + "\n";
-  out += "# HELP dsv4_prefix_cache_hits_total Requests that continued a cached sequence.\n";
-  out += "# TYPE dsv4_prefix_cache_hits_total counter\n";
-  out += "dsv4_prefix_cache_hits_total " + std::to_string(g.prefix_hits) + "\n";
-  out += "# HELP dsv4_prefix_cache_tokens_total Prompt tokens taken from cached sequences.\n";
-  out += "# TYPE dsv4_prefix_cache_tokens_total counter\n";
-  out += "dsv4_prefix_cache_tokens_total " + std::to_string(g.prefix_tokens_reused) + "\n";
-  out += "# HELP dsv4_time_to_first_token_seconds Time from request arrival to its first token.\n";
-  out += "# TYPE dsv4_time_to_first_token_seconds histogram\n";
+  scalar(out, "dsv4_queue_depth", "gauge", "Requests waiting for a free sequence slot.", uint64_t(g.queued));
+  scalar(out, "dsv4_running_sequences", "gauge", "Sequences prefilling or decoding.", uint64_t(g.running));
+  scalar(out, "dsv4_prefix_cache_hits_total", "counter", "Requests that continued a cached sequence.",
+         uint64_t(g.prefix_hits));
+  scalar(out, "dsv4_prefix_cache_tokens_total", "counter", "Prompt tokens taken from cached sequences.",
+         uint64_t(g.prefix_tokens_reused));
+  family(out, "dsv4_time_to_first_token_seconds", "histogram", "Time from request arrival to its first token.");
   ttft_.render("dsv4_time_to_first_token_seconds", out);
-  out += "# HELP dsv4_inter_token_latency_seconds Time between consecutive tokens of a request.\n";
-  out += "# TYPE dsv4_inter_token_latency_seconds histogram\n";
+  family(out, "dsv4_inter_token_latency_seconds", "histogram", "Time between consecutive tokens of a request.");
   itl_.render("dsv4_inter_token_latency_seconds", out);
   return out;
 }
