@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/cpu/attn_isa.h"
 #include "kernels/cpu/matmul_isa.h"
 
 namespace dsv4::kernels::detail {
@@ -102,8 +103,42 @@ constexpr int kGemmTok = 2;
 
 #include "kernels/cpu/matmul_simd.inl"
 
+// ---- primitives of attn_simd.inl ----
+inline V16 v_add(V16 a, V16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+inline V16 v_div(V16 a, V16 b) { return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)}; }
+// vmaxps(0, s) returns s unless 0 > s: std::max(s, 0.0f) lane by lane (NaN and -0 kept).
+inline V16 v_relu(V16 s) {
+  return {_mm256_max_ps(_mm256_setzero_ps(), s.lo), _mm256_max_ps(_mm256_setzero_ps(), s.hi)};
+}
+inline __m256 round_bf16_8(__m256 a) {
+  const __m256i u = _mm256_castps_si256(a);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+  r = _mm256_and_si256(r, _mm256_set1_epi32(int32_t(0xffff0000u)));
+  // |u| > inf as signed 32-bit compares: both sides are below 2^31.
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                         _mm256_set1_epi32(0x7f800000));
+  const __m256i quiet = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32(int32_t(0xffff0000u))),
+                                        _mm256_set1_epi32(0x00400000));
+  return _mm256_castsi256_ps(_mm256_blendv_epi8(r, quiet, nan));
+}
+inline V16 v_round_bf16(V16 a) { return {round_bf16_8(a.lo), round_bf16_8(a.hi)}; }
+inline V16 v_gather_stride(const float* p, int32_t stride) {
+  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+  return {_mm256_i32gather_ps(p, idx, 4), _mm256_i32gather_ps(p + 8 * stride, idx, 4)};
+}
+// 1 entry x 4 head vectors = 8 ymm accumulators + 8 ymm of queries.
+constexpr int kIdxEntries = 1;
+
+#include "kernels/cpu/attn_simd.inl"
+
 }  // namespace
 }  // namespace avx2_impl
+
+const AttnIsa& attn_isa_avx2() {
+  static const AttnIsa isa{avx2_impl::simd_attention_rows, avx2_impl::simd_indexer_scores};
+  return isa;
+}
 
 const MatmulIsa& matmul_isa_avx2() {
   static const MatmulIsa isa{avx2_impl::simd_rows, avx2_impl::simd_scratch_floats,

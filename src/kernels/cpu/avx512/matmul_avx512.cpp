@@ -1,4 +1,5 @@
-// AVX-512 (F, BW, VL, DQ) + F16C variant of matmul: one zmm per 16-lane vector.
+// AVX-512 (F, BW, VL, DQ) + F16C variant of matmul and of the attention-side kernels
+// (sparse_attn.h): one zmm per 16-lane vector.
 // Compiled with per-file -mavx512* flags (CMakeLists.txt); reached only through the dispatch table
 // after __builtin_cpu_supports said yes. Numerics: the canonical order of matmul.h.
 #include <immintrin.h>
@@ -8,6 +9,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/cpu/attn_isa.h"
 #include "kernels/cpu/matmul_isa.h"
 
 namespace dsv4::kernels::detail {
@@ -103,12 +105,43 @@ constexpr int kGemmTok = 6;
 
 #include "kernels/cpu/matmul_simd.inl"
 
+// ---- primitives of attn_simd.inl ----
+inline V16 v_add(V16 a, V16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline V16 v_div(V16 a, V16 b) { return {_mm512_div_ps(a.v, b.v)}; }
+// vmaxps(0, s) returns s unless 0 > s: std::max(s, 0.0f) lane by lane (NaN and -0 kept).
+inline V16 v_relu(V16 s) { return {_mm512_max_ps(_mm512_setzero_ps(), s.v)}; }
+inline V16 v_round_bf16(V16 a) {
+  const __m512i u = _mm512_castps_si512(a.v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+  r = _mm512_and_si512(r, _mm512_set1_epi32(int32_t(0xffff0000u)));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  const __m512i quiet = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32(int32_t(0xffff0000u))),
+                                        _mm512_set1_epi32(0x00400000));
+  return {_mm512_castsi512_ps(_mm512_mask_mov_epi32(r, nan, quiet))};
+}
+inline V16 v_gather_stride(const float* p, int32_t stride) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32(stride));
+  return {_mm512_i32gather_ps(idx, p, 4)};
+}
+// 4 entries x 4 head vectors = 16 accumulators + 4 query vectors: 20 of 32 zmm.
+constexpr int kIdxEntries = 4;
+
+#include "kernels/cpu/attn_simd.inl"
+
 }  // namespace
 }  // namespace avx512_impl
 
 const MatmulIsa& matmul_isa_avx512() {
   static const MatmulIsa isa{avx512_impl::simd_rows, avx512_impl::simd_scratch_floats,
                              avx512_impl::simd_fma_probe, avx512_impl::simd_read_probe};
+  return isa;
+}
+
+const AttnIsa& attn_isa_avx512() {
+  static const AttnIsa isa{avx512_impl::simd_attention_rows, avx512_impl::simd_indexer_scores};
   return isa;
 }
 

@@ -1,0 +1,25 @@
+// Internal to kernels/cpu: the per-instruction-set table of the attention-side kernels
+// (sparse_attn.h), filled by the same variants as matmul (matmul_isa.h) and chosen with it.
+#pragma once
+
+#include <cstdint>
+
+namespace dsv4::kernels::detail {
+
+struct AttnIsa {
+  void (*attention_rows)(const float* q, const uint16_t* const* rows, int64_t n_window, int64_t n, int64_t dim,
+                         float scale, const float* sinks, int64_t h0, int64_t h1, float* out);
+  void (*indexer_scores)(const float* q, const float* w, int64_t heads, int64_t dim, const uint16_t* keys,
+                         int64_t j0, int64_t j1, float* scores);
+};
+
+const AttnIsa& attn_isa_generic();
+const AttnIsa& attn_isa_avx2();
+const AttnIsa& attn_isa_avx512();
+
+// Bounds the SIMD variants rely on (stack buffers): heads <= kMaxIndexHeads, heads * dim <=
+// kMaxIndexQuery; larger shapes take the generic path. V4: 64 x 128.
+constexpr int64_t kMaxIndexHeads = 256;
+constexpr int64_t kMaxIndexQuery = 64 * 256;
+
+}  // namespace dsv4::kernels::detail
