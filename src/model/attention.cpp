@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "core/dtype.h"
+#include "core/parallel.h"
+#include "core/status.h"
 #include "kernels/cpu/norms.h"
 #include "kernels/cpu/quant_sim.h"
 #include "kernels/cpu/sparse_attn.h"
@@ -17,164 +18,253 @@ namespace dsv4::model {
 namespace {
 
 constexpr int kKvSimBlock = 64;   // FP8 simulation of stored KV, nope dims only (spec §5.3)
+constexpr int64_t kMaxRopeDim = 256;
+constexpr int kMaxProjections = 7;
 
-struct QueryKv {
-  std::vector<float> qr, q, kv;        // [rows, Rq], [rows, H·Dh], [rows, Dh]
-};
+// Rows [r0, r0 + n) of a weight matrix stored row-major in whole 128-row scale blocks (FP8) or
+// without scales (BF16/F32): the per-group slice of wo_a (spec §5.8).
+kernels::WeightView row_slice(const kernels::WeightView& w, int64_t r0, int64_t n) {
+  DSV4_CHECK(w.dtype == DType::fp8_e4m3 || w.dtype == DType::bf16 || w.dtype == DType::f32);
+  const int64_t elem = w.dtype == DType::fp8_e4m3 ? 1 : w.dtype == DType::bf16 ? 2 : 4;
+  kernels::WeightView v = w;
+  v.rows = n;
+  v.data = static_cast<const uint8_t*>(w.data) + r0 * w.cols * elem;
+  if (w.scale) v.scale = w.scale + (r0 / 128) * ((w.cols + 127) / 128);
+  return v;
+}
 
-// spec §5.3: q and kv paths for every row at its own position.
-void project_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, QueryKv& o) {
+// spec §5.3 per row, after the projections: per-head unweighted q norm and RoPE; kv RMSNorm, RoPE,
+// FP8 simulation of the nope dims.
+void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, float* q, float* kv) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t rows = batch.rows(), H = c.num_attention_heads, Dh = c.head_dim, Rq = c.q_lora_rank;
+  const int64_t rows = batch.rows(), H = c.num_attention_heads, Dh = c.head_dim;
   const float eps = float(c.rms_norm_eps);
-  const AttentionWeights& a = b.attn;
-  o.qr.resize(size_t(rows * Rq));
-  o.q.resize(size_t(rows * H * Dh));
-  o.kv.resize(size_t(rows * Dh));
-  linear_quant(a.wq_a, x, rows, o.qr.data());
-  for (int64_t t = 0; t < rows; ++t) kernels::rms_norm(&o.qr[size_t(t * Rq)], a.q_norm.data(), Rq, eps, &o.qr[size_t(t * Rq)]);
-  linear_quant(a.wq_b, o.qr.data(), rows, o.q.data());
-  linear_quant(a.wkv, x, rows, o.kv.data());
   const kernels::RopeFreqs& rope = m.rope_for(b.ratio);
-#pragma omp parallel if (rows > 1)
-  {
-    std::vector<float> cs(size_t(rope.rope_dim));
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < rows; ++t) {
-      kernels::rope_angles(rope, batch.positions[size_t(t)], cs.data());
-      for (int64_t h = 0; h < H; ++h) {
-        float* qh = &o.q[size_t((t * H + h) * Dh)];
-        kernels::head_rms_norm_bf16(qh, Dh, eps);
-        kernels::rope_apply(qh, Dh, rope.rope_dim, cs.data(), false);
-      }
-      float* kv = &o.kv[size_t(t * Dh)];
-      kernels::rms_norm(kv, a.kv_norm.data(), Dh, eps, kv);
-      kernels::rope_apply(kv, Dh, rope.rope_dim, cs.data(), false);
-      kernels::act_quant_fp8(kv, Dh - rope.rope_dim, kKvSimBlock);
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
+    float cs[kMaxRopeDim];
+    kernels::rope_angles(rope, batch.positions[size_t(t)], cs);
+    for (int64_t h = 0; h < H; ++h) {
+      float* qh = q + (t * H + h) * Dh;
+      kernels::head_rms_norm_bf16(qh, Dh, eps);
+      kernels::rope_apply(qh, Dh, rope.rope_dim, cs, false);
     }
-  }
+    float* kvt = kv + t * Dh;
+    kernels::rms_norm(kvt, b.attn.kv_norm.data(), Dh, eps, kvt);
+    kernels::rope_apply(kvt, Dh, rope.rope_dim, cs, false);
+    kernels::act_quant_fp8(kvt, Dh - rope.rope_dim, kKvSimBlock);
+  });
 }
 
 // Runs a compressor over the rows of one segment in position order (spec §5.5, §5.13 step 2).
 void run_compressor(const Model& m, const CompressorWeights& w, CompressorKind kind, const Batch& batch,
                     const Segment& seg, const float* kvp, const float* score, CompressorState& st,
-                    std::vector<uint16_t>& entries) {
+                    std::vector<uint16_t>& entries, Arena& a) {
   const kernels::RopeFreqs& rope = m.rope_for(int(w.ratio));
   for (int64_t i = 0; i < seg.n; ++i) {
     const int64_t r = seg.row0 + i;
     compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, batch.positions[size_t(r)],
-                    kvp + r * w.width, score + r * w.width, entries);
+                    kvp + r * w.width, score + r * w.width, entries, a);
   }
+}
+
+// What one query of a segment reads: its q, the indexer query (CSA), where the window rows are.
+struct QueryCtx {
+  const Model* m;
+  const BlockWeights* b;
+  const LayerState* st;
+  const uint16_t* chunk_kv;   // bf16 [seg.n, Dh]: this segment's own raw entries
+  int64_t P;                  // first position of the segment
+};
+
+// The attended entry list of query position t (spec §5.4): the raw window max(0, t-W+1)..t, then
+// the visible compressed entries (HCA: all, in order; CSA: the indexer's top-k). Returns the
+// count; n_window gets the window part. `rows` needs room for W + max(k_idx, (t+1)/128).
+int64_t gather_entries(const QueryCtx& q, int64_t t, const float* qI, const float* iw, bool parallel,
+                       const uint16_t** rows, int64_t* n_window, Arena& a) {
+  const io::ModelConfig& c = q.m->cfg;
+  const int64_t W = c.sliding_window, Dh = c.head_dim;
+  const int ratio = q.b->ratio;
+  const int64_t w0 = std::max<int64_t>(0, t - W + 1);
+  int64_t n = 0;
+  for (int64_t p = w0; p <= t; ++p)
+    rows[n++] = p >= q.P ? q.chunk_kv + (p - q.P) * Dh : &q.st->ring[size_t((p % W) * Dh)];
+  *n_window = n;
+  if (ratio == 128) {
+    for (int64_t j = 0; j < (t + 1) / 128; ++j) rows[n++] = &q.st->comp[size_t(j * Dh)];
+  } else if (ratio == 4) {
+    ArenaScope scope(a);
+    int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, (t + 1) / 4));
+    const int64_t k = indexer_select(*q.m, qI, iw, q.st->idx, (t + 1) / 4, parallel, sel, a);
+    for (int64_t i = 0; i < k; ++i) rows[n++] = &q.st->comp[size_t(int64_t(sel[i]) * Dh)];
+  }
+  return n;
+}
+
+int64_t max_entries(const io::ModelConfig& c, int ratio, int64_t t) {
+  const int64_t comp = ratio == 128 ? (t + 1) / 128 : ratio == 4 ? std::min(c.index_topk, (t + 1) / 4) : 0;
+  return c.sliding_window + comp;
 }
 
 }  // namespace
 
-void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out) {
+void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out,
+                       Scratch& s) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t rows = batch.rows(), H = c.num_attention_heads, Dh = c.head_dim, W = c.sliding_window;
+  const int64_t rows = batch.rows(), D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim;
+  const int64_t Rq = c.q_lora_rank, Hi = c.index_n_heads, Di = c.index_head_dim;
   const int ratio = b.ratio;
   const AttentionWeights& a = b.attn;
+  const float eps = float(c.rms_norm_eps);
+  Arena& A = s.main;
+  ArenaScope scope(A);
 
-  QueryKv qkv;
-  project_q_kv(m, b, batch, x, qkv);
-
-  // Compressor projections (f32) for every row; the state machines run per segment below.
-  std::vector<float> ckv, cscore, ikv, iscore, qI, iweights;
+  // Every product of x in one parallel region (spec §5.3 wq_a, wkv; §5.5 compressor wkv, wgate;
+  // §5.6 weights_proj): each output is what its own linear_* call would give.
+  float* xq = A.alloc<float>(rows * D);
+  quantize_rows(x, rows, D, xq);
+  float* qr = A.alloc<float>(rows * Rq);
+  float* kv = A.alloc<float>(rows * Dh);
+  float *ckv = nullptr, *cscore = nullptr, *ikv = nullptr, *iscore = nullptr, *iweights = nullptr, *qI = nullptr;
+  kernels::MatmulJob jobs[kMaxProjections];
+  int nj = 0;
+  jobs[nj++] = {a.wq_a, xq, rows, qr};
+  jobs[nj++] = {a.wkv, xq, rows, kv};
   if (ratio > 0) {
-    ckv.resize(size_t(rows * a.compressor.width));
-    cscore.resize(ckv.size());
-    compressor_project(a.compressor, x, rows, batch.positions.data(), ckv.data(), cscore.data());
+    const int64_t cw = a.compressor.width;
+    ckv = A.alloc<float>(rows * cw);
+    cscore = A.alloc<float>(rows * cw);
+    jobs[nj++] = {a.compressor.wkv, x, rows, ckv};
+    jobs[nj++] = {a.compressor.wgate, x, rows, cscore};
   }
   if (ratio == 4) {
-    const IndexerWeights& iw = a.indexer;
-    ikv.resize(size_t(rows * iw.compressor.width));
-    iscore.resize(ikv.size());
-    compressor_project(iw.compressor, x, rows, batch.positions.data(), ikv.data(), iscore.data());
-    qI.resize(size_t(rows * c.index_n_heads * c.index_head_dim));
-    iweights.resize(size_t(rows * c.index_n_heads));
-    indexer_queries(m, iw, x, qkv.qr.data(), rows, batch.positions.data(), qI.data(), iweights.data());
+    const CompressorWeights& ic = a.indexer.compressor;
+    ikv = A.alloc<float>(rows * ic.width);
+    iscore = A.alloc<float>(rows * ic.width);
+    iweights = A.alloc<float>(rows * Hi);
+    jobs[nj++] = {ic.wkv, x, rows, ikv};
+    jobs[nj++] = {ic.wgate, x, rows, iscore};
+    jobs[nj++] = {a.indexer.weights_proj, x, rows, iweights};
+  }
+  kernels::matmul_many(jobs, nj);
+  round_rows_bf16(qr, rows * Rq);   // FP8 GEMM outputs are bf16 (spec §4.3)
+  round_rows_bf16(kv, rows * Dh);
+  if (ratio > 0) compressor_add_ape(a.compressor, rows, batch.positions.data(), cscore);
+  if (ratio == 4) {
+    round_rows_bf16(iweights, rows * Hi);   // bf16 linear (spec §5.6)
+    compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), iscore);
   }
 
-  std::vector<float> o(size_t(rows * H * Dh));
+  // q = wq_b(q_norm(qr)) and the indexer query wq_b on the same quantised qr.
+  for (int64_t t = 0; t < rows; ++t) kernels::rms_norm(qr + t * Rq, a.q_norm.data(), Rq, eps, qr + t * Rq);
+  float* qrq = A.alloc<float>(rows * Rq);
+  quantize_rows(qr, rows, Rq, qrq);
+  float* q = A.alloc<float>(rows * H * Dh);
+  nj = 0;
+  jobs[nj++] = {a.wq_b, qrq, rows, q};
+  if (ratio == 4) {
+    qI = A.alloc<float>(rows * Hi * Di);
+    jobs[nj++] = {a.indexer.wq_b, qrq, rows, qI};
+  }
+  kernels::matmul_many(jobs, nj);
+  round_rows_bf16(q, rows * H * Dh);
+  if (ratio == 4) {
+    round_rows_bf16(qI, rows * Hi * Di);
+    indexer_finish_queries(m, rows, batch.positions.data(), qI, iweights);
+  }
+  finish_q_kv(m, b, batch, q, kv);
+
+  float* o = A.alloc<float>(rows * H * Dh);
   const float scale = float(1.0 / std::sqrt(double(Dh)));
   const kernels::RopeFreqs& rope = m.rope_for(ratio);
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   for (const Segment& seg : batch.segments) {
     LayerState& st = seg.seq->layers[size_t(b.layer)];
     if (ratio > 0)
-      run_compressor(m, a.compressor, CompressorKind::main, batch, seg, ckv.data(), cscore.data(), st.comp_state, st.comp);
+      run_compressor(m, a.compressor, CompressorKind::main, batch, seg, ckv, cscore, st.comp_state, st.comp, A);
     if (ratio == 4)
-      run_compressor(m, a.indexer.compressor, CompressorKind::indexer, batch, seg, ikv.data(), iscore.data(),
-                     st.idx_state, st.idx);
+      run_compressor(m, a.indexer.compressor, CompressorKind::indexer, batch, seg, ikv, iscore, st.idx_state, st.idx,
+                     A);
 
-    // Window source: the previous min(P, W-1) positions from the ring, then the chunk's rows.
-    const int64_t P = seg.start_pos;
-    const int64_t prev = std::min<int64_t>(P, W - 1);
-    std::vector<float> win(size_t((prev + seg.n) * Dh));
-    for (int64_t i = 0; i < prev; ++i) {
-      const int64_t p = P - prev + i;
-      const uint16_t* src = &st.ring[size_t((p % W) * Dh)];
-      for (int64_t d = 0; d < Dh; ++d) win[size_t(i * Dh + d)] = bf16_to_f32(src[d]);
-    }
-    std::copy(qkv.kv.begin() + seg.row0 * Dh, qkv.kv.begin() + (seg.row0 + seg.n) * Dh, win.begin() + prev * Dh);
+    // The segment's raw entries as bf16 (lossless: kv is bf16-valued, spec §5.3), so that window
+    // rows come from the ring and from the chunk alike.
+    ArenaScope seg_scope(A);
+    uint16_t* chunk_kv = A.alloc<uint16_t>(seg.n * Dh);
+    for (int64_t i = 0; i < seg.n * Dh; ++i) chunk_kv[i] = f32_to_bf16(kv[seg.row0 * Dh + i]);
+    const QueryCtx ctx{&m, &b, &st, chunk_kv, seg.start_pos};
+    auto query_ptrs = [&](int64_t r) {
+      return std::make_pair(qI ? qI + r * Hi * Di : nullptr, iweights ? iweights + r * Hi : nullptr);
+    };
 
-#pragma omp parallel if (seg.n > 1 || H * Dh * (W + c.index_topk) > (1 << 18))
-    {
-      std::vector<float> entries;
-      std::vector<int64_t> selected;
-      std::vector<float> cs(size_t(rope.rope_dim));
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < seg.n; ++i) {
-        const int64_t r = seg.row0 + i, t = P + i;
-        // spec §5.4: raw window max(0, t-W+1)..t, then the visible compressed entries.
-        const int64_t w0 = std::max<int64_t>(0, t - W + 1);
-        const int64_t n_win = t - w0 + 1;
-        const float* wsrc = &win[size_t((w0 - (P - prev)) * Dh)];
-        selected.clear();
-        if (ratio == 128) {
-          for (int64_t j = 0; j < (t + 1) / 128; ++j) selected.push_back(j);
-        } else if (ratio == 4) {
-          indexer_select(m, &qI[size_t(r * c.index_n_heads * c.index_head_dim)], &iweights[size_t(r * c.index_n_heads)],
-                         st.idx, (t + 1) / 4, selected);
+    if (seg.n > 1) {
+      // Prefill: queries spread over the threads, each with all heads.
+      parallel_for_dynamic(true, seg.n, [&](int64_t i, int64_t thread) {
+        Arena& ta = s.thread(int(thread));
+        ArenaScope qscope(ta);
+        const int64_t r = seg.row0 + i, t = seg.start_pos + i;
+        const uint16_t** entry_rows = ta.alloc<const uint16_t*>(max_entries(c, ratio, t));
+        int64_t n_window = 0;
+        const auto [qi, iw] = query_ptrs(r);
+        const int64_t n = gather_entries(ctx, t, qi, iw, false, entry_rows, &n_window, ta);
+        float* oh = o + r * H * Dh;
+        kernels::attention_rows_bf16(q + r * H * Dh, entry_rows, n_window, n, Dh, scale, a.attn_sink, 0, H, oh);
+        float cs[kMaxRopeDim];
+        kernels::rope_angles(rope, t, cs);
+        for (int64_t h = 0; h < H; ++h) kernels::rope_apply(oh + h * Dh, Dh, rope.rope_dim, cs, true);
+      });
+    } else {
+      // Decode: one query; the indexer splits its entries and the attention its heads over the
+      // threads.
+      const int64_t r = seg.row0, t = seg.start_pos;
+      const uint16_t** entry_rows = A.alloc<const uint16_t*>(max_entries(c, ratio, t));
+      int64_t n_window = 0;
+      const auto [qi, iw] = query_ptrs(r);
+      const int64_t n = gather_entries(ctx, t, qi, iw, true, entry_rows, &n_window, A);
+      float cs[kMaxRopeDim];
+      kernels::rope_angles(rope, t, cs);
+      float* oh = o + r * H * Dh;
+      const float* qh = q + r * H * Dh;
+      run_parallel(H * Dh * n >= (int64_t(1) << 16), [&](int64_t id, int64_t nth) {
+        const int64_t h0 = H * id / nth, h1 = H * (id + 1) / nth;
+        if (h0 < h1) {
+          kernels::attention_rows_bf16(qh, entry_rows, n_window, n, Dh, scale, a.attn_sink, h0, h1, oh);
+          for (int64_t h = h0; h < h1; ++h) kernels::rope_apply(oh + h * Dh, Dh, rope.rope_dim, cs, true);
         }
-        entries.resize(size_t((n_win + int64_t(selected.size())) * Dh));
-        std::copy(wsrc, wsrc + n_win * Dh, entries.begin());
-        for (size_t k = 0; k < selected.size(); ++k) {
-          const uint16_t* src = &st.comp[size_t(selected[k] * Dh)];
-          float* dst = &entries[size_t((n_win + int64_t(k)) * Dh)];
-          for (int64_t d = 0; d < Dh; ++d) dst[d] = bf16_to_f32(src[d]);
-        }
-        float* oh = &o[size_t(r * H * Dh)];
-        kernels::attention_with_sink(&qkv.q[size_t(r * H * Dh)], H, entries.data(), n_win,
-                                     n_win + int64_t(selected.size()),
-                                     Dh, scale, a.attn_sink, oh);
-        kernels::rope_angles(rope, t, cs.data());
-        for (int64_t h = 0; h < H; ++h) kernels::rope_apply(oh + h * Dh, Dh, rope.rope_dim, cs.data(), true);
-      }
+      });
     }
     // Ring keeps the last W raw entries at slot p mod W (spec §5.13 step 4).
+    const int64_t W = c.sliding_window;
     for (int64_t i = std::max<int64_t>(0, seg.n - W); i < seg.n; ++i) {
-      const int64_t p = P + i;
-      const float* src = &qkv.kv[size_t((seg.row0 + i) * Dh)];
-      uint16_t* dst = &st.ring[size_t((p % W) * Dh)];
-      for (int64_t d = 0; d < Dh; ++d) dst[d] = f32_to_bf16(src[d]);
+      const int64_t p = seg.start_pos + i;
+      std::copy(chunk_kv + i * Dh, chunk_kv + (i + 1) * Dh, &st.ring[size_t((p % W) * Dh)]);
     }
   }
 
-  // Grouped output projection (spec §5.8): z_g = bf16(o_g · wo_a[g]ᵀ), then FP8 GEMM with wo_b.
+  // Grouped output projection (spec §5.8): z_g = bf16(o_g · wo_a[g]ᵀ), all groups in one parallel
+  // region, then the FP8 GEMM with wo_b.
   const int64_t G = c.o_groups, Ro = c.o_lora_rank, gw = H * Dh / G;
-  std::vector<float> og(size_t(rows * gw)), zg(size_t(rows * Ro)), z(size_t(rows * G * Ro));
-  for (int64_t g = 0; g < G; ++g) {
-    for (int64_t t = 0; t < rows; ++t)
-      std::copy(&o[size_t(t * H * Dh + g * gw)], &o[size_t(t * H * Dh + (g + 1) * gw)], &og[size_t(t * gw)]);
-    kernels::WeightView wg = a.wo_a;
-    wg.rows = Ro;
-    wg.data = static_cast<const uint8_t*>(a.wo_a.data) + g * Ro * a.wo_a.cols;
-    wg.scale = a.wo_a.scale + (g * Ro / 128) * ((a.wo_a.cols + 127) / 128);
-    linear_bf16(wg, og.data(), rows, zg.data());
-    for (int64_t t = 0; t < rows; ++t)
-      std::copy(&zg[size_t(t * Ro)], &zg[size_t((t + 1) * Ro)], &z[size_t(t * G * Ro + g * Ro)]);
+  float* z = A.alloc<float>(rows * G * Ro);
+  float *og = o, *zg = z;
+  if (rows > 1) {   // group-major copies: each group's rows contiguous
+    og = A.alloc<float>(G * rows * gw);
+    zg = A.alloc<float>(G * rows * Ro);
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t t = 0; t < rows; ++t)
+        std::copy(o + t * H * Dh + g * gw, o + t * H * Dh + (g + 1) * gw, og + (g * rows + t) * gw);
   }
-  linear_quant(a.wo_b, z.data(), rows, out);
+  kernels::MatmulJob* wo_jobs = A.alloc<kernels::MatmulJob>(G);
+  for (int64_t g = 0; g < G; ++g) {
+    const float* xin = rows > 1 ? og + g * rows * gw : o + g * gw;
+    float* yout = rows > 1 ? zg + g * rows * Ro : z + g * Ro;
+    wo_jobs[g] = {row_slice(a.wo_a, g * Ro, Ro), xin, rows, yout};
+  }
+  kernels::matmul_many(wo_jobs, G);
+  if (rows > 1)
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t t = 0; t < rows; ++t)
+        std::copy(zg + (g * rows + t) * Ro, zg + (g * rows + t + 1) * Ro, z + t * G * Ro + g * Ro);
+  round_rows_bf16(z, rows * G * Ro);   // bf16 einsum output (spec §5.8)
+  linear_quant(a.wo_b, z, rows, out, A);
 }
 
 }  // namespace dsv4::model

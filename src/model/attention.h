@@ -4,11 +4,14 @@
 
 #include "model/batch.h"
 #include "model/model.h"
+#include "model/scratch.h"
 
 namespace dsv4::model {
 
 // x: [rows, D] attn-normed input (bf16-valued); out: [rows, D]. Appends to and updates the
 // segments' LayerState of block b (b.layer indexes SequenceState::layers).
-void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out);
+// Temporaries come from s.
+void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out,
+                       Scratch& s);
 
 }  // namespace dsv4::model

@@ -11,4 +11,10 @@ void Batch::add(SequenceState* seq, const int32_t* toks, int64_t n, int64_t star
   }
 }
 
+void Batch::clear() {
+  segments.clear();
+  positions.clear();
+  tokens.clear();
+}
+
 }  // namespace dsv4::model

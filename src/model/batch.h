@@ -25,6 +25,7 @@ struct Batch {
   std::vector<int32_t> tokens;       // per row
   int64_t rows() const { return int64_t(positions.size()); }
   void add(SequenceState* seq, const int32_t* tokens, int64_t n, int64_t start_pos);
+  void clear();   // keeps the capacity: a reused Batch allocates nothing once warm
 };
 
 }  // namespace dsv4::model

@@ -7,7 +7,6 @@
 #include "core/dtype.h"
 #include "kernels/cpu/norms.h"
 #include "kernels/cpu/quant_sim.h"
-#include "model/linear.h"
 
 namespace dsv4::model {
 
@@ -32,32 +31,29 @@ void pool(int64_t slots, int64_t d, const float* const* kv_rows, const float* co
 // bf16(pooled) → RMSNorm → RoPE at the window's first position → FP8 (main) or Hadamard + FP4
 // (indexer) simulation; appended as bf16.
 void finish_entry(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope, float norm_eps,
-                  int64_t window, std::vector<float>& pooled, std::vector<uint16_t>& entries) {
+                  int64_t window, float* pooled, std::vector<uint16_t>& entries, Arena& a) {
   const int64_t d = w.dim;
-  for (auto& v : pooled) v = round_bf16(v);
-  kernels::rms_norm(pooled.data(), w.norm.data(), d, norm_eps, pooled.data());
-  std::vector<float> cs(size_t(rope.rope_dim));
-  kernels::rope_angles(rope, window * w.ratio, cs.data());
-  kernels::rope_apply(pooled.data(), d, rope.rope_dim, cs.data(), false);
+  for (int64_t i = 0; i < d; ++i) pooled[i] = round_bf16(pooled[i]);
+  kernels::rms_norm(pooled, w.norm.data(), d, norm_eps, pooled);
+  float* cs = a.alloc<float>(rope.rope_dim);
+  kernels::rope_angles(rope, window * w.ratio, cs);
+  kernels::rope_apply(pooled, d, rope.rope_dim, cs, false);
   if (kind == CompressorKind::main) {
-    kernels::act_quant_fp8(pooled.data(), d - rope.rope_dim, kKvSimBlock);
+    kernels::act_quant_fp8(pooled, d - rope.rope_dim, kKvSimBlock);
   } else {
-    kernels::hadamard_rotate(pooled.data(), d);
-    kernels::fp4_sim(pooled.data(), d, kFp4Block);
+    kernels::hadamard_rotate(pooled, d);
+    kernels::fp4_sim(pooled, d, kFp4Block);
   }
   // Grow by ~1/8 instead of doubling: at long context the compressed entries are most of the
   // sequence state, and doubling would leave up to half of it as slack.
   if (entries.size() + size_t(d) > entries.capacity())
     entries.reserve(entries.size() + std::max(entries.size() / 8, size_t(64 * d)));
-  for (int64_t i = 0; i < d; ++i) entries.push_back(f32_to_bf16(pooled[size_t(i)]));
+  for (int64_t i = 0; i < d; ++i) entries.push_back(f32_to_bf16(pooled[i]));
 }
 
 }  // namespace
 
-void compressor_project(const CompressorWeights& w, const float* x, int64_t n, const int64_t* positions,
-                        float* kvp, float* score) {
-  linear_f32(w.wkv, x, n, kvp);
-  linear_f32(w.wgate, x, n, score);
+void compressor_add_ape(const CompressorWeights& w, int64_t n, const int64_t* positions, float* score) {
   for (int64_t t = 0; t < n; ++t) {
     const float* ape = w.ape + (positions[t] % w.ratio) * w.width;
     for (int64_t i = 0; i < w.width; ++i) score[t * w.width + i] += ape[i];
@@ -66,7 +62,7 @@ void compressor_project(const CompressorWeights& w, const float* x, int64_t n, c
 
 void compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
                      float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
-                     std::vector<uint16_t>& entries) {
+                     std::vector<uint16_t>& entries, Arena& a) {
   const int64_t m = w.ratio, d = w.dim, width = w.width;
   const int64_t s = pos % m;
   const bool overlap = (m == 4);              // CSA: rows 0..3 previous window, 4..7 current
@@ -75,7 +71,8 @@ void compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
   std::copy(score, score + width, st.score.begin() + row * width);
   if ((pos + 1) % m != 0) return;
 
-  std::vector<float> pooled(static_cast<size_t>(d));
+  ArenaScope scope(a);
+  float* pooled = a.alloc<float>(d);
   if (overlap) {
     // Slots 0..3: previous window, first d channels (series A); 4..7: current window, channels
     // [d, 2d) (series B). A fresh sequence's previous window is (0, -inf) → weight 0.
@@ -87,18 +84,19 @@ void compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
       kv_rows[4 + r] = st.kv.data() + (4 + r) * width + d;
       sc_rows[4 + r] = st.score.data() + (4 + r) * width + d;
     }
-    pool(8, d, kv_rows, sc_rows, pooled.data());
+    pool(8, d, kv_rows, sc_rows, pooled);
     std::copy(st.kv.begin() + 4 * width, st.kv.begin() + 8 * width, st.kv.begin());
     std::copy(st.score.begin() + 4 * width, st.score.begin() + 8 * width, st.score.begin());
   } else {
-    std::vector<const float*> kv_rows(static_cast<size_t>(m)), sc_rows(static_cast<size_t>(m));
+    const float** kv_rows = a.alloc<const float*>(m);
+    const float** sc_rows = a.alloc<const float*>(m);
     for (int64_t r = 0; r < m; ++r) {
-      kv_rows[size_t(r)] = st.kv.data() + r * width;
-      sc_rows[size_t(r)] = st.score.data() + r * width;
+      kv_rows[r] = st.kv.data() + r * width;
+      sc_rows[r] = st.score.data() + r * width;
     }
-    pool(m, d, kv_rows.data(), sc_rows.data(), pooled.data());
+    pool(m, d, kv_rows, sc_rows, pooled);
   }
-  finish_entry(w, kind, rope, norm_eps, pos / m, pooled, entries);
+  finish_entry(w, kind, rope, norm_eps, pos / m, pooled, entries, a);
 }
 
 }  // namespace dsv4::model

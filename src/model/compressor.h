@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/rope.h"
+#include "model/scratch.h"
 #include "model/state.h"
 #include "model/weights.h"
 
@@ -16,13 +17,14 @@ enum class CompressorKind { main, indexer };
 // Feeds one source token at position `pos` through the decode state machine (spec §5.5).
 // kvp and score ([c·d], f32; score already includes ape[pos mod m]) are the token's projections.
 // If the token closes window j = pos / m, the finished entry (spec §5.5 "Then, for both kinds")
-// is appended to `entries` as bf16.
+// is appended to `entries` as bf16. Temporaries come from `a`.
 void compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
                      float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
-                     std::vector<uint16_t>& entries);
+                     std::vector<uint16_t>& entries, Arena& a);
 
-// Projections of n source rows x [n, D]: kvp = x·wkvᵀ, score = x·wgateᵀ + ape[pos mod m] (f32).
-void compressor_project(const CompressorWeights& w, const float* x, int64_t n, const int64_t* positions,
-                        float* kvp, float* score);
+// The projections of n source rows x [n, D] are kvp = x·wkvᵀ and score = x·wgateᵀ + ape[pos mod m]
+// (f32, no quantisation); the caller runs the two products (with the layer's other products of x,
+// kernels::matmul_many) and this adds ape to score [n, c·d].
+void compressor_add_ape(const CompressorWeights& w, int64_t n, const int64_t* positions, float* score);
 
 }  // namespace dsv4::model

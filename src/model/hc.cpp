@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "core/dtype.h"
+#include "core/status.h"
 #include "kernels/cpu/reduce.h"
 
 namespace dsv4::model {
@@ -12,6 +12,10 @@ namespace dsv4::model {
 namespace {
 
 float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+// Mixing coefficients live on the stack: n_hc is 4 in every V4 config (hc_mult), so (2 + n)·n = 24.
+constexpr int64_t kMaxHc = 8;
+constexpr int64_t kMaxMix = (2 + kMaxHc) * kMaxHc;
 
 // mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values; both
 // reductions accurate (kernels/cpu/reduce.h).
@@ -54,29 +58,33 @@ void sinkhorn(float* c, int64_t n, int iters, float eps) {
 
 void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb) {
   const int64_t n = p.n_hc;
-  thread_local std::vector<float> mix, pre;   // per-token scratch, reused (hc_pre runs per token)
-  mix.resize(size_t(w.mix));
-  hc_mix(w, p, X, w.mix, mix.data());
-  pre.resize(static_cast<size_t>(n));
+  DSV4_CHECK(n <= kMaxHc && w.mix <= kMaxMix);
+  float mix[kMaxMix], pre[kMaxHc];
+  hc_mix(w, p, X, w.mix, mix);
   for (int64_t j = 0; j < n; ++j) {
-    pre[size_t(j)] = sigmoid(mix[size_t(j)] * w.scale[0] + w.base[j]) + p.hc_eps;
-    post[j] = 2.0f * sigmoid(mix[size_t(n + j)] * w.scale[1] + w.base[n + j]);
+    pre[j] = sigmoid(mix[j] * w.scale[0] + w.base[j]) + p.hc_eps;
+    post[j] = 2.0f * sigmoid(mix[n + j] * w.scale[1] + w.base[n + j]);
   }
-  for (int64_t i = 0; i < n * n; ++i) comb[i] = mix[size_t(2 * n + i)] * w.scale[2] + w.base[2 * n + i];
+  for (int64_t i = 0; i < n * n; ++i) comb[i] = mix[2 * n + i] * w.scale[2] + w.base[2 * n + i];
   sinkhorn(comb, n, p.iters, p.hc_eps);
   for (int64_t d = 0; d < p.dim; ++d) {
     float s = 0.0f;
-    for (int64_t j = 0; j < n; ++j) s += pre[size_t(j)] * X[j * p.dim + d];
+    for (int64_t j = 0; j < n; ++j) s += pre[j] * X[j * p.dim + d];
     u[d] = round_bf16(s);
   }
 }
 
 void hc_post(const HcParams& p, const float* a, const float* R, const float* post, const float* comb, float* X_new) {
   const int64_t n = p.n_hc;
-  for (int64_t k = 0; k < n; ++k) {
-    for (int64_t d = 0; d < p.dim; ++d) {
+  DSV4_CHECK(n <= kMaxHc);
+  // d outermost: every output at d is computed from the inputs at d before any is written, so
+  // X_new may be R (in place).
+  for (int64_t d = 0; d < p.dim; ++d) {
+    float r[kMaxHc];
+    for (int64_t j = 0; j < n; ++j) r[j] = R[j * p.dim + d];
+    for (int64_t k = 0; k < n; ++k) {
       float s = 0.0f;
-      for (int64_t j = 0; j < n; ++j) s += comb[j * n + k] * R[j * p.dim + d];
+      for (int64_t j = 0; j < n; ++j) s += comb[j * n + k] * r[j];
       X_new[k * p.dim + d] = round_bf16(post[k] * a[d] + s);
     }
   }
@@ -84,13 +92,13 @@ void hc_post(const HcParams& p, const float* a, const float* R, const float* pos
 
 void hc_head(const HcWeights& w, const HcParams& p, const float* X, float* y) {
   const int64_t n = p.n_hc;
-  thread_local std::vector<float> mix;
-  mix.resize(static_cast<size_t>(n));
-  hc_mix(w, p, X, n, mix.data());
-  for (int64_t j = 0; j < n; ++j) mix[size_t(j)] = sigmoid(mix[size_t(j)] * w.scale[0] + w.base[j]) + p.hc_eps;
+  DSV4_CHECK(n <= kMaxHc);
+  float mix[kMaxHc];
+  hc_mix(w, p, X, n, mix);
+  for (int64_t j = 0; j < n; ++j) mix[j] = sigmoid(mix[j] * w.scale[0] + w.base[j]) + p.hc_eps;
   for (int64_t d = 0; d < p.dim; ++d) {
     float s = 0.0f;
-    for (int64_t j = 0; j < n; ++j) s += mix[size_t(j)] * X[j * p.dim + d];
+    for (int64_t j = 0; j < n; ++j) s += mix[j] * X[j * p.dim + d];
     y[d] = round_bf16(s);
   }
 }

@@ -22,7 +22,7 @@ void sinkhorn(float* c, int64_t n, int iters, float eps);
 // comb [n_hc, n_hc] (row j, column k).
 void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb);
 
-// hc_post for one token (spec §5.2.2): X_new[k] = bf16(post[k]·a + Σ_j comb[j][k]·R[j]).
+// hc_post for one token (spec §5.2.2): X_new[k] = bf16(post[k]·a + Σ_j comb[j][k]·R[j]). X_new may be R.
 void hc_post(const HcParams& p, const float* a, const float* R, const float* post, const float* comb, float* X_new);
 
 // hc_head collapse (spec §5.2.4): y [D] = bf16(Σ_j (sigmoid(mix_j·scale + base_j) + eps)·X_j).

@@ -2,63 +2,62 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "core/dtype.h"
+#include "core/parallel.h"
+#include "core/status.h"
 #include "kernels/cpu/quant_sim.h"
-#include "model/linear.h"
+#include "kernels/cpu/sparse_attn.h"
 
 namespace dsv4::model {
 
-void indexer_queries(const Model& m, const IndexerWeights& iw, const float* x, const float* qr, int64_t n,
-                     const int64_t* positions, float* qI, float* weights) {
+namespace {
+// Below this many entries one thread scores them faster than a fork/join of the pool.
+constexpr int64_t kMinParallelEntries = 256;
+constexpr int64_t kMaxRopeDim = 256;
+}  // namespace
+
+void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions, float* qI, float* weights) {
   const io::ModelConfig& c = m.cfg;
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim;
-  linear_quant(iw.wq_b, qr, n, qI);
   const kernels::RopeFreqs& rope = m.rope_for(4);
-  std::vector<float> cs(size_t(rope.rope_dim));
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  float cs[kMaxRopeDim];
   for (int64_t t = 0; t < n; ++t) {
-    kernels::rope_angles(rope, positions[t], cs.data());
+    kernels::rope_angles(rope, positions[t], cs);
     for (int64_t h = 0; h < Hi; ++h) {
       float* v = qI + (t * Hi + h) * Di;
-      kernels::rope_apply(v, Di, rope.rope_dim, cs.data(), false);
+      kernels::rope_apply(v, Di, rope.rope_dim, cs, false);
       kernels::hadamard_rotate(v, Di);
       kernels::fp4_sim(v, Di, 32);
     }
   }
-  linear_bf16(iw.weights_proj, x, n, weights);
   // The factor enters as an f32 scalar and the product is rounded once (spec review note 3).
   const float scale = float(1.0 / std::sqrt(double(Di)) / std::sqrt(double(Hi)));
   for (int64_t i = 0; i < n * Hi; ++i) weights[i] = round_bf16(weights[i] * scale);
 }
 
-void indexer_select(const Model& m, const float* qI, const float* weights, const std::vector<uint16_t>& keys,
-                    int64_t n_visible, std::vector<int64_t>& selected) {
+int64_t indexer_select(const Model& m, const float* qI, const float* weights, const std::vector<uint16_t>& keys,
+                       int64_t n_visible, bool parallel, int32_t* selected, Arena& a) {
   const io::ModelConfig& c = m.cfg;
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim;
-  thread_local std::vector<float> score, key;   // per-query scratch, reused
-  score.resize(static_cast<size_t>(n_visible));
-  key.resize(static_cast<size_t>(Di));
-  for (int64_t j = 0; j < n_visible; ++j) {
-    for (int64_t i = 0; i < Di; ++i) key[size_t(i)] = bf16_to_f32(keys[size_t(j * Di + i)]);
-    float total = 0.0f;
-    for (int64_t h = 0; h < Hi; ++h) {
-      const float* q = qI + h * Di;
-      float s = 0.0f;
-      for (int64_t i = 0; i < Di; ++i) s += q[i] * key[size_t(i)];
-      s = round_bf16(s);                                     // bf16 matmul output
-      total += round_bf16(std::max(s, 0.0f) * weights[h]);   // relu(s)·w in bf16
-    }
-    score[size_t(j)] = round_bf16(total);
-  }
+  ArenaScope scope(a);
+  float* score = a.alloc<float>(n_visible);
+  run_parallel(parallel && n_visible >= kMinParallelEntries, [&](int64_t id, int64_t nth) {
+    const int64_t j0 = n_visible * id / nth, j1 = n_visible * (id + 1) / nth;
+    if (j0 < j1) kernels::indexer_scores(qI, weights, Hi, Di, keys.data(), j0, j1, score);
+  });
   const int64_t k = std::min(c.index_topk, n_visible);
-  selected.resize(size_t(n_visible));
-  std::iota(selected.begin(), selected.end(), 0);
-  auto better = [&](int64_t a, int64_t b) {
-    return score[size_t(a)] > score[size_t(b)] || (score[size_t(a)] == score[size_t(b)] && a < b);
-  };
-  std::partial_sort(selected.begin(), selected.begin() + k, selected.end(), better);
-  selected.resize(size_t(k));
+  if (k == 0) return 0;
+  // The order below is total (score, then index), so any selection algorithm gives the same
+  // list: the k best first (nth_element), then sorted.
+  int32_t* order = a.alloc<int32_t>(n_visible);
+  for (int64_t j = 0; j < n_visible; ++j) order[j] = int32_t(j);
+  auto better = [&](int32_t x, int32_t y) { return score[x] > score[y] || (score[x] == score[y] && x < y); };
+  if (k < n_visible) std::nth_element(order, order + k, order + n_visible, better);
+  std::sort(order, order + k, better);
+  std::copy(order, order + k, selected);
+  return k;
 }
 
 }  // namespace dsv4::model

@@ -6,17 +6,22 @@
 #include <vector>
 
 #include "model/model.h"
+#include "model/scratch.h"
 
 namespace dsv4::model {
 
-// Query side for n rows: qI [n, Hi·Di] (GEMM → RoPE → Hadamard → FP4 simulation) and head
-// weights w [n, Hi] = bf16(bf16(x·weights_projᵀ) · Di^-½ · Hi^-½).
-void indexer_queries(const Model& m, const IndexerWeights& iw, const float* x, const float* qr, int64_t n,
-                     const int64_t* positions, float* qI, float* weights);
+// Query side for n rows, after the caller ran the two products (with the layer's other
+// products, kernels::matmul_many) and rounded them to bf16: qI [n, Hi·Di] = GEMM_fp8(qr, wq_b)
+// and weights [n, Hi] = x·weights_projᵀ. This applies RoPE → Hadamard → FP4 simulation to qI and
+// turns weights into bf16(weights · Di^-½ · Hi^-½).
+void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions, float* qI, float* weights);
 
 // I(t, j) for the first n_visible entries of `keys` ([*, Di] bf16), then the indices of the
 // min(k, n_visible) largest scores, highest first; ties go to the lower index (spec §6.3 item 4).
-void indexer_select(const Model& m, const float* qI, const float* weights, const std::vector<uint16_t>& keys,
-                    int64_t n_visible, std::vector<int64_t>& selected);
+// Writes them to `selected` (room for min(k, n_visible)) and returns how many. The scores split
+// over the OpenMP threads when `parallel` (a single query at decode); otherwise this runs on the
+// calling thread. Temporaries come from `a`.
+int64_t indexer_select(const Model& m, const float* qI, const float* weights, const std::vector<uint16_t>& keys,
+                       int64_t n_visible, bool parallel, int32_t* selected, Arena& a);
 
 }  // namespace dsv4::model

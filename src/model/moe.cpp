@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "core/dtype.h"
-#include "kernels/cpu/quant_sim.h"
 #include "model/linear.h"
 
 namespace dsv4::model {
@@ -14,102 +12,171 @@ namespace {
 
 float softplus(float z) { return z > 20.0f ? z : std::log1p(std::exp(z)); }   // PyTorch threshold 20
 
-// One SwiGLU expert applied to n rows of x (already FP8-quantised in 128-blocks, since w1 and w3
-// share the same input): y = bf16(w2(bf16(silu(min(g, L)) · clamp(u, ±L) · weight))).
-void run_expert(const ExpertWeights& e, const float* xq, int64_t n, const float* row_weight, float limit,
-                float* y) {
-  const int64_t I = e.w1.rows;
-  thread_local std::vector<float> g, u;   // reused across calls: no allocation once warm
-  g.resize(size_t(n * I));
-  u.resize(size_t(n * I));
-  // w1 and w3 read the same input: one parallel region for both (same bits as two matmul calls).
-  const kernels::MatmulJob gate_up[2] = {{e.w1, xq, n, g.data()}, {e.w3, xq, n, u.data()}};
-  kernels::matmul_many(gate_up, 2);
-  for (int64_t t = 0; t < n; ++t) {
-    for (int64_t i = 0; i < I; ++i) {
-      float gv = round_bf16(g[size_t(t * I + i)]);   // GEMM outputs are bf16, upcast to f32
-      float uv = round_bf16(u[size_t(t * I + i)]);
-      if (limit > 0) {
-        uv = std::clamp(uv, -limit, limit);   // up: two-sided
-        gv = std::min(gv, limit);             // gate: upper bound only
-      }
-      const float silu = gv / (1.0f + std::exp(-gv));
-      g[size_t(t * I + i)] = round_bf16(silu * uv * row_weight[t]);
-    }
+// Token-expert pairs per parallel region: the routed experts of a decode step (K = 6) and the
+// shared expert share one region for w1/w3 and one for w2; a long prefill runs in slices of
+// this many pairs so the gate/up buffers stay small.
+constexpr int64_t kPairsPerRegion = 64;
+
+// One expert's share of a region: its rows of x (already FP8-quantised in 128-blocks, since w1
+// and w3 read the same input), the rows' routing weights and where the output rows go.
+struct ExpertRun {
+  const ExpertWeights* w = nullptr;
+  const float* xq = nullptr;         // [n, D]
+  const float* row_weight = nullptr; // [n]
+  int64_t n = 0;
+  float* g = nullptr;                // [n, I] gate, then the bf16 hidden h
+  float* u = nullptr;                // [n, I] up, then act_quant(h)
+  float* y = nullptr;                // [n, D]
+};
+
+// y = bf16(w2(bf16(silu(min(g, L)) · clamp(u, ±L) · weight))) for every run, with w1+w3 of all
+// runs in one matmul_many and the w2 of all runs in another (each output bit-identical to its
+// own matmul call).
+void run_experts(ExpertRun* runs, int64_t count, float limit, Arena& a) {
+  ArenaScope scope(a);
+  kernels::MatmulJob* jobs = a.alloc<kernels::MatmulJob>(2 * count);
+  for (int64_t k = 0; k < count; ++k) {
+    jobs[2 * k] = {runs[k].w->w1, runs[k].xq, runs[k].n, runs[k].g};
+    jobs[2 * k + 1] = {runs[k].w->w3, runs[k].xq, runs[k].n, runs[k].u};
   }
-  linear_quant(e.w2, g.data(), n, y);
+  kernels::matmul_many(jobs, 2 * count);
+  for (int64_t k = 0; k < count; ++k) {
+    ExpertRun& r = runs[k];
+    const int64_t I = r.w->w1.rows;
+    for (int64_t t = 0; t < r.n; ++t) {
+      for (int64_t i = 0; i < I; ++i) {
+        float gv = round_bf16(r.g[t * I + i]);   // GEMM outputs are bf16, upcast to f32
+        float uv = round_bf16(r.u[t * I + i]);
+        if (limit > 0) {
+          uv = std::clamp(uv, -limit, limit);   // up: two-sided
+          gv = std::min(gv, limit);             // gate: upper bound only
+        }
+        const float silu = gv / (1.0f + std::exp(-gv));
+        r.g[t * I + i] = round_bf16(silu * uv * r.row_weight[t]);
+      }
+    }
+    quantize_rows(r.g, r.n, I, r.u);   // w2 input: FP8 act quant of h (linear_quant)
+    jobs[k] = {r.w->w2, r.u, r.n, r.y};
+  }
+  kernels::matmul_many(jobs, count);
+  for (int64_t k = 0; k < count; ++k) round_rows_bf16(runs[k].y, runs[k].n * runs[k].w->w2.rows);
 }
 
 }  // namespace
 
-void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const float* x, int32_t token, Routing& out) {
+void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const float* logits, int32_t token,
+                 int32_t* ids, float* weights, Arena& a) {
   const io::ModelConfig& c = m.cfg;
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
-  std::vector<float> score(static_cast<size_t>(E));
-  linear_f32(w.gate_view, x, 1, score.data());
-  for (auto& s : score) s = std::sqrt(softplus(s));
-  std::vector<int32_t> ids(static_cast<size_t>(K));
+  ArenaScope scope(a);
+  float* score = a.alloc<float>(E);
+  for (int64_t e = 0; e < E; ++e) score[e] = std::sqrt(softplus(logits[e]));
   if (hash_routed) {
-    for (int64_t k = 0; k < K; ++k) ids[size_t(k)] = int32_t(w.tid2eid[int64_t(token) * K + k]);
+    for (int64_t k = 0; k < K; ++k) ids[k] = int32_t(w.tid2eid[int64_t(token) * K + k]);
   } else {
-    std::vector<int32_t> order(static_cast<size_t>(E));
-    std::iota(order.begin(), order.end(), 0);
+    int32_t* order = a.alloc<int32_t>(E);
+    for (int64_t e = 0; e < E; ++e) order[e] = int32_t(e);
     // The bias only chooses the experts; their weights stay the unbiased scores.
-    auto biased = [&](int32_t e) { return score[size_t(e)] + w.bias[e]; };
-    std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) {
-      return biased(a) > biased(b) || (biased(a) == biased(b) && a < b);
+    auto biased = [&](int32_t e) { return score[e] + w.bias[e]; };
+    std::partial_sort(order, order + K, order + E, [&](int32_t x, int32_t y) {
+      return biased(x) > biased(y) || (biased(x) == biased(y) && x < y);
     });
-    std::copy(order.begin(), order.begin() + K, ids.begin());
+    std::copy(order, order + K, ids);
   }
-  std::sort(ids.begin(), ids.end());
+  std::sort(ids, ids + K);
   float sum = 0.0f;
-  for (int32_t e : ids) sum += score[size_t(e)];
-  out.experts = ids;
-  out.weights.resize(size_t(K));
-  for (int64_t k = 0; k < K; ++k)
-    out.weights[size_t(k)] = score[size_t(ids[size_t(k)])] / sum * float(c.routed_scaling_factor);
+  for (int64_t k = 0; k < K; ++k) sum += score[ids[k]];
+  for (int64_t k = 0; k < K; ++k) weights[k] = score[ids[k]] / sum * float(c.routed_scaling_factor);
 }
 
-void moe_forward(const Model& m, const BlockWeights& b, const float* x, const int32_t* tokens, int64_t rows, float* out) {
+void moe_forward(const Model& m, const BlockWeights& b, const float* x, const int32_t* tokens, int64_t rows, float* out,
+                 Scratch& s) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t D = c.hidden_size, E = c.n_routed_experts;
+  const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
   const float limit = float(c.swiglu_limit);
   const MoeWeights& w = b.ffn;
+  Arena& A = s.main;
+  ArenaScope scope(A);
 
-  std::vector<Routing> routing(static_cast<size_t>(rows));
-  for (int64_t t = 0; t < rows; ++t) route_token(m, w, b.hash_routed, x + t * D, tokens[t], routing[size_t(t)]);
+  // Router logits of every row in one product (f32, no quantisation).
+  float* logits = A.alloc<float>(rows * E);
+  linear_f32(w.gate_view, x, rows, logits);
+  int32_t* ids = A.alloc<int32_t>(rows * K);
+  float* wts = A.alloc<float>(rows * K);
+  for (int64_t t = 0; t < rows; ++t)
+    route_token(m, w, b.hash_routed, logits + t * E, tokens[t], ids + t * K, wts + t * K, A);
 
-  std::vector<float> xq(x, x + rows * D);
-  kernels::act_quant_fp8(xq.data(), rows * D, 128);
+  float* xq = A.alloc<float>(rows * D);
+  quantize_rows(x, rows, D, xq);
 
-  // Tokens grouped by expert; experts visited in ascending id, then the shared expert, so each
-  // token's f32 sum runs in the reference's order.
-  std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(E));
-  std::vector<std::vector<float>> weight_of(static_cast<size_t>(E));
-  for (int64_t t = 0; t < rows; ++t) {
-    const Routing& r = routing[size_t(t)];
-    for (size_t k = 0; k < r.experts.size(); ++k) {
-      by_expert[size_t(r.experts[k])].push_back(t);
-      weight_of[size_t(r.experts[k])].push_back(r.weights[k]);
+  // Pairs grouped by expert (counting sort: experts ascending, then rows ascending), so each
+  // token's f32 sum runs in the reference's order: experts by id, then the shared expert.
+  int64_t* start = A.alloc<int64_t>(E + 1);
+  std::fill(start, start + E + 1, 0);
+  for (int64_t i = 0; i < rows * K; ++i) ++start[ids[i] + 1];
+  for (int64_t e = 0; e < E; ++e) start[e + 1] += start[e];
+  int64_t* fill = A.alloc<int64_t>(E);
+  std::copy(start, start + E, fill);
+  int64_t* pair_row = A.alloc<int64_t>(rows * K);
+  float* pair_weight = A.alloc<float>(rows * K);
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t p = fill[ids[t * K + k]]++;
+      pair_row[p] = t;
+      pair_weight[p] = wts[t * K + k];
     }
+
+  float* acc = A.alloc<float>(rows * D);
+  std::fill(acc, acc + rows * D, 0.0f);
+  float* ones = A.alloc<float>(rows);
+  std::fill(ones, ones + rows, 1.0f);
+  float* y_shared = A.alloc<float>(rows * D);
+  const int64_t I_shared = w.shared.w1.rows;
+  ExpertRun shared{&w.shared, xq, ones, rows, A.alloc<float>(rows * I_shared), A.alloc<float>(rows * I_shared), y_shared};
+  bool shared_done = false;
+
+  ExpertRun* runs = A.alloc<ExpertRun>(E + 1);
+  for (int64_t e0 = 0; e0 < E;) {
+    // Experts [e0, e1) with at most kPairsPerRegion pairs (at least one expert).
+    ArenaScope slice(A);
+    int64_t count = 0, pairs = 0, e1 = e0;
+    for (; e1 < E; ++e1) {
+      const int64_t n = start[e1 + 1] - start[e1];
+      if (n == 0) continue;
+      if (count > 0 && pairs + n > kPairsPerRegion) break;
+      const ExpertWeights& ew = w.experts[size_t(e1)];
+      const int64_t I = ew.w1.rows;
+      ExpertRun r{&ew, nullptr, pair_weight + start[e1], n, A.alloc<float>(n * I), A.alloc<float>(n * I),
+                  A.alloc<float>(n * D)};
+      if (rows == 1) {
+        r.xq = xq;
+      } else {
+        float* xe = A.alloc<float>(n * D);
+        for (int64_t i = 0; i < n; ++i) std::copy(xq + pair_row[start[e1] + i] * D, xq + (pair_row[start[e1] + i] + 1) * D, xe + i * D);
+        r.xq = xe;
+      }
+      runs[count++] = r;
+      pairs += n;
+    }
+    const int64_t routed = count;
+    if (!shared_done) {   // the shared expert rides along with the first slice
+      runs[count++] = shared;
+      shared_done = true;
+    }
+    run_experts(runs, count, limit, A);
+    for (int64_t k = 0; k < routed; ++k) {
+      const ExpertRun& r = runs[k];
+      const int64_t p0 = start[r.w - w.experts.data()];
+      for (int64_t i = 0; i < r.n; ++i) {
+        float* at = acc + pair_row[p0 + i] * D;
+        const float* ye = r.y + i * D;
+        for (int64_t d = 0; d < D; ++d) at[d] += ye[d];
+      }
+    }
+    e0 = e1;
   }
-  std::vector<float> acc(size_t(rows * D), 0.0f);
-  std::vector<float> xe, ye;
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& toks = by_expert[size_t(e)];
-    if (toks.empty()) continue;
-    const int64_t n = int64_t(toks.size());
-    xe.resize(size_t(n * D));
-    ye.resize(size_t(n * D));
-    for (int64_t i = 0; i < n; ++i) std::copy(&xq[size_t(toks[size_t(i)] * D)], &xq[size_t((toks[size_t(i)] + 1) * D)], &xe[size_t(i * D)]);
-    run_expert(w.experts[size_t(e)], xe.data(), n, weight_of[size_t(e)].data(), limit, ye.data());
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t d = 0; d < D; ++d) acc[size_t(toks[size_t(i)] * D + d)] += ye[size_t(i * D + d)];
-  }
-  std::vector<float> ones(size_t(rows), 1.0f);
-  ye.resize(size_t(rows * D));
-  run_expert(w.shared, xq.data(), rows, ones.data(), limit, ye.data());
-  for (int64_t i = 0; i < rows * D; ++i) out[i] = round_bf16(acc[size_t(i)] + ye[size_t(i)]);
+  if (!shared_done) run_experts(&shared, 1, limit, A);
+  for (int64_t i = 0; i < rows * D; ++i) out[i] = round_bf16(acc[i] + y_shared[i]);
 }
 
 }  // namespace dsv4::model

@@ -3,22 +3,19 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "model/model.h"
+#include "model/scratch.h"
 
 namespace dsv4::model {
 
-// Expert choice of one token: ids (ascending) and their scaled weights.
-struct Routing {
-  std::vector<int32_t> experts;
-  std::vector<float> weights;
-};
-
-// spec §5.10 router for one token. x: [D] ffn-normed input.
-void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const float* x, int32_t token, Routing& out);
+// spec §5.10 router for one token, from its router logits [E] (x·gateᵀ, f32): writes the K
+// selected expert ids in ascending order and their scaled weights. Temporaries come from `a`.
+void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const float* logits, int32_t token,
+                 int32_t* ids, float* weights, Arena& a);
 
 // x: [rows, D] ffn-normed; tokens: [rows]; out: [rows, D] (bf16-valued).
-void moe_forward(const Model& m, const BlockWeights& b, const float* x, const int32_t* tokens, int64_t rows, float* out);
+void moe_forward(const Model& m, const BlockWeights& b, const float* x, const int32_t* tokens, int64_t rows, float* out,
+                 Scratch& s);
 
 }  // namespace dsv4::model

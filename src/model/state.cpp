@@ -23,6 +23,14 @@ size_t SequenceState::memory_bytes() const {
   return n;
 }
 
+void SequenceState::reserve(int64_t positions) {
+  for (LayerState& l : layers) {
+    if (l.ratio <= 0) continue;
+    l.comp.reserve(size_t(positions / l.ratio * l.entry_dim));
+    if (l.ratio == 4) l.idx.reserve(size_t(positions / 4 * l.index_dim));
+  }
+}
+
 SequenceState make_sequence_state(const io::ModelConfig& cfg) {
   SequenceState s;
   const int64_t total = cfg.num_hidden_layers + cfg.num_nextn_predict_layers;
@@ -31,6 +39,9 @@ SequenceState make_sequence_state(const io::ModelConfig& cfg) {
     LayerState& ls = s.layers[size_t(l)];
     ls.ring.assign(size_t(cfg.sliding_window * cfg.head_dim), 0);
     const int m = cfg.ratio(l);
+    ls.ratio = m;
+    ls.entry_dim = cfg.head_dim;
+    ls.index_dim = cfg.index_head_dim;
     if (m == 4) {
       ls.comp_state.reset(8, 2 * cfg.head_dim);
       ls.idx_state.reset(8, 2 * cfg.index_head_dim);

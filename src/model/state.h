@@ -20,6 +20,8 @@ struct CompressorState {
 };
 
 struct LayerState {
+  int ratio = 0;                          // m of this layer (0, 4 or 128)
+  int64_t entry_dim = 0, index_dim = 0;   // head_dim, index_head_dim
   std::vector<uint16_t> ring;   // [W, head_dim], slot p mod W holds position p
   std::vector<uint16_t> comp;   // [n_comp, head_dim] compressed entries 0..floor(P/m)-1
   std::vector<uint16_t> idx;    // [n_idx, index_head_dim] indexer keys (CSA only)
@@ -32,6 +34,9 @@ struct SequenceState {
   int64_t mtp_pos = 0;             // positions consumed by the MTP block
   std::vector<LayerState> layers;  // num_hidden_layers main blocks, then the MTP block (if any)
   size_t memory_bytes() const;
+  // Room for the compressed entries and indexer keys of `positions` tokens, so that a decode
+  // step up to there never grows a vector (the appends otherwise grow by ~1/8 when full).
+  void reserve(int64_t positions);
 };
 
 SequenceState make_sequence_state(const io::ModelConfig& cfg);

@@ -104,6 +104,7 @@ json compare_logits(const float* ours, const float* ref, int64_t rows, int64_t V
 // Prefill of tokens [0, n) from a fresh state in chunks; all rows' logits into `logits`.
 void prefill_logits(const model::Model& m, model::SequenceState& seq, const int32_t* tokens, int64_t n,
                     int64_t chunk, std::vector<float>& logits, model::Streams* final_streams) {
+  model::Scratch scratch;
   const int64_t V = m.cfg.vocab_size, D = m.cfg.hidden_size, nh = m.cfg.hc_mult;
   logits.resize(size_t(n * V));
   if (final_streams) final_streams->resize(size_t(n * nh * D));
@@ -112,10 +113,12 @@ void prefill_logits(const model::Model& m, model::SequenceState& seq, const int3
     const int64_t len = std::min(chunk, n - s);
     model::Batch batch;
     batch.add(&seq, tokens + s, len, seq.pos);
-    model::Streams X = model::forward_streams(m, batch);
+    scratch.begin_step();
+    model::Streams X(size_t(len * nh * D));
+    model::forward_streams(m, batch, X.data(), scratch);
     std::vector<int64_t> rows(static_cast<size_t>(len));
     for (int64_t i = 0; i < len; ++i) rows[size_t(i)] = i;
-    model::head_logits(m, m.w.final_head, X, rows, &logits[size_t(s * V)]);
+    model::head_logits(m, m.w.final_head, X.data(), rows, &logits[size_t(s * V)], scratch);
     if (final_streams) std::copy(X.begin(), X.end(), final_streams->begin() + s * nh * D);
   }
 }
@@ -169,6 +172,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
     const json tf_tol = tol.value("teacher_forced_per_layer", json::object());
     json layers = json::array();
     const int64_t stride = N * nh * D;
+    model::Scratch scratch;
     for (int64_t l = 0; l < L; ++l) {
       model::SequenceState seq = model::make_sequence_state(m.cfg);
       model::Streams X(hid.f.begin() + l * stride, hid.f.begin() + (l + 1) * stride);
@@ -179,7 +183,8 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
         model::Batch batch;
         batch.add(&seq, tokens.i.data() + s, len, s);
         model::Streams Xc(X.begin() + s * nh * D, X.begin() + (s + len) * nh * D);
-        model::run_block(m, m.w.blocks[size_t(l)], batch, Xc);
+        scratch.begin_step();
+        model::run_block(m, m.w.blocks[size_t(l)], batch, Xc.data(), scratch);
         out.insert(out.end(), Xc.begin(), Xc.end());
       }
       const uint16_t* refb = hid.bf16.data() + (l + 1) * stride;
@@ -264,7 +269,9 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
       const int64_t stride = hid.shape[1] * nh * D;
       model::SequenceState seq = model::make_sequence_state(m.cfg);
       std::vector<float> logits(size_t(N * V));
-      model::mtp_forward(m, seq, hid.f.data() + L * stride, tokens.i.data() + 1, N, logits.data());
+      model::Scratch scratch;
+      scratch.begin_step();
+      model::mtp_forward(m, seq, hid.f.data() + L * stride, tokens.i.data() + 1, N, logits.data(), scratch);
       json mj = compare_logits(logits.data(), ml.f.data(), N, V, e2e_tol);
       pass = pass && mj["pass"].get<bool>();
       report["mtp"] = mj;

@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <set>
 
 #include "kernels/cpu/matmul.h"
 #include "model/forward.h"
@@ -18,6 +17,7 @@ class SequenceImpl final : public Sequence {
   int64_t position() const override { return state.pos; }
   std::unique_ptr<Sequence> clone() const override { return std::make_unique<SequenceImpl>(state); }
   size_t memory_bytes() const override { return state.memory_bytes(); }
+  void reserve(int64_t positions) override { state.reserve(positions); }
   model::SequenceState state;
 };
 
@@ -37,12 +37,15 @@ class EngineImpl final : public Engine {
               float* logits) override {
     if (seqs.size() != tokens.size()) return Status::invalid_argument("step: one token list per sequence");
     const int64_t V = model_->cfg.vocab_size;
-    std::set<Sequence*> seen;
-    model::Batch batch;
+    // Nothing below allocates once the buffers have seen this batch shape (STYLE §3): the batch,
+    // the streams and the scratch arenas are the engine's and keep their capacity.
+    model::Batch& batch = batch_;
+    batch.clear();
     for (size_t i = 0; i < seqs.size(); ++i) {
       auto* s = dynamic_cast<SequenceImpl*>(seqs[i]);
       if (s == nullptr) return Status::invalid_argument("step: sequence does not belong to this engine");
-      if (!seen.insert(seqs[i]).second) return Status::invalid_argument("step: a sequence appears twice");
+      for (size_t j = 0; j < i; ++j)
+        if (seqs[j] == seqs[i]) return Status::invalid_argument("step: a sequence appears twice");
       if (tokens[i].empty()) return Status::invalid_argument("step: empty token list");
       for (int32_t t : tokens[i])
         if (t < 0 || t >= V)
@@ -54,10 +57,13 @@ class EngineImpl final : public Engine {
       batch.add(&s->state, tokens[i].data(), int64_t(tokens[i].size()), s->state.pos);
     }
     if (options_.threads > 0) omp_set_num_threads(options_.threads);
-    model::Streams X = model::forward_streams(*model_, batch);
-    std::vector<int64_t> last;
-    for (const auto& seg : batch.segments) last.push_back(seg.row0 + seg.n - 1);
-    model::head_logits(*model_, model_->w.final_head, X, last, logits);
+    scratch_.begin_step();
+    const io::ModelConfig& c = model_->cfg;
+    streams_.resize(size_t(batch.rows() * c.hc_mult * c.hidden_size));
+    model::forward_streams(*model_, batch, streams_.data(), scratch_);
+    last_.clear();
+    for (const auto& seg : batch.segments) last_.push_back(seg.row0 + seg.n - 1);
+    model::head_logits(*model_, model_->w.final_head, streams_.data(), last_, logits, scratch_);
     return Status::ok_status();
   }
 
@@ -65,6 +71,11 @@ class EngineImpl final : public Engine {
   std::unique_ptr<model::Model> model_;
   EngineOptions options_;
   int64_t max_context_ = 0;
+  // Reused by every step (Engine is used from one thread at a time).
+  model::Scratch scratch_;
+  model::Batch batch_;
+  model::Streams streams_;
+  std::vector<int64_t> last_;
 };
 
 }  // namespace

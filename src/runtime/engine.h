@@ -29,6 +29,9 @@ class Sequence {
   virtual int64_t position() const = 0;            // tokens consumed so far
   virtual std::unique_ptr<Sequence> clone() const = 0;  // deep copy (prefix reuse, snapshots)
   virtual size_t memory_bytes() const = 0;
+  // Sizes the state for `positions` tokens up front: steps up to there then never grow it (the
+  // only allocation a warm decode step can otherwise make). Optional; no effect on results.
+  virtual void reserve(int64_t positions) {}
 };
 
 class Engine {

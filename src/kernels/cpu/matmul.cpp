@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "core/parallel.h"
 #include "core/status.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_isa.h"
@@ -148,9 +149,7 @@ void matmul_many(const MatmulJob* jobs, int64_t count) {
     if (sf > scratch_floats) scratch_floats = sf;
   }
   if (total == 0) return;
-#pragma omp parallel if (total >= kMinParallelMacs)
-  {
-    const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
+  run_parallel(total >= kMinParallelMacs, [&](int64_t id, int64_t nth) {
     const Cut a = share_start(jobs, count, total, id, nth);
     const Cut b = share_start(jobs, count, total, id + 1, nth);
     float* scratch = nullptr;
@@ -163,7 +162,7 @@ void matmul_many(const MatmulJob* jobs, int64_t count) {
       if (!scratch) scratch = thread_scratch(scratch_floats);
       isa_for_job(impl, job.w).rows(job.w, job.x, job.n, job.y, r0, r1, scratch);
     }
-  }
+  });
 }
 
 void matmul(const WeightView& w, const float* x, int64_t n, float* y) {

@@ -1,0 +1,144 @@
+// A warm decode step allocates nothing (STYLE §3; issue #5): counts every heap allocation of the
+// process — operator new, the C allocator used by libgomp and the kernels' aligned scratch —
+// during decode steps after warm-up, and expects zero.
+//
+// The test binary replaces the C allocator's entry points with counting wrappers around glibc's
+// own implementation (__libc_malloc & co., exported for exactly this kind of interposition);
+// operator new of libstdc++ goes through malloc, so it is counted too. Counting is off except
+// inside AllocCounter's scope, so the other tests only pay an atomic load per allocation.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "test_paths.h"
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void* __libc_memalign(size_t, size_t);
+void __libc_free(void*);
+}
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+// A breakpoint here (gdb: break alloc_counted) shows who allocates.
+__attribute__((noinline)) void alloc_counted() { g_allocations.fetch_add(1, std::memory_order_relaxed); }
+inline void count_one() {
+  if (g_counting.load(std::memory_order_relaxed)) alloc_counted();
+}
+}  // namespace
+
+extern "C" {
+void* malloc(size_t n) {
+  count_one();
+  return __libc_malloc(n);
+}
+void* calloc(size_t n, size_t m) {
+  count_one();
+  return __libc_calloc(n, m);
+}
+void* realloc(void* p, size_t n) {
+  count_one();
+  return __libc_realloc(p, n);
+}
+void free(void* p) { __libc_free(p); }
+void* memalign(size_t a, size_t n) {
+  count_one();
+  return __libc_memalign(a, n);
+}
+void* aligned_alloc(size_t a, size_t n) {
+  count_one();
+  return __libc_memalign(a, n);
+}
+int posix_memalign(void** out, size_t a, size_t n) {
+  count_one();
+  void* p = __libc_memalign(a, n);
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+}
+
+namespace dsv4::runtime {
+namespace {
+
+// Allocations made by this thread and every other thread of the process while alive.
+class AllocCounter {
+ public:
+  AllocCounter() {
+    g_allocations.store(0);
+    g_counting.store(true);
+  }
+  ~AllocCounter() { g_counting.store(false); }
+  long count() const { return g_allocations.load(); }
+};
+
+int32_t argmax(const std::vector<float>& v, size_t off, size_t n) {
+  size_t best = off;
+  for (size_t i = off; i < off + n; ++i)
+    if (v[i] > v[best]) best = i;
+  return int32_t(best - off);
+}
+
+// Prefill, `warmup` decode steps, then `steps` counted ones, for `streams` sequences decoded in
+// one batched step (the server's continuous batching).
+void expect_no_allocation(const std::string& dir, int streams, int64_t prompt, int64_t warmup, int64_t steps) {
+  SCOPED_TRACE(dir + ", " + std::to_string(streams) + " sequence(s)");
+  auto e = Engine::load(dir, {});
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  Engine& engine = **e;
+  const size_t V = size_t(engine.config().vocab_size);
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<Sequence*> ptrs;
+  std::vector<float> logits(V * size_t(streams));
+  std::vector<int32_t> next(static_cast<size_t>(streams));
+  for (int s = 0; s < streams; ++s) {
+    seqs.push_back(engine.new_sequence());
+    ptrs.push_back(seqs.back().get());
+    std::vector<int32_t> p(static_cast<size_t>(prompt));
+    for (int64_t i = 0; i < prompt; ++i) p[size_t(i)] = int32_t(2 + (i * 7 + s * 13) % int64_t(V - 2));
+    ASSERT_TRUE(engine.step(*seqs.back(), p, logits.data()).ok());
+    next[size_t(s)] = argmax(logits, 0, V);
+    seqs.back()->reserve(prompt + warmup + steps);
+  }
+  std::vector<std::span<const int32_t>> feeds(static_cast<size_t>(streams));
+  auto decode = [&] {
+    for (int s = 0; s < streams; ++s) feeds[size_t(s)] = std::span<const int32_t>(&next[size_t(s)], 1);
+    ASSERT_TRUE(engine.step(ptrs, feeds, logits.data()).ok());
+    for (int s = 0; s < streams; ++s) next[size_t(s)] = argmax(logits, size_t(s) * V, V);
+  };
+  for (int64_t i = 0; i < warmup; ++i) decode();
+  long allocations = 0;
+  {
+    AllocCounter counter;
+    for (int64_t i = 0; i < steps; ++i) decode();
+    allocations = counter.count();
+  }
+  EXPECT_EQ(allocations, 0) << "heap allocations during " << steps << " warm decode steps";
+}
+
+TEST(DecodeAllocations, NoneInWarmDecodeStepsOnTinyFixture) {
+  // 150 tokens: past the 128-token window, so CSA top-k selection and HCA entries are live.
+  expect_no_allocation(test::fixture_dir("tiny") + "/checkpoint", 1, 150, 8, 24);
+}
+
+TEST(DecodeAllocations, NoneInWarmBatchedDecodeStepsOnTinyCFixture) {
+  expect_no_allocation(test::fixture_dir("tiny-c") + "/checkpoint", 3, 140, 8, 24);
+}
+
+TEST(DecodeAllocations, CounterSeesOperatorNew) {
+  AllocCounter counter;
+  auto* v = new std::vector<int>(1000);
+  delete v;
+  EXPECT_GE(counter.count(), 2);
+}
+
+}  // namespace
+}  // namespace dsv4::runtime
