@@ -21,6 +21,9 @@ int cmd_bench(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_flag("--synthetic-context", opt.synthetic_context,
+               "reach each decode context by filling the state with synthetic entries of the right shapes "
+               "instead of a prefill (reported as synthetic; for timing decode at long context)");
   app.add_option("--decode-tokens", opt.decode_tokens, "greedy tokens decoded at each depth")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

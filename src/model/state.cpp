@@ -2,6 +2,10 @@
 
 #include <limits>
 
+#include "core/dtype.h"
+#include "core/rng.h"
+#include "core/status.h"
+
 namespace dsv4::model {
 
 void CompressorState::reset(int64_t rows_, int64_t width_) {
@@ -29,6 +33,41 @@ void SequenceState::reserve(int64_t positions) {
     l.comp.reserve(size_t(positions / l.ratio * l.entry_dim));
     if (l.ratio == 4) l.idx.reserve(size_t(positions / 4 * l.index_dim));
   }
+}
+
+namespace {
+// Values like the stored ones in magnitude (RMS-normed entries, |x| ~ 1), bf16.
+void fill_bf16(std::vector<uint16_t>& v, size_t n, Rng& rng) {
+  v.resize(n);
+  for (auto& x : v) x = f32_to_bf16(rng.normal());
+}
+void fill_rows(std::vector<float>& kv, std::vector<float>& score, int64_t width, int64_t r0, int64_t r1, Rng& rng) {
+  for (int64_t i = r0 * width; i < r1 * width; ++i) {
+    kv[size_t(i)] = rng.normal();
+    score[size_t(i)] = rng.normal();
+  }
+}
+}  // namespace
+
+void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed) {
+  DSV4_CHECK(s.pos == 0 && depth >= 0);
+  Rng rng(derive_seed(seed, "synthetic state"));
+  for (LayerState& l : s.layers) {
+    if (depth > 0) fill_bf16(l.ring, l.ring.size(), rng);
+    if (l.ratio > 0) fill_bf16(l.comp, size_t(depth / l.ratio * l.entry_dim), rng);
+    // Once a window has completed every row holds a token (the leftover ones, the last complete
+    // window for CSA, stale ones otherwise); before that only the first tokens' rows (CSA: from
+    // row 4, the current window) and the rest stay (0, -inf).
+    if (l.ratio == 4) {
+      fill_bf16(l.idx, size_t(depth / 4 * l.index_dim), rng);
+      for (CompressorState* cs : {&l.comp_state, &l.idx_state})
+        fill_rows(cs->kv, cs->score, cs->width, depth >= 4 ? 0 : 4, depth >= 4 ? 8 : 4 + depth, rng);
+    } else if (l.ratio > 0) {
+      const CompressorState& cs = l.comp_state;
+      fill_rows(l.comp_state.kv, l.comp_state.score, cs.width, 0, depth >= l.ratio ? cs.rows : depth, rng);
+    }
+  }
+  s.pos = depth;
 }
 
 SequenceState make_sequence_state(const io::ModelConfig& cfg) {

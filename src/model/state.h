@@ -39,6 +39,15 @@ struct SequenceState {
   void reserve(int64_t positions);
 };
 
+// FOR BENCHMARKS ONLY: puts a fresh state at position `depth` as if `depth` tokens had been
+// consumed, with pseudo-random contents of the right shapes instead of a model's: a full raw
+// ring, floor(depth/m) compressed entries and floor(depth/4) indexer keys per layer, and
+// compressor states holding the rows a real state would hold at that depth (spec §5.5, §5.13).
+// Decoding from it costs what decoding at that depth costs (the same entries are read and the
+// same top-k work is done); its logits mean nothing. mtp_pos stays 0.
+// REQUIRES: s is fresh (pos == 0).
+void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed);
+
 SequenceState make_sequence_state(const io::ModelConfig& cfg);
 
 }  // namespace dsv4::model

@@ -101,7 +101,8 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   std::vector<float> logits(static_cast<size_t>(V));
   int64_t longest = 1;
   for (int64_t n : opt.prefill_lengths) longest = std::max(longest, n);
-  for (int64_t n : opt.decode_contexts) longest = std::max(longest, n);
+  if (!opt.synthetic_context)
+    for (int64_t n : opt.decode_contexts) longest = std::max(longest, n);
   const auto prompt = bench_tokens(longest, V, opt.seed);
 
   // The first step after load pages in the weights it touches (the mapping is lazy); timed on its
@@ -135,10 +136,16 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   std::unique_ptr<Sequence> deepest;
   for (int64_t ctx : opt.decode_contexts) {
     auto seq = engine->new_sequence();
+    seq->reserve(ctx + opt.decode_tokens);   // no state growth inside the timed steps
     DecodeFigure f;
     f.context = ctx;
     int32_t next = prompt[0];
-    if (ctx > 0) {
+    if (ctx > 0 && opt.synthetic_context) {
+      f.synthetic = true;
+      t0 = Clock::now();
+      DSV4_TRY(engine->fill_synthetic(*seq, ctx, opt.seed));
+      f.fill_s = seconds_since(t0);
+    } else if (ctx > 0) {
       t0 = Clock::now();
       DSV4_TRY(engine->step(*seq, std::span(prompt.data(), size_t(ctx)), logits.data()));
       f.fill_s = seconds_since(t0);

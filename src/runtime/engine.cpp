@@ -33,6 +33,17 @@ class EngineImpl final : public Engine {
     return std::make_unique<SequenceImpl>(model::make_sequence_state(model_->cfg));
   }
 
+  Status fill_synthetic(Sequence& seq, int64_t depth, uint64_t seed) override {
+    auto* s = dynamic_cast<SequenceImpl*>(&seq);
+    if (s == nullptr) return Status::invalid_argument("fill_synthetic: sequence does not belong to this engine");
+    if (s->state.pos != 0) return Status::invalid_argument("fill_synthetic: the sequence is not fresh");
+    if (depth < 0 || depth > max_context_)
+      return Status::out_of_range("fill_synthetic: depth " + std::to_string(depth) + " outside [0, " +
+                                  std::to_string(max_context_) + "]");
+    model::fill_synthetic_state(s->state, depth, seed);
+    return Status::ok_status();
+  }
+
   Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
               float* logits) override {
     if (seqs.size() != tokens.size()) return Status::invalid_argument("step: one token list per sequence");

@@ -50,6 +50,14 @@ class Engine {
   virtual Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
                       float* logits) = 0;
 
+  // FOR BENCHMARKS ONLY (dsv4 bench --synthetic-context): puts a fresh sequence at position
+  // `depth` with pseudo-random state of the right shapes (model::fill_synthetic_state), so that
+  // decoding at a long context can be timed without prefilling it. Logits from there on are
+  // meaningless. Errors: the sequence is not fresh, depth exceeds the context limit.
+  virtual Status fill_synthetic(Sequence& seq, int64_t depth, uint64_t seed) {
+    return Status::unsupported("fill_synthetic: not supported by this engine");
+  }
+
   // Convenience for a single sequence.
   Status step(Sequence& seq, std::span<const int32_t> tokens, float* logits) {
     Sequence* s = &seq;

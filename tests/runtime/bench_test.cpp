@@ -113,6 +113,25 @@ TEST(Bench, ReportHasEveryFigureOnTheTinyFixture) {
   EXPECT_NEAR(r->state_bytes_per_token, 49664.0 / 259.0, 1e-9);
 }
 
+TEST(Bench, SyntheticContextIsLabelledAndDecodes) {
+  BenchOptions o = tiny_options();
+  o.prefill_lengths = {8};
+  o.decode_contexts = {0, 4096};   // far beyond what the test could prefill quickly
+  o.synthetic_context = true;
+  o.measure_bandwidth = false;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const auto j = bench_json(*r);
+  EXPECT_TRUE(j["synthetic_context"].get<bool>());
+  EXPECT_EQ(j["decode"][0]["fill"].get<std::string>(), "none");
+  EXPECT_EQ(j["decode"][1]["fill"].get<std::string>(), "synthetic");
+  EXPECT_EQ(j["decode"][1]["context"].get<int64_t>(), 4096);
+  expect_positive_finite(j["decode"][1], "tok_s");
+  EXPECT_NE(bench_table(*r).find("SYNTHETIC"), std::string::npos);
+  // The synthetic state has the real shapes: state growth at the spec §8 rate.
+  EXPECT_NEAR(r->state_bytes_per_token, r->spec_state_bytes_per_token, 0.02 * r->spec_state_bytes_per_token);
+}
+
 TEST(Bench, RejectsBadOptions) {
   BenchOptions o = tiny_options();
   o.decode_tokens = 0;
