@@ -60,8 +60,10 @@ float* thread_scratch(int64_t floats) {
   return buf.get();
 }
 
-// Below this many multiply-adds the fork/join of the thread pool costs more than it saves.
-constexpr int64_t kMinParallelMacs = int64_t(1) << 17;
+// Below this much work (row_cost units: 2^20 is ~200 KB of FP8 weights at n = 1, ~10 us on one
+// core) the fork/join of the thread pool (~8 us with OMP_WAIT_POLICY=passive on the 2-core VM)
+// costs more than it saves.
+constexpr int64_t kMinParallelCost = int64_t(1) << 20;
 
 }  // namespace
 
@@ -102,11 +104,25 @@ const detail::MatmulIsa& isa_for_job(MatmulImpl impl, const WeightView& w) {
   return detail::matmul_fast_shape_ok(w) ? isa_for(impl) : detail::matmul_isa_generic();
 }
 
-// Work of one row of a job: its multiply-adds (at least one, so that cols = 0 still writes zeros).
-// Jobs with nothing to compute cost 0 and are never visited.
+// Work of one row of a job, in units of a quarter weight byte: the bytes the row streams from
+// memory (what a decode step waits for; FP4 reads half the bytes of FP8 per weight, BF16 twice)
+// plus its multiply-adds over 4 (what dominates once n grows). A matmul_many mixing dtypes — the
+// attention's FP8 projections with its BF16 compressor products, FP4 routed experts with the FP8
+// shared expert — then gives each thread the same share of memory traffic rather than of
+// multiply-adds. At least one unit, so that cols = 0 still writes zeros; jobs with nothing to
+// compute cost 0 and are never visited.
 int64_t row_cost(const MatmulJob& j) {
   if (j.n <= 0 || j.w.rows <= 0) return 0;
-  return (j.w.cols > 0 ? j.w.cols : 1) * j.n;
+  const int64_t K = j.w.cols;
+  int64_t quarter_bytes = 0;
+  switch (j.w.dtype) {
+    case DType::fp8_e4m3: quarter_bytes = 4 * K; break;
+    case DType::i8: quarter_bytes = 2 * K + K / 8; break;   // K/2 bytes + K/32 scales
+    case DType::bf16: quarter_bytes = 8 * K; break;
+    default: quarter_bytes = 16 * K; break;
+  }
+  const int64_t c = quarter_bytes + j.n * K;
+  return c > 0 ? c : 1;
 }
 
 // Position (job, row) where the share of thread `id` of `nth` starts. Rows are rounded to whole
@@ -149,7 +165,7 @@ void matmul_many(const MatmulJob* jobs, int64_t count) {
     if (sf > scratch_floats) scratch_floats = sf;
   }
   if (total == 0) return;
-  run_parallel(total >= kMinParallelMacs, [&](int64_t id, int64_t nth) {
+  run_parallel(total >= kMinParallelCost, [&](int64_t id, int64_t nth) {
     const Cut a = share_start(jobs, count, total, id, nth);
     const Cut b = share_start(jobs, count, total, id + 1, nth);
     float* scratch = nullptr;
