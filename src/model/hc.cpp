@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/cpu/cuda_rsqrt.h"
 #include "kernels/cpu/reduce.h"
 
 namespace dsv4::model {
@@ -13,21 +14,22 @@ namespace {
 
 float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
-// mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values; both
-// reductions accurate (kernels/cpu/reduce.h).
+// mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values: the mean in
+// the reference's reduction order, the matvec (a cuBLAS product) summed exactly (kernels/cpu/reduce.h).
 void hc_mix(const HcWeights& w, const HcParams& p, const float* X, int64_t mix_count, float* mix) {
   const int64_t n = p.n_hc * p.dim;
-  const float r = 1.0f / std::sqrt(kernels::sum_squares_accurate(X, n) / float(n) + p.norm_eps);
+  const float r = kernels::cuda_rsqrt(kernels::torch_mean_squares(X, n) + p.norm_eps);
   for (int64_t i = 0; i < mix_count; ++i) mix[i] = kernels::dot_accurate(X, w.fn + i * n, n) * r;
 }
 
 }  // namespace
 
+// Sums in the reference's order: a row (the inner dimension) folds as a warp butterfly, a column
+// (the middle dimension) left to right (kernels/cpu/reduce.h).
 void sinkhorn(float* c, int64_t n, int iters, float eps) {
   auto rows_norm = [&] {
     for (int64_t j = 0; j < n; ++j) {
-      float s = 0.0f;
-      for (int64_t k = 0; k < n; ++k) s += c[j * n + k];
+      const float s = kernels::torch_warp_sum(c + j * n, n);
       for (int64_t k = 0; k < n; ++k) c[j * n + k] /= (s + eps);
     }
   };
@@ -41,8 +43,8 @@ void sinkhorn(float* c, int64_t n, int iters, float eps) {
   for (int64_t j = 0; j < n; ++j) {   // row softmax, then + eps
     float mx = c[j * n];
     for (int64_t k = 1; k < n; ++k) mx = std::max(mx, c[j * n + k]);
-    float s = 0.0f;
-    for (int64_t k = 0; k < n; ++k) s += (c[j * n + k] = std::exp(c[j * n + k] - mx));
+    for (int64_t k = 0; k < n; ++k) c[j * n + k] = std::exp(c[j * n + k] - mx);
+    const float s = kernels::torch_warp_sum(c + j * n, n);
     for (int64_t k = 0; k < n; ++k) c[j * n + k] = c[j * n + k] / s + eps;
   }
   cols_norm();
