@@ -7,10 +7,8 @@ set -euo pipefail
 DSV4=$1
 ROOT=$2
 CLIENTS="$ROOT/tests/clients"
-command -v node >/dev/null || { echo "anthropic_clients: node is not installed (run scripts/setup.sh)"; exit 1; }
-[ -d "$CLIENTS/node_modules/@anthropic-ai/sdk" ] || { echo "anthropic_clients: tests/clients/node_modules is missing (run scripts/setup.sh)"; exit 1; }
-
 . "$ROOT/tests/scripts/lib/live_server.sh"
+require_sdk "$ROOT" @anthropic-ai/sdk anthropic_clients
 start_live_server "$DSV4" "$ROOT" anthropic_clients
 
 status=0

@@ -1,7 +1,15 @@
 # Sourced by the SDK client tests: starts `dsv4 serve` on the demo model on a free port, with an
 # API key and an audit log, and stops it on exit.
+#   require_sdk <repo root> <npm package> <name>   node and the SDK (tests/clients) are installed
 #   start_live_server <dsv4 binary> <repo root> <name>
-# sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID.
+# The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID.
+
+require_sdk() {
+  local root=$1 package=$2 name=$3
+  command -v node >/dev/null || { echo "$name: node is not installed (run scripts/setup.sh)"; exit 1; }
+  [ -d "$root/tests/clients/node_modules/$package" ] ||
+    { echo "$name: tests/clients/node_modules is missing $package (run scripts/setup.sh)"; exit 1; }
+}
 
 start_live_server() {
   local dsv4=$1 root=$2 name=$3
