@@ -1,4 +1,4 @@
-// `dsv4 serve [-m DIR] [--host 127.0.0.1] [--port 8000]`: the OpenAI-compatible server
+// `dsv4 serve [-m DIR] [--host 127.0.0.1] [--port 8000]`: the OpenAI- and Anthropic-compatible server
 // (server/http_server.h). Binds loopback unless --host says otherwise; --port 0 picks a free
 // port. The "listening on" line on stderr gives the address.
 #include <pthread.h>
@@ -18,7 +18,7 @@
 namespace dsv4::cli {
 
 int cmd_serve(int argc, char** argv) {
-  CLI::App app{"Serve the OpenAI-compatible HTTP API"};
+  CLI::App app{"Serve the OpenAI- and Anthropic-compatible HTTP API"};
   ModelFlags model;
   add_model_flags(app, model);
   server::ServerOptions so;

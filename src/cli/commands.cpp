@@ -27,7 +27,7 @@ const std::vector<Command>& commands() {
       {"parse-completion", "JSON Lines {\"completion\", \"thinking_mode\"} -> parsed assistant message", cmd_parse_completion},
       {"run", "generate an answer to one prompt (-p), streamed, with token counts and speed", cmd_run},
       {"chat", "interactive multi-turn chat that keeps its state between turns", cmd_chat},
-      {"serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /metrics)", cmd_serve},
+      {"serve", "OpenAI- and Anthropic-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/messages, /metrics)", cmd_serve},
   };
   return table;
 }

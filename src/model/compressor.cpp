@@ -15,16 +15,22 @@ namespace {
 constexpr int kKvSimBlock = 64;   // FP8 simulation block of stored KV (spec §5.3)
 constexpr int kFp4Block = 32;     // FP4 simulation block of indexer keys (spec §4.4)
 
-// Softmax over `slots` of score, per channel, then the weighted sum of kv (f32, spec §5.5).
+// Softmax over `slots` of score, per channel, then the weighted sum of kv (f32, spec §5.5). The
+// weighted sum runs in the reference's order for a sum over a middle dimension: slot s goes to
+// accumulator s mod 4, the four accumulators are folded left to right (matched bit for bit on
+// an H100; a pooled value one ulp off flips bf16 and FP8 roundings of a whole compressed entry).
 void pool(int64_t slots, int64_t d, const float* const* kv_rows, const float* const* score_rows, float* out) {
   for (int64_t ch = 0; ch < d; ++ch) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t s = 0; s < slots; ++s) mx = std::max(mx, score_rows[s][ch]);
     float denom = 0.0f;
     for (int64_t s = 0; s < slots; ++s) denom += std::exp(score_rows[s][ch] - mx);
-    float acc = 0.0f;
-    for (int64_t s = 0; s < slots; ++s) acc += std::exp(score_rows[s][ch] - mx) / denom * kv_rows[s][ch];
-    out[ch] = acc;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t s = 0; s < slots; ++s) {
+      const float weight = std::exp(score_rows[s][ch] - mx) / denom;
+      acc[s % 4] += weight * kv_rows[s][ch];
+    }
+    out[ch] = ((acc[0] + acc[1]) + acc[2]) + acc[3];
   }
 }
 

@@ -6,6 +6,7 @@
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/status.h"
+#include "kernels/cpu/cuda_rsqrt.h"
 #include "kernels/cpu/reduce.h"
 
 namespace dsv4::model {
@@ -18,32 +19,34 @@ float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 constexpr int64_t kMaxHc = 8;
 constexpr int64_t kMaxMix = (2 + kMaxHc) * kMaxHc;
 
-// mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values; both
-// reductions accurate (kernels/cpu/reduce.h). The mix_count dot products and the sum of squares
-// (the dot product of X with itself) run as interleaved chains, split over the threads when this
-// token is alone (decode): 25 sequential double sums of 16384 terms per call, 2 calls per layer.
+// mix[i] = (xf · fn[i]) · r with r = rsqrt(mean(xf²) + eps) over all n_hc·D values: the mean in
+// the reference's reduction order, the matvec (a cuBLAS product) summed exactly (kernels/cpu/reduce.h).
+// The mix_count exact dot products (sequential double sums of 16384 terms) run as interleaved
+// chains (kernels::dot_accurate_many, same bits as dot_accurate), split over the threads when this
+// token is alone (decode), with the mean of squares on the last thread.
 void hc_mix(const HcWeights& w, const HcParams& p, const float* X, int64_t mix_count, float* mix) {
   const int64_t n = p.n_hc * p.dim;
-  const float* rows[kMaxMix + 1];
-  float dots[kMaxMix + 1];
+  const float* rows[kMaxMix];
+  float dots[kMaxMix];
   for (int64_t i = 0; i < mix_count; ++i) rows[i] = w.fn + i * n;
-  rows[mix_count] = X;   // sum of squares
-  const int64_t count = mix_count + 1;
-  run_parallel(count * n >= (int64_t(1) << 16), [&](int64_t id, int64_t nth) {
-    const int64_t k0 = count * id / nth, k1 = count * (id + 1) / nth;
+  float mean_sq = 0.0f;
+  run_parallel(mix_count * n >= (int64_t(1) << 16), [&](int64_t id, int64_t nth) {
+    const int64_t k0 = mix_count * id / nth, k1 = mix_count * (id + 1) / nth;
     kernels::dot_accurate_many(X, rows + k0, k1 - k0, n, dots + k0);
+    if (id == nth - 1) mean_sq = kernels::torch_mean_squares(X, n);
   });
-  const float r = 1.0f / std::sqrt(dots[mix_count] / float(n) + p.norm_eps);
+  const float r = kernels::cuda_rsqrt(mean_sq + p.norm_eps);
   for (int64_t i = 0; i < mix_count; ++i) mix[i] = dots[i] * r;
 }
 
 }  // namespace
 
+// Sums in the reference's order: a row (the inner dimension) folds as a warp butterfly, a column
+// (the middle dimension) left to right (kernels/cpu/reduce.h).
 void sinkhorn(float* c, int64_t n, int iters, float eps) {
   auto rows_norm = [&] {
     for (int64_t j = 0; j < n; ++j) {
-      float s = 0.0f;
-      for (int64_t k = 0; k < n; ++k) s += c[j * n + k];
+      const float s = kernels::torch_warp_sum(c + j * n, n);
       for (int64_t k = 0; k < n; ++k) c[j * n + k] /= (s + eps);
     }
   };
@@ -57,8 +60,8 @@ void sinkhorn(float* c, int64_t n, int iters, float eps) {
   for (int64_t j = 0; j < n; ++j) {   // row softmax, then + eps
     float mx = c[j * n];
     for (int64_t k = 1; k < n; ++k) mx = std::max(mx, c[j * n + k]);
-    float s = 0.0f;
-    for (int64_t k = 0; k < n; ++k) s += (c[j * n + k] = std::exp(c[j * n + k] - mx));
+    for (int64_t k = 0; k < n; ++k) c[j * n + k] = std::exp(c[j * n + k] - mx);
+    const float s = kernels::torch_warp_sum(c + j * n, n);
     for (int64_t k = 0; k < n; ++k) c[j * n + k] = c[j * n + k] / s + eps;
   }
   cols_norm();

@@ -151,9 +151,13 @@ SampledToken Sampler::sample(std::span<float> logits) {
     out.token = draw(logits);
   }
   if (params_.top_logprobs >= 0) compute_logprobs(raw, out.token, params_.top_logprobs, out);
-  generated_counts_[out.token] += 1;
-  seen_.insert(out.token);
+  accept(out.token);
   return out;
+}
+
+void Sampler::accept(int32_t token) {
+  generated_counts_[token] += 1;
+  seen_.insert(token);
 }
 
 }  // namespace dsv4::runtime

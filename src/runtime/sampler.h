@@ -68,6 +68,9 @@ class Sampler {
   // Picks the next token from `logits` (vocab entries; modified in place as scratch) and
   // records it in the penalty history.
   SampledToken sample(std::span<float> logits);
+  // Records a token written into the output without sampling (a forced token) in the penalty
+  // history, as if it had been sampled.
+  void accept(int32_t token);
 
   const SamplingParams& params() const { return params_; }
 

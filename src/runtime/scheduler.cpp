@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 namespace dsv4::runtime {
@@ -48,13 +49,15 @@ struct Scheduler::Active {
   int64_t prompt_len = 0;
   int64_t cached = 0;
   int64_t generated = 0;
+  bool answer_started = false;  // answer_start_token was sampled or forced (output steering)
   Sampler sampler;
   Active(std::shared_ptr<Generation> g, GenerationRequest r)
       : gen(std::move(g)), req(std::move(r)), sampler(req.sampling, req.prompt) {
     tokens = req.prompt;
     prompt_len = int64_t(tokens.size());
   }
-  bool prefilling() const { return fed < prompt_len; }
+  // Tokens not fed yet: the prompt's rest, the last sampled token, forced tokens.
+  int64_t pending() const { return int64_t(tokens.size()) - fed; }
 };
 
 Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
@@ -97,6 +100,12 @@ Result<std::shared_ptr<Generation>> Scheduler::submit(GenerationRequest request)
   for (int32_t t : request.stop_token_ids)
     if (t < 0 || t >= vocab_size_)
       return Status::invalid_argument("stop token id " + std::to_string(t) + " is outside the vocabulary");
+  for (const auto* ids : {&request.answer_prefix, &request.banned_tokens})
+    for (int32_t t : *ids)
+      if (t < 0 || t >= vocab_size_)
+        return Status::invalid_argument("steering token id " + std::to_string(t) + " is outside the vocabulary");
+  if (request.answer_start_token >= vocab_size_ || (request.thinking_budget > 0 && request.answer_start_token < 0))
+    return Status::invalid_argument("a thinking budget needs an answer start token inside the vocabulary");
   if (request.max_tokens < 0) return Status::invalid_argument("'max_tokens' must be >= 0");
   DSV4_TRY(validate_sampling(request.sampling));
   if (int64_t(request.prompt.size()) >= max_context_)
@@ -167,6 +176,12 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
     } else {
       a->seq = engine_.new_sequence();
     }
+    // A prefix with no start token opens the output: it is fed with the prompt.
+    if (a->req.answer_start_token < 0 && !a->req.answer_prefix.empty()) {
+      a->answer_started = true;
+      const std::vector<int32_t> prefix = a->req.answer_prefix;
+      if (force_tokens(*a, prefix)) continue;  // max_tokens or the context ended it already
+    }
     running_.push_back(std::move(a));
   }
   running_count_.store(int64_t(running_.size()));
@@ -231,15 +246,45 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
 }
 
 bool Scheduler::after_sample(Active& a, const SampledToken& s) {
-  a.generated += 1;
-  a.tokens.push_back(s.token);
   const bool is_stop = (!a.req.ignore_eos && s.token == eos_id_) ||
                        std::find(a.req.stop_token_ids.begin(), a.req.stop_token_ids.end(), s.token) !=
                            a.req.stop_token_ids.end();
   if (is_stop) {
+    a.generated += 1;
+    a.tokens.push_back(s.token);
     finish(a, FinishReason::stop);
     return true;
   }
+  if (emit_token(a, s)) return true;
+  if (a.answer_started || a.req.answer_start_token < 0) return false;
+  if (s.token == a.req.answer_start_token) {
+    a.answer_started = true;
+    return force_tokens(a, a.req.answer_prefix);
+  }
+  if (a.req.thinking_budget > 0 && a.generated >= a.req.thinking_budget) {
+    a.answer_started = true;
+    std::vector<int32_t> forced = {a.req.answer_start_token};
+    forced.insert(forced.end(), a.req.answer_prefix.begin(), a.req.answer_prefix.end());
+    return force_tokens(a, forced);
+  }
+  return false;
+}
+
+bool Scheduler::force_tokens(Active& a, std::span<const int32_t> forced) {
+  for (int32_t t : forced) {
+    SampledToken s;
+    s.token = t;
+    a.sampler.accept(t);
+    if (emit_token(a, s)) return true;
+  }
+  return false;
+}
+
+// Appends a token that is not a stop token to the output and emits it; finishes the request
+// at max_tokens or a full context.
+bool Scheduler::emit_token(Active& a, const SampledToken& s) {
+  a.generated += 1;
+  a.tokens.push_back(s.token);
   GenerationEvent e;
   e.kind = GenerationEvent::Kind::token;
   e.sampled = s;
@@ -268,19 +313,20 @@ void Scheduler::run_step() {
   running_count_.store(int64_t(running_.size()));
   if (running_.empty()) return;
 
-  // Decoding sequences feed one token each; prefills share what is left of the budget.
+  // Decoding sequences feed one token each; prefills (and forced output tokens) share what is
+  // left of the budget.
   std::vector<Active*> batch;
   std::vector<std::span<const int32_t>> feeds;
   int64_t budget = options_.step_token_budget;
   for (auto& a : running_) {
-    if (a->prefilling()) continue;
+    if (a->pending() != 1) continue;
     batch.push_back(a.get());
     feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, 1));
     budget -= 1;
   }
   for (auto& a : running_) {
-    if (!a->prefilling() || budget <= 0) continue;
-    const int64_t n = std::min(budget, a->prompt_len - a->fed);
+    if (a->pending() <= 1 || budget <= 0) continue;
+    const int64_t n = std::min(budget, a->pending());
     batch.push_back(a.get());
     feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, size_t(n)));
     budget -= n;
@@ -309,8 +355,8 @@ void Scheduler::run_step() {
       continue;
     }
     a.fed += int64_t(feeds[i].size());
-    if (a.prefilling()) {
-      if (a.req.report_prefill_progress) {
+    if (a.pending() > 0) {
+      if (a.req.report_prefill_progress && a.fed < a.prompt_len) {
         GenerationEvent e;
         e.kind = GenerationEvent::Kind::prefill_progress;
         e.prefill_done = a.fed;
@@ -320,7 +366,9 @@ void Scheduler::run_step() {
       continue;
     }
     if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
-    const SampledToken s = a.sampler.sample(std::span<float>(logits_.data() + i * vocab, vocab));
+    float* row = logits_.data() + i * vocab;
+    for (int32_t t : a.req.banned_tokens) row[t] = -std::numeric_limits<float>::infinity();
+    const SampledToken s = a.sampler.sample(std::span<float>(row, vocab));
     after_sample(a, s);
   }
   for (auto& a : running_)

@@ -8,8 +8,9 @@
 //      that sequence's state instead of re-prefilling those tokens;
 //   2. drop cancelled requests (their state is freed at once);
 //   3. build one batch: every decoding sequence feeds its last sampled token, and the rest of
-//      step_token_budget is shared by prefilling sequences in admission order (chunked prefill,
-//      so a long prompt never stalls the decoding streams for more than one chunk);
+//      step_token_budget is shared by sequences with several tokens to feed (prompts, forced
+//      output tokens) in admission order (chunked prefill, so a long prompt never stalls the
+//      decoding streams for more than one chunk);
 //   4. one Engine::step over the whole batch; sample for every sequence whose prompt is
 //      consumed; emit tokens; finish on EOS / stop token id / max_tokens / full context.
 // A sequence is computed the same way alone or in a batch (the Engine's contract), and every
@@ -28,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -47,6 +49,19 @@ struct GenerationRequest {
   std::vector<int32_t> stop_token_ids;  // end generation; not emitted (EOS always, unless ignore_eos)
   bool ignore_eos = false;
   bool report_prefill_progress = false; // emit prefill_progress events after each chunk
+
+  // Output steering, in token ids the caller derives from the prompt format (tool_choice,
+  // thinking budgets). Forced tokens are written into the output as if sampled: they are
+  // emitted as token events (logprob 0), fed to the model, count as generated tokens and enter
+  // the penalty history; sampling then continues after them.
+  //   answer_prefix follows answer_start_token (`</think>` in thinking mode) as soon as that is
+  //   sampled, or opens the output when answer_start_token < 0.
+  //   After thinking_budget generated tokens (0 = no budget) without answer_start_token, that
+  //   token is forced, followed by answer_prefix. Needs answer_start_token >= 0.
+  int32_t answer_start_token = -1;
+  std::vector<int32_t> answer_prefix;
+  int64_t thinking_budget = 0;
+  std::vector<int32_t> banned_tokens;   // never sampled (their logits become -inf)
 };
 
 struct GenerationEvent {
@@ -141,6 +156,8 @@ class Scheduler {
   void run_step();
   void finish(Active& a, FinishReason reason, Status status = {});
   bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
+  bool emit_token(Active& a, const SampledToken& s);    // true when the request finished
+  bool force_tokens(Active& a, std::span<const int32_t> forced);  // true when it finished
   std::unique_ptr<Sequence> take_prefix(const std::vector<int32_t>& prompt, int64_t* reused);
   void keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequence> seq);
 

@@ -3,6 +3,8 @@
 #include <climits>
 #include <cmath>
 
+#include "server/json_fields.h"
+
 namespace dsv4::server {
 
 using json = nlohmann::ordered_json;
@@ -19,52 +21,6 @@ const char* thinking_mode_name(ThinkingMode m) {
 namespace {
 
 Status bad(const std::string& m) { return Status::invalid_argument(m); }
-
-Result<json> parse_object(std::string_view body) {
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return bad("the request body is not valid JSON");
-  if (!j.is_object()) return bad("the request body must be a JSON object");
-  return j;
-}
-
-// Typed field readers: absent or null leaves `out` unchanged.
-Status read_number(const json& j, const char* key, float& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (!it->is_number()) return bad(std::string("'") + key + "' must be a number");
-  out = it->get<float>();
-  return {};
-}
-
-Status read_int(const json& j, const char* key, int64_t& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (it->is_number_float()) {
-    const double d = it->get<double>();
-    if (std::floor(d) != d) return bad(std::string("'") + key + "' must be an integer");
-    out = int64_t(d);
-    return {};
-  }
-  if (!it->is_number_integer()) return bad(std::string("'") + key + "' must be an integer");
-  out = it->get<int64_t>();
-  return {};
-}
-
-Status read_bool(const json& j, const char* key, bool& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (!it->is_boolean()) return bad(std::string("'") + key + "' must be a boolean");
-  out = it->get<bool>();
-  return {};
-}
-
-Status read_string(const json& j, const char* key, std::string& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return {};
-  if (!it->is_string()) return bad(std::string("'") + key + "' must be a string");
-  out = it->get<std::string>();
-  return {};
-}
 
 Status read_generation_options(const json& j, GenerationOptions& g, bool chat) {
   DSV4_TRY(read_string(j, "model", g.model));
@@ -95,21 +51,7 @@ Status read_generation_options(const json& j, GenerationOptions& g, bool chat) {
   int64_t n = 1;
   DSV4_TRY(read_int(j, "n", n));
   if (n != 1) return bad("'n' must be 1 (one choice per request)");
-  if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
-    if (it->is_string()) {
-      g.stop.push_back(it->get<std::string>());
-    } else if (it->is_array()) {
-      for (const auto& e : *it) {
-        if (!e.is_string()) return bad("'stop' must be a string or an array of strings");
-        g.stop.push_back(e.get<std::string>());
-      }
-    } else {
-      return bad("'stop' must be a string or an array of strings");
-    }
-    if (g.stop.size() > kMaxStopStrings) return bad("'stop' may hold at most 16 strings");
-    for (const auto& st : g.stop)
-      if (st.empty()) return bad("'stop' strings must not be empty");
-  }
+  DSV4_TRY(read_stop_strings(j, "stop", g.stop));
   if (auto it = j.find("stop_token_ids"); it != j.end() && !it->is_null()) {
     if (!it->is_array()) return bad("'stop_token_ids' must be an array of integers");
     for (const auto& e : *it) {
@@ -220,7 +162,7 @@ Status check_tools(const json& tools) {
 }  // namespace
 
 Result<ChatRequest> parse_chat_request(std::string_view body) {
-  DSV4_ASSIGN_OR_RETURN(json j, parse_object(body));
+  DSV4_ASSIGN_OR_RETURN(json j, parse_json_object(body));
   ChatRequest r;
   DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/true));
   if (!j.contains("messages")) return bad("'messages' is required");
@@ -283,7 +225,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
 }
 
 Result<CompletionRequest> parse_completion_request(std::string_view body) {
-  DSV4_ASSIGN_OR_RETURN(json j, parse_object(body));
+  DSV4_ASSIGN_OR_RETURN(json j, parse_json_object(body));
   CompletionRequest r;
   DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/false));
   if (!j.contains("prompt")) return bad("'prompt' is required");

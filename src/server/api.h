@@ -48,6 +48,7 @@ struct ChatRequest {
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named
   ThinkingMode thinking = ThinkingMode::thinking;
+  int64_t thinking_budget = 0;          // reasoning tokens before `</think>` is forced; 0 = none
 };
 
 struct CompletionRequest {

@@ -30,7 +30,11 @@ Result<ApiKeys> ApiKeys::from_file(const std::string& path) {
 std::optional<std::string> ApiKeys::check(std::string_view header) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (header.size() <= kBearer.size() || header.substr(0, kBearer.size()) != kBearer) return std::nullopt;
-  std::string_view given = header.substr(kBearer.size());
+  return check_key(header.substr(kBearer.size()));
+}
+
+std::optional<std::string> ApiKeys::check_key(std::string_view given) const {
+  if (given.empty()) return std::nullopt;
   bool match = false;
   for (const auto& k : keys_) {
     if (k.size() == given.size() && CRYPTO_memcmp(k.data(), given.data(), k.size()) == 0) match = true;

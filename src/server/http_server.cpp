@@ -7,10 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <mutex>
+#include <optional>
 
 #include "runtime/stop_strings.h"
+#include "server/anthropic.h"
 #include "server/audit_log.h"
+#include "server/connection_probe.h"
 #include "server/errors.h"
 #include "server/metrics.h"
 #include "server/sse.h"
@@ -34,6 +38,9 @@ int64_t unix_seconds() {
 constexpr std::chrono::milliseconds kPollInterval{100};
 // A stream silent for this long gets an SSE comment, which also reveals a vanished client.
 constexpr std::chrono::milliseconds kKeepAliveInterval{2000};
+// The status recorded for a request whose client hung up before its answer (nginx's
+// convention; nothing reaches the client).
+constexpr int kClientClosedRequest = 499;
 
 json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
   const std::string text = codec.token_text(token);
@@ -45,11 +52,14 @@ json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
 }  // namespace
 
 namespace {
-// Sends a batch of SSE frames, or a keep-alive comment after a silence, and cancels the
-// generation when the client has gone. Returns false when the stream must end.
+// Sends a batch of SSE frames, or a keep-alive after a silence (a comment for OpenAI clients, a
+// ping event for Anthropic ones), and cancels the generation when the client has gone. Returns
+// false when the stream must end.
 template <typename Run>
-bool flush_sse(httplib::DataSink& sink, std::string& out, Clock::time_point& last_write, Run& run) {
-  if (out.empty() && Clock::now() - last_write > kKeepAliveInterval) out = sse_comment();
+bool flush_sse(httplib::DataSink& sink, std::string& out, Clock::time_point& last_write, Run& run,
+               ApiStyle style = ApiStyle::openai) {
+  if (out.empty() && Clock::now() - last_write > kKeepAliveInterval)
+    out = style == ApiStyle::anthropic ? sse_event("ping", R"({"type": "ping"})") : sse_comment();
   if (!out.empty()) {
     last_write = Clock::now();
     if (sink.write(out.data(), out.size())) return true;
@@ -130,6 +140,8 @@ class ResponseRun {
   bool finished() const { return finished_; }
   const GenerationEvent& final_event() const { return final_; }
   bool saw_tool_calls() const { return saw_tool_calls_; }
+  // The stop string that ended the output, or empty.
+  const std::string& stop_sequence() const { return stop_.matched(); }
   const std::string& output_text() const { return output_; }
   const json& all_logprobs() const { return logprobs_; }
   void cancel() { gen_->cancel(); }
@@ -193,24 +205,24 @@ struct HttpServer::Impl {
 
   std::string new_id(const char* prefix) {
     char buf[48];
-    std::snprintf(buf, sizeof buf, "%s-%llx%06llx", prefix, (unsigned long long)unix_seconds(),
+    std::snprintf(buf, sizeof buf, "%s%llx%06llx", prefix, (unsigned long long)unix_seconds(),
                   (unsigned long long)next_id.fetch_add(1));
     return buf;
   }
 
-  static void send_error(httplib::Response& res, const Status& st) {
+  static void send_error(httplib::Response& res, const Status& st, ApiStyle style = ApiStyle::openai) {
     res.status = http_error_for(st.code()).http_status;
-    res.set_content(error_body(st), "application/json");
+    res.set_content(error_body(style, st), "application/json");
   }
 
-  void audit_request(const httplib::Request& req, const std::string& model, int status, int64_t prompt_tokens,
-                     int64_t generated, const std::string& finish, Clock::time_point start,
+  void audit_request(const std::string& endpoint, const std::string& key_id, const std::string& model, int status,
+                     int64_t prompt_tokens, int64_t generated, const std::string& finish, Clock::time_point start,
                      const std::string& prompt_text, const std::string& output_text) {
     metrics.add_tokens(prompt_tokens, generated);
     if (!audit) return;
     AuditRecord r;
-    r.key_id = req.get_header_value("X-Dsv4-Key-Id");
-    r.endpoint = req.path;
+    r.key_id = key_id;
+    r.endpoint = endpoint;
     r.model = model;
     r.http_status = status;
     r.prompt_tokens = prompt_tokens;
@@ -221,24 +233,36 @@ struct HttpServer::Impl {
     r.output_text = output_text;
     audit->write(r);
   }
+  void audit_request(const httplib::Request& req, const std::string& model, int status, int64_t prompt_tokens,
+                     int64_t generated, const std::string& finish, Clock::time_point start,
+                     const std::string& prompt_text, const std::string& output_text) {
+    audit_request(req.path, req.get_header_value("X-Dsv4-Key-Id"), model, status, prompt_tokens, generated, finish,
+                  start, prompt_text, output_text);
+  }
 
-  // A generation request refused before it ran: the error response, counted and audited.
+  // A generation request refused before it ran: the error response (in the endpoint's API
+  // style), counted and audited.
   void reject(const httplib::Request& req, httplib::Response& res, const Status& st, const std::string& model,
               int64_t prompt_tokens, Clock::time_point start) {
-    send_error(res, st);
+    send_error(res, st, api_style_for_path(req.path));
     audit_request(req, model, res.status, prompt_tokens, 0, "", start, "", "");
   }
 
-  // Common front half of both generation endpoints: model check and submission.
-  Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt) {
+  // Common front half of every generation endpoint: submission, with the output steering of a
+  // chat request (tool_choice, thinking budget).
+  Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt,
+                                                      const OutputSteering& steer = {}) {
     runtime::GenerationRequest gr;
     gr.prompt = std::move(prompt);
     gr.sampling = g.sampling;
     gr.max_tokens = g.max_tokens > 0 ? g.max_tokens : options.default_max_tokens;
     gr.stop_token_ids = g.stop_token_ids;
     gr.ignore_eos = g.ignore_eos;
-    auto r = scheduler.submit(std::move(gr));
-    return r;
+    gr.answer_start_token = steer.answer_start_token;
+    gr.answer_prefix = steer.answer_prefix;
+    gr.thinking_budget = steer.thinking_budget;
+    gr.banned_tokens = steer.banned_tokens;
+    return scheduler.submit(std::move(gr));
   }
 
   Status check_model(const std::string& model) const {
@@ -254,38 +278,111 @@ struct HttpServer::Impl {
             {"prompt_tokens_details", {{"cached_tokens", f.cached_tokens}}}};
   }
 
+  // A chat generation under way, shared by /v1/chat/completions and /v1/messages.
+  struct ChatRun {
+    std::shared_ptr<ChatRequest> request;
+    std::shared_ptr<ResponseRun> run;
+    int64_t prompt_tokens = 0;
+    std::string prompt_text;  // for the audit log (--audit-content)
+  };
+
+  // Model check, rendering, steering and submission of a parsed chat request. On failure the
+  // error response is set (and audited) and nullopt returned.
+  std::optional<ChatRun> start_chat(const httplib::Request& req, httplib::Response& res, Result<ChatRequest> parsed,
+                                    Clock::time_point start) {
+    if (!parsed.ok()) {
+      reject(req, res, parsed.status(), "", 0, start);
+      return std::nullopt;
+    }
+    ChatRun c;
+    c.request = std::make_shared<ChatRequest>(std::move(parsed).value());
+    const ChatRequest& r = *c.request;
+    if (Status st = check_model(r.gen.model); !st.ok()) {
+      reject(req, res, st, r.gen.model, 0, start);
+      return std::nullopt;
+    }
+    auto prompt = codec.encode_chat(r);
+    if (!prompt.ok()) {
+      reject(req, res, prompt.status(), r.gen.model, 0, start);
+      return std::nullopt;
+    }
+    c.prompt_tokens = int64_t(prompt->size());
+    auto gen = submit(r.gen, std::move(prompt).value(), codec.steering(r));
+    if (!gen.ok()) {
+      reject(req, res, gen.status(), r.gen.model, c.prompt_tokens, start);
+      return std::nullopt;
+    }
+    c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, codec.new_chat_parser(r), start,
+                                          r.gen.logprobs);
+    if (options.audit_content) c.prompt_text = r.messages.dump(-1, ' ', false, json::error_handler_t::replace);
+    return c;
+  }
+
+  // Non-streaming: reads the generation to its end, handing every piece to `on_piece`. A client
+  // that hangs up meanwhile cancels it (its sequence is freed at the scheduler's next step); the
+  // request is then audited as cancelled (status 499, nothing can be sent) and false returned.
+  bool wait_for_answer(const httplib::Request& req, httplib::Response& res, ResponseRun& run,
+                       const std::string& model, int64_t prompt_tokens, Clock::time_point start,
+                       const std::string& prompt_text, const std::function<void(ResponseRun::Piece&)>& on_piece) {
+    const ConnectionProbe client(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+    while (!run.finished()) {
+      auto p = run.poll(kPollInterval);
+      on_piece(p);
+      if (run.finished() || !client.peer_closed()) continue;
+      run.cancel();
+      while (!run.finished()) run.poll(kPollInterval);
+      res.status = kClientClosedRequest;
+      audit_request(req, model, res.status, prompt_tokens, run.final_event().generated_tokens, "cancelled", start,
+                    prompt_text, run.output_text());
+      return false;
+    }
+    return true;
+  }
+
+  // The content provider's release callback of a stream: a stream that ends before its
+  // generation (the client went away) cancels it; either way the request is audited.
+  std::function<void(bool)> stream_closed(const httplib::Request& req, std::shared_ptr<ResponseRun> run,
+                                          std::string model, int64_t prompt_tokens, std::string prompt_text,
+                                          Clock::time_point start) {
+    return [this, run, model = std::move(model), endpoint = req.path, key = req.get_header_value("X-Dsv4-Key-Id"),
+            prompt_tokens, prompt_text = std::move(prompt_text), start](bool) {
+      if (!run->finished()) run->cancel();
+      audit_request(endpoint, key, model, 200, prompt_tokens, run->final_event().generated_tokens,
+                    run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
+    };
+  }
+
+  // A failed generation after submission (an engine error): the error response, audited.
+  void fail_generation(const httplib::Request& req, httplib::Response& res, const ChatRun& c, Clock::time_point start) {
+    const auto& f = c.run->final_event();
+    audit_request(req, c.request->gen.model, 500, c.prompt_tokens, f.generated_tokens, "", start, c.prompt_text,
+                  c.run->output_text());
+    send_error(res, f.status, api_style_for_path(req.path));
+  }
+
   // ---- /v1/chat/completions ----
   void handle_chat(const httplib::Request& req, httplib::Response& res) {
     const auto start = Clock::now();
-    auto parsed = parse_chat_request(req.body);
-    if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
-    auto r = std::make_shared<ChatRequest>(std::move(parsed).value());
-    if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
-    auto prompt = codec.encode_chat(*r);
-    if (!prompt.ok()) return reject(req, res, prompt.status(), r->gen.model, 0, start);
-    const int64_t n_prompt = int64_t(prompt->size());
-    auto gen = submit(r->gen, std::move(prompt).value());
-    if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
-    auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, codec.new_chat_parser(*r), start,
-                                             r->gen.logprobs);
-    const std::string id = new_id("chatcmpl");
+    auto chat = start_chat(req, res, parse_chat_request(req.body), start);
+    if (!chat) return;
+    auto r = chat->request;
+    auto run = chat->run;
+    const int64_t n_prompt = chat->prompt_tokens;
+    const std::string id = new_id("chatcmpl-");
     const int64_t created = unix_seconds();
-    const std::string prompt_text = options.audit_content ? r->messages.dump(-1, ' ', false, json::error_handler_t::replace) : std::string();
 
     if (!r->gen.stream) {
       ChatDelta all;
       std::vector<ToolCallDelta> calls;
-      while (!run->finished()) {
-        auto p = run->poll(kPollInterval);
-        all.reasoning += p.chat.reasoning;
-        all.content += p.chat.content;
-        for (auto& t : p.chat.tool_calls) calls.push_back(std::move(t));
-      }
+      const bool answered = wait_for_answer(req, res, *run, r->gen.model, n_prompt, start, chat->prompt_text,
+                                            [&](ResponseRun::Piece& p) {
+                                              all.reasoning += p.chat.reasoning;
+                                              all.content += p.chat.content;
+                                              for (auto& t : p.chat.tool_calls) calls.push_back(std::move(t));
+                                            });
+      if (!answered) return;
       const auto& f = run->final_event();
-      if (f.finish == FinishReason::error) {
-        audit_request(req, r->gen.model, 500, n_prompt, f.generated_tokens, "", start, prompt_text, run->output_text());
-        return send_error(res, f.status);
-      }
+      if (f.finish == FinishReason::error) return fail_generation(req, res, *chat, start);
       json tool_calls = json::array();
       for (const auto& d : calls) {
         if (d.index >= int(tool_calls.size()))
@@ -304,16 +401,14 @@ struct HttpServer::Impl {
       json body = {{"id", id},           {"object", "chat.completion"}, {"created", created},
                    {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
       res.set_content(dump(body), "application/json");
-      audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start, prompt_text,
-                    run->output_text());
+      audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start,
+                    chat->prompt_text, run->output_text());
       return;
     }
 
     // Streaming: one SSE frame per delta, then finish_reason, usage (if asked) and [DONE].
     struct StreamState {
       bool sent_role = false;
-      bool done = false;
-      bool audited = false;
       Clock::time_point last_write = Clock::now();
     };
     auto state = std::make_shared<StreamState>();
@@ -327,7 +422,7 @@ struct HttpServer::Impl {
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, run, state, r, chunk](size_t, httplib::DataSink& sink) -> bool {
+        [run, state, r, chunk](size_t, httplib::DataSink& sink) -> bool {
           std::string out;
           if (!state->sent_role) {
             state->sent_role = true;
@@ -370,22 +465,93 @@ struct HttpServer::Impl {
             out += sse_done();
           }
           if (!flush_sse(sink, out, state->last_write, *run)) return false;
-          if (p.finished) {
-            state->done = true;
-            sink.done();
-          }
+          if (p.finished) sink.done();
           return true;
         },
-        [this, run, state, r, req_path = req.path, key = req.get_header_value("X-Dsv4-Key-Id"), start, n_prompt,
-         prompt_text](bool) {
-          if (!run->finished()) run->cancel();  // the client went away
-          const auto& f = run->final_event();
-          httplib::Request fake;
-          fake.path = req_path;
-          fake.set_header("X-Dsv4-Key-Id", key);
-          audit_request(fake, r->gen.model, 200, n_prompt, f.generated_tokens,
-                        run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
-        });
+        stream_closed(req, run, r->gen.model, n_prompt, chat->prompt_text, start));
+  }
+
+  // ---- /v1/messages (Anthropic) ----
+  void handle_messages(const httplib::Request& req, httplib::Response& res) {
+    const auto start = Clock::now();
+    auto chat = start_chat(req, res, parse_messages_request(req.body), start);
+    if (!chat) return;
+    auto r = chat->request;
+    auto run = chat->run;
+    const int64_t n_prompt = chat->prompt_tokens;
+    const std::string id = new_id("msg_");
+    auto stop_reason = [run] {
+      return messages_stop_reason(run->final_event().finish, !run->stop_sequence().empty(), run->saw_tool_calls());
+    };
+    auto usage = [run] {
+      const auto& f = run->final_event();
+      return messages_usage(f.prompt_tokens, f.cached_tokens, f.generated_tokens);
+    };
+
+    if (!r->gen.stream) {
+      MessageBlocks blocks;
+      if (!wait_for_answer(req, res, *run, r->gen.model, n_prompt, start, chat->prompt_text,
+                           [&](ResponseRun::Piece& p) { blocks.push(p.chat); }))
+        return;
+      const auto& f = run->final_event();
+      if (f.finish == FinishReason::error) return fail_generation(req, res, *chat, start);
+      blocks.finish();
+      res.set_content(dump(message_json(id, r->gen.model, blocks.content(), stop_reason(), run->stop_sequence(), usage())),
+                      "application/json");
+      audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start,
+                    chat->prompt_text, run->output_text());
+      return;
+    }
+
+    // Streaming: message_start, ping, content_block_start / _delta / _stop per block,
+    // message_delta (stop_reason, final usage), message_stop.
+    struct StreamState {
+      bool started = false;
+      MessageBlocks blocks;
+      Clock::time_point last_write = Clock::now();
+    };
+    auto state = std::make_shared<StreamState>();
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [run, state, r, id, n_prompt, stop_reason, usage](size_t, httplib::DataSink& sink) -> bool {
+          std::string out;
+          if (!state->started) {
+            state->started = true;
+            const json message = message_json(id, r->gen.model, json::array(), "", "", messages_usage(n_prompt, 0, 0));
+            out += messages_sse({{"type", "message_start"}, {"message", message}});
+            out += messages_sse({{"type", "ping"}});
+          }
+          auto p = run->poll(kPollInterval);
+          for (const json& e : state->blocks.push(p.chat)) out += messages_sse(e);
+          if (p.finished) {
+            const auto& f = run->final_event();
+            if (f.finish == FinishReason::error) {
+              out += sse_event("error", anthropic_error_body(500, f.status.message()));
+            } else {
+              for (const json& e : state->blocks.finish()) out += messages_sse(e);
+              json delta = {{"stop_reason", stop_reason()}, {"stop_sequence", nullptr}};
+              if (!run->stop_sequence().empty()) delta["stop_sequence"] = run->stop_sequence();
+              out += messages_sse({{"type", "message_delta"}, {"delta", delta}, {"usage", usage()}});
+              out += messages_sse({{"type", "message_stop"}});
+            }
+          }
+          if (!flush_sse(sink, out, state->last_write, *run, ApiStyle::anthropic)) return false;
+          if (p.finished) sink.done();
+          return true;
+        },
+        stream_closed(req, run, r->gen.model, n_prompt, chat->prompt_text, start));
+  }
+
+  // ---- /v1/messages/count_tokens (Anthropic) ----
+  void handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
+    auto parsed = parse_messages_request(req.body, /*count_tokens=*/true);
+    if (!parsed.ok()) return send_error(res, parsed.status(), ApiStyle::anthropic);
+    if (Status st = check_model(parsed->gen.model); !st.ok()) return send_error(res, st, ApiStyle::anthropic);
+    auto prompt = codec.encode_chat(*parsed);
+    if (!prompt.ok()) return send_error(res, prompt.status(), ApiStyle::anthropic);
+    res.set_content(dump({{"input_tokens", prompt->size()}}), "application/json");
   }
 
   // ---- /v1/completions ----
@@ -400,7 +566,7 @@ struct HttpServer::Impl {
     auto gen = submit(r->gen, std::move(prompt));
     if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
     auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, nullptr, start, r->gen.logprobs);
-    const std::string id = new_id("cmpl");
+    const std::string id = new_id("cmpl-");
     const int64_t created = unix_seconds();
     const std::string echo = r->echo ? r->prompt : std::string();
     const std::string prompt_text = options.audit_content ? r->prompt : std::string();
@@ -419,7 +585,9 @@ struct HttpServer::Impl {
 
     if (!r->gen.stream) {
       std::string text = echo;
-      while (!run->finished()) text += run->poll(kPollInterval).text;
+      if (!wait_for_answer(req, res, *run, r->gen.model, n_prompt, start, prompt_text,
+                           [&](ResponseRun::Piece& p) { text += p.text; }))
+        return;
       const auto& f = run->final_event();
       if (f.finish == FinishReason::error) {
         audit_request(req, r->gen.model, 500, n_prompt, f.generated_tokens, "", start, prompt_text, run->output_text());
@@ -440,7 +608,7 @@ struct HttpServer::Impl {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, run, r, id, created, echo, echoed, last_write, completion_logprobs](size_t, httplib::DataSink& sink) {
+        [run, r, id, created, echo, echoed, last_write, completion_logprobs](size_t, httplib::DataSink& sink) {
           auto frame = [&](const std::string& text, json finish, json logprobs) {
             json choice = {{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)},
                            {"finish_reason", std::move(finish)}};
@@ -471,16 +639,7 @@ struct HttpServer::Impl {
           if (p.finished) sink.done();
           return true;
         },
-        [this, run, r, req_path = req.path, key = req.get_header_value("X-Dsv4-Key-Id"), start, n_prompt,
-         prompt_text](bool) {
-          if (!run->finished()) run->cancel();
-          const auto& f = run->final_event();
-          httplib::Request fake;
-          fake.path = req_path;
-          fake.set_header("X-Dsv4-Key-Id", key);
-          audit_request(fake, r->gen.model, 200, n_prompt, f.generated_tokens,
-                        run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
-        });
+        stream_closed(req, run, r->gen.model, n_prompt, prompt_text, start));
   }
 
   void setup_routes() {
@@ -491,17 +650,20 @@ struct HttpServer::Impl {
     http.set_payload_max_length(options.max_body_bytes);
     http.set_keep_alive_timeout(30);
 
-    // Authentication on every endpoint but /health. The key id travels to the handlers in a
+    // Authentication on every endpoint but /health, by "Authorization: Bearer KEY" or (as
+    // Anthropic clients send it) "x-api-key: KEY". The key id travels to the handlers in a
     // request header that only the server itself can set (a client's copy is replaced).
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       auto& mreq = const_cast<httplib::Request&>(req);
       mreq.headers.erase("X-Dsv4-Key-Id");
       if (req.path == "/health" || !options.api_keys.enabled()) return httplib::Server::HandlerResponse::Unhandled;
       auto id = options.api_keys.check(req.get_header_value("Authorization"));
+      if (!id && req.has_header("x-api-key")) id = options.api_keys.check_key(req.get_header_value("x-api-key"));
       if (!id) {
         res.status = 401;
         res.set_header("WWW-Authenticate", "Bearer");
-        res.set_content(error_body("Incorrect or missing API key: send 'Authorization: Bearer <key>'",
+        res.set_content(error_body(api_style_for_path(req.path), 401,
+                                   "Incorrect or missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
                                    "authentication_error", "invalid_api_key"),
                         "application/json");
         return httplib::Server::HandlerResponse::Handled;
@@ -534,30 +696,38 @@ struct HttpServer::Impl {
     });
     http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_chat(req, res); });
     http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_completion(req, res); });
+    http.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) { handle_messages(req, res); });
+    http.Post("/v1/messages/count_tokens",
+              [this](const httplib::Request& req, httplib::Response& res) { handle_count_tokens(req, res); });
 
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
+      const ApiStyle style = api_style_for_path(req.path);
       if (res.status == 404)
-        res.set_content(error_body("No route for " + req.method + " " + req.path, "invalid_request_error", "not_found"),
+        res.set_content(error_body(style, 404, "No route for " + req.method + " " + req.path, "invalid_request_error",
+                                   "not_found"),
                         "application/json");
       else if (res.status == 413)
-        res.set_content(error_body("The request body is larger than the server accepts", "invalid_request_error",
-                                   "request_too_large"),
+        res.set_content(error_body(style, 413, "The request body is larger than the server accepts",
+                                   "invalid_request_error", "request_too_large"),
                         "application/json");
       else
-        res.set_content(error_body("HTTP error " + std::to_string(res.status), "invalid_request_error", ""),
+        res.set_content(error_body(style, res.status, "HTTP error " + std::to_string(res.status),
+                                   "invalid_request_error", ""),
                         "application/json");
     });
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
       res.status = 500;
-      res.set_content(error_body("internal error while handling the request", "server_error", "internal_error"),
+      res.set_content(error_body(api_style_for_path(req.path), 500, "internal error while handling the request",
+                                 "server_error", "internal_error"),
                       "application/json");
     });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       std::string endpoint = req.path;
       if (endpoint.rfind("/v1/models/", 0) == 0) endpoint = "/v1/models/{id}";
       else if (endpoint != "/health" && endpoint != "/metrics" && endpoint != "/v1/models" &&
-               endpoint != "/v1/chat/completions" && endpoint != "/v1/completions")
+               endpoint != "/v1/chat/completions" && endpoint != "/v1/completions" && endpoint != "/v1/messages" &&
+               endpoint != "/v1/messages/count_tokens")
         endpoint = "other";
       metrics.count_request(endpoint, res.status);
     });

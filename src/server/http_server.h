@@ -1,15 +1,18 @@
-// `dsv4 serve`: the OpenAI-compatible HTTP API over one Scheduler.
+// `dsv4 serve`: the OpenAI- and Anthropic-compatible HTTP API over one Scheduler.
 //
-//   GET  /health                 liveness, never needs a key
-//   GET  /metrics                Prometheus text
-//   GET  /v1/models              the one served model
-//   POST /v1/chat/completions    messages (+ tools), SSE streaming, reasoning_content, tool_calls
-//   POST /v1/completions         raw text or token-id prompt
+//   GET  /health                     liveness, never needs a key
+//   GET  /metrics                    Prometheus text
+//   GET  /v1/models                  the one served model
+//   POST /v1/chat/completions        messages (+ tools), SSE streaming, reasoning_content, tool_calls
+//   POST /v1/completions             raw text or token-id prompt
+//   POST /v1/messages                Anthropic Messages API (server/anthropic.h): content blocks,
+//                                    tool_use / tool_result, thinking, Anthropic SSE events
+//   POST /v1/messages/count_tokens   the prompt's token count
 //
 // HTTP threads parse and validate JSON into typed requests (server/api.h), render and tokenize
-// through the TextCodec, submit token ids to the scheduler, and turn its events into JSON or
-// SSE frames. A streaming client that goes away cancels its request (the scheduler frees the
-// sequence at its next step).
+// through the TextCodec, submit token ids (and the output steering of tool_choice) to the
+// scheduler, and turn its events into JSON or SSE frames. A client that goes away cancels its
+// request, streaming or not (the scheduler frees the sequence at its next step).
 //
 // Thread-safety: bind() and run() from one thread; stop() from any thread.
 #pragma once
@@ -33,9 +36,7 @@ struct ServerOptions {
   std::string audit_log_path;       // empty = no audit log
   bool audit_content = false;       // also log prompt and output text
   int http_threads = 0;             // 0 = enough for every running and queued request
-  // Cap for requests that give no max_tokens (0 = until EOS or the context is full). A
-  // non-streaming client that hangs up is only noticed when its answer is written, so an
-  // unbounded default could keep a slot busy for a very long time.
+  // Cap for requests that give no max_tokens (0 = until EOS or the context is full).
   int64_t default_max_tokens = 4096;
 };
 

@@ -14,4 +14,13 @@ std::string sse_data(std::string_view payload) {
   return out;
 }
 
+std::string sse_event(std::string_view name, std::string_view payload) {
+  DSV4_CHECK(name.find('\n') == std::string_view::npos);
+  std::string out = "event: ";
+  out += name;
+  out += "\n";
+  out += sse_data(payload);
+  return out;
+}
+
 }  // namespace dsv4::server

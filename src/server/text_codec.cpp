@@ -74,6 +74,8 @@ class Dsv4TextCodec : public TextCodec {
  public:
   explicit Dsv4TextCodec(text::Tokenizer tok) : tok_(std::move(tok)) {
     bos_ = tok_.token_id(text::chat::kBos).value_or(0);
+    think_end_ = tok_.token_id(text::chat::kThinkEnd).value_or(-1);
+    dsml_ = tok_.token_id(text::chat::kDsml).value_or(-1);
   }
 
   Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const override {
@@ -104,6 +106,50 @@ class Dsv4TextCodec : public TextCodec {
                                                                                      : text::ThinkingMode::thinking);
   }
 
+  // The forced openings end where the tokenizer splits a complete call anyway (at the
+  // `｜DSML｜` token, or after `">\n` / `">\n\n`), so the model continues from the ids it
+  // would have produced itself:
+  //   required  \n\n<｜DSML｜tool_calls>\n<｜DSML｜            the model names the function
+  //   named     \n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="NAME">\n   then its parameters
+  // (">\n\n for a function without parameters, as the encoder writes an empty invoke).
+  OutputSteering steering(const ChatRequest& r) const override {
+    OutputSteering s;
+    if (r.thinking != ThinkingMode::chat && think_end_ >= 0) {
+      s.answer_start_token = think_end_;
+      s.thinking_budget = r.thinking_budget;
+    }
+    if (r.tools.empty()) return s;
+    std::string open = std::string(text::chat::kBeforeToolCalls) + std::string(text::chat::kToolCallsOpen) + "\n";
+    switch (r.tool_choice) {
+      case ToolChoice::auto_: break;
+      case ToolChoice::none:
+        // Without the tools section the model has no reason to call; where `｜DSML｜` is one
+        // token (the V4 tokenizer), banning it rules a call out.
+        if (dsml_ >= 0) s.banned_tokens.push_back(dsml_);
+        break;
+      case ToolChoice::required:
+        open += "<";
+        open += text::chat::kDsml;
+        s.answer_prefix = tok_.encode(open);
+        break;
+      case ToolChoice::named: {
+        bool has_parameters = false;
+        for (const auto& t : r.tools) {
+          if (t["function"]["name"] != r.tool_choice_name) continue;
+          const auto& f = t["function"];
+          has_parameters = f.contains("parameters") && f["parameters"].contains("properties") &&
+                           f["parameters"]["properties"].is_object() && !f["parameters"]["properties"].empty();
+        }
+        open += text::chat::kInvokeOpenPrefix;
+        open += r.tool_choice_name;
+        open += has_parameters ? "\">\n" : "\">\n\n";
+        s.answer_prefix = tok_.encode(open);
+        break;
+      }
+    }
+    return s;
+  }
+
   std::string token_text(int32_t id) const override {
     auto b = tok_.token_bytes(id);
     return b ? std::string(*b) : std::string();
@@ -112,6 +158,8 @@ class Dsv4TextCodec : public TextCodec {
  private:
   text::Tokenizer tok_;
   int32_t bos_ = 0;
+  int32_t think_end_ = -1;  // `</think>`
+  int32_t dsml_ = -1;       // `｜DSML｜`, when the tokenizer has it as one token
 };
 
 }  // namespace

@@ -30,6 +30,17 @@ struct ChatDelta {
   bool empty() const { return reasoning.empty() && content.empty() && tool_calls.empty(); }
 };
 
+// Token-level steering of a chat request's output (runtime::GenerationRequest has the
+// semantics): tool_choice "required" / a named function forces the opening of a DSML tool-call
+// block at the start of the answer (after `</think>` in thinking mode), "none" bans the token
+// that opens one, and a thinking budget forces `</think>`.
+struct OutputSteering {
+  int32_t answer_start_token = -1;     // `</think>` in thinking mode; -1 = the answer opens the output
+  std::vector<int32_t> answer_prefix;  // forced right after answer_start_token
+  int64_t thinking_budget = 0;         // 0 = none
+  std::vector<int32_t> banned_tokens;
+};
+
 // Model output text -> chat deltas, for one response.
 class ChatOutputParser {
  public:
@@ -56,6 +67,8 @@ class TextCodec {
   virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
   virtual std::unique_ptr<TokenTextStream> new_text_stream() const = 0;
   virtual std::unique_ptr<ChatOutputParser> new_chat_parser(const ChatRequest& r) const = 0;
+  // The steering that enforces the request's tool_choice and thinking budget.
+  virtual OutputSteering steering(const ChatRequest& r) const = 0;
   // The text of one token, for log-probabilities (may be a partial UTF-8 sequence).
   virtual std::string token_text(int32_t id) const = 0;
 };

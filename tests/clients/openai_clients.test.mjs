@@ -106,6 +106,23 @@ test('tool definitions, assistant tool calls and tool results round-trip', async
   assert.ok(s.finish);
 });
 
+test('tool_choice required / a named function opens a call', async () => {
+  // The demo model never writes a DSML tool call itself and cannot finish one opened for it
+  // (it was trained on Python only), so what shows is the opening the server forced: a tool
+  // call, or the raw call text that the parser returns as content.
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+  const params = { model: 'dsv4-demo', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, max_tokens: 48, reasoning_effort: 'none', ...greedy };
+  const opened = (msg, name) => (msg.tool_calls ?? []).some((c) => c.function.name === name) ||
+    (msg.content ?? '').startsWith(`\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="${name}">`);
+  const auto = await client.chat.completions.create(params);
+  assert.ok(!opened(auto.choices[0].message, 'get_weather'));
+  const named = await client.chat.completions.create({ ...params, tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  assert.ok(opened(named.choices[0].message, 'get_weather'), JSON.stringify(named.choices[0].message));
+  const required = await client.chat.completions.create({ ...params, tool_choice: 'required' });
+  const m = required.choices[0].message;
+  assert.ok(m.tool_calls?.length || m.content.startsWith('\n\n<｜DSML｜tool_calls>\n'), JSON.stringify(m));
+});
+
 test('the next turn of a conversation continues the cached sequence', async () => {
   const messages = [{ role: 'user', content: 'def area(radius):' }];
   const params = { model: 'dsv4-demo', max_tokens: 10, reasoning_effort: 'none', ...greedy };

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "test_paths.h"
 
 namespace dsv4::runtime {
@@ -36,12 +40,17 @@ TEST(Conformance, EndToEndAndMtpWithinTolerance) {
   }
 }
 
-// Teacher-forced per layer: the SWA, first CSA and HCA blocks of fixtures/tiny meet the bitwise
-// thresholds (the second CSA block and fixtures/tiny-c do not yet; see the issue note).
-TEST(Conformance, TinyTeacherForcedLayersWithinTolerance) {
-  const auto r = score("tiny", 0);
-  ASSERT_TRUE(r.contains("teacher_forced"));
-  for (int layer : {0, 1, 2}) EXPECT_TRUE(r["teacher_forced"][layer]["pass"].get<bool>()) << r["teacher_forced"][layer].dump();
+// Teacher-forced per layer: the SWA and HCA blocks of both fixtures and the first CSA block of
+// fixtures/tiny meet the bitwise thresholds. The other CSA blocks miss them because of compressor
+// projections summed in cuBLAS's order, which is not reproduced (see the issue note).
+TEST(Conformance, TeacherForcedLayersWithinTolerance) {
+  const std::map<std::string, std::vector<int>> passing = {{"tiny", {0, 1, 2}}, {"tiny-c", {0, 2}}};
+  for (const auto& [fixture, layers] : passing) {
+    const auto r = score(fixture, 0);
+    ASSERT_TRUE(r.contains("teacher_forced")) << fixture;
+    for (int layer : layers)
+      EXPECT_TRUE(r["teacher_forced"][layer]["pass"].get<bool>()) << fixture << r["teacher_forced"][layer].dump();
+  }
 }
 
 // The scalar reference matmul (the debugging path, `--reference-kernels`) meets the same tolerances.

@@ -332,5 +332,82 @@ TEST(Scheduler, DestructionFinishesPendingRequests) {
   EXPECT_EQ(c.finished.finish, FinishReason::cancelled);
 }
 
+
+std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(Scheduler, ForcedAnswerPrefixOpensTheOutput) {
+  FakeEngine engine, reference;
+  Scheduler s(engine, {});
+  const std::vector<int32_t> prompt = {0, 5, 9, 3}, prefix = {40, 41, 42};
+  auto req = greedy_request(prompt, 8);
+  req.answer_prefix = prefix;
+  auto c = collect(*must(s.submit(req)));
+  // The prefix is output as if sampled, and the model continues from it.
+  EXPECT_EQ(c.tokens, concat(prefix, direct_greedy(reference, concat(prompt, prefix), 5)));
+  EXPECT_EQ(c.finished.generated_tokens, 8);
+  EXPECT_EQ(c.finished.prompt_tokens, 4);
+  // A prefix longer than max_tokens is cut there.
+  req.max_tokens = 2;
+  c = collect(*must(s.submit(req)));
+  EXPECT_EQ(c.tokens, (std::vector<int32_t>{40, 41}));
+  EXPECT_EQ(c.finished.finish, FinishReason::length);
+}
+
+TEST(Scheduler, ForcedAnswerPrefixFollowsTheAnswerStartToken) {
+  FakeEngine engine, reference;
+  Scheduler s(engine, {});
+  const std::vector<int32_t> prompt = {0, 7, 7, 2};
+  const std::vector<int32_t> free_run = direct_greedy(reference, prompt, 6);
+  // Whatever the model emits third plays the part of </think>.
+  const int32_t start = free_run[2];
+  size_t first = 0;
+  while (free_run[first] != start) ++first;
+  const std::vector<int32_t> before(free_run.begin(), free_run.begin() + first + 1), prefix = {50, 51};
+  auto req = greedy_request(prompt, 12);
+  req.answer_start_token = start;
+  req.answer_prefix = prefix;
+  auto c = collect(*must(s.submit(req)));
+  const auto head = concat(before, prefix);
+  const size_t rest = 12 - head.size();
+  EXPECT_EQ(c.tokens, concat(head, direct_greedy(reference, concat(prompt, head), int(rest))));
+  EXPECT_EQ(c.finished.generated_tokens, 12);
+}
+
+TEST(Scheduler, ThinkingBudgetForcesTheAnswerStart) {
+  FakeEngine engine, reference;
+  Scheduler s(engine, {});
+  const std::vector<int32_t> prompt = {0, 3, 2, 8};
+  auto req = greedy_request(prompt, 10);
+  req.answer_start_token = 60;
+  req.banned_tokens = {60};  // the model never ends its reasoning on its own
+  req.answer_prefix = {61};
+  req.thinking_budget = 4;
+  auto c = collect(*must(s.submit(req)));
+  ASSERT_EQ(c.tokens.size(), 10u);
+  EXPECT_EQ(c.tokens[4], 60);
+  EXPECT_EQ(c.tokens[5], 61);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NE(c.tokens[i], 60);
+  // Without a start token a budget has nothing to force.
+  req.answer_start_token = -1;
+  EXPECT_EQ(s.submit(req).status().code(), StatusCode::invalid_argument);
+}
+
+TEST(Scheduler, BannedTokensAreNeverSampled) {
+  FakeEngine engine, reference;
+  Scheduler s(engine, {});
+  const std::vector<int32_t> prompt = {0, 9, 9};
+  const std::vector<int32_t> free_run = direct_greedy(reference, prompt, 10);
+  auto req = greedy_request(prompt, 10);
+  req.banned_tokens = {free_run[0], free_run[1]};
+  auto c = collect(*must(s.submit(req)));
+  ASSERT_EQ(c.tokens.size(), 10u);
+  for (int32_t t : c.tokens) EXPECT_TRUE(t != free_run[0] && t != free_run[1]) << t;
+  req.banned_tokens = {64};
+  EXPECT_EQ(s.submit(req).status().code(), StatusCode::invalid_argument);
+}
+
 }  // namespace
 }  // namespace dsv4::runtime

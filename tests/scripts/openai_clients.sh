@@ -6,31 +6,9 @@ set -euo pipefail
 DSV4=$1
 ROOT=$2
 CLIENTS="$ROOT/tests/clients"
-command -v node >/dev/null || { echo "openai_clients: node is not installed (run scripts/setup.sh)"; exit 1; }
-[ -d "$CLIENTS/node_modules/openai" ] || { echo "openai_clients: tests/clients/node_modules is missing (run scripts/setup.sh)"; exit 1; }
-
-WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-KEY="test-key-$$"
-# The verification cache goes to the temp dir, so the test checks the demo model's files.
-DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "$DSV4" serve -m "$ROOT/models/dsv4-demo" --port 0 --ctx 2048 \
-  --api-key "$KEY" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-PORT=""
-for _ in $(seq 1 600); do
-  PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$WORK/server.log" | sed 's/.*://' || true)
-  [ -n "$PORT" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { echo "openai_clients: the server exited:"; cat "$WORK/server.log"; exit 1; }
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "openai_clients: the server did not start:"; cat "$WORK/server.log"; exit 1; }
-echo "openai_clients: dsv4 serve on port $PORT"
+. "$ROOT/tests/scripts/lib/live_server.sh"
+require_sdk "$ROOT" openai openai_clients
+start_live_server "$DSV4" "$ROOT" openai_clients
 
 status=0
 DSV4_BASE_URL="http://127.0.0.1:$PORT/v1" DSV4_API_KEY="$KEY" \

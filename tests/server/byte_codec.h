@@ -69,7 +69,22 @@ class ByteCodec : public server::TextCodec {
   std::unique_ptr<server::ChatOutputParser> new_chat_parser(const server::ChatRequest& r) const override {
     std::string tool;
     if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
+    if (r.tool_choice == server::ToolChoice::named) tool = r.tool_choice_name;
     return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
+  }
+  // '|' plays `</think>` and '#' the opening of a tool call: required / named tool_choice force
+  // a '#' at the start of the answer, none bans it.
+  server::OutputSteering steering(const server::ChatRequest& r) const override {
+    server::OutputSteering s;
+    if (r.thinking != server::ThinkingMode::chat) {
+      s.answer_start_token = int32_t('|') + 2;
+      s.thinking_budget = r.thinking_budget;
+    }
+    if (r.tools.empty()) return s;
+    if (r.tool_choice == server::ToolChoice::none) s.banned_tokens = {int32_t('#') + 2};
+    if (r.tool_choice == server::ToolChoice::required || r.tool_choice == server::ToolChoice::named)
+      s.answer_prefix = {int32_t('#') + 2};
+    return s;
   }
   std::string token_text(int32_t id) const override { return id >= 2 ? std::string(1, char(id - 2)) : "<s>"; }
 };

@@ -5,6 +5,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -104,6 +110,12 @@ void post_streaming(int port, const json& body, std::function<bool(const char*, 
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   c.send(req, res, err);
+}
+
+// Restricts the fake model's outputs to `chars` (each with logit bias 0).
+void allow_only(test::FakeEngine& e, const std::string& chars) {
+  e.bias.assign(size_t(test::kByteVocab), -100.0f);
+  for (char c : chars) e.bias[size_t(c) + 2] = 0;
 }
 
 TEST(HttpServer, ModelsHealthAndMetrics) {
@@ -236,9 +248,7 @@ TEST(HttpServer, ChatLogprobs) {
 TEST(HttpServer, ToolCallsAreReturnedAndStreamedAsDeltas) {
   ServerFixture f;
   // Outputs drawn from {'a', '#'} only: every '#' is a tool call for the byte codec's parser.
-  f.engine.bias.assign(size_t(test::kByteVocab), -100.0f);
-  f.engine.bias[size_t('a') + 2] = 0;
-  f.engine.bias[size_t('#') + 2] = 0;
+  allow_only(f.engine, "a#");
   json body = chat_body("call", 24);
   body["reasoning_effort"] = "none";
   body["tools"] = {{{"type", "function"}, {"function", {{"name", "lookup"}, {"parameters", {{"type", "object"}}}}}}};
@@ -444,6 +454,308 @@ TEST(HttpServer, ConcurrentGreedyStreamsMatchSequentialOnes) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(concurrent, sequential);
   EXPECT_GE(f.scheduler->stats().max_batch, 2u);
+}
+
+
+// ---- /v1/messages (Anthropic) ----
+
+json messages_body(const std::string& user, int max_tokens, bool stream = false) {
+  return {{"model", "fake-model"},
+          {"max_tokens", max_tokens},
+          {"messages", {{{"role", "user"}, {"content", user}}}},
+          {"temperature", 0},
+          {"stream", stream}};
+}
+
+// The (event name, data) pairs of an Anthropic SSE body.
+std::vector<std::pair<std::string, json>> sse_events(const std::string& body) {
+  std::vector<std::pair<std::string, json>> out;
+  size_t pos = 0;
+  while ((pos = body.find("event: ", pos)) != std::string::npos) {
+    const size_t eol = body.find('\n', pos);
+    const std::string name = body.substr(pos + 7, eol - pos - 7);
+    EXPECT_EQ(body.compare(eol + 1, 6, "data: "), 0);
+    const size_t end = body.find("\n\n", eol);
+    out.emplace_back(name, json::parse(body.substr(eol + 7, end - eol - 7)));
+    pos = end;
+  }
+  return out;
+}
+
+// Rebuilds the message a stream describes, checking the event order on the way.
+json message_from_events(const std::vector<std::pair<std::string, json>>& events) {
+  json msg;
+  int open = -1;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& [name, e] = events[i];
+    EXPECT_EQ(name, e["type"].get<std::string>());
+    if (name == "message_start") {
+      EXPECT_EQ(i, 0u);
+      msg = e["message"];
+    } else if (name == "content_block_start") {
+      EXPECT_EQ(open, -1);
+      open = e["index"];
+      EXPECT_EQ(size_t(open), msg["content"].size());
+      msg["content"].push_back(e["content_block"]);
+    } else if (name == "content_block_delta") {
+      EXPECT_EQ(e["index"], open);
+      json& b = msg["content"][size_t(open)];
+      const json& d = e["delta"];
+      if (d["type"] == "text_delta") b["text"] = b["text"].get<std::string>() + d["text"].get<std::string>();
+      if (d["type"] == "thinking_delta") b["thinking"] = b["thinking"].get<std::string>() + d["thinking"].get<std::string>();
+      if (d["type"] == "input_json_delta") b["partial"] = b.value("partial", "") + d["partial_json"].get<std::string>();
+    } else if (name == "content_block_stop") {
+      EXPECT_EQ(e["index"], open);
+      json& b = msg["content"][size_t(open)];
+      if (b.contains("partial")) {
+        b["input"] = json::parse(b["partial"].get<std::string>());
+        b.erase("partial");
+      }
+      open = -1;
+    } else if (name == "message_delta") {
+      msg["stop_reason"] = e["delta"]["stop_reason"];
+      msg["stop_sequence"] = e["delta"]["stop_sequence"];
+      msg["usage"] = e["usage"];
+    } else if (name == "message_stop") {
+      EXPECT_EQ(i + 1, events.size());
+    } else {
+      EXPECT_EQ(name, "ping");
+    }
+  }
+  return msg;
+}
+
+void expect_anthropic_error(const httplib::Result& r, int status, const std::string& type, const std::string& needle) {
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, status) << r->body;
+  json j = json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r->body;
+  EXPECT_EQ(j["type"], "error") << r->body;
+  EXPECT_EQ(j["error"]["type"], type) << r->body;
+  EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << r->body;
+}
+
+TEST(HttpServer, MessagesNonStreamingAndStreamingAgree) {
+  ServerFixture f;
+  auto r = f.post("/v1/messages", messages_body("hello", 12));
+  ASSERT_EQ(r->status, 200) << r->body;
+  json m = json::parse(r->body);
+  EXPECT_EQ(m["type"], "message");
+  EXPECT_EQ(m["role"], "assistant");
+  EXPECT_EQ(m["model"], "fake-model");
+  EXPECT_EQ(m["id"].get<std::string>().rfind("msg", 0), 0u);
+  EXPECT_EQ(m["stop_reason"], "max_tokens");
+  EXPECT_TRUE(m["stop_sequence"].is_null());
+  EXPECT_EQ(m["usage"]["output_tokens"], 12);
+  // Thinking is the default: the reasoning comes first, as a thinking block.
+  ASSERT_GE(m["content"].size(), 1u);
+  EXPECT_EQ(m["content"][0]["type"], "thinking");
+
+  auto s = f.post("/v1/messages", messages_body("hello", 12, true));
+  ASSERT_EQ(s->status, 200);
+  EXPECT_NE(s->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+  auto events = sse_events(s->body);
+  ASSERT_GE(events.size(), 6u);
+  EXPECT_EQ(events[1].first, "ping");
+  json streamed = message_from_events(events);
+  EXPECT_EQ(streamed["content"], m["content"]);
+  EXPECT_EQ(streamed["stop_reason"], m["stop_reason"]);
+  EXPECT_EQ(streamed["usage"]["output_tokens"], 12);
+  EXPECT_EQ(streamed["usage"]["input_tokens"].get<int>() + streamed["usage"]["cache_read_input_tokens"].get<int>(),
+            m["usage"]["input_tokens"].get<int>() + m["usage"]["cache_read_input_tokens"].get<int>());
+
+  // Thinking off: text only.
+  json body = messages_body("hello", 5);
+  body["thinking"] = {{"type", "disabled"}};
+  json plain = json::parse(f.post("/v1/messages", body)->body);
+  ASSERT_EQ(plain["content"].size(), 1u);
+  EXPECT_EQ(plain["content"][0]["type"], "text");
+  EXPECT_EQ(plain["content"][0]["text"].get<std::string>().size(), 5u);
+  // A stop sequence taken from that text ends the answer there.
+  body["stop_sequences"] = {plain["content"][0]["text"].get<std::string>().substr(2, 2)};
+  json stopped = json::parse(f.post("/v1/messages", body)->body);
+  EXPECT_EQ(stopped["stop_reason"], "stop_sequence");
+  EXPECT_EQ(stopped["stop_sequence"], body["stop_sequences"][0]);
+  // count_tokens agrees with the prompt the request used.
+  auto count = f.post("/v1/messages/count_tokens", body);
+  ASSERT_EQ(count->status, 200) << count->body;
+  EXPECT_EQ(json::parse(count->body)["input_tokens"],
+            plain["usage"]["input_tokens"].get<int>() + plain["usage"]["cache_read_input_tokens"].get<int>());
+}
+
+TEST(HttpServer, MessagesToolUseRoundTrip) {
+  ServerFixture f;
+  // Outputs drawn from {'a', '#'}: every '#' is a tool call for the byte codec's parser.
+  allow_only(f.engine, "a#");
+  json body = messages_body("call", 24);
+  body["thinking"] = {{"type", "disabled"}};
+  body["tools"] = {{{"name", "lookup"}, {"description", "Look up"}, {"input_schema", {{"type", "object"}}}}};
+  json m = json::parse(f.post("/v1/messages", body)->body);
+  std::vector<json> uses;
+  for (const json& b : m["content"])
+    if (b["type"] == "tool_use") uses.push_back(b);
+  ASSERT_FALSE(uses.empty()) << m.dump();
+  EXPECT_EQ(uses[0]["name"], "lookup");
+  EXPECT_EQ(uses[0]["input"], json({{"n", 0}}));
+  EXPECT_EQ(uses[0]["id"].get<std::string>().rfind("toolu_", 0), 0u);
+  // The tool result goes back in the next request.
+  body["messages"].push_back({{"role", "assistant"}, {"content", m["content"]}});
+  body["messages"].push_back(
+      {{"role", "user"}, {"content", {{{"type", "tool_result"}, {"tool_use_id", uses[0]["id"]}, {"content", "42"}}}}});
+  auto next = f.post("/v1/messages", body);
+  ASSERT_EQ(next->status, 200) << next->body;
+  EXPECT_GT(json::parse(next->body)["usage"]["input_tokens"], m["usage"]["input_tokens"]);
+  // Streamed tool use: the input arrives as input_json_delta and reassembles.
+  body["stream"] = true;
+  body["messages"] = messages_body("call", 24)["messages"];
+  json streamed = message_from_events(sse_events(f.post("/v1/messages", body)->body));
+  EXPECT_EQ(streamed["content"], m["content"]);
+}
+
+// tool_choice enforcement: the fake model can never write '#' (a call) on its own, so every
+// call in these answers is one the server forced.
+TEST(HttpServer, ToolChoiceForcesACallInBothApis) {
+  ServerFixture f;
+  allow_only(f.engine, "abcdefgh");
+  const json tools = {{{"type", "function"}, {"function", {{"name", "lookup"}, {"parameters", {{"type", "object"}}}}}},
+                      {{"type", "function"}, {"function", {{"name", "fetch"}, {"parameters", {{"type", "object"}}}}}}};
+  auto openai_calls = [&](const json& choice) {
+    json body = chat_body("call", 8);
+    body["reasoning_effort"] = "none";
+    body["tools"] = tools;
+    if (!choice.is_null()) body["tool_choice"] = choice;
+    auto r = f.post("/v1/chat/completions", body);
+    EXPECT_EQ(r->status, 200) << r->body;
+    json msg = json::parse(r->body)["choices"][0]["message"];
+    return msg.contains("tool_calls") ? msg["tool_calls"] : json::array();
+  };
+  EXPECT_TRUE(openai_calls(nullptr).empty());
+  EXPECT_TRUE(openai_calls("auto").empty());
+  json calls = openai_calls("required");
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0]["function"]["name"], "lookup");
+  calls = openai_calls({{"type", "function"}, {"function", {{"name", "fetch"}}}});
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0]["function"]["name"], "fetch");
+
+  json body = messages_body("call", 12);
+  body["tools"] = {{{"name", "lookup"}, {"input_schema", {{"type", "object"}}}},
+                   {{"name", "fetch"}, {"input_schema", {{"type", "object"}}}}};
+  body["thinking"] = {{"type", "disabled"}};
+  body["tool_choice"] = {{"type", "tool"}, {"name", "fetch"}};
+  json m = json::parse(f.post("/v1/messages", body)->body);
+  ASSERT_EQ(m["content"][0]["type"], "tool_use") << m.dump();
+  EXPECT_EQ(m["content"][0]["name"], "fetch");
+  // In thinking mode the call follows the reasoning; the budget ends the reasoning ('|' is
+  // `</think>` for the byte codec, and the fake model cannot write it either).
+  body["thinking"] = {{"type", "enabled"}, {"budget_tokens", 5}};
+  body["tool_choice"] = {{"type", "any"}};
+  m = json::parse(f.post("/v1/messages", body)->body);
+  ASSERT_EQ(m["content"].size(), 3u) << m.dump();
+  EXPECT_EQ(m["content"][0]["type"], "thinking");
+  EXPECT_EQ(m["content"][0]["thinking"].get<std::string>().size(), 5u);
+  EXPECT_EQ(m["content"][1]["type"], "tool_use");
+  EXPECT_EQ(m["content"][1]["name"], "lookup");
+  EXPECT_EQ(m["content"][2]["type"], "text");
+  EXPECT_EQ(m["stop_reason"], "max_tokens");
+  EXPECT_EQ(m["usage"]["output_tokens"], 12);
+}
+
+TEST(HttpServer, ToolChoiceNoneBansCalls) {
+  ServerFixture f;
+  // The fake model writes '#' (a call) often when it may.
+  allow_only(f.engine, "a#");
+  f.engine.bias[size_t('#') + 2] = 3;
+  json body = messages_body("call", 16);
+  body["thinking"] = {{"type", "disabled"}};
+  body["tools"] = {{{"name", "lookup"}, {"input_schema", {{"type", "object"}}}}};
+  json m = json::parse(f.post("/v1/messages", body)->body);
+  EXPECT_NE(m.dump().find("tool_use"), std::string::npos) << m.dump();
+  body["tool_choice"] = {{"type", "none"}};
+  m = json::parse(f.post("/v1/messages", body)->body);
+  ASSERT_EQ(m["content"].size(), 1u) << m.dump();
+  EXPECT_EQ(m["content"][0]["text"], std::string(16, 'a'));
+}
+
+TEST(HttpServer, MessagesErrorsUseAnthropicShapes) {
+  ServerOptions o;
+  o.api_keys = ApiKeys({"sekrit"});
+  ServerFixture f(o, {}, /*context=*/64);
+  const httplib::Headers key = {{"x-api-key", "sekrit"}, {"anthropic-version", "2023-06-01"}};
+  expect_anthropic_error(f.post("/v1/messages", messages_body("x", 3)), 401, "authentication_error", "API key");
+  expect_anthropic_error(f.post("/v1/messages", messages_body("x", 3), {{"x-api-key", "nope"}}), 401,
+                         "authentication_error", "x-api-key");
+  EXPECT_EQ(f.post("/v1/messages", messages_body("x", 3), key)->status, 200);
+  EXPECT_EQ(f.post("/v1/messages", messages_body("x", 3), {{"Authorization", "Bearer sekrit"}})->status, 200);
+  // x-api-key works on the OpenAI endpoints too, whose errors keep OpenAI's shape.
+  EXPECT_EQ(f.client->Get("/v1/models", httplib::Headers{{"x-api-key", "sekrit"}})->status, 200);
+  expect_openai_error(f.client->Get("/v1/models"), 401, "API key");
+
+  json b = messages_body("x", 3);
+  b.erase("max_tokens");
+  expect_anthropic_error(f.post("/v1/messages", b, key), 400, "invalid_request_error", "max_tokens");
+  b = messages_body("x", 3);
+  b["model"] = "claude-sonnet";
+  expect_anthropic_error(f.post("/v1/messages", b, key), 404, "not_found_error", "claude-sonnet");
+  expect_anthropic_error(f.client->Post("/v1/messages", key, "{oops", "application/json"), 400,
+                         "invalid_request_error", "JSON");
+  expect_anthropic_error(f.post("/v1/messages", messages_body(std::string(100, 'a'), 3), key), 400,
+                         "invalid_request_error", "context");
+  expect_anthropic_error(f.post("/v1/messages/batches", messages_body("x", 3), key), 404, "not_found_error",
+                         "/v1/messages/batches");
+  expect_anthropic_error(f.post("/v1/messages/count_tokens", {{"model", "fake-model"}}, key), 400,
+                         "invalid_request_error", "messages");
+}
+
+// A raw HTTP/1.1 POST whose client closes the connection without reading the answer.
+void post_and_hang_up(int port, const std::string& path, const json& body, std::atomic<bool>& hang_up) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string payload = body.dump();
+  const std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+                          "Content-Length: " + std::to_string(payload.size()) + "\r\n\r\n" + payload;
+  ASSERT_EQ(send(fd, req.data(), req.size(), 0), ssize_t(req.size()));
+  while (!hang_up.load()) std::this_thread::sleep_for(5ms);
+  close(fd);
+}
+
+TEST(HttpServer, NonStreamingClientDisconnectCancelsAndFreesTheSlot) {
+  runtime::SchedulerOptions so;
+  so.max_running = 1;
+  ServerFixture f({}, so, 8192, 5ms);
+  for (const std::string path : {"/v1/chat/completions", "/v1/messages", "/v1/completions"}) {
+    SCOPED_TRACE(path);
+    json body = path == "/v1/messages"   ? messages_body("x", 5000)
+                : path == "/v1/completions" ? json{{"model", "fake-model"}, {"prompt", "x"}, {"max_tokens", 5000}}
+                                            : chat_body("x", 5000);
+    std::atomic<bool> hang_up{false};
+    std::thread client([&] { post_and_hang_up(f.server->port(), path, body, hang_up); });
+    // 5000 tokens at >= 5 ms a step would hold the only slot for 25 s.
+    for (int i = 0; i < 300 && f.scheduler->stats().running == 0; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(f.scheduler->stats().running, 1);
+    std::this_thread::sleep_for(50ms);
+    hang_up = true;
+    client.join();
+    bool freed = false;
+    for (int i = 0; i < 300 && !freed; ++i) {
+      freed = f.scheduler->stats().running == 0;
+      if (!freed) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(freed) << "the abandoned request still holds its sequence";
+    // The slot serves the next request at once, not after the abandoned one's 5000 tokens.
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = f.post("/v1/chat/completions", chat_body("y", 3));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  }
+  auto metrics = f.client->Get("/metrics");
+  EXPECT_NE(metrics->body.find("status=\"499\"} "), std::string::npos) << metrics->body;
 }
 
 }  // namespace

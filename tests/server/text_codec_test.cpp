@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "test_paths.h"
 
 namespace dsv4::server {
@@ -100,6 +102,79 @@ TEST(TextCodec, ToolRoundTripRenders) {
   for (int32_t id : *ids) text += stream->push(id);
   EXPECT_NE(text.find("<tool_result>sunny</tool_result>"), std::string::npos) << text;
   EXPECT_NE(text.find("get_weather"), std::string::npos);
+}
+
+
+// tool_choice enforcement with the official V4 tokenizer (the demo model's has no DSML token).
+TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
+  auto c = make_text_codec("");  // no model directory: the vendored official tokenizer
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const TextCodec& codec = **c;
+  const std::string tools = R"(,"tools":[
+    {"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+    {"type":"function","function":{"name":"now","parameters":{"type":"object","properties":{}}}}])";
+  auto req = [&](const std::string& extra) {
+    auto r = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}])" + tools + extra + "}");
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? *r : ChatRequest{};
+  };
+  auto text_of = [&](const std::vector<int32_t>& ids) {
+    auto stream = codec.new_text_stream();
+    std::string out;
+    for (int32_t id : ids) out += stream->push(id);
+    return out + stream->finish();
+  };
+  const std::string call =
+      "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n<｜DSML｜parameter name=\"city\" "
+      "string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
+  const std::vector<int32_t> call_ids = codec.encode_text(call);  // BOS + the call
+  auto is_prefix_of_call = [&](const std::vector<int32_t>& ids) {
+    return ids.size() < call_ids.size() && std::equal(ids.begin(), ids.end(), call_ids.begin() + 1);
+  };
+  const int32_t think_end = codec.encode_text("</think>")[1];
+  const int32_t dsml = codec.encode_text("｜DSML｜")[1];
+
+  // Named: the invoke header with the name, tokenized as the complete call tokenizes, so the
+  // model goes on from its own ids; the parser then returns the call.
+  ChatRequest named = req(R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})");
+  OutputSteering s = codec.steering(named);
+  EXPECT_EQ(s.answer_start_token, think_end);
+  EXPECT_EQ(text_of(s.answer_prefix), "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n");
+  EXPECT_TRUE(is_prefix_of_call(s.answer_prefix));
+  auto parser = codec.new_chat_parser(named);
+  std::vector<ToolCallDelta> calls;
+  for (const std::string& piece : {std::string("thinking</think>"), text_of(s.answer_prefix),
+                                   call.substr(text_of(s.answer_prefix).size())}) {
+    auto d = parser->push(piece);
+    calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+  }
+  auto tail = parser->finish();
+  calls.insert(calls.end(), tail.tool_calls.begin(), tail.tool_calls.end());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].name, "get_weather");
+  EXPECT_EQ(calls[1].arguments, R"({"city": "Paris"})");
+
+  // A function without parameters gets the empty invoke's blank line.
+  EXPECT_EQ(text_of(codec.steering(req(R"(,"tool_choice":{"type":"function","function":{"name":"now"}})")).answer_prefix),
+            "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"now\">\n\n");
+  // Required: the block up to the next ｜DSML｜ token; the model names the function.
+  s = codec.steering(req(R"(,"tool_choice":"required")"));
+  EXPECT_EQ(text_of(s.answer_prefix), "\n\n<｜DSML｜tool_calls>\n<｜DSML｜");
+  EXPECT_TRUE(is_prefix_of_call(s.answer_prefix));
+  EXPECT_EQ(s.answer_prefix.back(), dsml);
+  // None bans the token that opens a call; auto steers nothing.
+  s = codec.steering(req(R"(,"tool_choice":"none")"));
+  EXPECT_EQ(s.banned_tokens, std::vector<int32_t>{dsml});
+  EXPECT_TRUE(s.answer_prefix.empty());
+  s = codec.steering(req(""));
+  EXPECT_TRUE(s.answer_prefix.empty() && s.banned_tokens.empty());
+  // Non-thinking mode: the answer opens the output.
+  ChatRequest chat = req(R"(,"tool_choice":"required","reasoning_effort":"none")");
+  chat.thinking_budget = 5;
+  s = codec.steering(chat);
+  EXPECT_EQ(s.answer_start_token, -1);
+  EXPECT_EQ(s.thinking_budget, 0);
+  EXPECT_FALSE(s.answer_prefix.empty());
 }
 
 }  // namespace

@@ -18,8 +18,15 @@ const AttnIsa& attn_isa_avx2();
 const AttnIsa& attn_isa_avx512();
 
 // Bounds the SIMD variants rely on (stack buffers): heads <= kMaxIndexHeads, heads * dim <=
-// kMaxIndexQuery; larger shapes take the generic path. V4: 64 x 128.
+// kMaxIndexQuery; larger shapes take the generic path. V4: 64 x 128. Attention: dim <=
+// kMaxAttnDim (V4: 512).
 constexpr int64_t kMaxIndexHeads = 256;
 constexpr int64_t kMaxIndexQuery = 64 * 256;
+constexpr int64_t kMaxAttnDim = 1024;
+
+// Σ p[i] for i < n as the reference sums an attention block's probabilities (torch_row_sum of
+// reduce.h), compiled once for the baseline ISA: the SIMD files call it rather than instantiate
+// the inline template with their own instruction set.
+float block_prob_sum(const float* p, int64_t n);
 
 }  // namespace dsv4::kernels::detail

@@ -5,7 +5,10 @@
 //   V16 v_relu(V16 s)            /* (s < 0) ? +0 : s per lane, i.e. std::max(s, 0.0f) */
 //   V16 v_round_bf16(V16)        /* round_bf16 per lane, NaN included */
 //   V16 v_gather_stride(const float* p, int32_t stride)   /* lane l = p[l * stride] */
+//   VD8 (8 doubles): vd_zero, vd_load, vd_store, vd_set1, vd_add, vd_mul
+//   void v16_to_f64(V16, double* out)   /* the 16 lanes as doubles (exact) */
 //   constexpr int kIdxEntries    /* entries per register tile of the indexer */
+//   constexpr int kPvHeads       /* heads whose P·V partial sums stay in registers */
 // Every value is computed with the same operations in the same order as the scalar definitions
 // in sparse_attn.cpp (multiply then add, never fused: these files build with -ffp-contract=off).
 
@@ -20,59 +23,82 @@ inline float round_bf16_scalar(float f) {
 }
 
 constexpr int64_t kAttnBlock = 64;   // online-softmax block of the reference kernel (spec §5.7)
-constexpr int64_t kAttnMaxDim = 1024;
-constexpr int kAttnHeads = 4;        // heads sharing one pass over the entries
+constexpr int kAttnHeads = 8;        // heads per pass: the score sums run as 8 double lanes
+constexpr int kScoreEntries = 4;     // entries per score tile (4 accumulators of 8 doubles)
 
-// Heads [h, h + G) over all n entries.
+// Heads [h, h + G) over all n entries, in the orders of sparse_attn.cpp's attend_head:
+//  * scores: per (head, entry) one sequential double sum over the dim (dot_accurate), computed
+//    with lanes = heads (qT holds the G queries transposed, as doubles) for kScoreEntries entries
+//    at a time, each entry's key converted to doubles once per tile;
+//  * probabilities: scalar (libm expf, bf16 rounding), the block sum via block_prob_sum;
+//  * P·V: per element, entries left to right, with lanes = 16 elements and kPvHeads heads'
+//    partial sums in registers, then acc = acc·rescale + block sum.
 template <int G>
 void attend_heads(const float* q, const uint16_t* const* rows, int64_t n_window, int64_t n, int64_t dim, float scale,
                   const float* sinks, float* acc, float* out) {
-  float z[G][kAttnBlock], m[G], denom[G], m_new[G], pb[G];
+  alignas(64) double qT[kMaxAttnDim * 8];
+  alignas(64) double kd[kScoreEntries * kMaxAttnDim];
+  alignas(64) double zd[kScoreEntries][8];
+  float z[G][kAttnBlock], p[G][kAttnBlock], pb[G][kAttnBlock];
+  float m[G], denom[G], m_new[G], rescale[G];
+  for (int64_t i = 0; i < dim; ++i)
+    for (int g = 0; g < 8; ++g) qT[i * 8 + g] = g < G ? double(q[g * dim + i]) : 0.0;
   for (int g = 0; g < G; ++g) {
     m[g] = -__builtin_inff();
     denom[g] = 0.0f;
     for (int64_t d = 0; d < dim; d += 16) v_store(acc + g * dim + d, v_zero());
   }
   for (int64_t b0 = 0; b0 < n;) {
-    const int64_t end = b0 < n_window ? n_window : n;
-    const int64_t nb = end - b0 < kAttnBlock ? end - b0 : kAttnBlock;
-    float bmax[G];
-    for (int g = 0; g < G; ++g) bmax[g] = -__builtin_inff();
-    for (int64_t i = 0; i < nb; ++i) {
-      const uint16_t* r = rows[b0 + i];
-      V16 lanes[G];
+    const bool window = b0 < n_window;
+    const int64_t nb = (window ? n_window : n) - b0 < kAttnBlock ? (window ? n_window : n) - b0 : kAttnBlock;
+    // Scores of the block.
+    for (int64_t e0 = 0; e0 < nb; e0 += kScoreEntries) {
+      for (int e = 0; e < kScoreEntries; ++e) {
+        const uint16_t* r = rows[b0 + (e0 + e < nb ? e0 + e : nb - 1)];
+        for (int64_t k = 0; k < dim; k += 16) v16_to_f64(dec_bf16_16(r + k), kd + e * dim + k);
+      }
+      VD8 sacc[kScoreEntries];
       #pragma GCC unroll 4
-      for (int g = 0; g < G; ++g) lanes[g] = v_zero();
-      for (int64_t k = 0; k < dim; k += 16) {
-        const V16 kv = dec_bf16_16(r + k);
+      for (int e = 0; e < kScoreEntries; ++e) sacc[e] = vd_zero();
+      for (int64_t i = 0; i < dim; ++i) {
+        const VD8 qv = vd_load(qT + i * 8);
         #pragma GCC unroll 4
-        for (int g = 0; g < G; ++g) lanes[g] = v_add(lanes[g], v_mul(v_load(q + g * dim + k), kv));
+        for (int e = 0; e < kScoreEntries; ++e) sacc[e] = vd_add(sacc[e], vd_mul(qv, vd_set1(kd[e * dim + i])));
       }
-      for (int g = 0; g < G; ++g) {
-        z[g][i] = v_reduce(lanes[g]) * scale;
-        bmax[g] = bmax[g] < z[g][i] ? z[g][i] : bmax[g];   // std::max(bmax, z)
-      }
+      for (int e = 0; e < kScoreEntries; ++e) vd_store(zd[e], sacc[e]);
+      for (int e = 0; e < kScoreEntries && e0 + e < nb; ++e)
+        for (int g = 0; g < G; ++g) z[g][e0 + e] = float(zd[e][g]) * scale;
     }
+    // Block maxima, probabilities (padded to 64 in the window part), denominators.
+    const int64_t padded = window ? kAttnBlock : nb;
     for (int g = 0; g < G; ++g) {
-      m_new[g] = m[g] < bmax[g] ? bmax[g] : m[g];
-      const float rescale = __builtin_expf(m[g] - m_new[g]);
-      denom[g] *= rescale;
-      const V16 rv = v_set1(rescale);
-      for (int64_t d = 0; d < dim; d += 16) v_store(acc + g * dim + d, v_mul(v_load(acc + g * dim + d), rv));
-    }
-    for (int64_t i = 0; i < nb; ++i) {
-      for (int g = 0; g < G; ++g) {
-        const float p = __builtin_expf(z[g][i] - m_new[g]);
-        denom[g] += p;
-        pb[g] = round_bf16_scalar(p);
+      float bmax = -__builtin_inff();
+      for (int64_t i = 0; i < nb; ++i) bmax = bmax < z[g][i] ? z[g][i] : bmax;   // std::max(bmax, z)
+      m_new[g] = m[g] < bmax ? bmax : m[g];
+      rescale[g] = __builtin_expf(m[g] - m_new[g]);
+      for (int64_t i = 0; i < padded; ++i) {
+        p[g][i] = i < nb ? __builtin_expf(z[g][i] - m_new[g]) : 0.0f;
+        pb[g][i] = round_bf16_scalar(p[g][i]);
       }
-      const uint16_t* r = rows[b0 + i];
-      V16 pv[G];
-      for (int g = 0; g < G; ++g) pv[g] = v_set1(pb[g]);
+      denom[g] = denom[g] * rescale[g] + block_prob_sum(p[g], padded);
+    }
+    // P·V, folded into the running sums.
+    for (int g0 = 0; g0 < G; g0 += kPvHeads) {
+      const int gn = G - g0 < kPvHeads ? G - g0 : kPvHeads;
       for (int64_t d = 0; d < dim; d += 16) {
-        const V16 v = dec_bf16_16(r + d);
-        #pragma GCC unroll 4
-        for (int g = 0; g < G; ++g) v_store(acc + g * dim + d, v_add(v_load(acc + g * dim + d), v_mul(pv[g], v)));
+        V16 sv[kPvHeads];
+        #pragma GCC unroll 8
+        for (int g = 0; g < kPvHeads; ++g) sv[g] = v_zero();
+        for (int64_t i = 0; i < nb; ++i) {
+          const V16 v = dec_bf16_16(rows[b0 + i] + d);
+          #pragma GCC unroll 8
+          for (int g = 0; g < kPvHeads; ++g)
+            if (g < gn) sv[g] = v_add(sv[g], v_mul(v_set1(pb[g0 + g][i]), v));
+        }
+        for (int g = 0; g < gn; ++g) {
+          float* a = acc + (g0 + g) * dim + d;
+          v_store(a, v_add(v_mul(v_load(a), v_set1(rescale[g0 + g])), sv[g]));
+        }
       }
     }
     for (int g = 0; g < G; ++g) m[g] = m_new[g];
@@ -88,7 +114,7 @@ void attend_heads(const float* q, const uint16_t* const* rows, int64_t n_window,
 
 void simd_attention_rows(const float* q, const uint16_t* const* rows, int64_t n_window, int64_t n, int64_t dim,
                          float scale, const float* sinks, int64_t h0, int64_t h1, float* out) {
-  alignas(64) float acc[kAttnHeads * kAttnMaxDim];
+  alignas(64) float acc[kAttnHeads * kMaxAttnDim];
   for (int64_t h = h0; h < h1; h += kAttnHeads) {
     const int G = int(h1 - h < kAttnHeads ? h1 - h : kAttnHeads);
     auto f = [&]<int GG, int>() {

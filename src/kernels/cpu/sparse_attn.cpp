@@ -10,54 +10,50 @@
 #include "core/dtype.h"
 #include "kernels/cpu/attn_isa.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/reduce.h"
 
 namespace dsv4::kernels {
 
 namespace {
 constexpr int64_t kBlock = 64;   // entries per online-softmax step in the reference kernel
 
-// 16 lanes, lane l summing positions ≡ l (mod 16) with a multiply then an add, then l+8, l+4,
-// l+2, l+1: the order the SIMD variants reproduce.
-template <typename Row>
-float dot(const float* a, Row b, int64_t n) {
-  float lanes[16] = {0};
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16)
-    for (int l = 0; l < 16; ++l) lanes[l] += a[k + l] * b(k + l);
-  for (; k < n; ++k) lanes[k & 15] += a[k] * b(k);
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w];
-  return lanes[0];
-}
-
-// One head over n entries; row(a) gives a functor for entry a's element d.
+// One head over n entries; row_of(a) gives a functor for entry a's element d. Per block, as the
+// reference computes it (orders matched on an H100): scores q·k (a cuBLAS product: summed exactly
+// here), the block's probabilities summed as a torch row reduction over the whole 64-entry block
+// (padding entries contribute zeros at their positions), P·V summed left to right over the
+// block's entries, and both folded into the running values as running·rescale + block.
 template <typename RowOf>
 void attend_head(const float* qh, RowOf row_of, int64_t n_window, int64_t n, int64_t dim, float scale, float sink,
                  float* acc, float* oh) {
-  float z[kBlock];
+  float z[kBlock], p[kBlock], pb[kBlock];
   std::fill(acc, acc + dim, 0.0f);
   float m = -std::numeric_limits<float>::infinity();
   float denom = 0.0f;
   for (int64_t b0 = 0; b0 < n;) {
     // Blocks restart where the compressed entries begin: the reference's index list pads the
     // window part to a whole number of blocks (spec §5.7).
-    const int64_t end = b0 < n_window ? n_window : n;
-    const int64_t nb = std::min(kBlock, end - b0);
+    const bool window = b0 < n_window;
+    const int64_t nb = std::min(kBlock, (window ? n_window : n) - b0);
     float bmax = -std::numeric_limits<float>::infinity();
     for (int64_t i = 0; i < nb; ++i) {
-      z[i] = dot(qh, row_of(b0 + i), dim) * scale;
+      auto k = row_of(b0 + i);
+      double s = 0;   // dot_accurate
+      for (int64_t d = 0; d < dim; ++d) s += double(qh[d]) * double(k(d));
+      z[i] = float(s) * scale;
       bmax = std::max(bmax, z[i]);
     }
     const float m_new = std::max(m, bmax);
     const float rescale = std::exp(m - m_new);   // 0 on the first block (m = -inf)
-    denom *= rescale;
-    for (int64_t d = 0; d < dim; ++d) acc[d] *= rescale;
-    for (int64_t i = 0; i < nb; ++i) {
-      const float p = std::exp(z[i] - m_new);
-      denom += p;
-      const float pb = round_bf16(p);
-      auto v = row_of(b0 + i);
-      for (int64_t d = 0; d < dim; ++d) acc[d] += pb * v(d);
+    const int64_t padded = window ? kBlock : nb;
+    for (int64_t i = 0; i < padded; ++i) {
+      p[i] = i < nb ? std::exp(z[i] - m_new) : 0.0f;
+      pb[i] = round_bf16(p[i]);
+    }
+    denom = denom * rescale + torch_row_sum<4>(p, padded, [](float v) { return v; });
+    for (int64_t d = 0; d < dim; ++d) {
+      float s = 0.0f;
+      for (int64_t i = 0; i < nb; ++i) s += pb[i] * row_of(b0 + i)(d);
+      acc[d] = acc[d] * rescale + s;
     }
     m = m_new;
     b0 += nb;
@@ -118,7 +114,7 @@ void indexer_scores_ref(const float* q, const float* w, int64_t heads, int64_t d
 
 void attention_rows_bf16(const float* q, const uint16_t* const* rows, int64_t n_window, int64_t n, int64_t dim,
                          float scale, const float* sinks, int64_t h0, int64_t h1, float* out) {
-  const detail::AttnIsa& isa = dim % 16 == 0 && dim <= 1024 ? active_attn_isa() : detail::attn_isa_generic();
+  const detail::AttnIsa& isa = dim % 16 == 0 && dim <= detail::kMaxAttnDim ? active_attn_isa() : detail::attn_isa_generic();
   isa.attention_rows(q, rows, n_window, n, dim, scale, sinks, h0, h1, out);
 }
 
@@ -134,6 +130,7 @@ const AttnIsa& attn_isa_generic() {
   static const AttnIsa isa{generic_attention_rows, indexer_scores_ref};
   return isa;
 }
+float block_prob_sum(const float* p, int64_t n) { return torch_row_sum<4>(p, n, [](float v) { return v; }); }
 }  // namespace detail
 
 }  // namespace dsv4::kernels

@@ -12,9 +12,10 @@ namespace dsv4::kernels {
 // denominator: o_h = bf16(Σ_a bf16(e^(z_a−M))·kv_a / (Σ_a e^(z_a−M) + e^(sink_h−M))).
 // The first n_window entries are the raw window, the rest compressed entries; the compressed
 // entries start a new block. q: [H, dim], kv: [n, dim], out: [H, dim].
-// Each dot product sums in 16 lanes (lane l takes the products at positions ≡ l mod 16, multiply
-// then add, each rounded) reduced l+8, l+4, l+2, l+1; the value sums run per element in entry
-// order. Scalar reference of attention_rows_bf16.
+// Orders (those of the reference on the GPU): q·k summed exactly (a sequential double sum, as
+// dot_accurate of reduce.h); a block's probabilities summed as torch_row_sum over the 64-entry
+// block (zeros for padding); P·V summed left to right over the block's entries per element; both
+// folded as running·rescale + block. Scalar reference of attention_rows_bf16.
 // REQUIRES 1 <= n_window <= n.
 void attention_with_sink(const float* q, int64_t H, const float* kv, int64_t n_window, int64_t n, int64_t dim,
                          float scale, const float* sinks, float* out);

@@ -131,6 +131,28 @@ inline V16 v_gather_stride(const float* p, int32_t stride) {
 // 1 entry x 4 head vectors = 8 ymm accumulators + 8 ymm of queries.
 constexpr int kIdxEntries = 1;
 
+// 8 doubles (two ymm) for the attention's exact score sums.
+struct VD8 {
+  __m256d lo, hi;
+};
+inline VD8 vd_zero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+inline VD8 vd_load(const double* p) { return {_mm256_load_pd(p), _mm256_load_pd(p + 4)}; }
+inline void vd_store(double* p, VD8 a) {
+  _mm256_store_pd(p, a.lo);
+  _mm256_store_pd(p + 4, a.hi);
+}
+inline VD8 vd_set1(double d) { return {_mm256_set1_pd(d), _mm256_set1_pd(d)}; }
+inline VD8 vd_add(VD8 a, VD8 b) { return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)}; }
+inline VD8 vd_mul(VD8 a, VD8 b) { return {_mm256_mul_pd(a.lo, b.lo), _mm256_mul_pd(a.hi, b.hi)}; }
+inline void v16_to_f64(V16 a, double* out) {
+  _mm256_store_pd(out, _mm256_cvtps_pd(_mm256_castps256_ps128(a.lo)));
+  _mm256_store_pd(out + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(a.lo, 1)));
+  _mm256_store_pd(out + 8, _mm256_cvtps_pd(_mm256_castps256_ps128(a.hi)));
+  _mm256_store_pd(out + 12, _mm256_cvtps_pd(_mm256_extractf128_ps(a.hi, 1)));
+}
+// P·V: 4 heads' partial sums (8 ymm) + the value vector (2 ymm).
+constexpr int kPvHeads = 4;
+
 #include "kernels/cpu/attn_simd.inl"
 
 }  // namespace

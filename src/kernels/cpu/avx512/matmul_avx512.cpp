@@ -134,6 +134,23 @@ inline V16 v_gather_stride(const float* p, int32_t stride) {
 // 4 entries x 4 head vectors = 16 accumulators + 4 query vectors: 20 of 32 zmm.
 constexpr int kIdxEntries = 4;
 
+// 8 doubles for the attention's exact score sums.
+struct VD8 {
+  __m512d v;
+};
+inline VD8 vd_zero() { return {_mm512_setzero_pd()}; }
+inline VD8 vd_load(const double* p) { return {_mm512_load_pd(p)}; }
+inline void vd_store(double* p, VD8 a) { _mm512_store_pd(p, a.v); }
+inline VD8 vd_set1(double d) { return {_mm512_set1_pd(d)}; }
+inline VD8 vd_add(VD8 a, VD8 b) { return {_mm512_add_pd(a.v, b.v)}; }
+inline VD8 vd_mul(VD8 a, VD8 b) { return {_mm512_mul_pd(a.v, b.v)}; }
+inline void v16_to_f64(V16 a, double* out) {
+  _mm512_store_pd(out, _mm512_cvtps_pd(_mm512_castps512_ps256(a.v)));
+  _mm512_store_pd(out + 8, _mm512_cvtps_pd(_mm512_extractf32x8_ps(a.v, 1)));
+}
+// P·V: 8 heads' partial sums + the value vector = 9 zmm.
+constexpr int kPvHeads = 8;
+
 #include "kernels/cpu/attn_simd.inl"
 
 }  // namespace

@@ -1,0 +1,27 @@
+// Typed readers for request JSON, shared by the OpenAI (api.cpp) and Anthropic (anthropic.cpp)
+// request parsers. Each validates one field and names it in its error: absent or null leaves
+// `out` unchanged; a value of the wrong type is invalid_argument.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace dsv4::server {
+
+// The body as a JSON object (keys kept in request order), or invalid_argument.
+Result<nlohmann::ordered_json> parse_json_object(std::string_view body);
+
+Status read_number(const nlohmann::ordered_json& j, const char* key, float& out);
+Status read_int(const nlohmann::ordered_json& j, const char* key, int64_t& out);  // 3.0 counts as 3
+Status read_bool(const nlohmann::ordered_json& j, const char* key, bool& out);
+Status read_string(const nlohmann::ordered_json& j, const char* key, std::string& out);
+// A string or an array of strings (at most kMaxStopStrings, none empty).
+Status read_stop_strings(const nlohmann::ordered_json& j, const char* key, std::vector<std::string>& out);
+
+}  // namespace dsv4::server

@@ -1,0 +1,38 @@
+# Sourced by the SDK client tests: starts `dsv4 serve` on the demo model on a free port, with an
+# API key and an audit log, and stops it on exit.
+#   require_sdk <repo root> <npm package> <name>   node and the SDK (tests/clients) are installed
+#   start_live_server <dsv4 binary> <repo root> <name>
+# The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID.
+
+require_sdk() {
+  local root=$1 package=$2 name=$3
+  command -v node >/dev/null || { echo "$name: node is not installed (run scripts/setup.sh)"; exit 1; }
+  [ -d "$root/tests/clients/node_modules/$package" ] ||
+    { echo "$name: tests/clients/node_modules is missing $package (run scripts/setup.sh)"; exit 1; }
+}
+
+start_live_server() {
+  local dsv4=$1 root=$2 name=$3
+  WORK=$(mktemp -d)
+  SERVER_PID=""
+  trap stop_live_server EXIT
+  KEY="test-key-$$"
+  # The verification cache goes to the temp dir, so the test checks the demo model's files.
+  DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 --ctx 2048 \
+    --api-key "$KEY" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  PORT=""
+  for _ in $(seq 1 600); do
+    PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$WORK/server.log" | sed 's/.*://' || true)
+    [ -n "$PORT" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "$name: the server exited:"; cat "$WORK/server.log"; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$PORT" ] || { echo "$name: the server did not start:"; cat "$WORK/server.log"; exit 1; }
+  echo "$name: dsv4 serve on port $PORT"
+}
+
+stop_live_server() {
+  if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "${WORK:-}"
+}
