@@ -269,8 +269,8 @@ TEST_F(MatmulTest, Fp8ExtremeScalesKeepExactDequantisation) {
                       "generic");
 }
 
-// The matvec folds 2^120 * s into the activations (matmul_simd.inl fp8_prescale); at s = 2^-1
-// (e = 126) activations of 2^15 and more overflow that fold, so those 128-row blocks must take
+// The matvec folds 2^8 * s into the activations (matmul_simd.inl fp8_prescale); at s = 2^-1
+// (e = 126) activations of 2^121 and more overflow that fold, so those 128-row blocks must take
 // the dequantising path and still give the canonical bits. Subnormal E4M3 codes included.
 TEST_F(MatmulTest, Fp8LargeActivationsFallBackExactly) {
   std::mt19937 rng(6);
@@ -279,8 +279,8 @@ TEST_F(MatmulTest, Fp8LargeActivationsFallBackExactly) {
   for (size_t i = 0; i < tw.data.size(); i += 7) tw.data[i] &= 0x87;   // subnormal codes
   tw.scale[0] = 126;
   std::vector<float> x = make_acts(2, K, rng);
-  x[3] = 3.0e6f;           // overflows the fold of the blocks with e = 126
-  x[K + 9] = -1.5e5f;
+  x[3] = 3.0e36f;           // overflows the fold of the blocks with e = 126
+  x[K + 9] = -1.5e36f;
   const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), 2);
   for (int64_t n : {1, 2}) {
     for (MatmulImpl impl : fast_impls()) {

@@ -6,7 +6,7 @@
 //   V16 v_mul(V16, V16); V16 v_fma(V16 a, V16 b, V16 c) /* a*b+c, one rounding */;
 //   float v_reduce(V16)          /* lanes added l+8, l+4, l+2, l+1: the canonical tree */
 //   void v_reduce_16(const V16* a, float* out)  /* out[i] = v_reduce(a[i]), i < 16, same bits */
-//   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-120 */
+//   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
 //   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)
 //        /* 16 bytes; lane i of lo / hi = low / high nibble of byte 4*(i%4) + i/4 */
@@ -78,20 +78,18 @@ inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
     }
 }
 
-// xp[j][k] = x[j][k] * c_kb with c_kb = 2^120 * s[kb] (s: the E8M0 scales of one 128-row block).
-// dec_fp8_32 yields w * 2^-120, so (w * 2^-120) * xp == (w * s) * x exactly and
-// fma(w * 2^-120, xp, acc) == fma(dequantised w, x, acc) bit for bit (an FMA rounds the exact
-// product once, subnormal operands included), as long as every xp is exact. Returns false if one
-// is not (c_kb not a normal f32, overflow, or a nonzero result below 2^-126); the caller then runs
-// the path that dequantises the weights instead. Real checkpoints have s <= 2^-6 (e <= 121), so
-// the fold overflows only for |x| >= 2^14.
+// xp[j][k] = x[j][k] * c_kb with c_kb = 2^8 * s[kb] (s: the E8M0 scales of one 128-row block).
+// dec_fp8_32 yields w * 2^-8, so (w * 2^-8) * xp == (w * s) * x exactly and
+// fma(w * 2^-8, xp, acc) == fma(dequantised w, x, acc) bit for bit, as long as every xp is exact.
+// Returns false if one is not (c_kb not a normal f32, overflow, or a nonzero result below
+// 2^-126); the caller then runs the path that dequantises the weights instead.
 inline bool fp8_prescale(const float* x, int64_t ldx, int64_t T, int64_t K, const uint8_t* s,
                          float* xp) {
   bool exact = true;
   for (int64_t kb = 0; kb * 128 < K; ++kb) {
     const uint32_t e = s[kb];
-    if (e > 134) return false;                     // 2^(e-7) must be a normal f32: e + 120 <= 254
-    const float c = bits_as_f32((e + 120) << 23);  // e = 0: 2^-7 = 2^120 * 2^-127, as e8m0_value
+    if (e > 246) return false;                   // 2^(e-119) must be a normal f32: e + 8 <= 254
+    const float c = bits_as_f32((e + 8) << 23);  // e = 0: 2^-119 = 2^8 * 2^-127, as e8m0_value
     const int64_t k1 = K < kb * 128 + 128 ? K : kb * 128 + 128;
     for (int64_t j = 0; j < T; ++j)
       for (int64_t k = kb * 128; k < k1; ++k) {
@@ -130,9 +128,9 @@ void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int6
     for (int i = 0; i < R; ++i) {
       V16 a, b;
       dec_fp8_32(w + i * K + k, a, b);
-      if constexpr (!kPrescaled) {  // exact dequantisation: (w * 2^-120) * 2^120 * s
-        a = v_mul(v_mul(a, v_set1(0x1p120f)), sv);
-        b = v_mul(v_mul(b, v_set1(0x1p120f)), sv);
+      if constexpr (!kPrescaled) {  // exact dequantisation: (w * 2^-8) * 2^8 * s
+        a = v_mul(v_mul(a, v_set1(256.0f)), sv);
+        b = v_mul(v_mul(b, v_set1(256.0f)), sv);
       }
       #pragma GCC unroll 16
       for (int j = 0; j < T; ++j) {
@@ -304,8 +302,8 @@ void decode_tile(const WeightView& w, int64_t r, int R, float* wt) {
           const V16 sv = v_set1(e8m0_value(s[k >> 7]));
           V16 a, b;
           dec_fp8_32(p + k, a, b);
-          v_store(out + k, v_mul(v_mul(a, v_set1(0x1p120f)), sv));
-          v_store(out + k + 16, v_mul(v_mul(b, v_set1(0x1p120f)), sv));
+          v_store(out + k, v_mul(v_mul(a, v_set1(256.0f)), sv));
+          v_store(out + k + 16, v_mul(v_mul(b, v_set1(256.0f)), sv));
         }
         break;
       }

@@ -41,17 +41,16 @@ inline void v_reduce_16(const V16* a, float* out) {
   for (int i = 0; i < 16; ++i) out[i] = v_reduce(a[i]);
 }
 
-// E4M3 -> f32 by moving bits, decoding to value * 2^-120 exactly (see the AVX-512 variant).
-inline __m256 dec_fp8_8(const uint8_t* p) {
-  const __m256i u = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(
-      _mm256_and_si256(_mm256_sllv_epi32(u, _mm256_set1_epi32(20)), _mm256_set1_epi32(int32_t(0x87F00000u))));
+// E4M3 -> f16 by moving bits, decoding to value * 2^-8 exactly (see the AVX-512 variant).
+inline void dec_fp8_16(const uint8_t* p, V16& a) {
+  __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  h = _mm256_and_si256(_mm256_slli_epi16(h, 7), _mm256_set1_epi16(int16_t(0xBFFF)));
+  a.lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+  a.hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 inline void dec_fp8_32(const uint8_t* p, V16& a, V16& b) {
-  a.lo = dec_fp8_8(p);
-  a.hi = dec_fp8_8(p + 8);
-  b.lo = dec_fp8_8(p + 16);
-  b.hi = dec_fp8_8(p + 24);
+  dec_fp8_16(p, a);
+  dec_fp8_16(p + 16, b);
 }
 
 // vpermps has 8 entries here: look up the magnitude with nibble bits 0..2, then put bit 3 (the
