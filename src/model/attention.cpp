@@ -134,16 +134,17 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
     const int64_t cw = a.compressor.width;
     ckv = A.alloc<float>(rows * cw);
     cscore = A.alloc<float>(rows * cw);
-    jobs[nj++] = {a.compressor.wkv, x, rows, ckv};
-    jobs[nj++] = {a.compressor.wgate, x, rows, cscore};
+    // The reference GPU's f32 GEMM order (kernels/cpu/matmul.h SumOrder::two_slices).
+    jobs[nj++] = {a.compressor.wkv, x, rows, ckv, kernels::SumOrder::two_slices};
+    jobs[nj++] = {a.compressor.wgate, x, rows, cscore, kernels::SumOrder::two_slices};
   }
   if (ratio == 4) {
     const CompressorWeights& ic = a.indexer.compressor;
     ikv = A.alloc<float>(rows * ic.width);
     iscore = A.alloc<float>(rows * ic.width);
     iweights = A.alloc<float>(rows * Hi);
-    jobs[nj++] = {ic.wkv, x, rows, ikv};
-    jobs[nj++] = {ic.wgate, x, rows, iscore};
+    jobs[nj++] = {ic.wkv, x, rows, ikv, kernels::SumOrder::two_slices};
+    jobs[nj++] = {ic.wgate, x, rows, iscore, kernels::SumOrder::two_slices};
     jobs[nj++] = {a.indexer.weights_proj, x, rows, iweights};
   }
   kernels::matmul_many(jobs, nj);

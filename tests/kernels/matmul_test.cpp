@@ -347,5 +347,61 @@ TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
   }
 }
 
+// SumOrder::two_slices, worked by hand: weights (x = 1) 2^24 at k = 0, 1 at k = 8, 2 at k = 9 and
+// 1 at k = 16. acc0 (runs 0 and 2) = 2^24 + 1 -> 2^24 (tie to even); acc1 (run 1) = 3;
+// y = 2^24 + 3 -> 2^24 + 4 (tie to even). The canonical 16-lane order gives 2^24 + 2 here.
+TEST_F(MatmulTest, TwoSlicesOrderWorkedExample) {
+  std::vector<uint16_t> w(32, 0);
+  w[0] = f32_to_bf16(16777216.0f);
+  w[8] = f32_to_bf16(1.0f);
+  w[9] = f32_to_bf16(2.0f);
+  w[16] = f32_to_bf16(1.0f);
+  const WeightView view{DType::bf16, 1, 32, w.data(), nullptr};
+  const std::vector<float> x(32, 1.0f);
+  for (MatmulImpl impl : {MatmulImpl::reference, MatmulImpl::generic, MatmulImpl::avx2, MatmulImpl::avx512}) {
+    if (!select_matmul_impl(impl)) continue;
+    float y = 0.0f, canonical = 0.0f;
+    const MatmulJob jobs[2] = {{view, x.data(), 1, &y, SumOrder::two_slices}, {view, x.data(), 1, &canonical}};
+    matmul_many(jobs, 2);
+    EXPECT_EQ(y, 16777220.0f) << matmul_impl_name(impl);
+    if (impl != MatmulImpl::reference) {
+      EXPECT_EQ(canonical, 16777218.0f) << matmul_impl_name(impl);
+    }
+  }
+}
+
+// The SIMD paths of SumOrder::two_slices (rows as lanes for n < 8, tokens as lanes above) equal the
+// scalar oracle bit for bit, for any n, thread count and row split (including 16-row tails).
+TEST_F(MatmulTest, TwoSlicesSimdEqualsScalarForAnyBatchAndThreads) {
+  std::mt19937 rng(77);
+  for (DType dt : {DType::bf16, DType::f32})
+    for (int64_t rows : {16, 37, 256}) {
+      const int64_t K = 96;
+      const TestWeight tw = make_weight(dt, rows, K, rng);
+      for (int64_t n : {1, 3, 7, 8, 21, 40}) {
+        const std::vector<float> x = make_acts(n, K, rng);
+        std::vector<float> expect(size_t(n * rows)), row(static_cast<size_t>(K));
+        matmul_two_slices_rows(tw.view, x.data(), n, expect.data(), 0, rows, row.data());
+        for (MatmulImpl impl : fast_impls())
+          for (int threads : {1, 2, 3}) {
+            ASSERT_TRUE(select_matmul_impl(impl));
+            omp_set_num_threads(threads);
+            std::vector<float> got(size_t(n * rows), -3.0f);
+            const MatmulJob job{tw.view, x.data(), n, got.data(), SumOrder::two_slices};
+            matmul_many(&job, 1);
+            EXPECT_EQ(0, std::memcmp(got.data(), expect.data(), got.size() * 4))
+                << dtype_name(dt) << " rows " << rows << " n " << n << " " << matmul_impl_name(impl) << " threads "
+                << threads;
+            if (n > 1) {   // token by token gives the same bits
+              std::vector<float> one(static_cast<size_t>(rows));
+              const MatmulJob last{tw.view, x.data() + (n - 1) * K, 1, one.data(), SumOrder::two_slices};
+              matmul_many(&last, 1);
+              EXPECT_EQ(0, std::memcmp(one.data(), expect.data() + (n - 1) * rows, one.size() * 4));
+            }
+          }
+      }
+    }
+}
+
 }  // namespace
 }  // namespace dsv4::kernels

@@ -41,8 +41,11 @@ TEST(Conformance, EndToEndAndMtpWithinTolerance) {
 }
 
 // Teacher-forced per layer: the SWA and HCA blocks of both fixtures and the first CSA block of
-// fixtures/tiny meet the bitwise thresholds. The other CSA blocks miss them because of compressor
-// projections summed in cuBLAS's order, which is not reproduced (see the issue note).
+// fixtures/tiny meet the bitwise thresholds. The CSA blocks of fixtures/tiny-c miss them because
+// of CUDA's expf in the compressor's softmax, which is not reproduced (fed the reference's
+// compressed entries they reach 0.966 and 0.989; see the issue note); with the compressor's
+// projections in the GPU's GEMM order (SumOrder::two_slices) they are at 0.875 and 0.852, which
+// the floor below holds (0.776 and 0.764 in the canonical order).
 TEST(Conformance, TeacherForcedLayersWithinTolerance) {
   const std::map<std::string, std::vector<int>> passing = {{"tiny", {0, 1, 2}}, {"tiny-c", {0, 2}}};
   for (const auto& [fixture, layers] : passing) {
@@ -50,6 +53,11 @@ TEST(Conformance, TeacherForcedLayersWithinTolerance) {
     ASSERT_TRUE(r.contains("teacher_forced")) << fixture;
     for (int layer : layers)
       EXPECT_TRUE(r["teacher_forced"][layer]["pass"].get<bool>()) << fixture << r["teacher_forced"][layer].dump();
+    if (fixture == "tiny-c") {
+      for (int layer : {1, 3})
+        EXPECT_GE(r["teacher_forced"][layer]["elements_bitwise_equal"].get<double>(), 0.85)
+            << r["teacher_forced"][layer].dump();
+    }
   }
 }
 

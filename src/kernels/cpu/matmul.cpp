@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include "core/parallel.h"
 #include "core/status.h"
@@ -104,6 +105,12 @@ const detail::MatmulIsa& isa_for_job(MatmulImpl impl, const WeightView& w) {
   return detail::matmul_fast_shape_ok(w) ? isa_for(impl) : detail::matmul_isa_generic();
 }
 
+void run_rows(MatmulImpl impl, const MatmulJob& job, int64_t r0, int64_t r1, float* scratch) {
+  const detail::MatmulIsa& isa = isa_for_job(impl, job.w);
+  if (job.order == SumOrder::two_slices) isa.rows_two_slices(job.w, job.x, job.n, job.y, r0, r1, scratch);
+  else isa.rows(job.w, job.x, job.n, job.y, r0, r1, scratch);
+}
+
 // Work of one row of a job, in units of a quarter weight byte: the bytes the row streams from
 // memory (what a decode step waits for; FP4 reads half the bytes of FP8 per weight, BF16 twice)
 // plus its multiply-adds over 4 (what dominates once n grows). A matmul_many mixing dtypes — the
@@ -153,12 +160,23 @@ Cut share_start(const MatmulJob* jobs, int64_t count, int64_t total, int64_t id,
 void matmul_many(const MatmulJob* jobs, int64_t count) {
   const MatmulImpl impl = active_matmul_impl();
   if (impl == MatmulImpl::reference) {
-    for (int64_t j = 0; j < count; ++j)
-      if (jobs[j].n > 0) matmul_ref(jobs[j].w, jobs[j].x, jobs[j].n, jobs[j].y);
+    std::vector<float> row;
+    for (int64_t j = 0; j < count; ++j) {
+      const MatmulJob& job = jobs[j];
+      if (job.n <= 0) continue;
+      if (job.order == SumOrder::canonical) {
+        matmul_ref(job.w, job.x, job.n, job.y);
+      } else {
+        row.resize(size_t(job.w.cols));
+        matmul_two_slices_rows(job.w, job.x, job.n, job.y, 0, job.w.rows, row.data());
+      }
+    }
     return;
   }
   int64_t total = 0, scratch_floats = 0;
   for (int64_t j = 0; j < count; ++j) {
+    DSV4_CHECK(jobs[j].order == SumOrder::canonical || jobs[j].w.dtype == DType::bf16 ||
+               jobs[j].w.dtype == DType::f32);
     if (row_cost(jobs[j]) == 0) continue;
     total += jobs[j].w.rows * row_cost(jobs[j]);
     const int64_t sf = isa_for_job(impl, jobs[j].w).scratch_floats(jobs[j].w.cols);
@@ -176,7 +194,7 @@ void matmul_many(const MatmulJob* jobs, int64_t count) {
       const int64_t r1 = j == b.job ? b.row : job.w.rows;
       if (r0 >= r1) continue;
       if (!scratch) scratch = thread_scratch(scratch_floats);
-      isa_for_job(impl, job.w).rows(job.w, job.x, job.n, job.y, r0, r1, scratch);
+      run_rows(impl, job, r0, r1, scratch);
     }
   });
 }

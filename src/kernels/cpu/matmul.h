@@ -37,12 +37,26 @@ struct WeightView {
 // REQUIRES: x and y do not overlap; x holds n rows of cols floats, y n rows of rows floats.
 void matmul(const WeightView& w, const float* x, int64_t n, float* y);
 
+// The order a product sums in.
+//  * canonical: the 16-lane order above — the fastest on a CPU, used for every product whose
+//    output the reference rounds (to bf16, or through FP8 quantisation) before it matters.
+//  * two_slices: the order of the reference GPU's f32 GEMM (cuBLAS SIMT SGEMM, two K-slices),
+//    needed where f32 outputs feed a chaotic computation directly (the compressor's projections,
+//    spec §5.5: one pooled value an ulp off flips the bf16 and FP8 roundings of a whole compressed
+//    entry). Positions k are cut into runs of 8; runs 0, 2, 4, ... are summed into one
+//    accumulator and runs 1, 3, 5, ... into another, each with fused multiply-adds in ascending
+//    k from 0, then y = acc0 + acc1. Measured on an H100 (torch.matmul of bf16-valued f32
+//    [600 x 256] · [256 x 1024], the tiny-c compressor shape): every one of 614,400 outputs
+//    bit-identical (tools/cuda_math/README.md). BF16 and F32 weights only; cols % 16 == 0.
+enum class SumOrder { canonical, two_slices };
+
 // One product of a batch for matmul_many().
 struct MatmulJob {
   WeightView w;
   const float* x = nullptr;   // n rows of w.cols floats
   int64_t n = 0;
   float* y = nullptr;         // n rows of w.rows floats
+  SumOrder order = SumOrder::canonical;
 };
 
 // Runs independent products in one parallel region: the work (rows x cols x n of every job) is
@@ -67,6 +81,10 @@ bool select_matmul_impl(MatmulImpl impl);
 
 // The scalar reference implementation (single-threaded loops); the fast path is tested against it.
 void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);
+// Scalar SumOrder::two_slices for rows [r0, r1): the reference and generic paths, the tail rows
+// of the SIMD path, and the oracle the SIMD path is tested against. row: scratch of w.cols floats.
+void matmul_two_slices_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+                            float* row);
 
 // Dequantises row r of W into out[cols] (exact). Used by the reference path and tests.
 void dequant_row(const WeightView& w, int64_t r, float* out);

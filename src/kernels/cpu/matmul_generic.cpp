@@ -36,6 +36,11 @@ void generic_rows(const WeightView& w, const float* x, int64_t n, float* y, int6
   }
 }
 
+void generic_rows_two_slices(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+                             float* scratch) {
+  matmul_two_slices_rows(w, x, n, y, r0, r1, scratch);
+}
+
 int64_t generic_scratch_floats(int64_t cols) { return cols; }
 
 double generic_fma_probe(int64_t iters) {
@@ -60,7 +65,7 @@ float generic_read_probe(const float* p, int64_t n) {
 }  // namespace
 
 const MatmulIsa& matmul_isa_generic() {
-  static const MatmulIsa isa{generic_rows, generic_scratch_floats, generic_fma_probe,
+  static const MatmulIsa isa{generic_rows, generic_rows_two_slices, generic_scratch_floats, generic_fma_probe,
                              generic_read_probe};
   return isa;
 }

@@ -16,6 +16,8 @@ using MatmulRowsFn = void (*)(const WeightView& w, const float* x, int64_t n, fl
 
 struct MatmulIsa {
   MatmulRowsFn rows;
+  // The same contract in SumOrder::two_slices (BF16/F32 weights, cols % 16 == 0).
+  MatmulRowsFn rows_two_slices;
   int64_t (*scratch_floats)(int64_t cols);
   // Runs `iters` rounds of independent FMA chains on the calling thread and returns the number
   // of floating-point operations done (2 per lane per FMA): the compute-peak probe.

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <vector>
 
 #include "core/status.h"
@@ -51,6 +52,21 @@ void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y) {
       float acc = 0.0f;
       for (int64_t k = 0; k < w.cols; ++k) acc += row[size_t(k)] * xt[k];
       y[t * w.rows + r] = acc;
+    }
+  }
+}
+
+void matmul_two_slices_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+                            float* row) {
+  DSV4_CHECK(w.dtype == DType::bf16 || w.dtype == DType::f32);
+  const int64_t K = w.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    dequant_row(w, r, row);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * K;
+      float acc[2] = {0.0f, 0.0f};
+      for (int64_t k = 0; k < K; ++k) acc[(k >> 3) & 1] = std::fma(row[k], xt[k], acc[(k >> 3) & 1]);
+      y[t * w.rows + r] = acc[0] + acc[1];
     }
   }
 }

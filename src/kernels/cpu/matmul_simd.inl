@@ -13,6 +13,8 @@
 //   V16 dec_bf16_16(const uint16_t*);
 //   void dec_e8m0_16(const uint8_t*, float* out)  /* 16 E8M0 codes -> f32, as e8m0_value */
 //   constexpr int kGemmRows, kGemmTok  /* register tile of the GEMM micro-kernel */
+//   V16 v_add(V16, V16);
+//   void v_transpose16(V16* m)   /* 16 x 16 transpose: m[i] lane j <-> m[j] lane i */
 // Nothing here may call an inline function defined in another header (its out-of-line copy
 // would be compiled for this instruction set and could be picked by the linker for all callers).
 //
@@ -394,6 +396,98 @@ void simd_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t
 int64_t simd_scratch_floats(int64_t cols) {
   const int64_t mv = kMvMaxTok * cols, gemm = (kGemmRows + kTokBlock) * cols;
   return mv > gemm ? mv : gemm;
+}
+
+// ---- SumOrder::two_slices (matmul.h) ----
+// Each output is two fma chains over alternate runs of 8 positions, so a chain cannot be split
+// over lanes: lanes are output rows at small n (a 16 x 16 tile of weights transposed in registers)
+// and tokens at large n (activations transposed once per block of 16 tokens). Both walk every
+// chain in the same order, so n never changes a result.
+
+// Rows [0, 16) of w (lanes) for T tokens; y[j * ldy + l].
+template <int T, bool kBf16>
+void two_slices_rows16(const void* w, int64_t K, const float* x, float* y, int64_t ldy) {
+  V16 acc[T][2];
+  #pragma GCC unroll 16
+  for (int j = 0; j < T; ++j) acc[j][0] = acc[j][1] = v_zero();
+  for (int64_t k0 = 0; k0 < K; k0 += 16) {
+    V16 col[16];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      if constexpr (kBf16) col[i] = dec_bf16_16(static_cast<const uint16_t*>(w) + i * K + k0);
+      else col[i] = v_load(static_cast<const float*>(w) + i * K + k0);
+    }
+    v_transpose16(col);
+    #pragma GCC unroll 16
+    for (int kk = 0; kk < 16; ++kk)
+      #pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) acc[j][kk >> 3] = v_fma(col[kk], v_set1(x[j * K + k0 + kk]), acc[j][kk >> 3]);
+  }
+  #pragma GCC unroll 16
+  for (int j = 0; j < T; ++j) v_store(y + j * ldy, v_add(acc[j][0], acc[j][1]));
+}
+
+// R rows of exact weights wt[i * K + k] against 16 tokens xt[k * 16 + lane]; T valid tokens.
+template <int R>
+void two_slices_tok16(const float* wt, int64_t K, const float* xt, float* y, int64_t ldy, int64_t T) {
+  V16 acc[R][2];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = v_zero();
+  for (int64_t k0 = 0; k0 < K; k0 += 16) {
+    #pragma GCC unroll 2
+    for (int s = 0; s < 2; ++s) {
+      #pragma GCC unroll 8
+      for (int64_t k = k0 + 8 * s; k < k0 + 8 * s + 8; ++k) {
+        const V16 xv = v_load(xt + k * 16);
+        #pragma GCC unroll 16
+        for (int i = 0; i < R; ++i) acc[i][s] = v_fma(v_set1(wt[i * K + k]), xv, acc[i][s]);
+      }
+    }
+  }
+  alignas(64) float out[16];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    v_store(out, v_add(acc[i][0], acc[i][1]));
+    for (int64_t l = 0; l < T; ++l) y[l * ldy + i] = out[l];
+  }
+}
+
+constexpr int kTwoSlicesRows = 2 * kGemmRows;
+
+void simd_rows_two_slices(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
+                          float* scratch) {
+  const int64_t K = w.cols, ld = w.rows;
+  const bool bf16 = w.dtype == DType::bf16;
+  const size_t esz = bf16 ? 2 : 4;
+  if (n < kGemmMinN) {
+    const uint8_t* wb = static_cast<const uint8_t*>(w.data);
+    int64_t r = r0;
+    for (; r + 16 <= r1; r += 16)
+      for (int64_t t0 = 0; t0 < n; t0 += kMvMaxTok) {
+        const int T = int(n - t0 < kMvMaxTok ? n - t0 : kMvMaxTok);
+        auto f = [&]<int R, int TT>() {
+          if (bf16) two_slices_rows16<TT, true>(wb + r * K * esz, K, x + t0 * K, y + t0 * ld + r, ld);
+          else two_slices_rows16<TT, false>(wb + r * K * esz, K, x + t0 * K, y + t0 * ld + r, ld);
+        };
+        dispatch_rt<1, kMvMaxTok>(1, T, f);
+      }
+    matmul_two_slices_rows(w, x, n, y, r, r1, scratch);
+    return;
+  }
+  static_assert(16 + kTwoSlicesRows <= kGemmRows + kTokBlock, "fits simd_scratch_floats");
+  float* xt = scratch;            // K x 16
+  float* wt = scratch + 16 * K;   // kTwoSlicesRows x K
+  for (int64_t t0 = 0; t0 < n; t0 += 16) {
+    const int64_t T = n - t0 < 16 ? n - t0 : 16;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t l = 0; l < 16; ++l) xt[k * 16 + l] = l < T ? x[(t0 + l) * K + k] : 0.0f;
+    for (int64_t r = r0; r < r1; r += kTwoSlicesRows) {
+      const int rr = int(r1 - r < kTwoSlicesRows ? r1 - r : kTwoSlicesRows);
+      decode_tile(w, r, rr, wt);
+      auto f = [&]<int R, int TT>() { two_slices_tok16<R>(wt, K, xt, y + t0 * ld + r, ld, T); };
+      dispatch_rt<kTwoSlicesRows, 1>(rr, 1, f);
+    }
+  }
 }
 
 // Ten independent FMA chains (more than latency x throughput on current cores).

@@ -101,10 +101,56 @@ inline void dec_e8m0_16(const uint8_t* p, float* out) {
 constexpr int kGemmRows = 2;
 constexpr int kGemmTok = 2;
 
+inline V16 v_add(V16 a, V16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+inline V16 v_gather_stride(const float* p, int32_t stride) {
+  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+  return {_mm256_i32gather_ps(p, idx, 4), _mm256_i32gather_ps(p + 8 * stride, idx, 4)};
+}
+// out[c] = lane c of in[0..7] (an 8 x 8 transpose).
+__attribute__((always_inline)) inline void transpose8(const __m256* in, __m256* out) {
+  __m256 t[8], s[8];
+  #pragma GCC unroll 16
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(in[i], in[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(in[i], in[i + 1]);
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  #pragma GCC unroll 16
+  for (int c = 0; c < 4; ++c) {
+    out[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+    out[c + 4] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+  }
+}
+// m[i] lane j -> m[j] lane i, as four 8 x 8 blocks.
+__attribute__((always_inline)) inline void v_transpose16(V16* m) {
+  __m256 a[8], b[8], c[8], d[8], ta[8], tb[8], tc[8], td[8];
+  #pragma GCC unroll 16
+  for (int i = 0; i < 8; ++i) {
+    a[i] = m[i].lo;       // rows 0..7, columns 0..7
+    b[i] = m[i].hi;       // rows 0..7, columns 8..15
+    c[i] = m[i + 8].lo;   // rows 8..15, columns 0..7
+    d[i] = m[i + 8].hi;
+  }
+  transpose8(a, ta);
+  transpose8(b, tb);
+  transpose8(c, tc);
+  transpose8(d, td);
+  #pragma GCC unroll 16
+  for (int i = 0; i < 8; ++i) {
+    m[i] = {ta[i], tc[i]};
+    m[i + 8] = {tb[i], td[i]};
+  }
+}
+
 #include "kernels/cpu/matmul_simd.inl"
 
 // ---- primitives of attn_simd.inl ----
-inline V16 v_add(V16 a, V16 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 inline V16 v_div(V16 a, V16 b) { return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)}; }
 // vmaxps(0, s) returns s unless 0 > s: std::max(s, 0.0f) lane by lane (NaN and -0 kept).
 inline V16 v_relu(V16 s) {
@@ -123,10 +169,6 @@ inline __m256 round_bf16_8(__m256 a) {
   return _mm256_castsi256_ps(_mm256_blendv_epi8(r, quiet, nan));
 }
 inline V16 v_round_bf16(V16 a) { return {round_bf16_8(a.lo), round_bf16_8(a.hi)}; }
-inline V16 v_gather_stride(const float* p, int32_t stride) {
-  const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
-  return {_mm256_i32gather_ps(p, idx, 4), _mm256_i32gather_ps(p + 8 * stride, idx, 4)};
-}
 // 1 entry x 4 head vectors = 8 ymm accumulators + 8 ymm of queries.
 constexpr int kIdxEntries = 1;
 
@@ -163,7 +205,7 @@ const AttnIsa& attn_isa_avx2() {
 }
 
 const MatmulIsa& matmul_isa_avx2() {
-  static const MatmulIsa isa{avx2_impl::simd_rows, avx2_impl::simd_scratch_floats,
+  static const MatmulIsa isa{avx2_impl::simd_rows, avx2_impl::simd_rows_two_slices, avx2_impl::simd_scratch_floats,
                              avx2_impl::simd_fma_probe, avx2_impl::simd_read_probe};
   return isa;
 }

@@ -103,10 +103,44 @@ inline void dec_e8m0_16(const uint8_t* p, float* out) {
 constexpr int kGemmRows = 4;
 constexpr int kGemmTok = 6;
 
+inline V16 v_add(V16 a, V16 b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline V16 v_gather_stride(const float* p, int32_t stride) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                         _mm512_set1_epi32(stride));
+  return {_mm512_i32gather_ps(idx, p, 4)};
+}
+// m[i] lane j -> m[j] lane i. Unpacks pair rows within 128-bit lanes (rows i..i+3 of column 4L+c
+// in lane L of u[i+c]); two rounds of 128-bit lane shuffles then gather lane L of the four groups.
+__attribute__((always_inline)) inline void v_transpose16(V16* m) {
+  __m512 t[16], u[16];
+  #pragma GCC unroll 16
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(m[i].v, m[i + 1].v);
+    t[i + 1] = _mm512_unpackhi_ps(m[i].v, m[i + 1].v);
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  #pragma GCC unroll 16
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    m[c].v = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    m[c + 8].v = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+    m[c + 4].v = _mm512_shuffle_f32x4(w0, w1, 0x88);
+    m[c + 12].v = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+  }
+}
+
 #include "kernels/cpu/matmul_simd.inl"
 
 // ---- primitives of attn_simd.inl ----
-inline V16 v_add(V16 a, V16 b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline V16 v_div(V16 a, V16 b) { return {_mm512_div_ps(a.v, b.v)}; }
 // vmaxps(0, s) returns s unless 0 > s: std::max(s, 0.0f) lane by lane (NaN and -0 kept).
 inline V16 v_relu(V16 s) { return {_mm512_max_ps(_mm512_setzero_ps(), s.v)}; }
@@ -120,11 +154,6 @@ inline V16 v_round_bf16(V16 a) {
   const __m512i quiet = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32(int32_t(0xffff0000u))),
                                         _mm512_set1_epi32(0x00400000));
   return {_mm512_castsi512_ps(_mm512_mask_mov_epi32(r, nan, quiet))};
-}
-inline V16 v_gather_stride(const float* p, int32_t stride) {
-  const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                         _mm512_set1_epi32(stride));
-  return {_mm512_i32gather_ps(idx, p, 4)};
 }
 // 4 entries x 4 head vectors = 16 accumulators + 4 query vectors: 20 of 32 zmm.
 constexpr int kIdxEntries = 4;
@@ -152,7 +181,7 @@ constexpr int kPvHeads = 8;
 }  // namespace avx512_impl
 
 const MatmulIsa& matmul_isa_avx512() {
-  static const MatmulIsa isa{avx512_impl::simd_rows, avx512_impl::simd_scratch_floats,
+  static const MatmulIsa isa{avx512_impl::simd_rows, avx512_impl::simd_rows_two_slices, avx512_impl::simd_scratch_floats,
                              avx512_impl::simd_fma_probe, avx512_impl::simd_read_probe};
   return isa;
 }
