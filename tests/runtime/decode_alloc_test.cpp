@@ -26,7 +26,6 @@
 #define DSV4_COUNT_ALLOCATIONS 1
 #endif
 
-#if DSV4_COUNT_ALLOCATIONS
 extern "C" {
 void* __libc_malloc(size_t);
 void* __libc_calloc(size_t, size_t);
@@ -45,6 +44,7 @@ inline void count_one() {
 }
 }  // namespace
 
+#if DSV4_COUNT_ALLOCATIONS
 extern "C" {
 void* malloc(size_t n) {
   count_one();
