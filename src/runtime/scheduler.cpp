@@ -176,6 +176,11 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
     } else {
       a->seq = engine_.new_sequence();
     }
+    // Room for every position the request may reach, so that its decode steps never grow the
+    // state (reserved address space is only backed by memory once written).
+    const int64_t longest = a->req.max_tokens > 0 ? a->prompt_len + int64_t(a->req.answer_prefix.size()) + a->req.max_tokens
+                                                  : max_context_;
+    a->seq->reserve(std::min(longest, max_context_));
     // A prefix with no start token opens the output: it is fed with the prompt.
     if (a->req.answer_start_token < 0 && !a->req.answer_prefix.empty()) {
       a->answer_started = true;
@@ -237,10 +242,11 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
       e.stop_token = last;
   }
   a.gen->push(std::move(e));
-  // The sequence has consumed tokens[0, fed); keep it for a request that continues it.
+  // The sequence has consumed tokens[0, fed); keep it for a request that continues it, as a
+  // copy without the room admit() reserved.
   if (reason != FinishReason::error && a.fed > 0 && a.seq && a.seq->position() == a.fed) {
     a.tokens.resize(size_t(a.fed));
-    keep_prefix(std::move(a.tokens), std::move(a.seq));
+    keep_prefix(std::move(a.tokens), a.seq->clone());
   }
   a.seq.reset();
 }
@@ -315,8 +321,10 @@ void Scheduler::run_step() {
 
   // Decoding sequences feed one token each; prefills (and forced output tokens) share what is
   // left of the budget.
-  std::vector<Active*> batch;
-  std::vector<std::span<const int32_t>> feeds;
+  std::vector<Active*>& batch = batch_;
+  std::vector<std::span<const int32_t>>& feeds = feeds_;
+  batch.clear();
+  feeds.clear();
   int64_t budget = options_.step_token_budget;
   for (auto& a : running_) {
     if (a->pending() != 1) continue;
@@ -335,15 +343,16 @@ void Scheduler::run_step() {
 
   const size_t vocab = size_t(vocab_size_);
   logits_.resize(batch.size() * vocab);
-  std::vector<Sequence*> seqs;
-  for (Active* a : batch) seqs.push_back(a->seq.get());
-  Status st = engine_.step(seqs, feeds, logits_.data());
-  std::vector<Status> per(batch.size());
+  batch_seqs_.clear();
+  for (Active* a : batch) batch_seqs_.push_back(a->seq.get());
+  Status st = engine_.step(batch_seqs_, feeds, logits_.data());
+  std::vector<Status>& per = batch_status_;
+  per.assign(batch.size(), Status::ok_status());
   if (!st.ok()) {
     // The engine leaves every sequence unchanged on failure: retry one by one so that only the
     // request at fault fails.
     for (size_t i = 0; i < batch.size(); ++i)
-      per[i] = engine_.step(*seqs[i], feeds[i], logits_.data() + i * vocab);
+      per[i] = engine_.step(*batch_seqs_[i], feeds[i], logits_.data() + i * vocab);
   }
   steps_.fetch_add(1);
   if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());

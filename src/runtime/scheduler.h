@@ -178,6 +178,11 @@ class Scheduler {
   std::list<CacheEntry> prefix_cache_;  // front = most recently used
   size_t prefix_cache_used_ = 0;        // memory_bytes() of the cached sequences
   std::vector<float> logits_;
+  // One step's batch, kept between steps so that a warm step reuses their storage.
+  std::vector<Active*> batch_;
+  std::vector<std::span<const int32_t>> feeds_;
+  std::vector<Sequence*> batch_seqs_;
+  std::vector<Status> batch_status_;
 
   std::atomic<int64_t> running_count_{0};
   std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};

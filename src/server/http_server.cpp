@@ -722,7 +722,10 @@ struct HttpServer::Impl {
                                  "server_error", "internal_error"),
                       "application/json");
     });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    // Counted before the response is written (cpp-httplib runs this after routing and the error
+    // handler): a client that reads /metrics right after a response then always sees it counted,
+    // which a logger (run after the write) does not guarantee.
+    http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       std::string endpoint = req.path;
       if (endpoint.rfind("/v1/models/", 0) == 0) endpoint = "/v1/models/{id}";
       else if (endpoint != "/health" && endpoint != "/metrics" && endpoint != "/v1/models" &&

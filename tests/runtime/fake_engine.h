@@ -18,7 +18,11 @@ namespace dsv4::test {
 class FakeSequence : public runtime::Sequence {
  public:
   std::vector<int32_t> tokens;
+  std::atomic<int64_t>* reserve_sink = nullptr;   // receives the last reserve() argument
   int64_t position() const override { return int64_t(tokens.size()); }
+  void reserve(int64_t positions) override {
+    if (reserve_sink) reserve_sink->store(positions);
+  }
   std::unique_ptr<runtime::Sequence> clone() const override { return std::make_unique<FakeSequence>(*this); }
   size_t memory_bytes() const override { return tokens.size() * sizeof(int32_t); }
 };
@@ -33,7 +37,9 @@ class FakeEngine : public runtime::Engine {
   int64_t max_context() const override { return max_context_; }
   std::unique_ptr<runtime::Sequence> new_sequence() const override {
     live_sequences.fetch_add(1);
-    return std::make_unique<FakeSequence>();
+    auto s = std::make_unique<FakeSequence>();
+    s->reserve_sink = &last_reserve;
+    return s;
   }
 
   // logits[v] in [-4, 4): a hash of (history, v). EOS is pushed down unless eos_bias says
@@ -75,6 +81,7 @@ class FakeEngine : public runtime::Engine {
     return Status::ok_status();
   }
 
+  mutable std::atomic<int64_t> last_reserve{-1};
   std::mutex mu;
   std::vector<int> batch_sizes;
   std::vector<int64_t> tokens_per_step;

@@ -78,6 +78,21 @@ TEST(Scheduler, SingleGreedyRequestMatchesADirectLoop) {
   EXPECT_EQ(c.finished.generated_tokens, 12);
 }
 
+// A request's sequence is sized up front for every position it may reach (prompt + max_tokens,
+// or the whole context without a limit), so its decode steps never grow the state.
+TEST(Scheduler, ReservesTheSequenceForTheWholeRequest) {
+  FakeEngine engine(64, 512);
+  Scheduler s(engine, {});
+  auto g = s.submit(greedy_request({0, 5, 9, 3}, 12));
+  ASSERT_TRUE(g.ok());
+  collect(**g);
+  EXPECT_EQ(engine.last_reserve.load(), 16);
+  auto unlimited = s.submit(greedy_request({7, 8}, 0));
+  ASSERT_TRUE(unlimited.ok());
+  collect(**unlimited);
+  EXPECT_EQ(engine.last_reserve.load(), 512);
+}
+
 TEST(Scheduler, BatchedOutputsEqualSequentialOnesAndDecodeTogether) {
   FakeEngine engine;
   engine.step_delay = 1ms;

@@ -128,9 +128,13 @@ TEST(HttpServer, ModelsHealthAndMetrics) {
   EXPECT_EQ(j["data"][0]["id"], "fake-model");
   r = f.client->Get("/health");
   EXPECT_EQ(r->status, 200);
+  r = f.client->Get("/no-such-page");
+  EXPECT_EQ(r->status, 404);
+  // Counted before each response is written, so the next request always sees it.
   r = f.client->Get("/metrics");
   ASSERT_TRUE(r);
   EXPECT_NE(r->body.find("dsv4_requests_total{endpoint=\"/v1/models\",status=\"200\"} 1"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("dsv4_requests_total{endpoint=\"other\",status=\"404\"} 1"), std::string::npos) << r->body;
   EXPECT_NE(r->body.find("# TYPE dsv4_time_to_first_token_seconds histogram"), std::string::npos);
   EXPECT_NE(r->body.find("dsv4_queue_depth 0"), std::string::npos);
 }
