@@ -9,6 +9,7 @@
 
 #include "io/checkpoint.h"
 #include "kernels/cpu/machine_probe.h"
+#include "kernels/cpu/matmul.h"
 #include "runtime/engine.h"
 
 namespace dsv4::runtime {
@@ -74,6 +75,11 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   r.model_dir = opt.model_dir;
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
   r.threads = omp_get_max_threads();
+  if (opt.fp8_decode == "f16") kernels::select_fp8_decode(kernels::Fp8Decode::f16);
+  else if (opt.fp8_decode == "integer") kernels::select_fp8_decode(kernels::Fp8Decode::integer);
+  else if (opt.fp8_decode != "auto") return Status::invalid_argument("bench: --fp8-decode must be auto, f16 or integer");
+  r.kernels = std::string(kernels::matmul_impl_name(kernels::active_matmul_impl())) + ", fp8 " +
+              (kernels::active_fp8_decode() == kernels::Fp8Decode::integer ? "integer" : "f16");
 
   // A second, independent mapping for the byte count: the engine keeps its checkpoint private.
   {

@@ -26,6 +26,7 @@ struct BenchOptions {
   bool synthetic_context = false;
   int64_t decode_tokens = 16;                      // greedy (argmax) tokens per context
   int threads = 0;                                 // 0 = all cores
+  std::string fp8_decode = "auto";                 // "auto" (probed), "f16" or "integer" (kernels::Fp8Decode)
   int repetitions = 3;                             // prefill runs per length (median reported)
   double repetition_budget_s = 20;                 // no further repetition once a length took this long
   bool measure_bandwidth = true;                   // the STREAM-style probe (~1 s, 512 MiB)
@@ -52,6 +53,7 @@ struct DecodeFigure {
 struct BenchReport {
   std::string model_dir;
   int threads = 0;                // OpenMP threads actually used
+  std::string kernels;            // matmul instruction set and FP8 decode, e.g. "avx512, fp8 integer"
   double load_s = 0;              // Engine::load (validation + mapping; weights not yet paged in)
   double first_token_s = 0;       // first one-token step after load: pages the touched weights in
   std::vector<PrefillFigure> prefill;

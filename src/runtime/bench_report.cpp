@@ -39,6 +39,7 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
   return J{
       {"model", r.model_dir},
       {"threads", r.threads},
+      {"kernels", r.kernels},
       {"load_s", r.load_s},
       {"first_token_s", r.first_token_s},
       {"prefill", prefill},
@@ -62,7 +63,7 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
 
 std::string bench_table(const BenchReport& r) {
   std::string s;
-  appendf(s, "model      %s\nthreads    %d\n", r.model_dir.c_str(), r.threads);
+  appendf(s, "model      %s\nthreads    %d\nkernels    %s\n", r.model_dir.c_str(), r.threads, r.kernels.c_str());
   appendf(s, "load       %.3f s (Engine::load: validate + map)\n", r.load_s);
   appendf(s, "1st token  %.3f s (pages the weights in; excluded below)\n\n", r.first_token_s);
 

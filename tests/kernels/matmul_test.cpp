@@ -347,6 +347,30 @@ TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
   }
 }
 
+// Both FP8 decodes of the SIMD matvec (integer ops, or through f16) give the generic order's bits:
+// random codes include subnormals (exponent field 0, ~1 in 16) and the activations' magnitudes
+// cover the normal prescale, the integer decode's 2^120 fold overflowing (|x| ~ 2^14 and beyond,
+// which must fall back to the f16 decode) and both folds overflowing.
+TEST_F(MatmulTest, Fp8DecodesAreBitIdentical) {
+  std::mt19937 rng(31);
+  const Fp8Decode saved = active_fp8_decode();
+  const TestWeight tw = make_weight(DType::fp8_e4m3, 300, 512, rng, 112, 124);
+  for (float magnitude : {1.0f, 0x1p15f, 0x1p120f})
+    for (int64_t n : {1, 3, 4}) {
+      std::vector<float> x = make_acts(n, 512, rng);
+      for (float& v : x) v *= magnitude;
+      const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
+      for (MatmulImpl impl : fast_impls())
+        for (Fp8Decode d : {Fp8Decode::f16, Fp8Decode::integer}) {
+          select_fp8_decode(d);
+          const std::vector<float> y = run(impl, tw.view, x.data(), n);
+          EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4))
+              << matmul_impl_name(impl) << " decode " << int(d) << " n " << n << " magnitude " << magnitude;
+        }
+    }
+  select_fp8_decode(saved);
+}
+
 // SumOrder::two_slices, worked by hand: weights (x = 1) 2^24 at k = 0, 1 at k = 8, 2 at k = 9 and
 // 1 at k = 16. acc0 (runs 0 and 2) = 2^24 + 1 -> 2^24 (tie to even); acc1 (run 1) = 3;
 // y = 2^24 + 3 -> 2^24 + 4 (tie to even). The canonical 16-lane order gives 2^24 + 2 here.

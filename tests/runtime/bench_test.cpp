@@ -83,6 +83,8 @@ TEST(Bench, ReportHasEveryFigureOnTheTinyFixture) {
   expect_positive_finite(j, "weight_bytes_per_token");
   expect_positive_finite(j, "measured_bw_GBps");
   expect_positive_finite(j, "decode_fraction_of_bound");
+  ASSERT_TRUE(j.contains("kernels"));
+  EXPECT_NE(j["kernels"].get<std::string>().find(", fp8 "), std::string::npos) << j["kernels"];
 
   ASSERT_TRUE(j["prefill"].is_array());
   ASSERT_EQ(j["prefill"].size(), 2u);

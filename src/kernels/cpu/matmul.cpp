@@ -3,7 +3,9 @@
 // canonical order of matmul.h, so the split, n and the variant never change a result.
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -14,6 +16,8 @@
 #include "kernels/cpu/matmul_isa.h"
 
 namespace dsv4::kernels {
+
+std::atomic<bool> detail::g_fp8_integer_decode{false};
 
 namespace {
 
@@ -35,6 +39,35 @@ MatmulImpl best_impl() {
 
 // -1: not chosen yet (use best_impl()).
 std::atomic<int> g_selected{-1};
+
+// Seconds for `iters` rounds of the FMA probe on this thread.
+double time_fma_probe(const detail::MatmulIsa& isa, int64_t iters, float multiplier) {
+  const auto t0 = std::chrono::steady_clock::now();
+  isa.fma_probe(iters, multiplier);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Integer FP8 decode only where a subnormal FMA operand costs (almost) nothing extra: best of
+// three ~1 ms runs each (the machine may be busy), 1.5x margin.
+bool probe_fp8_integer_decode() {
+  const MatmulImpl impl = best_impl();
+  if (impl != MatmulImpl::avx512 && impl != MatmulImpl::avx2) return false;
+  const detail::MatmulIsa& isa = impl == MatmulImpl::avx512 ? detail::matmul_isa_avx512() : detail::matmul_isa_avx2();
+  double normal = 1e30, subnormal = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    normal = std::min(normal, time_fma_probe(isa, 100'000, 0.9999999f));
+    subnormal = std::min(subnormal, time_fma_probe(isa, 100'000, 0x1p-140f));
+  }
+  return subnormal < 1.5 * normal;
+}
+
+void init_fp8_decode_once() {
+  static const bool done = [] {
+    detail::g_fp8_integer_decode.store(probe_fp8_integer_decode());
+    return true;
+  }();
+  (void)done;
+}
 
 const detail::MatmulIsa& isa_for(MatmulImpl impl) {
   switch (impl) {
@@ -91,6 +124,16 @@ bool matmul_impl_supported(MatmulImpl impl) {
 MatmulImpl active_matmul_impl() {
   const int s = g_selected.load(std::memory_order_relaxed);
   return s < 0 ? best_impl() : MatmulImpl(s);
+}
+
+Fp8Decode active_fp8_decode() {
+  init_fp8_decode_once();
+  return detail::g_fp8_integer_decode.load() ? Fp8Decode::integer : Fp8Decode::f16;
+}
+
+void select_fp8_decode(Fp8Decode d) {
+  init_fp8_decode_once();
+  detail::g_fp8_integer_decode.store(d == Fp8Decode::integer);
 }
 
 bool select_matmul_impl(MatmulImpl impl) {
@@ -159,6 +202,7 @@ Cut share_start(const MatmulJob* jobs, int64_t count, int64_t total, int64_t id,
 
 void matmul_many(const MatmulJob* jobs, int64_t count) {
   const MatmulImpl impl = active_matmul_impl();
+  init_fp8_decode_once();
   if (impl == MatmulImpl::reference) {
     std::vector<float> row;
     for (int64_t j = 0; j < count; ++j) {

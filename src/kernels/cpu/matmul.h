@@ -79,6 +79,16 @@ bool matmul_impl_supported(MatmulImpl impl);
 MatmulImpl active_matmul_impl();
 bool select_matmul_impl(MatmulImpl impl);
 
+// How the SIMD FP8 matvec decodes E4M3 weights; results are bit-identical either way. `integer`
+// (three integer ops per 16 weights) is ~30 % faster where FMAs take subnormal operands at full
+// speed (AMD Zen), `f16` (through vcvtph2ps) is what CPUs that take a microcode assist for each
+// subnormal operand (Intel) need. Chosen once by timing FMAs with a subnormal operand against
+// normal ones on the first matmul; selecting is for tests and benchmarks (not thread-safe with
+// concurrent matmul calls).
+enum class Fp8Decode { f16, integer };
+Fp8Decode active_fp8_decode();
+void select_fp8_decode(Fp8Decode d);
+
 // The scalar reference implementation (single-threaded loops); the fast path is tested against it.
 void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);
 // Scalar SumOrder::two_slices for rows [r0, r1): the reference and generic paths, the tail rows

@@ -43,11 +43,11 @@ void generic_rows_two_slices(const WeightView& w, const float* x, int64_t n, flo
 
 int64_t generic_scratch_floats(int64_t cols) { return cols; }
 
-double generic_fma_probe(int64_t iters) {
+double generic_fma_probe(int64_t iters, float multiplier) {
   float a[8];
   for (int i = 0; i < 8; ++i) a[i] = 1.0f + 0.01f * float(i);
   for (int64_t it = 0; it < iters; ++it)
-    for (int i = 0; i < 8; ++i) a[i] = std::fma(a[i], 0.9999999f, 1e-7f);
+    for (int i = 0; i < 8; ++i) a[i] = std::fma(a[i], multiplier, 1e-7f);
   volatile float keep = a[0] + a[7];
   (void)keep;
   return double(iters) * 8 * 2;

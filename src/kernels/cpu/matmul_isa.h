@@ -2,6 +2,7 @@
 // canonical summation order they share (described in matmul.h). Not for use outside kernels/.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "kernels/cpu/matmul.h"
@@ -19,13 +20,20 @@ struct MatmulIsa {
   // The same contract in SumOrder::two_slices (BF16/F32 weights, cols % 16 == 0).
   MatmulRowsFn rows_two_slices;
   int64_t (*scratch_floats)(int64_t cols);
-  // Runs `iters` rounds of independent FMA chains on the calling thread and returns the number
-  // of floating-point operations done (2 per lane per FMA): the compute-peak probe.
-  double (*fma_probe)(int64_t iters);
+  // Runs `iters` rounds of independent FMA chains a = a * multiplier + c on the calling thread
+  // and returns the number of floating-point operations done (2 per lane per FMA): the
+  // compute-peak probe, and with a subnormal multiplier the subnormal-operand probe.
+  double (*fma_probe)(int64_t iters, float multiplier);
   // Reads n floats (n % 64 == 0) with the widest loads and the matvec's prefetch distance; returns
   // their sum (so the reads cannot be dropped): the bandwidth probe's inner loop.
   float (*read_probe)(const float* p, int64_t n);
 };
+
+// The FP8 matvec decodes E4M3 with integer ops only (value * 2^-120, subnormal codes as f32
+// subnormals) when true, through f16 conversion otherwise; results are identical. Set once by
+// matmul.cpp from a probe: true where FMAs with subnormal operands run at full speed (AMD Zen:
+// ~30 % faster FP8 matvec), false where each costs a microcode assist (Intel: 20x slower).
+extern std::atomic<bool> g_fp8_integer_decode;
 
 const MatmulIsa& matmul_isa_generic();
 const MatmulIsa& matmul_isa_avx2();

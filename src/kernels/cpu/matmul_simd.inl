@@ -7,6 +7,9 @@
 //   float v_reduce(V16)          /* lanes added l+8, l+4, l+2, l+1: the canonical tree */
 //   void v_reduce_16(const V16* a, float* out)  /* out[i] = v_reduce(a[i]), i < 16, same bits */
 //   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
+//   void dec_fp8_32_int(const uint8_t*, V16& a, V16& b)
+//        /* the same codes -> value * 2^-120 by integer ops only; subnormal codes give f32
+//           subnormals (used only where FMAs take those at full speed, see fp8_integer_decode) */
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
 //   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)
 //        /* 16 bytes; lane i of lo / hi = low / high nibble of byte 4*(i%4) + i/4 */
@@ -80,18 +83,20 @@ inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
     }
 }
 
-// xp[j][k] = x[j][k] * c_kb with c_kb = 2^8 * s[kb] (s: the E8M0 scales of one 128-row block).
-// dec_fp8_32 yields w * 2^-8, so (w * 2^-8) * xp == (w * s) * x exactly and
-// fma(w * 2^-8, xp, acc) == fma(dequantised w, x, acc) bit for bit, as long as every xp is exact.
-// Returns false if one is not (c_kb not a normal f32, overflow, or a nonzero result below
-// 2^-126); the caller then runs the path that dequantises the weights instead.
-inline bool fp8_prescale(const float* x, int64_t ldx, int64_t T, int64_t K, const uint8_t* s,
+// xp[j][k] = x[j][k] * c_kb with c_kb = 2^fold * s[kb] (s: the E8M0 scales of one 128-row
+// block). dec_fp8_32 yields w * 2^-8 (fold 8), dec_fp8_32_int w * 2^-120 (fold 120), so
+// (w * 2^-fold) * xp == (w * s) * x exactly and fma(w * 2^-fold, xp, acc) == fma(dequantised w,
+// x, acc) bit for bit (an FMA rounds the exact product once, subnormal operands included), as
+// long as every xp is exact. Returns false if one is not (c_kb not a normal f32, overflow, or a
+// nonzero result below 2^-126); the caller then takes another path. Real checkpoints have
+// s <= 2^-6, so fold 120 overflows only for |x| >= 2^14.
+inline bool fp8_prescale(const float* x, int64_t ldx, int64_t T, int64_t K, const uint8_t* s, uint32_t fold,
                          float* xp) {
   bool exact = true;
   for (int64_t kb = 0; kb * 128 < K; ++kb) {
     const uint32_t e = s[kb];
-    if (e > 246) return false;                   // 2^(e-119) must be a normal f32: e + 8 <= 254
-    const float c = bits_as_f32((e + 8) << 23);  // e = 0: 2^-119 = 2^8 * 2^-127, as e8m0_value
+    if (e + fold > 254) return false;               // 2^(e-127+fold) must be a normal f32
+    const float c = bits_as_f32((e + fold) << 23);  // e = 0: 2^(fold-127), as e8m0_value
     const int64_t k1 = K < kb * 128 + 128 ? K : kb * 128 + 128;
     for (int64_t j = 0; j < T; ++j)
       for (int64_t k = kb * 128; k < k1; ++k) {
@@ -113,7 +118,7 @@ inline void prefetch_span(const uint8_t* p) {
   for (int64_t l = 0; l < kBytes; l += 64) __builtin_prefetch(p + l);
 }
 
-template <int R, int T, bool kPrescaled>
+template <int R, int T, bool kPrescaled, bool kInteger = false>
 void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int64_t ldx, float* y,
             int64_t ldy) {
   V16 acc[R][T];
@@ -129,7 +134,9 @@ void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int6
     #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       V16 a, b;
-      dec_fp8_32(w + i * K + k, a, b);
+      static_assert(kPrescaled || !kInteger, "the integer decode is only used prescaled");
+      if constexpr (kInteger) dec_fp8_32_int(w + i * K + k, a, b);
+      else dec_fp8_32(w + i * K + k, a, b);
       if constexpr (!kPrescaled) {  // exact dequantisation: (w * 2^-8) * 2^8 * s
         a = v_mul(v_mul(a, v_set1(256.0f)), sv);
         b = v_mul(v_mul(b, v_set1(256.0f)), sv);
@@ -264,9 +271,14 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
           const int64_t ra = rb * 128 > r0 ? rb * 128 : r0;
           const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
           const uint8_t* s = w.scale + rb * kbs;
-          const bool pre = fp8_prescale(xt, K, T, K, s, scratch);
+          // The integer decode where the CPU takes subnormal FMA operands at full speed
+          // (matmul_isa.h), else (or if its fold does not fit) the f16 one; all give the same bits.
+          const bool integer = g_fp8_integer_decode.load(std::memory_order_relaxed) &&
+                               fp8_prescale(xt, K, T, K, s, 120, scratch);
+          const bool pre = integer || fp8_prescale(xt, K, T, K, s, 8, scratch);
           auto f = [&]<int R, int TT>(int64_t r) {
-            if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
+            if (integer) mv_fp8<R, TT, true, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
+            else if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
             else mv_fp8<R, TT, false>(wb + r * K, K, s, xt, K, yt + r, ld);
           };
           matvec_row_tiles<kMvRowsOneTok>(ra, rz, T, f);
@@ -491,10 +503,10 @@ void simd_rows_two_slices(const WeightView& w, const float* x, int64_t n, float*
 }
 
 // Ten independent FMA chains (more than latency x throughput on current cores).
-double simd_fma_probe(int64_t iters) {
+double simd_fma_probe(int64_t iters, float multiplier) {
   V16 a[10];
   for (int i = 0; i < 10; ++i) a[i] = v_set1(1.0f + 0.01f * float(i));
-  const V16 m = v_set1(0.9999999f), c = v_set1(1e-7f);
+  const V16 m = v_set1(multiplier), c = v_set1(1e-7f);
   for (int64_t it = 0; it < iters; ++it)
 #pragma GCC unroll 10
     for (int i = 0; i < 10; ++i) a[i] = v_fma(a[i], m, c);

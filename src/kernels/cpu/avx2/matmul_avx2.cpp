@@ -53,6 +53,16 @@ inline void dec_fp8_32(const uint8_t* p, V16& a, V16& b) {
   dec_fp8_16(p + 16, b);
 }
 
+// E4M3 -> f32 by moving bits, value * 2^-120 exactly (see the AVX-512 variant).
+inline __m256 dec_fp8_8_int(const uint8_t* p) {
+  const __m256i u = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(u, 20), _mm256_set1_epi32(int32_t(0x87F00000u))));
+}
+inline void dec_fp8_32_int(const uint8_t* p, V16& a, V16& b) {
+  a = {dec_fp8_8_int(p), dec_fp8_8_int(p + 8)};
+  b = {dec_fp8_8_int(p + 16), dec_fp8_8_int(p + 24)};
+}
+
 // vpermps has 8 entries here: look up the magnitude with nibble bits 0..2, then put bit 3 (the
 // E2M1 sign) into the f32 sign bit. mag holds |value| * s for the 8 positive codes.
 struct Fp4Tbl {
