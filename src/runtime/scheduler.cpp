@@ -177,10 +177,14 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
       a->seq = engine_.new_sequence();
     }
     // Room for every position the request may reach, so that its decode steps never grow the
-    // state (reserved address space is only backed by memory once written).
-    const int64_t longest = a->req.max_tokens > 0 ? a->prompt_len + int64_t(a->req.answer_prefix.size()) + a->req.max_tokens
-                                                  : max_context_;
-    a->seq->reserve(std::min(longest, max_context_));
+    // state (reserved address space is only backed by memory once written). At most
+    // kMaxReservedOutput output tokens ahead: a 1M-token context would otherwise reserve ~7 GB
+    // of address space per V4-Flash sequence, which strict overcommit (vm.overcommit_memory=2)
+    // refuses; past that the state grows by ~1/8 when full.
+    constexpr int64_t kMaxReservedOutput = 65536;
+    const int64_t prompt = a->prompt_len + int64_t(a->req.answer_prefix.size());
+    const int64_t output = a->req.max_tokens > 0 ? a->req.max_tokens : max_context_;
+    a->seq->reserve(std::min(prompt + std::min(output, kMaxReservedOutput), max_context_));
     // A prefix with no start token opens the output: it is fed with the prompt.
     if (a->req.answer_start_token < 0 && !a->req.answer_prefix.empty()) {
       a->answer_started = true;

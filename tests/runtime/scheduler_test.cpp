@@ -79,7 +79,8 @@ TEST(Scheduler, SingleGreedyRequestMatchesADirectLoop) {
 }
 
 // A request's sequence is sized up front for every position it may reach (prompt + max_tokens,
-// or the whole context without a limit), so its decode steps never grow the state.
+// or the whole context without a limit; at most 65,536 output tokens ahead), so its decode steps
+// never grow the state.
 TEST(Scheduler, ReservesTheSequenceForTheWholeRequest) {
   FakeEngine engine(64, 512);
   Scheduler s(engine, {});
@@ -91,6 +92,14 @@ TEST(Scheduler, ReservesTheSequenceForTheWholeRequest) {
   ASSERT_TRUE(unlimited.ok());
   collect(**unlimited);
   EXPECT_EQ(engine.last_reserve.load(), 512);
+
+  FakeEngine long_context(64, 1 << 20);
+  long_context.eos_bias = 100.0f;   // ends at the first token
+  Scheduler s2(long_context, {});
+  auto capped = s2.submit(greedy_request({7, 8, 9}, 100000));
+  ASSERT_TRUE(capped.ok());
+  collect(**capped);
+  EXPECT_EQ(long_context.last_reserve.load(), 3 + 65536);
 }
 
 TEST(Scheduler, BatchedOutputsEqualSequentialOnesAndDecodeTogether) {
