@@ -212,7 +212,9 @@ std::unique_ptr<Sequence> Scheduler::take_prefix(const std::vector<int32_t>& pro
   return best->seq->clone();
 }
 
-void Scheduler::keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequence> seq) {
+// Caches a copy of seq: the copy holds no spare capacity (the live sequence carries the room
+// admit() reserved), so the cache's byte count is what the state really uses.
+void Scheduler::keep_prefix(std::vector<int32_t> tokens, const Sequence& seq) {
   if (options_.prefix_cache_entries <= 0 || tokens.empty()) return;
   // An entry that is a prefix of the new one is superseded by it.
   prefix_cache_.remove_if([&](const CacheEntry& e) {
@@ -221,9 +223,10 @@ void Scheduler::keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequenc
     if (superseded) prefix_cache_used_ -= e.bytes;
     return superseded;
   });
-  const size_t bytes = seq->memory_bytes();
+  std::unique_ptr<Sequence> copy = seq.clone();
+  const size_t bytes = copy->memory_bytes();
   if (bytes > options_.prefix_cache_bytes) return;
-  prefix_cache_.push_front({std::move(tokens), std::move(seq), bytes});
+  prefix_cache_.push_front({std::move(tokens), std::move(copy), bytes});
   prefix_cache_used_ += bytes;
   while (int(prefix_cache_.size()) > options_.prefix_cache_entries || prefix_cache_used_ > options_.prefix_cache_bytes) {
     prefix_cache_used_ -= prefix_cache_.back().bytes;
@@ -246,11 +249,10 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
       e.stop_token = last;
   }
   a.gen->push(std::move(e));
-  // The sequence has consumed tokens[0, fed); keep it for a request that continues it, as a
-  // copy without the room admit() reserved.
+  // The sequence has consumed tokens[0, fed); keep it for a request that continues it.
   if (reason != FinishReason::error && a.fed > 0 && a.seq && a.seq->position() == a.fed) {
     a.tokens.resize(size_t(a.fed));
-    keep_prefix(std::move(a.tokens), a.seq->clone());
+    keep_prefix(std::move(a.tokens), *a.seq);
   }
   a.seq.reset();
 }

@@ -159,7 +159,7 @@ class Scheduler {
   bool emit_token(Active& a, const SampledToken& s);    // true when the request finished
   bool force_tokens(Active& a, std::span<const int32_t> forced);  // true when it finished
   std::unique_ptr<Sequence> take_prefix(const std::vector<int32_t>& prompt, int64_t* reused);
-  void keep_prefix(std::vector<int32_t> tokens, std::unique_ptr<Sequence> seq);
+  void keep_prefix(std::vector<int32_t> tokens, const Sequence& seq);
 
   Engine& engine_;
   const SchedulerOptions options_;

@@ -29,10 +29,8 @@ struct MatmulIsa {
   float (*read_probe)(const float* p, int64_t n);
 };
 
-// The FP8 matvec decodes E4M3 with integer ops only (value * 2^-120, subnormal codes as f32
-// subnormals) when true, through f16 conversion otherwise; results are identical. Set once by
-// matmul.cpp from a probe: true where FMAs with subnormal operands run at full speed (AMD Zen:
-// ~30 % faster FP8 matvec), false where each costs a microcode assist (Intel: 20x slower).
+// True when the FP8 matvec uses dec_fp8_32_int (Fp8Decode::integer in matmul.h), false for the
+// f16 route; set by matmul.cpp (probe, or select_fp8_decode), read by the SIMD variants.
 extern std::atomic<bool> g_fp8_integer_decode;
 
 const MatmulIsa& matmul_isa_generic();

@@ -9,7 +9,7 @@
 //   void dec_fp8_32(const uint8_t*, V16& a, V16& b)   /* 32 E4M3 codes -> value * 2^-8 */
 //   void dec_fp8_32_int(const uint8_t*, V16& a, V16& b)
 //        /* the same codes -> value * 2^-120 by integer ops only; subnormal codes give f32
-//           subnormals (used only where FMAs take those at full speed, see fp8_integer_decode) */
+//           subnormals (used only where FMAs take those at full speed: Fp8Decode, matmul.h) */
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
 //   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)
 //        /* 16 bytes; lane i of lo / hi = low / high nibble of byte 4*(i%4) + i/4 */
