@@ -34,6 +34,9 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--fp8-decode", opt.fp8_decode,
                  "FP8 weight decode of the matvec: auto (probed), f16 or integer (same results; for comparison)")
       ->check(CLI::IsMember({"auto", "f16", "integer"}));
+  app.add_option("--fp4-dot", opt.fp4_dot,
+                 "FP4 matvec product: auto (probed), fma or bf16 (vdpbf16ps where exact; same results; for comparison)")
+      ->check(CLI::IsMember({"auto", "fma", "bf16"}));
   app.add_flag("--json", json, "print one JSON object instead of the table");
   app.add_flag("--skip-verify", skip_verify, "accepted for symmetry with run/serve; bench never hashes the files");
   CLI11_PARSE(app, argc, argv);

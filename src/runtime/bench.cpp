@@ -78,8 +78,12 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   if (opt.fp8_decode == "f16") kernels::select_fp8_decode(kernels::Fp8Decode::f16);
   else if (opt.fp8_decode == "integer") kernels::select_fp8_decode(kernels::Fp8Decode::integer);
   else if (opt.fp8_decode != "auto") return Status::invalid_argument("bench: --fp8-decode must be auto, f16 or integer");
+  if (opt.fp4_dot == "fma") kernels::select_fp4_dot(kernels::Fp4Dot::fma);
+  else if (opt.fp4_dot == "bf16") kernels::select_fp4_dot(kernels::Fp4Dot::bf16);
+  else if (opt.fp4_dot != "auto") return Status::invalid_argument("bench: --fp4-dot must be auto, fma or bf16");
   r.kernels = std::string(kernels::matmul_impl_name(kernels::active_matmul_impl())) + ", fp8 " +
-              (kernels::active_fp8_decode() == kernels::Fp8Decode::integer ? "integer" : "f16");
+              (kernels::active_fp8_decode() == kernels::Fp8Decode::integer ? "integer" : "f16") + ", fp4 " +
+              (kernels::active_fp4_dot() == kernels::Fp4Dot::bf16 ? "bf16 dot" : "fma");
 
   // A second, independent mapping for the byte count: the engine keeps its checkpoint private.
   {

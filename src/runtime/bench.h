@@ -27,6 +27,7 @@ struct BenchOptions {
   int64_t decode_tokens = 16;                      // greedy (argmax) tokens per context
   int threads = 0;                                 // 0 = all cores
   std::string fp8_decode = "auto";                 // "auto" (probed), "f16" or "integer" (kernels::Fp8Decode)
+  std::string fp4_dot = "auto";                    // "auto" (probed), "fma" or "bf16" (kernels::Fp4Dot)
   int repetitions = 3;                             // prefill runs per length (median reported)
   double repetition_budget_s = 20;                 // no further repetition once a length took this long
   bool measure_bandwidth = true;                   // the STREAM-style probe (~1 s, 512 MiB)
@@ -53,7 +54,7 @@ struct DecodeFigure {
 struct BenchReport {
   std::string model_dir;
   int threads = 0;                // OpenMP threads actually used
-  std::string kernels;            // matmul instruction set and FP8 decode, e.g. "avx512, fp8 integer"
+  std::string kernels;            // matmul instruction set, FP8 decode, FP4 product: "avx512, fp8 integer, fp4 bf16 dot"
   double load_s = 0;              // Engine::load (validation + mapping; weights not yet paged in)
   double first_token_s = 0;       // first one-token step after load: pages the touched weights in
   std::vector<PrefillFigure> prefill;

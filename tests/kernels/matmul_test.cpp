@@ -429,3 +429,89 @@ TEST_F(MatmulTest, TwoSlicesSimdEqualsScalarForAnyBatchAndThreads) {
 
 }  // namespace
 }  // namespace dsv4::kernels
+
+namespace dsv4::kernels {
+namespace {
+
+// Rounds every value to bf16 (nearest even): activations the BF16 dot product may take, as the
+// FP8-quantised activations of spec §4.2 are.
+std::vector<float> bf16_exact(std::vector<float> x) {
+  for (float& v : x) v = bf16_to_f32(f32_to_bf16(v));
+  return x;
+}
+
+// The FP4 matvec on vdpbf16ps (Fp4Dot::bf16) gives the generic order's bits wherever it runs, and
+// falls back to the FMA kernel wherever it may not: block scale codes outside [2, 252],
+// activations that are not bf16 values, subnormal ones, or products so small that a partial sum
+// could be subnormal (e + f < 136, matmul_avx512.cpp). The tile counter shows which path ran.
+TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
+  if (!matmul_impl_supported(MatmulImpl::avx512)) GTEST_SKIP() << "no AVX-512";
+  const Fp4Dot saved = active_fp4_dot();
+  select_fp4_dot(Fp4Dot::bf16);
+  if (active_fp4_dot() != Fp4Dot::bf16) {
+    select_fp4_dot(saved);
+    GTEST_SKIP() << "no usable AVX512-BF16 on this CPU";
+  }
+  omp_set_num_threads(1);   // the tile counter is per thread
+  std::mt19937 rng(41);
+  struct Case {
+    const char* what;
+    int64_t rows, cols;
+    int e_lo, e_hi;          // weight scale codes
+    float x_scale;           // activations: bf16-rounded N(0,1) times this,
+    bool unit;               // or +-[1, 2) times this (biased exponent fixed)
+    bool exact_x;            // false: activations not rounded to bf16
+    bool runs;               // the dot path takes every tile
+  };
+  const Case cases[] = {
+      {"typical", 262, 512, 112, 132, 1.0f, false, true, true},
+      {"16+ blocks and a tail", 64, 32 * 21, 117, 127, 1.0f, false, true, true},
+      {"three blocks", 20, 96, 117, 127, 1.0f, false, true, true},
+      {"activations not bf16", 64, 512, 117, 127, 1.0f, false, false, false},
+      {"scale code 1", 64, 256, 1, 1, 1.0f, false, true, false},
+      {"scale code 253", 64, 256, 253, 253, 1.0f, false, true, false},
+      // |x| in [2^-60, 2^-59): f = 67; e >= 69 meets e + f >= 136 (69: exactly).
+      {"tiny products, allowed", 64, 256, 69, 75, 0x1p-60f, true, true, true},
+      // e <= 68: products down to 2^-128, partial sums can be subnormal.
+      {"tiny products, refused", 64, 256, 60, 68, 0x1p-60f, true, true, false},
+  };
+  for (const Case& c : cases) {
+    const TestWeight tw = make_weight(DType::i8, c.rows, c.cols, rng, c.e_lo, c.e_hi);
+    for (int64_t n : {1, 3, 4}) {
+      std::vector<float> x = make_acts(n, c.cols, rng);
+      for (float& v : x) v = c.unit ? std::copysign(1.0f + std::fabs(v) / (1.0f + std::fabs(v)), v) * c.x_scale
+                                    : v * c.x_scale;
+      if (c.exact_x) x = bf16_exact(x);
+      const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
+      const int64_t before = fp4_dot_tiles_on_this_thread();
+      const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), n);
+      const int64_t tiles = fp4_dot_tiles_on_this_thread() - before;
+      EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << c.what << " n=" << n;
+      EXPECT_EQ(tiles, c.runs ? (c.rows + 3) / 4 : 0) << c.what << " n=" << n;
+    }
+  }
+  // A subnormal, an infinity or a NaN among the activations sends the whole call to the FMA kernel.
+  const TestWeight tw = make_weight(DType::i8, 16, 256, rng);
+  for (float odd : {0x1p-140f, INFINITY, NAN}) {
+    std::vector<float> x = bf16_exact(make_acts(1, 256, rng));
+    x[77] = odd;
+    const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), 1);
+    const int64_t before = fp4_dot_tiles_on_this_thread();
+    const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), 1);
+    EXPECT_EQ(fp4_dot_tiles_on_this_thread(), before) << odd;
+    EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << odd;
+  }
+  // Rows of one call may differ: a row tile with one out-of-range block falls back alone.
+  TestWeight mixed = make_weight(DType::i8, 64, 512, rng, 117, 127);
+  mixed.scale[size_t(20 * (512 / 32) + 3)] = 0;   // row 20: tile 5 of 16
+  const std::vector<float> x = bf16_exact(make_acts(1, 512, rng));
+  const std::vector<float> base = run(MatmulImpl::generic, mixed.view, x.data(), 1);
+  const int64_t before = fp4_dot_tiles_on_this_thread();
+  const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), 1);
+  EXPECT_EQ(fp4_dot_tiles_on_this_thread() - before, 15);
+  EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4));
+  select_fp4_dot(saved);
+}
+
+}  // namespace
+}  // namespace dsv4::kernels

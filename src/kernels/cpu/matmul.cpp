@@ -18,6 +18,8 @@
 namespace dsv4::kernels {
 
 std::atomic<bool> detail::g_fp8_integer_decode{false};
+std::atomic<bool> detail::g_fp4_bf16_dot{false};
+thread_local int64_t detail::g_fp4_dot_tiles = 0;
 
 namespace {
 
@@ -61,9 +63,16 @@ bool probe_fp8_integer_decode() {
   return subnormal < 1.5 * normal;
 }
 
-void init_fp8_decode_once() {
+// vdpbf16ps where the AVX-512 variant runs and its probe says it equals the FMA chain.
+bool bf16_dot_usable() {
+  static const bool ok = best_impl() == MatmulImpl::avx512 && detail::matmul_isa_avx512().bf16_dot_probe();
+  return ok;
+}
+
+void init_probed_kernels_once() {
   static const bool done = [] {
     detail::g_fp8_integer_decode.store(probe_fp8_integer_decode());
+    detail::g_fp4_bf16_dot.store(bf16_dot_usable());
     return true;
   }();
   (void)done;
@@ -127,14 +136,26 @@ MatmulImpl active_matmul_impl() {
 }
 
 Fp8Decode active_fp8_decode() {
-  init_fp8_decode_once();
+  init_probed_kernels_once();
   return detail::g_fp8_integer_decode.load() ? Fp8Decode::integer : Fp8Decode::f16;
 }
 
 void select_fp8_decode(Fp8Decode d) {
-  init_fp8_decode_once();
+  init_probed_kernels_once();
   detail::g_fp8_integer_decode.store(d == Fp8Decode::integer);
 }
+
+Fp4Dot active_fp4_dot() {
+  init_probed_kernels_once();
+  return detail::g_fp4_bf16_dot.load() ? Fp4Dot::bf16 : Fp4Dot::fma;
+}
+
+void select_fp4_dot(Fp4Dot d) {
+  init_probed_kernels_once();
+  detail::g_fp4_bf16_dot.store(d == Fp4Dot::bf16 && bf16_dot_usable());
+}
+
+int64_t fp4_dot_tiles_on_this_thread() { return detail::g_fp4_dot_tiles; }
 
 bool select_matmul_impl(MatmulImpl impl) {
   if (!matmul_impl_supported(impl)) return false;
@@ -202,7 +223,7 @@ Cut share_start(const MatmulJob* jobs, int64_t count, int64_t total, int64_t id,
 
 void matmul_many(const MatmulJob* jobs, int64_t count) {
   const MatmulImpl impl = active_matmul_impl();
-  init_fp8_decode_once();
+  init_probed_kernels_once();
   if (impl == MatmulImpl::reference) {
     std::vector<float> row;
     for (int64_t j = 0; j < count; ++j) {

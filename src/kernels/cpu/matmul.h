@@ -31,9 +31,10 @@ struct WeightView {
 // lanes, lane l accumulating with fused multiply-adds the products whose position in the row is
 // ≡ l (mod 16), positions walked in ascending order, then the lanes added pairwise
 // (l += l+8, l += l+4, l += l+2, l += l+1). Positions are the columns, except for FP4, walked in
-// the order its bytes decode fastest: in each 32-column block (16 bytes), position p < 16 is the
-// low nibble (even column) of byte 4*(p%4) + p/4, position 16 + p its high nibble. So generic,
-// AVX2 and AVX-512 give bit-identical results, for any n and thread count.
+// the order of the AVX-512 BF16 dot product (vdpbf16ps: lane p adds the product of the odd word
+// of its pair, then the even one): in each 32-column block, position p < 16 is column
+// 8*(p%4) + 4 + p/4 and position 16 + p column 8*(p%4) + p/4. So generic, AVX2 and AVX-512 give
+// bit-identical results, for any n and thread count.
 // REQUIRES: x and y do not overlap; x holds n rows of cols floats, y n rows of rows floats.
 void matmul(const WeightView& w, const float* x, int64_t n, float* y);
 
@@ -89,6 +90,22 @@ bool select_matmul_impl(MatmulImpl impl);
 enum class Fp8Decode { f16, integer };
 Fp8Decode active_fp8_decode();
 void select_fp8_decode(Fp8Decode d);
+
+// How the AVX-512 FP4 matvec multiplies; results are bit-identical either way. `bf16` runs
+// vdpbf16ps (32 products per instruction, the weights looked up as bf16 words) on CPUs with
+// AVX512-BF16 whose vdpbf16ps was checked, on the first matmul, to equal two fused multiply-adds
+// (odd word, then even word; Zen 5 and Intel do). It is taken only where it gives the canonical
+// bits: activations exactly bf16 (the FP8-quantised activations of spec §4.2 are), no block scale
+// outside [2, 252], and every product and partial sum a multiple of at least 2^-126 (so neither
+// the instruction's flush of subnormals nor rounding differs from the FMA chain); other rows and
+// calls take the f32 FMA kernel. Selecting is for tests and benchmarks (not thread-safe with
+// concurrent matmul calls); `bf16` is ignored where the CPU lacks it.
+enum class Fp4Dot { fma, bf16 };
+Fp4Dot active_fp4_dot();
+void select_fp4_dot(Fp4Dot d);
+// Row tiles of the FP4 matvec the calling thread has run on the BF16 dot product so far (tests
+// and benchmarks: whether the fast path is taken).
+int64_t fp4_dot_tiles_on_this_thread();
 
 // The scalar reference implementation (single-threaded loops); the fast path is tested against it.
 void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);

@@ -8,12 +8,12 @@
 namespace dsv4::kernels::detail {
 namespace {
 
-// Column read at canonical position p (matmul.h; FP4: per 32-column block, lane i holds byte
-// 4*(i%4) + i/4, low nibbles in positions 0..15, high nibbles in 16..31).
+// Column read at canonical position p (matmul.h; FP4: per 32-column block, position i < 16 is
+// column 8*(i%4) + 4 + i/4, position 16 + i column 8*(i%4) + i/4).
 inline int64_t canonical_col(const WeightView& w, int64_t p) {
   if (w.dtype != DType::i8) return p;
   const int64_t b = p & ~int64_t(31), j = p & 31, i = j & 15;
-  return b + 2 * (4 * (i % 4) + i / 4) + (j >> 4);
+  return b + 8 * (i % 4) + (j < 16 ? 4 : 0) + i / 4;
 }
 
 void generic_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
@@ -62,11 +62,13 @@ float generic_read_probe(const float* p, int64_t n) {
   return s;
 }
 
+bool no_bf16_dot() { return false; }
+
 }  // namespace
 
 const MatmulIsa& matmul_isa_generic() {
-  static const MatmulIsa isa{generic_rows, generic_rows_two_slices, generic_scratch_floats, generic_fma_probe,
-                             generic_read_probe};
+  static const MatmulIsa isa{generic_rows,      generic_rows_two_slices, generic_scratch_floats, generic_fma_probe,
+                             generic_read_probe, no_bf16_dot};
   return isa;
 }
 

@@ -27,11 +27,19 @@ struct MatmulIsa {
   // Reads n floats (n % 64 == 0) with the widest loads and the matvec's prefetch distance; returns
   // their sum (so the reads cannot be dropped): the bandwidth probe's inner loop.
   float (*read_probe)(const float* p, int64_t n);
+  // True if this CPU has AVX512-BF16 and its vdpbf16ps, on test vectors, equals two fused
+  // multiply-adds (odd word, then even word): the condition for Fp4Dot::bf16 (matmul.h).
+  bool (*bf16_dot_probe)();
 };
 
 // True when the FP8 matvec uses dec_fp8_32_int (Fp8Decode::integer in matmul.h), false for the
 // f16 route; set by matmul.cpp (probe, or select_fp8_decode), read by the SIMD variants.
 extern std::atomic<bool> g_fp8_integer_decode;
+// True when the AVX-512 FP4 matvec may use vdpbf16ps (Fp4Dot::bf16 in matmul.h); set by
+// matmul.cpp (probe, or select_fp4_dot), read by the AVX-512 variant.
+extern std::atomic<bool> g_fp4_bf16_dot;
+// Row tiles this thread ran through mv_fp4_dot (fp4_dot_tiles_on_this_thread, matmul.h).
+extern thread_local int64_t g_fp4_dot_tiles;
 
 const MatmulIsa& matmul_isa_generic();
 const MatmulIsa& matmul_isa_avx2();

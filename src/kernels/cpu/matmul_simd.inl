@@ -12,7 +12,12 @@
 //           subnormals (used only where FMAs take those at full speed: Fp8Decode, matmul.h) */
 //   Fp4Tbl fp4_tbl(float s)      /* the 16 E2M1 values times the block scale s */
 //   void dec_fp4_32(const uint8_t*, const Fp4Tbl&, V16& lo, V16& hi)
-//        /* 16 bytes; lane i of lo / hi = low / high nibble of byte 4*(i%4) + i/4 */
+//        /* 16 bytes; lane i of lo / hi = column 8*(i%4) + 4 + i/4 / 8*(i%4) + i/4 */
+//   int fp4_dot_prepare(const float* x, int64_t T, int64_t K, uint16_t* xb)
+//   template <int R, int T> bool mv_fp4_dot(const uint8_t* w, const uint8_t* s, int64_t K,
+//                                           const uint16_t* xb, int e_lo, float* y, int64_t ldy)
+//        /* the FP4 matvec on a BF16 dot product where the CPU has one (Fp4Dot, matmul.h):
+//           prepare returns 0 where it may not run; mv_fp4_dot false for rows it may not take */
 //   V16 dec_bf16_16(const uint16_t*);
 //   void dec_e8m0_16(const uint8_t*, float* out)  /* 16 E8M0 codes -> f32, as e8m0_value */
 //   constexpr int kGemmRows, kGemmTok  /* register tile of the GEMM micro-kernel */
@@ -72,14 +77,47 @@ inline void dispatch_rt(int r, int t, F& f) {
 }
 
 // FP4 canonical layout of one row of activations (matmul.h): per 32-column block, position i
-// (< 16) takes the even column of byte 4*(i%4) + i/4 and position 16 + i its odd column — the
-// order dec_fp4_32 produces the weights in.
+// (< 16) takes column 8*(i%4) + 4 + i/4 and position 16 + i column 8*(i%4) + i/4 — the order
+// dec_fp4_32 produces the weights in.
 inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
   for (int64_t b = 0; b < K; b += 32)
     for (int i = 0; i < 16; ++i) {
-      const int byte = 4 * (i % 4) + i / 4;
-      out[b + i] = x[b + 2 * byte];
-      out[b + 16 + i] = x[b + 2 * byte + 1];
+      out[b + i] = x[b + 8 * (i % 4) + 4 + i / 4];
+      out[b + 16 + i] = x[b + 8 * (i % 4) + i / 4];
+    }
+}
+
+// Exponent fields of the activations per token and 128-column block: those of the smallest and
+// the largest nonzero |x| (kAllZero if there is none), or kNotNormal if one is subnormal,
+// infinite or NaN. Computed once per call, so that fp8_prescale checks a whole block in O(1).
+struct ExpRange {
+  int16_t lo, hi;
+};
+constexpr ExpRange kAllZero{1000, -1000};   // passes every shift in fp8_prescale
+constexpr ExpRange kNotNormal{-1000, 1000};  // passes none
+inline void exp_ranges(const float* x, int64_t ldx, int64_t T, int64_t K, ExpRange* out) {
+  typedef uint32_t U32x16 __attribute__((vector_size(64)));
+  const int64_t kbs = (K + 127) / 128;
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t kb = 0; kb < kbs; ++kb) {
+      U32x16 lo = U32x16{} + 255, hi = U32x16{}, bad = U32x16{};
+      const int64_t k1 = K < kb * 128 + 128 ? K : kb * 128 + 128;
+      for (int64_t k = kb * 128; k < k1; k += 16) {
+        U32x16 u;
+        __builtin_memcpy(&u, x + j * ldx + k, 64);
+        const U32x16 f = (u >> 23) & 0xFF;
+        const U32x16 nz = U32x16((u & 0x7FFFFFFF) != 0);
+        bad |= nz & U32x16((f == 0) | (f == 255));
+        lo = (nz & (f < lo)) ? f : lo;
+        hi = (nz & (f > hi)) ? f : hi;
+      }
+      uint32_t l = 255, h = 0, b = 0;
+      for (int i = 0; i < 16; ++i) {
+        l = lo[i] < l ? lo[i] : l;
+        h = hi[i] > h ? hi[i] : h;
+        b |= bad[i];
+      }
+      out[j * kbs + kb] = b ? kNotNormal : h == 0 ? kAllZero : ExpRange{int16_t(l), int16_t(h)};
     }
 }
 
@@ -87,26 +125,26 @@ inline void permute_fp4_cols(const float* x, int64_t K, float* out) {
 // block). dec_fp8_32 yields w * 2^-8 (fold 8), dec_fp8_32_int w * 2^-120 (fold 120), so
 // (w * 2^-fold) * xp == (w * s) * x exactly and fma(w * 2^-fold, xp, acc) == fma(dequantised w,
 // x, acc) bit for bit (an FMA rounds the exact product once, subnormal operands included), as
-// long as every xp is exact. Returns false if one is not (c_kb not a normal f32, overflow, or a
-// nonzero result below 2^-126); the caller then takes another path. Real checkpoints have
-// s <= 2^-6, so fold 120 overflows only for |x| >= 2^14.
+// long as every xp is exact: c_kb a normal f32 and every nonzero x normal with x * c_kb normal
+// (range: exp_ranges of x). Returns false otherwise (before writing anything); the caller then
+// takes another path. Real checkpoints have s <= 2^-6, so fold 120 overflows only for
+// |x| >= 2^14.
 inline bool fp8_prescale(const float* x, int64_t ldx, int64_t T, int64_t K, const uint8_t* s, uint32_t fold,
-                         float* xp) {
-  bool exact = true;
-  for (int64_t kb = 0; kb * 128 < K; ++kb) {
-    const uint32_t e = s[kb];
-    if (e + fold > 254) return false;               // 2^(e-127+fold) must be a normal f32
-    const float c = bits_as_f32((e + fold) << 23);  // e = 0: 2^(fold-127), as e8m0_value
+                         const ExpRange* range, float* xp) {
+  const int64_t kbs = (K + 127) / 128;
+  for (int64_t kb = 0; kb < kbs; ++kb) {
+    const int e = s[kb], d = e + int(fold) - 127;   // the exponent c_kb adds
+    if (e + int(fold) > 254) return false;           // c_kb must be a normal f32
+    for (int64_t j = 0; j < T; ++j)
+      if (range[j * kbs + kb].lo + d < 1 || range[j * kbs + kb].hi + d > 254) return false;
+  }
+  for (int64_t kb = 0; kb < kbs; ++kb) {
+    const V16 c = v_set1(bits_as_f32(uint32_t(s[kb] + fold) << 23));  // e = 0: 2^(fold-127), as e8m0_value
     const int64_t k1 = K < kb * 128 + 128 ? K : kb * 128 + 128;
     for (int64_t j = 0; j < T; ++j)
-      for (int64_t k = kb * 128; k < k1; ++k) {
-        const float v = x[j * ldx + k] * c;
-        const float av = __builtin_fabsf(v), ax = __builtin_fabsf(x[j * ldx + k]);
-        exact &= !((av < 0x1p-126f && ax != 0.0f) || (av == __builtin_inff() && ax != av));
-        xp[j * K + k] = v;
-      }
+      for (int64_t k = kb * 128; k < k1; k += 16) v_store(xp + j * K + k, v_mul(v_load(x + j * ldx + k), c));
   }
-  return exact;
+  return true;
 }
 
 // ---- matvec kernels: R rows x T tokens, y[j * ldy + i] ----
@@ -258,15 +296,28 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
         break;
       }
       case DType::i8: {
-        for (int j = 0; j < T; ++j) permute_fp4_cols(xt + j * K, K, scratch + j * K);
+        // The BF16 dot product where it gives the canonical bits, else the FMA kernel on the
+        // activations in canonical order (permuted once, when a tile first needs them).
+        uint16_t* xb = reinterpret_cast<uint16_t*>(scratch + kMvMaxTok * K);
+        const int e_lo = fp4_dot_prepare(xt, T, K, xb);
+        bool permuted = false;
         auto f = [&]<int R, int TT>(int64_t r) {
-          mv_fp4<R, TT>(wb + r * (K / 2), w.scale + r * (K / 32), K, scratch, K, yt + r, ld);
+          const uint8_t* wr = wb + r * (K / 2);
+          const uint8_t* sr = w.scale + r * (K / 32);
+          if (e_lo > 0 && mv_fp4_dot<R, TT>(wr, sr, K, xb, e_lo, yt + r, ld)) return;
+          if (!permuted) {
+            for (int j = 0; j < T; ++j) permute_fp4_cols(xt + j * K, K, scratch + j * K);
+            permuted = true;
+          }
+          mv_fp4<R, TT>(wr, sr, K, scratch, K, yt + r, ld);
         };
         matvec_row_tiles<kMvRows>(r0, r1, T, f);
         break;
       }
       case DType::fp8_e4m3: {
         const int64_t kbs = (K + 127) / 128;
+        ExpRange* range = reinterpret_cast<ExpRange*>(scratch + kMvMaxTok * K);
+        exp_ranges(xt, K, T, K, range);
         for (int64_t rb = r0 / 128; rb * 128 < r1; ++rb) {
           const int64_t ra = rb * 128 > r0 ? rb * 128 : r0;
           const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
@@ -274,8 +325,8 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
           // The integer decode where the CPU takes subnormal FMA operands at full speed
           // (matmul_isa.h), else (or if its fold does not fit) the f16 one; all give the same bits.
           const bool integer = g_fp8_integer_decode.load(std::memory_order_relaxed) &&
-                               fp8_prescale(xt, K, T, K, s, 120, scratch);
-          const bool pre = integer || fp8_prescale(xt, K, T, K, s, 8, scratch);
+                               fp8_prescale(xt, K, T, K, s, 120, range, scratch);
+          const bool pre = integer || fp8_prescale(xt, K, T, K, s, 8, range, scratch);
           auto f = [&]<int R, int TT>(int64_t r) {
             if (integer) mv_fp8<R, TT, true, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
             else if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
@@ -406,7 +457,9 @@ void simd_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t
 }
 
 int64_t simd_scratch_floats(int64_t cols) {
-  const int64_t mv = kMvMaxTok * cols, gemm = (kGemmRows + kTokBlock) * cols;
+  // matvec: kMvMaxTok rows of f32 activations, then (FP4) as many rows of bf16 words or (FP8)
+  // their ExpRange per 128 columns.
+  const int64_t mv = kMvMaxTok * cols + kMvMaxTok * cols / 2, gemm = (kGemmRows + kTokBlock) * cols;
   return mv > gemm ? mv : gemm;
 }
 

@@ -74,16 +74,19 @@ inline __m256 dec_fp4_8(__m256i idx, __m256 mag) {
   const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(idx, 28), _mm256_set1_epi32(int32_t(0x80000000u)));
   return _mm256_xor_ps(v, _mm256_castsi256_ps(sign));
 }
-// Lane i takes byte 4*(i%4) + i/4 (the canonical FP4 order, matmul.h): one byte shuffle first.
+// The canonical FP4 order (matmul.h): lane i of lo is column 8*(i%4) + 4 + i/4, i.e. byte
+// 4*(i%4) + 2 + i/8, nibble (i/4) & 1; lane i of hi is byte 4*(i%4) + i/8, same nibble. A byte
+// shuffle puts each lane's byte in place, a per-lane shift (0 for lanes 0..3, 4 for 4..7 of each
+// ymm) brings its nibble down.
 inline void dec_fp4_32(const uint8_t* p, const Fp4Tbl& t, V16& lo, V16& hi) {
-  const __m128i b = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
-                                     _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
-  const __m256i i0 = _mm256_cvtepu8_epi32(b);
-  const __m256i i1 = _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8));
-  lo.lo = dec_fp4_8(i0, t.mag);
-  lo.hi = dec_fp4_8(i1, t.mag);
-  hi.lo = dec_fp4_8(_mm256_srli_epi32(i0, 4), t.mag);
-  hi.hi = dec_fp4_8(_mm256_srli_epi32(i1, 4), t.mag);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b_lo = _mm_shuffle_epi8(v, _mm_setr_epi8(2, 6, 10, 14, 2, 6, 10, 14, 3, 7, 11, 15, 3, 7, 11, 15));
+  const __m128i b_hi = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 4, 8, 12, 0, 4, 8, 12, 1, 5, 9, 13, 1, 5, 9, 13));
+  const __m256i sh = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  lo.lo = dec_fp4_8(_mm256_srlv_epi32(_mm256_cvtepu8_epi32(b_lo), sh), t.mag);
+  lo.hi = dec_fp4_8(_mm256_srlv_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(b_lo, 8)), sh), t.mag);
+  hi.lo = dec_fp4_8(_mm256_srlv_epi32(_mm256_cvtepu8_epi32(b_hi), sh), t.mag);
+  hi.hi = dec_fp4_8(_mm256_srlv_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(b_hi, 8)), sh), t.mag);
 }
 
 inline V16 dec_bf16_16(const uint16_t* p) {
@@ -158,6 +161,14 @@ __attribute__((always_inline)) inline void v_transpose16(V16* m) {
   }
 }
 
+// No BF16 dot product here (Fp4Dot, matmul.h): the FP4 matvec always takes the FMA kernel.
+inline int fp4_dot_prepare(const float*, int64_t, int64_t, uint16_t*) { return 0; }
+template <int R, int T>
+bool mv_fp4_dot(const uint8_t*, const uint8_t*, int64_t, const uint16_t*, int, float*, int64_t) {
+  return false;
+}
+bool no_bf16_dot() { return false; }
+
 #include "kernels/cpu/matmul_simd.inl"
 
 // ---- primitives of attn_simd.inl ----
@@ -216,7 +227,7 @@ const AttnIsa& attn_isa_avx2() {
 
 const MatmulIsa& matmul_isa_avx2() {
   static const MatmulIsa isa{avx2_impl::simd_rows, avx2_impl::simd_rows_two_slices, avx2_impl::simd_scratch_floats,
-                             avx2_impl::simd_fma_probe, avx2_impl::simd_read_probe};
+                             avx2_impl::simd_fma_probe, avx2_impl::simd_read_probe, avx2_impl::no_bf16_dot};
   return isa;
 }
 
