@@ -7,6 +7,7 @@
 #include "model/hc.h"
 #include "model/linear.h"
 #include "model/moe.h"
+#include "model/step_times.h"
 
 namespace dsv4::model {
 
@@ -64,11 +65,17 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
   float* out = s.main.alloc<float>(rows * D);
 
   pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, rows, x, post, comb);
-  attention_forward(m, b, batch, x, out, s);
+  {
+    AddElapsed t(s.times ? &s.times->attention_s : nullptr);
+    attention_forward(m, b, batch, x, out, s);
+  }
   post_sublayer(p, out, post, comb, rows, X);
 
   pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, rows, x, post, comb);
-  moe_forward(m, b, x, batch.tokens.data(), rows, out, s);
+  {
+    AddElapsed t(s.times ? &s.times->ffn_s : nullptr);
+    moe_forward(m, b, x, batch.tokens.data(), rows, out, s);
+  }
   post_sublayer(p, out, post, comb, rows, X);
 }
 
@@ -77,6 +84,7 @@ void head_logits(const Model& m, const HeadWeights& head, const float* X, std::s
   const io::ModelConfig& c = m.cfg;
   const HcParams p = hc_params(c);
   const int64_t n = c.hc_mult, D = c.hidden_size, R = int64_t(rows.size());
+  AddElapsed t(s.times ? &s.times->head_s : nullptr);
   ArenaScope scope(s.main);
   float* y = s.main.alloc<float>(R * D);
   for (int64_t i = 0; i < R; ++i) {

@@ -19,6 +19,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "model/step_times.h"
+
 namespace dsv4::model {
 
 class Arena {
@@ -76,6 +78,7 @@ class ArenaScope {
 struct Scratch {
   Arena main;                   // the inference thread (outside parallel regions)
   std::vector<Arena> threads;   // [omp thread id], inside parallel regions
+  StepTimes* times = nullptr;   // when set, run_block and head_logits add their wall time
 
   // Call at the start of a step, outside any parallel region: resets every arena and makes sure
   // there is one per OpenMP thread the step may use.

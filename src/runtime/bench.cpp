@@ -162,11 +162,19 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
       next = argmax(logits);
     }
     std::vector<double> times;
-    for (int64_t i = 0; i < opt.decode_tokens; ++i) {
-      t0 = Clock::now();
-      DSV4_TRY(engine->step(*seq, std::span(&next, 1), logits.data()));
-      times.push_back(seconds_since(t0));
-      next = argmax(logits);   // greedy, so the decoded ids are what a real run would feed back
+    model::StepTimes parts;
+    {
+      engine->time_steps(&parts);
+      struct StopTiming {
+        Engine& e;
+        ~StopTiming() { e.time_steps(nullptr); }
+      } stop{*engine};
+      for (int64_t i = 0; i < opt.decode_tokens; ++i) {
+        t0 = Clock::now();
+        DSV4_TRY(engine->step(*seq, std::span(&next, 1), logits.data()));
+        times.push_back(seconds_since(t0));
+        next = argmax(logits);   // greedy, so the decoded ids are what a real run would feed back
+      }
     }
     double total = 0;
     for (double t : times) total += t;
@@ -174,6 +182,11 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
     f.tok_s = 1.0 / median(times);
     f.mean_tok_s = double(opt.decode_tokens) / total;
     f.weight_GBps = f.tok_s * double(r.weights.total()) / 1e9;
+    const double ms_per_token = 1e3 / double(opt.decode_tokens);
+    f.attention_ms = parts.attention_s * ms_per_token;
+    f.ffn_ms = parts.ffn_s * ms_per_token;
+    f.head_ms = parts.head_s * ms_per_token;
+    f.other_ms = std::max(0.0, total * ms_per_token - f.attention_ms - f.ffn_ms - f.head_ms);
     r.decode.push_back(f);
     if (!deepest || seq->position() > deepest->position()) deepest = std::move(seq);
   }
@@ -193,12 +206,8 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
 
   // Last, so its 512 MiB buffer does not show in the memory figures above.
   if (opt.measure_bandwidth) r.measured_bw_GBps = kernels::measure_read_bandwidth_gbps();
-  if (r.measured_bw_GBps > 0 && !r.decode.empty()) {
-    const DecodeFigure* shortest = &r.decode[0];
-    for (const auto& d : r.decode)
-      if (d.context < shortest->context) shortest = &d;
+  if (const DecodeFigure* shortest = shortest_decode(r); shortest && r.measured_bw_GBps > 0)
     r.decode_fraction_of_bound = shortest->weight_GBps / r.measured_bw_GBps;
-  }
   return r;
 }
 

@@ -49,6 +49,10 @@ struct DecodeFigure {
   double tok_s = 0;         // 1 / median per-token latency
   double mean_tok_s = 0;    // tokens / total decode time
   double weight_GBps = 0;   // tok_s x weight bytes per token
+  // Where a decoded token's time goes (Engine::time_steps), in ms per token, mean over the decoded
+  // tokens: attention, ffn (router + experts) and head of every layer; other = the rest of the
+  // step (embedding, hc mixes and norms between sublayers, bookkeeping).
+  double attention_ms = 0, ffn_ms = 0, head_ms = 0, other_ms = 0;
 };
 
 struct BenchReport {
@@ -79,7 +83,11 @@ Result<BenchReport> run_bench(const BenchOptions& options);
 // bytes, HCA layers head_dim·2/128, SWA-only layers nothing. Main stack only.
 double spec_state_bytes_per_token(const io::ModelConfig& c);
 
-// One object: load_s, prefill [{tokens, tok_s, ...}], decode [{context, tok_s, ...}],
+// The decode figure at the shortest context (the one decode_fraction_of_bound is taken at), or
+// null if there is none.
+const DecodeFigure* shortest_decode(const BenchReport& r);
+
+// One object: load_s, prefill [{tokens, tok_s, ...}], decode [{context, tok_s, ..., ms_per_token}],
 // weight_bytes_per_token, weight_bytes (breakdown), measured_bw_GBps, decode_fraction_of_bound,
 // memory {...}.
 nlohmann::ordered_json bench_json(const BenchReport& r);

@@ -26,6 +26,13 @@ bool any_of_synthetic(const BenchReport& r) {
 
 }  // namespace
 
+const DecodeFigure* shortest_decode(const BenchReport& r) {
+  const DecodeFigure* best = nullptr;
+  for (const auto& d : r.decode)
+    if (!best || d.context < best->context) best = &d;
+  return best;
+}
+
 nlohmann::ordered_json bench_json(const BenchReport& r) {
   using J = nlohmann::ordered_json;
   J prefill = J::array(), decode = J::array();
@@ -34,7 +41,9 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
   for (const auto& d : r.decode)
     decode.push_back(J{{"context", d.context}, {"fill", d.synthetic ? "synthetic" : d.context > 0 ? "prefill" : "none"},
                        {"tok_s", d.tok_s}, {"mean_tok_s", d.mean_tok_s}, {"tokens", d.tokens}, {"fill_s", d.fill_s},
-                       {"weight_GBps", d.weight_GBps}});
+                       {"weight_GBps", d.weight_GBps},
+                       {"ms_per_token", J{{"attention", d.attention_ms}, {"ffn", d.ffn_ms}, {"head", d.head_ms},
+                                          {"other", d.other_ms}}}});
   const WeightTraffic& w = r.weights;
   return J{
       {"model", r.model_dir},
@@ -93,6 +102,26 @@ std::string bench_table(const BenchReport& r) {
   if (r.measured_bw_GBps > 0)
     appendf(s, "\nmeasured read bandwidth: %.2f GB/s; decode (shortest context) = %.1f %% of that bound\n",
             r.measured_bw_GBps, 100.0 * r.decode_fraction_of_bound);
+
+  if (const DecodeFigure* d = shortest_decode(r)) {
+    appendf(s, "\ndecode step by part at context %lld (mean ms per token; GB/s = the part's weights / its time):\n",
+            (long long)d->context);
+    const struct {
+      const char* name;
+      double ms;
+      uint64_t bytes;
+    } rows[] = {{"attention", d->attention_ms, w.attention},
+                {"ffn", d->ffn_ms, w.experts + w.shared},
+                {"head", d->head_ms, w.head}};
+    for (const auto& p : rows) {
+      const double gbps = p.ms > 0 ? double(p.bytes) / (p.ms * 1e6) : 0.0;
+      appendf(s, "  %-10s %9.2f ms %10.2f MiB %8.2f GB/s", p.name, p.ms, double(p.bytes) / kMiB, gbps);
+      if (r.measured_bw_GBps > 0) appendf(s, " %6.1f %% of bound", 100.0 * gbps / r.measured_bw_GBps);
+      appendf(s, "\n");
+    }
+    appendf(s, "  %-10s %9.2f ms  (embedding, hc mixes and norms between sublayers, bookkeeping)\n", "other",
+            d->other_ms);
+  }
 
   appendf(s, "\nresident memory: %.3f GiB after load, %.3f GiB at the end, %.3f GiB peak\n",
           double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_peak) / kGiB);

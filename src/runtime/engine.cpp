@@ -33,6 +33,8 @@ class EngineImpl final : public Engine {
     return std::make_unique<SequenceImpl>(model::make_sequence_state(model_->cfg));
   }
 
+  void time_steps(model::StepTimes* times) override { scratch_.times = times; }
+
   Status fill_synthetic(Sequence& seq, int64_t depth, uint64_t seed) override {
     auto* s = dynamic_cast<SequenceImpl*>(&seq);
     if (s == nullptr) return Status::invalid_argument("fill_synthetic: sequence does not belong to this engine");

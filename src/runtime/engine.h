@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "io/config.h"
+#include "model/step_times.h"
 
 namespace dsv4::runtime {
 
@@ -57,6 +58,10 @@ class Engine {
   virtual Status fill_synthetic(Sequence& seq, int64_t depth, uint64_t seed) {
     return Status::unsupported("fill_synthetic: not supported by this engine");
   }
+
+  // FOR BENCHMARKS ONLY (dsv4 bench's decode breakdown): from this call on, every step adds its
+  // wall time by part to *times (nullptr stops it). Default: not measured.
+  virtual void time_steps(model::StepTimes* times) {}
 
   // Convenience for a single sequence.
   Status step(Sequence& seq, std::span<const int32_t> tokens, float* logits) {

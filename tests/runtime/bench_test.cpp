@@ -96,6 +96,22 @@ TEST(Bench, ReportHasEveryFigureOnTheTinyFixture) {
   EXPECT_EQ(j["decode"][1]["context"].get<int64_t>(), 256);
   for (const auto& d : j["decode"]) expect_positive_finite(d, "tok_s");
 
+  // The breakdown: each timed part ran, and the parts fit inside the measured steps.
+  for (const DecodeFigure& d : r->decode) {
+    EXPECT_GT(d.attention_ms, 0.0);
+    EXPECT_GT(d.ffn_ms, 0.0);
+    EXPECT_GT(d.head_ms, 0.0);
+    EXPECT_GE(d.other_ms, 0.0);
+    const double step_ms = 1e3 / d.mean_tok_s;
+    EXPECT_NEAR(d.attention_ms + d.ffn_ms + d.head_ms + d.other_ms, step_ms, 1e-6 * step_ms);
+    EXPECT_LT(d.attention_ms + d.ffn_ms + d.head_ms, step_ms);
+  }
+  ASSERT_TRUE(j["decode"][0].contains("ms_per_token"));
+  expect_positive_finite(j["decode"][0]["ms_per_token"], "attention");
+  expect_positive_finite(j["decode"][0]["ms_per_token"], "ffn");
+  expect_positive_finite(j["decode"][0]["ms_per_token"], "head");
+  EXPECT_NE(bench_table(*r).find("decode step by part at context 0"), std::string::npos);
+
   auto ck = io::Checkpoint::open(tiny_dir());
   ASSERT_TRUE(ck.ok());
   EXPECT_EQ(j["weight_bytes_per_token"].get<uint64_t>(), bytes_per_token_by_subtraction(**ck));
