@@ -22,6 +22,9 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-t,--threads", f.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx", f.context, "context length in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
   app.add_flag("--reference-kernels", f.reference_kernels, "scalar reference matmul (slow; for debugging numerics)");
+  app.add_flag("--no-populate", f.no_populate,
+               "do not read the weights into memory at load; pages are faulted in on first use (default: populate "
+               "when the model fits in RAM)");
 }
 
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
@@ -31,6 +34,7 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.threads = f.threads;
   o.max_context = f.context;
   o.reference_kernels = f.reference_kernels;
+  o.populate_weights = !f.no_populate;
   // Engine::load reports no progress of its own: show the elapsed time while it runs.
   ProgressBar bar("loading " + f.dir);
   std::mutex mu;

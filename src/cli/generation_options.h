@@ -25,6 +25,7 @@ struct ModelFlags {
   bool skip_verify = false;
   int threads = 0;
   bool reference_kernels = false;
+  bool no_populate = false;
   int64_t context = 0;
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);

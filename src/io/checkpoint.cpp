@@ -149,6 +149,17 @@ const TensorEntry* Checkpoint::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
+Status Checkpoint::populate() const {
+  for (const auto& f : shards_) DSV4_TRY(f->populate());
+  return Status::ok_status();
+}
+
+uint64_t Checkpoint::shard_bytes() const {
+  uint64_t n = 0;
+  for (const auto& f : shards_) n += f->size();
+  return n;
+}
+
 uint64_t Checkpoint::total_bytes() const {
   uint64_t n = 0;
   for (const auto& [name, t] : tensors_) n += t.nbytes();

@@ -26,6 +26,9 @@ class Checkpoint {
   size_t tensor_count() const { return tensors_.size(); }
   uint64_t total_bytes() const;
   const std::vector<std::string>& shard_paths() const { return shard_paths_; }
+  // MappedFile::populate of every shard; shard_bytes is the size of their mappings.
+  Status populate() const;
+  uint64_t shard_bytes() const;
 
  private:
   std::string dir_;

@@ -21,6 +21,12 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Faults every page of the mapping in now (reading the file where the page cache does not hold
+  // it), so that inference does not stall on first-touch page faults: in a MoE decode step each
+  // newly routed expert would otherwise fault its pages in one by one. Maps pages, copies nothing.
+  // Errors: the file cannot be read.
+  Status populate() const;
+
  private:
   MappedFile() = default;
   std::string path_;

@@ -93,6 +93,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
 
   EngineOptions eo;
   eo.threads = opt.threads;
+  eo.populate_weights = opt.populate;
   auto t0 = Clock::now();
   DSV4_ASSIGN_OR_RETURN(auto engine, Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);
@@ -115,8 +116,9 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
     for (int64_t n : opt.decode_contexts) longest = std::max(longest, n);
   const auto prompt = bench_tokens(longest, V, opt.seed);
 
-  // The first step after load pages in the weights it touches (the mapping is lazy); timed on its
-  // own so that it does not inflate the steady-state figures below.
+  // The first step after load starts the thread pool, sizes the scratch and, without populate,
+  // faults in the weights it touches; timed on its own so that it does not inflate the
+  // steady-state figures below.
   {
     auto seq = engine->new_sequence();
     t0 = Clock::now();
@@ -192,6 +194,8 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   }
 
   r.rss_end = proc_status_bytes("VmRSS:");
+  r.rss_anon_end = proc_status_bytes("RssAnon:");
+  r.rss_file_end = proc_status_bytes("RssFile:");
   r.rss_peak = proc_status_bytes("VmHWM:");
   if (deepest) {
     // A copy-constructed vector has no spare capacity, so the clone measures what the state

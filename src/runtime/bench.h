@@ -26,6 +26,7 @@ struct BenchOptions {
   bool synthetic_context = false;
   int64_t decode_tokens = 16;                      // greedy (argmax) tokens per context
   int threads = 0;                                 // 0 = all cores
+  bool populate = true;                            // EngineOptions::populate_weights
   std::string fp8_decode = "auto";                 // "auto" (probed), "f16" or "integer" (kernels::Fp8Decode)
   std::string fp4_dot = "auto";                    // "auto" (probed), "fma" or "bf16" (kernels::Fp4Dot)
   int repetitions = 3;                             // prefill runs per length (median reported)
@@ -59,14 +60,18 @@ struct BenchReport {
   std::string model_dir;
   int threads = 0;                // OpenMP threads actually used
   std::string kernels;            // matmul instruction set, FP8 decode, FP4 product: "avx512, fp8 integer, fp4 bf16 dot"
-  double load_s = 0;              // Engine::load (validation + mapping; weights not yet paged in)
-  double first_token_s = 0;       // first one-token step after load: pages the touched weights in
+  double load_s = 0;              // Engine::load: validation, mapping, populating (BenchOptions::populate)
+  double first_token_s = 0;       // first one-token step after load: starts the thread pool, sizes
+                                  // the scratch and (with --no-populate) faults the touched weights in
   std::vector<PrefillFigure> prefill;
   std::vector<DecodeFigure> decode;
   WeightTraffic weights;          // bytes per decoded token
   double measured_bw_GBps = 0;    // 0 if not measured
   double decode_fraction_of_bound = 0;   // decode[shortest context]: tok_s x bytes / bandwidth
   uint64_t rss_after_load = 0, rss_end = 0, rss_peak = 0;   // /proc/self/status VmRSS, VmHWM
+  // VmRSS at the end split into RssAnon (the engine's own memory: state, scratch, activations)
+  // and RssFile (mapped checkpoint pages: the weights, never copied).
+  uint64_t rss_anon_end = 0, rss_file_end = 0;
   // Sequence::memory_bytes() growth between an empty sequence and the deepest decoded one, per
   // token, counted on a clone (its vectors hold no spare capacity) and on the live sequence.
   int64_t state_tokens = 0;

@@ -61,6 +61,8 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
       {"decode_fraction_of_bound", r.decode_fraction_of_bound},
       {"memory", J{{"rss_after_load_bytes", r.rss_after_load},
                    {"rss_end_bytes", r.rss_end},
+                   {"rss_anon_end_bytes", r.rss_anon_end},
+                   {"rss_file_end_bytes", r.rss_file_end},
                    {"rss_peak_bytes", r.rss_peak},
                    {"state_fixed_bytes", r.state_fixed_bytes},
                    {"state_tokens", r.state_tokens},
@@ -73,8 +75,8 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
 std::string bench_table(const BenchReport& r) {
   std::string s;
   appendf(s, "model      %s\nthreads    %d\nkernels    %s\n", r.model_dir.c_str(), r.threads, r.kernels.c_str());
-  appendf(s, "load       %.3f s (Engine::load: validate + map)\n", r.load_s);
-  appendf(s, "1st token  %.3f s (pages the weights in; excluded below)\n\n", r.first_token_s);
+  appendf(s, "load       %.3f s (Engine::load: validate, map, populate unless --no-populate)\n", r.load_s);
+  appendf(s, "1st token  %.3f s (warms the thread pool and scratch; excluded below)\n\n", r.first_token_s);
 
   appendf(s, "%-10s %10s %10s %6s\n", "prefill", "tokens", "tok/s", "runs");
   for (const auto& p : r.prefill) appendf(s, "%-10s %10lld %10.1f %6d\n", "", (long long)p.tokens, p.tok_s, p.runs);
@@ -123,8 +125,10 @@ std::string bench_table(const BenchReport& r) {
             d->other_ms);
   }
 
-  appendf(s, "\nresident memory: %.3f GiB after load, %.3f GiB at the end, %.3f GiB peak\n",
-          double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_peak) / kGiB);
+  appendf(s, "\nresident memory: %.3f GiB after load, %.3f GiB at the end (%.3f GiB the engine's own, %.3f GiB mapped"
+             " weights), %.3f GiB peak\n",
+          double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_anon_end) / kGiB,
+          double(r.rss_file_end) / kGiB, double(r.rss_peak) / kGiB);
   appendf(s, "sequence state: %.2f MiB empty; +%.1f B/token over %lld tokens (%.1f B/token with vector slack);"
              " spec §8 bf16: %.1f B/token\n",
           double(r.state_fixed_bytes) / kMiB, r.state_bytes_per_token, (long long)r.state_tokens,

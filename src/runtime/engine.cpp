@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -10,6 +11,11 @@
 namespace dsv4::runtime {
 
 namespace {
+
+uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : 0;
+}
 
 class SequenceImpl final : public Sequence {
  public:
@@ -97,6 +103,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const
   // The kernel choice is process-wide (chosen once, like the ISA dispatch).
   if (options.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
   DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
+  if (options.populate_weights && m->checkpoint->shard_bytes() < physical_memory_bytes())
+    DSV4_TRY(m->checkpoint->populate());
   std::unique_ptr<Engine> e = std::make_unique<EngineImpl>(std::move(m), options);
   return e;
 }

@@ -20,6 +20,11 @@ struct EngineOptions {
   int threads = 0;                // 0 = all cores (OpenMP default)
   bool reference_kernels = false; // scalar reference kernels (debugging, conformance)
   int64_t max_context = 0;        // 0 = max_position_embeddings of the config
+  // Fault every weight page in at load (io::MappedFile::populate) when the shards fit in physical
+  // memory: load then takes as long as reading the checkpoint, and no decode step stalls on
+  // first-touch page faults. A larger model is left to page in on demand (its pages must come
+  // and go anyway).
+  bool populate_weights = true;
 };
 
 // Opaque per-sequence state: sliding-window KV, compressed entries, compressor and indexer

@@ -122,6 +122,9 @@ TEST(Bench, ReportHasEveryFigureOnTheTinyFixture) {
 
   const auto& mem = j["memory"];
   expect_positive_finite(mem, "rss_peak_bytes");
+  // The weights were populated at load: mapped file pages cover at least the checkpoint's tensors.
+  expect_positive_finite(mem, "rss_anon_end_bytes");
+  EXPECT_GE(mem["rss_file_end_bytes"].get<uint64_t>(), (*ck)->total_bytes());
   expect_positive_finite(mem, "state_bytes_per_token");
   EXPECT_EQ(mem["state_tokens"].get<int64_t>(), 256 + 3);
   // spec §8 for this config (2 CSA, 1 HCA layer): 2·(128·2/4 + 64·2/4) + 128·2/128 = 194 B/token.
