@@ -347,6 +347,48 @@ TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
   }
 }
 
+// Large enough to run in parallel: matmul_many cuts the jobs into chunks of 128-row multiples
+// (rows here are not multiples of 128), each thread runs its own share and then takes chunks
+// from the end of the others'. With more threads than cores some are descheduled mid-share, so
+// chunks change hands; every y must still equal the job's own single-threaded matmul().
+TEST_F(MatmulTest, ChunkedSharesWithStealingEqualSeparateCallsBitwise) {
+  std::mt19937 rng(47);
+  struct Spec {
+    DType dt;
+    int64_t rows, cols, n;
+  };
+  const Spec specs[] = {{DType::fp8_e4m3, 1000, 1024, 1}, {DType::i8, 700, 2048, 1}, {DType::bf16, 300, 1024, 2},
+                        {DType::fp8_e4m3, 200, 256, 9},   {DType::i8, 129, 512, 1},  {DType::f32, 513, 256, 1}};
+  std::vector<TestWeight> ws;
+  std::vector<std::vector<float>> xs;
+  for (const Spec& s : specs) {
+    ws.push_back(make_weight(s.dt, s.rows, s.cols, rng));
+    xs.push_back(make_acts(s.n, s.cols, rng));
+  }
+  for (MatmulImpl impl : fast_impls()) {
+    ASSERT_TRUE(select_matmul_impl(impl));
+    std::vector<std::vector<float>> expect;
+    omp_set_num_threads(1);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      expect.emplace_back(size_t(specs[i].n * specs[i].rows), 0.0f);
+      matmul(ws[i].view, xs[i].data(), specs[i].n, expect.back().data());
+    }
+    for (int threads : {2, 3, 5, 8})
+      for (int rep = 0; rep < 3; ++rep) {
+        omp_set_num_threads(threads);
+        std::vector<std::vector<float>> got;
+        std::vector<MatmulJob> jobs;
+        for (size_t i = 0; i < ws.size(); ++i) got.emplace_back(size_t(specs[i].n * specs[i].rows), -7.0f);
+        for (size_t i = 0; i < ws.size(); ++i)
+          jobs.push_back(MatmulJob{ws[i].view, xs[i].data(), specs[i].n, got[i].data()});
+        matmul_many(jobs.data(), int64_t(jobs.size()));
+        for (size_t i = 0; i < ws.size(); ++i)
+          EXPECT_EQ(std::memcmp(got[i].data(), expect[i].data(), got[i].size() * 4), 0)
+              << "job " << i << " " << matmul_impl_name(impl) << " threads " << threads;
+      }
+  }
+}
+
 // Both FP8 decodes of the SIMD matvec (integer ops, or through f16) give the generic order's bits:
 // random codes include subnormals (exponent field 0, ~1 in 16) and the activations' magnitudes
 // cover the normal prescale, the integer decode's 2^120 fold overflowing (|x| ~ 2^14 and beyond,

@@ -60,10 +60,11 @@ struct MatmulJob {
   SumOrder order = SumOrder::canonical;
 };
 
-// Runs independent products in one parallel region: the work (rows x cols x n of every job) is
-// split evenly over the threads, in runs of whole row tiles, so many small matrices — the routed
-// experts of one MoE layer at decode, or w1 and w3 on the same input — keep both threads busy
-// without a fork/join each. Each y equals what matmul() gives for its job, bit for bit.
+// Runs independent products in one parallel region, so many small matrices — the routed experts
+// of one MoE layer at decode, or w1 and w3 on the same input — keep every thread busy without a
+// fork/join each: the work (weight bytes and multiply-adds of every job) is cut into chunks of
+// whole rows, each thread owns an equal share and, once done, takes chunks from the end of the
+// others' shares. Each y equals what matmul() gives for its job, bit for bit.
 // REQUIRES: no job's y overlaps another job's x or y.
 void matmul_many(const MatmulJob* jobs, int64_t count);
 

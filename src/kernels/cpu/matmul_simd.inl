@@ -50,7 +50,6 @@ constexpr int kMvRows = 4;
 // Measured on the 2-core EPYC (single thread, cold FP8 [4096,4096], CPU time): 1.5x faster than
 // 4 rows. FP4 keeps 4 (8 rows were slower cold: twice the streams, rows half as long).
 constexpr int kMvRowsOneTok = 8;
-constexpr int64_t kGemmMinN = 8;
 constexpr int64_t kTokBlock = 48;   // 48 tokens x 4096 cols x 4 B = 768 KiB: the activations of
                                     // one token block stay in a 1 MiB L2 while the rows sweep.
 
