@@ -41,12 +41,18 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 
 Status MappedFile::populate() const {
   if (size_ == 0) return Status::ok_status();
+  // Reading a page past the end of a file that shrank after it was mapped raises SIGBUS.
+  const Status shrunk = Status::io_error(path_ + ": cannot read the file into memory: it is shorter than when it "
+                                         "was opened (changed or truncated while in use)");
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && size_t(st.st_size) < size_) return shrunk;
   void* p = const_cast<uint8_t*>(data_);
 #ifdef MADV_POPULATE_READ
   for (;;) {
     if (::madvise(p, size_, MADV_POPULATE_READ) == 0) return Status::ok_status();
     if (errno != EINTR) break;
   }
+  if (errno == EFAULT) return shrunk;   // it shrank after the check above
   if (errno != EINVAL) return Status::io_error(path_ + ": cannot read the file into memory: " + std::strerror(errno));
 #endif
   // Kernels before 5.14 (EINVAL): read one byte of every page.

@@ -1,6 +1,7 @@
 #include "io/mapped_file.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -59,6 +60,21 @@ TEST(MappedFile, PopulateOfAnEmptyFileIsANoOp) {
   ASSERT_TRUE(f.ok()) << f.status().to_string();
   EXPECT_EQ((*f)->size(), 0u);
   EXPECT_TRUE((*f)->populate().ok());
+}
+
+// A shard truncated after it was mapped: populate reports it instead of the process dying of
+// SIGBUS on the first read past the new end.
+TEST(MappedFile, PopulateOfAFileTruncatedAfterOpeningIsAnError) {
+  test::TempDir dir;
+  const size_t n = size_t(8) << 20;
+  const std::string path = write_file(dir, n);
+  auto f = MappedFile::open(path);
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  ASSERT_EQ(::truncate(path.c_str(), off_t(1) << 20), 0);
+  const Status st = (*f)->populate();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.to_string().find("shorter than when it was opened"), std::string::npos) << st.to_string();
+  EXPECT_NE(st.to_string().find(path), std::string::npos) << st.to_string();
 }
 
 TEST(MappedFile, MissingFileIsAnError) {
