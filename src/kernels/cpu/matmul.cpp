@@ -265,7 +265,7 @@ struct ChunkCursor {
 
   void seek(int64_t c) {
     if (c < first) job = first = 0;
-    while (job < count && c >= first + chunk_count(jobs[job])) first += chunk_count(jobs[job++]);
+    for (int64_t n; job < count && c >= first + (n = chunk_count(jobs[job])); ++job) first += n;
   }
 };
 
@@ -321,8 +321,11 @@ void matmul_many(const MatmulJob* jobs, int64_t count) {
   for (int64_t j = 0; j < count; ++j) chunks += chunk_count(jobs[j]);
   DSV4_CHECK(chunks < (int64_t(1) << 32));
   ChunkSpan* spans = chunk_spans(planned);
-  for (int64_t t = 0; t < planned; ++t)
-    spans[t].set(share_start(jobs, count, total, t, planned), share_start(jobs, count, total, t + 1, planned));
+  for (int64_t t = 0, start = 0; t < planned; ++t) {   // share t ends where share t + 1 starts
+    const int64_t end = share_start(jobs, count, total, t + 1, planned);
+    spans[t].set(start, end);
+    start = end;
+  }
   run_parallel(parallel, [&](int64_t id, int64_t) {
     ChunkCursor cursor{jobs, count};
     float* scratch = nullptr;
