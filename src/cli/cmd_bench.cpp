@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/generation_options.h"
 #include "cli/jsonl.h"
 #include "runtime/bench.h"
 
@@ -31,9 +32,8 @@ int cmd_bench(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--threads", opt.threads, "OpenMP threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  bool no_populate = false;
-  app.add_flag("--no-populate", no_populate,
-               "do not read the weights into memory at load (then decode at the first contexts pays the page faults)");
+  bool no_populate = false, keep_page_cache = false;
+  add_load_flags(app, no_populate, keep_page_cache);
   app.add_option("--fp8-decode", opt.fp8_decode,
                  "FP8 weight decode of the matvec: auto (probed), f16 or integer (same results; for comparison)")
       ->check(CLI::IsMember({"auto", "f16", "integer"}));
@@ -44,6 +44,7 @@ int cmd_bench(int argc, char** argv) {
   app.add_flag("--skip-verify", skip_verify, "accepted for symmetry with run/serve; bench never hashes the files");
   CLI11_PARSE(app, argc, argv);
   opt.populate = !no_populate;
+  opt.reread_small_pages = !keep_page_cache;
 
   if (!json) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
   auto report = runtime::run_bench(opt);

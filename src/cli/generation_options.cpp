@@ -22,9 +22,16 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-t,--threads", f.threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("-c,--ctx", f.context, "context length in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
   app.add_flag("--reference-kernels", f.reference_kernels, "scalar reference matmul (slow; for debugging numerics)");
-  app.add_flag("--no-populate", f.no_populate,
+  add_load_flags(app, f.no_populate, f.keep_page_cache);
+}
+
+void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {
+  app.add_flag("--no-populate", no_populate,
                "do not read the weights into memory at load; pages are faulted in on first use (default: populate "
                "when the model fits in RAM)");
+  app.add_flag("--keep-page-cache", keep_page_cache,
+               "when populating, do not re-read shards that the page cache holds in 4 KiB pieces (by default they "
+               "are read again once so that they are mapped with 2 MiB pages: faster decode)");
 }
 
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
@@ -35,6 +42,7 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.max_context = f.context;
   o.reference_kernels = f.reference_kernels;
   o.populate_weights = !f.no_populate;
+  o.reread_small_pages = !f.keep_page_cache;
   // Engine::load reports no progress of its own: show the elapsed time while it runs.
   ProgressBar bar("loading " + f.dir);
   std::mutex mu;

@@ -26,9 +26,13 @@ struct ModelFlags {
   int threads = 0;
   bool reference_kernels = false;
   bool no_populate = false;
+  bool keep_page_cache = false;
   int64_t context = 0;
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
+// --no-populate and --keep-page-cache (EngineOptions::populate_weights, reread_small_pages), shared
+// by run/serve/chat and bench.
+void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);
 // Integrity check (unless skipped) then Engine::load, with a progress line on a terminal.
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f);
 

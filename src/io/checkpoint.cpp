@@ -149,9 +149,22 @@ const TensorEntry* Checkpoint::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-Status Checkpoint::populate() const {
+Result<uint64_t> Checkpoint::populate(bool reread_small_pages) const {
   for (const auto& f : shards_) DSV4_TRY(f->populate());
-  return Status::ok_status();
+  uint64_t reread = 0;
+  if (!reread_small_pages) return reread;
+  constexpr uint64_t kRereadMinBytes = uint64_t(64) << 20;   // smaller shards are not worth a disk read
+  for (const auto& f : shards_) {
+    if (f->size() < kRereadMinBytes) continue;
+    const std::optional<uint64_t> huge = f->huge_mapped_bytes();
+    if (!huge) break;   // no /proc/self/smaps: nothing to go by
+    if (f->size() - *huge <= f->size() / 10) continue;   // mostly on 2 MiB pages already
+    DSV4_TRY(f->reread());
+    reread += f->size();
+    const std::optional<uint64_t> after = f->huge_mapped_bytes();
+    if (!after || f->size() - *after > f->size() / 2) break;   // re-reading does not give 2 MiB pages here
+  }
+  return reread;
 }
 
 uint64_t Checkpoint::shard_bytes() const {

@@ -27,7 +27,12 @@ class Checkpoint {
   uint64_t total_bytes() const;
   const std::vector<std::string>& shard_paths() const { return shard_paths_; }
   // MappedFile::populate of every shard; shard_bytes is the size of their mappings.
-  Status populate() const;
+  // With reread_small_pages, a shard left mostly on 4 KiB pages (the page cache held it in small
+  // pieces, e.g. cached by an earlier reader) is read again (MappedFile::reread) so that it is
+  // mapped with 2 MiB pages; when the first re-read does not achieve that (a kernel or filesystem
+  // without large page-cache folios), the other shards are left as they are.
+  // Returns the bytes re-read.
+  Result<uint64_t> populate(bool reread_small_pages) const;
   uint64_t shard_bytes() const;
 
  private:

@@ -42,9 +42,10 @@ int32_t argmax(const std::vector<float>& logits) {
   return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-// Bytes of a "VmRSS:" / "VmHWM:" line of /proc/self/status (given in kB); 0 if unavailable.
-uint64_t proc_status_bytes(const std::string& key) {
-  std::ifstream f("/proc/self/status");
+// Bytes of a "VmRSS:" / "VmHWM:" line of /proc/self/status, or of a line of another /proc/self
+// file given in kB; 0 if unavailable.
+uint64_t proc_status_bytes(const std::string& key, const char* file = "/proc/self/status") {
+  std::ifstream f(file);
   std::string line;
   while (std::getline(f, line))
     if (line.compare(0, key.size(), key) == 0) return std::stoull(line.substr(key.size())) * 1024;
@@ -94,6 +95,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   EngineOptions eo;
   eo.threads = opt.threads;
   eo.populate_weights = opt.populate;
+  eo.reread_small_pages = opt.reread_small_pages;
   auto t0 = Clock::now();
   DSV4_ASSIGN_OR_RETURN(auto engine, Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);
@@ -196,6 +198,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   r.rss_end = proc_status_bytes("VmRSS:");
   r.rss_anon_end = proc_status_bytes("RssAnon:");
   r.rss_file_end = proc_status_bytes("RssFile:");
+  r.file_pmd_mapped_end = proc_status_bytes("FilePmdMapped:", "/proc/self/smaps_rollup");
   r.rss_peak = proc_status_bytes("VmHWM:");
   if (deepest) {
     // A copy-constructed vector has no spare capacity, so the clone measures what the state

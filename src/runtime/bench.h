@@ -27,6 +27,7 @@ struct BenchOptions {
   int64_t decode_tokens = 16;                      // greedy (argmax) tokens per context
   int threads = 0;                                 // 0 = all cores
   bool populate = true;                            // EngineOptions::populate_weights
+  bool reread_small_pages = true;                  // EngineOptions::reread_small_pages
   std::string fp8_decode = "auto";                 // "auto" (probed), "f16" or "integer" (kernels::Fp8Decode)
   std::string fp4_dot = "auto";                    // "auto" (probed), "fma" or "bf16" (kernels::Fp4Dot)
   int repetitions = 3;                             // prefill runs per length (median reported)
@@ -72,6 +73,8 @@ struct BenchReport {
   // VmRSS at the end split into RssAnon (the engine's own memory: state, scratch, activations)
   // and RssFile (mapped checkpoint pages: the weights, never copied).
   uint64_t rss_anon_end = 0, rss_file_end = 0;
+  // Of RssFile, the bytes mapped with 2 MiB pages (/proc/self/smaps_rollup FilePmdMapped).
+  uint64_t file_pmd_mapped_end = 0;
   // Sequence::memory_bytes() growth between an empty sequence and the deepest decoded one, per
   // token, counted on a clone (its vectors hold no spare capacity) and on the live sequence.
   int64_t state_tokens = 0;

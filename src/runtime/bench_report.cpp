@@ -63,6 +63,7 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
                    {"rss_end_bytes", r.rss_end},
                    {"rss_anon_end_bytes", r.rss_anon_end},
                    {"rss_file_end_bytes", r.rss_file_end},
+                   {"file_pmd_mapped_end_bytes", r.file_pmd_mapped_end},
                    {"rss_peak_bytes", r.rss_peak},
                    {"state_fixed_bytes", r.state_fixed_bytes},
                    {"state_tokens", r.state_tokens},
@@ -126,9 +127,9 @@ std::string bench_table(const BenchReport& r) {
   }
 
   appendf(s, "\nresident memory: %.3f GiB after load, %.3f GiB at the end (%.3f GiB the engine's own, %.3f GiB mapped"
-             " weights), %.3f GiB peak\n",
+             " weights, %.3f GiB of them on 2 MiB pages), %.3f GiB peak\n",
           double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_anon_end) / kGiB,
-          double(r.rss_file_end) / kGiB, double(r.rss_peak) / kGiB);
+          double(r.rss_file_end) / kGiB, double(r.file_pmd_mapped_end) / kGiB, double(r.rss_peak) / kGiB);
   appendf(s, "sequence state: %.2f MiB empty; +%.1f B/token over %lld tokens (%.1f B/token with vector slack);"
              " spec §8 bf16: %.1f B/token\n",
           double(r.state_fixed_bytes) / kMiB, r.state_bytes_per_token, (long long)r.state_tokens,

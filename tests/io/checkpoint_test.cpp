@@ -22,6 +22,15 @@ TEST(Checkpoint, OpensTheDemoModel) {
   EXPECT_EQ((*ck)->config().num_hidden_layers, 8);
 }
 
+// Re-reading to get 2 MiB pages is for large shards only: a small model's page cache is left alone.
+TEST(Checkpoint, PopulateRereadsNoSmallShard) {
+  auto ck = Checkpoint::open(test::demo_model_dir());
+  ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+  Result<uint64_t> reread = (*ck)->populate(true);
+  ASSERT_TRUE(reread.ok()) << reread.status().to_string();
+  EXPECT_EQ(*reread, 0u);
+}
+
 TEST(Checkpoint, MissingDirectoryIsNotFound) {
   auto ck = Checkpoint::open("/nonexistent/dsv4");
   ASSERT_FALSE(ck.ok());

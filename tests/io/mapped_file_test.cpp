@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,64 @@ TEST(MappedFile, PopulateOfAFileTruncatedAfterOpeningIsAnError) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.to_string().find("shorter than when it was opened"), std::string::npos) << st.to_string();
   EXPECT_NE(st.to_string().find(path), std::string::npos) << st.to_string();
+}
+
+// Each 2 MiB of the file can only be mapped by one page-table entry if address and file offset
+// agree modulo 2 MiB: the mapping starts 2 MiB-aligned whatever the size (the kernel itself
+// aligns only some mappings: none under 2 MiB).
+TEST(MappedFile, MapsAtA2MiBAlignedAddress) {
+  test::TempDir dir;
+  for (size_t n : {(size_t(1) << 20) + 123, (size_t(5) << 20) + 123}) {
+    auto f = MappedFile::open(write_file(dir, n));
+    ASSERT_TRUE(f.ok()) << f.status().to_string();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>((*f)->data()) % (size_t(2) << 20), 0u) << n << " bytes";
+    EXPECT_EQ((*f)->data()[n - 1], uint8_t((n - 1) * 131));
+  }
+}
+
+TEST(MappedFile, RereadKeepsTheContents) {
+  test::TempDir dir;
+  const size_t n = size_t(32) << 20;
+  auto f = MappedFile::open(write_file(dir, n));
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  ASSERT_TRUE((*f)->populate().ok());
+  const Status st = (*f)->reread();
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  for (size_t i = 0; i < n; i += 4093) ASSERT_EQ((*f)->data()[i], uint8_t(i * 131)) << "offset " << i;
+  const std::optional<uint64_t> huge = (*f)->huge_mapped_bytes();
+  ASSERT_TRUE(huge.has_value());   // Linux has /proc/self/smaps
+  EXPECT_LE(*huge, n);
+  EXPECT_EQ(*huge % (size_t(2) << 20), 0u);
+}
+
+TEST(MappedFile, RereadOfAFileTruncatedAfterOpeningIsAnError) {
+  test::TempDir dir;
+  const size_t n = size_t(8) << 20;
+  const std::string path = write_file(dir, n);
+  auto f = MappedFile::open(path);
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  ASSERT_TRUE((*f)->populate().ok());
+  ASSERT_EQ(::truncate(path.c_str(), off_t(1) << 20), 0);
+  const Status st = (*f)->reread();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.to_string().find("shorter than when it was opened"), std::string::npos) << st.to_string();
+}
+
+TEST(MappedFile, SmapsCountsOnlyTheVmasOfTheRange) {
+  std::istringstream smaps(
+      "7f0000000000-7f0000400000 r--p 00000000 fe:00 12 /m/a.safetensors\n"
+      "Rss:                4096 kB\n"
+      "FilePmdMapped:      4096 kB\n"
+      "7f0000400000-7f0000600000 r--p 00400000 fe:00 12 /m/a.safetensors\n"
+      "FilePmdMapped:      2048 kB\n"
+      "VmFlags: rd mr mw me hg\n"
+      "7f0000600000-7f0000800000 r--p 00000000 fe:00 13 /m/b.safetensors\n"
+      "FilePmdMapped:      2048 kB\n");
+  const auto both = smaps_pmd_mapped_bytes(smaps, 0x7f0000000000, 0x7f0000600000);
+  ASSERT_TRUE(both.has_value());
+  EXPECT_EQ(*both, uint64_t(6) << 20);
+  std::istringstream again(smaps.str());
+  EXPECT_FALSE(smaps_pmd_mapped_bytes(again, 0x7e0000000000, 0x7e0000600000).has_value());
 }
 
 TEST(MappedFile, MissingFileIsAnError) {
