@@ -199,7 +199,7 @@ TEST_F(MatmulTest, ShapesOutsideTheSimdPathsFallBackCorrectly) {
 
 TEST_F(MatmulTest, ImplsAreBitIdentical) {
   std::mt19937 rng(99);
-  const Shape shapes[] = {{133, 384}, {64, 1024}, {7, 32 * 5 + 128}};
+  const Shape shapes[] = {{133, 384}, {64, 1024}, {7, 32 * 5 + 128}, {21, 1024 + 32}};
   for (DType dt : kAllDtypes)
     for (const Shape& s : shapes) {
       if (dt != DType::i8 && dt != DType::fp8_e4m3 && s.cols % 16) continue;
@@ -464,7 +464,8 @@ std::vector<float> bf16_exact(std::vector<float> x) {
 // The FP4 matvec on vdpbf16ps (Fp4Dot::bf16) gives the generic order's bits wherever it runs, and
 // falls back to the FMA kernel wherever it may not: block scale codes outside [2, 252],
 // activations that are not bf16 values, subnormal ones, or products so small that a partial sum
-// could be subnormal (e + f < 136, matmul_avx512.cpp). The tile counter shows which path ran.
+// could be subnormal (e + f < 136, matmul_avx512.cpp). The tile counter shows which path ran: a
+// tile is 4 rows x up to 4 tokens, for the matvec (n < 8) and the GEMM (n >= 8) alike.
 TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   if (!matmul_impl_supported(MatmulImpl::avx512)) GTEST_SKIP() << "no AVX-512";
   const Fp4Dot saved = active_fp4_dot();
@@ -498,7 +499,7 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   };
   for (const Case& c : cases) {
     const TestWeight tw = make_weight(DType::i8, c.rows, c.cols, rng, c.e_lo, c.e_hi);
-    for (int64_t n : {1, 3, 4}) {
+    for (int64_t n : {1, 3, 4, 9, 50}) {
       std::vector<float> x = make_acts(n, c.cols, rng);
       for (float& v : x) v = c.unit ? std::copysign(1.0f + std::fabs(v) / (1.0f + std::fabs(v)), v) * c.x_scale
                                     : v * c.x_scale;
@@ -508,7 +509,7 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
       const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), n);
       const int64_t tiles = fp4_dot_tiles_on_this_thread() - before;
       EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << c.what << " n=" << n;
-      EXPECT_EQ(tiles, c.runs ? (c.rows + 3) / 4 : 0) << c.what << " n=" << n;
+      EXPECT_EQ(tiles, c.runs ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << c.what << " n=" << n;
     }
   }
   // A subnormal, an infinity or a NaN among the activations sends the whole call to the FMA kernel.
@@ -525,12 +526,14 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   // Rows of one call may differ: a row tile with one out-of-range block falls back alone.
   TestWeight mixed = make_weight(DType::i8, 64, 512, rng, 117, 127);
   mixed.scale[size_t(20 * (512 / 32) + 3)] = 0;   // row 20: tile 5 of 16
-  const std::vector<float> x = bf16_exact(make_acts(1, 512, rng));
-  const std::vector<float> base = run(MatmulImpl::generic, mixed.view, x.data(), 1);
-  const int64_t before = fp4_dot_tiles_on_this_thread();
-  const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), 1);
-  EXPECT_EQ(fp4_dot_tiles_on_this_thread() - before, 15);
-  EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4));
+  for (int64_t n : {1, 12}) {
+    const std::vector<float> x = bf16_exact(make_acts(n, 512, rng));
+    const std::vector<float> base = run(MatmulImpl::generic, mixed.view, x.data(), n);
+    const int64_t before = fp4_dot_tiles_on_this_thread();
+    const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), n);
+    EXPECT_EQ(fp4_dot_tiles_on_this_thread() - before, 15 * ((n + 3) / 4)) << "n=" << n;
+    EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << "n=" << n;
+  }
   select_fp4_dot(saved);
 }
 
