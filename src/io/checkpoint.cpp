@@ -154,9 +154,17 @@ Result<uint64_t> Checkpoint::populate(bool reread_small_pages) const {
   uint64_t reread = 0;
   if (!reread_small_pages) return reread;
   constexpr uint64_t kRereadMinBytes = uint64_t(64) << 20;   // smaller shards are not worth a disk read
+  std::ostringstream smaps;
+  {
+    std::ifstream in("/proc/self/smaps");
+    if (!in) return reread;   // nothing to go by
+    smaps << in.rdbuf();
+  }
+  const std::string listing = smaps.str();
   for (const auto& f : shards_) {
     if (f->size() < kRereadMinBytes) continue;
-    const std::optional<uint64_t> huge = f->huge_mapped_bytes();
+    std::istringstream in(listing);
+    const std::optional<uint64_t> huge = f->huge_mapped_bytes(in);
     if (!huge) break;   // no /proc/self/smaps: nothing to go by
     if (f->size() - *huge <= f->size() / 10) continue;   // mostly on 2 MiB pages already
     DSV4_TRY(f->reread());

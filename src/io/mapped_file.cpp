@@ -117,12 +117,16 @@ std::optional<uint64_t> smaps_pmd_mapped_bytes(std::istream& smaps, uintptr_t lo
   return kib * 1024;
 }
 
-std::optional<uint64_t> MappedFile::huge_mapped_bytes() const {
+std::optional<uint64_t> MappedFile::huge_mapped_bytes(std::istream& smaps) const {
   if (size_ == 0) return 0;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_);
+  return smaps_pmd_mapped_bytes(smaps, lo, lo + size_);
+}
+
+std::optional<uint64_t> MappedFile::huge_mapped_bytes() const {
   std::ifstream f("/proc/self/smaps");
   if (!f) return std::nullopt;
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_);
-  return smaps_pmd_mapped_bytes(f, lo, lo + size_);
+  return huge_mapped_bytes(f);
 }
 
 Status MappedFile::reread() const {
