@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -75,17 +76,19 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   return f;
 }
 
-Status MappedFile::populate() const {
-  if (size_ == 0) return Status::ok_status();
+Status MappedFile::populate() const { return populate(0, size_); }
+
+Status MappedFile::populate(size_t offset, size_t length) const {
+  if (length == 0) return Status::ok_status();
   // Reading a page past the end of a file that shrank after it was mapped raises SIGBUS.
   const Status shrunk = Status::io_error(path_ + ": cannot read the file into memory: it is shorter than when it "
                                          "was opened (changed or truncated while in use)");
   struct stat st {};
-  if (::stat(path_.c_str(), &st) == 0 && size_t(st.st_size) < size_) return shrunk;
-  void* p = const_cast<uint8_t*>(data_);
+  if (::fstat(fd_, &st) == 0 && size_t(st.st_size) < size_) return shrunk;
+  void* p = const_cast<uint8_t*>(data_ + offset);
 #ifdef MADV_POPULATE_READ
   for (;;) {
-    if (::madvise(p, size_, MADV_POPULATE_READ) == 0) return Status::ok_status();
+    if (::madvise(p, length, MADV_POPULATE_READ) == 0) return Status::ok_status();
     if (errno != EINTR) break;
   }
   if (errno == EFAULT) return shrunk;   // it shrank after the check above
@@ -94,7 +97,7 @@ Status MappedFile::populate() const {
   // Kernels before 5.14 (EINVAL): read one byte of every page.
   const size_t page = size_t(::sysconf(_SC_PAGESIZE));
   uint8_t sink = 0;
-  for (size_t i = 0; i < size_; i += page) sink ^= *static_cast<const volatile uint8_t*>(data_ + i);
+  for (size_t i = offset; i < offset + length; i += page) sink ^= *static_cast<const volatile uint8_t*>(data_ + i);
   (void)sink;
   return Status::ok_status();
 }
@@ -129,15 +132,21 @@ std::optional<uint64_t> MappedFile::huge_mapped_bytes() const {
   return huge_mapped_bytes(f);
 }
 
-Status MappedFile::reread() const {
-  if (size_ == 0) return Status::ok_status();
+Status MappedFile::reread(size_t offset, size_t length) const {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  offset = offset / page * page;
+  if (offset >= size_) return Status::ok_status();
+  length = std::min(length, size_ - offset);
   // Unmapped clean pages are what POSIX_FADV_DONTNEED evicts: drop this mapping's entries first
   // (a read-only private file mapping has nothing to lose: the next touch maps the file again).
-  if (::madvise(const_cast<uint8_t*>(data_), size_, MADV_DONTNEED) != 0)
+  if (::madvise(const_cast<uint8_t*>(data_ + offset), length, MADV_DONTNEED) != 0)
     return Status::io_error(path_ + ": cannot drop the mapped pages: " + std::strerror(errno));
-  const int rc = ::posix_fadvise(fd_, 0, off_t(size_), POSIX_FADV_DONTNEED);
+  // Dirty pages (a file written moments ago, e.g. just downloaded) are not evicted: write them
+  // back first. Best effort: a filesystem that cannot sync keeps them, and they stay small.
+  (void)::fdatasync(fd_);
+  const int rc = ::posix_fadvise(fd_, off_t(offset), off_t(length), POSIX_FADV_DONTNEED);
   if (rc != 0) return Status::io_error(path_ + ": cannot evict from the page cache: " + std::strerror(rc));
-  return populate();
+  return populate(offset, length);
 }
 
 MappedFile::~MappedFile() {

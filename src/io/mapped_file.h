@@ -39,14 +39,16 @@ class MappedFile {
   // per read with 12 GB mapped, so a checkpoint reads it once for all of its shards).
   std::optional<uint64_t> huge_mapped_bytes(std::istream& smaps) const;
 
-  // Drops this mapping's pages and asks the kernel to evict the file from the page cache, then
-  // populates again: pages the page cache held in small pieces come back from disk in 2 MiB
-  // folios. Pages that another process maps stay as they are. Costs one read of the file.
+  // Drops this mapping's pages of [offset, offset + length) (offset rounded down to a page, the
+  // range clipped to the file) and asks the kernel to evict them from the page cache, then
+  // populates them again: pages the page cache held in small pieces come back from disk in 2 MiB
+  // folios. Pages that another process maps stay as they are. Costs one read of the range.
   // Errors: as populate.
-  Status reread() const;
+  Status reread(size_t offset = 0, size_t length = SIZE_MAX) const;
 
  private:
   MappedFile() = default;
+  Status populate(size_t offset, size_t length) const;
   std::string path_;
   int fd_ = -1;   // kept open for posix_fadvise in reread
   const uint8_t* data_ = nullptr;

@@ -97,9 +97,13 @@ TEST(MappedFile, RereadKeepsTheContents) {
   auto f = MappedFile::open(write_file(dir, n));
   ASSERT_TRUE(f.ok()) << f.status().to_string();
   ASSERT_TRUE((*f)->populate().ok());
-  const Status st = (*f)->reread();
-  ASSERT_TRUE(st.ok()) << st.to_string();
-  for (size_t i = 0; i < n; i += 4093) ASSERT_EQ((*f)->data()[i], uint8_t(i * 131)) << "offset " << i;
+  // The whole file, a range from an unaligned offset, and a range running past the end.
+  for (auto [offset, length] : {std::pair<size_t, size_t>{0, SIZE_MAX}, {(size_t(5) << 20) + 17, size_t(3) << 20},
+                                {n - 5000, size_t(1) << 20}}) {
+    const Status st = (*f)->reread(offset, length);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    for (size_t i = 0; i < n; i += 4093) ASSERT_EQ((*f)->data()[i], uint8_t(i * 131)) << "offset " << i;
+  }
   const std::optional<uint64_t> huge = (*f)->huge_mapped_bytes();
   ASSERT_TRUE(huge.has_value());   // Linux has /proc/self/smaps
   EXPECT_LE(*huge, n);
