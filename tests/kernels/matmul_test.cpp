@@ -537,5 +537,62 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   select_fp4_dot(saved);
 }
 
+// The FP8 GEMM on vdpbf16ps (n >= 8, bf16 activations) gives the generic order's bits wherever
+// it runs — random codes, so zero and subnormal weights (the looked-up ones) in every tile — and
+// leaves to the f32 GEMM every 128-row block where it may not: a scale code below 10, products
+// that could make a partial sum subnormal (e + f < 144), or activations that are not bf16 values.
+TEST_F(MatmulTest, Fp8DotProductGemmEqualsFmaOrderWhereItRuns) {
+  if (!matmul_impl_supported(MatmulImpl::avx512)) GTEST_SKIP() << "no AVX-512";
+  const Fp4Dot saved = active_fp4_dot();
+  select_fp4_dot(Fp4Dot::bf16);
+  if (active_fp4_dot() != Fp4Dot::bf16) {
+    select_fp4_dot(saved);
+    GTEST_SKIP() << "no usable AVX512-BF16 on this CPU";
+  }
+  omp_set_num_threads(1);   // the tile counter is per thread
+  std::mt19937 rng(43);
+  struct Case {
+    const char* what;
+    int64_t rows, cols;
+    int e_lo, e_hi;   // weight scale codes
+    float x_scale;    // activations: N(0,1) times this, rounded to bf16 unless !exact_x
+    bool exact_x;
+    bool runs;        // the dot path takes every tile
+  };
+  const Case cases[] = {
+      {"typical", 261, 512, 112, 132, 1.0f, true, true},
+      {"a partial 128-column block", 130, 32 * 7 + 128, 117, 127, 1.0f, true, true},
+      {"activations not bf16", 128, 256, 117, 127, 1.0f, false, false},
+      {"scale code 9", 128, 256, 9, 9, 1.0f, true, false},
+      // |x| around 2^-20 with e <= 12: e + f far below 144.
+      {"tiny products", 128, 256, 10, 12, 0x1p-20f, true, false},
+  };
+  for (const Case& c : cases) {
+    const TestWeight tw = make_weight(DType::fp8_e4m3, c.rows, c.cols, rng, c.e_lo, c.e_hi);
+    for (int64_t n : {5, 8, 9, 50}) {
+      std::vector<float> x = make_acts(n, c.cols, rng);
+      for (float& v : x) v *= c.x_scale;
+      if (c.exact_x) x = bf16_exact(x);
+      const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
+      const int64_t before = fp8_dot_tiles_on_this_thread();
+      const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), n);
+      const int64_t tiles = fp8_dot_tiles_on_this_thread() - before;
+      EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << c.what << " n=" << n;
+      // n < 8 is the matvec, which keeps the f32 kernel.
+      EXPECT_EQ(tiles, c.runs && n >= 8 ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << c.what << " n=" << n;
+    }
+  }
+  // One 128-row block with a scale code out of range falls back alone.
+  TestWeight mixed = make_weight(DType::fp8_e4m3, 384, 256, rng, 117, 127);
+  mixed.scale[size_t(1 * 2 + 1)] = 5;   // row block 1, column block 1
+  const std::vector<float> x = bf16_exact(make_acts(12, 256, rng));
+  const std::vector<float> base = run(MatmulImpl::generic, mixed.view, x.data(), 12);
+  const int64_t before = fp8_dot_tiles_on_this_thread();
+  const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), 12);
+  EXPECT_EQ(fp8_dot_tiles_on_this_thread() - before, 2 * 32 * 3);
+  EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4));
+  select_fp4_dot(saved);
+}
+
 }  // namespace
 }  // namespace dsv4::kernels

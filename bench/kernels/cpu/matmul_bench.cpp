@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/cpu/machine_probe.h"
 #include "kernels/cpu/matmul.h"
 
@@ -64,6 +66,25 @@ uint64_t next_rand(uint64_t& s) {
   return s;
 }
 
+// 256 E4M3 codes of N(0, 64^2) samples at evenly spaced quantiles: a random byte picks one.
+const std::vector<uint8_t>& fp8_normal_codes() {
+  static const std::vector<uint8_t> codes = [] {
+    std::vector<uint8_t> c(256);
+    for (int i = 0; i < 256; ++i) {
+      // Inverse normal CDF by bisection on erf: the quantile (i + 0.5) / 256.
+      const double p = (i + 0.5) / 256.0;
+      double lo = -8, hi = 8;
+      for (int it = 0; it < 60; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+      }
+      c[size_t(i)] = f32_to_e4m3(float(64.0 * lo));
+    }
+    return c;
+  }();
+  return codes;
+}
+
 std::unique_ptr<Matrix> make_matrix(DType dt, int64_t rows, int64_t cols, uint64_t seed) {
   auto m = std::make_unique<Matrix>();
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -85,7 +106,11 @@ std::unique_ptr<Matrix> make_matrix(DType dt, int64_t rows, int64_t cols, uint64
   for (size_t i = 0; i < bytes; i += 8) {
     uint64_t v = next_rand(s);
     if (dt == DType::f32 || dt == DType::bf16) v &= 0x3fff3fff3fff3fffull;  // finite, |v| < 2
-    if (dt == DType::fp8_e4m3) v &= 0xf7f7f7f7f7f7f7f7ull;                  // no NaN codes
+    if (dt == DType::fp8_e4m3) {
+      // Codes spread like a real max-scaled block (io/synth.cpp): subnormal and zero codes rare.
+      const std::vector<uint8_t>& codes = fp8_normal_codes();
+      for (int b = 0; b < 8; ++b) v = (v & ~(uint64_t(0xFF) << (8 * b))) | uint64_t(codes[(v >> (8 * b)) & 0xFF]) << (8 * b);
+    }
     std::memcpy(&m->data[i], &v, bytes - i < 8 ? bytes - i : 8);
   }
   m->scale.resize(scales);

@@ -20,6 +20,7 @@ namespace dsv4::kernels {
 std::atomic<bool> detail::g_fp8_integer_decode{false};
 std::atomic<bool> detail::g_fp4_bf16_dot{false};
 thread_local int64_t detail::g_fp4_dot_tiles = 0;
+thread_local int64_t detail::g_fp8_dot_tiles = 0;
 
 namespace {
 
@@ -156,6 +157,7 @@ void select_fp4_dot(Fp4Dot d) {
 }
 
 int64_t fp4_dot_tiles_on_this_thread() { return detail::g_fp4_dot_tiles; }
+int64_t fp8_dot_tiles_on_this_thread() { return detail::g_fp8_dot_tiles; }
 
 bool select_matmul_impl(MatmulImpl impl) {
   if (!matmul_impl_supported(impl)) return false;

@@ -107,6 +107,11 @@ void select_fp4_dot(Fp4Dot d);
 // Row tiles of the FP4 matvec the calling thread has run on the BF16 dot product so far (tests
 // and benchmarks: whether the fast path is taken).
 int64_t fp4_dot_tiles_on_this_thread();
+// The same switch (Fp4Dot::bf16) lets the FP8 GEMM (n >= 8) run on vdpbf16ps where that gives
+// the canonical bits: activations bf16 values (as FP8-quantised ones are), the weights decoded
+// exactly to bf16 with their block scale, every product and partial sum a normal multiple of at
+// least 2^-126. Tiles of 4 rows x up to 4 tokens the calling thread has run that way:
+int64_t fp8_dot_tiles_on_this_thread();
 
 // The scalar reference implementation (single-threaded loops); the fast path is tested against it.
 void matmul_ref(const WeightView& w, const float* x, int64_t n, float* y);

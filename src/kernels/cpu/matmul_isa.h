@@ -42,8 +42,10 @@ extern std::atomic<bool> g_fp8_integer_decode;
 // True when the AVX-512 FP4 matvec may use vdpbf16ps (Fp4Dot::bf16 in matmul.h); set by
 // matmul.cpp (probe, or select_fp4_dot), read by the AVX-512 variant.
 extern std::atomic<bool> g_fp4_bf16_dot;
-// Row tiles this thread ran through mv_fp4_dot (fp4_dot_tiles_on_this_thread, matmul.h).
+// Row tiles this thread ran through mv_fp4_dot / mv_fp8_dot (fp4_dot_tiles_on_this_thread,
+// fp8_dot_tiles_on_this_thread, matmul.h).
 extern thread_local int64_t g_fp4_dot_tiles;
+extern thread_local int64_t g_fp8_dot_tiles;
 
 const MatmulIsa& matmul_isa_generic();
 const MatmulIsa& matmul_isa_avx2();

@@ -167,6 +167,9 @@ template <int R, int T>
 bool mv_fp4_dot(const uint8_t*, const uint8_t*, int64_t, const uint16_t*, int, float*, int64_t) {
   return false;
 }
+inline bool fp8_dot_prepare(const float*, int64_t, int64_t, uint16_t*) { return false; }
+template <int R, int T>
+void mv_fp8_dot(const uint8_t*, int64_t, const uint8_t*, const uint16_t*, float*, int64_t) {}
 bool no_bf16_dot() { return false; }
 
 #include "kernels/cpu/matmul_simd.inl"

@@ -279,6 +279,87 @@ __attribute__((target("avx512bf16"))) bool mv_fp4_dot(const uint8_t* w, const ui
   return true;
 }
 
+// ---- FP8 GEMM on vdpbf16ps (matmul.h fp8_dot_tiles_on_this_thread) ----
+// FP8's canonical order walks columns: lane l adds column 32b + l, then 32b + 16 + l. vdpbf16ps
+// lane l adds the product of its odd word, then its even one, so word 2l + 1 holds column l and
+// word 2l column 16 + l of each 32-column block, for the weights and the activations alike.
+// Weights are decoded exactly into bf16 with the block scale in the exponent; the activations
+// are bf16 values as they are (matmul_simd.inl fp8_dot_fits bounds both, so that no product is
+// inexact and no partial sum subnormal or infinite).
+
+// Word 2l <- word 16 + l, word 2l + 1 <- word l.
+inline __m512i fp8_dot_interleave() {
+  return _mm512_set_epi16(15, 31, 14, 30, 13, 29, 12, 28, 11, 27, 10, 26, 9, 25, 8, 24,
+                          7, 23, 6, 22, 5, 21, 4, 20, 3, 19, 2, 18, 1, 17, 0, 16);
+}
+
+// The activations as bf16 words in that order (xb[j * K + ...]); false (the f32 GEMM must run)
+// unless Fp4Dot::bf16 is selected and every activation is a bf16 value (the low 16 bits zero).
+inline bool fp8_dot_prepare(const float* x, int64_t T, int64_t K, uint16_t* xb) {
+  if (!g_fp4_bf16_dot.load(std::memory_order_relaxed)) return false;
+  // Output word 2l + 1: the high half of a[l] (word 2l + 1 of a); word 2l: of b[l] (32 + 2l + 1).
+  const __m512i idx = _mm512_set_epi16(31, 63, 29, 61, 27, 59, 25, 57, 23, 55, 21, 53, 19, 51, 17, 49,
+                                       15, 47, 13, 45, 11, 43, 9, 41, 7, 39, 5, 37, 3, 35, 1, 33);
+  const __m512i low = _mm512_set1_epi32(0xFFFF);
+  __mmask16 bad = 0;
+  for (int64_t j = 0; j < T; ++j)
+    for (int64_t k = 0; k < K; k += 32) {
+      const __m512i a = _mm512_loadu_si512(x + j * K + k), b = _mm512_loadu_si512(x + j * K + k + 16);
+      bad |= _mm512_test_epi32_mask(a, low) | _mm512_test_epi32_mask(b, low);
+      _mm512_storeu_si512(xb + j * K + k, _mm512_permutex2var_epi16(a, idx, b));
+    }
+  return bad == 0;
+}
+
+// bf16 words of m * 2^-9 for the E4M3 subnormal codes m = 0..7 (index bits 3-4 are zero there).
+alignas(64) constexpr uint16_t kFp8SubnormalBf16[32] = {0, 0x3B00, 0x3B80, 0x3BC0, 0x3C00, 0x3C20, 0x3C40, 0x3C60};
+
+// R rows (one 128-row block, its E8M0 scales s per 128 columns) x T tokens; y[j * ldy + i].
+template <int R, int T>
+__attribute__((target("avx512bf16"))) void mv_fp8_dot(const uint8_t* w, int64_t K, const uint8_t* s,
+                                                      const uint16_t* xb, float* y, int64_t ldy) {
+  ++g_fp8_dot_tiles;
+  __m512 acc[R][T];
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+  const __m512i perm = fp8_dot_interleave(), keep = _mm512_set1_epi16(int16_t(0x87F0));
+  const __m512i exp_bits = _mm512_set1_epi16(0x0078), sign = _mm512_set1_epi16(int16_t(0x8000));
+  const __m512i sub_tbl = _mm512_load_si512(kFp8SubnormalBf16);
+  const uint8_t* next_tile = w + R * K;
+  for (int64_t k = 0; k < K; k += 32) {
+    // (code << 4) & 0x87F0 is sign | E4M3 exponent and mantissa in bf16's fields; adding
+    // (120 + e - 127) << 7 rebiases the exponent and applies the block scale 2^(e-127).
+    const int e = s[k >> 7];
+    const __m512i bias = _mm512_set1_epi16(int16_t((e - 7) << 7)), scale = _mm512_set1_epi16(int16_t((e - 127) << 7));
+    __m512i xv[T];
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) xv[j] = _mm512_loadu_si512(xb + j * K + k);
+    #pragma GCC unroll 16
+    for (int64_t l = 0; l < R * 32; l += 64) __builtin_prefetch(next_tile + k * R + l);
+    #pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const __m512i v = _mm512_permutexvar_epi16(
+          perm, _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i * K + k))));
+      __m512i wv = _mm512_add_epi16(_mm512_and_si512(_mm512_slli_epi16(v, 4), keep), bias);
+      const __mmask32 sub = _mm512_testn_epi16_mask(v, exp_bits);
+      if (sub) {   // zero and subnormal codes (rare in max-scaled blocks): looked up, then scaled
+        const __m512i m = _mm512_permutexvar_epi16(v, sub_tbl);
+        const __mmask32 nz = _mm512_test_epi16_mask(m, m);
+        const __m512i scaled = _mm512_mask_add_epi16(m, nz, m, scale);
+        wv = _mm512_mask_mov_epi16(wv, sub, _mm512_or_si512(scaled, _mm512_and_si512(v, sign)));
+      }
+      #pragma GCC unroll 16
+      for (int j = 0; j < T; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce({acc[i][j]});
+}
+
 // vdpbf16ps against two FMAs (odd word, then even) on pseudo-random words: mixed signs, exponents
 // spread over 2^-20..2^20 so that the additions round, zeros, and accumulators that cancel.
 __attribute__((target("avx512bf16"))) bool bf16_dot_matches_fma() {
