@@ -454,6 +454,20 @@ TEST_F(MatmulTest, TwoSlicesSimdEqualsScalarForAnyBatchAndThreads) {
 namespace dsv4::kernels {
 namespace {
 
+// Fp4Dot::bf16 for a test's duration (the previous choice comes back after); ok() is false where
+// the CPU has no AVX-512 or no AVX512-BF16 that gives the FMA chain's bits.
+class Bf16DotSelected {
+ public:
+  Bf16DotSelected() : saved_(active_fp4_dot()) { select_fp4_dot(Fp4Dot::bf16); }
+  ~Bf16DotSelected() { select_fp4_dot(saved_); }
+  Bf16DotSelected(const Bf16DotSelected&) = delete;
+  Bf16DotSelected& operator=(const Bf16DotSelected&) = delete;
+  bool ok() const { return matmul_impl_supported(MatmulImpl::avx512) && active_fp4_dot() == Fp4Dot::bf16; }
+
+ private:
+  Fp4Dot saved_;
+};
+
 // Rounds every value to bf16 (nearest even): activations the BF16 dot product may take, as the
 // FP8-quantised activations of spec §4.2 are.
 std::vector<float> bf16_exact(std::vector<float> x) {
@@ -467,13 +481,8 @@ std::vector<float> bf16_exact(std::vector<float> x) {
 // could be subnormal (e + f < 136, matmul_avx512.cpp). The tile counter shows which path ran: a
 // tile is 4 rows x up to 4 tokens, for the matvec (n < 8) and the GEMM (n >= 8) alike.
 TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
-  if (!matmul_impl_supported(MatmulImpl::avx512)) GTEST_SKIP() << "no AVX-512";
-  const Fp4Dot saved = active_fp4_dot();
-  select_fp4_dot(Fp4Dot::bf16);
-  if (active_fp4_dot() != Fp4Dot::bf16) {
-    select_fp4_dot(saved);
-    GTEST_SKIP() << "no usable AVX512-BF16 on this CPU";
-  }
+  const Bf16DotSelected dot;
+  if (!dot.ok()) GTEST_SKIP() << "no AVX-512 with a usable AVX512-BF16 on this CPU";
   omp_set_num_threads(1);   // the tile counter is per thread
   std::mt19937 rng(41);
   struct Case {
@@ -534,7 +543,6 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
     EXPECT_EQ(fp4_dot_tiles_on_this_thread() - before, 15 * ((n + 3) / 4)) << "n=" << n;
     EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << "n=" << n;
   }
-  select_fp4_dot(saved);
 }
 
 // The FP8 GEMM on vdpbf16ps (n >= 8, bf16 activations) gives the generic order's bits wherever
@@ -542,13 +550,8 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
 // leaves to the f32 GEMM every 128-row block where it may not: a scale code below 10, products
 // that could make a partial sum subnormal (e + f < 144), or activations that are not bf16 values.
 TEST_F(MatmulTest, Fp8DotProductGemmEqualsFmaOrderWhereItRuns) {
-  if (!matmul_impl_supported(MatmulImpl::avx512)) GTEST_SKIP() << "no AVX-512";
-  const Fp4Dot saved = active_fp4_dot();
-  select_fp4_dot(Fp4Dot::bf16);
-  if (active_fp4_dot() != Fp4Dot::bf16) {
-    select_fp4_dot(saved);
-    GTEST_SKIP() << "no usable AVX512-BF16 on this CPU";
-  }
+  const Bf16DotSelected dot;
+  if (!dot.ok()) GTEST_SKIP() << "no AVX-512 with a usable AVX512-BF16 on this CPU";
   omp_set_num_threads(1);   // the tile counter is per thread
   std::mt19937 rng(43);
   struct Case {
@@ -591,7 +594,6 @@ TEST_F(MatmulTest, Fp8DotProductGemmEqualsFmaOrderWhereItRuns) {
   const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), 12);
   EXPECT_EQ(fp8_dot_tiles_on_this_thread() - before, 2 * 32 * 3);
   EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4));
-  select_fp4_dot(saved);
 }
 
 }  // namespace

@@ -153,6 +153,15 @@ __attribute__((always_inline)) inline void v_transpose16(V16* m) {
   }
 }
 
+// y[j * ldy + i] = the lanes of acc[i][j] summed in the canonical tree.
+template <int R, int T>
+inline void store_sums(const __m512 (&acc)[R][T], float* y, int64_t ldy) {
+  #pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+    #pragma GCC unroll 16
+    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce({acc[i][j]});
+}
+
 // ---- FP4 matvec on vdpbf16ps (Fp4Dot::bf16, matmul.h) ----
 // The 16 bytes of a 32-column block go to every 128-bit lane; a per-word shift by 4L brings down
 // nibble L of word m, i.e. column 4m + L, into word 8L + m, and vpermw (5 index bits; the table
@@ -272,10 +281,7 @@ __attribute__((target("avx512bf16"))) bool mv_fp4_dot(const uint8_t* w, const ui
       for (int j = 0; j < T; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);
     }
   }
-  #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i)
-    #pragma GCC unroll 16
-    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce({acc[i][j]});
+  store_sums<R, T>(acc, y, ldy);
   return true;
 }
 
@@ -354,10 +360,7 @@ __attribute__((target("avx512bf16"))) void mv_fp8_dot(const uint8_t* w, int64_t 
       for (int j = 0; j < T; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);
     }
   }
-  #pragma GCC unroll 16
-  for (int i = 0; i < R; ++i)
-    #pragma GCC unroll 16
-    for (int j = 0; j < T; ++j) y[j * ldy + i] = v_reduce({acc[i][j]});
+  store_sums<R, T>(acc, y, ldy);
 }
 
 // vdpbf16ps against two FMAs (odd word, then even) on pseudo-random words: mixed signs, exponents
