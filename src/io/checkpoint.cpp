@@ -166,15 +166,13 @@ Result<uint64_t> Checkpoint::populate(bool reread_small_pages) const {
     if (f->size() < kRereadMinBytes) continue;
     std::istringstream in(listing);
     const std::optional<uint64_t> huge = f->huge_mapped_bytes(in);
-    if (!huge) break;   // no /proc/self/smaps: nothing to go by
+    if (!huge) break;   // the mapping is not in the listing: nothing to go by
     if (f->size() - *huge <= f->size() / 10) continue;   // mostly on 2 MiB pages already
     if (!probed) {
       // 4 MiB first: where the filesystem has no large page-cache folios (or the kernel will not
       // map them with 2 MiB entries), a whole shard would be read again at every load for nothing.
-      constexpr size_t kProbe = size_t(4) << 20;
-      DSV4_TRY(f->reread(f->size() / 2 & ~(kProbe - 1), kProbe));
-      const std::optional<uint64_t> probe = f->huge_mapped_bytes();
-      if (!probe || *probe <= *huge) break;
+      DSV4_ASSIGN_OR_RETURN(const bool works, f->reread_gives_huge_pages(f->size() / 2));
+      if (!works) break;
       probed = true;
     }
     DSV4_TRY(f->reread());

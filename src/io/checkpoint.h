@@ -29,8 +29,8 @@ class Checkpoint {
   // MappedFile::populate of every shard; shard_bytes is the size of their mappings.
   // With reread_small_pages, a shard left mostly on 4 KiB pages (the page cache held it in small
   // pieces, e.g. cached by an earlier reader) is read again (MappedFile::reread) so that it is
-  // mapped with 2 MiB pages; when the first re-read does not achieve that (a kernel or filesystem
-  // without large page-cache folios), the other shards are left as they are.
+  // mapped with 2 MiB pages. 4 MiB of the first such shard are re-read first: where that does not
+  // give 2 MiB pages (a kernel or filesystem without large page-cache folios), no shard is.
   // Returns the bytes re-read.
   Result<uint64_t> populate(bool reread_small_pages) const;
   uint64_t shard_bytes() const;

@@ -11,22 +11,23 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/huge_pages.h"
+
 namespace dsv4::io {
 
 namespace {
 
-constexpr size_t kHugePage = size_t(2) << 20;
-
-// Maps fd at a 2 MiB-aligned address, so that each 2 MiB of the file can be mapped by one
-// page-table entry (file offset and address must agree modulo 2 MiB): reserves 2 MiB more address
-// space than needed, maps the file over the aligned part and releases the rest.
-void* map_aligned(int fd, size_t size) {
-  const size_t span = size + kHugePage;
+// Maps [offset, offset + size) of fd (offset a multiple of 2 MiB) at a 2 MiB-aligned address, so
+// that each 2 MiB of the file can be mapped by one page-table entry (file offset and address must
+// agree modulo 2 MiB): reserves 2 MiB more address space than needed, maps the file over the
+// aligned part and releases the rest.
+void* map_aligned(int fd, size_t offset, size_t size) {
+  const size_t span = size + kHugePageBytes;
   void* r = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED) return MAP_FAILED;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(r);
-  const uintptr_t at = (lo + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
-  void* p = ::mmap(reinterpret_cast<void*>(at), size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  const uintptr_t at = (lo + kHugePageBytes - 1) & ~uintptr_t(kHugePageBytes - 1);
+  void* p = ::mmap(reinterpret_cast<void*>(at), size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, off_t(offset));
   if (p == MAP_FAILED) {
     const int err = errno;
     ::munmap(r, span);
@@ -59,18 +60,15 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   f->path_ = path;
   f->size_ = size_t(st.st_size);
   if (f->size_ > 0) {
-    void* p = map_aligned(fd, f->size_);
+    void* p = map_aligned(fd, 0, f->size_);
     if (p == MAP_FAILED) {
       const int err = errno;
       ::close(fd);
       return Status::io_error(path + ": mmap failed: " + std::strerror(err));
     }
     f->data_ = static_cast<const uint8_t*>(p);
-#ifdef MADV_HUGEPAGE
-    // Advice only: a kernel without transparent huge pages keeps 4 KiB pages (measured on a
-    // Flash-shaped model: decode 12-18 tok/s on 4 KiB pages, 24-27 on 2 MiB pages).
-    (void)::madvise(p, f->size_, MADV_HUGEPAGE);
-#endif
+    // Measured on a Flash-shaped model: decode 12-18 tok/s on 4 KiB pages, 24-27 on 2 MiB pages.
+    advise_huge_pages(p, f->size_);
   }
   f->fd_ = fd;
   return f;
@@ -78,14 +76,16 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 
 Status MappedFile::populate() const { return populate(0, size_); }
 
-Status MappedFile::populate(size_t offset, size_t length) const {
+Status MappedFile::populate(size_t offset, size_t length) const { return fault_in(data_ + offset, length); }
+
+Status MappedFile::fault_in(const uint8_t* at, size_t length) const {
   if (length == 0) return Status::ok_status();
   // Reading a page past the end of a file that shrank after it was mapped raises SIGBUS.
   const Status shrunk = Status::io_error(path_ + ": cannot read the file into memory: it is shorter than when it "
                                          "was opened (changed or truncated while in use)");
   struct stat st {};
   if (::fstat(fd_, &st) == 0 && size_t(st.st_size) < size_) return shrunk;
-  void* p = const_cast<uint8_t*>(data_ + offset);
+  void* p = const_cast<uint8_t*>(at);
 #ifdef MADV_POPULATE_READ
   for (;;) {
     if (::madvise(p, length, MADV_POPULATE_READ) == 0) return Status::ok_status();
@@ -97,7 +97,7 @@ Status MappedFile::populate(size_t offset, size_t length) const {
   // Kernels before 5.14 (EINVAL): read one byte of every page.
   const size_t page = size_t(::sysconf(_SC_PAGESIZE));
   uint8_t sink = 0;
-  for (size_t i = offset; i < offset + length; i += page) sink ^= *static_cast<const volatile uint8_t*>(data_ + i);
+  for (size_t i = 0; i < length; i += page) sink ^= *static_cast<const volatile uint8_t*>(at + i);
   (void)sink;
   return Status::ok_status();
 }
@@ -137,6 +137,32 @@ Status MappedFile::reread(size_t offset, size_t length) const {
   offset = offset / page * page;
   if (offset >= size_) return Status::ok_status();
   length = std::min(length, size_ - offset);
+  DSV4_TRY(evict(offset, length));
+  return populate(offset, length);
+}
+
+Result<bool> MappedFile::reread_gives_huge_pages(size_t offset) const {
+  const size_t len = 2 * kHugePageBytes;
+  if (size_ < len) return false;
+  offset = std::min(offset / kHugePageBytes * kHugePageBytes, (size_ - len) / kHugePageBytes * kHugePageBytes);
+  DSV4_TRY(evict(offset, len));
+  // A mapping of the window alone is a VMA of its own, so smaps tells about these pages only.
+  void* t = map_aligned(fd_, offset, len);
+  if (t == MAP_FAILED) return Status::io_error(path_ + ": mmap failed: " + std::strerror(errno));
+  advise_huge_pages(t, len);
+  Status st = fault_in(static_cast<const uint8_t*>(t), len);
+  std::optional<uint64_t> huge;
+  if (st.ok()) {
+    std::ifstream smaps("/proc/self/smaps");
+    if (smaps) huge = smaps_pmd_mapped_bytes(smaps, reinterpret_cast<uintptr_t>(t), reinterpret_cast<uintptr_t>(t) + len);
+  }
+  ::munmap(t, len);
+  DSV4_TRY(st);
+  DSV4_TRY(populate(offset, len));
+  return huge.value_or(0) > 0;
+}
+
+Status MappedFile::evict(size_t offset, size_t length) const {
   // Unmapped clean pages are what POSIX_FADV_DONTNEED evicts: drop this mapping's entries first
   // (a read-only private file mapping has nothing to lose: the next touch maps the file again).
   if (::madvise(const_cast<uint8_t*>(data_ + offset), length, MADV_DONTNEED) != 0)
@@ -146,7 +172,7 @@ Status MappedFile::reread(size_t offset, size_t length) const {
   (void)::fdatasync(fd_);
   const int rc = ::posix_fadvise(fd_, off_t(offset), off_t(length), POSIX_FADV_DONTNEED);
   if (rc != 0) return Status::io_error(path_ + ": cannot evict from the page cache: " + std::strerror(rc));
-  return populate(offset, length);
+  return Status::ok_status();
 }
 
 MappedFile::~MappedFile() {

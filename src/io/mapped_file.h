@@ -46,9 +46,21 @@ class MappedFile {
   // Errors: as populate.
   Status reread(size_t offset = 0, size_t length = SIZE_MAX) const;
 
+  // Whether reread gives 2 MiB pages here (kernel and filesystem): re-reads the 4 MiB window at
+  // offset (rounded to 2 MiB, moved inside the file) and maps it a second time on its own, where
+  // /proc/self/smaps tells about those pages alone. False for a file under 4 MiB or when smaps
+  // cannot be read. Errors: as populate.
+  Result<bool> reread_gives_huge_pages(size_t offset) const;
+
  private:
   MappedFile() = default;
   Status populate(size_t offset, size_t length) const;
+  // populate's work for any mapping of this file (the check that it has not shrunk, then
+  // MADV_POPULATE_READ, or a read of every page before Linux 5.14).
+  Status fault_in(const uint8_t* at, size_t length) const;
+  // reread's first half: drops this mapping's pages of the range, writes back dirty ones and asks
+  // the kernel to evict them from the page cache.
+  Status evict(size_t offset, size_t length) const;
   std::string path_;
   int fd_ = -1;   // kept open for posix_fadvise in reread
   const uint8_t* data_ = nullptr;

@@ -1,10 +1,10 @@
 #include "model/scratch.h"
 
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 
 namespace dsv4::model {
@@ -19,17 +19,9 @@ Arena::Block Arena::new_block(size_t bytes) {
   // activations run to hundreds of MiB (q alone is tokens x 64 x 512 floats), and on 4 KiB pages
   // their TLB misses cost flash2's 512-token prefill a fifth of its speed (3 alternating rounds:
   // 126-147 -> 159-190 tok/s).
-  constexpr size_t kHuge = size_t(2) << 20;
-  if (bytes >= kHuge) {
-    const size_t n = (bytes + kHuge - 1) / kHuge * kHuge;
-    Block b(static_cast<std::byte*>(std::aligned_alloc(kHuge, n)));
-    DSV4_CHECK(b != nullptr);
-#ifdef MADV_HUGEPAGE
-    (void)::madvise(b.get(), n, MADV_HUGEPAGE);
-#endif
-    return b;
-  }
-  Block b(static_cast<std::byte*>(std::aligned_alloc(kAlign, round_up(std::max<size_t>(bytes, kAlign)))));
+  Block b(static_cast<std::byte*>(bytes >= kHugePageBytes
+                                      ? alloc_huge_pages(bytes)
+                                      : std::aligned_alloc(kAlign, round_up(std::max<size_t>(bytes, kAlign)))));
   DSV4_CHECK(b != nullptr);
   return b;
 }

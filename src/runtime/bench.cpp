@@ -42,9 +42,9 @@ int32_t argmax(const std::vector<float>& logits) {
   return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-// Bytes of a "VmRSS:" / "VmHWM:" line of /proc/self/status, or of a line of another /proc/self
-// file given in kB; 0 if unavailable.
-uint64_t proc_status_bytes(const std::string& key, const char* file = "/proc/self/status") {
+// Bytes of a line given in kB ("VmRSS:", "VmHWM:" of /proc/self/status, or a line of another
+// /proc/self file); 0 if unavailable.
+uint64_t proc_kb_line_bytes(const std::string& key, const char* file = "/proc/self/status") {
   std::ifstream f(file);
   std::string line;
   while (std::getline(f, line))
@@ -99,7 +99,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   auto t0 = Clock::now();
   DSV4_ASSIGN_OR_RETURN(auto engine, Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);
-  r.rss_after_load = proc_status_bytes("VmRSS:");
+  r.rss_after_load = proc_kb_line_bytes("VmRSS:");
 
   const int64_t V = engine->config().vocab_size;
   if (V <= 2) return Status::invalid_argument("bench: vocabulary too small for ids in [2, vocab)");
@@ -195,11 +195,11 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
     if (!deepest || seq->position() > deepest->position()) deepest = std::move(seq);
   }
 
-  r.rss_end = proc_status_bytes("VmRSS:");
-  r.rss_anon_end = proc_status_bytes("RssAnon:");
-  r.rss_file_end = proc_status_bytes("RssFile:");
-  r.file_pmd_mapped_end = proc_status_bytes("FilePmdMapped:", "/proc/self/smaps_rollup");
-  r.rss_peak = proc_status_bytes("VmHWM:");
+  r.rss_end = proc_kb_line_bytes("VmRSS:");
+  r.rss_anon_end = proc_kb_line_bytes("RssAnon:");
+  r.rss_file_end = proc_kb_line_bytes("RssFile:");
+  r.file_pmd_mapped_end = proc_kb_line_bytes("FilePmdMapped:", "/proc/self/smaps_rollup");
+  r.rss_peak = proc_kb_line_bytes("VmHWM:");
   if (deepest) {
     // A copy-constructed vector has no spare capacity, so the clone measures what the state
     // holds; the live sequence shows what it costs with push_back growth slack.

@@ -29,6 +29,7 @@ SOURCES=(
   src/io/config.cpp
   src/io/mapped_file.cpp
   src/core/dtype.cpp
+  src/core/huge_pages.cpp
   src/core/status.cpp
 )
 FLAGS="-std=c++20 -O1 -gline-tables-only -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"

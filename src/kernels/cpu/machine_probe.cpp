@@ -1,7 +1,7 @@
 #include "kernels/cpu/machine_probe.h"
 
 #include <omp.h>
-#include <sys/mman.h>
+
 #include <time.h>
 
 #include <chrono>
@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_isa.h"
@@ -37,14 +38,11 @@ const detail::MatmulIsa& active_isa() {
 
 double measure_read_bandwidth_gbps() {
   const int64_t bytes = int64_t(512) << 20, floats = bytes / 4;
-  float* buf = static_cast<float*>(std::aligned_alloc(size_t(2) << 20, size_t(bytes)));
+  // On 2 MiB pages, as the weight mappings are (io::MappedFile), so that the bound is never
+  // lowered by TLB misses the weights do not have (on the 2-core VM measured, a sequential read
+  // ran at the same rate on both page sizes).
+  float* buf = static_cast<float*>(alloc_huge_pages(size_t(bytes)));
   DSV4_CHECK(buf != nullptr);
-#ifdef MADV_HUGEPAGE
-  // On 2 MiB pages where the kernel allows, as the weight mappings are (io::MappedFile), so that the
-  // bound is never lowered by TLB misses the weights do not have (on the 2-core VM measured, a
-  // sequential read ran at the same rate on both page sizes).
-  (void)::madvise(buf, size_t(bytes), MADV_HUGEPAGE);
-#endif
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < floats; ++i) buf[i] = 1.0f;  // first touch by the reading thread
   const detail::MatmulIsa& isa = active_isa();

@@ -275,33 +275,41 @@ inline void matvec_row_tiles(int64_t ra, int64_t rz, int T, F& f) {
   }
 }
 
+// Calls f.operator()<R, T>(r, t) over tiles of up to kMvRows rows of [ra, rz) by up to kMvMaxTok
+// tokens of [0, n), each row tile taking every token before the next, so that its weights
+// (8 KiB of FP4, 16 KiB of FP8 at K = 4096) stay in L1 while the token groups pass.
+template <typename F>
+inline void row_tiles_all_tokens(int64_t ra, int64_t rz, int64_t n, F& f) {
+  for (int64_t r = ra; r < rz; r += kMvRows) {
+    const int rr = int(rz - r < kMvRows ? rz - r : kMvRows);
+    for (int64_t t = 0; t < n; t += kMvMaxTok) {
+      const int tt = int(n - t < kMvMaxTok ? n - t : kMvMaxTok);
+      auto g = [&]<int R, int TT>() { f.template operator()<R, TT>(r, t); };
+      dispatch_rt<kMvRows, kMvMaxTok>(rr, tt, g);
+    }
+  }
+}
+
 // FP4 rows [r0, r1) against n tokens xt (y[j * ld + r]): the BF16 dot product where it gives the
 // canonical bits (e_lo > 0 from fp4_dot_prepare into xb, n x K words), else the FMA kernel on the
-// activations in canonical order (permuted into xperm, n x K, once, when a tile first needs them).
-// Each tile of kMvRows rows takes all n tokens, kMvMaxTok at a time, while its weights (8 KiB at
-// K = 4096) stay in L1.
+// activations in canonical order (permuted into xperm, n x K, once, when a tile first needs them);
+// tiles as row_tiles_all_tokens.
 void rows_fp4(const WeightView& w, const float* xt, int64_t n, float* yt, int64_t r0, int64_t r1, int e_lo,
               const uint16_t* xb, float* xperm) {
   const int64_t K = w.cols, ld = w.rows;
   const uint8_t* wb = static_cast<const uint8_t*>(w.data);
   bool permuted = false;
-  for (int64_t r = r0; r < r1; r += kMvRows) {
-    const int rr = int(r1 - r < kMvRows ? r1 - r : kMvRows);
+  auto f = [&]<int R, int TT>(int64_t r, int64_t t) {
     const uint8_t* wr = wb + r * (K / 2);
     const uint8_t* sr = w.scale + r * (K / 32);
-    for (int64_t t = 0; t < n; t += kMvMaxTok) {
-      const int tt = int(n - t < kMvMaxTok ? n - t : kMvMaxTok);
-      auto f = [&]<int R, int TT>() {
-        if (e_lo > 0 && mv_fp4_dot<R, TT>(wr, sr, K, xb + t * K, e_lo, yt + t * ld + r, ld)) return;
-        if (!permuted) {
-          for (int64_t j = 0; j < n; ++j) permute_fp4_cols(xt + j * K, K, xperm + j * K);
-          permuted = true;
-        }
-        mv_fp4<R, TT>(wr, sr, K, xperm + t * K, K, yt + t * ld + r, ld);
-      };
-      dispatch_rt<kMvRows, kMvMaxTok>(rr, tt, f);
+    if (e_lo > 0 && mv_fp4_dot<R, TT>(wr, sr, K, xb + t * K, e_lo, yt + t * ld + r, ld)) return;
+    if (!permuted) {
+      for (int64_t j = 0; j < n; ++j) permute_fp4_cols(xt + j * K, K, xperm + j * K);
+      permuted = true;
     }
-  }
+    mv_fp4<R, TT>(wr, sr, K, xperm + t * K, K, yt + t * ld + r, ld);
+  };
+  row_tiles_all_tokens(r0, r1, n, f);
 }
 
 void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
@@ -535,8 +543,8 @@ void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t
       continue;
     }
     if (w.dtype == DType::fp8_e4m3 && fp8_dot_prepare(xs, TB, K, xb)) {
-      // FP8 on the BF16 dot product too, per 128-row block where fp8_dot_fits: each 4-row tile
-      // takes all tokens, 4 at a time, while its weights stay in L1. Gemm512 FP8 (codes spread
+      // FP8 on the BF16 dot product too, per 128-row block where fp8_dot_fits, in the tiles of
+      // row_tiles_all_tokens. Gemm512 FP8 (codes spread
       // like a real checkpoint's), one thread, 5 alternating rounds: 42-60 % of the f32 FMA peak
       // through the f32 tiles, 76-85 % this way; flash2 prefill of 512 tokens 122-127 -> 132-145.
       ExpRange* range = reinterpret_cast<ExpRange*>(xperm);
@@ -549,14 +557,10 @@ void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t
           gemm_f32_rows(w, xs, TB, yb, ra, rz, wt, carry);
           continue;
         }
-        for (int64_t r = ra; r < rz; r += kMvRows) {
-          const int rr = int(rz - r < kMvRows ? rz - r : kMvRows);
-          for (int64_t t = 0; t < TB; t += kMvMaxTok) {
-            const int tt = int(TB - t < kMvMaxTok ? TB - t : kMvMaxTok);
-            auto f = [&]<int R, int TT>() { mv_fp8_dot<R, TT>(wb + r * K, K, s, xb + t * K, yb + t * ld + r, ld); };
-            dispatch_rt<kMvRows, kMvMaxTok>(rr, tt, f);
-          }
-        }
+        auto f = [&]<int R, int TT>(int64_t r, int64_t t) {
+          mv_fp8_dot<R, TT>(wb + r * K, K, s, xb + t * K, yb + t * ld + r, ld);
+        };
+        row_tiles_all_tokens(ra, rz, TB, f);
       }
       continue;
     }
