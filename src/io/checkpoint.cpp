@@ -1,6 +1,8 @@
 #include "io/checkpoint.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/dtype.h"
 #include "io/inventory.h"
 
 namespace dsv4::io {
@@ -134,6 +137,16 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   for (const auto& [name, t] : ck->tensors_) {
     if (!known.count(name))
       return Status::corrupt_data(t.file + ": tensor '" + name + "': unknown (not part of a V4 checkpoint with this config)");
+  }
+  // The kernels read tensors as arrays of their element type, which must then be aligned. Files
+  // written by the safetensors library always are (data_order in safetensors.cpp); one from
+  // another writer may not be, and its misaligned tensors are read through an aligned copy.
+  for (auto& [name, t] : ck->tensors_) {
+    if (t.nbytes() == 0 || reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) continue;
+    auto& copy = ck->realigned_.emplace_back(new uint8_t[t.nbytes()]);   // new[]: 16-byte aligned
+    std::memcpy(copy.get(), t.data, t.nbytes());
+    t.data = copy.get();
+    ck->realigned_bytes_ += t.nbytes();
   }
   return ck;
 }

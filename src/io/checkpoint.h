@@ -34,6 +34,9 @@ class Checkpoint {
   // Returns the bytes re-read.
   Result<uint64_t> populate(bool reread_small_pages) const;
   uint64_t shard_bytes() const;
+  // Bytes of the tensors that were not aligned to their element size in their shard, and are
+  // therefore read from an aligned copy (0 for files written by the safetensors library).
+  uint64_t realigned_bytes() const { return realigned_bytes_; }
 
  private:
   std::string dir_;
@@ -41,6 +44,8 @@ class Checkpoint {
   std::vector<std::unique_ptr<MappedFile>> shards_;
   std::vector<std::string> shard_paths_;
   std::map<std::string, TensorEntry> tensors_;
+  std::vector<std::unique_ptr<uint8_t[]>> realigned_;
+  uint64_t realigned_bytes_ = 0;
 };
 
 }  // namespace dsv4::io

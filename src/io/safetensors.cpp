@@ -136,11 +136,25 @@ namespace {
 
 // The header text of a file holding `tensors` back to back, padded so the data section starts
 // 8-aligned.
+// The order of the tensors' bytes in the data section: by element size, largest first, then by
+// name, as the safetensors library writes them (and the official checkpoints are laid out). With
+// the header padded to a multiple of 8 bytes, every tensor then starts aligned to its element size.
+std::vector<size_t> data_order(const std::vector<TensorSpec>& tensors) {
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const size_t sa = dtype_size(tensors[a].dtype), sb = dtype_size(tensors[b].dtype);
+    return sa != sb ? sa > sb : tensors[a].name < tensors[b].name;
+  });
+  return order;
+}
+
 std::string header_text(const std::vector<TensorSpec>& tensors, const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
+  for (size_t i : data_order(tensors)) {
+    const TensorSpec& t = tensors[i];
     const uint64_t n = t.nbytes();
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
     offset += n;
@@ -177,11 +191,12 @@ Status write_safetensors(const std::string& path, const std::vector<TensorSpec>&
   DSV4_TRY(begin_file(path, header_text(tensors, metadata), &f, nullptr));
   bool ok = true;
   std::vector<uint8_t> buf;
-  for (size_t i = 0; ok && i < tensors.size(); ++i) {
+  for (size_t i : data_order(tensors)) {
+    if (!ok) break;
     buf.clear();
     produce(i, buf);
     DSV4_CHECK(buf.size() == tensors[i].nbytes());
-    ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
+    if (!buf.empty()) ok = std::fwrite(buf.data(), 1, buf.size(), f) == buf.size();
   }
   if (std::fclose(f) != 0) ok = false;
   if (!ok) return Status::io_error(path + ": write failed (disk full?)");
@@ -215,7 +230,7 @@ Status write_safetensors_chunked(const std::string& path, const std::vector<Tens
     cur ^= 1;
     used = 0;
   };
-  for (size_t i = 0; ok && i < tensors.size(); ++i) {
+  for (size_t i : data_order(tensors)) {
     const uint64_t total = tensors[i].nbytes();
     for (uint64_t off = 0; ok && off < total;) {
       const size_t n = size_t(std::min<uint64_t>(chunk_bytes - used, total - off));

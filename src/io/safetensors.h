@@ -50,7 +50,9 @@ Result<SafetensorsFile> open_safetensors(const std::string& path);
 
 // Writes a safetensors file (used by `dsv4 synth` and tests), streaming one tensor at a time so
 // multi-GB shards never sit in memory whole. `produce(i, out)` fills the bytes of tensor i; their
-// count must equal numel * dtype size.
+// count must equal numel * dtype size. The data section holds the tensors largest element size
+// first, then by name (as the safetensors library lays them out), so each starts aligned to its
+// element size; `produce` and `fill` are called in that order.
 struct TensorSpec {
   std::string name;
   DType dtype;

@@ -42,12 +42,14 @@ TEST(Checkpoint, MissingDirectoryIsNotFound) {
 // ---- Corrupted copies of the tiny fixture: every defect gives a Status naming file and tensor ----
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "core/dtype.h"
 #include "test_tmp_dir.h"
 
 namespace dsv4::io {
@@ -124,6 +126,33 @@ class CorruptCheckpoint : public ::testing::Test {
 TEST_F(CorruptCheckpoint, TheUntouchedCopyOpens) {
   auto ck = Checkpoint::open(dir_.path());
   ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+}
+
+// A writer that does not pad the header to 8 bytes shifts every tensor off its alignment; such
+// tensors are read through aligned copies holding the same bytes.
+TEST_F(CorruptCheckpoint, MisalignedTensorsAreReadFromAlignedCopies) {
+  const std::string bytes = slurp(path(kShard1));
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+  std::string shifted = bytes.substr(0, 8 + header_len) + " " + bytes.substr(8 + header_len);
+  for (int i = 0; i < 8; ++i) shifted[size_t(i)] = char(uint8_t((header_len + 1) >> (8 * i)));
+  spit(path(kShard1), shifted);
+
+  auto original = Checkpoint::open(test::fixture_dir("tiny") + "/checkpoint");
+  auto ck = Checkpoint::open(dir_.path());
+  ASSERT_TRUE(original.ok() && ck.ok()) << ck.status().to_string();
+  EXPECT_EQ((*original)->realigned_bytes(), 0u);
+  uint64_t multi_byte = 0;
+  auto st = open_safetensors(path(kShard1));
+  ASSERT_TRUE(st.ok());
+  for (const auto& e : st->header.tensors) {
+    if (dtype_size(e.dtype) > 1) multi_byte += e.nbytes();
+    const TensorEntry& t = (*ck)->tensor(e.name);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype), 0u) << e.name;
+    EXPECT_EQ(0, std::memcmp(t.data, (*original)->tensor(e.name).data, t.nbytes())) << e.name;
+  }
+  EXPECT_GT(multi_byte, 0u);
+  EXPECT_EQ((*ck)->realigned_bytes(), multi_byte);
 }
 
 TEST_F(CorruptCheckpoint, TruncatedShard) {

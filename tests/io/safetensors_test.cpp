@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/dtype.h"
 #include "test_tmp_dir.h"
 
 namespace dsv4::io {
@@ -73,11 +74,23 @@ TEST(Safetensors, RoundTripsThroughTheWriters) {
     ASSERT_TRUE(st.ok()) << st.status().to_string();
     ASSERT_EQ(st->header.tensors.size(), 4u);
     EXPECT_EQ(st->header.data_offset % 8, 0u);   // the writers pad the header
-    // Header entries come back in key order; data follows the order of `specs`.
-    const TensorEntry& v = *std::find_if(st->header.tensors.begin(), st->header.tensors.end(),
-                                         [](const TensorEntry& t) { return t.name == "v"; });
+    // The data is laid out like the safetensors library's: largest element size first, then by
+    // name (e I64 (empty), v F32, then s and w of 1 byte), so every tensor is aligned.
+    auto entry = [&](const char* name) -> const TensorEntry& {
+      return *std::find_if(st->header.tensors.begin(), st->header.tensors.end(),
+                           [&](const TensorEntry& t) { return t.name == name; });
+    };
+    EXPECT_EQ(entry("e").begin, 0u);
+    EXPECT_EQ(entry("v").begin, 0u);
+    EXPECT_EQ(entry("s").begin, 28u);
+    EXPECT_EQ(entry("w").begin, 29u);
+    for (const TensorEntry& t : st->header.tensors)
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype), 0u) << t.name;
+    const TensorEntry& v = entry("v");
     EXPECT_EQ(v.nbytes(), 28u);
     for (size_t k = 0; k < 28; ++k) ASSERT_EQ(v.data[k], uint8_t(3 * 31 + k)) << f;
+    const TensorEntry& w = entry("w");
+    for (size_t k = 0; k < 15; ++k) ASSERT_EQ(w.data[k], uint8_t(k)) << f;
   }
 }
 
