@@ -19,6 +19,9 @@ int cmd_synth(int argc, char** argv) {
       ->check(CLI::Range(int64_t(1), int64_t(1024)));
   app.add_option("--experts", opt.experts, "n_routed_experts")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   app.add_option("--vocab", opt.vocab, "vocab_size")->check(CLI::Range(int64_t(2), int64_t(1) << 24));
+  app.add_option("--set", opt.set,
+                 "KEY=VALUE edit of config.json, applied last (repeatable; VALUE is JSON, e.g. head_dim=512, "
+                 "compress_ratios=[4,4,0], rope_scaling.factor=8)");
   app.add_option("--seed", opt.seed, "random seed (same seed, same bytes)");
   app.add_option("--shard-mib", shard_mib, "largest shard size in MiB")->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));
   app.add_flag("--force", opt.overwrite, "replace the *.safetensors files already in DIR");

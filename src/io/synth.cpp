@@ -183,6 +183,27 @@ void fill_block(const SynthRecipe& r, const TensorSpec& t, uint64_t block, uint6
   }
 }
 
+// One "key=value" edit of SynthOptions::set.
+Status apply_config_edit(const std::string& edit, ojson* config) {
+  const size_t eq = edit.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return Status::invalid_argument("synth: config edit '" + edit + "' is not KEY=VALUE");
+  const std::string path = edit.substr(0, eq), text = edit.substr(eq + 1);
+  ojson* node = config;
+  for (size_t start = 0;;) {
+    const size_t dot = path.find('.', start);
+    const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object() || !node->contains(key))
+      return Status::invalid_argument("synth: config has no key '" + path.substr(0, dot) + "' (edit '" + edit + "')");
+    node = &(*node)[key];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  ojson value = ojson::parse(text, nullptr, /*allow_exceptions=*/false);
+  *node = value.is_discarded() ? ojson(text) : std::move(value);
+  return Status::ok_status();
+}
+
 }  // namespace
 
 Result<std::string> synth_config_json(const SynthOptions& opt) {
@@ -256,6 +277,7 @@ Result<std::string> synth_config_json(const SynthOptions& opt) {
   j["vocab_size"] = d.vocab;
   j["compress_rope_theta"] = 160000;
   j["compress_ratios"] = ratios;
+  for (const std::string& edit : opt.set) DSV4_TRY(apply_config_edit(edit, &j));
   std::string text = j.dump(2) + "\n";
   auto check = parse_config(text, "synth config");
   if (!check.ok()) return check.status();

@@ -23,6 +23,10 @@ struct SynthOptions {
   int64_t layers = 0;    // num_hidden_layers override (0 = preset value)
   int64_t experts = 0;   // n_routed_experts override (0 = preset value)
   int64_t vocab = 0;     // vocab_size override (0 = preset value)
+  // "key=value" edits of config.json applied last, in order (like the fixture generator's
+  // overrides, e.g. "head_dim=512"): the key must already exist ("a.b" reaches into an object),
+  // the value is JSON ("[4,4,0]", "0.5"), or a plain string if it does not parse as JSON.
+  std::vector<std::string> set;
   uint64_t seed = 0;
   uint64_t max_shard_bytes = 4ull << 30;   // a shard never exceeds this unless one tensor does
   bool copy_tokenizer = true;              // tokenizer.json + tokenizer_config.json, if present
@@ -42,8 +46,8 @@ struct SynthReport {
 
 // The root config.json text (official key set, spec §2.1) of a preset with the overrides applied:
 // --layers keeps the preset's compress_ratios schedule for the first N layers plus the MTP entry
-// (spec §2.3), and clamps num_hash_layers to N; --experts clamps num_experts_per_tok.
-// Fails if the result does not pass parse_config.
+// (spec §2.3), and clamps num_hash_layers to N; --experts clamps num_experts_per_tok. Then the
+// `set` edits. Fails if an edit names an unknown key or the result does not pass parse_config.
 Result<std::string> synth_config_json(const SynthOptions& opt);
 
 // How the bytes of one tensor are drawn (see synth.cpp for the scales and why).

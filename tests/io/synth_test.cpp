@@ -72,6 +72,37 @@ TEST(Synth, LayerOverrideKeepsTheScheduleAndMtpEntry) {
   EXPECT_EQ(c->compress_ratios[43], 0);
 }
 
+TEST(Synth, ConfigEditsApplyLastAndAreChecked) {
+  SynthOptions o = quiet_options(SynthPreset::tiny);
+  o.layers = 2;
+  o.set = {"head_dim=512", "rope_scaling.factor=8", "expert_dtype=fp8", "compress_ratios=[4,4,0]", "hc_eps=1e-5"};
+  auto text = synth_config_json(o);
+  ASSERT_TRUE(text.ok()) << text.status().to_string();
+  const auto j = nlohmann::json::parse(*text);
+  EXPECT_EQ(j["rope_scaling"]["factor"], 8);
+  EXPECT_EQ(j["expert_dtype"], "fp8");   // not JSON: taken as a string
+  auto c = parse_config(*text, "x");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->head_dim, 512);
+  EXPECT_EQ(c->rope_factor, 8.0);
+  EXPECT_FALSE(c->experts_fp4);
+  EXPECT_EQ(c->compress_ratios, (std::vector<int>{4, 4, 0}));
+  EXPECT_EQ(c->num_hidden_layers, 2);
+  EXPECT_EQ(c->hc_eps, 1e-5);
+
+  // Each bad edit is refused with a message that names it.
+  struct Bad { const char* edit; const char* says; };
+  for (const Bad& b : {Bad{"head_dims=512", "no key 'head_dims'"}, Bad{"rope_scaling.fator=8", "no key 'rope_scaling.fator'"},
+                       Bad{"head_dim.x=1", "no key 'head_dim.x'"}, Bad{"=4", "not KEY=VALUE"}, Bad{"head_dim", "not KEY=VALUE"},
+                       Bad{"hidden_size=200", "multiple of 128"}, Bad{"head_dim=big", "must be an integer"},
+                       Bad{"compress_ratios=[4,0]", "compress_ratios has 2 entries"}}) {
+    o.set = {b.edit};
+    auto r = synth_config_json(o);
+    ASSERT_FALSE(r.ok()) << b.edit;
+    EXPECT_NE(r.status().to_string().find(b.says), std::string::npos) << b.edit << ": " << r.status().to_string();
+  }
+}
+
 TEST(Synth, FullFlashInventoryMatchesTheReleasedByteTotal) {
   // spec §1 / §3.4: 69,187 tensors, 159,609,485,896 bytes (index metadata.total_size).
   auto c = parse_config(synth_config_json(quiet_options(SynthPreset::flash)).value(), "flash");
@@ -98,6 +129,7 @@ TEST(Synth, TinyCheckpointsLoadForSeveralShapes) {
     ASSERT_TRUE(ck.ok()) << "seed " << k.seed << ": " << ck.status().to_string();
     EXPECT_EQ((*ck)->tensor_count(), rep.tensors);
     EXPECT_EQ((*ck)->total_bytes(), rep.bytes);
+    EXPECT_EQ((*ck)->realigned_bytes(), 0u);   // laid out like the safetensors library's files
     EXPECT_GE(rep.shards, 2u);
     if (k.layers) {
       EXPECT_EQ((*ck)->config().num_hidden_layers, k.layers);
