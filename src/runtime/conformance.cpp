@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/dtype.h"
@@ -25,9 +26,20 @@ struct RefTensor {
   std::vector<uint16_t> bf16;   // exact bits when the reference stored bf16
 };
 
-Result<RefTensor> read_ref(const io::SafetensorsHeader& h, const std::string& name) {
+// What a reference tensor must hold (fixture README): token ids and lengths are I32, logits and
+// hidden streams F32 or BF16; `rank` dimensions, each at least 1.
+enum class RefKind { ids, values };
+
+Result<RefTensor> read_ref(const io::SafetensorsHeader& h, const std::string& name, RefKind kind, size_t rank) {
   for (const auto& t : h.tensors) {
     if (t.name != name) continue;
+    const bool ids = t.dtype == DType::i32, values = t.dtype == DType::f32 || t.dtype == DType::bf16;
+    if (kind == RefKind::ids ? !ids : !values)
+      return Status::invalid_argument("reference tensor '" + name + "' has dtype " + dtype_name(t.dtype) + ", expected " +
+                                      (kind == RefKind::ids ? "I32" : "F32 or BF16"));
+    if (t.shape.size() != rank || t.numel() == 0)
+      return Status::invalid_argument("reference tensor '" + name + "' must have " + std::to_string(rank) +
+                                      " non-empty dimension(s)");
     RefTensor r;
     r.shape = t.shape;
     const int64_t n = t.numel();
@@ -39,11 +51,9 @@ Result<RefTensor> read_ref(const io::SafetensorsHeader& h, const std::string& na
       std::memcpy(r.bf16.data(), t.data, size_t(n) * 2);
       r.f.resize(size_t(n));
       for (int64_t k = 0; k < n; ++k) r.f[size_t(k)] = bf16_to_f32(r.bf16[size_t(k)]);
-    } else if (t.dtype == DType::i32) {
+    } else {
       r.i.resize(size_t(n));
       std::memcpy(r.i.data(), t.data, size_t(n) * 4);
-    } else {
-      return Status::unsupported("reference tensor '" + name + "' has dtype " + dtype_name(t.dtype));
     }
     return r;
   }
@@ -90,8 +100,11 @@ json compare_logits(const float* ours, const float* ref, int64_t rows, int64_t V
   out["p90_row_max_abs"] = quantile(row_max, 0.9);
   out["max_abs"] = max_abs;
   out["top1_agreement"] = double(top1) / double(rows);
-  bool pass = true;
-  if (tol.is_object()) {
+  // Without tolerances nothing is checked, so nothing passes.
+  const bool have_tol = tol.is_object() && !tol.empty();
+  if (!have_tol) out["tolerances"] = "missing";
+  bool pass = have_tol;
+  if (have_tol) {
     pass = out["mean_abs"].get<double>() <= tol.value("mean_abs", 1e9) &&
            out["median_row_max_abs"].get<double>() <= tol.value("median_row_max_abs", 1e9) &&
            out["p90_row_max_abs"].get<double>() <= tol.value("p90_row_max_abs", 1e9) &&
@@ -126,12 +139,27 @@ void prefill_logits(const model::Model& m, model::SequenceState& seq, const int3
 Result<json> load_tolerances(const std::string& reference_path) {
   const auto path = std::filesystem::path(reference_path).parent_path() / "reference.json";
   std::ifstream in(path);
-  if (!in) return json::object();   // no tolerances: report figures only
+  if (!in) return json::object();   // no tolerances: figures only, and the verdict is false
   std::stringstream ss;
   ss << in.rdbuf();
   json j = json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) return Status::corrupt_data(path.string() + ": not valid JSON");
-  return j.value("suggested_tolerances", json::object());
+  if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(path.string() + ": not a JSON object");
+  json tol = j.value("suggested_tolerances", json::object());
+  // The sections and bounds read above; each must have the right type (a wrong one is an error
+  // here, not an exception later).
+  const std::pair<const char*, std::vector<const char*>> known[] = {
+      {"emulating_engine", {"mean_abs", "median_row_max_abs", "p90_row_max_abs", "top1_agreement_min"}},
+      {"teacher_forced_per_layer", {"elements_bitwise_equal_min", "rel_rms_max", "max_abs_max"}}};
+  if (!tol.is_object()) return Status::corrupt_data(path.string() + ": suggested_tolerances is not an object");
+  for (const auto& [section, keys] : known) {
+    if (!tol.contains(section)) continue;
+    if (!tol[section].is_object())
+      return Status::corrupt_data(path.string() + ": suggested_tolerances." + section + " is not an object");
+    for (const char* key : keys)
+      if (tol[section].contains(key) && !tol[section][key].is_number())
+        return Status::corrupt_data(path.string() + ": suggested_tolerances." + section + "." + key + " is not a number");
+  }
+  return tol;
 }
 
 }  // namespace
@@ -150,7 +178,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   const io::SafetensorsHeader& h = ref.header;
   const int64_t V = m.cfg.vocab_size, D = m.cfg.hidden_size, nh = m.cfg.hc_mult, L = m.cfg.num_hidden_layers;
 
-  DSV4_ASSIGN_OR_RETURN(RefTensor tokens, read_ref(h, "tokens"));
+  DSV4_ASSIGN_OR_RETURN(RefTensor tokens, read_ref(h, "tokens", RefKind::ids, 1));
   const int64_t T = int64_t(tokens.i.size());
   for (int32_t t : tokens.i)
     if (t < 0 || t >= V) return Status::invalid_argument("reference token id out of the model's vocabulary");
@@ -164,18 +192,19 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   bool pass = true;
 
   // 1. Teacher-forced per layer on the reference's hidden streams.
+  std::optional<RefTensor> hid;
   if (has_ref(h, "prefill_hidden")) {
-    DSV4_ASSIGN_OR_RETURN(RefTensor hid, read_ref(h, "prefill_hidden"));
-    if (hid.shape.size() != 4 || hid.shape[0] != L + 1 || hid.shape[2] != nh || hid.shape[3] != D || hid.bf16.empty())
-      return Status::invalid_argument("prefill_hidden has an unexpected shape or dtype for this model");
-    const int64_t N = hid.shape[1];
+    DSV4_ASSIGN_OR_RETURN(hid, read_ref(h, "prefill_hidden", RefKind::values, 4));
+    if (hid->shape[0] != L + 1 || hid->shape[1] > T || hid->shape[2] != nh || hid->shape[3] != D || hid->bf16.empty())
+      return Status::invalid_argument("prefill_hidden must be BF16 [num_hidden_layers + 1, N <= tokens, hc_mult, hidden]");
+    const int64_t N = hid->shape[1];
     const json tf_tol = tol.value("teacher_forced_per_layer", json::object());
     json layers = json::array();
     const int64_t stride = N * nh * D;
     model::Scratch scratch;
     for (int64_t l = 0; l < L; ++l) {
       model::SequenceState seq = model::make_sequence_state(m.cfg);
-      model::Streams X(hid.f.begin() + l * stride, hid.f.begin() + (l + 1) * stride);
+      model::Streams X(hid->f.begin() + l * stride, hid->f.begin() + (l + 1) * stride);
       const int64_t chunk = opt.chunk > 0 ? opt.chunk : N;
       model::Streams out;
       for (int64_t s = 0; s < N; s += chunk) {
@@ -187,7 +216,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
         model::run_block(m, m.w.blocks[size_t(l)], batch, Xc.data(), scratch);
         out.insert(out.end(), Xc.begin(), Xc.end());
       }
-      const uint16_t* refb = hid.bf16.data() + (l + 1) * stride;
+      const uint16_t* refb = hid->bf16.data() + (l + 1) * stride;
       int64_t equal = 0;
       double ss_d = 0, ss_r = 0, max_abs = 0;
       for (int64_t k = 0; k < stride; ++k) {
@@ -203,7 +232,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
       lj["elements_bitwise_equal"] = double(equal) / double(stride);
       lj["rel_rms"] = std::sqrt(ss_d / std::max(ss_r, 1e-30));
       lj["max_abs"] = max_abs;
-      const bool ok = lj["elements_bitwise_equal"].get<double>() >= tf_tol.value("elements_bitwise_equal_min", 0.0) &&
+      const bool ok = !tf_tol.empty() && lj["elements_bitwise_equal"].get<double>() >= tf_tol.value("elements_bitwise_equal_min", 0.0) &&
                       lj["rel_rms"].get<double>() <= tf_tol.value("rel_rms_max", 1e9) &&
                       max_abs <= tf_tol.value("max_abs_max", 1e9);
       lj["pass"] = ok;
@@ -217,7 +246,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   // 2. End-to-end prefill logits.
   model::Streams final_streams;
   if (has_ref(h, "prefill_logits")) {
-    DSV4_ASSIGN_OR_RETURN(RefTensor pl, read_ref(h, "prefill_logits"));
+    DSV4_ASSIGN_OR_RETURN(RefTensor pl, read_ref(h, "prefill_logits", RefKind::values, 2));
     if (pl.shape.size() != 2 || pl.shape[0] != T || pl.shape[1] != V)
       return Status::invalid_argument("prefill_logits shape does not match tokens x vocab");
     model::SequenceState seq = model::make_sequence_state(m.cfg);
@@ -239,11 +268,10 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
 
   // 3. P-token prefill, then single-token decode steps.
   if (has_ref(h, "decode_logits") && has_ref(h, "decode_prefix_len")) {
-    DSV4_ASSIGN_OR_RETURN(RefTensor dl, read_ref(h, "decode_logits"));
-    DSV4_ASSIGN_OR_RETURN(RefTensor pp, read_ref(h, "decode_prefix_len"));
-    const int64_t P = pp.i.empty() ? 0 : pp.i[0];
-    const int64_t steps = dl.shape.empty() ? 0 : dl.shape[0];
-    if (P <= 0 || P + steps > T || dl.shape.size() != 2 || dl.shape[1] != V)
+    DSV4_ASSIGN_OR_RETURN(RefTensor dl, read_ref(h, "decode_logits", RefKind::values, 2));
+    DSV4_ASSIGN_OR_RETURN(RefTensor pp, read_ref(h, "decode_prefix_len", RefKind::ids, 1));
+    const int64_t P = pp.i[0], steps = dl.shape[0];
+    if (P <= 0 || P + steps > T || dl.shape[1] != V)
       return Status::invalid_argument("decode reference tensors are inconsistent");
     model::SequenceState seq = model::make_sequence_state(m.cfg);
     std::vector<float> logits;
@@ -261,21 +289,21 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   }
 
   // 4. MTP, teacher-forced on the reference's final streams (prefill_hidden[L]).
-  if (m.w.has_mtp && has_ref(h, "mtp_logits") && has_ref(h, "prefill_hidden")) {
-    DSV4_ASSIGN_OR_RETURN(RefTensor ml, read_ref(h, "mtp_logits"));
-    DSV4_ASSIGN_OR_RETURN(RefTensor hid, read_ref(h, "prefill_hidden"));
-    const int64_t N = std::min<int64_t>(hid.shape[1], ml.shape.empty() ? 0 : ml.shape[0]);
-    if (N > 0 && ml.shape.size() == 2 && ml.shape[1] == V) {
-      const int64_t stride = hid.shape[1] * nh * D;
-      model::SequenceState seq = model::make_sequence_state(m.cfg);
-      std::vector<float> logits(size_t(N * V));
-      model::Scratch scratch;
-      scratch.begin_step();
-      model::mtp_forward(m, seq, hid.f.data() + L * stride, tokens.i.data() + 1, N, logits.data(), scratch);
-      json mj = compare_logits(logits.data(), ml.f.data(), N, V, e2e_tol);
-      pass = pass && mj["pass"].get<bool>();
-      report["mtp"] = mj;
-    }
+  if (m.w.has_mtp && has_ref(h, "mtp_logits") && hid) {
+    DSV4_ASSIGN_OR_RETURN(RefTensor ml, read_ref(h, "mtp_logits", RefKind::values, 2));
+    // Row i predicts token i + 2 from the streams at i and token i + 1: at most T - 1 rows.
+    if (ml.shape[0] > T - 1 || ml.shape[1] != V)
+      return Status::invalid_argument("mtp_logits must be [rows <= tokens - 1, vocab]");
+    const int64_t N = std::min<int64_t>(hid->shape[1], ml.shape[0]);
+    const int64_t stride = hid->shape[1] * nh * D;
+    model::SequenceState seq = model::make_sequence_state(m.cfg);
+    std::vector<float> logits(size_t(N * V));
+    model::Scratch scratch;
+    scratch.begin_step();
+    model::mtp_forward(m, seq, hid->f.data() + L * stride, tokens.i.data() + 1, N, logits.data(), scratch);
+    json mj = compare_logits(logits.data(), ml.f.data(), N, V, e2e_tol);
+    pass = pass && mj["pass"].get<bool>();
+    report["mtp"] = mj;
   }
   report["pass"] = pass;
   return report;

@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
+#include "io/test_tmp_dir.h"
 #include "test_paths.h"
 
 namespace dsv4::runtime {
@@ -78,6 +81,103 @@ TEST(Conformance, ChunkedPrefillGivesIdenticalReport) {
     EXPECT_EQ(split["prefill"], whole["prefill"]) << "chunk " << chunk;
     EXPECT_EQ(split["decode"], whole["decode"]) << "chunk " << chunk;
     EXPECT_EQ(split["teacher_forced"], whole["teacher_forced"]) << "chunk " << chunk;
+  }
+}
+
+}  // namespace dsv4::runtime
+
+namespace dsv4::runtime {
+namespace {
+
+// A reference file made up for the error paths: the tensors' names, dtypes and shapes are what
+// matter, not their values (ids are i % 1000, a one-element I32 holds `value`, floats are 0).
+struct RefSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  int32_t value = 0;
+};
+
+void write_reference(const std::string& path, const std::vector<RefSpec>& specs) {
+  std::vector<io::TensorSpec> tensors;
+  for (const auto& s : specs) tensors.push_back({s.name, s.dtype, s.shape});
+  Status st = io::write_safetensors(path, tensors, {}, [&](size_t i, std::vector<uint8_t>& out) {
+    out.assign(size_t(tensors[i].nbytes()), 0);
+    if (specs[i].dtype != DType::i32) return;
+    auto* ids = reinterpret_cast<int32_t*>(out.data());
+    const size_t n = out.size() / 4;
+    for (size_t k = 0; k < n; ++k) ids[k] = n == 1 ? specs[i].value : int32_t(k % 1000);
+  });
+  ASSERT_TRUE(st.ok()) << st.to_string();
+}
+
+// fixtures/tiny: vocab 1024, 4 layers, hc_mult 4, hidden 256; a 12-token reference.
+std::vector<RefSpec> valid_reference() {
+  return {{"tokens", DType::i32, {12}},
+          {"prefill_logits", DType::f32, {12, 1024}},
+          {"decode_prefix_len", DType::i32, {1}, 5},
+          {"decode_logits", DType::f32, {7, 1024}},
+          {"prefill_hidden", DType::bf16, {5, 12, 4, 256}},
+          {"mtp_logits", DType::f32, {11, 1024}}};
+}
+
+Result<nlohmann::json> score_file(const std::string& path) {
+  ScoreOptions opt;
+  opt.model_dir = test::fixture_dir("tiny") + "/checkpoint";
+  opt.reference_path = path;
+  return score_against_reference(opt);
+}
+
+}  // namespace
+
+// Bad reference files get an error naming the tensor, never a crash or an out-of-bounds read
+// (the ASan run of the suite checks the latter).
+TEST(Conformance, MalformedReferencesAreRefused) {
+  test::TempDir dir;
+  const std::string ref = dir / "reference.safetensors";
+  write_reference(ref, valid_reference());
+  auto ok = score_file(ref);
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  // No reference.json beside it: figures, but no tolerances, so no pass.
+  EXPECT_FALSE((*ok)["pass"].get<bool>());
+  EXPECT_EQ((*ok)["prefill"]["tolerances"], "missing");
+  EXPECT_FALSE((*ok)["teacher_forced"][0]["pass"].get<bool>());
+
+  struct Case { const char* tensor; RefSpec replacement; const char* says; };
+  const Case cases[] = {
+      {"tokens", {"tokens", DType::f32, {12}}, "'tokens' has dtype F32, expected I32"},
+      {"tokens", {"tokens", DType::i32, {1, 12}}, "'tokens' must have 1 non-empty"},
+      {"tokens", {"tokens", DType::i32, {0}}, "'tokens' must have 1 non-empty"},
+      {"tokens", {"tokens", DType::i32, {1}, 5000}, "token id out of"},
+      {"prefill_logits", {"prefill_logits", DType::i32, {12, 1024}}, "'prefill_logits' has dtype I32"},
+      {"prefill_logits", {"prefill_logits", DType::f32, {11, 1024}}, "prefill_logits shape"},
+      {"prefill_hidden", {"prefill_hidden", DType::bf16, {5, 13, 4, 256}}, "prefill_hidden must be"},
+      {"prefill_hidden", {"prefill_hidden", DType::f32, {5, 12, 4, 256}}, "prefill_hidden must be"},
+      {"prefill_hidden", {"prefill_hidden", DType::bf16, {5, 12, 4}}, "'prefill_hidden' must have 4"},
+      {"decode_prefix_len", {"decode_prefix_len", DType::f32, {1}}, "'decode_prefix_len' has dtype F32"},
+      {"decode_prefix_len", {"decode_prefix_len", DType::i32, {1}, 6}, "decode reference tensors are inconsistent"},
+      {"mtp_logits", {"mtp_logits", DType::f32, {12, 1024}}, "mtp_logits must be"},
+      {"mtp_logits", {"mtp_logits", DType::f32, {11, 1000}}, "mtp_logits must be"},
+  };
+  for (const Case& c : cases) {
+    auto specs = valid_reference();
+    for (auto& s : specs)
+      if (s.name == c.tensor) s = c.replacement;
+    write_reference(ref, specs);
+    auto r = score_file(ref);
+    ASSERT_FALSE(r.ok()) << c.says;
+    EXPECT_NE(r.status().to_string().find(c.says), std::string::npos) << r.status().to_string();
+  }
+
+  // A reference.json whose tolerances have the wrong types is an error too.
+  write_reference(ref, valid_reference());
+  for (const char* json : {"[1, 2]", "{\"suggested_tolerances\": 3}",
+                           "{\"suggested_tolerances\": {\"emulating_engine\": {\"mean_abs\": \"0.1\"}}}",
+                           "{\"suggested_tolerances\": {\"teacher_forced_per_layer\": []}}", "{"}) {
+    std::ofstream(dir / "reference.json") << json;
+    auto r = score_file(ref);
+    ASSERT_FALSE(r.ok()) << json;
+    EXPECT_EQ(r.status().code(), StatusCode::corrupt_data) << json;
   }
 }
 
