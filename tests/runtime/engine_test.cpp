@@ -7,55 +7,10 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "runtime/split_invariance.h"
 #include "test_paths.h"
 
 namespace dsv4::runtime {
-
-namespace {
-
-std::vector<int32_t> test_tokens(int64_t n, int64_t vocab) {
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  uint64_t s = 12345;
-  for (auto& v : t) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    v = int32_t((s >> 33) % uint64_t(vocab));
-  }
-  t[0] = 0;
-  return t;
-}
-
-// spec §5.13: logits must not depend on how a prompt is split. Our kernels keep a fixed per-row
-// summation order, so the equality is exact.
-void expect_split_invariance(const std::string& dir, int64_t n) {
-  auto e = Engine::load(dir, {});
-  ASSERT_TRUE(e.ok()) << e.status().to_string();
-  Engine& engine = **e;
-  const int64_t V = engine.config().vocab_size;
-  const auto tokens = test_tokens(n, V);
-
-  // Token by token: logits after every position.
-  std::vector<float> per_token(static_cast<size_t>(n * V));
-  auto seq = engine.new_sequence();
-  for (int64_t i = 0; i < n; ++i)
-    ASSERT_TRUE(engine.step(*seq, std::span(&tokens[size_t(i)], 1), &per_token[size_t(i * V)]).ok());
-
-  // Chunks of 7 (odd, crosses every window boundary at a different phase).
-  auto chunked = engine.new_sequence();
-  std::vector<float> logits(static_cast<size_t>(V));
-  for (int64_t s = 0; s < n; s += 7) {
-    const int64_t len = std::min<int64_t>(7, n - s);
-    ASSERT_TRUE(engine.step(*chunked, std::span(&tokens[size_t(s)], size_t(len)), logits.data()).ok());
-    const int64_t last = s + len - 1;
-    ASSERT_EQ(0, std::memcmp(logits.data(), &per_token[size_t(last * V)], size_t(V) * 4)) << "position " << last;
-  }
-  // One shot.
-  auto whole = engine.new_sequence();
-  ASSERT_TRUE(engine.step(*whole, std::span(tokens.data(), tokens.size()), logits.data()).ok());
-  EXPECT_EQ(0, std::memcmp(logits.data(), &per_token[size_t((n - 1) * V)], size_t(V) * 4));
-  EXPECT_EQ(whole->position(), n);
-}
-
-}  // namespace
 
 TEST(Engine, SplitInvarianceOnFixture) { expect_split_invariance(test::fixture_dir("tiny-c") + "/checkpoint", 200); }
 
