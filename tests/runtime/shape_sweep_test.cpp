@@ -45,6 +45,13 @@ const std::vector<ShapeCase>& shape_cases() {
       {"fp8_experts", {"expert_dtype=fp8"}},
       {"no_mtp", {"num_nextn_predict_layers=0", "compress_ratios=[0,4,128,4]"}},
       {"odd_vocab", {"vocab_size=1001"}},
+      {"one_stream", {"hc_mult=1"}},
+      {"window_4", {"sliding_window=4"}},
+      {"one_head", {"num_attention_heads=1", "o_groups=1"}},
+      {"one_index_head_topk_1", {"index_n_heads=1", "index_topk=1"}},
+      {"one_layer", {"compress_ratios=[4,0]", "num_hash_layers=1"}, 1},
+      {"head_dim_64_all_rope", {"head_dim=64", "qk_rope_head_dim=64", "index_head_dim=64"}},
+      {"context_exactly_300", {"max_position_embeddings=300"}},
       {"no_swiglu_clamp_other_rope", {"swiglu_limit=0", "rope_scaling.factor=4", "rope_theta=50000"}},
   };
   return cases;
