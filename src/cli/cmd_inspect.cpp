@@ -23,6 +23,10 @@ int cmd_inspect(int argc, char** argv) {
               (long long)c.hidden_size, (long long)c.num_hidden_layers, (long long)c.num_nextn_predict_layers,
               (long long)c.num_attention_heads, (long long)c.head_dim, (long long)c.n_routed_experts,
               (long long)c.num_experts_per_tok, (long long)c.vocab_size);
+  if ((*ck)->realigned_bytes() > 0)
+    std::printf("%llu bytes of tensors are not aligned to their element size in their shards (not written by the "
+                "safetensors library) and are read from aligned copies in memory\n",
+                (unsigned long long)(*ck)->realigned_bytes());
   return 0;
 }
 
