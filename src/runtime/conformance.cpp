@@ -165,12 +165,8 @@ Result<json> load_tolerances(const std::string& reference_path) {
 }  // namespace
 
 Result<json> score_against_reference(const ScoreOptions& opt) {
-  const kernels::MatmulImpl previous = kernels::active_matmul_impl();
+  const kernels::RestoreMatmulImpl restore;
   if (opt.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
-  struct Restore {
-    kernels::MatmulImpl impl;
-    ~Restore() { kernels::select_matmul_impl(impl); }
-  } restore{previous};
   DSV4_ASSIGN_OR_RETURN(auto model, model::load_model(opt.model_dir));
   const model::Model& m = *model;
   DSV4_ASSIGN_OR_RETURN(auto ref, io::open_safetensors(opt.reference_path));

@@ -13,6 +13,7 @@
 #include "io/checkpoint.h"
 #include "io/integrity.h"
 #include "io/inventory.h"
+#include "quiet_synth_options.h"
 #include "test_tmp_dir.h"
 #include "test_paths.h"
 
@@ -23,17 +24,10 @@ namespace fs = std::filesystem;
 
 using test::slurp;
 
-SynthOptions quiet_options(SynthPreset preset) {
-  SynthOptions o;
-  o.preset = preset;
-  o.progress = false;
-  o.copy_tokenizer = false;
-  o.remember_verified = false;   // keep the user's verification cache out of unit tests
-  return o;
-}
+using test::quiet_synth_options;
 
 TEST(Synth, TinyConfigEqualsTheFixtureConfig) {
-  auto text = synth_config_json(quiet_options(SynthPreset::tiny));
+  auto text = synth_config_json(quiet_synth_options(SynthPreset::tiny));
   ASSERT_TRUE(text.ok()) << text.status().to_string();
   const auto ours = nlohmann::json::parse(*text);
   const auto fixture = nlohmann::json::parse(slurp(test::fixture_dir("tiny") + "/checkpoint/config.json"));
@@ -41,7 +35,7 @@ TEST(Synth, TinyConfigEqualsTheFixtureConfig) {
 }
 
 TEST(Synth, LayerOverrideKeepsTheScheduleAndMtpEntry) {
-  SynthOptions o = quiet_options(SynthPreset::flash);
+  SynthOptions o = quiet_synth_options(SynthPreset::flash);
   o.layers = 5;
   o.experts = 4;
   auto text = synth_config_json(o);
@@ -54,7 +48,7 @@ TEST(Synth, LayerOverrideKeepsTheScheduleAndMtpEntry) {
   EXPECT_EQ(c->num_experts_per_tok, 4);
   EXPECT_EQ(c->hidden_size, 4096);
 
-  o = quiet_options(SynthPreset::pro);
+  o = quiet_synth_options(SynthPreset::pro);
   o.layers = 4;
   c = parse_config(synth_config_json(o).value(), "x");
   ASSERT_TRUE(c.ok());
@@ -62,7 +56,7 @@ TEST(Synth, LayerOverrideKeepsTheScheduleAndMtpEntry) {
   EXPECT_EQ(c->hidden_size, 7168);
   EXPECT_EQ(c->n_routed_experts, 384);
 
-  o = quiet_options(SynthPreset::flash);
+  o = quiet_synth_options(SynthPreset::flash);
   o.layers = 43;
   c = parse_config(synth_config_json(o).value(), "x");
   ASSERT_TRUE(c.ok());
@@ -73,7 +67,7 @@ TEST(Synth, LayerOverrideKeepsTheScheduleAndMtpEntry) {
 }
 
 TEST(Synth, ConfigEditsApplyLastAndAreChecked) {
-  SynthOptions o = quiet_options(SynthPreset::tiny);
+  SynthOptions o = quiet_synth_options(SynthPreset::tiny);
   o.layers = 2;
   o.set = {"head_dim=512", "rope_scaling.factor=8", "expert_dtype=fp8", "compress_ratios=[4,4,0]", "hc_eps=1e-5"};
   auto text = synth_config_json(o);
@@ -105,7 +99,7 @@ TEST(Synth, ConfigEditsApplyLastAndAreChecked) {
 
 TEST(Synth, FullFlashInventoryMatchesTheReleasedByteTotal) {
   // spec §1 / §3.4: 69,187 tensors, 159,609,485,896 bytes (index metadata.total_size).
-  auto c = parse_config(synth_config_json(quiet_options(SynthPreset::flash)).value(), "flash");
+  auto c = parse_config(synth_config_json(quiet_synth_options(SynthPreset::flash)).value(), "flash");
   ASSERT_TRUE(c.ok());
   uint64_t total = 0;
   const auto tensors = expected_tensors(*c);
@@ -118,7 +112,7 @@ TEST(Synth, TinyCheckpointsLoadForSeveralShapes) {
   struct Case { uint64_t seed; int64_t layers, experts, vocab; };
   for (const Case& k : {Case{1, 0, 0, 0}, Case{2, 1, 3, 0}, Case{3, 2, 8, 300}, Case{4, 6, 16, 0}}) {
     test::TempDir tmp;
-    SynthOptions o = quiet_options(SynthPreset::tiny);
+    SynthOptions o = quiet_synth_options(SynthPreset::tiny);
     o.seed = k.seed;
     o.layers = k.layers;
     o.experts = k.experts;
@@ -149,7 +143,7 @@ TEST(Synth, TinyCheckpointsLoadForSeveralShapes) {
 
 TEST(Synth, FlashDimensionsLoad) {
   test::TempDir tmp;
-  SynthOptions o = quiet_options(SynthPreset::flash);
+  SynthOptions o = quiet_synth_options(SynthPreset::flash);
   o.layers = 1;
   o.experts = 8;
   o.vocab = 512;   // the 129280-row embedding and head alone are 2 GB; dimensions otherwise real
@@ -162,7 +156,7 @@ TEST(Synth, FlashDimensionsLoad) {
 
 TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes) {
   test::TempDir a, b, c;
-  SynthOptions o = quiet_options(SynthPreset::tiny);
+  SynthOptions o = quiet_synth_options(SynthPreset::tiny);
   o.seed = 7;
   ASSERT_TRUE(synth_checkpoint(o, a.path()).ok());
   ASSERT_TRUE(synth_checkpoint(o, b.path()).ok());
@@ -176,7 +170,7 @@ TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes) {
 
 TEST(Synth, RefusesToMixWithAnExistingCheckpoint) {
   test::TempDir tmp;
-  SynthOptions o = quiet_options(SynthPreset::tiny);
+  SynthOptions o = quiet_synth_options(SynthPreset::tiny);
   ASSERT_TRUE(synth_checkpoint(o, tmp.path()).ok());
   Status s = synth_checkpoint(o, tmp.path());
   EXPECT_EQ(s.code(), StatusCode::invalid_argument);
@@ -189,7 +183,7 @@ TEST(Synth, CopiesTheTokenizerWhenThereIsOne) {
   test::TempDir tok, out, out2;
   std::ofstream(tok / "tokenizer.json") << R"({"model":{}})";
   std::ofstream(tok / "tokenizer_config.json") << R"({"add_bos_token":false})";
-  SynthOptions o = quiet_options(SynthPreset::tiny);
+  SynthOptions o = quiet_synth_options(SynthPreset::tiny);
   o.copy_tokenizer = true;
   o.tokenizer_dir = tok.path();
   SynthReport rep;
@@ -245,7 +239,7 @@ TEST(Synth, FillDoesNotDependOnHowATensorIsCut) {
 // norms ~ 1, tid2eid rows distinct and in range.
 TEST(Synth, WeightsAreNumericallySane) {
   test::TempDir tmp;
-  SynthOptions o = quiet_options(SynthPreset::tiny);
+  SynthOptions o = quiet_synth_options(SynthPreset::tiny);
   o.seed = 11;
   ASSERT_TRUE(synth_checkpoint(o, tmp.path()).ok());
   auto ck = Checkpoint::open(tmp.path());

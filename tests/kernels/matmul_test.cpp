@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace dsv4::kernels {
@@ -75,14 +76,8 @@ std::vector<float> make_acts(int64_t n, int64_t cols, std::mt19937& rng) {
 // Restores the automatically chosen implementation and the thread count after each test.
 class MatmulTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    saved_impl_ = active_matmul_impl();
-    saved_threads_ = omp_get_max_threads();
-  }
-  void TearDown() override {
-    select_matmul_impl(saved_impl_);
-    omp_set_num_threads(saved_threads_);
-  }
+  void SetUp() override { saved_threads_ = omp_get_max_threads(); }
+  void TearDown() override { omp_set_num_threads(saved_threads_); }
   static std::vector<MatmulImpl> fast_impls() {
     std::vector<MatmulImpl> v;
     for (MatmulImpl i : {MatmulImpl::generic, MatmulImpl::avx2, MatmulImpl::avx512})
@@ -95,6 +90,17 @@ class MatmulTest : public ::testing::Test {
     matmul(w, x, n, y.data());
     return y;
   }
+  // Expects the AVX-512 kernel to give the generic kernel's bits on w x, and returns how many
+  // dot-product tiles `tiles` (fp4_ or fp8_dot_tiles_on_this_thread) counted during it.
+  static int64_t dot_tiles_of_bitwise_run(int64_t (*tiles)(), const WeightView& w, const std::vector<float>& x,
+                                          int64_t n, const std::string& what) {
+    const std::vector<float> base = run(MatmulImpl::generic, w, x.data(), n);
+    const int64_t before = tiles();
+    const std::vector<float> y = run(MatmulImpl::avx512, w, x.data(), n);
+    const int64_t ran = tiles() - before;
+    EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << what;
+    return ran;
+  }
   // Runs the jobs through matmul_many with each thread count, `reps` times each, and checks
   // every y against the job's own single-threaded matmul(), bit for bit, for every fast
   // implementation.
@@ -104,7 +110,7 @@ class MatmulTest : public ::testing::Test {
   };
   static void expect_many_equals_separate(const std::vector<JobSpec>& specs, uint32_t seed,
                                           std::initializer_list<int> thread_counts, int reps);
-  MatmulImpl saved_impl_ = MatmulImpl::generic;
+  const RestoreMatmulImpl restore_impl_;
   int saved_threads_ = 1;
 };
 
@@ -513,12 +519,9 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
       for (float& v : x) v = c.unit ? std::copysign(1.0f + std::fabs(v) / (1.0f + std::fabs(v)), v) * c.x_scale
                                     : v * c.x_scale;
       if (c.exact_x) x = bf16_exact(x);
-      const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
-      const int64_t before = fp4_dot_tiles_on_this_thread();
-      const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), n);
-      const int64_t tiles = fp4_dot_tiles_on_this_thread() - before;
-      EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << c.what << " n=" << n;
-      EXPECT_EQ(tiles, c.runs ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << c.what << " n=" << n;
+      const std::string what = std::string(c.what) + " n=" + std::to_string(n);
+      EXPECT_EQ(dot_tiles_of_bitwise_run(fp4_dot_tiles_on_this_thread, tw.view, x, n, what),
+                c.runs ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << what;
     }
   }
   // A subnormal, an infinity or a NaN among the activations sends the whole call to the FMA kernel.
@@ -526,22 +529,15 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   for (float odd : {0x1p-140f, INFINITY, NAN}) {
     std::vector<float> x = bf16_exact(make_acts(1, 256, rng));
     x[77] = odd;
-    const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), 1);
-    const int64_t before = fp4_dot_tiles_on_this_thread();
-    const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), 1);
-    EXPECT_EQ(fp4_dot_tiles_on_this_thread(), before) << odd;
-    EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << odd;
+    EXPECT_EQ(dot_tiles_of_bitwise_run(fp4_dot_tiles_on_this_thread, tw.view, x, 1, std::to_string(odd)), 0) << odd;
   }
   // Rows of one call may differ: a row tile with one out-of-range block falls back alone.
   TestWeight mixed = make_weight(DType::i8, 64, 512, rng, 117, 127);
   mixed.scale[size_t(20 * (512 / 32) + 3)] = 0;   // row 20: tile 5 of 16
   for (int64_t n : {1, 12}) {
     const std::vector<float> x = bf16_exact(make_acts(n, 512, rng));
-    const std::vector<float> base = run(MatmulImpl::generic, mixed.view, x.data(), n);
-    const int64_t before = fp4_dot_tiles_on_this_thread();
-    const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), n);
-    EXPECT_EQ(fp4_dot_tiles_on_this_thread() - before, 15 * ((n + 3) / 4)) << "n=" << n;
-    EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << "n=" << n;
+    EXPECT_EQ(dot_tiles_of_bitwise_run(fp4_dot_tiles_on_this_thread, mixed.view, x, n, "mixed n=" + std::to_string(n)),
+              15 * ((n + 3) / 4)) << "n=" << n;
   }
 }
 
@@ -576,24 +572,17 @@ TEST_F(MatmulTest, Fp8DotProductGemmEqualsFmaOrderWhereItRuns) {
       std::vector<float> x = make_acts(n, c.cols, rng);
       for (float& v : x) v *= c.x_scale;
       if (c.exact_x) x = bf16_exact(x);
-      const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
-      const int64_t before = fp8_dot_tiles_on_this_thread();
-      const std::vector<float> y = run(MatmulImpl::avx512, tw.view, x.data(), n);
-      const int64_t tiles = fp8_dot_tiles_on_this_thread() - before;
-      EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << c.what << " n=" << n;
+      const std::string what = std::string(c.what) + " n=" + std::to_string(n);
       // n < 8 is the matvec, which keeps the f32 kernel.
-      EXPECT_EQ(tiles, c.runs && n >= 8 ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << c.what << " n=" << n;
+      EXPECT_EQ(dot_tiles_of_bitwise_run(fp8_dot_tiles_on_this_thread, tw.view, x, n, what),
+                c.runs && n >= 8 ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << what;
     }
   }
   // One 128-row block with a scale code out of range falls back alone.
   TestWeight mixed = make_weight(DType::fp8_e4m3, 384, 256, rng, 117, 127);
   mixed.scale[size_t(1 * 2 + 1)] = 5;   // row block 1, column block 1
   const std::vector<float> x = bf16_exact(make_acts(12, 256, rng));
-  const std::vector<float> base = run(MatmulImpl::generic, mixed.view, x.data(), 12);
-  const int64_t before = fp8_dot_tiles_on_this_thread();
-  const std::vector<float> y = run(MatmulImpl::avx512, mixed.view, x.data(), 12);
-  EXPECT_EQ(fp8_dot_tiles_on_this_thread() - before, 2 * 32 * 3);
-  EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4));
+  EXPECT_EQ(dot_tiles_of_bitwise_run(fp8_dot_tiles_on_this_thread, mixed.view, x, 12, "mixed"), 2 * 32 * 3);
 }
 
 }  // namespace

@@ -18,13 +18,12 @@ namespace {
 // Runs f once per supported implementation, then restores the active one.
 template <typename F>
 void for_each_impl(F f) {
-  const MatmulImpl previous = active_matmul_impl();
+  const RestoreMatmulImpl restore;
   for (MatmulImpl impl : {MatmulImpl::generic, MatmulImpl::avx2, MatmulImpl::avx512}) {
     if (!select_matmul_impl(impl)) continue;
     SCOPED_TRACE(matmul_impl_name(impl));
     f();
   }
-  select_matmul_impl(previous);
 }
 
 std::vector<uint16_t> bf16_normal(size_t n, float sd, std::mt19937& rng) {

@@ -18,12 +18,10 @@ namespace dsv4::runtime {
 namespace {
 
 nlohmann::json score(const std::string& fixture, int64_t chunk, bool reference_kernels = false) {
-  ScoreOptions opt;
-  opt.reference_kernels = reference_kernels;
-  opt.model_dir = test::fixture_dir(fixture) + "/checkpoint";
-  opt.reference_path = test::fixture_dir(fixture) + "/reference.safetensors";
-  opt.chunk = chunk;
-  auto r = score_against_reference(opt);
+  auto r = score_against_reference({.model_dir = test::fixture_dir(fixture) + "/checkpoint",
+                                    .reference_path = test::fixture_dir(fixture) + "/reference.safetensors",
+                                    .chunk = chunk,
+                                    .reference_kernels = reference_kernels});
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   return r.ok() ? *r : nlohmann::json::object();
 }
@@ -122,10 +120,7 @@ std::vector<RefSpec> valid_reference() {
 }
 
 Result<nlohmann::json> score_file(const std::string& path) {
-  ScoreOptions opt;
-  opt.model_dir = test::fixture_dir("tiny") + "/checkpoint";
-  opt.reference_path = path;
-  return score_against_reference(opt);
+  return score_against_reference({.model_dir = test::fixture_dir("tiny") + "/checkpoint", .reference_path = path});
 }
 
 }  // namespace

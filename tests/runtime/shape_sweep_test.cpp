@@ -5,11 +5,13 @@
 // an unusual dimension shows up as a difference).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "io/synth.h"
+#include "io/quiet_synth_options.h"
 #include "io/test_tmp_dir.h"
 #include "kernels/cpu/matmul.h"
 #include "runtime/engine.h"
@@ -59,28 +61,18 @@ const std::vector<ShapeCase>& shape_cases() {
 
 class ShapeSweep : public testing::TestWithParam<size_t> {};
 
-// Restores the process-wide kernel choice when the test ends.
-struct KernelChoice {
-  kernels::MatmulImpl saved = kernels::active_matmul_impl();
-  ~KernelChoice() { kernels::select_matmul_impl(saved); }
-};
-
 TEST_P(ShapeSweep, SplitInvariantAndPlainKernelsAgree) {
   const ShapeCase& c = shape_cases()[GetParam()];
   test::TempDir dir;
-  io::SynthOptions o;
-  o.preset = io::SynthPreset::tiny;
+  io::SynthOptions o = test::quiet_synth_options(io::SynthPreset::tiny);
   o.seed = 100 + GetParam();
   o.layers = c.layers;
   o.set = c.set;
-  o.progress = false;
-  o.copy_tokenizer = false;
-  o.remember_verified = false;
   Status s = io::synth_checkpoint(o, dir.path());
   ASSERT_TRUE(s.ok()) << s.to_string();
 
   // 300 tokens: the 128-token window wraps twice, HCA layers hold 2 entries, CSA layers 75.
-  KernelChoice restore;
+  const kernels::RestoreMatmulImpl restore;
   auto simd = Engine::load(dir.path(), {});
   ASSERT_TRUE(simd.ok()) << simd.status().to_string();
   const auto tokens = test_tokens(300, (*simd)->config().vocab_size);

@@ -45,15 +45,14 @@ sample = torch.cat([torch.rand(1 << 24, generator=g, device=dev, dtype=torch.flo
                     floats_between(0.5, 0.5 + 2 ** -10), floats_between(2 ** -17, 2 ** -16)])
 hw = torch.exp2(sample)
 found = None
+report['mismatches_by_F'] = {}
 for F in range(20, 33):
     scale = float(2 ** F)
     for mode, q in (('round', torch.round), ('trunc', torch.floor)):
-        xq = (q(sample.double() * scale) / scale).float()
-        if torch.equal(torch.exp2(xq), hw):
-            found = found or {'fraction_bits': F, 'mode': mode}
-    report.setdefault('mismatches_by_F', {})[F] = {
-        mode: int((torch.exp2((q(sample.double() * float(2 ** F)) / float(2 ** F)).float()) != hw).sum())
-        for mode, q in (('round', torch.round), ('trunc', torch.floor))}
+        mismatches = int((torch.exp2((q(sample.double() * scale) / scale).float()) != hw).sum())
+        report['mismatches_by_F'].setdefault(F, {})[mode] = mismatches
+        if mismatches == 0 and found is None:
+            found = {'fraction_bits': F, 'mode': mode}
 report['fixed_point'] = found
 dev_ulps = hw.view(torch.int32) - correctly_rounded_exp2(sample).view(torch.int32)
 report['deviation_counts'] = dict(zip(*[t.tolist() for t in torch.unique(dev_ulps, return_counts=True)]))

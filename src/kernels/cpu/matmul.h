@@ -81,6 +81,18 @@ bool matmul_impl_supported(MatmulImpl impl);
 MatmulImpl active_matmul_impl();
 bool select_matmul_impl(MatmulImpl impl);
 
+// Puts the active implementation back when it goes out of scope (tests, `score --reference-kernels`).
+class RestoreMatmulImpl {
+ public:
+  RestoreMatmulImpl() : saved_(active_matmul_impl()) {}
+  ~RestoreMatmulImpl() { select_matmul_impl(saved_); }
+  RestoreMatmulImpl(const RestoreMatmulImpl&) = delete;
+  RestoreMatmulImpl& operator=(const RestoreMatmulImpl&) = delete;
+
+ private:
+  MatmulImpl saved_;
+};
+
 // How the SIMD FP8 matvec decodes E4M3 weights; results are bit-identical either way. `integer`
 // (three integer ops per 16 weights) is faster where FMAs take subnormal operands at full speed
 // (Zen 5: FP8 [4096 x 4096] cold, 18.5 -> 20.4 GB/s on one core); `f16` (through vcvtph2ps) is
