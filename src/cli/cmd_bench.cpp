@@ -1,17 +1,17 @@
 // `dsv4 bench -m DIR`: load time, prefill / decode tokens/s, weight bytes per decoded token
-// against the machine's measured bandwidth, resident memory and state growth (runtime/bench.h).
+// against the machine's measured bandwidth, resident memory and state growth (eval/bench.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "cli/generation_options.h"
 #include "cli/jsonl.h"
-#include "runtime/bench.h"
+#include "eval/bench.h"
 
 namespace dsv4::cli {
 
 int cmd_bench(int argc, char** argv) {
   CLI::App app{"Measure load time, prefill and decode speed, and decode against the memory-bandwidth bound"};
-  runtime::BenchOptions opt;
+  eval::BenchOptions opt;
   bool json = false, skip_verify = false;
   app.add_option("-m,--model", opt.model_dir, "checkpoint directory")->required();
   app.add_option("--prefill", opt.prefill_lengths, "prompt lengths, comma-separated")
@@ -47,13 +47,13 @@ int cmd_bench(int argc, char** argv) {
   opt.reread_small_pages = !keep_page_cache;
 
   if (!json) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
-  auto report = runtime::run_bench(opt);
+  auto report = eval::run_bench(opt);
   if (!report.ok()) {
     std::fprintf(stderr, "dsv4 bench: %s\n", report.status().to_string().c_str());
     return 1;
   }
-  if (json) std::printf("%s\n", json_line(runtime::bench_json(*report)).c_str());
-  else std::printf("%s", runtime::bench_table(*report).c_str());
+  if (json) std::printf("%s\n", json_line(eval::bench_json(*report)).c_str());
+  else std::printf("%s", eval::bench_table(*report).c_str());
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/data_dir.h"
 #include "cli/generation_options.h"
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
@@ -42,8 +43,8 @@ int cmd_chat(int argc, char** argv) {
     return 1;
   };
   if (Status s = runtime::validate_sampling(sampling); !s.ok()) return fail(s);
-  if (model.dir.empty()) model.dir = default_model_dir();
-  auto tok = text::load_tokenizer_for_model(model.dir);
+  if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
+  auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
   const int32_t eos = tok->token_id(text::chat::kEos).value_or(1);
   auto engine = load_engine(model);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/data_dir.h"
 #include "cli/jsonl.h"
 #include "text/chat_encoding.h"
 #include "text/tokenizer.h"
@@ -19,7 +20,7 @@ int cmd_render(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::optional<text::Tokenizer> tok;
   if (with_ids) {
-    auto t = !tokenizer_file.empty() ? text::Tokenizer::from_file(tokenizer_file) : text::load_tokenizer_for_model(model_dir);
+    auto t = load_cli_tokenizer(tokenizer_file, model_dir);
     if (!t.ok()) {
       std::fprintf(stderr, "dsv4: %s\n", t.status().to_string().c_str());
       return 2;

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "cli/data_dir.h"
 #include "cli/generation_options.h"
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
@@ -42,9 +43,9 @@ int cmd_run(int argc, char** argv) {
     return 1;
   };
   if (Status s = runtime::validate_sampling(sampling); !s.ok()) return fail(s);
-  if (model.dir.empty()) model.dir = default_model_dir();
+  if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
 
-  auto tok = text::load_tokenizer_for_model(model.dir);
+  auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
   OutputMode mode = raw ? OutputMode::raw : (no_think ? OutputMode::chat : OutputMode::thinking);
   std::vector<int32_t> ids;

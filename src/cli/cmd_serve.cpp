@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cli/data_dir.h"
 #include "cli/generation_options.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
@@ -53,7 +54,9 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "dsv4 serve: %s\n", s.to_string().c_str());
     return 1;
   };
-  if (model.dir.empty()) model.dir = default_model_dir();
+  if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
+  Result<std::string> vendored = vendored_tokenizer_dir();
+  if (!vendored.ok()) return fail(vendored.status());
   if (so.model_id.empty()) so.model_id = std::filesystem::path(model.dir).lexically_normal().filename().string();
   if (so.model_id.empty()) so.model_id = std::filesystem::path(model.dir).lexically_normal().parent_path().filename().string();
   for (auto& k : keys) so.api_keys.add(k);
@@ -64,7 +67,7 @@ int cmd_serve(int argc, char** argv) {
     so.api_keys = std::move(*fk);
   }
 
-  auto codec = server::make_text_codec(model.dir);
+  auto codec = server::make_text_codec(model.dir, *vendored);
   if (!codec.ok()) return fail(codec.status());
   auto engine = load_engine(model);
   if (!engine.ok()) return fail(engine.status());

@@ -3,14 +3,15 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "io/synth.h"
+#include "cli/data_dir.h"
+#include "eval/synth.h"
 
 namespace dsv4::cli {
 
 int cmd_synth(int argc, char** argv) {
   CLI::App app{"Write a random-weight DeepSeek-V4 checkpoint in the official on-disk format"};
   std::string preset_name, dir;
-  io::SynthOptions opt;
+  eval::SynthOptions opt;
   uint64_t shard_mib = opt.max_shard_bytes >> 20;
   app.add_option("--preset", preset_name, "tiny (like the shared fixture), flash or pro (real dimensions)")
       ->required()
@@ -25,12 +26,19 @@ int cmd_synth(int argc, char** argv) {
   app.add_option("--seed", opt.seed, "random seed (same seed, same bytes)");
   app.add_option("--shard-mib", shard_mib, "largest shard size in MiB")->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));
   app.add_flag("--force", opt.overwrite, "replace the *.safetensors files already in DIR");
+  app.add_option("--tokenizer-dir", opt.tokenizer_dir,
+                 "copy tokenizer.json + tokenizer_config.json from here (default: the official tokenizer dsv4 ships)");
   app.add_option("-o,--output", dir, "output directory")->required();
   CLI11_PARSE(app, argc, argv);
-  io::parse_synth_preset(preset_name, &opt.preset);
+  if (opt.tokenizer_dir.empty()) {
+    auto vendored = vendored_tokenizer_dir();
+    if (vendored.ok()) opt.tokenizer_dir = *vendored;
+    else std::fprintf(stderr, "synth: note: %s; no tokenizer is copied\n", vendored.status().to_string().c_str());
+  }
+  eval::parse_synth_preset(preset_name, &opt.preset);
   opt.max_shard_bytes = shard_mib << 20;
-  io::SynthReport report;
-  Status s = io::synth_checkpoint(opt, dir, &report);
+  eval::SynthReport report;
+  Status s = eval::synth_checkpoint(opt, dir, &report);
   if (!s.ok()) {
     std::fprintf(stderr, "dsv4: %s\n", s.to_string().c_str());
     return 1;

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/data_dir.h"
 #include "cli/jsonl.h"
 #include "text/tokenizer.h"
 
@@ -26,13 +27,14 @@ std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
-// Mixed text: the multilingual / edge-case strings of the shared tokenizer vectors, the official
-// chat golden prompts, this repository's C++ sources and docs, and any --bench-corpus files.
+// Mixed text: from a dsv4 source tree `source_root` (--bench-source), the multilingual / edge-case
+// strings of the shared tokenizer vectors beside it, the official chat golden prompts and the
+// tree's C++ sources and docs; and any --bench-corpus files.
 // Lines are shuffled on each repetition up to the target size, so the text is not one block
 // repeated verbatim.
-std::string bench_corpus(size_t target_bytes, const std::vector<std::string>& extra) {
+std::string bench_corpus(size_t target_bytes, const std::string& source_root, const std::vector<std::string>& extra) {
   namespace fs = std::filesystem;
-  const fs::path root = DSV4_SOURCE_DIR;
+  const fs::path root = source_root.empty() ? fs::path("/nonexistent") : fs::path(source_root);
   std::vector<std::string> lines;
   auto add_text = [&](const std::string& t) {
     std::stringstream ss(t);
@@ -84,10 +86,11 @@ std::vector<std::string_view> split_chunks(std::string_view text, size_t n) {
   return out;
 }
 
-int run_bench(const text::Tokenizer& tok, double megabytes, int threads, const std::vector<std::string>& extra) {
-  const std::string corpus = bench_corpus(static_cast<size_t>(megabytes * 1e6), extra);
+int run_bench(const text::Tokenizer& tok, double megabytes, int threads, const std::string& source_root,
+              const std::vector<std::string>& extra) {
+  const std::string corpus = bench_corpus(static_cast<size_t>(megabytes * 1e6), source_root, extra);
   if (corpus.empty()) {
-    std::fprintf(stderr, "dsv4 tokenize --bench: no corpus text found\n");
+    std::fprintf(stderr, "dsv4 tokenize --bench: no corpus text found (give --bench-source DIR or --bench-corpus FILE)\n");
     return 1;
   }
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -150,22 +153,26 @@ int cmd_tokenize(int argc, char** argv) {
   double bench_mb = 8.0;
   int threads = 0;
   std::vector<std::string> corpus_files;
+  std::string bench_source;
   app.add_option("--tokenizer", tokenizer_file, "tokenizer.json (default: the model's, else the vendored official one)");
   app.add_option("-m,--model", model_dir, "model directory; its tokenizer.json is used when present");
   app.add_flag("--decode", decode, "read {\"ids\": [...]} and write {\"text\": ...}");
   app.add_flag("--bench", bench, "measure encode throughput instead of reading stdin");
   app.add_option("--bench-mb", bench_mb, "benchmark corpus size in MB")->check(CLI::Range(0.01, 1000.0));
   app.add_option("--bench-corpus", corpus_files, "extra text files for the benchmark corpus")->check(CLI::ExistingFile);
+  app.add_option("--bench-source", bench_source,
+                 "a dsv4 source tree whose sources, docs and ../shared vectors make the benchmark corpus")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--threads", threads, "threads for the benchmark (default: all cores)");
   CLI11_PARSE(app, argc, argv);
 
-  auto loaded = !tokenizer_file.empty() ? text::Tokenizer::from_file(tokenizer_file) : text::load_tokenizer_for_model(model_dir);
+  auto loaded = load_cli_tokenizer(tokenizer_file, model_dir);
   if (!loaded.ok()) {
     std::fprintf(stderr, "dsv4: %s\n", loaded.status().to_string().c_str());
     return 2;
   }
   const text::Tokenizer tok = std::move(loaded).value();
-  if (bench) return run_bench(tok, bench_mb, threads, corpus_files);
+  if (bench) return run_bench(tok, bench_mb, threads, bench_source, corpus_files);
 
   if (decode) {
     return run_jsonl("tokenize --decode", [&](const nlohmann::ordered_json& in) -> Result<nlohmann::ordered_json> {

@@ -8,13 +8,18 @@
 #include <mutex>
 #include <thread>
 
+#include "cli/data_dir.h"
 #include "io/integrity.h"
 #include "runtime/stop_strings.h"
 #include "text/completion_parser.h"
 
 namespace dsv4::cli {
 
-std::string default_model_dir() { return std::string(DSV4_SOURCE_DIR) + "/models/dsv4-demo"; }
+Status default_to_demo_model(std::string& dir) {
+  if (!dir.empty()) return Status::ok_status();
+  DSV4_ASSIGN_OR_RETURN(dir, demo_model_dir());
+  return Status::ok_status();
+}
 
 void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-m,--model", f.dir, "checkpoint directory (default: the bundled demo model)");
@@ -35,7 +40,7 @@ void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {
 }
 
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
-  if (f.dir.empty()) f.dir = default_model_dir();
+  DSV4_TRY(default_to_demo_model(f.dir));
   DSV4_TRY(io::ensure_verified(f.dir, f.skip_verify));
   runtime::EngineOptions o;
   o.threads = f.threads;

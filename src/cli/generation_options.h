@@ -17,8 +17,8 @@
 
 namespace dsv4::cli {
 
-// models/dsv4-demo of the source tree this binary was built from.
-std::string default_model_dir();
+// Fills an empty model directory with the bundled demo model (cli/data_dir.h).
+Status default_to_demo_model(std::string& dir);
 
 struct ModelFlags {
   std::string dir;

@@ -24,7 +24,9 @@ enum class StatusCode {
 
 const char* status_code_name(StatusCode code);
 
-class Status {
+// [[nodiscard]]: a Status or Result that nobody looks at is a failure that nobody sees; a call
+// whose failure truly does not matter says so with `(void)`, next to a comment saying why.
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -57,7 +59,7 @@ class Status {
 
 // A value or the Status explaining why there is none.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}                      // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {               // NOLINT

@@ -164,8 +164,9 @@ class Dsv4TextCodec : public TextCodec {
 
 }  // namespace
 
-Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir) {
-  DSV4_ASSIGN_OR_RETURN(text::Tokenizer tok, text::load_tokenizer_for_model(model_dir));
+Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir,
+                                                   const std::string& fallback_tokenizer_dir) {
+  DSV4_ASSIGN_OR_RETURN(text::Tokenizer tok, text::load_tokenizer_for_model(model_dir, fallback_tokenizer_dir));
   return std::unique_ptr<TextCodec>(new Dsv4TextCodec(std::move(tok)));
 }
 

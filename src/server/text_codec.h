@@ -77,8 +77,10 @@ class TextCodec {
 
 namespace dsv4::server {
 
-// The production codec: the model directory's tokenizer (or the vendored official one), the
-// official V4 chat rendering, and the streaming completion parser of dsv4::text.
-Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir);
+// The production codec: the model directory's tokenizer (or the official one in
+// fallback_tokenizer_dir), the official V4 chat rendering, and the streaming completion parser of
+// dsv4::text.
+Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir,
+                                                   const std::string& fallback_tokenizer_dir);
 
 }  // namespace dsv4::server

@@ -273,13 +273,11 @@ std::string StreamDecoder::push(int32_t id) {
 
 std::string StreamDecoder::finish() { return take_complete(true); }
 
-std::string vendored_tokenizer_dir() { return std::string(DSV4_SOURCE_DIR) + "/data/tokenizer"; }
-
-Result<Tokenizer> load_tokenizer_for_model(const std::string& model_dir) {
+Result<Tokenizer> load_tokenizer_for_model(const std::string& model_dir, const std::string& fallback_dir) {
   std::error_code ec;
   const std::string own = model_dir + "/tokenizer.json";
   if (!model_dir.empty() && std::filesystem::is_regular_file(own, ec)) return Tokenizer::from_file(own);
-  return Tokenizer::from_file(vendored_tokenizer_dir() + "/tokenizer.json");
+  return Tokenizer::from_file(fallback_dir + "/tokenizer.json");
 }
 
 }  // namespace dsv4::text

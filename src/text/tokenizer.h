@@ -23,7 +23,6 @@
 
 #include "core/status.h"
 #include "text/added_tokens.h"
-#include "text/vendored.h"
 
 namespace dsv4::text {
 
@@ -77,7 +76,8 @@ class StreamDecoder {
   std::string pending_;
 };
 
-// model_dir/tokenizer.json if it exists, else the vendored official tokenizer.
-Result<Tokenizer> load_tokenizer_for_model(const std::string& model_dir);
+// model_dir/tokenizer.json if it exists, else fallback_dir/tokenizer.json (the caller's copy of the
+// official V4 tokenizer: the CLI's data directory).
+Result<Tokenizer> load_tokenizer_for_model(const std::string& model_dir, const std::string& fallback_dir);
 
 }  // namespace dsv4::text

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "io/quiet_synth_options.h"
+#include "eval/quiet_synth_options.h"
 #include "io/test_tmp_dir.h"
 #include "kernels/cpu/matmul.h"
 #include "runtime/engine.h"
@@ -22,8 +22,8 @@ namespace {
 
 struct ShapeCase {
   const char* name;
-  std::vector<std::string> set;   // io::SynthOptions::set
-  int64_t layers = 0;             // io::SynthOptions::layers (0 = the tiny preset's 4)
+  std::vector<std::string> set;   // eval::SynthOptions::set
+  int64_t layers = 0;             // eval::SynthOptions::layers (0 = the tiny preset's 4)
 };
 
 const std::vector<ShapeCase>& shape_cases() {
@@ -64,11 +64,11 @@ class ShapeSweep : public testing::TestWithParam<size_t> {};
 TEST_P(ShapeSweep, SplitInvariantAndPlainKernelsAgree) {
   const ShapeCase& c = shape_cases()[GetParam()];
   test::TempDir dir;
-  io::SynthOptions o = test::quiet_synth_options(io::SynthPreset::tiny);
+  eval::SynthOptions o = test::quiet_synth_options(eval::SynthPreset::tiny);
   o.seed = 100 + GetParam();
   o.layers = c.layers;
   o.set = c.set;
-  Status s = io::synth_checkpoint(o, dir.path());
+  Status s = eval::synth_checkpoint(o, dir.path());
   ASSERT_TRUE(s.ok()) << s.to_string();
 
   // 300 tokens: the 128-token window wraps twice, HCA layers hold 2 entries, CSA layers 75.

@@ -215,7 +215,7 @@ TEST(Anthropic, ErrorsAndKeys) {
 // An Anthropic request and its OpenAI twin render to the same prompt ids: the Messages API is
 // only a different shape over the same chat path.
 TEST(Anthropic, RendersLikeTheEquivalentOpenAIRequest) {
-  auto codec = make_text_codec(test::demo_model_dir());
+  auto codec = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir());
   ASSERT_TRUE(codec.ok()) << codec.status().to_string();
   auto a = parse_messages_request(R"({"model":"m","max_tokens":9,"system":"Be brief.",
     "tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],

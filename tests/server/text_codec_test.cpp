@@ -10,7 +10,7 @@ namespace dsv4::server {
 namespace {
 
 std::unique_ptr<TextCodec> demo_codec() {
-  auto c = make_text_codec(test::demo_model_dir());
+  auto c = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir());
   EXPECT_TRUE(c.ok()) << c.status().to_string();
   return c.ok() ? std::move(c).value() : nullptr;
 }
@@ -107,7 +107,7 @@ TEST(TextCodec, ToolRoundTripRenders) {
 
 // tool_choice enforcement with the official V4 tokenizer (the demo model's has no DSML token).
 TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
-  auto c = make_text_codec("");  // no model directory: the vendored official tokenizer
+  auto c = make_text_codec("", test::vendored_tokenizer_dir());  // no model directory: the vendored official tokenizer
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   const TextCodec& codec = **c;
   const std::string tools = R"(,"tools":[

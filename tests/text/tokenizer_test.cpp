@@ -17,7 +17,7 @@ namespace {
 
 const Tokenizer& official() {
   static const Tokenizer tok = [] {
-    auto r = Tokenizer::from_file(vendored_tokenizer_dir() + "/tokenizer.json");
+    auto r = Tokenizer::from_file(test::vendored_tokenizer_dir() + "/tokenizer.json");
     if (!r.ok()) {
       ADD_FAILURE() << r.status().to_string();
       std::abort();
@@ -164,7 +164,7 @@ TEST(Tokenizer, StreamDecoderNeverSplitsCharacters) {
 }
 
 TEST(Tokenizer, DemoModelTokenizerLoads) {
-  auto r = load_tokenizer_for_model(test::demo_model_dir());
+  auto r = load_tokenizer_for_model(test::demo_model_dir(), test::vendored_tokenizer_dir());
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->vocab_size(), 8192);
   const std::string text = "<｜User｜>Hello, world 123<｜Assistant｜></think>";
@@ -174,7 +174,7 @@ TEST(Tokenizer, DemoModelTokenizerLoads) {
 }
 
 TEST(Tokenizer, MissingModelTokenizerFallsBackToVendored) {
-  auto r = load_tokenizer_for_model("/nonexistent/model");
+  auto r = load_tokenizer_for_model("/nonexistent/model", test::vendored_tokenizer_dir());
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->vocab_size(), 129280);
 }
@@ -243,9 +243,9 @@ std::string sha256_file(const std::string& path) {
 }
 
 TEST(TokenizerVendored, Sha256MatchesProvenance) {
-  EXPECT_EQ(sha256_file(vendored_tokenizer_dir() + "/tokenizer.json"),
+  EXPECT_EQ(sha256_file(test::vendored_tokenizer_dir() + "/tokenizer.json"),
             "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf");
-  EXPECT_EQ(sha256_file(vendored_tokenizer_dir() + "/tokenizer_config.json"),
+  EXPECT_EQ(sha256_file(test::vendored_tokenizer_dir() + "/tokenizer_config.json"),
             "6ac8c8dc065ed118161d02dd532749ae3f52c243deac27872134fae2f50d8547");
 }
 

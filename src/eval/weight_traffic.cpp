@@ -1,10 +1,10 @@
-#include "runtime/weight_traffic.h"
+#include "eval/weight_traffic.h"
 
 #include <string_view>
 
 #include "io/inventory.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 namespace {
 
@@ -41,4 +41,4 @@ WeightTraffic weight_bytes_per_token(const io::Checkpoint& ck) {
   return t;
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

@@ -7,7 +7,7 @@
 
 #include "io/checkpoint.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 // What a single-token step of the main stack touches (plain decode; the MTP block does not run):
 //   attention  every layers.i.attn.* tensor (projections incl. wo_a/wo_b, q/kv norms, attn_sink,
@@ -28,4 +28,4 @@ struct WeightTraffic {
 // REQUIRES: ck passed inventory validation (Checkpoint::open), so every expected tensor exists.
 WeightTraffic weight_bytes_per_token(const io::Checkpoint& ck);
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

@@ -1,4 +1,4 @@
-#include "runtime/bench.h"
+#include "eval/bench.h"
 
 #include <omp.h>
 
@@ -12,7 +12,7 @@
 #include "kernels/cpu/matmul.h"
 #include "runtime/engine.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 namespace {
 
@@ -92,12 +92,12 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
     r.weights = weight_bytes_per_token(*ck);
   }
 
-  EngineOptions eo;
+  runtime::EngineOptions eo;
   eo.threads = opt.threads;
   eo.populate_weights = opt.populate;
   eo.reread_small_pages = opt.reread_small_pages;
   auto t0 = Clock::now();
-  DSV4_ASSIGN_OR_RETURN(auto engine, Engine::load(opt.model_dir, eo));
+  DSV4_ASSIGN_OR_RETURN(auto engine, runtime::Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);
   r.rss_after_load = proc_kb_line_bytes("VmRSS:");
 
@@ -147,7 +147,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   }
 
   const auto fresh = engine->new_sequence();
-  std::unique_ptr<Sequence> deepest;
+  std::unique_ptr<runtime::Sequence> deepest;
   for (int64_t ctx : opt.decode_contexts) {
     auto seq = engine->new_sequence();
     seq->reserve(ctx + opt.decode_tokens);   // no state growth inside the timed steps
@@ -170,7 +170,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
     {
       engine->time_steps(&parts);
       struct StopTiming {
-        Engine& e;
+        runtime::Engine& e;
         ~StopTiming() { e.time_steps(nullptr); }
       } stop{*engine};
       for (int64_t i = 0; i < opt.decode_tokens; ++i) {
@@ -218,4 +218,4 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   return r;
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

@@ -1,10 +1,10 @@
-// Formatting of a BenchReport (runtime/bench.h): one JSON object, or a table for people.
+// Formatting of a BenchReport (eval/bench.h): one JSON object, or a table for people.
 #include <cstdio>
 #include <string>
 
-#include "runtime/bench.h"
+#include "eval/bench.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 namespace {
 
@@ -137,4 +137,4 @@ std::string bench_table(const BenchReport& r) {
   return s;
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

@@ -2,15 +2,14 @@
 // cache left alone.
 #pragma once
 
-#include "io/synth.h"
+#include "eval/synth.h"
 
 namespace dsv4::test {
 
-inline io::SynthOptions quiet_synth_options(io::SynthPreset preset) {
-  io::SynthOptions o;
+inline eval::SynthOptions quiet_synth_options(eval::SynthPreset preset) {
+  eval::SynthOptions o;
   o.preset = preset;
   o.progress = false;
-  o.copy_tokenizer = false;
   o.remember_verified = false;
   return o;
 }

@@ -1,6 +1,6 @@
 // dsv4 score against the official references in ../shared/fixtures (fixture README: end-to-end
 // logits are compared statistically, per layer teacher-forced).
-#include "runtime/conformance.h"
+#include "eval/conformance.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include "io/test_tmp_dir.h"
 #include "test_paths.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 namespace {
 
@@ -82,9 +82,9 @@ TEST(Conformance, ChunkedPrefillGivesIdenticalReport) {
   }
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 namespace {
 
 // A reference file made up for the error paths: the tensors' names, dtypes and shapes are what
@@ -176,4 +176,4 @@ TEST(Conformance, MalformedReferencesAreRefused) {
   }
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

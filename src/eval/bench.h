@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
-#include "runtime/weight_traffic.h"
+#include "eval/weight_traffic.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 struct BenchOptions {
   std::string model_dir;
@@ -103,4 +103,4 @@ nlohmann::ordered_json bench_json(const BenchReport& r);
 // A human-readable table of the same figures.
 std::string bench_table(const BenchReport& r);
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

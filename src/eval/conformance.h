@@ -13,7 +13,7 @@
 
 #include "core/status.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 struct ScoreOptions {
   std::string model_dir;
@@ -26,4 +26,4 @@ struct ScoreOptions {
 // "decode": {...}, "mtp": {...}, "pass": bool, ...}.
 Result<nlohmann::json> score_against_reference(const ScoreOptions& options);
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

@@ -12,7 +12,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 
-namespace dsv4::io {
+namespace dsv4::eval {
 
 enum class SynthPreset { tiny, flash, pro };
 // "tiny" | "flash" | "pro"; false if unknown.
@@ -29,8 +29,7 @@ struct SynthOptions {
   std::vector<std::string> set;
   uint64_t seed = 0;
   uint64_t max_shard_bytes = 4ull << 30;   // a shard never exceeds this unless one tensor does
-  bool copy_tokenizer = true;              // tokenizer.json + tokenizer_config.json, if present
-  std::string tokenizer_dir;               // where they are; "" = <source>/data/tokenizer
+  std::string tokenizer_dir;               // tokenizer.json + tokenizer_config.json copied from here; "" = none
   bool progress = true;                    // one line per shard on stderr
   bool overwrite = false;                  // replace *.safetensors already in the directory
   bool remember_verified = true;           // record the written files in the verification cache
@@ -59,17 +58,17 @@ struct SynthRecipe {
   int64_t n_experts = 0;        // expert_ids: values in [0, n_experts), distinct per row
   uint64_t seed = 0;
 };
-std::vector<SynthRecipe> synth_recipes(const ModelConfig& c, const std::vector<TensorSpec>& tensors, uint64_t seed);
+std::vector<SynthRecipe> synth_recipes(const io::ModelConfig& c, const std::vector<io::TensorSpec>& tensors, uint64_t seed);
 
 // Fills bytes [offset, offset + n) of a tensor. The bytes depend only on the recipe and the
 // position, never on the thread count or on how the tensor is cut into pieces: every aligned
 // kSynthBlock of the tensor has its own generator (a partly requested block is generated whole).
 inline constexpr uint64_t kSynthBlock = 1ull << 20;
-void synth_fill(const SynthRecipe& r, const TensorSpec& t, uint64_t offset, uint8_t* dst, size_t n);
+void synth_fill(const SynthRecipe& r, const io::TensorSpec& t, uint64_t offset, uint8_t* dst, size_t n);
 
 // Writes config.json, generation_config.json, model.safetensors.index.json, the shards
 // model-0000K-of-0000N.safetensors, SHA256SUMS and (if available) the tokenizer into `dir`
 // (created if needed). Streams: memory use is a few 64 MiB buffers whatever the model size.
 Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthReport* report = nullptr);
 
-}  // namespace dsv4::io
+}  // namespace dsv4::eval

@@ -1,4 +1,4 @@
-#include "io/synth.h"
+#include "eval/synth.h"
 
 #include <algorithm>
 #include <chrono>
@@ -15,9 +15,19 @@
 #include "io/integrity.h"
 #include "io/inventory.h"
 
-namespace dsv4::io {
+namespace dsv4::eval {
 
 namespace fs = std::filesystem;
+// synth writes what the loader reads: the io layer's inventory, safetensors writer and checksums.
+using io::ChecksumEntry;
+using io::ModelConfig;
+using io::Sha256;
+using io::TensorSpec;
+using io::expected_tensors;
+using io::format_sha256sums;
+using io::parse_config;
+using io::sha256_file;
+using io::write_safetensors_chunked;
 using ojson = nlohmann::ordered_json;
 
 bool parse_synth_preset(std::string_view name, SynthPreset* out) {
@@ -485,9 +495,8 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
   }
 
   bool tokenizer_copied = false;
-  if (opt.copy_tokenizer) {
-    const fs::path src =
-        opt.tokenizer_dir.empty() ? fs::path(DSV4_SOURCE_DIR) / "data" / "tokenizer" : fs::path(opt.tokenizer_dir);
+  if (!opt.tokenizer_dir.empty()) {
+    const fs::path src = opt.tokenizer_dir;
     if (fs::exists(src / "tokenizer.json") && fs::exists(src / "tokenizer_config.json")) {
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
         fs::copy_file(src / f, fs::path(dir) / f, fs::copy_options::overwrite_existing, ec);
@@ -511,7 +520,7 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
   if (opt.remember_verified) {
     std::vector<std::pair<std::string, std::string>> files;
     for (const auto& e : sums) files.emplace_back((fs::path(dir) / e.file).string(), e.sha256);
-    remember_verified(files);
+    io::remember_verified(files);
   }
 
   if (report) {
@@ -524,4 +533,4 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
   return Status::ok_status();
 }
 
-}  // namespace dsv4::io
+}  // namespace dsv4::eval

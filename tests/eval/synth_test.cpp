@@ -1,4 +1,4 @@
-#include "io/synth.h"
+#include "eval/synth.h"
 
 #include <gtest/gtest.h>
 
@@ -14,13 +14,14 @@
 #include "io/integrity.h"
 #include "io/inventory.h"
 #include "quiet_synth_options.h"
-#include "test_tmp_dir.h"
+#include "io/test_tmp_dir.h"
 #include "test_paths.h"
 
-namespace dsv4::io {
+namespace dsv4::eval {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace io;   // synth's output is checked with the io layer's own loader and verifier
 
 using test::slurp;
 
@@ -184,7 +185,6 @@ TEST(Synth, CopiesTheTokenizerWhenThereIsOne) {
   std::ofstream(tok / "tokenizer.json") << R"({"model":{}})";
   std::ofstream(tok / "tokenizer_config.json") << R"({"add_bos_token":false})";
   SynthOptions o = quiet_synth_options(SynthPreset::tiny);
-  o.copy_tokenizer = true;
   o.tokenizer_dir = tok.path();
   SynthReport rep;
   ASSERT_TRUE(synth_checkpoint(o, out.path(), &rep).ok());
@@ -301,4 +301,4 @@ TEST(Synth, WeightsAreNumericallySane) {
 }
 
 }  // namespace
-}  // namespace dsv4::io
+}  // namespace dsv4::eval

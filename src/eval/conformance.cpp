@@ -1,4 +1,4 @@
-#include "runtime/conformance.h"
+#include "eval/conformance.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "kernels/cpu/matmul.h"
 #include "model/forward.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 using nlohmann::json;
 
@@ -305,4 +305,4 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   return report;
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval

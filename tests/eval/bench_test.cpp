@@ -1,4 +1,4 @@
-#include "runtime/bench.h"
+#include "eval/bench.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "test_paths.h"
 
-namespace dsv4::runtime {
+namespace dsv4::eval {
 
 namespace {
 
@@ -162,4 +162,4 @@ TEST(Bench, RejectsBadOptions) {
   EXPECT_FALSE(run_bench(o).ok());
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::eval
