@@ -484,7 +484,7 @@ std::vector<float> bf16_exact(std::vector<float> x) {
 // The FP4 matvec on vdpbf16ps (Fp4Dot::bf16) gives the generic order's bits wherever it runs, and
 // falls back to the FMA kernel wherever it may not: block scale codes outside [2, 252],
 // activations that are not bf16 values, subnormal ones, or products so small that a partial sum
-// could be subnormal (e + f < 136, matmul_avx512.cpp). The tile counter shows which path ran: a
+// could be subnormal (e + f < 136, simd_avx512.cpp). The tile counter shows which path ran: a
 // tile is 4 rows x up to 4 tokens, for the matvec (n < 8) and the GEMM (n >= 8) alike.
 TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   const Bf16DotSelected dot;

@@ -1,6 +1,6 @@
 // The SIMD matmul, written once over a 16-lane f32 vector and compiled once per instruction set.
 //
-// Included by avx2/matmul_avx2.cpp and avx512/matmul_avx512.cpp inside an anonymous namespace of
+// Included by avx2/simd_avx2.cpp and avx512/simd_avx512.cpp inside an anonymous namespace of
 // their own, after they define, for their vector width:
 //   V16 v_zero(); V16 v_load(const float*); void v_store(float*, V16); V16 v_set1(float);
 //   V16 v_mul(V16, V16); V16 v_fma(V16 a, V16 b, V16 c) /* a*b+c, one rounding */;
