@@ -1,35 +1,46 @@
 #include "core/dtype.h"
 
+#include <algorithm>
+
+#include "core/status.h"
+
 namespace dsv4 {
 
 namespace {
-struct DTypeInfo { DType type; const char* name; size_t size; };
+// header: a safetensors header dtype, which parse_dtype accepts.
+struct DTypeInfo { DType type; const char* name; uint32_t bits; bool header; };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::bf16, "BF16", 2},          {DType::f16, "F16", 2},
-    {DType::f32, "F32", 4},            {DType::f64, "F64", 8},
-    {DType::fp8_e4m3, "F8_E4M3", 1},   {DType::fp8_e8m0, "F8_E8M0", 1},
-    {DType::i8, "I8", 1},              {DType::u8, "U8", 1},
-    {DType::i32, "I32", 4},            {DType::i64, "I64", 8},
-    {DType::bool_, "BOOL", 1},
+    {DType::bf16, "BF16", 16, true},          {DType::f16, "F16", 16, true},
+    {DType::f32, "F32", 32, true},            {DType::f64, "F64", 64, true},
+    {DType::fp8_e4m3, "F8_E4M3", 8, true},    {DType::fp8_e8m0, "F8_E8M0", 8, true},
+    {DType::fp4_e2m1, "FP4_E2M1", 4, false},  {DType::i8, "I8", 8, true},
+    {DType::u8, "U8", 8, true},               {DType::i32, "I32", 32, true},
+    {DType::i64, "I64", 64, true},            {DType::bool_, "BOOL", 8, true},
 };
+
+const DTypeInfo& info(DType t) {
+  for (const auto& d : kDTypes) if (d.type == t) return d;
+  check_failed(__FILE__, __LINE__, "every DType has a row in kDTypes");
+}
 }  // namespace
 
 bool parse_dtype(std::string_view s, DType* out) {
   for (const auto& d : kDTypes) {
-    if (s == d.name) { *out = d.type; return true; }
+    if (d.header && s == d.name) { *out = d.type; return true; }
   }
   return false;
 }
 
-const char* dtype_name(DType t) {
-  for (const auto& d : kDTypes) if (d.type == t) return d.name;
-  return "?";
+const char* dtype_name(DType t) { return info(t).name; }
+
+uint64_t dtype_bytes(DType t, uint64_t n) {
+  const uint32_t bits = info(t).bits;
+  if (bits >= 8) return n * (bits / 8);
+  DSV4_CHECK(n % (8 / bits) == 0);
+  return n / (8 / bits);
 }
 
-size_t dtype_size(DType t) {
-  for (const auto& d : kDTypes) if (d.type == t) return d.size;
-  return 0;
-}
+size_t dtype_align(DType t) { return std::max<size_t>(1, info(t).bits / 8); }
 
 uint8_t f32_to_e4m3(float f) {
   const uint8_t sign = std::signbit(f) ? 0x80 : 0x00;

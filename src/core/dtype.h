@@ -10,13 +10,21 @@
 
 namespace dsv4 {
 
-// Storage dtypes that appear in safetensors headers of V4 checkpoints.
-enum class DType { bf16, f16, f32, f64, fp8_e4m3, fp8_e8m0, i8, u8, i32, i64, bool_ };
+// Element types of tensors: the dtypes of safetensors headers, plus fp4_e2m1, two FP4 E2M1 values
+// packed per byte (low nibble = even column, spec §3.2). safetensors headers have no spelling for
+// fp4_e2m1: the official checkpoints label those tensors I8 with half the columns (spec §3.3), and
+// io/inventory.h is where that labelling is undone.
+enum class DType { bf16, f16, f32, f64, fp8_e4m3, fp8_e8m0, fp4_e2m1, i8, u8, i32, i64, bool_ };
 
-// Parses the safetensors dtype string ("BF16", "F8_E4M3", ...). Returns false if unknown.
+// Parses a safetensors header dtype ("BF16", "F8_E4M3", "I8", ...). Returns false if unknown.
 bool parse_dtype(std::string_view s, DType* out);
-const char* dtype_name(DType t);   // safetensors spelling
-size_t dtype_size(DType t);        // bytes per element
+// The safetensors spelling; "FP4_E2M1" (for messages only) for fp4_e2m1, which has none.
+const char* dtype_name(DType t);
+// Bytes holding n elements. REQUIRES: a whole number of bytes (n even for fp4_e2m1).
+uint64_t dtype_bytes(DType t, uint64_t n);
+// The alignment an array of t needs to be read element by element: the element size, and one
+// byte for fp4_e2m1, whose pairs are read as bytes.
+size_t dtype_align(DType t);
 
 inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline float bits_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }

@@ -311,17 +311,17 @@ std::vector<SynthRecipe> synth_recipes(const ModelConfig& c, const std::vector<T
         // Codes ~ N(0, kFp8CodeStd^2); the E8M0 block scale sets the magnitude.
         r.kind = Kind::fp8_normal;
         break;
-      case DType::i8:
-        r.kind = Kind::fp4_normal;   // routed experts, FP4 E2M1 x2 (spec §3.2)
+      case DType::fp4_e2m1:
+        r.kind = Kind::fp4_normal;   // routed experts (spec §3.2)
         break;
       case DType::fp8_e8m0: {
-        // Scale of `<name>.weight`: its fan-in is the row length (two FP4 values per I8 byte).
+        // Scale of `<name>.weight`: its fan-in is the row length.
         r.kind = Kind::e8m0_const;
         const std::string base = n.substr(0, n.size() - std::string_view(".scale").size());
         auto w = by_name.find(base + ".weight");
         int64_t w_fan_in = 1;
         if (w != by_name.end() && w->second->shape.size() == 2)
-          w_fan_in = w->second->shape[1] * (w->second->dtype == DType::i8 ? 2 : 1);
+          w_fan_in = w->second->shape[1];
         r.code = fan_in_scale_code(w_fan_in);
         if (w != by_name.end() && w->second->dtype == DType::fp8_e4m3) r.code = uint8_t(r.code - kFp8CodeStdLog2);
         break;
@@ -476,7 +476,7 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
     std::vector<TensorSpec> specs;
     uint64_t bytes = 0;
     for (size_t i : shards[k]) {
-      specs.push_back(tensors[i]);
+      specs.push_back(stored_form(tensors[i]));
       bytes += tensors[i].nbytes();
     }
     const std::string name = shard_name(k, shards.size());

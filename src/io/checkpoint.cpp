@@ -117,22 +117,27 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
     return Status::corrupt_data(dir + "/model.safetensors.index.json: metadata.total_size " + std::to_string(*index_total) +
                                 " but the shards hold " + std::to_string(ck->total_bytes()) + " tensor bytes");
 
-  // Inventory check (spec §3): presence, dtype, shape; then no unknown tensors.
+  // Inventory check (spec §3): presence, dtype, shape as the headers spell them; then no unknown
+  // tensors. A checked entry takes the inventory's element type and shape (FP4: fp4_e2m1 [rows,
+  // cols] for the header's I8 [rows, cols/2]), so nothing past the loader sees the I8 label.
   const auto expected = expected_tensors(ck->config_);
   std::set<std::string> known;
   for (const auto& spec : expected) {
     known.insert(spec.name);
+    const TensorSpec stored = stored_form(spec);
     auto it = ck->tensors_.find(spec.name);
     if (it == ck->tensors_.end())
-      return Status::not_found(dir + ": tensor '" + spec.name + "': missing (expected " + dtype_name(spec.dtype) + " " +
-                               shape_str(spec.shape) + " in some shard)");
-    const TensorEntry& t = it->second;
-    if (t.dtype != spec.dtype)
+      return Status::not_found(dir + ": tensor '" + spec.name + "': missing (expected " + dtype_name(stored.dtype) +
+                               " " + shape_str(stored.shape) + " in some shard)");
+    TensorEntry& t = it->second;
+    if (t.dtype != stored.dtype)
       return Status::corrupt_data(t.file + ": tensor '" + spec.name + "': dtype " + dtype_name(t.dtype) +
-                                  ", expected " + dtype_name(spec.dtype));
-    if (t.shape != spec.shape)
+                                  ", expected " + dtype_name(stored.dtype));
+    if (t.shape != stored.shape)
       return Status::corrupt_data(t.file + ": tensor '" + spec.name + "': shape " + shape_str(t.shape) +
-                                  ", expected " + shape_str(spec.shape));
+                                  ", expected " + shape_str(stored.shape));
+    t.dtype = spec.dtype;
+    t.shape = spec.shape;
   }
   for (const auto& [name, t] : ck->tensors_) {
     if (!known.count(name))
@@ -142,7 +147,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   // written by the safetensors library always are (data_order in safetensors.cpp); one from
   // another writer may not be, and its misaligned tensors are read through an aligned copy.
   for (auto& [name, t] : ck->tensors_) {
-    if (t.nbytes() == 0 || reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) == 0) continue;
+    if (t.nbytes() == 0 || reinterpret_cast<uintptr_t>(t.data) % dtype_align(t.dtype) == 0) continue;
     auto& copy = ck->realigned_.emplace_back(new uint8_t[t.nbytes()]);   // new[]: 16-byte aligned
     std::memcpy(copy.get(), t.data, t.nbytes());
     t.data = copy.get();

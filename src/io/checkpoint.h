@@ -20,6 +20,8 @@ class Checkpoint {
 
   const ModelConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
+  // Entries carry the inventory's element type and shape, not the header's label: an FP4 matrix is
+  // fp4_e2m1 [rows, cols], stored as I8 [rows, cols/2] (io::stored_form).
   // REQUIRES: name is in the inventory (validated at open).
   const TensorEntry& tensor(const std::string& name) const;
   const TensorEntry* find(const std::string& name) const;

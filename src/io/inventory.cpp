@@ -14,9 +14,10 @@ struct Builder {
     add(name + ".weight", DType::fp8_e4m3, {rows, cols});
     add(name + ".scale", DType::fp8_e8m0, {ceil_div(rows, 128), ceil_div(cols, 128)});
   }
-  // FP4 E2M1 packed two per I8 byte [rows, cols/2] + E8M0 scale per row per 32 columns.
+  // FP4 E2M1 matrix [rows, cols] (stored as I8 [rows, cols/2], stored_form) + E8M0 scale per row
+  // per 32 columns (spec §3.2).
   void fp4(const std::string& name, int64_t rows, int64_t cols) {
-    add(name + ".weight", DType::i8, {rows, cols / 2});
+    add(name + ".weight", DType::fp4_e2m1, {rows, cols});
     add(name + ".scale", DType::fp8_e8m0, {rows, cols / 32});
   }
 };
@@ -116,6 +117,15 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
     b.add(p + "hc_head_scale", DType::f32, {1});
   }
   return out;
+}
+
+TensorSpec stored_form(const TensorSpec& t) {
+  if (t.dtype != DType::fp4_e2m1) return t;
+  DSV4_CHECK(!t.shape.empty() && t.shape.back() % 2 == 0);
+  TensorSpec s = t;
+  s.dtype = DType::i8;
+  s.shape.back() /= 2;   // a byte holds two adjacent columns of a row (spec §3.2)
+  return s;
 }
 
 }  // namespace dsv4::io

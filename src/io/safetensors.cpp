@@ -18,9 +18,9 @@ int64_t TensorEntry::numel() const {
 }
 
 uint64_t TensorSpec::nbytes() const {
-  uint64_t n = dtype_size(dtype);
+  uint64_t n = 1;
   for (int64_t d : shape) n *= uint64_t(d);
-  return n;
+  return dtype_bytes(dtype, n);
 }
 
 namespace {
@@ -68,7 +68,7 @@ Status parse_entry(const std::string& name, const json& v, uint64_t data_size, T
                                 std::to_string(t->end) + ") beyond the data section (" +
                                 std::to_string(data_size) + " bytes; file truncated?)");
   uint64_t expect = 0;
-  if (!checked_nbytes(t->shape, dtype_size(t->dtype), &expect))
+  if (!checked_nbytes(t->shape, dtype_bytes(t->dtype, 1), &expect))   // header dtypes are whole bytes
     return Status::corrupt_data(where + ": shape too large");
   if (expect != t->nbytes())
     return Status::corrupt_data(where + ": " + std::to_string(t->nbytes()) + " bytes in file, shape and dtype need " +
@@ -143,7 +143,7 @@ std::vector<size_t> data_order(const std::vector<TensorSpec>& tensors) {
   std::vector<size_t> order(tensors.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const size_t sa = dtype_size(tensors[a].dtype), sb = dtype_size(tensors[b].dtype);
+    const size_t sa = dtype_align(tensors[a].dtype), sb = dtype_align(tensors[b].dtype);
     return sa != sb ? sa > sb : tensors[a].name < tensors[b].name;
   });
   return order;
@@ -155,6 +155,8 @@ std::string header_text(const std::vector<TensorSpec>& tensors, const std::map<s
   uint64_t offset = 0;
   for (size_t i : data_order(tensors)) {
     const TensorSpec& t = tensors[i];
+    DType spelled;
+    DSV4_CHECK(parse_dtype(dtype_name(t.dtype), &spelled));   // a file no reader could parse otherwise
     const uint64_t n = t.nbytes();
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
     offset += n;

@@ -19,6 +19,8 @@ namespace dsv4::io {
 // Largest header accepted: real V4 shards have ~0.2 MB headers; anything near this is corrupt.
 inline constexpr uint64_t kMaxSafetensorsHeader = 100ull << 20;
 
+// A header entry. Checkpoint::open turns dtype and shape into the inventory's element type and
+// shape (FP4: fp4_e2m1 [rows, cols] for I8 [rows, cols/2]); nbytes and data stay as stored.
 struct TensorEntry {
   std::string name;
   DType dtype = DType::f32;
@@ -48,17 +50,20 @@ struct SafetensorsFile {
 };
 Result<SafetensorsFile> open_safetensors(const std::string& path);
 
-// Writes a safetensors file (used by `dsv4 synth` and tests), streaming one tensor at a time so
-// multi-GB shards never sit in memory whole. `produce(i, out)` fills the bytes of tensor i; their
-// count must equal numel * dtype size. The data section holds the tensors largest element size
-// first, then by name (as the safetensors library lays them out), so each starts aligned to its
-// element size; `produce` and `fill` are called in that order.
+// A tensor's name, element type and shape in elements.
 struct TensorSpec {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
   uint64_t nbytes() const;
 };
+
+// Writes a safetensors file (used by `dsv4 synth` and tests), streaming one tensor at a time so
+// multi-GB shards never sit in memory whole. Every dtype must be one that headers spell (fp4_e2m1
+// is written in its I8 form, io::stored_form). `produce(i, out)` fills the bytes of tensor i; their
+// count must equal nbytes(). The data section holds the tensors largest element size first, then
+// by name (as the safetensors library lays them out), so each starts aligned to its element size;
+// `produce` and `fill` are called in that order.
 Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
                          const std::map<std::string, std::string>& metadata,
                          const std::function<void(size_t, std::vector<uint8_t>&)>& produce);

@@ -25,10 +25,9 @@ constexpr int kMaxProjections = 7;
 // without scales (BF16/F32): the per-group slice of wo_a (spec §5.8).
 kernels::WeightView row_slice(const kernels::WeightView& w, int64_t r0, int64_t n) {
   DSV4_CHECK(w.dtype == DType::fp8_e4m3 || w.dtype == DType::bf16 || w.dtype == DType::f32);
-  const int64_t elem = w.dtype == DType::fp8_e4m3 ? 1 : w.dtype == DType::bf16 ? 2 : 4;
   kernels::WeightView v = w;
   v.rows = n;
-  v.data = static_cast<const uint8_t*>(w.data) + r0 * w.cols * elem;
+  v.data = static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, uint64_t(r0 * w.cols));
   if (w.scale) v.scale = w.scale + (r0 / 128) * ((w.cols + 127) / 128);
   return v;
 }

@@ -12,13 +12,14 @@ struct Binder {
 
   const io::TensorEntry& t(const std::string& name) const { return ck.tensor(name); }
 
-  // A matrix with an optional ".scale" companion (FP8 / FP4 storage).
+  // A matrix with an optional ".scale" companion (FP8 / FP4 storage). Checkpoint entries carry
+  // element shapes, so an FP4 matrix is [rows, cols] though it is stored as I8 [rows, cols/2].
   WeightView matrix(const std::string& base) const {
     const io::TensorEntry& w = t(base + ".weight");
     WeightView v;
     v.dtype = w.dtype;
     v.rows = w.shape[0];
-    v.cols = w.dtype == DType::i8 ? w.shape[1] * 2 : w.shape[1];   // FP4: two values per byte
+    v.cols = w.shape[1];
     v.data = w.data;
     if (const io::TensorEntry* s = ck.find(base + ".scale")) v.scale = s->data;
     return v;

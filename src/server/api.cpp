@@ -9,15 +9,6 @@ namespace dsv4::server {
 
 using json = nlohmann::ordered_json;
 
-const char* thinking_mode_name(ThinkingMode m) {
-  switch (m) {
-    case ThinkingMode::chat: return "chat";
-    case ThinkingMode::thinking: return "thinking";
-    case ThinkingMode::thinking_max: return "thinking_max";
-  }
-  return "thinking";
-}
-
 namespace {
 
 Status bad(const std::string& m) { return Status::invalid_argument(m); }

@@ -18,7 +18,6 @@ namespace dsv4::server {
 
 // Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-think, think-high, think-max.
 enum class ThinkingMode { chat, thinking, thinking_max };
-const char* thinking_mode_name(ThinkingMode m);
 
 // Fields shared by /v1/chat/completions and /v1/completions.
 struct GenerationOptions {

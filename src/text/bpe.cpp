@@ -44,7 +44,6 @@ Result<BpeModel> BpeModel::from_json(const nlohmann::json& m) {
       // never produce it, and it decodes to its literal UTF-8 text.
       b.id_bytes_[id] = it.key();
     }
-    ++b.vocab_entries_;
   }
   for (int c = 0; c < 256; ++c) {
     auto it = b.bytes_to_id_.find(std::string(1, static_cast<char>(c)));

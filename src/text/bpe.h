@@ -30,7 +30,6 @@ class BpeModel {
   int32_t id_of_bytes(std::string_view bytes) const;
   // One past the largest vocab id.
   int32_t id_limit() const { return static_cast<int32_t>(id_bytes_.size()); }
-  size_t vocab_entries() const { return vocab_entries_; }
   size_t merge_count() const { return merges_.size(); }
 
  private:
@@ -53,7 +52,6 @@ class BpeModel {
   std::unordered_map<std::string, int32_t> bytes_to_id_;
   std::unordered_map<uint64_t, Merge> merges_;
   int32_t byte_id_[256];
-  size_t vocab_entries_ = 0;
 };
 
 }  // namespace dsv4::text

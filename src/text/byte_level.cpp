@@ -8,7 +8,6 @@ namespace dsv4::text {
 namespace {
 
 struct Tables {
-  std::array<uint32_t, 256> to_cp{};
   // Table code points are all below 0x200 (256 + at most 256 remapped bytes).
   std::array<int16_t, 0x200> to_byte{};
   Tables() {
@@ -19,7 +18,6 @@ struct Tables {
     uint32_t next = 256;
     for (int b = 0; b < 256; ++b) {
       const uint32_t cp = keeps_own(b) ? static_cast<uint32_t>(b) : next++;
-      to_cp[b] = cp;
       to_byte[cp] = static_cast<int16_t>(b);
     }
   }
@@ -31,8 +29,6 @@ const Tables& tables() {
 }
 
 }  // namespace
-
-uint32_t byte_to_codepoint(uint8_t b) { return tables().to_cp[b]; }
 
 std::optional<uint8_t> codepoint_to_byte(uint32_t cp) {
   if (cp >= 0x200) return std::nullopt;
@@ -53,13 +49,6 @@ std::optional<std::string> byte_level_decode(std::string_view s) {
     out.push_back(static_cast<char>(*b));
     pos += len;
   }
-  return out;
-}
-
-std::string byte_level_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char c : bytes) utf8_append(out, byte_to_codepoint(static_cast<uint8_t>(c)));
   return out;
 }
 

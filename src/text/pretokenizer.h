@@ -38,8 +38,6 @@ class PreTokenizer {
   // The pieces are views into text and cover it exactly.
   void split(std::string_view text, const std::function<void(std::string_view)>& emit) const;
 
-  size_t step_count() const { return steps_.size(); }
-
  private:
   Status add_step(const nlohmann::json& j);
   void split_level(size_t level, std::string_view piece, const std::function<void(std::string_view)>& emit) const;

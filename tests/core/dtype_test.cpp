@@ -82,8 +82,21 @@ TEST(DType, ParsesSafetensorsNames) {
   DType t;
   ASSERT_TRUE(parse_dtype("F8_E4M3", &t));
   EXPECT_EQ(t, DType::fp8_e4m3);
-  EXPECT_EQ(dtype_size(DType::i64), 8u);
+  ASSERT_TRUE(parse_dtype("I8", &t));   // the label of FP4 in official checkpoints, still I8 here
+  EXPECT_EQ(t, DType::i8);
   EXPECT_FALSE(parse_dtype("F4", &t));
+  // fp4_e2m1 has a name for messages but no header spelling.
+  EXPECT_STREQ(dtype_name(DType::fp4_e2m1), "FP4_E2M1");
+  EXPECT_FALSE(parse_dtype(dtype_name(DType::fp4_e2m1), &t));
+}
+
+TEST(DType, SizesCountPackedFp4AsHalfBytes) {
+  EXPECT_EQ(dtype_bytes(DType::i64, 3), 24u);
+  EXPECT_EQ(dtype_bytes(DType::bf16, 5), 10u);
+  EXPECT_EQ(dtype_bytes(DType::fp4_e2m1, 64), 32u);
+  EXPECT_EQ(dtype_bytes(DType::fp4_e2m1, 0), 0u);
+  EXPECT_EQ(dtype_align(DType::f32), 4u);
+  EXPECT_EQ(dtype_align(DType::fp4_e2m1), 1u);
 }
 
 }  // namespace dsv4

@@ -13,6 +13,11 @@ TEST(Checkpoint, OpensEverySharedFixture) {
     EXPECT_EQ((*ck)->tensor_count(), 427u);
     EXPECT_EQ((*ck)->config().hidden_size, 256);
     EXPECT_EQ((*ck)->tensor("layers.1.attn.indexer.wq_b.weight").dtype, DType::fp8_e4m3);
+    // FP4 experts: I8 [128, 128] in the header, fp4_e2m1 [128, 256] once loaded (spec §3.3).
+    const TensorEntry& w1 = (*ck)->tensor("layers.0.ffn.experts.0.w1.weight");
+    EXPECT_EQ(w1.dtype, DType::fp4_e2m1);
+    EXPECT_EQ(w1.shape, (std::vector<int64_t>{128, 256}));
+    EXPECT_EQ(w1.nbytes(), 128u * 128u);
   }
 }
 
@@ -146,9 +151,9 @@ TEST_F(CorruptCheckpoint, MisalignedTensorsAreReadFromAlignedCopies) {
   auto st = open_safetensors(path(kShard1));
   ASSERT_TRUE(st.ok());
   for (const auto& e : st->header.tensors) {
-    if (dtype_size(e.dtype) > 1) multi_byte += e.nbytes();
+    if (dtype_align(e.dtype) > 1) multi_byte += e.nbytes();
     const TensorEntry& t = (*ck)->tensor(e.name);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype), 0u) << e.name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % dtype_align(t.dtype), 0u) << e.name;
     EXPECT_EQ(0, std::memcmp(t.data, (*original)->tensor(e.name).data, t.nbytes())) << e.name;
   }
   EXPECT_GT(multi_byte, 0u);
@@ -213,6 +218,18 @@ TEST_F(CorruptCheckpoint, WrongDtype) {
   patch_header(kShard1, R"("layers.0.attn_norm.weight":{"dtype":"F16 ")", R"("layers.0.attn_norm.weight":{"dtype":"F16" )");
   expect_error(StatusCode::corrupt_data,
                {std::string(kShard1) + ": tensor 'layers.0.attn_norm.weight': dtype F16, expected BF16"});
+}
+
+// FP4 experts are checked against their header form, I8 [rows, cols/2], and reported in it.
+TEST_F(CorruptCheckpoint, Fp4ExpertIsCheckedAsI8) {
+  patch_header(kShard1, R"("layers.0.ffn.experts.0.w1.weight":{"dtype":"I8","shape":[128,128])",
+               R"("layers.0.ffn.experts.0.w1.weight":{"dtype":"U8","shape":[128,128])");
+  expect_error(StatusCode::corrupt_data,
+               {std::string(kShard1) + ": tensor 'layers.0.ffn.experts.0.w1.weight': dtype U8, expected I8"});
+  patch_header(kShard1, R"("layers.0.ffn.experts.0.w1.weight":{"dtype":"U8","shape":[128,128])",
+               R"("layers.0.ffn.experts.0.w1.weight":{"dtype":"I8","shape":[256, 64])");
+  expect_error(StatusCode::corrupt_data,
+               {std::string(kShard1) + ": tensor 'layers.0.ffn.experts.0.w1.weight': shape [256,64], expected [128,128]"});
 }
 
 TEST_F(CorruptCheckpoint, IndexNamesAMissingShard) {

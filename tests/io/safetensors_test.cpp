@@ -85,7 +85,7 @@ TEST(Safetensors, RoundTripsThroughTheWriters) {
     EXPECT_EQ(entry("s").begin, 28u);
     EXPECT_EQ(entry("w").begin, 29u);
     for (const TensorEntry& t : st->header.tensors)
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype), 0u) << t.name;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % dtype_align(t.dtype), 0u) << t.name;
     const TensorEntry& v = entry("v");
     EXPECT_EQ(v.nbytes(), 28u);
     for (size_t k = 0; k < 28; ++k) ASSERT_EQ(v.data[k], uint8_t(3 * 31 + k)) << f;

@@ -53,7 +53,7 @@ TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng, 
       for (auto& e : tw.scale) e = uint8_t(exp(rng));
       break;
     }
-    case DType::i8: {
+    case DType::fp4_e2m1: {
       tw.data.resize(size_t(rows * cols / 2));
       for (auto& b : tw.data) b = uint8_t(byte(rng));
       tw.scale.resize(size_t(rows * (cols / 32)));
@@ -165,7 +165,7 @@ struct Shape {
   int64_t rows, cols;
 };
 
-const DType kAllDtypes[] = {DType::f32, DType::bf16, DType::fp8_e4m3, DType::i8};
+const DType kAllDtypes[] = {DType::f32, DType::bf16, DType::fp8_e4m3, DType::fp4_e2m1};
 
 TEST_F(MatmulTest, EveryImplMatchesExactSumWithinSummationBound) {
   std::mt19937 rng(1234);
@@ -208,7 +208,7 @@ TEST_F(MatmulTest, ImplsAreBitIdentical) {
   const Shape shapes[] = {{133, 384}, {64, 1024}, {7, 32 * 5 + 128}, {21, 1024 + 32}};
   for (DType dt : kAllDtypes)
     for (const Shape& s : shapes) {
-      if (dt != DType::i8 && dt != DType::fp8_e4m3 && s.cols % 16) continue;
+      if (dt != DType::fp4_e2m1 && dt != DType::fp8_e4m3 && s.cols % 16) continue;
       const TestWeight tw = make_weight(dt, s.rows, s.cols, rng);
       for (int64_t n : {1, 2, 4, 6, 9, 49}) {
         const std::vector<float> x = make_acts(n, s.cols, rng);
@@ -307,7 +307,7 @@ TEST_F(MatmulTest, Fp8LargeActivationsFallBackExactly) {
 
 TEST_F(MatmulTest, ReferenceImplIsSelectable) {
   std::mt19937 rng(8);
-  const TestWeight tw = make_weight(DType::i8, 70, 256, rng);
+  const TestWeight tw = make_weight(DType::fp4_e2m1, 70, 256, rng);
   const std::vector<float> x = make_acts(4, 256, rng);
   const std::vector<float> y = run(MatmulImpl::reference, tw.view, x.data(), 4);
   std::vector<float> yref(y.size());
@@ -358,8 +358,8 @@ void MatmulTest::expect_many_equals_separate(const std::vector<JobSpec>& specs, 
 // Every y equals the job's own matmul() bit for bit, for any thread count, with empty and
 // odd-sized jobs mixed in.
 TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
-  expect_many_equals_separate({{DType::i8, 130, 512, 1}, {DType::i8, 64, 256, 1}, {DType::fp8_e4m3, 257, 384, 1},
-                               {DType::bf16, 3, 128, 2}, {DType::i8, 50, 1024, 0}, {DType::f32, 0, 64, 3},
+  expect_many_equals_separate({{DType::fp4_e2m1, 130, 512, 1}, {DType::fp4_e2m1, 64, 256, 1}, {DType::fp8_e4m3, 257, 384, 1},
+                               {DType::bf16, 3, 128, 2}, {DType::fp4_e2m1, 50, 1024, 0}, {DType::f32, 0, 64, 3},
                                {DType::fp8_e4m3, 37, 256, 11}, {DType::f32, 21, 100, 9}},
                               31, {1, 2, 3}, 1);
 }
@@ -369,8 +369,8 @@ TEST_F(MatmulTest, ManyJobsEqualSeparateCallsBitwise) {
 // from the end of the others'. With more threads than cores some are descheduled mid-share, so
 // chunks change hands; every y must still equal the job's own single-threaded matmul().
 TEST_F(MatmulTest, ChunkedSharesWithStealingEqualSeparateCallsBitwise) {
-  expect_many_equals_separate({{DType::fp8_e4m3, 1000, 1024, 1}, {DType::i8, 700, 2048, 1}, {DType::bf16, 300, 1024, 2},
-                               {DType::fp8_e4m3, 200, 256, 9}, {DType::i8, 129, 512, 1}, {DType::f32, 513, 256, 1}},
+  expect_many_equals_separate({{DType::fp8_e4m3, 1000, 1024, 1}, {DType::fp4_e2m1, 700, 2048, 1}, {DType::bf16, 300, 1024, 2},
+                               {DType::fp8_e4m3, 200, 256, 9}, {DType::fp4_e2m1, 129, 512, 1}, {DType::f32, 513, 256, 1}},
                               47, {2, 3, 5, 8}, 3);
 }
 
@@ -484,7 +484,7 @@ std::vector<float> bf16_exact(std::vector<float> x) {
 // The FP4 matvec on vdpbf16ps (Fp4Dot::bf16) gives the generic order's bits wherever it runs, and
 // falls back to the FMA kernel wherever it may not: block scale codes outside [2, 252],
 // activations that are not bf16 values, subnormal ones, or products so small that a partial sum
-// could be subnormal (e + f < 136, matmul_avx512.cpp). The tile counter shows which path ran: a
+// could be subnormal (e + f < 136, simd_avx512.cpp). The tile counter shows which path ran: a
 // tile is 4 rows x up to 4 tokens, for the matvec (n < 8) and the GEMM (n >= 8) alike.
 TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   const Bf16DotSelected dot;
@@ -513,7 +513,7 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
       {"tiny products, refused", 64, 256, 60, 68, 0x1p-60f, true, true, false},
   };
   for (const Case& c : cases) {
-    const TestWeight tw = make_weight(DType::i8, c.rows, c.cols, rng, c.e_lo, c.e_hi);
+    const TestWeight tw = make_weight(DType::fp4_e2m1, c.rows, c.cols, rng, c.e_lo, c.e_hi);
     for (int64_t n : {1, 3, 4, 9, 50}) {
       std::vector<float> x = make_acts(n, c.cols, rng);
       for (float& v : x) v = c.unit ? std::copysign(1.0f + std::fabs(v) / (1.0f + std::fabs(v)), v) * c.x_scale
@@ -525,14 +525,14 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
     }
   }
   // A subnormal, an infinity or a NaN among the activations sends the whole call to the FMA kernel.
-  const TestWeight tw = make_weight(DType::i8, 16, 256, rng);
+  const TestWeight tw = make_weight(DType::fp4_e2m1, 16, 256, rng);
   for (float odd : {0x1p-140f, INFINITY, NAN}) {
     std::vector<float> x = bf16_exact(make_acts(1, 256, rng));
     x[77] = odd;
     EXPECT_EQ(dot_tiles_of_bitwise_run(fp4_dot_tiles_on_this_thread, tw.view, x, 1, std::to_string(odd)), 0) << odd;
   }
   // Rows of one call may differ: a row tile with one out-of-range block falls back alone.
-  TestWeight mixed = make_weight(DType::i8, 64, 512, rng, 117, 127);
+  TestWeight mixed = make_weight(DType::fp4_e2m1, 64, 512, rng, 117, 127);
   mixed.scale[size_t(20 * (512 / 32) + 3)] = 0;   // row 20: tile 5 of 16
   for (int64_t n : {1, 12}) {
     const std::vector<float> x = bf16_exact(make_acts(n, 512, rng));

@@ -88,20 +88,10 @@ const std::vector<uint8_t>& fp8_normal_codes() {
 std::unique_ptr<Matrix> make_matrix(DType dt, int64_t rows, int64_t cols, uint64_t seed) {
   auto m = std::make_unique<Matrix>();
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  size_t bytes = 0, scales = 0;
-  switch (dt) {
-    case DType::f32: bytes = size_t(rows * cols) * 4; break;
-    case DType::bf16: bytes = size_t(rows * cols) * 2; break;
-    case DType::fp8_e4m3:
-      bytes = size_t(rows * cols);
-      scales = size_t(((rows + 127) / 128) * ((cols + 127) / 128));
-      break;
-    case DType::i8:
-      bytes = size_t(rows * cols / 2);
-      scales = size_t(rows * cols / 32);
-      break;
-    default: break;
-  }
+  const size_t bytes = size_t(dtype_bytes(dt, uint64_t(rows * cols)));
+  size_t scales = 0;
+  if (dt == DType::fp8_e4m3) scales = size_t(((rows + 127) / 128) * ((cols + 127) / 128));
+  if (dt == DType::fp4_e2m1) scales = size_t(rows * cols / 32);
   m->data.resize(bytes);
   for (size_t i = 0; i < bytes; i += 8) {
     uint64_t v = next_rand(s);
@@ -208,8 +198,8 @@ void run_moe_decode(benchmark::State& state, bool many) {
   constexpr int kExperts = 6, kLayers = 4;
   static std::vector<std::unique_ptr<Matrix>> up, down;   // [layer][expert][w1, w3] and [layer][expert]
   if (up.empty()) {
-    for (int i = 0; i < kLayers * kExperts * 2; ++i) up.push_back(make_matrix(DType::i8, 2048, 4096, 1000 + i));
-    for (int i = 0; i < kLayers * kExperts; ++i) down.push_back(make_matrix(DType::i8, 4096, 2048, 2000 + i));
+    for (int i = 0; i < kLayers * kExperts * 2; ++i) up.push_back(make_matrix(DType::fp4_e2m1, 2048, 4096, 1000 + i));
+    for (int i = 0; i < kLayers * kExperts; ++i) down.push_back(make_matrix(DType::fp4_e2m1, 4096, 2048, 2000 + i));
   }
   const size_t layer_bytes = kExperts * (2 * stored_bytes(*up[0]) + stored_bytes(*down[0]));
   std::vector<float> x(4096, 0.25f), h(size_t(kExperts) * 2 * 2048), y(size_t(kExperts) * 4096);
@@ -252,15 +242,15 @@ const Case kMatvecCases[] = {
     {"fp8_4096x4096", DType::fp8_e4m3, 4096, 4096, 1},
     {"fp8_1024x4096", DType::fp8_e4m3, 1024, 4096, 1},
     {"fp8_32768x1024", DType::fp8_e4m3, 32768, 1024, 1},
-    {"fp4_2048x4096_x6", DType::i8, 2048, 4096, 6},
-    {"fp4_4096x2048_x6", DType::i8, 4096, 2048, 6},
+    {"fp4_2048x4096_x6", DType::fp4_e2m1, 2048, 4096, 6},
+    {"fp4_4096x2048_x6", DType::fp4_e2m1, 4096, 2048, 6},
     {"bf16_4096x4096", DType::bf16, 4096, 4096, 1},
 };
 const Case kGemmCases[] = {
     {"fp8_4096x4096", DType::fp8_e4m3, 4096, 4096, 1},
     {"fp8_32768x1024", DType::fp8_e4m3, 32768, 1024, 1},
-    {"fp4_2048x4096", DType::i8, 2048, 4096, 1},
-    {"fp4_4096x2048", DType::i8, 4096, 2048, 1},
+    {"fp4_2048x4096", DType::fp4_e2m1, 2048, 4096, 1},
+    {"fp4_4096x2048", DType::fp4_e2m1, 4096, 2048, 1},
     {"bf16_4096x4096", DType::bf16, 4096, 4096, 1},
 };
 
@@ -281,7 +271,7 @@ void register_all() {
   // i.e. how much headroom the inner loop has over the bandwidth bound (per thread: run with
   // OMP_NUM_THREADS=1 and read the CPU-time column on a busy machine).
   for (const Case& c : {Case{"fp8_256x1024", DType::fp8_e4m3, 256, 1024, 1},
-                        Case{"fp4_256x2048", DType::i8, 256, 2048, 1},
+                        Case{"fp4_256x2048", DType::fp4_e2m1, 256, 2048, 1},
                         Case{"bf16_128x1024", DType::bf16, 128, 1024, 1}}) {
     benchmark::RegisterBenchmark((std::string("MatvecWarm/") + c.name).c_str(), [c](benchmark::State& s) {
       run_matvec(s, matmul, c.dt, c.rows, c.cols, c.group, false);

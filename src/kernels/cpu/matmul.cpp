@@ -183,7 +183,7 @@ int64_t row_quarter_bytes(const WeightView& w) {
   const int64_t K = w.cols;
   switch (w.dtype) {
     case DType::fp8_e4m3: return 4 * K;
-    case DType::i8: return 2 * K + K / 8;   // K/2 bytes + K/32 scales
+    case DType::fp4_e2m1: return 2 * K + K / 8;   // K/2 bytes + K/32 scales
     case DType::bf16: return 8 * K;
     default: return 16 * K;
   }

@@ -19,7 +19,7 @@ namespace dsv4::kernels {
 
 // A weight matrix viewed in place inside the checkpoint mapping (never copied).
 struct WeightView {
-  DType dtype = DType::f32;     // bf16, f32, fp8_e4m3 (E8M0 128x128 scales) or i8 (FP4 E2M1 pairs,
+  DType dtype = DType::f32;     // bf16, f32, fp8_e4m3 (E8M0 128x128 scales) or fp4_e2m1 (pairs,
                                 // low nibble = even column, E8M0 scale per row per 32 columns)
   int64_t rows = 0, cols = 0;   // logical [out_features, in_features]
   const void* data = nullptr;

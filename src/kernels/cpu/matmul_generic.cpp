@@ -11,7 +11,7 @@ namespace {
 // Column read at canonical position p (matmul.h; FP4: per 32-column block, position i < 16 is
 // column 8*(i%4) + 4 + i/4, position 16 + i column 8*(i%4) + i/4).
 inline int64_t canonical_col(const WeightView& w, int64_t p) {
-  if (w.dtype != DType::i8) return p;
+  if (w.dtype != DType::fp4_e2m1) return p;
   const int64_t b = p & ~int64_t(31), j = p & 31, i = j & 15;
   return b + 8 * (i % 4) + (j < 16 ? 4 : 0) + i / 4;
 }

@@ -56,7 +56,7 @@ const MatmulIsa& matmul_isa_avx512();
 inline bool matmul_fast_shape_ok(const WeightView& w) {
   switch (w.dtype) {
     case DType::fp8_e4m3:
-    case DType::i8: return w.cols % 32 == 0;
+    case DType::fp4_e2m1: return w.cols % 32 == 0;
     case DType::bf16:
     case DType::f32: return w.cols % 16 == 0;
     default: return false;

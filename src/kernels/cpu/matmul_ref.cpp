@@ -27,7 +27,7 @@ void dequant_row(const WeightView& w, int64_t r, float* out) {
       for (int64_t k = 0; k < K; ++k) out[k] = e4m3_to_f32(p[k]) * e8m0_to_f32(s[k / 128]);
       break;
     }
-    case DType::i8: {
+    case DType::fp4_e2m1: {
       // spec §3.2: byte j holds columns 2j (low nibble) and 2j+1 (high); scale per 32 columns.
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + r * (K / 2);
       const uint8_t* s = w.scale + r * (K / 32);

@@ -1,6 +1,6 @@
 // The SIMD matmul, written once over a 16-lane f32 vector and compiled once per instruction set.
 //
-// Included by avx2/matmul_avx2.cpp and avx512/matmul_avx512.cpp inside an anonymous namespace of
+// Included by avx2/simd_avx2.cpp and avx512/simd_avx512.cpp inside an anonymous namespace of
 // their own, after they define, for their vector width:
 //   V16 v_zero(); V16 v_load(const float*); void v_store(float*, V16); V16 v_set1(float);
 //   V16 v_mul(V16, V16); V16 v_fma(V16 a, V16 b, V16 c) /* a*b+c, one rounding */;
@@ -331,7 +331,7 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
         matvec_row_tiles<kMvRowsOneTok>(r0, r1, T, f);
         break;
       }
-      case DType::i8: {
+      case DType::fp4_e2m1: {
         uint16_t* xb = reinterpret_cast<uint16_t*>(scratch + kMvMaxTok * K);
         rows_fp4(w, xt, T, yt, r0, r1, fp4_dot_prepare(xt, T, K, xb), xb, scratch);
         break;
@@ -395,7 +395,7 @@ void decode_tile(const WeightView& w, int64_t r, int R, int64_t k0, int64_t kn, 
         }
         break;
       }
-      case DType::i8: {
+      case DType::fp4_e2m1: {
         const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r + i) * (K / 2);
         const uint8_t* s = w.scale + (r + i) * (K / 32);
         for (int64_t b = k0 / 32; b < k1 / 32; ++b) {
@@ -528,7 +528,7 @@ void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t
     const int64_t TB = n - tb < kTokBlock ? n - tb : kTokBlock;
     const float* xs = x + tb * K;
     float* yb = y + tb * ld;
-    if (w.dtype == DType::i8) {
+    if (w.dtype == DType::fp4_e2m1) {
       // bf16-exact activations (FP8-quantised, spec §4.2): FP4 on the BF16 dot product, which
       // multiplies two weights per lane and decodes them in registers. Measured on the 2-core
       // EPYC (Zen 5), FP4 [2048 x 4096], n = 512, one thread: 46-67 % of the f32 FMA peak through

@@ -1,6 +1,9 @@
-// AVX2 + FMA + F16C (+ SSSE3 pshufb) variant of matmul: a 16-lane vector is two ymm (lanes 0..7, 8..15).
+// The AVX2 + FMA + F16C (+ SSSE3 pshufb) vector primitives, a 16-lane vector being two ymm (lanes
+// 0..7, 8..15), and the kernels written over them, instantiated here for this instruction set:
+//   matmul_simd.inl -> matmul_isa_avx2() (MatmulIsa: the matmul variant of matmul.h)
+//   attn_simd.inl   -> attn_isa_avx2()   (AttnIsa: attention rows and indexer scores, sparse_attn.h)
 // Compiled with per-file -mavx2 -mfma -mf16c (CMakeLists.txt); reached only through the dispatch
-// table. Numerics: the canonical order of matmul.h, bit-identical to the AVX-512 variant.
+// tables. Numerics: the canonical orders of matmul.h and sparse_attn.h, bit-identical to AVX-512.
 #include <immintrin.h>
 
 // GCC 12 warns inside its own intrinsic headers (the deliberately undefined `__Y` of the

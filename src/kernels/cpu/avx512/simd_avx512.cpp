@@ -1,7 +1,10 @@
-// AVX-512 (F, BW, VL, DQ) + F16C variant of matmul and of the attention-side kernels
-// (sparse_attn.h): one zmm per 16-lane vector.
-// Compiled with per-file -mavx512* flags (CMakeLists.txt); reached only through the dispatch table
-// after __builtin_cpu_supports said yes. Numerics: the canonical order of matmul.h.
+// The AVX-512 (F, BW, VL, DQ) + F16C vector primitives, one zmm per 16-lane vector, and the
+// kernels written over them, instantiated here for this instruction set:
+//   matmul_simd.inl -> matmul_isa_avx512() (MatmulIsa: the matmul variant of matmul.h, with the
+//                      vdpbf16ps FP4 dot product where the CPU has AVX512_BF16)
+//   attn_simd.inl   -> attn_isa_avx512()   (AttnIsa: attention rows and indexer scores, sparse_attn.h)
+// Compiled with per-file -mavx512* flags (CMakeLists.txt); reached only through the dispatch tables
+// after __builtin_cpu_supports said yes. Numerics: the canonical orders of matmul.h and sparse_attn.h.
 #include <immintrin.h>
 
 // GCC 12 warns inside its own intrinsic headers (the deliberately undefined `__Y` of the
