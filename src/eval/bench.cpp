@@ -65,17 +65,19 @@ double spec_state_bytes_per_token(const io::ModelConfig& c) {
   return b;
 }
 
-Result<BenchReport> run_bench(const BenchOptions& opt) {
+namespace {
+
+Status check_options(const BenchOptions& opt) {
   if (opt.decode_tokens < 1) return Status::invalid_argument("bench: --decode-tokens must be >= 1");
   for (int64_t n : opt.prefill_lengths)
     if (n < 1) return Status::invalid_argument("bench: prefill lengths must be >= 1");
   for (int64_t n : opt.decode_contexts)
     if (n < 0) return Status::invalid_argument("bench: decode contexts must be >= 0");
+  return Status::ok_status();
+}
 
-  BenchReport r;
-  r.model_dir = opt.model_dir;
-  if (opt.threads > 0) omp_set_num_threads(opt.threads);
-  r.threads = omp_get_max_threads();
+// The kernel variants the options ask for; names the active ones in r.kernels.
+Status select_kernels(const BenchOptions& opt, BenchReport& r) {
   if (opt.fp8_decode == "f16") kernels::select_fp8_decode(kernels::Fp8Decode::f16);
   else if (opt.fp8_decode == "integer") kernels::select_fp8_decode(kernels::Fp8Decode::integer);
   else if (opt.fp8_decode != "auto") return Status::invalid_argument("bench: --fp8-decode must be auto, f16 or integer");
@@ -85,6 +87,123 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   r.kernels = std::string(kernels::matmul_impl_name(kernels::active_matmul_impl())) + ", fp8 " +
               (kernels::active_fp8_decode() == kernels::Fp8Decode::integer ? "integer" : "f16") + ", fp4 " +
               (kernels::active_fp4_dot() == kernels::Fp4Dot::bf16 ? "bf16 dot" : "fma");
+  return Status::ok_status();
+}
+
+Status check_lengths_fit(const BenchOptions& opt, const runtime::Engine& engine) {
+  if (engine.config().vocab_size <= 2) return Status::invalid_argument("bench: vocabulary too small for ids in [2, vocab)");
+  const int64_t limit = engine.max_context();
+  for (int64_t n : opt.prefill_lengths)
+    if (n > limit) return Status::out_of_range("bench: prefill length " + std::to_string(n) + " exceeds the context limit " + std::to_string(limit));
+  for (int64_t n : opt.decode_contexts)
+    if (n + opt.decode_tokens > limit)
+      return Status::out_of_range("bench: decode context " + std::to_string(n) + " + " + std::to_string(opt.decode_tokens) +
+                                  " tokens exceeds the context limit " + std::to_string(limit));
+  return Status::ok_status();
+}
+
+// What one benchmark run feeds and reads: the engine, the prompt ids, a logits row.
+struct BenchRun {
+  runtime::Engine& engine;
+  const BenchOptions& opt;
+  std::vector<int32_t> prompt;
+  std::vector<float> logits;
+};
+
+// Prefill of n prompt tokens into fresh sequences: median of up to opt.repetitions runs within
+// opt.repetition_budget_s.
+Result<PrefillFigure> time_prefill(BenchRun& b, int64_t n) {
+  std::vector<double> times;
+  double spent = 0;
+  while (int(times.size()) < std::max(1, b.opt.repetitions) && (times.empty() || spent < b.opt.repetition_budget_s)) {
+    auto seq = b.engine.new_sequence();
+    const auto t0 = Clock::now();
+    DSV4_TRY(b.engine.step(*seq, std::span(b.prompt.data(), size_t(n)), b.logits.data()));
+    times.push_back(seconds_since(t0));
+    spent += times.back();
+  }
+  PrefillFigure f;
+  f.tokens = n;
+  f.runs = int(times.size());
+  f.seconds = median(times);
+  f.tok_s = double(n) / f.seconds;
+  return f;
+}
+
+// Greedy decode of opt.decode_tokens tokens after a context of ctx tokens (prefilled, or filled
+// synthetically), with the step broken down by part. seq ends at the deepest position reached.
+Result<DecodeFigure> time_decode(BenchRun& b, int64_t ctx, uint64_t weight_bytes, runtime::Sequence& seq) {
+  const BenchOptions& opt = b.opt;
+  seq.reserve(ctx + opt.decode_tokens);   // no state growth inside the timed steps
+  DecodeFigure f;
+  f.context = ctx;
+  int32_t next = b.prompt[0];
+  if (ctx > 0 && opt.synthetic_context) {
+    f.synthetic = true;
+    const auto t0 = Clock::now();
+    DSV4_TRY(b.engine.fill_synthetic(seq, ctx, opt.seed));
+    f.fill_s = seconds_since(t0);
+  } else if (ctx > 0) {
+    const auto t0 = Clock::now();
+    DSV4_TRY(b.engine.step(seq, std::span(b.prompt.data(), size_t(ctx)), b.logits.data()));
+    f.fill_s = seconds_since(t0);
+    next = argmax(b.logits);
+  }
+  std::vector<double> times;
+  model::StepTimes parts;
+  {
+    b.engine.time_steps(&parts);
+    struct StopTiming {
+      runtime::Engine& e;
+      ~StopTiming() { e.time_steps(nullptr); }
+    } stop{b.engine};
+    for (int64_t i = 0; i < opt.decode_tokens; ++i) {
+      const auto t0 = Clock::now();
+      DSV4_TRY(b.engine.step(seq, std::span(&next, 1), b.logits.data()));
+      times.push_back(seconds_since(t0));
+      next = argmax(b.logits);   // greedy, so the decoded ids are what a real run would feed back
+    }
+  }
+  double total = 0;
+  for (double t : times) total += t;
+  f.tokens = opt.decode_tokens;
+  f.tok_s = 1.0 / median(times);
+  f.mean_tok_s = double(opt.decode_tokens) / total;
+  f.weight_GBps = f.tok_s * double(weight_bytes) / 1e9;
+  const double ms_per_token = 1e3 / double(opt.decode_tokens);
+  f.attention_ms = parts.attention_s * ms_per_token;
+  f.ffn_ms = parts.ffn_s * ms_per_token;
+  f.head_ms = parts.head_s * ms_per_token;
+  f.other_ms = std::max(0.0, total * ms_per_token - f.attention_ms - f.ffn_ms - f.head_ms);
+  return f;
+}
+
+// Resident memory at the end, and the per-token state growth between a fresh sequence and the
+// deepest decoded one.
+void read_memory_figures(const runtime::Sequence& fresh, const runtime::Sequence* deepest, BenchReport& r) {
+  r.rss_end = proc_kb_line_bytes("VmRSS:");
+  r.rss_anon_end = proc_kb_line_bytes("RssAnon:");
+  r.rss_file_end = proc_kb_line_bytes("RssFile:");
+  r.file_pmd_mapped_end = proc_kb_line_bytes("FilePmdMapped:", "/proc/self/smaps_rollup");
+  r.rss_peak = proc_kb_line_bytes("VmHWM:");
+  if (!deepest) return;
+  // A copy-constructed vector has no spare capacity, so the clone measures what the state
+  // holds; the live sequence shows what it costs with push_back growth slack.
+  r.state_tokens = deepest->position();
+  r.state_fixed_bytes = fresh.clone()->memory_bytes();
+  r.state_bytes_per_token = (double(deepest->clone()->memory_bytes()) - double(r.state_fixed_bytes)) / double(r.state_tokens);
+  r.state_bytes_per_token_live = (double(deepest->memory_bytes()) - double(fresh.memory_bytes())) / double(r.state_tokens);
+}
+
+}  // namespace
+
+Result<BenchReport> run_bench(const BenchOptions& opt) {
+  DSV4_TRY(check_options(opt));
+  BenchReport r;
+  r.model_dir = opt.model_dir;
+  if (opt.threads > 0) omp_set_num_threads(opt.threads);
+  r.threads = omp_get_max_threads();
+  DSV4_TRY(select_kernels(opt, r));
 
   // A second, independent mapping for the byte count: the engine keeps its checkpoint private.
   {
@@ -100,23 +219,14 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   DSV4_ASSIGN_OR_RETURN(auto engine, runtime::Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);
   r.rss_after_load = proc_kb_line_bytes("VmRSS:");
+  DSV4_TRY(check_lengths_fit(opt, *engine));
 
   const int64_t V = engine->config().vocab_size;
-  if (V <= 2) return Status::invalid_argument("bench: vocabulary too small for ids in [2, vocab)");
-  const int64_t limit = engine->max_context();
-  for (int64_t n : opt.prefill_lengths)
-    if (n > limit) return Status::out_of_range("bench: prefill length " + std::to_string(n) + " exceeds the context limit " + std::to_string(limit));
-  for (int64_t n : opt.decode_contexts)
-    if (n + opt.decode_tokens > limit)
-      return Status::out_of_range("bench: decode context " + std::to_string(n) + " + " + std::to_string(opt.decode_tokens) +
-                                  " tokens exceeds the context limit " + std::to_string(limit));
-
-  std::vector<float> logits(static_cast<size_t>(V));
   int64_t longest = 1;
   for (int64_t n : opt.prefill_lengths) longest = std::max(longest, n);
   if (!opt.synthetic_context)
     for (int64_t n : opt.decode_contexts) longest = std::max(longest, n);
-  const auto prompt = bench_tokens(longest, V, opt.seed);
+  BenchRun b{*engine, opt, bench_tokens(longest, V, opt.seed), std::vector<float>(size_t(V))};
 
   // The first step after load starts the thread pool, sizes the scratch and, without populate,
   // faults in the weights it touches; timed on its own so that it does not inflate the
@@ -124,25 +234,12 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   {
     auto seq = engine->new_sequence();
     t0 = Clock::now();
-    DSV4_TRY(engine->step(*seq, std::span(prompt.data(), 1), logits.data()));
+    DSV4_TRY(engine->step(*seq, std::span(b.prompt.data(), 1), b.logits.data()));
     r.first_token_s = seconds_since(t0);
   }
 
   for (int64_t n : opt.prefill_lengths) {
-    std::vector<double> times;
-    double spent = 0;
-    while (int(times.size()) < std::max(1, opt.repetitions) && (times.empty() || spent < opt.repetition_budget_s)) {
-      auto seq = engine->new_sequence();
-      t0 = Clock::now();
-      DSV4_TRY(engine->step(*seq, std::span(prompt.data(), size_t(n)), logits.data()));
-      times.push_back(seconds_since(t0));
-      spent += times.back();
-    }
-    PrefillFigure f;
-    f.tokens = n;
-    f.runs = int(times.size());
-    f.seconds = median(times);
-    f.tok_s = double(n) / f.seconds;
+    DSV4_ASSIGN_OR_RETURN(PrefillFigure f, time_prefill(b, n));
     r.prefill.push_back(f);
   }
 
@@ -150,65 +247,11 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   std::unique_ptr<runtime::Sequence> deepest;
   for (int64_t ctx : opt.decode_contexts) {
     auto seq = engine->new_sequence();
-    seq->reserve(ctx + opt.decode_tokens);   // no state growth inside the timed steps
-    DecodeFigure f;
-    f.context = ctx;
-    int32_t next = prompt[0];
-    if (ctx > 0 && opt.synthetic_context) {
-      f.synthetic = true;
-      t0 = Clock::now();
-      DSV4_TRY(engine->fill_synthetic(*seq, ctx, opt.seed));
-      f.fill_s = seconds_since(t0);
-    } else if (ctx > 0) {
-      t0 = Clock::now();
-      DSV4_TRY(engine->step(*seq, std::span(prompt.data(), size_t(ctx)), logits.data()));
-      f.fill_s = seconds_since(t0);
-      next = argmax(logits);
-    }
-    std::vector<double> times;
-    model::StepTimes parts;
-    {
-      engine->time_steps(&parts);
-      struct StopTiming {
-        runtime::Engine& e;
-        ~StopTiming() { e.time_steps(nullptr); }
-      } stop{*engine};
-      for (int64_t i = 0; i < opt.decode_tokens; ++i) {
-        t0 = Clock::now();
-        DSV4_TRY(engine->step(*seq, std::span(&next, 1), logits.data()));
-        times.push_back(seconds_since(t0));
-        next = argmax(logits);   // greedy, so the decoded ids are what a real run would feed back
-      }
-    }
-    double total = 0;
-    for (double t : times) total += t;
-    f.tokens = opt.decode_tokens;
-    f.tok_s = 1.0 / median(times);
-    f.mean_tok_s = double(opt.decode_tokens) / total;
-    f.weight_GBps = f.tok_s * double(r.weights.total()) / 1e9;
-    const double ms_per_token = 1e3 / double(opt.decode_tokens);
-    f.attention_ms = parts.attention_s * ms_per_token;
-    f.ffn_ms = parts.ffn_s * ms_per_token;
-    f.head_ms = parts.head_s * ms_per_token;
-    f.other_ms = std::max(0.0, total * ms_per_token - f.attention_ms - f.ffn_ms - f.head_ms);
+    DSV4_ASSIGN_OR_RETURN(DecodeFigure f, time_decode(b, ctx, r.weights.total(), *seq));
     r.decode.push_back(f);
     if (!deepest || seq->position() > deepest->position()) deepest = std::move(seq);
   }
-
-  r.rss_end = proc_kb_line_bytes("VmRSS:");
-  r.rss_anon_end = proc_kb_line_bytes("RssAnon:");
-  r.rss_file_end = proc_kb_line_bytes("RssFile:");
-  r.file_pmd_mapped_end = proc_kb_line_bytes("FilePmdMapped:", "/proc/self/smaps_rollup");
-  r.rss_peak = proc_kb_line_bytes("VmHWM:");
-  if (deepest) {
-    // A copy-constructed vector has no spare capacity, so the clone measures what the state
-    // holds; the live sequence shows what it costs with push_back growth slack.
-    r.state_tokens = deepest->position();
-    r.state_fixed_bytes = fresh->clone()->memory_bytes();
-    r.state_bytes_per_token = (double(deepest->clone()->memory_bytes()) - double(r.state_fixed_bytes)) / double(r.state_tokens);
-    r.state_bytes_per_token_live =
-        (double(deepest->memory_bytes()) - double(fresh->memory_bytes())) / double(r.state_tokens);
-  }
+  read_memory_figures(*fresh, deepest.get(), r);
   r.spec_state_bytes_per_token = spec_state_bytes_per_token(engine->config());
 
   // Last, so its 512 MiB buffer does not show in the memory figures above.
