@@ -43,23 +43,24 @@ void add_block(const ModelConfig& c, int64_t layer, Builder& b) {
   b.fp8(a + "wo_b", D, c.o_groups * c.o_lora_rank);
   b.add(a + "attn_sink", DType::f32, {H});
 
+  const LayerKind kind = c.layer_kind(layer);
   const int m = c.ratio(layer);
-  if (m > 0) {
-    const int64_t cw = (m == 4 ? 2 : 1);
+  if (kind != LayerKind::swa) {
+    const int64_t cw = (kind == LayerKind::csa ? 2 : 1);   // CSA's compressor overlaps windows (§5.5)
     const std::string cp = a + "compressor.";
     b.add(cp + "wkv.weight", DType::bf16, {cw * Dh, D});
     b.add(cp + "wgate.weight", DType::bf16, {cw * Dh, D});
     b.add(cp + "ape", DType::f32, {m, cw * Dh});
     b.add(cp + "norm.weight", DType::bf16, {Dh});
   }
-  if (m == 4) {
+  if (kind == LayerKind::csa) {
     const std::string ip = a + "indexer.";
     const int64_t Di = c.index_head_dim;
     b.fp8(ip + "wq_b", c.index_n_heads * Di, c.q_lora_rank);
     b.add(ip + "weights_proj.weight", DType::bf16, {c.index_n_heads, D});
     b.add(ip + "compressor.wkv.weight", DType::bf16, {2 * Di, D});
     b.add(ip + "compressor.wgate.weight", DType::bf16, {2 * Di, D});
-    b.add(ip + "compressor.ape", DType::f32, {4, 2 * Di});
+    b.add(ip + "compressor.ape", DType::f32, {m, 2 * Di});
     b.add(ip + "compressor.norm.weight", DType::bf16, {Di});
   }
 

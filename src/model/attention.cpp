@@ -39,7 +39,7 @@ void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, floa
   const io::ModelConfig& c = m.cfg;
   const int64_t rows = batch.rows(), H = c.num_attention_heads, Dh = c.head_dim;
   const float eps = float(c.rms_norm_eps);
-  const kernels::RopeFreqs& rope = m.rope_for(b.ratio);
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
     float cs[kMaxRopeDim];
@@ -56,11 +56,12 @@ void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, floa
   });
 }
 
-// Runs a compressor over the rows of one segment in position order (spec §5.5, §5.13 step 2).
-void run_compressor(const Model& m, const CompressorWeights& w, CompressorKind kind, const Batch& batch,
-                    const Segment& seg, const float* kvp, const float* score, CompressorState& st,
-                    std::vector<uint16_t>& entries, Arena& a) {
-  const kernels::RopeFreqs& rope = m.rope_for(int(w.ratio));
+// Runs a compressor of block b over the rows of one segment in position order (spec §5.5, §5.13
+// step 2).
+void run_compressor(const Model& m, const BlockWeights& b, const CompressorWeights& w, CompressorKind kind,
+                    const Batch& batch, const Segment& seg, const float* kvp, const float* score,
+                    CompressorState& st, std::vector<uint16_t>& entries, Arena& a) {
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   for (int64_t i = 0; i < seg.n; ++i) {
     const int64_t r = seg.row0 + i;
     compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, batch.positions[size_t(r)],
@@ -77,33 +78,49 @@ struct QueryCtx {
   int64_t P;                  // first position of the segment
 };
 
+// Compressed entries visible to query position t: n_c(t) = floor((t+1)/m) (spec §5.4).
+int64_t visible_entries(const CompressorWeights& w, int64_t t) { return (t + 1) / w.ratio; }
+
 // The attended entry list of query position t (spec §5.4): the raw window max(0, t-W+1)..t, then
 // the visible compressed entries (HCA: all, in order; CSA: the indexer's top-k). Returns the
-// count; n_window gets the window part. `rows` needs room for W + max(k_idx, (t+1)/128).
+// count; n_window gets the window part. `rows` needs room for max_entries(..., t).
 int64_t gather_entries(const QueryCtx& q, int64_t t, const float* qI, const float* iw, bool parallel,
                        const uint16_t** rows, int64_t* n_window, Arena& a) {
   const io::ModelConfig& c = q.m->cfg;
   const int64_t W = c.sliding_window, Dh = c.head_dim;
-  const int ratio = q.b->ratio;
+  const io::LayerKind kind = q.b->kind;
+  const CompressorWeights& cw = q.b->attn.compressor;
   const int64_t w0 = std::max<int64_t>(0, t - W + 1);
   int64_t n = 0;
   for (int64_t p = w0; p <= t; ++p)
     rows[n++] = p >= q.P ? q.chunk_kv + (p - q.P) * Dh : &q.st->ring[size_t((p % W) * Dh)];
   *n_window = n;
-  if (ratio == 128) {
-    for (int64_t j = 0; j < (t + 1) / 128; ++j) rows[n++] = &q.st->comp[size_t(j * Dh)];
-  } else if (ratio == 4) {
-    ArenaScope scope(a);
-    int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, (t + 1) / 4));
-    const int64_t k = indexer_select(*q.m, qI, iw, q.st->idx, (t + 1) / 4, parallel, sel, a);
-    for (int64_t i = 0; i < k; ++i) rows[n++] = &q.st->comp[size_t(int64_t(sel[i]) * Dh)];
+  switch (kind) {
+    case io::LayerKind::swa:
+      break;
+    case io::LayerKind::hca:
+      for (int64_t j = 0; j < visible_entries(cw, t); ++j) rows[n++] = &q.st->comp[size_t(j * Dh)];
+      break;
+    case io::LayerKind::csa: {
+      ArenaScope scope(a);
+      const int64_t visible = visible_entries(cw, t);
+      int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, visible));
+      const int64_t k = indexer_select(*q.m, qI, iw, q.st->idx, visible, parallel, sel, a);
+      for (int64_t i = 0; i < k; ++i) rows[n++] = &q.st->comp[size_t(int64_t(sel[i]) * Dh)];
+      break;
+    }
   }
   return n;
 }
 
-int64_t max_entries(const io::ModelConfig& c, int ratio, int64_t t) {
-  const int64_t comp = ratio == 128 ? (t + 1) / 128 : ratio == 4 ? std::min(c.index_topk, (t + 1) / 4) : 0;
-  return c.sliding_window + comp;
+// Room for the entry list of query position t: the window plus the compressed entries (spec §5.9).
+int64_t max_entries(const io::ModelConfig& c, const BlockWeights& b, int64_t t) {
+  switch (b.kind) {
+    case io::LayerKind::swa: return c.sliding_window;
+    case io::LayerKind::hca: return c.sliding_window + visible_entries(b.attn.compressor, t);
+    case io::LayerKind::csa: return c.sliding_window + std::min(c.index_topk, visible_entries(b.attn.compressor, t));
+  }
+  return c.sliding_window;
 }
 
 }  // namespace
@@ -113,7 +130,7 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   const io::ModelConfig& c = m.cfg;
   const int64_t rows = batch.rows(), D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim;
   const int64_t Rq = c.q_lora_rank, Hi = c.index_n_heads, Di = c.index_head_dim;
-  const int ratio = b.ratio;
+  const bool compressed = b.kind != io::LayerKind::swa, csa = b.kind == io::LayerKind::csa;
   const AttentionWeights& a = b.attn;
   const float eps = float(c.rms_norm_eps);
   Arena& A = s.main;
@@ -130,7 +147,7 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   int nj = 0;
   jobs[nj++] = {a.wq_a, xq, rows, qr};
   jobs[nj++] = {a.wkv, xq, rows, kv};
-  if (ratio > 0) {
+  if (compressed) {
     const int64_t cw = a.compressor.width;
     ckv = A.alloc<float>(rows * cw);
     cscore = A.alloc<float>(rows * cw);
@@ -138,7 +155,7 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
     jobs[nj++] = {a.compressor.wkv, x, rows, ckv, kernels::SumOrder::two_slices};
     jobs[nj++] = {a.compressor.wgate, x, rows, cscore, kernels::SumOrder::two_slices};
   }
-  if (ratio == 4) {
+  if (csa) {
     const CompressorWeights& ic = a.indexer.compressor;
     ikv = A.alloc<float>(rows * ic.width);
     iscore = A.alloc<float>(rows * ic.width);
@@ -150,8 +167,8 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   kernels::matmul_many(jobs, nj);
   round_rows_bf16(qr, rows * Rq);   // FP8 GEMM outputs are bf16 (spec §4.3)
   round_rows_bf16(kv, rows * Dh);
-  if (ratio > 0) compressor_add_ape(a.compressor, rows, batch.positions.data(), cscore);
-  if (ratio == 4) {
+  if (compressed) compressor_add_ape(a.compressor, rows, batch.positions.data(), cscore);
+  if (csa) {
     round_rows_bf16(iweights, rows * Hi);   // bf16 linear (spec §5.6)
     compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), iscore);
   }
@@ -163,13 +180,13 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   float* q = A.alloc<float>(rows * H * Dh);
   nj = 0;
   jobs[nj++] = {a.wq_b, qrq, rows, q};
-  if (ratio == 4) {
+  if (csa) {
     qI = A.alloc<float>(rows * Hi * Di);
     jobs[nj++] = {a.indexer.wq_b, qrq, rows, qI};
   }
   kernels::matmul_many(jobs, nj);
   round_rows_bf16(q, rows * H * Dh);
-  if (ratio == 4) {
+  if (csa) {
     round_rows_bf16(qI, rows * Hi * Di);
     indexer_finish_queries(m, rows, batch.positions.data(), qI, iweights);
   }
@@ -177,15 +194,15 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
 
   float* o = A.alloc<float>(rows * H * Dh);
   const float scale = float(1.0 / std::sqrt(double(Dh)));
-  const kernels::RopeFreqs& rope = m.rope_for(ratio);
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   for (const Segment& seg : batch.segments) {
     LayerState& st = seg.seq->layers[size_t(b.layer)];
-    if (ratio > 0)
-      run_compressor(m, a.compressor, CompressorKind::main, batch, seg, ckv, cscore, st.comp_state, st.comp, A);
-    if (ratio == 4)
-      run_compressor(m, a.indexer.compressor, CompressorKind::indexer, batch, seg, ikv, iscore, st.idx_state, st.idx,
-                     A);
+    if (compressed)
+      run_compressor(m, b, a.compressor, CompressorKind::main, batch, seg, ckv, cscore, st.comp_state, st.comp, A);
+    if (csa)
+      run_compressor(m, b, a.indexer.compressor, CompressorKind::indexer, batch, seg, ikv, iscore, st.idx_state,
+                     st.idx, A);
 
     // The segment's raw entries as bf16 (lossless: kv is bf16-valued, spec §5.3), so that window
     // rows come from the ring and from the chunk alike.
@@ -203,7 +220,7 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
         Arena& ta = s.thread(int(thread));
         ArenaScope qscope(ta);
         const int64_t r = seg.row0 + i, t = seg.start_pos + i;
-        const uint16_t** entry_rows = ta.alloc<const uint16_t*>(max_entries(c, ratio, t));
+        const uint16_t** entry_rows = ta.alloc<const uint16_t*>(max_entries(c, b, t));
         int64_t n_window = 0;
         const auto [qi, iw] = query_ptrs(r);
         const int64_t n = gather_entries(ctx, t, qi, iw, false, entry_rows, &n_window, ta);
@@ -217,7 +234,7 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
       // Decode: one query; the indexer splits its entries and the attention its heads over the
       // threads.
       const int64_t r = seg.row0, t = seg.start_pos;
-      const uint16_t** entry_rows = A.alloc<const uint16_t*>(max_entries(c, ratio, t));
+      const uint16_t** entry_rows = A.alloc<const uint16_t*>(max_entries(c, b, t));
       int64_t n_window = 0;
       const auto [qi, iw] = query_ptrs(r);
       const int64_t n = gather_entries(ctx, t, qi, iw, true, entry_rows, &n_window, A);

@@ -40,7 +40,7 @@ struct Binder {
     h.mix = t(prefix + "_fn").shape[0];
     return h;
   }
-  CompressorWeights compressor(const std::string& p, int64_t ratio, int64_t dim) const {
+  CompressorWeights compressor(const std::string& p, int64_t ratio, int64_t dim, bool overlap) const {
     CompressorWeights c;
     c.wkv = matrix(p + "wkv");
     c.wgate = matrix(p + "wgate");
@@ -49,6 +49,7 @@ struct Binder {
     c.ratio = ratio;
     c.dim = dim;
     c.width = c.wkv.rows;
+    c.overlap = overlap;
     return c;
   }
 
@@ -57,7 +58,7 @@ struct Binder {
     const std::string p = io::block_prefix(cfg, layer);
     BlockWeights b;
     b.layer = layer;
-    b.ratio = cfg.ratio(layer);
+    b.kind = cfg.layer_kind(layer);
     b.hash_routed = layer < cfg.num_hidden_layers && layer < cfg.num_hash_layers;
     b.hc_attn = hc(p + "hc_attn");
     b.hc_ffn = hc(p + "hc_ffn");
@@ -74,11 +75,14 @@ struct Binder {
     at.q_norm = bf16_vec(a + "q_norm.weight");
     at.kv_norm = bf16_vec(a + "kv_norm.weight");
     at.attn_sink = f32(a + "attn_sink");
-    if (b.ratio > 0) at.compressor = compressor(a + "compressor.", b.ratio, cfg.head_dim);
-    if (b.ratio == 4) {
+    // spec §5.5, §5.6: CSA's compressors (main and indexer) overlap windows, HCA's does not.
+    const bool csa = b.kind == io::LayerKind::csa;
+    if (b.kind != io::LayerKind::swa)
+      at.compressor = compressor(a + "compressor.", cfg.ratio(layer), cfg.head_dim, csa);
+    if (csa) {
       at.indexer.wq_b = matrix(a + "indexer.wq_b");
       at.indexer.weights_proj = matrix(a + "indexer.weights_proj");
-      at.indexer.compressor = compressor(a + "indexer.compressor.", 4, cfg.index_head_dim);
+      at.indexer.compressor = compressor(a + "indexer.compressor.", cfg.ratio(layer), cfg.index_head_dim, true);
     }
 
     const std::string f = p + "ffn.";
