@@ -128,7 +128,7 @@ int64_t max_entries(const io::ModelConfig& c, const BlockWeights& b, int64_t t) 
 void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out,
                        Scratch& s) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t rows = batch.rows(), D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim;
+  const int64_t rows = batch.rows(), H = c.num_attention_heads, Dh = c.head_dim;
   const int64_t Rq = c.q_lora_rank, Hi = c.index_n_heads, Di = c.index_head_dim;
   const bool compressed = b.kind != io::LayerKind::swa, csa = b.kind == io::LayerKind::csa;
   const AttentionWeights& a = b.attn;
@@ -137,59 +137,47 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   ArenaScope scope(A);
 
   // Every product of x in one parallel region (spec §5.3 wq_a, wkv; §5.5 compressor wkv, wgate;
-  // §5.6 weights_proj): each output is what its own linear_* call would give.
-  float* xq = A.alloc<float>(rows * D);
-  quantize_rows(x, rows, D, xq);
+  // §5.6 weights_proj).
   float* qr = A.alloc<float>(rows * Rq);
   float* kv = A.alloc<float>(rows * Dh);
   float *ckv = nullptr, *cscore = nullptr, *ikv = nullptr, *iscore = nullptr, *iweights = nullptr, *qI = nullptr;
-  kernels::MatmulJob jobs[kMaxProjections];
+  LinearJob jobs[kMaxProjections];
   int nj = 0;
-  jobs[nj++] = {a.wq_a, xq, rows, qr};
-  jobs[nj++] = {a.wkv, xq, rows, kv};
+  jobs[nj++] = {LinearKind::quantized, a.wq_a, x, rows, qr};
+  jobs[nj++] = {LinearKind::quantized, a.wkv, x, rows, kv};
+  // The compressors' f32 products sum in the reference GPU's order (kernels/cpu/matmul.h
+  // SumOrder::two_slices).
   if (compressed) {
     const int64_t cw = a.compressor.width;
     ckv = A.alloc<float>(rows * cw);
     cscore = A.alloc<float>(rows * cw);
-    // The reference GPU's f32 GEMM order (kernels/cpu/matmul.h SumOrder::two_slices).
-    jobs[nj++] = {a.compressor.wkv, x, rows, ckv, kernels::SumOrder::two_slices};
-    jobs[nj++] = {a.compressor.wgate, x, rows, cscore, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::f32, a.compressor.wkv, x, rows, ckv, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::f32, a.compressor.wgate, x, rows, cscore, kernels::SumOrder::two_slices};
   }
   if (csa) {
     const CompressorWeights& ic = a.indexer.compressor;
     ikv = A.alloc<float>(rows * ic.width);
     iscore = A.alloc<float>(rows * ic.width);
     iweights = A.alloc<float>(rows * Hi);
-    jobs[nj++] = {ic.wkv, x, rows, ikv, kernels::SumOrder::two_slices};
-    jobs[nj++] = {ic.wgate, x, rows, iscore, kernels::SumOrder::two_slices};
-    jobs[nj++] = {a.indexer.weights_proj, x, rows, iweights};
+    jobs[nj++] = {LinearKind::f32, ic.wkv, x, rows, ikv, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::f32, ic.wgate, x, rows, iscore, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::bf16, a.indexer.weights_proj, x, rows, iweights};
   }
-  kernels::matmul_many(jobs, nj);
-  round_rows_bf16(qr, rows * Rq);   // FP8 GEMM outputs are bf16 (spec §4.3)
-  round_rows_bf16(kv, rows * Dh);
+  linear_many(jobs, nj, A);
   if (compressed) compressor_add_ape(a.compressor, rows, batch.positions.data(), cscore);
-  if (csa) {
-    round_rows_bf16(iweights, rows * Hi);   // bf16 linear (spec §5.6)
-    compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), iscore);
-  }
+  if (csa) compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), iscore);
 
-  // q = wq_b(q_norm(qr)) and the indexer query wq_b on the same quantised qr.
+  // q = wq_b(q_norm(qr)) and the indexer query wq_b on the same qr.
   for (int64_t t = 0; t < rows; ++t) kernels::rms_norm(qr + t * Rq, a.q_norm.data(), Rq, eps, qr + t * Rq);
-  float* qrq = A.alloc<float>(rows * Rq);
-  quantize_rows(qr, rows, Rq, qrq);
   float* q = A.alloc<float>(rows * H * Dh);
   nj = 0;
-  jobs[nj++] = {a.wq_b, qrq, rows, q};
+  jobs[nj++] = {LinearKind::quantized, a.wq_b, qr, rows, q};
   if (csa) {
     qI = A.alloc<float>(rows * Hi * Di);
-    jobs[nj++] = {a.indexer.wq_b, qrq, rows, qI};
+    jobs[nj++] = {LinearKind::quantized, a.indexer.wq_b, qr, rows, qI};
   }
-  kernels::matmul_many(jobs, nj);
-  round_rows_bf16(q, rows * H * Dh);
-  if (csa) {
-    round_rows_bf16(qI, rows * Hi * Di);
-    indexer_finish_queries(m, rows, batch.positions.data(), qI, iweights);
-  }
+  linear_many(jobs, nj, A);
+  if (csa) indexer_finish_queries(m, rows, batch.positions.data(), qI, iweights);
   finish_q_kv(m, b, batch, q, kv);
 
   float* o = A.alloc<float>(rows * H * Dh);
@@ -270,19 +258,18 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
       for (int64_t t = 0; t < rows; ++t)
         std::copy(o + t * H * Dh + g * gw, o + t * H * Dh + (g + 1) * gw, og + (g * rows + t) * gw);
   }
-  kernels::MatmulJob* wo_jobs = A.alloc<kernels::MatmulJob>(G);
+  LinearJob* wo_jobs = A.alloc<LinearJob>(G);
   for (int64_t g = 0; g < G; ++g) {
     const float* xin = rows > 1 ? og + g * rows * gw : o + g * gw;
     float* yout = rows > 1 ? zg + g * rows * Ro : z + g * Ro;
-    wo_jobs[g] = {row_slice(a.wo_a, g * Ro, Ro), xin, rows, yout};
+    wo_jobs[g] = {LinearKind::bf16, row_slice(a.wo_a, g * Ro, Ro), xin, rows, yout};
   }
-  kernels::matmul_many(wo_jobs, G);
+  linear_many(wo_jobs, G, A);
   if (rows > 1)
     for (int64_t g = 0; g < G; ++g)
       for (int64_t t = 0; t < rows; ++t)
         std::copy(zg + (g * rows + t) * Ro, zg + (g * rows + t + 1) * Ro, z + t * G * Ro + g * Ro);
-  round_rows_bf16(z, rows * G * Ro);   // bf16 einsum output (spec §5.8)
-  linear_quant(a.wo_b, z, rows, out, A);
+  linear({LinearKind::quantized, a.wo_b, z, rows, out}, A);
 }
 
 }  // namespace dsv4::model
