@@ -1,6 +1,7 @@
-// Views of every weight of a V4 checkpoint, bound by name once at load (spec §3). Field names are
-// the checkpoint's own (wq_a, wkv, attn_sink, ape, tid2eid). Nothing here owns weight memory:
-// matrices point into the mapping; only small vectors (norm weights, HC maps) are upcast to f32.
+// Views of every weight of a V4 checkpoint, bound once at load from the typed inventory
+// (io/inventory.h, spec §3). Field names are the checkpoint's own (wq_a, wkv, attn_sink, ape,
+// tid2eid). Nothing here owns weight memory: matrices point into the mapping; only small vectors
+// (norm weights, HC maps) are upcast to f32.
 #pragma once
 
 #include <cstdint>
