@@ -60,7 +60,7 @@ struct MoeWeights {
 
 struct BlockWeights {
   int64_t layer = 0;
-  io::LayerKind kind = io::LayerKind::swa;
+  io::LayerKind kind = io::LayerKind::swa;   // what its attention attends (spec §5.9)
   bool hash_routed = false;
   HcWeights hc_attn, hc_ffn;
   std::vector<float> attn_norm, ffn_norm;

@@ -60,8 +60,8 @@ double spec_state_bytes_per_token(const io::ModelConfig& c) {
     const io::LayerKind kind = c.layer_kind(l);
     if (kind == io::LayerKind::swa) continue;
     const int m = c.ratio(l);
-    b += double(c.head_dim) * 2 / m;                                           // one bf16 compressed entry per m tokens
-    if (kind == io::LayerKind::csa) b += double(c.index_head_dim) * 2 / m;     // plus an indexer key (CSA)
+    b += double(c.head_dim) * 2 / m;                           // one bf16 compressed entry per m tokens
+    if (kind == io::LayerKind::csa) b += double(c.index_head_dim) * 2 / m;   // plus an indexer key
   }
   return b;
 }
