@@ -57,10 +57,11 @@ uint64_t proc_kb_line_bytes(const std::string& key, const char* file = "/proc/se
 double spec_state_bytes_per_token(const io::ModelConfig& c) {
   double b = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const io::LayerKind kind = c.layer_kind(l);
+    if (kind == io::LayerKind::swa) continue;
     const int m = c.ratio(l);
-    if (m == 0) continue;
     b += double(c.head_dim) * 2 / m;                           // one bf16 compressed entry per m tokens
-    if (m == 4) b += double(c.index_head_dim) * 2 / m;         // plus an indexer key (CSA)
+    if (kind == io::LayerKind::csa) b += double(c.index_head_dim) * 2 / m;   // plus an indexer key
   }
   return b;
 }

@@ -10,7 +10,10 @@
 
 namespace dsv4::io {
 
-// Attention kind of a layer, from compress_ratios (spec §2.3).
+// Attention kind of a layer, from its compress_ratios entry m (spec §2.3, §5.9): swa (m = 0) attends
+// its raw window only; csa (m = 4) adds the overlapping compressor and the indexer's top-k; hca
+// (m = 128) adds every visible entry of a non-overlapping compressor. Code branches on the kind;
+// the number m only enters arithmetic (entry counts floor((t+1)/m), ape rows).
 enum class LayerKind { swa, csa, hca };
 
 struct ModelConfig {
@@ -46,7 +49,7 @@ struct ModelConfig {
   int64_t bos_token_id = 0, eos_token_id = 1;
 
   int64_t nope_head_dim() const { return head_dim - qk_rope_head_dim; }
-  // Layer index L is the MTP block (its ratio is compress_ratios[L]).
+  // Layer index L is the MTP block (its kind comes from compress_ratios[L] too).
   LayerKind layer_kind(int64_t layer) const;
   int ratio(int64_t layer) const { return compress_ratios[size_t(layer)]; }
 };

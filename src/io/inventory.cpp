@@ -6,116 +6,162 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-struct Builder {
-  std::vector<TensorSpec>& out;
-  void add(const std::string& name, DType t, std::vector<int64_t> shape) { out.push_back({name, t, std::move(shape)}); }
-  // FP8 E4M3 matrix [rows, cols] + E8M0 128x128 block scale (spec §3.2).
-  void fp8(const std::string& name, int64_t rows, int64_t cols) {
-    add(name + ".weight", DType::fp8_e4m3, {rows, cols});
-    add(name + ".scale", DType::fp8_e8m0, {ceil_div(rows, 128), ceil_div(cols, 128)});
-  }
-  // FP4 E2M1 matrix [rows, cols] (stored as I8 [rows, cols/2], stored_form) + E8M0 scale per row
-  // per 32 columns (spec §3.2).
-  void fp4(const std::string& name, int64_t rows, int64_t cols) {
-    add(name + ".weight", DType::fp4_e2m1, {rows, cols});
-    add(name + ".scale", DType::fp8_e8m0, {rows, cols / 32});
-  }
-};
-
-void add_block(const ModelConfig& c, int64_t layer, Builder& b) {
-  const std::string p = block_prefix(c, layer);
-  const int64_t D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim, n = c.hc_mult;
-  const int64_t mix = (2 + n) * n;
-  for (const char* part : {"attn", "ffn"}) {
-    b.add(p + "hc_" + part + "_fn", DType::f32, {mix, n * D});
-    b.add(p + "hc_" + part + "_base", DType::f32, {mix});
-    b.add(p + "hc_" + part + "_scale", DType::f32, {3});
-  }
-  b.add(p + "attn_norm.weight", DType::bf16, {D});
-  b.add(p + "ffn_norm.weight", DType::bf16, {D});
-
-  const std::string a = p + "attn.";
-  b.fp8(a + "wq_a", c.q_lora_rank, D);
-  b.add(a + "q_norm.weight", DType::bf16, {c.q_lora_rank});
-  b.fp8(a + "wq_b", H * Dh, c.q_lora_rank);
-  b.fp8(a + "wkv", Dh, D);
-  b.add(a + "kv_norm.weight", DType::bf16, {Dh});
-  b.fp8(a + "wo_a", c.o_groups * c.o_lora_rank, H * Dh / c.o_groups);
-  b.fp8(a + "wo_b", D, c.o_groups * c.o_lora_rank);
-  b.add(a + "attn_sink", DType::f32, {H});
-
-  const int m = c.ratio(layer);
-  if (m > 0) {
-    const int64_t cw = (m == 4 ? 2 : 1);
-    const std::string cp = a + "compressor.";
-    b.add(cp + "wkv.weight", DType::bf16, {cw * Dh, D});
-    b.add(cp + "wgate.weight", DType::bf16, {cw * Dh, D});
-    b.add(cp + "ape", DType::f32, {m, cw * Dh});
-    b.add(cp + "norm.weight", DType::bf16, {Dh});
-  }
-  if (m == 4) {
-    const std::string ip = a + "indexer.";
-    const int64_t Di = c.index_head_dim;
-    b.fp8(ip + "wq_b", c.index_n_heads * Di, c.q_lora_rank);
-    b.add(ip + "weights_proj.weight", DType::bf16, {c.index_n_heads, D});
-    b.add(ip + "compressor.wkv.weight", DType::bf16, {2 * Di, D});
-    b.add(ip + "compressor.wgate.weight", DType::bf16, {2 * Di, D});
-    b.add(ip + "compressor.ape", DType::f32, {4, 2 * Di});
-    b.add(ip + "compressor.norm.weight", DType::bf16, {Di});
-  }
-
-  const std::string f = p + "ffn.";
-  const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size;
-  b.add(f + "gate.weight", DType::bf16, {E, D});
-  const bool is_mtp = layer >= c.num_hidden_layers;
-  if (!is_mtp && layer < c.num_hash_layers) b.add(f + "gate.tid2eid", DType::i64, {c.vocab_size, c.num_experts_per_tok});
-  else b.add(f + "gate.bias", DType::f32, {E});
-  b.fp8(f + "shared_experts.w1", I, D);
-  b.fp8(f + "shared_experts.w2", D, I);
-  b.fp8(f + "shared_experts.w3", I, D);
-  for (int64_t e = 0; e < E; ++e) {
-    const std::string ep = f + "experts." + std::to_string(e) + ".";
-    if (c.experts_fp4) {
-      b.fp4(ep + "w1", I, D);
-      b.fp4(ep + "w2", D, I);
-      b.fp4(ep + "w3", I, D);
-    } else {
-      b.fp8(ep + "w1", I, D);
-      b.fp8(ep + "w2", D, I);
-      b.fp8(ep + "w3", I, D);
-    }
-  }
-}
-
-}  // namespace
-
+// Prefix of block `layer` ("layers.7." or "mtp.0." for layer == num_hidden_layers).
 std::string block_prefix(const ModelConfig& c, int64_t layer) {
   if (layer >= c.num_hidden_layers) return "mtp." + std::to_string(layer - c.num_hidden_layers) + ".";
   return "layers." + std::to_string(layer) + ".";
 }
 
+// Builds the typed description; every tensor it creates is also appended to `flat` (if given), so
+// the order the fields are built in below is the file order of expected_tensors.
+struct Builder {
+  const ModelConfig& c;
+  std::vector<TensorSpec>* flat;
+
+  TensorSpec add(const std::string& name, DType t, std::vector<int64_t> shape) {
+    TensorSpec s{name, t, std::move(shape)};
+    if (flat) flat->push_back(s);
+    return s;
+  }
+  MatrixSpec bf16(const std::string& name, int64_t rows, int64_t cols) {
+    MatrixSpec m;
+    m.weight = add(name + ".weight", DType::bf16, {rows, cols});
+    return m;
+  }
+  // FP8 E4M3 matrix [rows, cols] + E8M0 128x128 block scale (spec §3.2).
+  MatrixSpec fp8(const std::string& name, int64_t rows, int64_t cols) {
+    MatrixSpec m;
+    m.weight = add(name + ".weight", DType::fp8_e4m3, {rows, cols});
+    m.scale = add(name + ".scale", DType::fp8_e8m0, {ceil_div(rows, 128), ceil_div(cols, 128)});
+    return m;
+  }
+  // FP4 E2M1 matrix [rows, cols] (stored as I8 [rows, cols/2], stored_form) + E8M0 scale per row
+  // per 32 columns (spec §3.2).
+  MatrixSpec fp4(const std::string& name, int64_t rows, int64_t cols) {
+    MatrixSpec m;
+    m.weight = add(name + ".weight", DType::fp4_e2m1, {rows, cols});
+    m.scale = add(name + ".scale", DType::fp8_e8m0, {rows, cols / 32});
+    return m;
+  }
+  // spec §5.2: a block site mixes (2 + n)·n values with 3 scales (pre, post, comb); a head n with 1.
+  HcSpec hc(const std::string& site, int64_t mix, int64_t scales) {
+    HcSpec h;
+    h.fn = add(site + "_fn", DType::f32, {mix, c.hc_mult * c.hidden_size});
+    h.base = add(site + "_base", DType::f32, {mix});
+    h.scale = add(site + "_scale", DType::f32, {scales});
+    return h;
+  }
+  // spec §5.5: width c·d with c = 2 when windows overlap (CSA).
+  CompressorSpec compressor(const std::string& p, int64_t ratio, int64_t dim, bool overlap) {
+    const int64_t width = (overlap ? 2 : 1) * dim;
+    CompressorSpec s;
+    s.wkv = bf16(p + "wkv", width, c.hidden_size);
+    s.wgate = bf16(p + "wgate", width, c.hidden_size);
+    s.ape = add(p + "ape", DType::f32, {ratio, width});
+    s.norm = add(p + "norm.weight", DType::bf16, {dim});
+    s.ratio = ratio;
+    s.dim = dim;
+    s.overlap = overlap;
+    return s;
+  }
+  ExpertSpec expert(const std::string& p, bool fp4_weights) {
+    const int64_t D = c.hidden_size, I = c.moe_intermediate_size;
+    ExpertSpec e;
+    if (fp4_weights) {
+      e.w1 = fp4(p + "w1", I, D);
+      e.w2 = fp4(p + "w2", D, I);
+      e.w3 = fp4(p + "w3", I, D);
+    } else {
+      e.w1 = fp8(p + "w1", I, D);
+      e.w2 = fp8(p + "w2", D, I);
+      e.w3 = fp8(p + "w3", I, D);
+    }
+    return e;
+  }
+
+  // spec §3.4 (and §3.5 for the MTP block).
+  BlockSpec block(int64_t layer) {
+    const std::string p = block_prefix(c, layer);
+    const int64_t D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim, n = c.hc_mult;
+    BlockSpec b;
+    b.layer = layer;
+    b.kind = c.layer_kind(layer);
+    b.hc_attn = hc(p + "hc_attn", (2 + n) * n, 3);
+    b.hc_ffn = hc(p + "hc_ffn", (2 + n) * n, 3);
+    b.attn_norm = add(p + "attn_norm.weight", DType::bf16, {D});
+    b.ffn_norm = add(p + "ffn_norm.weight", DType::bf16, {D});
+
+    const std::string a = p + "attn.";
+    AttentionSpec& at = b.attn;
+    at.wq_a = fp8(a + "wq_a", c.q_lora_rank, D);
+    at.q_norm = add(a + "q_norm.weight", DType::bf16, {c.q_lora_rank});
+    at.wq_b = fp8(a + "wq_b", H * Dh, c.q_lora_rank);
+    at.wkv = fp8(a + "wkv", Dh, D);
+    at.kv_norm = add(a + "kv_norm.weight", DType::bf16, {Dh});
+    at.wo_a = fp8(a + "wo_a", c.o_groups * c.o_lora_rank, H * Dh / c.o_groups);
+    at.wo_b = fp8(a + "wo_b", D, c.o_groups * c.o_lora_rank);
+    at.attn_sink = add(a + "attn_sink", DType::f32, {H});
+    // spec §5.5, §5.6: CSA's compressors (main and indexer) overlap windows, HCA's does not.
+    const bool csa = b.kind == LayerKind::csa;
+    if (b.kind != LayerKind::swa) at.compressor = compressor(a + "compressor.", c.ratio(layer), Dh, csa);
+    if (csa) {
+      const std::string ip = a + "indexer.";
+      IndexerSpec& ix = at.indexer.emplace();
+      ix.wq_b = fp8(ip + "wq_b", c.index_n_heads * c.index_head_dim, c.q_lora_rank);
+      ix.weights_proj = bf16(ip + "weights_proj", c.index_n_heads, D);
+      ix.compressor = compressor(ip + "compressor.", c.ratio(layer), c.index_head_dim, true);
+    }
+
+    const std::string f = p + "ffn.";
+    MoeSpec& m = b.ffn;
+    m.gate = bf16(f + "gate", c.n_routed_experts, D);
+    const bool is_mtp = layer >= c.num_hidden_layers;
+    if (!is_mtp && layer < c.num_hash_layers)
+      m.tid2eid = add(f + "gate.tid2eid", DType::i64, {c.vocab_size, c.num_experts_per_tok});
+    else
+      m.bias = add(f + "gate.bias", DType::f32, {c.n_routed_experts});
+    m.shared = expert(f + "shared_experts.", false);
+    for (int64_t e = 0; e < c.n_routed_experts; ++e)
+      m.experts.push_back(expert(f + "experts." + std::to_string(e) + ".", c.experts_fp4));
+    return b;
+  }
+
+  HeadSpec head(const std::string& p) {
+    HeadSpec h;
+    h.norm = add(p + "norm.weight", DType::bf16, {c.hidden_size});
+    h.hc = hc(p + "hc_head", c.hc_mult, 1);
+    return h;
+  }
+
+  // spec §3.3–§3.5, in file order.
+  Inventory inventory() {
+    const int64_t D = c.hidden_size;
+    Inventory inv;
+    inv.embed = add("embed.weight", DType::bf16, {c.vocab_size, D});
+    inv.head = bf16("head", c.vocab_size, D);
+    inv.final_head = head("");
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) inv.blocks.push_back(block(l));
+    if (c.num_nextn_predict_layers > 0) {
+      const std::string p = block_prefix(c, c.num_hidden_layers);
+      MtpSpec& mtp = inv.mtp.emplace();
+      mtp.block = block(c.num_hidden_layers);
+      mtp.e_proj = fp8(p + "e_proj", D, D);
+      mtp.h_proj = fp8(p + "h_proj", D, D);
+      mtp.enorm = add(p + "enorm.weight", DType::bf16, {D});
+      mtp.hnorm = add(p + "hnorm.weight", DType::bf16, {D});
+      mtp.head = head(p);
+    }
+    return inv;
+  }
+};
+
+}  // namespace
+
+Inventory model_inventory(const ModelConfig& c) { return Builder{c, nullptr}.inventory(); }
+
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
   std::vector<TensorSpec> out;
-  Builder b{out};
-  const int64_t D = c.hidden_size, n = c.hc_mult;
-  b.add("embed.weight", DType::bf16, {c.vocab_size, D});
-  b.add("head.weight", DType::bf16, {c.vocab_size, D});
-  b.add("norm.weight", DType::bf16, {D});
-  b.add("hc_head_fn", DType::f32, {n, n * D});
-  b.add("hc_head_base", DType::f32, {n});
-  b.add("hc_head_scale", DType::f32, {1});
-  for (int64_t l = 0; l < c.num_hidden_layers + c.num_nextn_predict_layers; ++l) add_block(c, l, b);
-  if (c.num_nextn_predict_layers > 0) {
-    const std::string p = block_prefix(c, c.num_hidden_layers);
-    b.fp8(p + "e_proj", D, D);
-    b.fp8(p + "h_proj", D, D);
-    b.add(p + "enorm.weight", DType::bf16, {D});
-    b.add(p + "hnorm.weight", DType::bf16, {D});
-    b.add(p + "norm.weight", DType::bf16, {D});
-    b.add(p + "hc_head_fn", DType::f32, {n, n * D});
-    b.add(p + "hc_head_base", DType::f32, {n});
-    b.add(p + "hc_head_scale", DType::f32, {1});
-  }
+  Builder{c, &out}.inventory();
   return out;
 }
 

@@ -1,8 +1,10 @@
 // The complete tensor inventory a V4 checkpoint must hold for a given config (spec §3.3–§3.5):
-// name, dtype and shape of every tensor. The loader validates against it and `dsv4 synth`
-// writes exactly it, so both always agree with the spec.
+// name, dtype and shape of every tensor, as one typed description per block. The loader validates
+// the files against it, `dsv4 synth` writes exactly it and model::bind_weights binds its fields,
+// so the three always agree with each other and with the spec. Field names are the checkpoint's.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "io/config.h"
@@ -10,11 +12,86 @@
 
 namespace dsv4::io {
 
-// Prefix of block `layer` ("layers.7." or "mtp.0." for layer == num_hidden_layers).
-std::string block_prefix(const ModelConfig& c, int64_t layer);
+// A matrix as stored (spec §3.2): "<name>.weight", plus the E8M0 "<name>.scale" of FP8 and FP4.
+struct MatrixSpec {
+  TensorSpec weight;
+  std::optional<TensorSpec> scale;
+};
 
-// Every tensor, globals first, then layers in order, then the MTP block, with the element type
-// and shape it holds (FP4 routed experts: fp4_e2m1 [rows, cols]).
+// Mixing maps of one hyper-connection site (spec §5.2): "<site>_fn", "<site>_base", "<site>_scale".
+struct HcSpec {
+  TensorSpec fn, base, scale;
+};
+
+// A KV compressor (spec §5.5) pooling windows of m source tokens into entries of d dims; an
+// overlapping one (CSA: c = 2) also pools the previous window.
+struct CompressorSpec {
+  MatrixSpec wkv, wgate;   // bf16 [c·d, D]
+  TensorSpec ape;          // f32 [m, c·d]
+  TensorSpec norm;         // bf16 [d]
+  int64_t ratio = 0, dim = 0;
+  bool overlap = false;
+};
+
+struct IndexerSpec {        // spec §5.6
+  MatrixSpec wq_b;          // fp8 [Hi·Di, Rq]
+  MatrixSpec weights_proj;  // bf16 [Hi, D]
+  CompressorSpec compressor;
+};
+
+struct AttentionSpec {
+  MatrixSpec wq_a, wq_b, wkv, wo_a, wo_b;
+  TensorSpec q_norm, kv_norm, attn_sink;
+  std::optional<CompressorSpec> compressor;   // CSA and HCA
+  std::optional<IndexerSpec> indexer;         // CSA
+};
+
+struct ExpertSpec {
+  MatrixSpec w1, w2, w3;   // gate, down, up
+};
+
+struct MoeSpec {
+  MatrixSpec gate;                    // bf16 [E, D]
+  std::optional<TensorSpec> tid2eid;  // hash-routed layers: i64 [V, K]
+  std::optional<TensorSpec> bias;     // the other layers: f32 [E]
+  ExpertSpec shared;
+  std::vector<ExpertSpec> experts;
+};
+
+struct BlockSpec {
+  int64_t layer = 0;                  // num_hidden_layers for the MTP block
+  LayerKind kind = LayerKind::swa;
+  HcSpec hc_attn, hc_ffn;
+  TensorSpec attn_norm, ffn_norm;
+  AttentionSpec attn;
+  MoeSpec ffn;
+};
+
+struct HeadSpec {
+  HcSpec hc;        // hc_head_{fn,base,scale}
+  TensorSpec norm;
+};
+
+struct MtpSpec {    // spec §3.5: "mtp.0." — a block plus its input projections and its head
+  MatrixSpec e_proj, h_proj;
+  TensorSpec enorm, hnorm;
+  BlockSpec block;
+  HeadSpec head;
+};
+
+struct Inventory {
+  TensorSpec embed;
+  MatrixSpec head;
+  HeadSpec final_head;
+  std::vector<BlockSpec> blocks;   // the main layers
+  std::optional<MtpSpec> mtp;      // num_nextn_predict_layers == 1
+};
+
+Inventory model_inventory(const ModelConfig& c);
+
+// Every tensor of model_inventory(c) in file order: globals first, then the layers in order,
+// then the MTP block and its own tensors, with the element type and shape it holds (FP4 routed
+// experts: fp4_e2m1 [rows, cols]).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
 
 // The dtype and shape a tensor has in a safetensors header. This is the one place where the

@@ -1,14 +1,14 @@
 #include "model/attention.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/status.h"
 #include "kernels/cpu/norms.h"
 #include "kernels/cpu/quant_sim.h"
-#include "kernels/cpu/sparse_attn.h"
+#include "model/attention_core.h"
+#include "model/attention_output.h"
 #include "model/compressor.h"
 #include "model/indexer.h"
 #include "model/linear.h"
@@ -19,17 +19,51 @@ namespace {
 
 constexpr int kKvSimBlock = 64;   // FP8 simulation of stored KV, nope dims only (spec §5.3)
 constexpr int64_t kMaxRopeDim = 256;
-constexpr int kMaxProjections = 7;
+constexpr int kMaxProjections = 7;   // of x: wq_a, wkv, two per compressor, weights_proj
 
-// Rows [r0, r0 + n) of a weight matrix stored row-major in whole 128-row scale blocks (FP8) or
-// without scales (BF16/F32): the per-group slice of wo_a (spec §5.8).
-kernels::WeightView row_slice(const kernels::WeightView& w, int64_t r0, int64_t n) {
-  DSV4_CHECK(w.dtype == DType::fp8_e4m3 || w.dtype == DType::bf16 || w.dtype == DType::f32);
-  kernels::WeightView v = w;
-  v.rows = n;
-  v.data = static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, uint64_t(r0 * w.cols));
-  if (w.scale) v.scale = w.scale + (r0 / 128) * ((w.cols + 127) / 128);
-  return v;
+// The per-row products of one step, [rows, ·] each; null where the layer kind has no such part.
+struct Projections {
+  float* qr = nullptr;                         // [Rq] the low-rank query, shared with the indexer
+  float* q = nullptr;                          // [H·Dh]
+  float* kv = nullptr;                         // [Dh] the raw entry (key = value)
+  float *ckv = nullptr, *cscore = nullptr;     // [c·Dh] main compressor (CSA, HCA; spec §5.5)
+  float *ikv = nullptr, *iscore = nullptr;     // [2·Di] indexer compressor (CSA; spec §5.6)
+  float *iq = nullptr, *iweights = nullptr;    // [Hi·Di], [Hi] indexer query side (CSA)
+};
+
+// Every product of x in one parallel region: wq_a, wkv (spec §5.3), the compressor's wkv and
+// wgate (§5.5; the indexer's too, and weights_proj, §5.6); then ape added to the scores.
+void project_x(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, Projections& p, Arena& A) {
+  const io::ModelConfig& c = m.cfg;
+  const int64_t rows = batch.rows();
+  const AttentionWeights& a = b.attn;
+  p.qr = A.alloc<float>(rows * c.q_lora_rank);
+  p.kv = A.alloc<float>(rows * c.head_dim);
+  LinearJob jobs[kMaxProjections];
+  int nj = 0;
+  jobs[nj++] = {LinearKind::quantized, a.wq_a, x, rows, p.qr};
+  jobs[nj++] = {LinearKind::quantized, a.wkv, x, rows, p.kv};
+  // The compressors' f32 products sum in the reference GPU's order (kernels/cpu/matmul.h
+  // SumOrder::two_slices).
+  if (b.kind != io::LayerKind::swa) {
+    const CompressorWeights& cw = a.compressor;
+    p.ckv = A.alloc<float>(rows * cw.width);
+    p.cscore = A.alloc<float>(rows * cw.width);
+    jobs[nj++] = {LinearKind::f32, cw.wkv, x, rows, p.ckv, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::f32, cw.wgate, x, rows, p.cscore, kernels::SumOrder::two_slices};
+  }
+  if (b.kind == io::LayerKind::csa) {
+    const CompressorWeights& ic = a.indexer.compressor;
+    p.ikv = A.alloc<float>(rows * ic.width);
+    p.iscore = A.alloc<float>(rows * ic.width);
+    p.iweights = A.alloc<float>(rows * c.index_n_heads);
+    jobs[nj++] = {LinearKind::f32, ic.wkv, x, rows, p.ikv, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::f32, ic.wgate, x, rows, p.iscore, kernels::SumOrder::two_slices};
+    jobs[nj++] = {LinearKind::bf16, a.indexer.weights_proj, x, rows, p.iweights};
+  }
+  linear_many(jobs, nj, A);
+  if (b.kind != io::LayerKind::swa) compressor_add_ape(a.compressor, rows, batch.positions.data(), p.cscore);
+  if (b.kind == io::LayerKind::csa) compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), p.iscore);
 }
 
 // spec §5.3 per row, after the projections: per-head unweighted q norm and RoPE; kv RMSNorm, RoPE,
@@ -38,7 +72,7 @@ void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, floa
   const io::ModelConfig& c = m.cfg;
   const int64_t rows = batch.rows(), H = c.num_attention_heads, Dh = c.head_dim;
   const float eps = float(c.rms_norm_eps);
-  const kernels::RopeFreqs& rope = m.rope_for(b.ratio);
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
     float cs[kMaxRopeDim];
@@ -55,11 +89,33 @@ void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, floa
   });
 }
 
-// Runs a compressor over the rows of one segment in position order (spec §5.5, §5.13 step 2).
-void run_compressor(const Model& m, const CompressorWeights& w, CompressorKind kind, const Batch& batch,
-                    const Segment& seg, const float* kvp, const float* score, CompressorState& st,
-                    std::vector<uint16_t>& entries, Arena& a) {
-  const kernels::RopeFreqs& rope = m.rope_for(int(w.ratio));
+// The queries: q = wq_b(q_norm(qr)) and, on the same qr, the indexer's query (spec §5.6), in one
+// parallel region; then each finished per row (§5.3, §5.6), and kv with them.
+void project_queries(const Model& m, const BlockWeights& b, const Batch& batch, Projections& p, Arena& A) {
+  const io::ModelConfig& c = m.cfg;
+  const int64_t rows = batch.rows(), Rq = c.q_lora_rank;
+  const AttentionWeights& a = b.attn;
+  for (int64_t t = 0; t < rows; ++t)
+    kernels::rms_norm(p.qr + t * Rq, a.q_norm.data(), Rq, float(c.rms_norm_eps), p.qr + t * Rq);
+  p.q = A.alloc<float>(rows * c.num_attention_heads * c.head_dim);
+  LinearJob jobs[2];
+  int nj = 0;
+  jobs[nj++] = {LinearKind::quantized, a.wq_b, p.qr, rows, p.q};
+  if (b.kind == io::LayerKind::csa) {
+    p.iq = A.alloc<float>(rows * c.index_n_heads * c.index_head_dim);
+    jobs[nj++] = {LinearKind::quantized, a.indexer.wq_b, p.qr, rows, p.iq};
+  }
+  linear_many(jobs, nj, A);
+  if (b.kind == io::LayerKind::csa) indexer_finish_queries(m, rows, batch.positions.data(), p.iq, p.iweights);
+  finish_q_kv(m, b, batch, p.q, p.kv);
+}
+
+// Runs a compressor of block b over the rows of one segment in position order (spec §5.5, §5.13
+// step 2).
+void run_compressor(const Model& m, const BlockWeights& b, const CompressorWeights& w, CompressorKind kind,
+                    const Batch& batch, const Segment& seg, const float* kvp, const float* score,
+                    CompressorState& st, std::vector<uint16_t>& entries, Arena& a) {
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   for (int64_t i = 0; i < seg.n; ++i) {
     const int64_t r = seg.row0 + i;
     compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, batch.positions[size_t(r)],
@@ -67,42 +123,33 @@ void run_compressor(const Model& m, const CompressorWeights& w, CompressorKind k
   }
 }
 
-// What one query of a segment reads: its q, the indexer query (CSA), where the window rows are.
-struct QueryCtx {
-  const Model* m;
-  const BlockWeights* b;
-  const LayerState* st;
-  const uint16_t* chunk_kv;   // bf16 [seg.n, Dh]: this segment's own raw entries
-  int64_t P;                  // first position of the segment
-};
-
-// The attended entry list of query position t (spec §5.4): the raw window max(0, t-W+1)..t, then
-// the visible compressed entries (HCA: all, in order; CSA: the indexer's top-k). Returns the
-// count; n_window gets the window part. `rows` needs room for W + max(k_idx, (t+1)/128).
-int64_t gather_entries(const QueryCtx& q, int64_t t, const float* qI, const float* iw, bool parallel,
-                       const uint16_t** rows, int64_t* n_window, Arena& a) {
-  const io::ModelConfig& c = q.m->cfg;
-  const int64_t W = c.sliding_window, Dh = c.head_dim;
-  const int ratio = q.b->ratio;
-  const int64_t w0 = std::max<int64_t>(0, t - W + 1);
-  int64_t n = 0;
-  for (int64_t p = w0; p <= t; ++p)
-    rows[n++] = p >= q.P ? q.chunk_kv + (p - q.P) * Dh : &q.st->ring[size_t((p % W) * Dh)];
-  *n_window = n;
-  if (ratio == 128) {
-    for (int64_t j = 0; j < (t + 1) / 128; ++j) rows[n++] = &q.st->comp[size_t(j * Dh)];
-  } else if (ratio == 4) {
-    ArenaScope scope(a);
-    int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, (t + 1) / 4));
-    const int64_t k = indexer_select(*q.m, qI, iw, q.st->idx, (t + 1) / 4, parallel, sel, a);
-    for (int64_t i = 0; i < k; ++i) rows[n++] = &q.st->comp[size_t(int64_t(sel[i]) * Dh)];
-  }
-  return n;
+// The segment's rows through the layer's compressors: the main one (CSA, HCA) and the indexer's
+// (CSA), appending the entries their windows complete (spec §5.5, §5.13 step 2).
+void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch, const Segment& seg,
+                      const Projections& p, LayerState& st, Arena& a) {
+  if (b.kind != io::LayerKind::swa)
+    run_compressor(m, b, b.attn.compressor, CompressorKind::main, batch, seg, p.ckv, p.cscore, st.comp_state, st.comp,
+                   a);
+  if (b.kind == io::LayerKind::csa)
+    run_compressor(m, b, b.attn.indexer.compressor, CompressorKind::indexer, batch, seg, p.ikv, p.iscore,
+                   st.idx_state, st.idx, a);
 }
 
-int64_t max_entries(const io::ModelConfig& c, int ratio, int64_t t) {
-  const int64_t comp = ratio == 128 ? (t + 1) / 128 : ratio == 4 ? std::min(c.index_topk, (t + 1) / 4) : 0;
-  return c.sliding_window + comp;
+// The segment's raw entries as bf16 [seg.n, Dh] (lossless: kv is bf16-valued, spec §5.3), so that
+// window rows come from the ring and from the chunk alike.
+const uint16_t* chunk_entries(const float* kv, const Segment& seg, int64_t Dh, Arena& a) {
+  uint16_t* chunk_kv = a.alloc<uint16_t>(seg.n * Dh);
+  for (int64_t i = 0; i < seg.n * Dh; ++i) chunk_kv[i] = f32_to_bf16(kv[seg.row0 * Dh + i]);
+  return chunk_kv;
+}
+
+// The ring keeps the last W raw entries at slot p mod W (spec §5.13 step 4).
+void update_ring(const io::ModelConfig& c, const Segment& seg, const uint16_t* chunk_kv, LayerState& st) {
+  const int64_t W = c.sliding_window, Dh = c.head_dim;
+  for (int64_t i = std::max<int64_t>(0, seg.n - W); i < seg.n; ++i) {
+    const int64_t p = seg.start_pos + i;
+    std::copy(chunk_kv + i * Dh, chunk_kv + (i + 1) * Dh, &st.ring[size_t((p % W) * Dh)]);
+  }
 }
 
 }  // namespace
@@ -110,161 +157,23 @@ int64_t max_entries(const io::ModelConfig& c, int ratio, int64_t t) {
 void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, float* out,
                        Scratch& s) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t rows = batch.rows(), D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim;
-  const int64_t Rq = c.q_lora_rank, Hi = c.index_n_heads, Di = c.index_head_dim;
-  const int ratio = b.ratio;
-  const AttentionWeights& a = b.attn;
-  const float eps = float(c.rms_norm_eps);
   Arena& A = s.main;
   ArenaScope scope(A);
+  Projections p;
+  project_x(m, b, batch, x, p, A);
+  project_queries(m, b, batch, p, A);
 
-  // Every product of x in one parallel region (spec §5.3 wq_a, wkv; §5.5 compressor wkv, wgate;
-  // §5.6 weights_proj): each output is what its own linear_* call would give.
-  float* xq = A.alloc<float>(rows * D);
-  quantize_rows(x, rows, D, xq);
-  float* qr = A.alloc<float>(rows * Rq);
-  float* kv = A.alloc<float>(rows * Dh);
-  float *ckv = nullptr, *cscore = nullptr, *ikv = nullptr, *iscore = nullptr, *iweights = nullptr, *qI = nullptr;
-  kernels::MatmulJob jobs[kMaxProjections];
-  int nj = 0;
-  jobs[nj++] = {a.wq_a, xq, rows, qr};
-  jobs[nj++] = {a.wkv, xq, rows, kv};
-  if (ratio > 0) {
-    const int64_t cw = a.compressor.width;
-    ckv = A.alloc<float>(rows * cw);
-    cscore = A.alloc<float>(rows * cw);
-    // The reference GPU's f32 GEMM order (kernels/cpu/matmul.h SumOrder::two_slices).
-    jobs[nj++] = {a.compressor.wkv, x, rows, ckv, kernels::SumOrder::two_slices};
-    jobs[nj++] = {a.compressor.wgate, x, rows, cscore, kernels::SumOrder::two_slices};
-  }
-  if (ratio == 4) {
-    const CompressorWeights& ic = a.indexer.compressor;
-    ikv = A.alloc<float>(rows * ic.width);
-    iscore = A.alloc<float>(rows * ic.width);
-    iweights = A.alloc<float>(rows * Hi);
-    jobs[nj++] = {ic.wkv, x, rows, ikv, kernels::SumOrder::two_slices};
-    jobs[nj++] = {ic.wgate, x, rows, iscore, kernels::SumOrder::two_slices};
-    jobs[nj++] = {a.indexer.weights_proj, x, rows, iweights};
-  }
-  kernels::matmul_many(jobs, nj);
-  round_rows_bf16(qr, rows * Rq);   // FP8 GEMM outputs are bf16 (spec §4.3)
-  round_rows_bf16(kv, rows * Dh);
-  if (ratio > 0) compressor_add_ape(a.compressor, rows, batch.positions.data(), cscore);
-  if (ratio == 4) {
-    round_rows_bf16(iweights, rows * Hi);   // bf16 linear (spec §5.6)
-    compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), iscore);
-  }
-
-  // q = wq_b(q_norm(qr)) and the indexer query wq_b on the same quantised qr.
-  for (int64_t t = 0; t < rows; ++t) kernels::rms_norm(qr + t * Rq, a.q_norm.data(), Rq, eps, qr + t * Rq);
-  float* qrq = A.alloc<float>(rows * Rq);
-  quantize_rows(qr, rows, Rq, qrq);
-  float* q = A.alloc<float>(rows * H * Dh);
-  nj = 0;
-  jobs[nj++] = {a.wq_b, qrq, rows, q};
-  if (ratio == 4) {
-    qI = A.alloc<float>(rows * Hi * Di);
-    jobs[nj++] = {a.indexer.wq_b, qrq, rows, qI};
-  }
-  kernels::matmul_many(jobs, nj);
-  round_rows_bf16(q, rows * H * Dh);
-  if (ratio == 4) {
-    round_rows_bf16(qI, rows * Hi * Di);
-    indexer_finish_queries(m, rows, batch.positions.data(), qI, iweights);
-  }
-  finish_q_kv(m, b, batch, q, kv);
-
-  float* o = A.alloc<float>(rows * H * Dh);
-  const float scale = float(1.0 / std::sqrt(double(Dh)));
-  const kernels::RopeFreqs& rope = m.rope_for(ratio);
-  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  const AttentionQueries queries{p.q, p.iq, p.iweights};
+  float* o = A.alloc<float>(batch.rows() * c.num_attention_heads * c.head_dim);
   for (const Segment& seg : batch.segments) {
     LayerState& st = seg.seq->layers[size_t(b.layer)];
-    if (ratio > 0)
-      run_compressor(m, a.compressor, CompressorKind::main, batch, seg, ckv, cscore, st.comp_state, st.comp, A);
-    if (ratio == 4)
-      run_compressor(m, a.indexer.compressor, CompressorKind::indexer, batch, seg, ikv, iscore, st.idx_state, st.idx,
-                     A);
-
-    // The segment's raw entries as bf16 (lossless: kv is bf16-valued, spec §5.3), so that window
-    // rows come from the ring and from the chunk alike.
+    compress_segment(m, b, batch, seg, p, st, A);
     ArenaScope seg_scope(A);
-    uint16_t* chunk_kv = A.alloc<uint16_t>(seg.n * Dh);
-    for (int64_t i = 0; i < seg.n * Dh; ++i) chunk_kv[i] = f32_to_bf16(kv[seg.row0 * Dh + i]);
-    const QueryCtx ctx{&m, &b, &st, chunk_kv, seg.start_pos};
-    auto query_ptrs = [&](int64_t r) {
-      return std::make_pair(qI ? qI + r * Hi * Di : nullptr, iweights ? iweights + r * Hi : nullptr);
-    };
-
-    if (seg.n > 1) {
-      // Prefill: queries spread over the threads, each with all heads.
-      parallel_for_dynamic(true, seg.n, [&](int64_t i, int64_t thread) {
-        Arena& ta = s.thread(int(thread));
-        ArenaScope qscope(ta);
-        const int64_t r = seg.row0 + i, t = seg.start_pos + i;
-        const uint16_t** entry_rows = ta.alloc<const uint16_t*>(max_entries(c, ratio, t));
-        int64_t n_window = 0;
-        const auto [qi, iw] = query_ptrs(r);
-        const int64_t n = gather_entries(ctx, t, qi, iw, false, entry_rows, &n_window, ta);
-        float* oh = o + r * H * Dh;
-        kernels::attention_rows_bf16(q + r * H * Dh, entry_rows, n_window, n, Dh, scale, a.attn_sink, 0, H, oh);
-        float cs[kMaxRopeDim];
-        kernels::rope_angles(rope, t, cs);
-        for (int64_t h = 0; h < H; ++h) kernels::rope_apply(oh + h * Dh, Dh, rope.rope_dim, cs, true);
-      });
-    } else {
-      // Decode: one query; the indexer splits its entries and the attention its heads over the
-      // threads.
-      const int64_t r = seg.row0, t = seg.start_pos;
-      const uint16_t** entry_rows = A.alloc<const uint16_t*>(max_entries(c, ratio, t));
-      int64_t n_window = 0;
-      const auto [qi, iw] = query_ptrs(r);
-      const int64_t n = gather_entries(ctx, t, qi, iw, true, entry_rows, &n_window, A);
-      float cs[kMaxRopeDim];
-      kernels::rope_angles(rope, t, cs);
-      float* oh = o + r * H * Dh;
-      const float* qh = q + r * H * Dh;
-      run_parallel(H * Dh * n >= (int64_t(1) << 16), [&](int64_t id, int64_t nth) {
-        const int64_t h0 = H * id / nth, h1 = H * (id + 1) / nth;
-        if (h0 < h1) {
-          kernels::attention_rows_bf16(qh, entry_rows, n_window, n, Dh, scale, a.attn_sink, h0, h1, oh);
-          for (int64_t h = h0; h < h1; ++h) kernels::rope_apply(oh + h * Dh, Dh, rope.rope_dim, cs, true);
-        }
-      });
-    }
-    // Ring keeps the last W raw entries at slot p mod W (spec §5.13 step 4).
-    const int64_t W = c.sliding_window;
-    for (int64_t i = std::max<int64_t>(0, seg.n - W); i < seg.n; ++i) {
-      const int64_t p = seg.start_pos + i;
-      std::copy(chunk_kv + i * Dh, chunk_kv + (i + 1) * Dh, &st.ring[size_t((p % W) * Dh)]);
-    }
+    const uint16_t* chunk_kv = chunk_entries(p.kv, seg, c.head_dim, A);
+    attend_segment(m, b, seg, st, chunk_kv, queries, o, s);
+    update_ring(c, seg, chunk_kv, st);
   }
-
-  // Grouped output projection (spec §5.8): z_g = bf16(o_g · wo_a[g]ᵀ), all groups in one parallel
-  // region, then the FP8 GEMM with wo_b.
-  const int64_t G = c.o_groups, Ro = c.o_lora_rank, gw = H * Dh / G;
-  float* z = A.alloc<float>(rows * G * Ro);
-  float *og = o, *zg = z;
-  if (rows > 1) {   // group-major copies: each group's rows contiguous
-    og = A.alloc<float>(G * rows * gw);
-    zg = A.alloc<float>(G * rows * Ro);
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t t = 0; t < rows; ++t)
-        std::copy(o + t * H * Dh + g * gw, o + t * H * Dh + (g + 1) * gw, og + (g * rows + t) * gw);
-  }
-  kernels::MatmulJob* wo_jobs = A.alloc<kernels::MatmulJob>(G);
-  for (int64_t g = 0; g < G; ++g) {
-    const float* xin = rows > 1 ? og + g * rows * gw : o + g * gw;
-    float* yout = rows > 1 ? zg + g * rows * Ro : z + g * Ro;
-    wo_jobs[g] = {row_slice(a.wo_a, g * Ro, Ro), xin, rows, yout};
-  }
-  kernels::matmul_many(wo_jobs, G);
-  if (rows > 1)
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t t = 0; t < rows; ++t)
-        std::copy(zg + (g * rows + t) * Ro, zg + (g * rows + t + 1) * Ro, z + t * G * Ro + g * Ro);
-  round_rows_bf16(z, rows * G * Ro);   // bf16 einsum output (spec §5.8)
-  linear_quant(a.wo_b, z, rows, out, A);
+  grouped_output_projection(m, b.attn, o, batch.rows(), out, A);
 }
 
 }  // namespace dsv4::model

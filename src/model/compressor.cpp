@@ -71,36 +71,28 @@ void compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
                      std::vector<uint16_t>& entries, Arena& a) {
   const int64_t m = w.ratio, d = w.dim, width = w.width;
   const int64_t s = pos % m;
-  const bool overlap = (m == 4);              // CSA: rows 0..3 previous window, 4..7 current
-  const int64_t row = overlap ? 4 + s : s;
+  const int64_t row = w.overlap ? m + s : s;   // CSA: rows 0..m-1 previous window, m..2m-1 current
   std::copy(kvp, kvp + width, st.kv.begin() + row * width);
   std::copy(score, score + width, st.score.begin() + row * width);
   if ((pos + 1) % m != 0) return;
 
   ArenaScope scope(a);
   float* pooled = a.alloc<float>(d);
-  if (overlap) {
-    // Slots 0..3: previous window, first d channels (series A); 4..7: current window, channels
-    // [d, 2d) (series B). A fresh sequence's previous window is (0, -inf) → weight 0.
-    const float* kv_rows[8];
-    const float* sc_rows[8];
-    for (int r = 0; r < 4; ++r) {
-      kv_rows[r] = st.kv.data() + r * width;
-      sc_rows[r] = st.score.data() + r * width;
-      kv_rows[4 + r] = st.kv.data() + (4 + r) * width + d;
-      sc_rows[4 + r] = st.score.data() + (4 + r) * width + d;
-    }
-    pool(8, d, kv_rows, sc_rows, pooled);
-    std::copy(st.kv.begin() + 4 * width, st.kv.begin() + 8 * width, st.kv.begin());
-    std::copy(st.score.begin() + 4 * width, st.score.begin() + 8 * width, st.score.begin());
-  } else {
-    const float** kv_rows = a.alloc<const float*>(m);
-    const float** sc_rows = a.alloc<const float*>(m);
-    for (int64_t r = 0; r < m; ++r) {
-      kv_rows[r] = st.kv.data() + r * width;
-      sc_rows[r] = st.score.data() + r * width;
-    }
-    pool(m, d, kv_rows, sc_rows, pooled);
+  // CSA pools 2m slots: 0..m-1 the previous window's first d channels (series A), m..2m-1 the
+  // current window's channels [d, 2d) (series B); a fresh sequence's previous window is
+  // (0, -inf) → weight 0. HCA pools the m rows of the window.
+  const int64_t slots = w.overlap ? 2 * m : m;
+  const float** kv_rows = a.alloc<const float*>(slots);
+  const float** sc_rows = a.alloc<const float*>(slots);
+  for (int64_t r = 0; r < slots; ++r) {
+    const int64_t off = r * width + (w.overlap && r >= m ? d : 0);
+    kv_rows[r] = st.kv.data() + off;
+    sc_rows[r] = st.score.data() + off;
+  }
+  pool(slots, d, kv_rows, sc_rows, pooled);
+  if (w.overlap) {   // the current window becomes the previous one
+    std::copy(st.kv.begin() + m * width, st.kv.begin() + 2 * m * width, st.kv.begin());
+    std::copy(st.score.begin() + m * width, st.score.begin() + 2 * m * width, st.score.begin());
   }
   finish_entry(w, kind, rope, norm_eps, pos / m, pooled, entries, a);
 }

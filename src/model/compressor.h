@@ -23,8 +23,8 @@ void compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
                      std::vector<uint16_t>& entries, Arena& a);
 
 // The projections of n source rows x [n, D] are kvp = x·wkvᵀ and score = x·wgateᵀ + ape[pos mod m]
-// (f32, no quantisation); the caller runs the two products (with the layer's other products of x,
-// kernels::matmul_many) and this adds ape to score [n, c·d].
+// (LinearKind::f32); the caller runs the two products (with the layer's other products of x,
+// linear_many) and this adds ape to score [n, c·d].
 void compressor_add_ape(const CompressorWeights& w, int64_t n, const int64_t* positions, float* score);
 
 }  // namespace dsv4::model

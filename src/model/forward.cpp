@@ -92,7 +92,7 @@ void head_logits(const Model& m, const HeadWeights& head, const float* X, std::s
     hc_head(head.hc, p, X + rows[size_t(i)] * n * D, yi);
     kernels::rms_norm(yi, head.norm.data(), D, float(c.rms_norm_eps), yi);
   }
-  linear_f32(m.w.head, y, R, logits);
+  linear({LinearKind::f32, m.w.head, y, R, logits}, s.main);
 }
 
 void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s) {
@@ -120,8 +120,8 @@ void mtp_forward(const Model& m, SequenceState& seq, const float* h, const int32
     kernels::rms_norm(e + t * D, w.enorm.data(), D, eps, e + t * D);
     for (int64_t k = 0; k < nh; ++k) kernels::rms_norm(h + (t * nh + k) * D, w.hnorm.data(), D, eps, hn + (t * nh + k) * D);
   }
-  linear_quant(w.e_proj, e, n, pe, A);
-  linear_quant(w.h_proj, hn, n * nh, ph, A);
+  linear({LinearKind::quantized, w.e_proj, e, n, pe}, A);
+  linear({LinearKind::quantized, w.h_proj, hn, n * nh, ph}, A);
   float* X = A.alloc<float>(n * nh * D);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t k = 0; k < nh; ++k)

@@ -20,7 +20,7 @@ constexpr int64_t kMaxRopeDim = 256;
 void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions, float* qI, float* weights) {
   const io::ModelConfig& c = m.cfg;
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim;
-  const kernels::RopeFreqs& rope = m.rope_for(4);
+  const kernels::RopeFreqs& rope = m.rope_for(io::LayerKind::csa);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   float cs[kMaxRopeDim];
   for (int64_t t = 0; t < n; ++t) {

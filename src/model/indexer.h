@@ -11,8 +11,8 @@
 namespace dsv4::model {
 
 // Query side for n rows, after the caller ran the two products (with the layer's other
-// products, kernels::matmul_many) and rounded them to bf16: qI [n, Hi·Di] = GEMM_fp8(qr, wq_b)
-// and weights [n, Hi] = x·weights_projᵀ. This applies RoPE → Hadamard → FP4 simulation to qI and
+// products, linear_many): qI [n, Hi·Di] = GEMM_fp8(qr, wq_b) (LinearKind::quantized) and
+// weights [n, Hi] = bf16(x·weights_projᵀ) (LinearKind::bf16). This applies RoPE → Hadamard → FP4 simulation to qI and
 // turns weights into bf16(weights · Di^-½ · Hi^-½).
 void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions, float* qI, float* weights);
 

@@ -2,35 +2,48 @@
 
 #include <algorithm>
 
-#include "core/dtype.h"
+#include "core/status.h"
 #include "kernels/cpu/quant_sim.h"
 
 namespace dsv4::model {
 
 namespace {
+
 constexpr int kActBlock = 128;   // act_quant block of every FP8/FP4 GEMM input (spec §4.2)
+
+// The act_quant-ed rows job i reads: an earlier job's copy of the same x, or a new one from `a`.
+const float* quantized_input(const LinearJob* jobs, const kernels::MatmulJob* done, int64_t i, Arena& a) {
+  const LinearJob& job = jobs[i];
+  for (int64_t k = 0; k < i; ++k) {
+    const LinearJob& prev = jobs[k];
+    if (prev.kind != LinearKind::quantized || prev.x.act_quantized || prev.x.x != job.x.x) continue;
+    DSV4_CHECK(prev.n == job.n && prev.w.cols == job.w.cols);
+    return done[k].x;
+  }
+  float* xq = a.alloc<float>(job.n * job.w.cols);
+  act_quant_rows(job.x.x, job.n, job.w.cols, xq);
+  return xq;
 }
 
-void quantize_rows(const float* x, int64_t n, int64_t cols, float* xq) {
+}  // namespace
+
+LinearInput act_quant_rows(const float* x, int64_t n, int64_t cols, float* xq) {
   std::copy(x, x + n * cols, xq);
   kernels::act_quant_fp8(xq, n * cols, kActBlock);
+  return LinearInput::quantized(xq);
 }
 
-void round_rows_bf16(float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = round_bf16(y[i]);
-}
-
-void linear_quant(const kernels::WeightView& w, const float* x, int64_t n, float* y, Arena& a) {
+void linear_many(const LinearJob* jobs, int64_t count, Arena& a) {
   ArenaScope scope(a);
-  float* xq = a.alloc<float>(n * w.cols);
-  quantize_rows(x, n, w.cols, xq);
-  kernels::matmul(w, xq, n, y);
-  round_rows_bf16(y, n * w.rows);
-}
-
-void linear_bf16(const kernels::WeightView& w, const float* x, int64_t n, float* y) {
-  kernels::matmul(w, x, n, y);
-  round_rows_bf16(y, n * w.rows);
+  kernels::MatmulJob* mm = a.alloc<kernels::MatmulJob>(count);
+  for (int64_t i = 0; i < count; ++i) {
+    const LinearJob& job = jobs[i];
+    const bool quantized = job.kind == LinearKind::quantized;
+    DSV4_CHECK(quantized || !job.x.act_quantized);
+    const float* x = quantized && !job.x.act_quantized ? quantized_input(jobs, mm, i, a) : job.x.x;
+    mm[i] = {job.w, x, job.n, job.y, job.order, /*bf16_out=*/job.kind != LinearKind::f32};
+  }
+  kernels::matmul_many(mm, count);
 }
 
 }  // namespace dsv4::model

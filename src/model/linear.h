@@ -1,4 +1,6 @@
-// The three kinds of linear layer of the reference (spec §6.1), over any stored weight dtype.
+// The three kinds of linear layer of the reference (spec §6.1), over any stored weight dtype. The
+// rounding rules of each kind live here and nowhere else: model code names the kind of a product,
+// never quantises its input or rounds its output by hand.
 #pragma once
 
 #include <cstdint>
@@ -8,25 +10,54 @@
 
 namespace dsv4::model {
 
-// FP8/FP4 GEMM (spec §4.3): activations FP8-quantised in 128-blocks first, output rounded to bf16.
-// Used for wq_a, wq_b, wkv, wo_b, indexer wq_b, shared and routed experts, MTP e_proj/h_proj.
-// The quantised copy of x comes from `a` (given back on return).
-void linear_quant(const kernels::WeightView& w, const float* x, int64_t n, float* y, Arena& a);
+enum class LinearKind {
+  // FP8 x FP8 or FP8 x FP4 GEMM (spec §4.3): x act_quant-ed in 128-blocks first (§4.2), output
+  // rounded to bf16. wq_a, wq_b, wkv, wo_b, indexer wq_b, shared and routed experts, MTP
+  // e_proj/h_proj.
+  quantized,
+  // bf16 GEMM: x as given, output rounded to bf16. wo_a per group (§5.8; the reference dequantises
+  // it to bf16 at load, §3.6), indexer weights_proj (§5.6).
+  bf16,
+  // f32 GEMM: x as given, f32 output. Compressor wkv/wgate (§5.5), router gate (§5.10), LM head.
+  f32,
+};
 
-// The activation side of linear_quant alone: xq[n, cols] = act_quant(x) in 128-blocks (spec §4.2),
-// for callers that feed one quantised input to several matrices (kernels::matmul_many) and then
-// round with round_rows_bf16.
-void quantize_rows(const float* x, int64_t n, int64_t cols, float* xq);
+// The activation operand of a linear: rows as they are, or (LinearKind::quantized only) rows
+// already act_quant-ed by act_quant_rows() or copied from such rows. The latter lets a caller that
+// regroups one quantised input quantise it once: the MoE gathers each expert's rows from it.
+struct LinearInput {
+  const float* x = nullptr;
+  bool act_quantized = false;
 
-// y[i] = bf16(y[i]) for i < n.
-void round_rows_bf16(float* y, int64_t n);
+  LinearInput() = default;
+  LinearInput(const float* rows) : x(rows) {}   // NOLINT: implicit by design (rows as they are)
+  static LinearInput quantized(const float* xq) {
+    LinearInput in(xq);
+    in.act_quantized = true;
+    return in;
+  }
+};
 
-// bf16 GEMM: no activation quantisation, output rounded to bf16 (wo_a, indexer weights_proj).
-void linear_bf16(const kernels::WeightView& w, const float* x, int64_t n, float* y);
+// xq[n, cols] = act_quant(x) in 128-blocks (spec §4.2): the input side of LinearKind::quantized,
+// for a caller that keeps the quantised rows (see LinearInput).
+LinearInput act_quant_rows(const float* x, int64_t n, int64_t cols, float* xq);
 
-// f32 GEMM: no quantisation, f32 output (compressor wkv/wgate, router gate, LM head).
-inline void linear_f32(const kernels::WeightView& w, const float* x, int64_t n, float* y) {
-  kernels::matmul(w, x, n, y);
-}
+// y[n, w.rows] = kind(x[n, w.cols] · wᵀ).
+struct LinearJob {
+  LinearKind kind = LinearKind::f32;
+  kernels::WeightView w;
+  LinearInput x;
+  int64_t n = 0;
+  float* y = nullptr;
+  kernels::SumOrder order = kernels::SumOrder::canonical;   // see kernels/cpu/matmul.h
+};
+
+// Runs the jobs in one parallel region (kernels::matmul_many): each input of a quantized job is
+// act_quant-ed once however many jobs read it (same x pointer), and each y is bit-identical to its
+// job run alone. Temporaries come from `a`. REQUIRES: no y overlaps another job's x or y; jobs
+// sharing an x agree on n and w.cols.
+void linear_many(const LinearJob* jobs, int64_t count, Arena& a);
+
+inline void linear(const LinearJob& job, Arena& a) { linear_many(&job, 1, a); }
 
 }  // namespace dsv4::model

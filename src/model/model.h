@@ -14,10 +14,12 @@ struct Model {
   std::unique_ptr<io::Checkpoint> checkpoint;
   io::ModelConfig cfg;
   ModelWeights w;
-  // spec §4.6: layers with m = 0 (and the MTP block) use rope_theta without YaRN; layers with
-  // m > 0 use compress_rope_theta with YaRN for every rotary use.
+  // spec §4.6: SWA layers (the MTP block of both releases among them) use rope_theta without
+  // YaRN; CSA and HCA layers use compress_rope_theta with YaRN for every rotary use.
   kernels::RopeFreqs rope_plain, rope_yarn;
-  const kernels::RopeFreqs& rope_for(int ratio) const { return ratio == 0 ? rope_plain : rope_yarn; }
+  const kernels::RopeFreqs& rope_for(io::LayerKind kind) const {
+    return kind == io::LayerKind::swa ? rope_plain : rope_yarn;
+  }
 };
 
 Result<std::unique_ptr<Model>> load_model(const std::string& dir);

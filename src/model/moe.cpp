@@ -18,11 +18,11 @@ float softplus(float z) { return z > 20.0f ? z : std::log1p(std::exp(z)); }   //
 // this many pairs so the gate/up buffers stay small.
 constexpr int64_t kPairsPerRegion = 64;
 
-// One expert's share of a region: its rows of x (already FP8-quantised in 128-blocks, since w1
-// and w3 read the same input), the rows' routing weights and where the output rows go.
+// One expert's share of a region: its rows of x (act_quant-ed once for all experts, then gathered),
+// the rows' routing weights and where the output rows go.
 struct ExpertRun {
   const ExpertWeights* w = nullptr;
-  const float* xq = nullptr;         // [n, D]
+  LinearInput x;                     // [n, D]
   const float* row_weight = nullptr; // [n]
   int64_t n = 0;
   float* g = nullptr;                // [n, I] gate, then the bf16 hidden h
@@ -30,17 +30,17 @@ struct ExpertRun {
   float* y = nullptr;                // [n, D]
 };
 
-// y = bf16(w2(bf16(silu(min(g, L)) · clamp(u, ±L) · weight))) for every run, with w1+w3 of all
-// runs in one matmul_many and the w2 of all runs in another (each output bit-identical to its
-// own matmul call).
+// y = w2(bf16(silu(min(g, L)) · clamp(u, ±L) · weight)) for every run (spec §5.10), with w1+w3 of
+// all runs in one parallel region and the w2 of all runs in another (each output bit-identical
+// to its own linear call).
 void run_experts(ExpertRun* runs, int64_t count, float limit, Arena& a) {
   ArenaScope scope(a);
-  kernels::MatmulJob* jobs = a.alloc<kernels::MatmulJob>(2 * count);
+  LinearJob* jobs = a.alloc<LinearJob>(2 * count);
   for (int64_t k = 0; k < count; ++k) {
-    jobs[2 * k] = {runs[k].w->w1, runs[k].xq, runs[k].n, runs[k].g};
-    jobs[2 * k + 1] = {runs[k].w->w3, runs[k].xq, runs[k].n, runs[k].u};
+    jobs[2 * k] = {LinearKind::quantized, runs[k].w->w1, runs[k].x, runs[k].n, runs[k].g};
+    jobs[2 * k + 1] = {LinearKind::quantized, runs[k].w->w3, runs[k].x, runs[k].n, runs[k].u};
   }
-  kernels::matmul_many(jobs, 2 * count);
+  linear_many(jobs, 2 * count, a);
   // The SwiGLU (a libm expf per element) and the w2 act quant of each run, runs spread over the
   // threads: ~12k expf per layer at decode.
   int64_t elems = 0;
@@ -50,8 +50,8 @@ void run_experts(ExpertRun* runs, int64_t count, float limit, Arena& a) {
     const int64_t I = r.w->w1.rows;
     for (int64_t t = 0; t < r.n; ++t) {
       for (int64_t i = 0; i < I; ++i) {
-        float gv = round_bf16(r.g[t * I + i]);   // GEMM outputs are bf16, upcast to f32
-        float uv = round_bf16(r.u[t * I + i]);
+        float gv = r.g[t * I + i];   // bf16 GEMM outputs, upcast to f32
+        float uv = r.u[t * I + i];
         if (limit > 0) {
           uv = std::clamp(uv, -limit, limit);   // up: two-sided
           gv = std::min(gv, limit);             // gate: upper bound only
@@ -60,11 +60,10 @@ void run_experts(ExpertRun* runs, int64_t count, float limit, Arena& a) {
         r.g[t * I + i] = round_bf16(silu * uv * r.row_weight[t]);
       }
     }
-    quantize_rows(r.g, r.n, I, r.u);   // w2 input: FP8 act quant of h (linear_quant)
-    jobs[k] = {r.w->w2, r.u, r.n, r.y};
+    // The w2 input is act_quant-ed here, on the run's thread, rather than by linear_many.
+    jobs[k] = {LinearKind::quantized, r.w->w2, act_quant_rows(r.g, r.n, I, r.u), r.n, r.y};
   });
-  kernels::matmul_many(jobs, count);
-  for (int64_t k = 0; k < count; ++k) round_rows_bf16(runs[k].y, runs[k].n * runs[k].w->w2.rows);
+  linear_many(jobs, count, a);
 }
 
 }  // namespace
@@ -103,16 +102,16 @@ void moe_forward(const Model& m, const BlockWeights& b, const float* x, const in
   Arena& A = s.main;
   ArenaScope scope(A);
 
-  // Router logits of every row in one product (f32, no quantisation).
+  // Router logits of every row in one product.
   float* logits = A.alloc<float>(rows * E);
-  linear_f32(w.gate_view, x, rows, logits);
+  linear({LinearKind::f32, w.gate_view, x, rows, logits}, A);
   int32_t* ids = A.alloc<int32_t>(rows * K);
   float* wts = A.alloc<float>(rows * K);
   for (int64_t t = 0; t < rows; ++t)
     route_token(m, w, b.hash_routed, logits + t * E, tokens[t], ids + t * K, wts + t * K, A);
 
-  float* xq = A.alloc<float>(rows * D);
-  quantize_rows(x, rows, D, xq);
+  float* xq_rows = A.alloc<float>(rows * D);
+  const LinearInput xq = act_quant_rows(x, rows, D, xq_rows);
 
   // Pairs grouped by expert (counting sort: experts ascending, then rows ascending), so each
   // token's f32 sum runs in the reference's order: experts by id, then the shared expert.
@@ -151,14 +150,15 @@ void moe_forward(const Model& m, const BlockWeights& b, const float* x, const in
       if (count > 0 && pairs + n > kPairsPerRegion) break;
       const ExpertWeights& ew = w.experts[size_t(e1)];
       const int64_t I = ew.w1.rows;
-      ExpertRun r{&ew, nullptr, pair_weight + start[e1], n, A.alloc<float>(n * I), A.alloc<float>(n * I),
+      ExpertRun r{&ew, {}, pair_weight + start[e1], n, A.alloc<float>(n * I), A.alloc<float>(n * I),
                   A.alloc<float>(n * D)};
       if (rows == 1) {
-        r.xq = xq;
+        r.x = xq;
       } else {
         float* xe = A.alloc<float>(n * D);
-        for (int64_t i = 0; i < n; ++i) std::copy(xq + pair_row[start[e1] + i] * D, xq + (pair_row[start[e1] + i] + 1) * D, xe + i * D);
-        r.xq = xe;
+        for (int64_t i = 0; i < n; ++i)
+          std::copy(xq_rows + pair_row[start[e1] + i] * D, xq_rows + (pair_row[start[e1] + i] + 1) * D, xe + i * D);
+        r.x = LinearInput::quantized(xe);
       }
       runs[count++] = r;
       pairs += n;

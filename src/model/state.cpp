@@ -29,9 +29,9 @@ size_t SequenceState::memory_bytes() const {
 
 void SequenceState::reserve(int64_t positions) {
   for (LayerState& l : layers) {
-    if (l.ratio <= 0) continue;
+    if (l.kind == io::LayerKind::swa) continue;
     l.comp.reserve(size_t(positions / l.ratio * l.entry_dim));
-    if (l.ratio == 4) l.idx.reserve(size_t(positions / 4 * l.index_dim));
+    if (l.kind == io::LayerKind::csa) l.idx.reserve(size_t(positions / l.ratio * l.index_dim));
   }
 }
 
@@ -54,17 +54,23 @@ void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed) {
   Rng rng(derive_seed(seed, "synthetic state"));
   for (LayerState& l : s.layers) {
     if (depth > 0) fill_bf16(l.ring, l.ring.size(), rng);
-    if (l.ratio > 0) fill_bf16(l.comp, size_t(depth / l.ratio * l.entry_dim), rng);
     // Once a window has completed every row holds a token (the leftover ones, the last complete
     // window for CSA, stale ones otherwise); before that only the first tokens' rows (CSA: from
-    // row 4, the current window) and the rest stay (0, -inf).
-    if (l.ratio == 4) {
-      fill_bf16(l.idx, size_t(depth / 4 * l.index_dim), rng);
-      for (CompressorState* cs : {&l.comp_state, &l.idx_state})
-        fill_rows(cs->kv, cs->score, cs->width, depth >= 4 ? 0 : 4, depth >= 4 ? 8 : 4 + depth, rng);
-    } else if (l.ratio > 0) {
-      const CompressorState& cs = l.comp_state;
-      fill_rows(l.comp_state.kv, l.comp_state.score, cs.width, 0, depth >= l.ratio ? cs.rows : depth, rng);
+    // row m, the current window) and the rest stay (0, -inf).
+    const int64_t m = l.ratio;
+    switch (l.kind) {
+      case io::LayerKind::swa:
+        break;
+      case io::LayerKind::csa:
+        fill_bf16(l.comp, size_t(depth / m * l.entry_dim), rng);
+        fill_bf16(l.idx, size_t(depth / m * l.index_dim), rng);
+        for (CompressorState* cs : {&l.comp_state, &l.idx_state})
+          fill_rows(cs->kv, cs->score, cs->width, depth >= m ? 0 : m, depth >= m ? 2 * m : m + depth, rng);
+        break;
+      case io::LayerKind::hca:
+        fill_bf16(l.comp, size_t(depth / m * l.entry_dim), rng);
+        fill_rows(l.comp_state.kv, l.comp_state.score, l.comp_state.width, 0, depth >= m ? m : depth, rng);
+        break;
     }
   }
   s.pos = depth;
@@ -78,14 +84,20 @@ SequenceState make_sequence_state(const io::ModelConfig& cfg) {
     LayerState& ls = s.layers[size_t(l)];
     ls.ring.assign(size_t(cfg.sliding_window * cfg.head_dim), 0);
     const int m = cfg.ratio(l);
+    ls.kind = cfg.layer_kind(l);
     ls.ratio = m;
     ls.entry_dim = cfg.head_dim;
     ls.index_dim = cfg.index_head_dim;
-    if (m == 4) {
-      ls.comp_state.reset(8, 2 * cfg.head_dim);
-      ls.idx_state.reset(8, 2 * cfg.index_head_dim);
-    } else if (m == 128) {
-      ls.comp_state.reset(128, cfg.head_dim);
+    switch (ls.kind) {   // spec §5.5: CSA keeps two windows of 2d-wide rows, HCA one of d
+      case io::LayerKind::swa:
+        break;
+      case io::LayerKind::csa:
+        ls.comp_state.reset(2 * m, 2 * cfg.head_dim);
+        ls.idx_state.reset(2 * m, 2 * cfg.index_head_dim);
+        break;
+      case io::LayerKind::hca:
+        ls.comp_state.reset(m, cfg.head_dim);
+        break;
     }
   }
   return s;

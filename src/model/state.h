@@ -12,7 +12,7 @@
 namespace dsv4::model {
 
 // Compressor decode state (spec §5.5): rows x width f32 for kv and score.
-// CSA (m = 4): 8 rows (previous window, current window) x 2d; HCA (m = 128): 128 rows x d.
+// CSA: 2m rows (previous window, current window) x 2d; HCA: m rows x d.
 struct CompressorState {
   int64_t rows = 0, width = 0;
   std::vector<float> kv, score;
@@ -20,7 +20,8 @@ struct CompressorState {
 };
 
 struct LayerState {
-  int ratio = 0;                          // m of this layer (0, 4 or 128)
+  io::LayerKind kind = io::LayerKind::swa;
+  int ratio = 0;                          // m, for entry counts floor(P/m) (0 for SWA)
   int64_t entry_dim = 0, index_dim = 0;   // head_dim, index_head_dim
   std::vector<uint16_t> ring;   // [W, head_dim], slot p mod W holds position p
   std::vector<uint16_t> comp;   // [n_comp, head_dim] compressed entries 0..floor(P/m)-1

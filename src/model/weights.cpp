@@ -7,92 +7,91 @@ namespace dsv4::model {
 
 namespace {
 
+// Binds the fields of the typed inventory (io/inventory.h) to the checkpoint's tensors: the names
+// come from there, never from a list of its own.
 struct Binder {
   const io::Checkpoint& ck;
 
-  const io::TensorEntry& t(const std::string& name) const { return ck.tensor(name); }
+  const io::TensorEntry& t(const io::TensorSpec& s) const { return ck.tensor(s.name); }
 
-  // A matrix with an optional ".scale" companion (FP8 / FP4 storage). Checkpoint entries carry
-  // element shapes, so an FP4 matrix is [rows, cols] though it is stored as I8 [rows, cols/2].
-  WeightView matrix(const std::string& base) const {
-    const io::TensorEntry& w = t(base + ".weight");
+  // A matrix with its scale, if stored with one (FP8 / FP4). Checkpoint entries carry element
+  // shapes, so an FP4 matrix is [rows, cols] though it is stored as I8 [rows, cols/2].
+  WeightView matrix(const io::MatrixSpec& s) const {
+    const io::TensorEntry& w = t(s.weight);
     WeightView v;
     v.dtype = w.dtype;
     v.rows = w.shape[0];
     v.cols = w.shape[1];
     v.data = w.data;
-    if (const io::TensorEntry* s = ck.find(base + ".scale")) v.scale = s->data;
+    if (s.scale) v.scale = t(*s.scale).data;
     return v;
   }
-  const float* f32(const std::string& name) const { return reinterpret_cast<const float*>(t(name).data); }
+  const float* f32(const io::TensorSpec& s) const { return reinterpret_cast<const float*>(t(s).data); }
   // Small bf16 vectors (norm weights) are upcast once: the reference holds them in f32 (§3.6).
-  std::vector<float> bf16_vec(const std::string& name) const {
-    const io::TensorEntry& e = t(name);
+  std::vector<float> bf16_vec(const io::TensorSpec& s) const {
+    const io::TensorEntry& e = t(s);
     std::vector<float> out(size_t(e.numel()));
     const uint16_t* p = reinterpret_cast<const uint16_t*>(e.data);
     for (size_t i = 0; i < out.size(); ++i) out[i] = bf16_to_f32(p[i]);
     return out;
   }
-  HcWeights hc(const std::string& prefix) const {
+  HcWeights hc(const io::HcSpec& s) const {
     HcWeights h;
-    h.fn = f32(prefix + "_fn");
-    h.base = f32(prefix + "_base");
-    h.scale = f32(prefix + "_scale");
-    h.mix = t(prefix + "_fn").shape[0];
+    h.fn = f32(s.fn);
+    h.base = f32(s.base);
+    h.scale = f32(s.scale);
+    h.mix = s.fn.shape[0];
     return h;
   }
-  CompressorWeights compressor(const std::string& p, int64_t ratio, int64_t dim) const {
+  CompressorWeights compressor(const io::CompressorSpec& s) const {
     CompressorWeights c;
-    c.wkv = matrix(p + "wkv");
-    c.wgate = matrix(p + "wgate");
-    c.ape = f32(p + "ape");
-    c.norm = bf16_vec(p + "norm.weight");
-    c.ratio = ratio;
-    c.dim = dim;
+    c.wkv = matrix(s.wkv);
+    c.wgate = matrix(s.wgate);
+    c.ape = f32(s.ape);
+    c.norm = bf16_vec(s.norm);
+    c.ratio = s.ratio;
+    c.dim = s.dim;
     c.width = c.wkv.rows;
+    c.overlap = s.overlap;
     return c;
   }
+  ExpertWeights expert(const io::ExpertSpec& s) const { return {matrix(s.w1), matrix(s.w2), matrix(s.w3)}; }
+  HeadWeights head(const io::HeadSpec& s) const { return {hc(s.hc), bf16_vec(s.norm)}; }
 
-  BlockWeights block(int64_t layer) const {
-    const io::ModelConfig& cfg = ck.config();
-    const std::string p = io::block_prefix(cfg, layer);
+  BlockWeights block(const io::BlockSpec& s) const {
     BlockWeights b;
-    b.layer = layer;
-    b.ratio = cfg.ratio(layer);
-    b.hash_routed = layer < cfg.num_hidden_layers && layer < cfg.num_hash_layers;
-    b.hc_attn = hc(p + "hc_attn");
-    b.hc_ffn = hc(p + "hc_ffn");
-    b.attn_norm = bf16_vec(p + "attn_norm.weight");
-    b.ffn_norm = bf16_vec(p + "ffn_norm.weight");
+    b.layer = s.layer;
+    b.kind = s.kind;
+    b.hash_routed = s.ffn.tid2eid.has_value();
+    b.hc_attn = hc(s.hc_attn);
+    b.hc_ffn = hc(s.hc_ffn);
+    b.attn_norm = bf16_vec(s.attn_norm);
+    b.ffn_norm = bf16_vec(s.ffn_norm);
 
-    const std::string a = p + "attn.";
     AttentionWeights& at = b.attn;
-    at.wq_a = matrix(a + "wq_a");
-    at.wq_b = matrix(a + "wq_b");
-    at.wkv = matrix(a + "wkv");
-    at.wo_a = matrix(a + "wo_a");
-    at.wo_b = matrix(a + "wo_b");
-    at.q_norm = bf16_vec(a + "q_norm.weight");
-    at.kv_norm = bf16_vec(a + "kv_norm.weight");
-    at.attn_sink = f32(a + "attn_sink");
-    if (b.ratio > 0) at.compressor = compressor(a + "compressor.", b.ratio, cfg.head_dim);
-    if (b.ratio == 4) {
-      at.indexer.wq_b = matrix(a + "indexer.wq_b");
-      at.indexer.weights_proj = matrix(a + "indexer.weights_proj");
-      at.indexer.compressor = compressor(a + "indexer.compressor.", 4, cfg.index_head_dim);
+    at.wq_a = matrix(s.attn.wq_a);
+    at.wq_b = matrix(s.attn.wq_b);
+    at.wkv = matrix(s.attn.wkv);
+    at.wo_a = matrix(s.attn.wo_a);
+    at.wo_b = matrix(s.attn.wo_b);
+    at.q_norm = bf16_vec(s.attn.q_norm);
+    at.kv_norm = bf16_vec(s.attn.kv_norm);
+    at.attn_sink = f32(s.attn.attn_sink);
+    if (s.attn.compressor) at.compressor = compressor(*s.attn.compressor);
+    if (s.attn.indexer) {
+      at.indexer.wq_b = matrix(s.attn.indexer->wq_b);
+      at.indexer.weights_proj = matrix(s.attn.indexer->weights_proj);
+      at.indexer.compressor = compressor(s.attn.indexer->compressor);
     }
 
-    const std::string f = p + "ffn.";
     MoeWeights& m = b.ffn;
-    m.gate_view = matrix(f + "gate");
+    m.gate_view = matrix(s.ffn.gate);
     m.gate = reinterpret_cast<const uint16_t*>(m.gate_view.data);
-    if (b.hash_routed) m.tid2eid = reinterpret_cast<const int64_t*>(t(f + "gate.tid2eid").data);
-    else m.bias = f32(f + "gate.bias");
-    m.shared = {matrix(f + "shared_experts.w1"), matrix(f + "shared_experts.w2"), matrix(f + "shared_experts.w3")};
-    for (int64_t e = 0; e < cfg.n_routed_experts; ++e) {
-      const std::string ep = f + "experts." + std::to_string(e) + ".";
-      m.experts.push_back({matrix(ep + "w1"), matrix(ep + "w2"), matrix(ep + "w3")});
-    }
+    if (s.ffn.tid2eid) m.tid2eid = reinterpret_cast<const int64_t*>(t(*s.ffn.tid2eid).data);
+    if (s.ffn.bias) m.bias = f32(*s.ffn.bias);
+    m.shared = expert(s.ffn.shared);
+    m.experts.reserve(s.ffn.experts.size());
+    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(expert(e));
     return b;
   }
 };
@@ -100,25 +99,21 @@ struct Binder {
 }  // namespace
 
 ModelWeights bind_weights(const io::Checkpoint& ck) {
-  const io::ModelConfig& cfg = ck.config();
-  Binder b{ck};
+  const io::Inventory inv = io::model_inventory(ck.config());
+  const Binder b{ck};
   ModelWeights w;
-  w.embed = reinterpret_cast<const uint16_t*>(b.t("embed.weight").data);
-  w.head = b.matrix("head");
-  w.final_head.hc = b.hc("hc_head");
-  w.final_head.norm = b.bf16_vec("norm.weight");
-  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) w.blocks.push_back(b.block(l));
-  w.has_mtp = cfg.num_nextn_predict_layers > 0;
-  if (w.has_mtp) {
-    const int64_t L = cfg.num_hidden_layers;
-    const std::string p = io::block_prefix(cfg, L);
-    w.mtp.e_proj = b.matrix(p + "e_proj");
-    w.mtp.h_proj = b.matrix(p + "h_proj");
-    w.mtp.enorm = b.bf16_vec(p + "enorm.weight");
-    w.mtp.hnorm = b.bf16_vec(p + "hnorm.weight");
-    w.mtp.block = b.block(L);
-    w.mtp.head.hc = b.hc(p + "hc_head");
-    w.mtp.head.norm = b.bf16_vec(p + "norm.weight");
+  w.embed = reinterpret_cast<const uint16_t*>(b.t(inv.embed).data);
+  w.head = b.matrix(inv.head);
+  w.final_head = b.head(inv.final_head);
+  for (const io::BlockSpec& s : inv.blocks) w.blocks.push_back(b.block(s));
+  w.has_mtp = inv.mtp.has_value();
+  if (inv.mtp) {
+    w.mtp.e_proj = b.matrix(inv.mtp->e_proj);
+    w.mtp.h_proj = b.matrix(inv.mtp->h_proj);
+    w.mtp.enorm = b.bf16_vec(inv.mtp->enorm);
+    w.mtp.hnorm = b.bf16_vec(inv.mtp->hnorm);
+    w.mtp.block = b.block(inv.mtp->block);
+    w.mtp.head = b.head(inv.mtp->head);
   }
   return w;
 }

@@ -1,6 +1,7 @@
-// Views of every weight of a V4 checkpoint, bound by name once at load (spec §3). Field names are
-// the checkpoint's own (wq_a, wkv, attn_sink, ape, tid2eid). Nothing here owns weight memory:
-// matrices point into the mapping; only small vectors (norm weights, HC maps) are upcast to f32.
+// Views of every weight of a V4 checkpoint, bound once at load from the typed inventory
+// (io/inventory.h, spec §3). Field names are the checkpoint's own (wq_a, wkv, attn_sink, ape,
+// tid2eid). Nothing here owns weight memory: matrices point into the mapping; only small vectors
+// (norm weights, HC maps) are upcast to f32.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,7 @@ struct CompressorWeights {
   const float* ape = nullptr;     // [m, c·d]
   std::vector<float> norm;        // [d]
   int64_t ratio = 0, dim = 0, width = 0;   // m, d, c·d
+  bool overlap = false;           // CSA (c = 2): an entry also pools the previous window (spec §5.5)
 };
 
 struct IndexerWeights {
@@ -39,8 +41,8 @@ struct AttentionWeights {
   WeightView wq_a, wq_b, wkv, wo_a, wo_b;
   std::vector<float> q_norm, kv_norm;
   const float* attn_sink = nullptr;   // [H]
-  CompressorWeights compressor;       // m > 0
-  IndexerWeights indexer;             // m == 4
+  CompressorWeights compressor;       // CSA and HCA
+  IndexerWeights indexer;             // CSA
 };
 
 struct ExpertWeights {
@@ -58,7 +60,7 @@ struct MoeWeights {
 
 struct BlockWeights {
   int64_t layer = 0;
-  int ratio = 0;                     // m: 0, 4 or 128
+  io::LayerKind kind = io::LayerKind::swa;   // what its attention attends (spec §5.9)
   bool hash_routed = false;
   HcWeights hc_attn, hc_ffn;
   std::vector<float> attn_norm, ffn_norm;

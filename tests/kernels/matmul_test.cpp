@@ -454,6 +454,35 @@ TEST_F(MatmulTest, TwoSlicesSimdEqualsScalarForAnyBatchAndThreads) {
     }
 }
 
+// MatmulJob::bf16_out rounds each y to bf16 and changes nothing else: the same bits as the plain
+// product rounded afterwards, for every implementation, both sum orders, matvec and GEMM, with
+// the rows cut into chunks across threads.
+TEST_F(MatmulTest, Bf16OutputIsThePlainProductRounded) {
+  std::mt19937 rng(5);
+  for (DType dt : {DType::fp8_e4m3, DType::fp4_e2m1, DType::bf16, DType::f32}) {
+    const TestWeight tw = make_weight(dt, 300, 256, rng);
+    for (SumOrder order : {SumOrder::canonical, SumOrder::two_slices}) {
+      if (order == SumOrder::two_slices && dt != DType::bf16 && dt != DType::f32) continue;
+      for (int64_t n : {1, 9}) {
+        const std::vector<float> x = make_acts(n, 256, rng);
+        for (MatmulImpl impl : {MatmulImpl::reference, MatmulImpl::generic, MatmulImpl::avx2, MatmulImpl::avx512}) {
+          if (!select_matmul_impl(impl)) continue;
+          for (int threads : {1, 3}) {
+            omp_set_num_threads(threads);
+            std::vector<float> plain(size_t(n * 300)), rounded(size_t(n * 300));
+            const MatmulJob jobs[2] = {{tw.view, x.data(), n, plain.data(), order},
+                                       {tw.view, x.data(), n, rounded.data(), order, true}};
+            matmul_many(jobs, 2);
+            for (float& v : plain) v = round_bf16(v);
+            EXPECT_EQ(0, std::memcmp(rounded.data(), plain.data(), plain.size() * 4))
+                << dtype_name(dt) << " n " << n << " " << matmul_impl_name(impl) << " threads " << threads;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsv4::kernels
 

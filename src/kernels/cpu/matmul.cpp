@@ -171,10 +171,20 @@ const detail::MatmulIsa& isa_for_job(MatmulImpl impl, const WeightView& w) {
   return detail::matmul_fast_shape_ok(w) ? isa_for(impl) : detail::matmul_isa_generic();
 }
 
+// Rows [r0, r1) of every token's y rounded to bf16 when the job asks for it (MatmulJob::bf16_out).
+void round_outputs(const MatmulJob& job, int64_t r0, int64_t r1) {
+  if (!job.bf16_out) return;
+  for (int64_t t = 0; t < job.n; ++t) {
+    float* y = job.y + t * job.w.rows;
+    for (int64_t r = r0; r < r1; ++r) y[r] = round_bf16(y[r]);
+  }
+}
+
 void run_rows(MatmulImpl impl, const MatmulJob& job, int64_t r0, int64_t r1, float* scratch) {
   const detail::MatmulIsa& isa = isa_for_job(impl, job.w);
   if (job.order == SumOrder::two_slices) isa.rows_two_slices(job.w, job.x, job.n, job.y, r0, r1, scratch);
   else isa.rows(job.w, job.x, job.n, job.y, r0, r1, scratch);
+  round_outputs(job, r0, r1);
 }
 
 // Weight bytes one row of w streams from memory, in quarter bytes (FP4 reads half the bytes of
@@ -298,6 +308,7 @@ void matmul_many(const MatmulJob* jobs, int64_t count) {
         row.resize(size_t(job.w.cols));
         matmul_two_slices_rows(job.w, job.x, job.n, job.y, 0, job.w.rows, row.data());
       }
+      round_outputs(job, 0, job.w.rows);
     }
     return;
   }

@@ -4,7 +4,7 @@
 // W is dequantised on the fly (spec §3.2: FP8 E4M3 x 2^(S-127) per 128x128 block; FP4 E2M1 x
 // 2^(S-127) per row and 32 columns; BF16; F32) — dequantisation is exact, so the only rounding is
 // the f32 summation. Callers apply the reference's activation quantisation (spec §4.2) to x first
-// and round y to bf16 where the spec says so (§4.3).
+// and ask for y rounded to bf16 (MatmulJob::bf16_out) where the spec says so (§4.3).
 //
 // Invariant every implementation keeps: y[t][r] depends only on row r of W and row t of x — not
 // on n, the thread count or the other rows — so a prompt gives bit-identical logits whether it
@@ -58,6 +58,9 @@ struct MatmulJob {
   int64_t n = 0;
   float* y = nullptr;         // n rows of w.rows floats
   SumOrder order = SumOrder::canonical;
+  // y = bf16(y) (kept as f32), for the reference's GEMMs with bf16 output (spec §4.3, §6.1). Each
+  // chunk of rows is rounded by the thread that summed it, right after, while it is in cache.
+  bool bf16_out = false;
 };
 
 // Runs independent products in one parallel region, so many small matrices — the routed experts

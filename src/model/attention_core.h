@@ -1,0 +1,29 @@
+// The attention of one segment's queries over what they see (spec §5.4, §5.7): each query's entry
+// list (its raw window, then the visible compressed entries: all of them for HCA, the indexer's
+// top-k for CSA), the sparse attention with sink over it, and the de-rotation of the output.
+#pragma once
+
+#include "model/batch.h"
+#include "model/model.h"
+#include "model/scratch.h"
+#include "model/state.h"
+
+namespace dsv4::model {
+
+// The query side of every row of a step: q [rows, H·Dh] after §5.3; for CSA also the indexer's
+// queries [rows, Hi·Di] and head weights [rows, Hi] after §5.6 (null otherwise).
+struct AttentionQueries {
+  const float* q = nullptr;
+  const float* index_q = nullptr;
+  const float* index_weights = nullptr;
+};
+
+// o [rows, H·Dh]: writes the rows of segment `seg` of block b. `st` holds the segment's state
+// before this chunk's raw entries enter the ring, with the chunk's compressed entries already
+// appended (§5.13 steps 2-3); chunk_kv [seg.n, Dh] bf16 holds the chunk's raw entries. Prefill
+// (seg.n > 1) spreads the queries over the threads; decode splits the one query's indexer
+// entries and heads. Temporaries come from s.
+void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,
+                    const uint16_t* chunk_kv, const AttentionQueries& queries, float* o, Scratch& s);
+
+}  // namespace dsv4::model
