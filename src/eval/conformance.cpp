@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/matmul.h"
+#include "model/block_probe.h"
 #include "model/forward.h"
 
 namespace dsv4::eval {
@@ -198,7 +199,10 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
     json layers = json::array();
     const int64_t stride = N * nh * D;
     model::Scratch scratch;
+    std::optional<model::BlockProbe> probe;
+    if (opt.dump_layer >= 0) probe.emplace(opt.dump_layer, opt.dump_pos0, opt.dump_pos1);
     for (int64_t l = 0; l < L; ++l) {
+      scratch.probe = probe && probe->watches(m.w.blocks[size_t(l)].layer) ? &*probe : nullptr;
       model::SequenceState seq = model::make_sequence_state(m.cfg);
       model::Streams X(hid->f.begin() + l * stride, hid->f.begin() + (l + 1) * stride);
       const int64_t chunk = opt.chunk > 0 ? opt.chunk : N;
@@ -213,6 +217,9 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
         out.insert(out.end(), Xc.begin(), Xc.end());
       }
       const uint16_t* refb = hid->bf16.data() + (l + 1) * stride;
+      if (scratch.probe)
+        for (int64_t t = 0; t < N; ++t)
+          scratch.probe->record_row("ref.out", t, nh * D, hid->f.data() + (l + 1) * stride + t * nh * D);
       int64_t equal = 0;
       double ss_d = 0, ss_r = 0, max_abs = 0;
       for (int64_t k = 0; k < stride; ++k) {
@@ -236,6 +243,8 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
       layers.push_back(lj);
     }
     report["teacher_forced"] = layers;
+    scratch.probe = nullptr;
+    if (probe) DSV4_TRY(probe->write(opt.dump_path));
   }
 
   const json e2e_tol = tol.value("emulating_engine", json::object());

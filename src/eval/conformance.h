@@ -20,6 +20,12 @@ struct ScoreOptions {
   std::string reference_path;    // reference.safetensors; tolerances from reference.json beside it
   int64_t chunk = 0;             // prefill chunk size; 0 = whole prompt at once, 1 = token by token
   bool reference_kernels = false;  // scalar reference matmul instead of the dispatched SIMD one
+  // Diagnostic: the teacher-forced run of block dump_layer (if >= 0) records its intermediates at
+  // positions [dump_pos0, dump_pos1), with the reference's output rows as `ref.out`, into
+  // dump_path (model/block_probe.h).
+  int64_t dump_layer = -1;
+  int64_t dump_pos0 = 0, dump_pos1 = 0;
+  std::string dump_path;
 };
 
 // Runs every available check and returns the report: {"teacher_forced": [...], "prefill": {...},

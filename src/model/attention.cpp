@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <string>
 
 #include "core/dtype.h"
 #include "core/parallel.h"
@@ -9,6 +10,7 @@
 #include "kernels/cpu/quant_sim.h"
 #include "model/attention_core.h"
 #include "model/attention_output.h"
+#include "model/block_probe.h"
 #include "model/compressor.h"
 #include "model/indexer.h"
 #include "model/linear.h"
@@ -110,29 +112,66 @@ void project_queries(const Model& m, const BlockWeights& b, const Batch& batch, 
   finish_q_kv(m, b, batch, p.q, p.kv);
 }
 
+// The per-row quantities of the step, once projected and finished, for a probe watching block b
+// (block_probe.h): the compressors' projections (scores with ape), the normed qr, the indexer's
+// queries and head weights, q and kv.
+void record_projections(BlockProbe& probe, const Model& m, const BlockWeights& b, const Batch& batch,
+                        const Projections& p) {
+  const io::ModelConfig& c = m.cfg;
+  const int64_t* pos = batch.positions.data();
+  const int64_t rows = batch.rows();
+  if (b.kind != io::LayerKind::swa) {
+    probe.record("comp.kvp", pos, rows, b.attn.compressor.width, p.ckv);
+    probe.record("comp.score", pos, rows, b.attn.compressor.width, p.cscore);
+  }
+  if (b.kind == io::LayerKind::csa) {
+    probe.record("idx.kvp", pos, rows, b.attn.indexer.compressor.width, p.ikv);
+    probe.record("idx.score", pos, rows, b.attn.indexer.compressor.width, p.iscore);
+    probe.record("idx.q", pos, rows, c.index_n_heads * c.index_head_dim, p.iq);
+    probe.record("idx.weights", pos, rows, c.index_n_heads, p.iweights);
+  }
+  probe.record("attn.qr", pos, rows, c.q_lora_rank, p.qr);
+  probe.record("attn.q", pos, rows, c.num_attention_heads * c.head_dim, p.q);
+  probe.record("attn.kv", pos, rows, c.head_dim, p.kv);
+}
+
 // Runs a compressor of block b over the rows of one segment in position order (spec §5.5, §5.13
-// step 2).
+// step 2). A probe watching the block gets every entry closed inside its range as `<name>.pooled`
+// (f32, before the bf16 rounding) and `<name>.entry` (as stored), keyed by the closing position.
 void run_compressor(const Model& m, const BlockWeights& b, const CompressorWeights& w, CompressorKind kind,
                     const Batch& batch, const Segment& seg, const float* kvp, const float* score,
-                    CompressorState& st, std::vector<uint16_t>& entries, Arena& a) {
+                    CompressorState& st, std::vector<uint16_t>& entries, Arena& a, BlockProbe* probe,
+                    const char* name) {
   const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   for (int64_t i = 0; i < seg.n; ++i) {
-    const int64_t r = seg.row0 + i;
-    compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, batch.positions[size_t(r)],
-                    kvp + r * w.width, score + r * w.width, entries, a);
+    const int64_t r = seg.row0 + i, pos = batch.positions[size_t(r)];
+    if (!probe || !probe->watches(b.layer, pos)) {
+      compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, pos, kvp + r * w.width, score + r * w.width,
+                      entries, a);
+      continue;
+    }
+    ArenaScope scope(a);
+    float* pooled = a.alloc<float>(2 * w.dim);
+    if (!compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, pos, kvp + r * w.width,
+                         score + r * w.width, entries, a, pooled))
+      continue;
+    float* entry = pooled + w.dim;
+    for (int64_t k = 0; k < w.dim; ++k) entry[k] = bf16_to_f32(entries[entries.size() - size_t(w.dim) + size_t(k)]);
+    probe->record_row(std::string(name) + ".pooled", pos, w.dim, pooled);
+    probe->record_row(std::string(name) + ".entry", pos, w.dim, entry);
   }
 }
 
 // The segment's rows through the layer's compressors: the main one (CSA, HCA) and the indexer's
 // (CSA), appending the entries their windows complete (spec §5.5, §5.13 step 2).
 void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch, const Segment& seg,
-                      const Projections& p, LayerState& st, Arena& a) {
+                      const Projections& p, LayerState& st, Arena& a, BlockProbe* probe) {
   if (b.kind != io::LayerKind::swa)
     run_compressor(m, b, b.attn.compressor, CompressorKind::main, batch, seg, p.ckv, p.cscore, st.comp_state, st.comp,
-                   a);
+                   a, probe, "comp");
   if (b.kind == io::LayerKind::csa)
     run_compressor(m, b, b.attn.indexer.compressor, CompressorKind::indexer, batch, seg, p.ikv, p.iscore,
-                   st.idx_state, st.idx, a);
+                   st.idx_state, st.idx, a, probe, "idx");
 }
 
 // The segment's raw entries as bf16 [seg.n, Dh] (lossless: kv is bf16-valued, spec §5.3), so that
@@ -159,20 +198,24 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   const io::ModelConfig& c = m.cfg;
   Arena& A = s.main;
   ArenaScope scope(A);
+  BlockProbe* probe = s.probe && s.probe->watches(b.layer) ? s.probe : nullptr;
   Projections p;
   project_x(m, b, batch, x, p, A);
   project_queries(m, b, batch, p, A);
+  if (probe) record_projections(*probe, m, b, batch, p);
 
   const AttentionQueries queries{p.q, p.iq, p.iweights};
   float* o = A.alloc<float>(batch.rows() * c.num_attention_heads * c.head_dim);
   for (const Segment& seg : batch.segments) {
     LayerState& st = seg.seq->layers[size_t(b.layer)];
-    compress_segment(m, b, batch, seg, p, st, A);
+    compress_segment(m, b, batch, seg, p, st, A, probe);
     ArenaScope seg_scope(A);
     const uint16_t* chunk_kv = chunk_entries(p.kv, seg, c.head_dim, A);
     attend_segment(m, b, seg, st, chunk_kv, queries, o, s);
     update_ring(c, seg, chunk_kv, st);
   }
+  if (probe)   // after the de-rotation
+    probe->record("attn.o", batch.positions.data(), batch.rows(), c.num_attention_heads * c.head_dim, o);
   grouped_output_projection(m, b.attn, o, batch.rows(), out, A);
 }
 

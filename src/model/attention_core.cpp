@@ -7,6 +7,7 @@
 #include "core/parallel.h"
 #include "core/status.h"
 #include "kernels/cpu/sparse_attn.h"
+#include "model/block_probe.h"
 #include "model/indexer.h"
 
 namespace dsv4::model {
@@ -26,6 +27,7 @@ struct EntrySource {
   const LayerState* st;
   const uint16_t* chunk_kv;   // bf16 [seg.n, Dh]
   int64_t P;                  // first position of the segment
+  BlockProbe* probe;          // records the CSA selection (attn.selected) when set
 };
 
 // Compressed entries visible to query position t: n_c(t) = floor((t+1)/m) (spec §5.4).
@@ -67,6 +69,11 @@ int64_t gather_entries(const EntrySource& src, int64_t t, const float* iq, const
       int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, visible));
       const int64_t k = indexer_select(*src.m, iq, iw, src.st->idx, visible, parallel, sel, a);
       for (int64_t i = 0; i < k; ++i) rows[n++] = &src.st->comp[size_t(int64_t(sel[i]) * Dh)];
+      if (src.probe && src.probe->watches(src.b->layer, t)) {   // selected entries in top-k order, -1 padded
+        float* row = a.alloc<float>(c.index_topk);
+        for (int64_t i = 0; i < c.index_topk; ++i) row[i] = i < k ? float(sel[i]) : -1.0f;
+        src.probe->record_row("attn.selected", t, c.index_topk, row);
+      }
       break;
     }
   }
@@ -138,7 +145,8 @@ void attend_decode(const EntrySource& src, const Segment& seg, const AttentionQu
 void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,
                     const uint16_t* chunk_kv, const AttentionQueries& queries, float* o, Scratch& s) {
   DSV4_CHECK(m.rope_for(b.kind).rope_dim <= kMaxRopeDim);
-  const EntrySource src{&m, &b, &st, chunk_kv, seg.start_pos};
+  BlockProbe* probe = s.probe && s.probe->watches(b.layer) ? s.probe : nullptr;
+  const EntrySource src{&m, &b, &st, chunk_kv, seg.start_pos, probe};
   if (seg.n > 1) attend_prefill(src, seg, queries, o, s);
   else attend_decode(src, seg, queries, o, s.main);
 }

@@ -22,7 +22,8 @@ struct AttentionQueries {
 // before this chunk's raw entries enter the ring, with the chunk's compressed entries already
 // appended (§5.13 steps 2-3); chunk_kv [seg.n, Dh] bf16 holds the chunk's raw entries. Prefill
 // (seg.n > 1) spreads the queries over the threads; decode splits the one query's indexer
-// entries and heads. Temporaries come from s.
+// entries and heads. Temporaries come from s; a probe in s watching block b records the CSA
+// selection (block_probe.h).
 void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,
                     const uint16_t* chunk_kv, const AttentionQueries& queries, float* o, Scratch& s);
 

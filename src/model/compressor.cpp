@@ -66,15 +66,15 @@ void compressor_add_ape(const CompressorWeights& w, int64_t n, const int64_t* po
   }
 }
 
-void compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
+bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
                      float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
-                     std::vector<uint16_t>& entries, Arena& a) {
+                     std::vector<uint16_t>& entries, Arena& a, float* pooled_out) {
   const int64_t m = w.ratio, d = w.dim, width = w.width;
   const int64_t s = pos % m;
   const int64_t row = w.overlap ? m + s : s;   // CSA: rows 0..m-1 previous window, m..2m-1 current
   std::copy(kvp, kvp + width, st.kv.begin() + row * width);
   std::copy(score, score + width, st.score.begin() + row * width);
-  if ((pos + 1) % m != 0) return;
+  if ((pos + 1) % m != 0) return false;
 
   ArenaScope scope(a);
   float* pooled = a.alloc<float>(d);
@@ -94,7 +94,9 @@ void compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
     std::copy(st.kv.begin() + m * width, st.kv.begin() + 2 * m * width, st.kv.begin());
     std::copy(st.score.begin() + m * width, st.score.begin() + 2 * m * width, st.score.begin());
   }
+  if (pooled_out) std::copy(pooled, pooled + d, pooled_out);
   finish_entry(w, kind, rope, norm_eps, pos / m, pooled, entries, a);
+  return true;
 }
 
 }  // namespace dsv4::model

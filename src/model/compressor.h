@@ -17,10 +17,12 @@ enum class CompressorKind { main, indexer };
 // Feeds one source token at position `pos` through the decode state machine (spec §5.5).
 // kvp and score ([c·d], f32; score already includes ape[pos mod m]) are the token's projections.
 // If the token closes window j = pos / m, the finished entry (spec §5.5 "Then, for both kinds")
-// is appended to `entries` as bf16. Temporaries come from `a`.
-void compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
+// is appended to `entries` as bf16, and `pooled`, if set, receives the f32 pooled vector [d]
+// before its bf16 rounding (a diagnostic, block_probe.h). Returns whether an entry was appended.
+// Temporaries come from `a`.
+bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
                      float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
-                     std::vector<uint16_t>& entries, Arena& a);
+                     std::vector<uint16_t>& entries, Arena& a, float* pooled = nullptr);
 
 // The projections of n source rows x [n, D] are kvp = x·wkvᵀ and score = x·wgateᵀ + ape[pos mod m]
 // (LinearKind::f32); the caller runs the two products (with the layer's other products of x,

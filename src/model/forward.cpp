@@ -1,9 +1,13 @@
 #include "model/forward.h"
 
+#include <algorithm>
+#include <string>
+
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "kernels/cpu/norms.h"
 #include "model/attention.h"
+#include "model/block_probe.h"
 #include "model/hc.h"
 #include "model/linear.h"
 #include "model/moe.h"
@@ -23,13 +27,15 @@ HcParams hc_params(const io::ModelConfig& c) {
   return p;
 }
 
-// u = hc_pre(X) then RMSNorm; keeps post/comb for the matching hc_post.
+// u = hc_pre(X) then RMSNorm; keeps post/comb for the matching hc_post. u_before_norm, if set,
+// receives u as hc_pre leaves it (a diagnostic, block_probe.h).
 void pre_sublayer(const HcParams& p, const HcWeights& hc, const std::vector<float>& norm, float eps, const float* X,
-                  int64_t rows, float* x, float* post, float* comb) {
+                  int64_t rows, float* x, float* post, float* comb, float* u_before_norm) {
   const int64_t n = p.n_hc, D = p.dim;
   parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
     float* u = x + t * D;
     hc_pre(hc, p, X + t * n * D, u, post + t * n, comb + t * n * n);
+    if (u_before_norm) std::copy(u, u + D, u_before_norm + t * D);
     kernels::rms_norm(u, norm.data(), D, eps, u);
   });
 }
@@ -63,20 +69,40 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
   float* post = s.main.alloc<float>(rows * n);
   float* comb = s.main.alloc<float>(rows * n * n);
   float* out = s.main.alloc<float>(rows * D);
+  BlockProbe* probe = s.probe && s.probe->watches(b.layer) ? s.probe : nullptr;
+  float* u = probe ? s.main.alloc<float>(rows * D) : nullptr;
+  auto record = [&](const char* name, const float* data, int64_t width) {
+    if (probe) probe->record(name, batch.positions.data(), rows, width, data);
+  };
+  auto record_pre = [&](const char* prefix) {
+    if (!probe) return;
+    const std::string pre(prefix);
+    record((pre + ".u").c_str(), u, D);
+    record((pre + ".x").c_str(), x, D);
+    record((pre + ".post").c_str(), post, n);
+    record((pre + ".comb").c_str(), comb, n * n);
+  };
 
-  pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, rows, x, post, comb);
+  record("in", X, n * D);
+  pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, rows, x, post, comb, u);
+  record_pre("attn");
   {
     AddElapsed t(s.times ? &s.times->attention_s : nullptr);
     attention_forward(m, b, batch, x, out, s);
   }
+  record("attn.out", out, D);
   post_sublayer(p, out, post, comb, rows, X);
+  record("attn.X", X, n * D);
 
-  pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, rows, x, post, comb);
+  pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, rows, x, post, comb, u);
+  record_pre("ffn");
   {
     AddElapsed t(s.times ? &s.times->ffn_s : nullptr);
     moe_forward(m, b, x, batch.tokens.data(), rows, out, s);
   }
+  record("ffn.out", out, D);
   post_sublayer(p, out, post, comb, rows, X);
+  record("out", X, n * D);
 }
 
 void head_logits(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* logits,

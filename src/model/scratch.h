@@ -23,6 +23,8 @@
 
 namespace dsv4::model {
 
+class BlockProbe;
+
 class Arena {
  public:
   Arena() = default;
@@ -79,6 +81,7 @@ struct Scratch {
   Arena main;                   // the inference thread (outside parallel regions)
   std::vector<Arena> threads;   // [omp thread id], inside parallel regions
   StepTimes* times = nullptr;   // when set, run_block and head_logits add their wall time
+  BlockProbe* probe = nullptr;  // when set, the watched block records its intermediates (block_probe.h)
 
   // Call at the start of a step, outside any parallel region: resets every arena and makes sure
   // there is one per OpenMP thread the step may use.
