@@ -25,7 +25,7 @@ struct ScoreOptions {
   // dump_path (model/block_probe.h).
   int64_t dump_layer = -1;
   int64_t dump_pos0 = 0, dump_pos1 = 0;
-  std::string dump_path;
+  std::string dump_path = {};
 };
 
 // Runs every available check and returns the report: {"teacher_forced": [...], "prefill": {...},

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/status.h"
 #include "io/safetensors.h"
 
 namespace dsv4::model {
@@ -12,8 +13,7 @@ void BlockProbe::record(const std::string& name, const int64_t* positions, int64
   for (int64_t r = 0; r < rows; ++r) {
     if (positions[r] < pos0_ || positions[r] >= pos1_) continue;
     Series& s = series_[name];
-    if (s.width != 0 && s.width != width)
-      continue;   // a series has one width; callers pad variable-length rows (DSV4_CHECK would abort a diagnosis)
+    DSV4_CHECK(s.width == 0 || s.width == width);   // one width per series: callers pad variable-length rows
     s.width = width;
     s.rows[positions[r]].assign(data + r * width, data + (r + 1) * width);
   }

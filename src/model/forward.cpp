@@ -1,6 +1,5 @@
 #include "model/forward.h"
 
-#include <algorithm>
 #include <string>
 
 #include "core/dtype.h"
@@ -27,15 +26,14 @@ HcParams hc_params(const io::ModelConfig& c) {
   return p;
 }
 
-// u = hc_pre(X) then RMSNorm; keeps post/comb for the matching hc_post. u_before_norm, if set,
-// receives u as hc_pre leaves it (a diagnostic, block_probe.h).
+// u = hc_pre(X) then RMSNorm; keeps post/comb for the matching hc_post. u_sum, if set, receives
+// hc_pre's sums before their bf16 rounding (a diagnostic, block_probe.h).
 void pre_sublayer(const HcParams& p, const HcWeights& hc, const std::vector<float>& norm, float eps, const float* X,
-                  int64_t rows, float* x, float* post, float* comb, float* u_before_norm) {
+                  int64_t rows, float* x, float* post, float* comb, float* u_sum) {
   const int64_t n = p.n_hc, D = p.dim;
   parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
     float* u = x + t * D;
-    hc_pre(hc, p, X + t * n * D, u, post + t * n, comb + t * n * n);
-    if (u_before_norm) std::copy(u, u + D, u_before_norm + t * D);
+    hc_pre(hc, p, X + t * n * D, u, post + t * n, comb + t * n * n, u_sum ? u_sum + t * D : nullptr);
     kernels::rms_norm(u, norm.data(), D, eps, u);
   });
 }
@@ -70,21 +68,21 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
   float* comb = s.main.alloc<float>(rows * n * n);
   float* out = s.main.alloc<float>(rows * D);
   BlockProbe* probe = s.probe && s.probe->watches(b.layer) ? s.probe : nullptr;
-  float* u = probe ? s.main.alloc<float>(rows * D) : nullptr;
+  float* u_sum = probe ? s.main.alloc<float>(rows * D) : nullptr;
   auto record = [&](const char* name, const float* data, int64_t width) {
     if (probe) probe->record(name, batch.positions.data(), rows, width, data);
   };
   auto record_pre = [&](const char* prefix) {
     if (!probe) return;
     const std::string pre(prefix);
-    record((pre + ".u").c_str(), u, D);
+    record((pre + ".u_sum").c_str(), u_sum, D);
     record((pre + ".x").c_str(), x, D);
     record((pre + ".post").c_str(), post, n);
     record((pre + ".comb").c_str(), comb, n * n);
   };
 
   record("in", X, n * D);
-  pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, rows, x, post, comb, u);
+  pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, rows, x, post, comb, u_sum);
   record_pre("attn");
   {
     AddElapsed t(s.times ? &s.times->attention_s : nullptr);
@@ -94,7 +92,7 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
   post_sublayer(p, out, post, comb, rows, X);
   record("attn.X", X, n * D);
 
-  pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, rows, x, post, comb, u);
+  pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, rows, x, post, comb, u_sum);
   record_pre("ffn");
   {
     AddElapsed t(s.times ? &s.times->ffn_s : nullptr);

@@ -71,7 +71,8 @@ void sinkhorn(float* c, int64_t n, int iters, float eps) {
   }
 }
 
-void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb) {
+void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb,
+            float* u_sum) {
   const int64_t n = p.n_hc;
   DSV4_CHECK(n <= kMaxHc && w.mix <= kMaxMix);
   float mix[kMaxMix], pre[kMaxHc];
@@ -86,6 +87,7 @@ void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, flo
     float s = 0.0f;
     for (int64_t j = 0; j < n; ++j) s += pre[j] * X[j * p.dim + d];
     u[d] = round_bf16(s);
+    if (u_sum) u_sum[d] = s;
   }
 }
 

@@ -19,8 +19,10 @@ struct HcParams {
 void sinkhorn(float* c, int64_t n, int iters, float eps);
 
 // hc_pre for one token. X: [n_hc, D] streams. Outputs u [D] (bf16-valued), post [n_hc],
-// comb [n_hc, n_hc] (row j, column k).
-void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb);
+// comb [n_hc, n_hc] (row j, column k). u_sum, if set, receives the f32 sums [D] before their bf16
+// rounding (a diagnostic: a sum on a bf16 tie is where an ulp of a weight decides, block_probe.h).
+void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb,
+            float* u_sum = nullptr);
 
 // hc_post for one token (spec §5.2.2): X_new[k] = bf16(post[k]·a + Σ_j comb[j][k]·R[j]). X_new may be R.
 void hc_post(const HcParams& p, const float* a, const float* R, const float* post, const float* comb, float* X_new);
