@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/dtype.h"
+#include "kernels/cpu/cuda_exp.h"
 #include "kernels/cpu/norms.h"
 #include "kernels/cpu/quant_sim.h"
 
@@ -19,15 +20,16 @@ constexpr int kFp4Block = 32;     // FP4 simulation block of indexer keys (spec 
 // weighted sum runs in the reference's order for a sum over a middle dimension: slot s goes to
 // accumulator s mod 4, the four accumulators are folded left to right (matched bit for bit on
 // an H100; a pooled value one ulp off flips bf16 and FP8 roundings of a whole compressed entry).
+// The exponentials are the GPU's expf as far as known (kernels/cpu/cuda_exp.h).
 void pool(int64_t slots, int64_t d, const float* const* kv_rows, const float* const* score_rows, float* out) {
   for (int64_t ch = 0; ch < d; ++ch) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t s = 0; s < slots; ++s) mx = std::max(mx, score_rows[s][ch]);
     float denom = 0.0f;
-    for (int64_t s = 0; s < slots; ++s) denom += std::exp(score_rows[s][ch] - mx);
+    for (int64_t s = 0; s < slots; ++s) denom += kernels::cuda_expf(score_rows[s][ch] - mx);
     float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int64_t s = 0; s < slots; ++s) {
-      const float weight = std::exp(score_rows[s][ch] - mx) / denom;
+      const float weight = kernels::cuda_expf(score_rows[s][ch] - mx) / denom;
       acc[s % 4] += weight * kv_rows[s][ch];
     }
     out[ch] = ((acc[0] + acc[1]) + acc[2]) + acc[3];

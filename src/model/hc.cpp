@@ -6,6 +6,7 @@
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/status.h"
+#include "kernels/cpu/cuda_exp.h"
 #include "kernels/cpu/cuda_rsqrt.h"
 #include "kernels/cpu/reduce.h"
 
@@ -13,7 +14,10 @@ namespace dsv4::model {
 
 namespace {
 
-float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+// torch.sigmoid on the GPU: 1 / (1 + expf(−z)) with CUDA's expf. The pre weights it gives
+// decide bf16 roundings of u, and a stream sum can land exactly on a bf16 tie, where one ulp of
+// a weight picks the neighbour (kernels/cpu/cuda_exp.h).
+float sigmoid(float z) { return 1.0f / (1.0f + kernels::cuda_expf(-z)); }
 
 // Mixing coefficients live on the stack: n_hc is 4 in every V4 config (hc_mult), so (2 + n)·n = 24.
 constexpr int64_t kMaxHc = 8;
