@@ -35,14 +35,7 @@ struct Binder {
     for (size_t i = 0; i < out.size(); ++i) out[i] = bf16_to_f32(p[i]);
     return out;
   }
-  HcWeights hc(const io::HcSpec& s) const {
-    HcWeights h;
-    h.fn = f32(s.fn);
-    h.base = f32(s.base);
-    h.scale = f32(s.scale);
-    h.mix = s.fn.shape[0];
-    return h;
-  }
+  HcWeights hc(const io::HcSpec& s) const { return {f32(s.fn), f32(s.base), f32(s.scale), s.fn.shape[0]}; }
   CompressorWeights compressor(const io::CompressorSpec& s) const {
     CompressorWeights c;
     c.wkv = matrix(s.wkv);
