@@ -19,8 +19,9 @@ int cmd_inspect(int argc, char** argv) {
   const auto& c = (*ck)->config();
   std::printf("checkpoint %s: %zu tensors, %llu bytes in %zu shards, all present with expected dtype and shape\n",
               dir.c_str(), (*ck)->tensor_count(), (unsigned long long)(*ck)->total_bytes(), (*ck)->shard_paths().size());
-  std::printf("hidden %lld, layers %lld (+%lld MTP), heads %lld x %lld, experts %lld top-%lld, vocab %lld\n",
-              (long long)c.hidden_size, (long long)c.num_hidden_layers, (long long)c.num_nextn_predict_layers,
+  std::printf("revision %s, drafter %s\n", io::release_name(c).c_str(), io::drafter_name(c).c_str());
+  std::printf("hidden %lld, layers %lld (+%lld drafter), heads %lld x %lld, experts %lld top-%lld, vocab %lld\n",
+              (long long)c.hidden_size, (long long)c.num_hidden_layers, (long long)c.drafter_blocks(),
               (long long)c.num_attention_heads, (long long)c.head_dim, (long long)c.n_routed_experts,
               (long long)c.num_experts_per_tok, (long long)c.vocab_size);
   if ((*ck)->realigned_bytes() > 0)

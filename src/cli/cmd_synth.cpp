@@ -1,5 +1,6 @@
-// `dsv4 synth --preset tiny|flash|pro -o DIR`: write a random-weight checkpoint in the official
-// format (spec §2, §3), e.g. to benchmark Flash-sized layers without the real weights.
+// `dsv4 synth --preset tiny|flash|pro|tiny-0731|tiny-0813|flash-0731|pro-0813 -o DIR`: write a
+// random-weight checkpoint in the official format (spec §2, §3), e.g. to benchmark Flash-sized
+// layers without the real weights.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -13,10 +14,15 @@ int cmd_synth(int argc, char** argv) {
   std::string preset_name, dir;
   eval::SynthOptions opt;
   uint64_t shard_mib = opt.max_shard_bytes >> 20;
-  app.add_option("--preset", preset_name, "tiny (like the shared fixture), flash or pro (real dimensions)")
+  app.add_option("--preset", preset_name,
+                 "tiny (like the shared fixture), flash or pro (real dimensions): the preview; flash-0731 or "
+                 "pro-0813: the official releases with their 3-stage DSpark drafter; tiny-0731 or tiny-0813: "
+                 "tiny dimensions with a release's schedule and drafter")
       ->required()
-      ->check(CLI::IsMember({"tiny", "flash", "pro"}));
-  app.add_option("--layers", opt.layers, "num_hidden_layers (keeps the preset's compress_ratios schedule)")
+      ->check(CLI::IsMember({"tiny", "flash", "pro", "tiny-0731", "tiny-0813", "flash-0731", "pro-0813"}));
+  app.add_option("--layers", opt.layers,
+                 "num_hidden_layers (keeps the preset's compress_ratios schedule; a DSpark preset keeps its 3 "
+                 "stages and taps the last 3 main layers)")
       ->check(CLI::Range(int64_t(1), int64_t(1024)));
   app.add_option("--experts", opt.experts, "n_routed_experts")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   app.add_option("--vocab", opt.vocab, "vocab_size")->check(CLI::Range(int64_t(2), int64_t(1) << 24));

@@ -34,11 +34,42 @@ bool parse_synth_preset(std::string_view name, SynthPreset* out) {
   if (name == "tiny") *out = SynthPreset::tiny;
   else if (name == "flash") *out = SynthPreset::flash;
   else if (name == "pro") *out = SynthPreset::pro;
+  else if (name == "tiny-0731") *out = SynthPreset::tiny_0731;
+  else if (name == "tiny-0813") *out = SynthPreset::tiny_0813;
+  else if (name == "flash-0731") *out = SynthPreset::flash_0731;
+  else if (name == "pro-0813") *out = SynthPreset::pro_0813;
   else return false;
   return true;
 }
 
 namespace {
+
+bool is_dspark(SynthPreset p) {
+  return p == SynthPreset::tiny_0731 || p == SynthPreset::tiny_0813 || p == SynthPreset::flash_0731 ||
+         p == SynthPreset::pro_0813;
+}
+
+// The preview preset whose dimensions a preset has (addendum §A1: the main stack of each release is
+// its preview's).
+SynthPreset dims_of(SynthPreset p) {
+  switch (p) {
+    case SynthPreset::tiny_0731:
+    case SynthPreset::tiny_0813: return SynthPreset::tiny;
+    case SynthPreset::flash_0731: return SynthPreset::flash;
+    case SynthPreset::pro_0813: return SynthPreset::pro;
+    default: return p;
+  }
+}
+
+// The preview preset whose layer schedule a preset has: the tiny releases take their release's, so
+// that release_name (io/config.cpp) names them like it.
+SynthPreset schedule_of(SynthPreset p) {
+  switch (p) {
+    case SynthPreset::tiny_0731: return SynthPreset::flash;
+    case SynthPreset::tiny_0813: return SynthPreset::pro;
+    default: return dims_of(p);
+  }
+}
 
 // The dimensions that differ between presets (spec §1, §2.1; tiny = shared fixture `tiny`).
 struct PresetDims {
@@ -52,8 +83,8 @@ PresetDims preset_dims(SynthPreset p) {
     case SynthPreset::tiny: return {1024, 256, 4, 4, 128, 128, 2, 128, 128, 8, 2, 1, 4, 64, 16, 1.5};
     case SynthPreset::flash: return {129280, 4096, 43, 64, 512, 1024, 8, 1024, 2048, 256, 6, 3, 64, 128, 512, 1.5};
     case SynthPreset::pro: return {129280, 7168, 61, 128, 512, 1536, 16, 1024, 3072, 384, 6, 3, 64, 128, 1024, 2.5};
+    default: return preset_dims(dims_of(p));
   }
-  return preset_dims(SynthPreset::tiny);
 }
 
 // compress_ratios entry of main layer i (spec §2.3). Flash: 0,0 then 4 (even) / 128 (odd).
@@ -63,8 +94,8 @@ int preset_ratio(SynthPreset p, int64_t i) {
     case SynthPreset::tiny: return i == 0 ? 0 : (i % 2 == 1 ? 4 : 128);
     case SynthPreset::flash: return i < 2 ? 0 : (i % 2 == 0 ? 4 : 128);
     case SynthPreset::pro: return i < 2 ? 128 : (i % 2 == 0 ? 4 : 128);
+    default: return preset_ratio(schedule_of(p), i);
   }
-  return 0;
 }
 
 bool ends_with(const std::string& s, std::string_view suffix) {
@@ -227,7 +258,10 @@ Result<std::string> synth_config_json(const SynthOptions& opt) {
   d.topk_experts = std::min(d.topk_experts, d.experts);
   std::vector<int> ratios;
   for (int64_t i = 0; i < d.layers; ++i) ratios.push_back(preset_ratio(opt.preset, i));
-  ratios.push_back(0);   // MTP block: SWA-only in both released models (spec §2.3)
+  // MTP block: SWA-only in both released models (spec §2.3); the 3 DSpark stages likewise
+  // (addendum §A2.1, §A2.3).
+  const int64_t drafter_blocks = is_dspark(opt.preset) ? 3 : 1;
+  for (int64_t s = 0; s < drafter_blocks; ++s) ratios.push_back(0);
 
   // Key order and values of the official root config (spec §2.1; fixture tiny/checkpoint).
   ojson j;
@@ -287,6 +321,21 @@ Result<std::string> synth_config_json(const SynthOptions& opt) {
   j["vocab_size"] = d.vocab;
   j["compress_rope_theta"] = 160000;
   j["compress_ratios"] = ratios;
+  if (is_dspark(opt.preset)) {
+    // addendum §A2.1. The released taps are the last 3 main layers (Flash 40..42 of 43, Pro 58..60
+    // of 61); with --layers they stay the last 3 (all of them below 3 layers). The released Markov
+    // ranks are Flash 256 and Pro 512; the tiny presets scale them down by 4 (64 / 128). The noise
+    // id is the released 128799 where the vocabulary has it, else the last id.
+    const bool pro = dims_of(opt.preset) == SynthPreset::pro || opt.preset == SynthPreset::tiny_0813;
+    std::vector<int64_t> taps;
+    for (int64_t l = std::max<int64_t>(0, d.layers - 3); l < d.layers; ++l) taps.push_back(l);
+    int64_t rank = pro ? 512 : 256;
+    if (dims_of(opt.preset) == SynthPreset::tiny) rank /= 4;
+    j["dspark_block_size"] = 5;
+    j["dspark_markov_rank"] = rank;
+    j["dspark_noise_token_id"] = std::min<int64_t>(128799, d.vocab - 1);
+    j["dspark_target_layer_ids"] = taps;
+  }
   for (const std::string& edit : opt.set) DSV4_TRY(apply_config_edit(edit, &j));
   std::string text = j.dump(2) + "\n";
   auto check = parse_config(text, "synth config");
@@ -435,16 +484,28 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
 
   // Shards in inventory order: N = max(2, ceil(total / max_shard_bytes)) shards of about total/N
   // bytes each (at least two, like the fixtures, so multi-shard loading is always exercised); a
-  // shard exceeds max_shard_bytes only if a single tensor does.
+  // shard exceeds max_shard_bytes only if a single tensor does. In the DSpark releases the mtp.*
+  // tensors fill the last shards on their own, so a target-only deployment can skip them
+  // (addendum §A3.1: 0731's shards 46-48, one per stage at that size); here each stage starts a
+  // shard of its own, and N and total count the main part only.
+  auto stage_of = [&](const TensorSpec& t) {
+    if (cfg.drafter() != io::DrafterKind::dspark || t.name.rfind("mtp.", 0) != 0) return std::string();
+    return t.name.substr(0, t.name.find('.', 4) + 1);
+  };
+  uint64_t main_total = 0;
+  for (const auto& t : tensors)
+    if (stage_of(t).empty()) main_total += t.nbytes();
   const uint64_t max_shard = std::max<uint64_t>(1, opt.max_shard_bytes);
-  const uint64_t n_target = std::max<uint64_t>(2, (total + max_shard - 1) / max_shard);
-  const uint64_t target = std::max<uint64_t>(1, (total + n_target - 1) / n_target);
+  const uint64_t n_target = std::max<uint64_t>(2, (main_total + max_shard - 1) / max_shard);
+  const uint64_t target = std::max<uint64_t>(1, (main_total + n_target - 1) / n_target);
   std::vector<std::vector<size_t>> shards(1);
   uint64_t in_shard = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const uint64_t nb = tensors[i].nbytes();
-    const bool over_target = in_shard + nb > target && shards.size() < n_target;
-    if (!shards.back().empty() && (over_target || in_shard + nb > max_shard)) {
+    const std::string stage = stage_of(tensors[i]);
+    const bool new_stage = i > 0 && stage != stage_of(tensors[i - 1]);
+    const bool over_target = stage.empty() && in_shard + nb > target && shards.size() < n_target;
+    if (!shards.back().empty() && (new_stage || over_target || in_shard + nb > max_shard)) {
       shards.emplace_back();
       in_shard = 0;
     }

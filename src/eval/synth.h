@@ -14,8 +14,11 @@
 
 namespace dsv4::eval {
 
-enum class SynthPreset { tiny, flash, pro };
-// "tiny" | "flash" | "pro"; false if unknown.
+// The preview's shapes (tiny = shared fixture `tiny`), and the official releases with their DSpark
+// drafter (addendum §A1): flash_0731 / pro_0813 at full size, tiny_0731 / tiny_0813 with tiny's
+// dimensions and the release's layer schedule, for tests.
+enum class SynthPreset { tiny, flash, pro, tiny_0731, tiny_0813, flash_0731, pro_0813 };
+// "tiny" | "flash" | "pro" | "tiny-0731" | "tiny-0813" | "flash-0731" | "pro-0813"; false if unknown.
 bool parse_synth_preset(std::string_view name, SynthPreset* out);
 
 struct SynthOptions {
@@ -45,8 +48,10 @@ struct SynthReport {
 
 // The root config.json text (official key set, spec §2.1) of a preset with the overrides applied:
 // --layers keeps the preset's compress_ratios schedule for the first N layers plus the MTP entry
-// (spec §2.3), and clamps num_hash_layers to N; --experts clamps num_experts_per_tok. Then the
-// `set` edits. Fails if an edit names an unknown key or the result does not pass parse_config.
+// (spec §2.3), and clamps num_hash_layers to N; --experts clamps num_experts_per_tok. A DSpark
+// preset appends its 3 stage entries instead of the MTP entry and taps the last 3 main layers
+// (addendum §A2.1; see synth.cpp). Then the `set` edits. Fails if an edit names an unknown key or
+// the result does not pass parse_config.
 Result<std::string> synth_config_json(const SynthOptions& opt);
 
 // How the bytes of one tensor are drawn (see synth.cpp for the scales and why).

@@ -78,6 +78,39 @@ Status list_shards(const std::string& dir, std::vector<std::string>* shards,
   return Status::ok_status();
 }
 
+// addendum §A2.1: a DSpark checkpoint's stage count NS (len(compress_ratios) - num_hidden_layers)
+// must equal n_mtp_layers of inference/config.json when that file is there, and the number of
+// distinct "mtp.{s}." prefixes among the tensors (the index's names: every listed name was
+// matched to a shard header above). Checked before the inventory, so a disagreement is reported
+// as such rather than as the first missing or unknown stage tensor.
+Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c,
+                                const std::map<std::string, TensorEntry>& tensors) {
+  const int64_t ns = c.drafter_blocks();
+  const fs::path inference = fs::path(dir) / "inference" / "config.json";
+  if (fs::exists(inference)) {
+    std::ifstream in(inference, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const json j = json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(inference.string() + ": not valid JSON");
+    if (auto n = j.find("n_mtp_layers"); n != j.end()) {
+      if (!n->is_number_integer() || n->get<int64_t>() != ns)
+        return Status::corrupt_data(inference.string() + ": n_mtp_layers " + n->dump() + ", but config.json has " +
+                                    std::to_string(ns) + " DSpark stages (len(compress_ratios) - num_hidden_layers)");
+    }
+  }
+  std::set<std::string> prefixes;
+  for (const auto& [name, t] : tensors) {
+    if (name.rfind("mtp.", 0) != 0) continue;
+    prefixes.insert(name.substr(0, name.find('.', 4) + 1));
+  }
+  if (int64_t(prefixes.size()) != ns)
+    return Status::corrupt_data(dir + ": the tensors have " + std::to_string(prefixes.size()) +
+                                " distinct mtp.{s}. prefixes, but config.json has " + std::to_string(ns) +
+                                " DSpark stages (len(compress_ratios) - num_hidden_layers)");
+  return Status::ok_status();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
@@ -116,6 +149,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   if (index_total && *index_total != ck->total_bytes())
     return Status::corrupt_data(dir + "/model.safetensors.index.json: metadata.total_size " + std::to_string(*index_total) +
                                 " but the shards hold " + std::to_string(ck->total_bytes()) + " tensor bytes");
+
+  if (ck->config_.drafter() == DrafterKind::dspark) DSV4_TRY(check_dspark_stage_count(dir, ck->config_, ck->tensors_));
 
   // Inventory check (spec §3): presence, dtype, shape as the headers spell them; then no unknown
   // tensors. A checked entry takes the inventory's element type and shape (FP4: fp4_e2m1 [rows,

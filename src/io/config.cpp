@@ -9,6 +9,35 @@ namespace dsv4::io {
 
 using nlohmann::json;
 
+DrafterKind ModelConfig::drafter() const {
+  if (revision == Revision::dspark) return DrafterKind::dspark;
+  return num_nextn_predict_layers > 0 ? DrafterKind::mtp : DrafterKind::none;
+}
+
+int64_t ModelConfig::drafter_blocks() const {
+  if (revision == Revision::dspark) return int64_t(compress_ratios.size()) - num_hidden_layers;
+  return num_nextn_predict_layers;
+}
+
+// 0731 and 0813 have the same config keys; what tells them apart is the main stack they were
+// released with (addendum §A1, §A7): Pro-0813 starts with two HCA layers (m = 128, spec
+// Appendix A), Flash-0731 with two SWA layers. The first compress_ratios entry decides, so a
+// synthetic checkpoint with fewer layers or other dimensions is named like its release. The
+// Flash-DSpark intermediate has 0731's keys and schedule (addendum §A1) and is named 0731 too.
+std::string release_name(const ModelConfig& c) {
+  if (c.revision == Revision::preview) return "preview";
+  return c.compress_ratios.front() == 128 ? "0813" : "0731";
+}
+
+std::string drafter_name(const ModelConfig& c) {
+  switch (c.drafter()) {
+    case DrafterKind::none: return "none";
+    case DrafterKind::mtp: return "MTP-1";
+    case DrafterKind::dspark: return "DSpark with " + std::to_string(c.drafter_blocks()) + " stages";
+  }
+  return "none";
+}
+
 LayerKind ModelConfig::layer_kind(int64_t layer) const {
   const int m = ratio(layer);
   return m == 0 ? LayerKind::swa : (m == 4 ? LayerKind::csa : LayerKind::hca);
@@ -40,6 +69,63 @@ Status get_num(const json& j, const char* key, double* out, bool required = true
 
 Status positive(const char* key, int64_t v, int64_t max = int64_t(1) << 40) {
   if (v <= 0 || v > max) return Status::invalid_argument(std::string("key '") + key + "' = " + std::to_string(v) + " is out of range");
+  return Status::ok_status();
+}
+
+// The dspark_* keys (addendum §A2.1). All four are required once any is present.
+Status parse_dspark(const json& j, ModelConfig* c) {
+  DsparkConfig& d = c->dspark;
+  DSV4_TRY(get_int(j, "dspark_block_size", &d.block_size));
+  DSV4_TRY(get_int(j, "dspark_noise_token_id", &d.noise_token_id));
+  DSV4_TRY(get_int(j, "dspark_markov_rank", &d.markov_rank));
+  auto t = j.find("dspark_target_layer_ids");
+  if (t == j.end() || !t->is_array() || t->empty())
+    return Status::invalid_argument("key 'dspark_target_layer_ids' must be a non-empty array of layer ids");
+  for (const auto& v : *t) {
+    if (!v.is_number_integer()) return Status::invalid_argument("key 'dspark_target_layer_ids' entries must be integers");
+    d.target_layer_ids.push_back(v.get<int64_t>());
+  }
+  return Status::ok_status();
+}
+
+// Checks the DSpark keys against the main stack; needs num_hidden_layers, vocab_size and
+// compress_ratios parsed.
+Status check_dspark(const ModelConfig& c) {
+  const DsparkConfig& d = c.dspark;
+  const int64_t L = c.num_hidden_layers;
+  DSV4_TRY(positive("dspark_block_size", d.block_size, 1024));
+  DSV4_TRY(positive("dspark_markov_rank", d.markov_rank, 1 << 16));
+  if (d.noise_token_id < 0 || d.noise_token_id >= c.vocab_size)
+    return Status::invalid_argument("key 'dspark_noise_token_id' = " + std::to_string(d.noise_token_id) +
+                                    " is not a token id (vocab_size " + std::to_string(c.vocab_size) + ")");
+  // The addendum does not say whether T must be sorted (the released lists are). The reference
+  // appends a tap when the target loop passes a layer of T (addendum §A4.2), so the taps are
+  // concatenated in layer order, while main_proj's columns are laid out in list order; the two
+  // agree only for a strictly increasing list. We require it (which also makes the ids distinct).
+  for (size_t i = 0; i < d.target_layer_ids.size(); ++i) {
+    const int64_t id = d.target_layer_ids[i];
+    if (id < 0 || id >= L)
+      return Status::invalid_argument("key 'dspark_target_layer_ids': layer " + std::to_string(id) +
+                                      " is not a main layer (num_hidden_layers " + std::to_string(L) + ")");
+    if (i > 0 && id <= d.target_layer_ids[i - 1])
+      return Status::invalid_argument("key 'dspark_target_layer_ids' must be strictly increasing (distinct layers "
+                                      "in the order the target runs them); " + std::to_string(id) + " follows " +
+                                      std::to_string(d.target_layer_ids[i - 1]));
+  }
+  // addendum §A2.1: NS = len(compress_ratios) - num_hidden_layers, whatever
+  // num_nextn_predict_layers says (still 1 in both releases).
+  const int64_t ns = int64_t(c.compress_ratios.size()) - L;
+  if (ns < 1)
+    return Status::invalid_argument("compress_ratios has " + std::to_string(c.compress_ratios.size()) +
+                                    " entries for num_hidden_layers = " + std::to_string(L) +
+                                    ": a DSpark config needs one more entry per stage");
+  // addendum §A2.3: every stage is SWA-only (m = 0), with no compressor and no indexer.
+  for (int64_t s = 0; s < ns; ++s) {
+    if (c.compress_ratios[size_t(L + s)] != 0)
+      return Status::unsupported("compress_ratios entry " + std::to_string(L + s) + " (DSpark stage " +
+                                 std::to_string(s) + ") is " + std::to_string(c.compress_ratios[size_t(L + s)]) +
+                                 "; DSpark stages are SWA-only (0)");
+  }
   return Status::ok_status();
 }
 
@@ -77,6 +163,10 @@ Status parse_fields(const json& j, ModelConfig* c) {
   DSV4_TRY(get_int(j, "num_nextn_predict_layers", &c->num_nextn_predict_layers, false));
   DSV4_TRY(get_int(j, "bos_token_id", &c->bos_token_id, false));
   DSV4_TRY(get_int(j, "eos_token_id", &c->eos_token_id, false));
+
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key().rfind("dspark_", 0) == 0) c->revision = Revision::dspark;   // addendum §A6.5
+  if (c->revision == Revision::dspark) DSV4_TRY(parse_dspark(j, c));
 
   if (auto sf = j.find("scoring_func"); sf != j.end()) {
     if (!sf->is_string() || sf->get<std::string>() != "sqrtsoftplus")
@@ -129,9 +219,9 @@ Status parse_fields(const json& j, ModelConfig* c) {
   DSV4_TRY(positive("num_experts_per_tok", c->num_experts_per_tok, c->n_routed_experts));
   DSV4_TRY(positive("moe_intermediate_size", c->moe_intermediate_size, 1 << 20));
   // Bounds the inventory (6 routed-expert tensors per expert per block) so a hostile config cannot
-  // make expected_tensors allocate without limit; Pro has 62 x 384.
-  if ((c->num_hidden_layers + 1) * c->n_routed_experts > (int64_t(1) << 18))
-    return Status::unsupported("(num_hidden_layers + 1) x n_routed_experts is implausibly large");
+  // make expected_tensors allocate without limit; Pro-0813 has 64 x 384.
+  if (int64_t(c->compress_ratios.size()) * c->n_routed_experts > (int64_t(1) << 18))
+    return Status::unsupported("len(compress_ratios) x n_routed_experts is implausibly large");
   if (c->n_shared_experts != 1) return Status::unsupported("n_shared_experts must be 1 (V4 has one shared expert)");
   if (c->num_hash_layers < 0 || c->num_hash_layers > c->num_hidden_layers)
     return Status::invalid_argument("num_hash_layers out of range");
@@ -143,7 +233,9 @@ Status parse_fields(const json& j, ModelConfig* c) {
     return Status::invalid_argument("index_head_dim must be a power of two (Hadamard rotation)");
   if (c->num_nextn_predict_layers < 0 || c->num_nextn_predict_layers > 1)
     return Status::unsupported("num_nextn_predict_layers must be 0 or 1");
-  if (int64_t(c->compress_ratios.size()) != c->num_hidden_layers + c->num_nextn_predict_layers)
+  if (c->revision == Revision::dspark) {
+    DSV4_TRY(check_dspark(*c));
+  } else if (int64_t(c->compress_ratios.size()) != c->num_hidden_layers + c->num_nextn_predict_layers)
     return Status::invalid_argument("compress_ratios has " + std::to_string(c->compress_ratios.size()) +
                                     " entries, expected num_hidden_layers + num_nextn_predict_layers = " +
                                     std::to_string(c->num_hidden_layers + c->num_nextn_predict_layers));

@@ -16,6 +16,23 @@ namespace dsv4::io {
 // the number m only enters arithmetic (entry counts floor((t+1)/m), ape rows).
 enum class LayerKind { swa, csa, hca };
 
+// Which release family a config belongs to. Rule (addendum §A6.5): any `dspark_*` key in the root
+// config makes it a DSpark checkpoint (Flash-0731, Pro-0813, and the Flash-DSpark intermediate);
+// otherwise it is the preview.
+enum class Revision { preview, dspark };
+
+// The draft model a checkpoint carries: the preview's one MTP block (spec §3.5, "mtp.0." with
+// e_proj/h_proj), the DSpark stages "mtp.0." .. "mtp.{NS-1}." (addendum §A3.3), or nothing.
+enum class DrafterKind { none, mtp, dspark };
+
+// The `dspark_*` keys of addendum §A2.1 (all four required once one is present).
+struct DsparkConfig {
+  int64_t block_size = 0;                 // γ: draft tokens per round
+  int64_t noise_token_id = 0;             // filler id of draft slots 1..γ-1 (addendum §A6.4)
+  std::vector<int64_t> target_layer_ids;  // T: tapped main layers, strictly increasing (see config.cpp)
+  int64_t markov_rank = 0;                // r
+};
+
 struct ModelConfig {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;            // D
@@ -27,7 +44,7 @@ struct ModelConfig {
   int64_t o_groups = 0;               // G
   int64_t o_lora_rank = 0;            // Ro
   int64_t sliding_window = 0;         // W
-  std::vector<int> compress_ratios;   // L + num_nextn_predict_layers entries, each 0, 4 or 128
+  std::vector<int> compress_ratios;   // L + drafter_blocks() entries, each 0, 4 or 128
   double compress_rope_theta = 0;
   double rope_theta = 0;
   double rope_factor = 1;             // rope_scaling.factor (YaRN)
@@ -44,15 +61,31 @@ struct ModelConfig {
   int64_t num_hash_layers = 0;
   double routed_scaling_factor = 1;
   double swiglu_limit = 0;            // 0 = no clamp
+  // As the file says. Only the preview's MTP block follows it: DSpark configs keep it at 1 while
+  // they carry 3 stages (addendum §A2.1), so nothing reads it for them.
   int64_t num_nextn_predict_layers = 0;
+  Revision revision = Revision::preview;
+  DsparkConfig dspark;                // revision == dspark only
   bool experts_fp4 = true;            // expert_dtype "fp4" (default of the official release)
   int64_t bos_token_id = 0, eos_token_id = 1;
 
   int64_t nope_head_dim() const { return head_dim - qk_rope_head_dim; }
-  // Layer index L is the MTP block (its kind comes from compress_ratios[L] too).
+  DrafterKind drafter() const;
+  // Blocks after the main stack, at layer indices L.. (kinds from compress_ratios too): the
+  // preview's MTP block (num_nextn_predict_layers, 0 or 1), or the DSpark stages, whose count NS is
+  // len(compress_ratios) - num_hidden_layers (addendum §A2.1), never num_nextn_predict_layers.
+  int64_t drafter_blocks() const;
+  // Blocks with per-sequence target state: the main stack plus the preview's MTP block. DSpark
+  // stages keep no such state (their context ring holds target-derived rows, addendum §A4.4).
+  int64_t state_blocks() const { return num_hidden_layers + (drafter() == DrafterKind::mtp ? 1 : 0); }
   LayerKind layer_kind(int64_t layer) const;
   int ratio(int64_t layer) const { return compress_ratios[size_t(layer)]; }
 };
+
+// "preview", "0731" or "0813" (see config.cpp for the rule), and "MTP-1", "DSpark with N stages"
+// or "none", for `dsv4 inspect` and logs.
+std::string release_name(const ModelConfig& c);
+std::string drafter_name(const ModelConfig& c);
 
 // Parses config.json text; `name` is used in messages.
 Result<ModelConfig> parse_config(const std::string& text, const std::string& name);

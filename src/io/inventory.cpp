@@ -6,7 +6,7 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Prefix of block `layer` ("layers.7." or "mtp.0." for layer == num_hidden_layers).
+// Prefix of block `layer` ("layers.7.", or "mtp.{s}." for layer == num_hidden_layers + s).
 std::string block_prefix(const ModelConfig& c, int64_t layer) {
   if (layer >= c.num_hidden_layers) return "mtp." + std::to_string(layer - c.num_hidden_layers) + ".";
   return "layers." + std::to_string(layer) + ".";
@@ -79,7 +79,8 @@ struct Builder {
     return e;
   }
 
-  // spec §3.4 (and §3.5 for the MTP block).
+  // spec §3.4 (and §3.5 for the MTP block; addendum §A3.3 for the DSpark stages: m = 0 and
+  // non-hash routing, like the MTP block).
   BlockSpec block(int64_t layer) {
     const std::string p = block_prefix(c, layer);
     const int64_t D = c.hidden_size, H = c.num_attention_heads, Dh = c.head_dim, n = c.hc_mult;
@@ -133,6 +134,28 @@ struct Builder {
     return h;
   }
 
+  // addendum §A3.3, stage by stage.
+  DsparkSpec dspark() {
+    const int64_t D = c.hidden_size, V = c.vocab_size, r = c.dspark.markov_rank, ns = c.drafter_blocks();
+    const int64_t taps = int64_t(c.dspark.target_layer_ids.size());
+    DsparkSpec d;
+    for (int64_t s = 0; s < ns; ++s) {
+      const std::string p = block_prefix(c, c.num_hidden_layers + s);
+      d.stages.push_back(block(c.num_hidden_layers + s));
+      if (s == 0) {
+        d.main_proj = fp8(p + "main_proj", D, taps * D);   // |T| taps of width D (addendum §A4.3)
+        d.main_norm = add(p + "main_norm.weight", DType::bf16, {D});
+      }
+      if (s == ns - 1) {
+        d.head = head(p);
+        d.markov_w1 = bf16(p + "markov_head.markov_w1", V, r);
+        d.markov_w2 = bf16(p + "markov_head.markov_w2", V, r);
+        d.confidence_proj = bf16(p + "confidence_head.proj", 1, D + r);
+      }
+    }
+    return d;
+  }
+
   // spec §3.3–§3.5, in file order.
   Inventory inventory() {
     const int64_t D = c.hidden_size;
@@ -141,7 +164,7 @@ struct Builder {
     inv.head = bf16("head", c.vocab_size, D);
     inv.final_head = head("");
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) inv.blocks.push_back(block(l));
-    if (c.num_nextn_predict_layers > 0) {
+    if (c.drafter() == DrafterKind::mtp) {
       const std::string p = block_prefix(c, c.num_hidden_layers);
       MtpSpec& mtp = inv.mtp.emplace();
       mtp.block = block(c.num_hidden_layers);
@@ -151,6 +174,7 @@ struct Builder {
       mtp.hnorm = add(p + "hnorm.weight", DType::bf16, {D});
       mtp.head = head(p);
     }
+    if (c.drafter() == DrafterKind::dspark) inv.dspark = dspark();
     return inv;
   }
 };

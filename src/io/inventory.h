@@ -59,7 +59,7 @@ struct MoeSpec {
 };
 
 struct BlockSpec {
-  int64_t layer = 0;                  // num_hidden_layers for the MTP block
+  int64_t layer = 0;                  // num_hidden_layers + s for "mtp.{s}." 
   LayerKind kind = LayerKind::swa;
   HcSpec hc_attn, hc_ffn;
   TensorSpec attn_norm, ffn_norm;
@@ -79,18 +79,33 @@ struct MtpSpec {    // spec §3.5: "mtp.0." — a block plus its input projectio
   HeadSpec head;
 };
 
+// addendum §A3.3: the DSpark drafter, "mtp.0." .. "mtp.{NS-1}.". Each stage is a full SWA block
+// with non-hash routing; stage 0 adds the conditioning projection, the last stage the head, the
+// Markov head and the confidence head. There is no e_proj/h_proj/enorm/hnorm (addendum §A3.5),
+// and embed/head are the target's (addendum §A3.4), so none is stored here.
+struct DsparkSpec {
+  MatrixSpec main_proj;            // fp8 [D, |T|·D] (stage 0)
+  TensorSpec main_norm;            // bf16 [D] (stage 0)
+  std::vector<BlockSpec> stages;   // NS blocks, layers L .. L+NS-1
+  HeadSpec head;                   // last stage: norm + hc_head_{fn,base,scale}
+  MatrixSpec markov_w1, markov_w2; // last stage: bf16 [V, r] (embedding / output head)
+  MatrixSpec confidence_proj;      // last stage: bf16 [1, D + r], no bias
+};
+
 struct Inventory {
   TensorSpec embed;
   MatrixSpec head;
   HeadSpec final_head;
   std::vector<BlockSpec> blocks;   // the main layers
-  std::optional<MtpSpec> mtp;      // num_nextn_predict_layers == 1
+  std::optional<MtpSpec> mtp;      // preview with num_nextn_predict_layers == 1
+  std::optional<DsparkSpec> dspark;   // DSpark revision (addendum §A3.3)
 };
 
 Inventory model_inventory(const ModelConfig& c);
 
 // Every tensor of model_inventory(c) in file order: globals first, then the layers in order,
-// then the MTP block and its own tensors, with the element type and shape it holds (FP4 routed
+// then the MTP block and its own tensors (or the DSpark stages, each followed by the tensors
+// only it holds), with the element type and shape it holds (FP4 routed
 // experts: fp4_e2m1 [rows, cols]).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
 

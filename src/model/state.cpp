@@ -78,7 +78,7 @@ void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed) {
 
 SequenceState make_sequence_state(const io::ModelConfig& cfg) {
   SequenceState s;
-  const int64_t total = cfg.num_hidden_layers + cfg.num_nextn_predict_layers;
+  const int64_t total = cfg.state_blocks();
   s.layers.resize(size_t(total));
   for (int64_t l = 0; l < total; ++l) {
     LayerState& ls = s.layers[size_t(l)];

@@ -108,6 +108,17 @@ ModelWeights bind_weights(const io::Checkpoint& ck) {
     w.mtp.block = b.block(inv.mtp->block);
     w.mtp.head = b.head(inv.mtp->head);
   }
+  w.has_dspark = inv.dspark.has_value();
+  if (inv.dspark) {
+    DsparkWeights& d = w.dspark;
+    d.main_proj = b.matrix(inv.dspark->main_proj);
+    d.main_norm = b.bf16_vec(inv.dspark->main_norm);
+    for (const io::BlockSpec& s : inv.dspark->stages) d.stages.push_back(b.block(s));
+    d.head = b.head(inv.dspark->head);
+    d.markov_w1 = b.matrix(inv.dspark->markov_w1);
+    d.markov_w2 = b.matrix(inv.dspark->markov_w2);
+    d.confidence_proj = b.bf16_vec(inv.dspark->confidence_proj.weight);
+  }
   return w;
 }
 

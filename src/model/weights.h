@@ -80,6 +80,17 @@ struct MtpWeights {
   HeadWeights head;
 };
 
+// The DSpark drafter (addendum §A3.3), bound at load for the draft forward still to come; the
+// target forward does not read it. embed and head are the target's (addendum §A3.4).
+struct DsparkWeights {
+  WeightView main_proj;              // fp8 [D, |T|·D] (stage 0)
+  std::vector<float> main_norm;      // [D], f32 like every RMSNorm weight (addendum §A3.6)
+  std::vector<BlockWeights> stages;  // NS SWA blocks, layers L .. L+NS-1
+  HeadWeights head;                  // last stage's hc_head + norm
+  WeightView markov_w1, markov_w2;   // bf16 [V, r]: Markov embedding / output head
+  std::vector<float> confidence_proj;   // [D + r], upcast to f32 as the reference does (§A3.6)
+};
+
 struct ModelWeights {
   const uint16_t* embed = nullptr;   // bf16 [V, D]
   WeightView head;                   // bf16 [V, D]
@@ -87,6 +98,8 @@ struct ModelWeights {
   std::vector<BlockWeights> blocks;  // L
   bool has_mtp = false;
   MtpWeights mtp;
+  bool has_dspark = false;
+  DsparkWeights dspark;
 };
 
 // Binds every view. REQUIRES: the checkpoint passed inventory validation (Checkpoint::open).

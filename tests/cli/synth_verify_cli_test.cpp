@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -43,6 +44,35 @@ TEST(SynthVerifyCli, SynthThenVerifyThenInspect) {
   EXPECT_NE(run(env + bin + " synth --preset huge -o " + dir), 0);
   EXPECT_NE(run(env + bin + " synth --preset tiny"), 0);
   EXPECT_NE(run(env + bin + " verify -m " + model / "absent"), 0);
+}
+
+// stdout of a shell command (stderr discarded).
+std::string output_of(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>/dev/null").c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+// `dsv4 inspect` names the revision and the drafter (issue #14; addendum §A1).
+TEST(SynthVerifyCli, InspectNamesRevisionAndDrafter) {
+  test::TempDir cache, model;
+  const std::string env = "DSV4_CACHE_DIR=" + cache.path() + " ";
+  const std::string bin = env + test::cli_path();
+  struct Case { const char* synth; const char* says; };
+  for (const Case& c : {Case{"--preset tiny-0731", "revision 0731, drafter DSpark with 3 stages"},
+                        Case{"--preset tiny-0813 --layers 3", "revision 0813, drafter DSpark with 3 stages"},
+                        Case{"--preset tiny", "revision preview, drafter MTP-1"},
+                        Case{"--preset tiny --set num_nextn_predict_layers=0 --set compress_ratios=[0,4,128,4]",
+                             "revision preview, drafter none"}}) {
+    const std::string dir = model / "m";
+    ASSERT_EQ(run(bin + " synth --force " + c.synth + " -o " + dir), 0) << c.synth;
+    const std::string out = output_of(bin + " inspect -m " + dir);
+    EXPECT_NE(out.find(c.says), std::string::npos) << c.synth << ":\n" << out;
+  }
 }
 
 }  // namespace
