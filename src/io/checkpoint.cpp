@@ -26,17 +26,23 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+// A JSON object read from a file of the checkpoint (the index, inference/config.json).
+Result<json> read_json_object(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(path.string() + ": not valid JSON");
+  return j;
+}
+
 // Shard list: from model.safetensors.index.json if present (weight_map values), else every
 // *.safetensors file in the directory. Also returns the index's name -> shard map for checks.
 Status list_shards(const std::string& dir, std::vector<std::string>* shards,
                    std::map<std::string, std::string>* weight_map, std::optional<uint64_t>* total_size) {
   const fs::path index = fs::path(dir) / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    std::ifstream in(index, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json j = json::parse(ss.str(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(index.string() + ": not valid JSON");
+    DSV4_ASSIGN_OR_RETURN(json j, read_json_object(index));
     auto wm = j.find("weight_map");
     if (wm == j.end() || !wm->is_object()) return Status::corrupt_data(index.string() + ": missing 'weight_map'");
     if (auto md = j.find("metadata"); md != j.end() && md->is_object()) {
@@ -88,11 +94,7 @@ Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c,
   const int64_t ns = c.drafter_blocks();
   const fs::path inference = fs::path(dir) / "inference" / "config.json";
   if (fs::exists(inference)) {
-    std::ifstream in(inference, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const json j = json::parse(ss.str(), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return Status::corrupt_data(inference.string() + ": not valid JSON");
+    DSV4_ASSIGN_OR_RETURN(const json j, read_json_object(inference));
     if (auto n = j.find("n_mtp_layers"); n != j.end()) {
       if (!n->is_number_integer() || n->get<int64_t>() != ns)
         return Status::corrupt_data(inference.string() + ": n_mtp_layers " + n->dump() + ", but config.json has " +
