@@ -305,7 +305,7 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
     std::vector<float> logits(size_t(N * V));
     model::Scratch scratch;
     scratch.begin_step();
-    model::mtp_forward(m, seq, hid->f.data() + L * stride, tokens.i.data() + 1, N, logits.data(), scratch);
+    model::mtp_forward(m, seq, hid->f.data() + L * stride, tokens.i.data() + 1, N, N, logits.data(), scratch);
     json mj = compare_logits(logits.data(), ml.f.data(), N, V, e2e_tol);
     pass = pass && mj["pass"].get<bool>();
     report["mtp"] = mj;

@@ -11,6 +11,7 @@
 #include "model/attention_core.h"
 #include "model/attention_output.h"
 #include "model/block_probe.h"
+#include "model/chunk_undo.h"
 #include "model/compressor.h"
 #include "model/indexer.h"
 #include "model/linear.h"
@@ -136,15 +137,16 @@ void record_projections(BlockProbe& probe, const Model& m, const BlockWeights& b
 }
 
 // Runs a compressor of block b over the rows of one segment in position order (spec §5.5, §5.13
-// step 2). A probe watching the block gets every entry closed inside its range as `<name>.pooled`
+// step 2). `undo`, if set, logs each pushed row (model/chunk_undo.h). A probe watching the block gets every entry closed inside its range as `<name>.pooled`
 // (f32, before the bf16 rounding) and `<name>.entry` (as stored), keyed by the closing position.
 void run_compressor(const Model& m, const BlockWeights& b, const CompressorWeights& w, CompressorKind kind,
                     const Batch& batch, const Segment& seg, const float* kvp, const float* score,
-                    CompressorState& st, std::vector<uint16_t>& entries, Arena& a, BlockProbe* probe,
-                    const char* name) {
+                    CompressorState& st, std::vector<uint16_t>& entries, ChunkUndo::Saved* undo, Arena& a,
+                    BlockProbe* probe, const char* name) {
   const kernels::RopeFreqs& rope = m.rope_for(b.kind);
   for (int64_t i = 0; i < seg.n; ++i) {
     const int64_t r = seg.row0 + i, pos = batch.positions[size_t(r)];
+    if (undo) undo_log_push(*undo, i, w.width, kvp + r * w.width, score + r * w.width);
     if (!probe || !probe->watches(b.layer, pos)) {
       compressor_push(w, kind, rope, float(m.cfg.rms_norm_eps), st, pos, kvp + r * w.width, score + r * w.width,
                       entries, a);
@@ -163,15 +165,19 @@ void run_compressor(const Model& m, const BlockWeights& b, const CompressorWeigh
 }
 
 // The segment's rows through the layer's compressors: the main one (CSA, HCA) and the indexer's
-// (CSA), appending the entries their windows complete (spec §5.5, §5.13 step 2).
+// (CSA), appending the entries their windows complete (spec §5.5, §5.13 step 2). A chunk run
+// undoable (model/chunk_undo.h) logs the pushed rows.
 void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch, const Segment& seg,
                       const Projections& p, LayerState& st, Arena& a, BlockProbe* probe) {
+  ChunkUndo& u = seg.seq->undo;
+  const bool logged = u.start == seg.start_pos && u.n == seg.n && size_t(b.layer) < u.layers.size();   // main layers
+  ChunkUndo::Layer* undo = logged ? &u.layers[size_t(b.layer)] : nullptr;
   if (b.kind != io::LayerKind::swa)
     run_compressor(m, b, b.attn.compressor, CompressorKind::main, batch, seg, p.ckv, p.cscore, st.comp_state, st.comp,
-                   a, probe, "comp");
+                   undo ? &undo->comp : nullptr, a, probe, "comp");
   if (b.kind == io::LayerKind::csa)
     run_compressor(m, b, b.attn.indexer.compressor, CompressorKind::indexer, batch, seg, p.ikv, p.iscore,
-                   st.idx_state, st.idx, a, probe, "idx");
+                   st.idx_state, st.idx, undo ? &undo->idx : nullptr, a, probe, "idx");
 }
 
 // The segment's raw entries as bf16 [seg.n, Dh] (lossless: kv is bf16-valued, spec §5.3), so that

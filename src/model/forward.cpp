@@ -126,7 +126,7 @@ void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s) {
 }
 
 void mtp_forward(const Model& m, SequenceState& seq, const float* h, const int32_t* next_tokens, int64_t n,
-                 float* logits, Scratch& s) {
+                 int64_t logit_rows, float* logits, Scratch& s) {
   const io::ModelConfig& c = m.cfg;
   const int64_t nh = c.hc_mult, D = c.hidden_size;
   const float eps = float(c.rms_norm_eps);
@@ -154,9 +154,10 @@ void mtp_forward(const Model& m, SequenceState& seq, const float* h, const int32
   batch.add(&seq, next_tokens, n, seq.mtp_pos);
   run_block(m, w.block, batch, X, s);
   seq.mtp_pos += n;
-  int64_t* rows = A.alloc<int64_t>(n);
-  for (int64_t t = 0; t < n; ++t) rows[t] = t;
-  head_logits(m, w.head, X, std::span<const int64_t>(rows, size_t(n)), logits, s);
+  if (logit_rows <= 0) return;
+  int64_t* rows = A.alloc<int64_t>(logit_rows);
+  for (int64_t t = 0; t < logit_rows; ++t) rows[t] = n - logit_rows + t;
+  head_logits(m, w.head, X, std::span<const int64_t>(rows, size_t(logit_rows)), logits, s);
 }
 
 }  // namespace dsv4::model

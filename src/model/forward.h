@@ -30,9 +30,9 @@ void head_logits(const Model& m, const HeadWeights& head, const float* X, std::s
 void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s);
 
 // MTP block (spec §5.11) for n positions of one sequence: hidden rows h [n, n_hc, D] are the main
-// stack's final streams at positions seq.mtp_pos.., next_tokens the ids t_{i+1}. Writes logits
-// [n, V] predicting t_{i+2}; advances seq.mtp_pos.
+// stack's final streams at positions seq.mtp_pos.., next_tokens the ids t_{i+1}. Writes the logits
+// of the last `logit_rows` rows ([logit_rows, V], predicting t_{i+2}); advances seq.mtp_pos.
 void mtp_forward(const Model& m, SequenceState& seq, const float* h, const int32_t* next_tokens, int64_t n,
-                 float* logits, Scratch& s);
+                 int64_t logit_rows, float* logits, Scratch& s);
 
 }  // namespace dsv4::model

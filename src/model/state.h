@@ -30,10 +30,44 @@ struct LayerState {
   size_t memory_bytes() const;
 };
 
+// What one chunk of the main stack overwrote, so that the chunk can be cut back to a prefix of
+// its tokens (speculative verification, addendum §A5.4-§A5.5; model/chunk_undo.h). Per layer:
+// the ring slots the chunk writes, as they were; the entry counts; the compressor states as they
+// were (CSA: all 2m rows, since a window close shifts them; HCA: the rows the chunk writes); and
+// the compressor rows the chunk pushed, to replay the kept prefix. Buffers keep their capacity
+// from round to round.
+struct ChunkUndo {
+  struct Saved {                   // one compressor's state rows before the chunk, and its pushes
+    std::vector<float> kv, score;          // CSA: rows·width; HCA: n·width (slot (start+i) mod m)
+    std::vector<float> log_kv, log_score;  // [n, width] the rows the chunk pushed, in order
+  };
+  struct Layer {
+    std::vector<uint16_t> ring_rows;   // [n, Dh]: slot (start+i) mod W before the chunk
+    size_t comp_size = 0, idx_size = 0;
+    Saved comp, idx;
+  };
+  int64_t start = -1;              // position of the chunk's first token; -1 = nothing recorded
+  int64_t n = 0;
+  std::vector<Layer> layers;       // the main layers
+
+  // A copied state starts with nothing recorded: a clone (prefix cache, snapshots) never cuts
+  // back the original's chunk, and need not carry its buffers.
+  ChunkUndo() = default;
+  ChunkUndo(const ChunkUndo&) {}
+  ChunkUndo& operator=(const ChunkUndo&) {
+    start = -1;
+    n = 0;
+    return *this;
+  }
+  ChunkUndo(ChunkUndo&&) = default;
+  ChunkUndo& operator=(ChunkUndo&&) = default;
+};
+
 struct SequenceState {
   int64_t pos = 0;                 // tokens consumed by the main stack
   int64_t mtp_pos = 0;             // positions consumed by the MTP block
   std::vector<LayerState> layers;  // num_hidden_layers main blocks, then the MTP block (if any)
+  ChunkUndo undo;                  // the last chunk, when it was run undoable (chunk_undo.h)
   size_t memory_bytes() const;
   // Room for the compressed entries and indexer keys of `positions` tokens, so that a decode
   // step up to there never grows a vector (the appends otherwise grow by ~1/8 when full).

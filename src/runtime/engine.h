@@ -30,6 +30,33 @@ struct EngineOptions {
   // 24-27 tok/s on a Flash-shaped model. Costs one disk read of those shards (once: the page
   // cache keeps the 2 MiB folios for later loads). False leaves the page cache as it is.
   bool reread_small_pages = true;
+  // Use the checkpoint's drafter (DSpark, or the preview's MTP block) for speculative decoding
+  // (addendum §A5) when it has one. False loads it but never runs it: max_draft_tokens() is 0.
+  bool speculative = true;
+};
+
+// How a step feeds one sequence's tokens.
+enum class Feed : uint8_t {
+  append,  // the tokens are final; logits after the last one
+  // Speculative verification (addendum §A5.2 step 2): logits after every token, and the chunk
+  // stays open until commit() keeps a prefix of it. At most max_draft_tokens() + 1 tokens.
+  verify,
+};
+
+// Chooses each draft token from the drafter's logits z_i (addendum §A4.10): the caller's
+// sampler, so that it knows the distribution q_i the token was drawn from (§A5.2 condition i).
+class DraftChooser {
+ public:
+  virtual ~DraftChooser() = default;
+  // z: the vocab_size logits of draft slot i. Returns the token.
+  virtual int32_t choose(int i, std::span<const float> z) = 0;
+};
+
+struct DraftOptions {
+  int max_tokens = 0;                // at most this many drafts (<= max_draft_tokens())
+  // DSpark only (addendum §A5.2 step 1): stop before the first slot whose confidence
+  // sigmoid(c_i) is below this; <= 0 keeps every slot. It changes speed, never output.
+  float confidence_threshold = 0.0f;
 };
 
 // Opaque per-sequence state: sliding-window KV, compressed entries, compressor and indexer
@@ -55,11 +82,39 @@ class Engine {
   virtual std::unique_ptr<Sequence> new_sequence() const = 0;
 
   // One forward step over several sequences at once (continuous batching). Sequence i consumes
-  // tokens[i] (length >= 1) at its current position; the logits after its last token are written
-  // to logits[i * vocab_size .. (i+1) * vocab_size). Every sequence must be distinct.
-  // Errors: invalid token id, context overflow (the sequences are then left unchanged).
+  // tokens[i] (length >= 1) at its current position, as feeds[i] says (empty: all append). The
+  // logits are written in sequence order, vocab_size floats per row: one row (after the last
+  // token) for an append feed, one per token for a verify feed. Every sequence must be distinct.
+  // Errors: invalid token id, context overflow, an open verify chunk, a verify feed longer than
+  // max_draft_tokens() + 1 (the sequences are then left unchanged).
   virtual Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
-                      float* logits) = 0;
+                      std::span<const Feed> feeds, float* logits) = 0;
+  Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens, float* logits) {
+    return step(seqs, tokens, {}, logits);
+  }
+
+  // Speculative decoding (addendum §A5). The number of tokens one draft() proposes at most:
+  // the DSpark block size minus the anchor (5), 1 for the preview's MTP block, 0 without a
+  // drafter or with EngineOptions::speculative false.
+  virtual int max_draft_tokens() const { return 0; }
+
+  // Proposes up to options.max_tokens tokens to follow `anchor`, the token the sequence will
+  // consume next (sampled, not fed yet). tokens[i] is chosen by `chooser` from the logits of
+  // slot i, which are left in logits[i * vocab_size ..].
+  // Returns how many were proposed (0 when the confidence stops the first slot). The sequence's
+  // target state is unchanged; its drafter state absorbs the committed positions.
+  // Errors: no drafter, a verify chunk not committed, anchor outside the vocabulary.
+  virtual Result<int> draft(Sequence& seq, int32_t anchor, const DraftOptions& options, DraftChooser& chooser,
+                            int32_t* tokens, float* logits) {
+    return Status::unsupported("draft: this engine has no drafter");
+  }
+
+  // Ends the sequence's open verify chunk, keeping its first `keep` tokens (1 <= keep <= chunk
+  // length): the state becomes bit for bit that of a sequence that consumed only those
+  // (addendum §A5.5). Errors: no open chunk, keep out of range.
+  virtual Status commit(Sequence& seq, int64_t keep) {
+    return Status::unsupported("commit: this engine has no verify chunks");
+  }
 
   // FOR BENCHMARKS ONLY (dsv4 bench --synthetic-context): puts a fresh sequence at position
   // `depth` with pseudo-random state of the right shapes (model::fill_synthetic_state), so that
@@ -76,7 +131,7 @@ class Engine {
   // Convenience for a single sequence.
   Status step(Sequence& seq, std::span<const int32_t> tokens, float* logits) {
     Sequence* s = &seq;
-    return step(std::span<Sequence* const>(&s, 1), std::span<const std::span<const int32_t>>(&tokens, 1), logits);
+    return step(std::span<Sequence* const>(&s, 1), std::span<const std::span<const int32_t>>(&tokens, 1), {}, logits);
   }
 };
 

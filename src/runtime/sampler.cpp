@@ -29,11 +29,15 @@ Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt)
     : params_(params) {
   // seen_ holds each token once, so the repetition penalty applies once per distinct token.
   seen_.insert(prompt.begin(), prompt.end());
+  // The second generator has its own seed, so that a seeded request draws the same stream from
+  // the first one with or without speculation.
   if (params.seed) {
     rng_.seed(*params.seed);
+    spec_rng_.seed(*params.seed ^ 0x9e3779b97f4a7c15ull);
   } else {
     std::random_device rd;
     rng_.seed((uint64_t(rd()) << 32) ^ rd());
+    spec_rng_.seed((uint64_t(rd()) << 32) ^ rd());
   }
 }
 
@@ -73,7 +77,7 @@ void compute_logprobs(std::span<const float> logits, int32_t token, int n, Sampl
   for (size_t i = 0; i < k; ++i) out.top.push_back({ids[i], logits[size_t(ids[i])] - lse});
 }
 
-int32_t Sampler::draw(std::span<const float> logits) {
+double Sampler::warp(std::span<const float> logits) {
   const float inv_t = 1.0f / params_.temperature;
   candidates_.clear();
   candidates_.reserve(logits.size());
@@ -125,15 +129,32 @@ int32_t Sampler::draw(std::span<const float> logits) {
   }
   double total = 0;
   for (const auto& c : candidates_) total += c.first;
+  return total;
+}
+
+int32_t Sampler::pick(double total, std::mt19937_64& rng) const {
+  if (candidates_.empty()) return 0;
   // 53 random bits -> uniform double in [0, 1); independent of the standard library's
   // distribution implementations, so a seed gives the same draw everywhere.
-  const double u = double(rng_() >> 11) * (1.0 / 9007199254740992.0) * total;
+  const double u = double(rng() >> 11) * (1.0 / 9007199254740992.0) * total;
   double acc = 0;
   for (const auto& c : candidates_) {
     acc += c.first;
     if (u < acc) return c.second;
   }
   return candidates_.back().second;
+}
+
+int32_t Sampler::draw(std::span<const float> logits) {
+  const double total = warp(logits);
+  return pick(total, rng_);
+}
+
+int32_t Sampler::argmax(std::span<const float> logits) {
+  int32_t best = 0;
+  for (size_t i = 1; i < logits.size(); ++i)
+    if (logits[i] > logits[size_t(best)]) best = int32_t(i);
+  return best;
 }
 
 SampledToken Sampler::sample(std::span<float> logits) {
@@ -143,12 +164,56 @@ SampledToken Sampler::sample(std::span<float> logits) {
   if (params_.top_logprobs >= 0) raw.assign(logits.begin(), logits.end());
   apply_penalties(logits);
   if (params_.greedy()) {
-    int32_t best = 0;
-    for (size_t i = 1; i < logits.size(); ++i)
-      if (logits[i] > logits[size_t(best)]) best = int32_t(i);
-    out.token = best;
+    out.token = argmax(logits);
   } else {
     out.token = draw(logits);
+  }
+  if (params_.top_logprobs >= 0) compute_logprobs(raw, out.token, params_.top_logprobs, out);
+  accept(out.token);
+  return out;
+}
+
+int32_t Sampler::draft(std::span<const float> z, std::span<float> q) {
+  if (params_.greedy()) return argmax(z);
+  const double total = warp(z);
+  std::fill(q.begin(), q.end(), 0.0f);
+  for (const auto& c : candidates_) q[size_t(c.second)] = float(c.first / total);
+  return pick(total, spec_rng_);
+}
+
+SampledToken Sampler::verify(std::span<float> logits, int32_t d, std::span<const float> q, bool* accepted) {
+  if (params_.greedy()) {
+    SampledToken out = sample(logits);
+    *accepted = out.token == d;
+    return out;
+  }
+  DSV4_CHECK(!logits.empty() && q.size() == logits.size());
+  SampledToken out;
+  std::vector<float> raw;
+  if (params_.top_logprobs >= 0) raw.assign(logits.begin(), logits.end());
+  apply_penalties(logits);
+  const double total = warp(logits);
+  // p(d): the target's probability of the draft after the same warping as sample() (§A5.2 (ii)).
+  double p_d = 0;
+  for (const auto& c : candidates_)
+    if (c.second == d) p_d = c.first / total;
+  const double q_d = std::max(double(q[size_t(d)]), 1e-8);
+  const double u = double(spec_rng_() >> 11) * (1.0 / 9007199254740992.0);
+  *accepted = u < std::min(1.0, p_d / q_d);
+  if (*accepted) {
+    out.token = d;
+  } else {
+    // Residual max(0, p - q), renormalised; p itself when nothing is left (§A5.2 step 5).
+    double residual = 0;
+    for (auto& c : candidates_) {
+      c.first = float(std::max(0.0, c.first / total - double(q[size_t(c.second)])));
+      residual += c.first;
+    }
+    if (residual > 1e-8) {
+      out.token = pick(residual, rng_);
+    } else {
+      out.token = draw(logits);
+    }
   }
   if (params_.top_logprobs >= 0) compute_logprobs(raw, out.token, params_.top_logprobs, out);
   accept(out.token);

@@ -12,6 +12,14 @@
 // Reported log-probabilities are those of the model's distribution (log-softmax of the raw
 // logits, before penalties and temperature), like the OpenAI API.
 //
+// Speculative decoding (addendum §A5.2) goes through the same steps: draft() draws a draft token
+// from the drafter's logits warped by step 3 (no penalties: the draft distribution q may be any
+// distribution, as long as the token is drawn from it), and verify() accepts it with probability
+// min(1, p(d) / q(d)), where p is exactly the distribution sample() would draw from, or else
+// draws from the residual max(0, p - q). So a token is distributed as sample()'s would be, and a
+// greedy request gets the arg-max, exactly as sample() gives it. Drafts and acceptance uniforms
+// come from a second generator, so they never shift the first one's stream of draws.
+//
 // Thread-safety: a Sampler belongs to one request and is used by one thread at a time.
 #pragma once
 
@@ -72,14 +80,28 @@ class Sampler {
   // history, as if it had been sampled.
   void accept(int32_t token);
 
+  // Speculative decoding. draft(): a draft token from drafter logits z; for a sampling request,
+  // q (vocab entries) receives the distribution it was drawn from. verify(): the token at a
+  // drafted position, from the target's logits there (modified in place, like sample()) and
+  // the draft d with its q (unused when greedy); *accepted says whether it is d. Records the
+  // token in the penalty history.
+  int32_t draft(std::span<const float> z, std::span<float> q);
+  SampledToken verify(std::span<float> logits, int32_t d, std::span<const float> q, bool* accepted);
+
   const SamplingParams& params() const { return params_; }
 
  private:
   void apply_penalties(std::span<float> logits) const;
+  // Step 3 up to the draw: candidates_ becomes the kept (probability, id) pairs; returns their
+  // total probability (the renormalisation divisor).
+  double warp(std::span<const float> logits);
+  int32_t pick(double total, std::mt19937_64& rng) const;
   int32_t draw(std::span<const float> logits);
+  static int32_t argmax(std::span<const float> logits);
 
   SamplingParams params_;
   std::mt19937_64 rng_;
+  std::mt19937_64 spec_rng_;   // draft tokens and acceptance uniforms
   std::unordered_map<int32_t, int> generated_counts_;
   std::unordered_set<int32_t> seen_;  // distinct tokens of prompt + generated (repetition penalty)
   std::vector<std::pair<float, int32_t>> candidates_;  // scratch

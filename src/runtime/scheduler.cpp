@@ -50,7 +50,14 @@ struct Scheduler::Active {
   int64_t cached = 0;
   int64_t generated = 0;
   bool answer_started = false;  // answer_start_token was sampled or forced (output steering)
+  bool done = false;            // the finished event was pushed; retire() comes next
+  FinishReason reason = FinishReason::stop;
   Sampler sampler;
+  // Speculative decoding: this step's verify chunk [anchor, drafts] (empty: none), the drafts'
+  // distributions for a sampling request ([drafts, vocab]), and the request's counts.
+  std::vector<int32_t> chunk;
+  std::vector<float> q;
+  int64_t drafted = 0, accepted = 0;
   Active(std::shared_ptr<Generation> g, GenerationRequest r)
       : gen(std::move(g)), req(std::move(r)), sampler(req.sampling, req.prompt) {
     tokens = req.prompt;
@@ -65,7 +72,9 @@ Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
       options_(options),
       max_context_(engine.max_context()),
       vocab_size_(engine.config().vocab_size),
-      eos_id_(int32_t(engine.config().eos_token_id)) {
+      eos_id_(int32_t(engine.config().eos_token_id)),
+      max_drafts_(options.draft_tokens < 0 ? engine.max_draft_tokens()
+                                            : std::min(options.draft_tokens, engine.max_draft_tokens())) {
   DSV4_CHECK(options_.max_running >= 1 && options_.max_queued >= 0);
   DSV4_CHECK(options_.step_token_budget >= options_.max_running);
   thread_ = std::thread([this] { run_loop(); });
@@ -139,6 +148,9 @@ SchedulerStats Scheduler::stats() const {
   s.prefix_hits = prefix_hits_.load();
   s.prefix_tokens_reused = prefix_tokens_reused_.load();
   s.max_batch = max_batch_.load();
+  s.spec_rounds = spec_rounds_.load();
+  s.drafted_tokens = drafted_.load();
+  s.accepted_tokens = accepted_.load();
   return s;
 }
 
@@ -189,7 +201,10 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
     if (a->req.answer_start_token < 0 && !a->req.answer_prefix.empty()) {
       a->answer_started = true;
       const std::vector<int32_t> prefix = a->req.answer_prefix;
-      if (force_tokens(*a, prefix)) continue;  // max_tokens or the context ended it already
+      if (force_tokens(*a, prefix)) {  // max_tokens or the context ended it already
+        retire(*a);
+        continue;
+      }
     }
     running_.push_back(std::move(a));
   }
@@ -242,6 +257,8 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
   e.prompt_tokens = a.prompt_len;
   e.cached_tokens = a.cached;
   e.generated_tokens = a.generated;
+  e.drafted_tokens = a.drafted;
+  e.accepted_tokens = a.accepted;
   if (reason == FinishReason::stop && a.generated > 0) {
     const int32_t last = a.tokens.back();
     if (last == eos_id_ || std::find(a.req.stop_token_ids.begin(), a.req.stop_token_ids.end(), last) !=
@@ -249,12 +266,94 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
       e.stop_token = last;
   }
   a.gen->push(std::move(e));
-  // The sequence has consumed tokens[0, fed); keep it for a request that continues it.
-  if (reason != FinishReason::error && a.fed > 0 && a.seq && a.seq->position() == a.fed) {
+  a.done = true;
+  a.reason = reason;
+}
+
+// The sequence has consumed tokens[0, fed) (a verify chunk is committed before this); keep it
+// for a request that continues it, then free it.
+void Scheduler::retire(Active& a) {
+  if (a.reason != FinishReason::error && a.fed > 0 && a.seq && a.seq->position() == a.fed) {
     a.tokens.resize(size_t(a.fed));
     keep_prefix(std::move(a.tokens), *a.seq);
   }
   a.seq.reset();
+}
+
+namespace {
+
+// Draft tokens picked by the request's own sampler, which records q for a sampled request.
+class SamplerChooser final : public DraftChooser {
+ public:
+  SamplerChooser(Sampler& s, float* q, int64_t vocab) : sampler_(s), q_(q), vocab_(vocab) {}
+  int32_t choose(int i, std::span<const float> z) override {
+    return sampler_.draft(z, q_ ? std::span<float>(q_ + i * vocab_, size_t(vocab_)) : std::span<float>());
+  }
+
+ private:
+  Sampler& sampler_;
+  float* q_;
+  int64_t vocab_;
+};
+
+}  // namespace
+
+void Scheduler::draft(Active& a, int max_drafts) {
+  a.chunk.clear();
+  // A round emits up to drafts + 1 tokens and feeds as many positions: no draft beyond
+  // max_tokens or the context.
+  int64_t k = std::min<int64_t>(max_drafts, max_context_ - int64_t(a.tokens.size()));
+  if (a.req.max_tokens > 0) k = std::min(k, a.req.max_tokens - a.generated - 1);
+  if (k < 1 || a.seq->position() == 0) return;
+  const bool sampled = !a.sampler.params().greedy();
+  if (sampled) a.q.resize(size_t(k * vocab_size_));
+  draft_logits_.resize(size_t(k * vocab_size_));
+  a.chunk.resize(size_t(1 + k));
+  a.chunk[0] = a.tokens.back();
+  SamplerChooser chooser(a.sampler, sampled ? a.q.data() : nullptr, vocab_size_);
+  DraftOptions o;
+  o.max_tokens = int(k);
+  o.confidence_threshold = options_.draft_confidence;
+  Result<int> n = engine_.draft(*a.seq, a.chunk[0], o, chooser, a.chunk.data() + 1, draft_logits_.data());
+  if (!n.ok()) {
+    a.chunk.clear();
+    finish(a, FinishReason::error, n.status());
+    return;
+  }
+  a.chunk.resize(*n == 0 ? 0 : size_t(1 + *n));
+}
+
+// Samples at each position of the verify chunk in order (logits: one row per chunk token), as
+// long as the token is the draft that the chunk fed next and nothing else joined the output
+// (a stop, forced tokens); then keeps the chunk's positions consumed with the right history.
+void Scheduler::verify(Active& a, float* logits) {
+  const int64_t k = int64_t(a.chunk.size()) - 1, V = vocab_size_, fed = a.fed;
+  const bool sampled = !a.sampler.params().greedy();
+  a.drafted += k;
+  drafted_.fetch_add(uint64_t(k));
+  spec_rounds_.fetch_add(1);
+  int64_t j = 0;
+  for (;; ++j) {
+    std::span<float> row(logits + j * V, size_t(V));
+    for (int32_t t : a.req.banned_tokens) row[size_t(t)] = -std::numeric_limits<float>::infinity();
+    if (j == k) {
+      after_sample(a, a.sampler.sample(row));
+      break;
+    }
+    bool accepted = false;
+    const std::span<const float> q = sampled ? std::span<const float>(a.q.data() + j * V, size_t(V))
+                                             : std::span<const float>();
+    const SampledToken s = a.sampler.verify(row, a.chunk[size_t(j + 1)], q, &accepted);
+    if (accepted) {
+      a.accepted += 1;
+      accepted_.fetch_add(1);
+    }
+    if (after_sample(a, s) || !accepted || int64_t(a.tokens.size()) != fed + j + 2) break;
+  }
+  const Status st = engine_.commit(*a.seq, j + 1);
+  DSV4_CHECK(st.ok());
+  a.fed += j + 1;
+  a.chunk.clear();
 }
 
 bool Scheduler::after_sample(Active& a, const SampledToken& s) {
@@ -318,6 +417,7 @@ void Scheduler::run_step() {
   for (auto& a : running_) {
     if (a->gen->cancel_requested()) {
       finish(*a, FinishReason::cancelled);
+      retire(*a);
       a.reset();
     }
   }
@@ -325,69 +425,97 @@ void Scheduler::run_step() {
   running_count_.store(int64_t(running_.size()));
   if (running_.empty()) return;
 
-  // Decoding sequences feed one token each; prefills (and forced output tokens) share what is
-  // left of the budget.
+  // Decoding sequences feed one token each, or their verify chunk; prefills (and forced output
+  // tokens) share what is left of the budget.
   std::vector<Active*>& batch = batch_;
   std::vector<std::span<const int32_t>>& feeds = feeds_;
   batch.clear();
   feeds.clear();
+  feed_kinds_.clear();
   int64_t budget = options_.step_token_budget;
   for (auto& a : running_) {
     if (a->pending() != 1) continue;
+    if (max_drafts_ > 0) draft(*a, max_drafts_);
+    if (a->done) continue;
     batch.push_back(a.get());
-    feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, 1));
-    budget -= 1;
+    const bool verifying = !a->chunk.empty();
+    feeds.push_back(verifying ? std::span<const int32_t>(a->chunk) : std::span<const int32_t>(a->tokens.data() + a->fed, 1));
+    feed_kinds_.push_back(verifying ? Feed::verify : Feed::append);
+    budget -= int64_t(feeds.back().size());
   }
   for (auto& a : running_) {
     if (a->pending() <= 1 || budget <= 0) continue;
     const int64_t n = std::min(budget, a->pending());
     batch.push_back(a.get());
     feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, size_t(n)));
+    feed_kinds_.push_back(Feed::append);
     budget -= n;
   }
-  if (batch.empty()) return;
-
-  const size_t vocab = size_t(vocab_size_);
-  logits_.resize(batch.size() * vocab);
-  batch_seqs_.clear();
-  for (Active* a : batch) batch_seqs_.push_back(a->seq.get());
-  Status st = engine_.step(batch_seqs_, feeds, logits_.data());
-  std::vector<Status>& per = batch_status_;
-  per.assign(batch.size(), Status::ok_status());
-  if (!st.ok()) {
-    // The engine leaves every sequence unchanged on failure: retry one by one so that only the
-    // request at fault fails.
-    for (size_t i = 0; i < batch.size(); ++i)
-      per[i] = engine_.step(*batch_seqs_[i], feeds[i], logits_.data() + i * vocab);
-  }
-  steps_.fetch_add(1);
-  if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
-
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Active& a = *batch[i];
-    if (!per[i].ok()) {
-      finish(a, FinishReason::error, per[i]);
-      continue;
-    }
-    a.fed += int64_t(feeds[i].size());
-    if (a.pending() > 0) {
-      if (a.req.report_prefill_progress && a.fed < a.prompt_len) {
-        GenerationEvent e;
-        e.kind = GenerationEvent::Kind::prefill_progress;
-        e.prefill_done = a.fed;
-        e.prompt_tokens = a.prompt_len;
-        a.gen->push(std::move(e));
+  if (!batch.empty()) {
+    const size_t vocab = size_t(vocab_size_);
+    size_t rows = 0;
+    for (size_t i = 0; i < batch.size(); ++i) rows += feed_kinds_[i] == Feed::verify ? feeds[i].size() : 1;
+    logits_.resize(rows * vocab);
+    batch_seqs_.clear();
+    for (Active* a : batch) batch_seqs_.push_back(a->seq.get());
+    Status st = engine_.step(batch_seqs_, feeds, feed_kinds_, logits_.data());
+    std::vector<Status>& per = batch_status_;
+    per.assign(batch.size(), Status::ok_status());
+    if (!st.ok()) {
+      // The engine leaves every sequence unchanged on failure: retry one by one so that only the
+      // request at fault fails.
+      size_t row = 0;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Sequence* one = batch_seqs_[i];
+        per[i] = engine_.step(std::span<Sequence* const>(&one, 1), std::span(feeds).subspan(i, 1),
+                              std::span<const Feed>(feed_kinds_).subspan(i, 1), logits_.data() + row * vocab);
+        row += feed_kinds_[i] == Feed::verify ? feeds[i].size() : 1;
       }
-      continue;
     }
-    if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
-    float* row = logits_.data() + i * vocab;
-    for (int32_t t : a.req.banned_tokens) row[t] = -std::numeric_limits<float>::infinity();
-    const SampledToken s = a.sampler.sample(std::span<float>(row, vocab));
-    after_sample(a, s);
+    steps_.fetch_add(1);
+    if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
+
+    size_t row = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Active& a = *batch[i];
+      float* logits = logits_.data() + row * vocab;
+      row += feed_kinds_[i] == Feed::verify ? feeds[i].size() : 1;
+      if (!per[i].ok()) {
+        a.chunk.clear();
+        finish(a, FinishReason::error, per[i]);
+        continue;
+      }
+      if (feed_kinds_[i] == Feed::verify) {
+        if (a.gen->cancel_requested()) {   // keep the anchor only; dropped at the next step
+          DSV4_CHECK(engine_.commit(*a.seq, 1).ok());
+          a.fed += 1;
+          a.chunk.clear();
+        } else {
+          verify(a, logits);
+        }
+        continue;
+      }
+      a.fed += int64_t(feeds[i].size());
+      if (a.pending() > 0) {
+        if (a.req.report_prefill_progress && a.fed < a.prompt_len) {
+          GenerationEvent e;
+          e.kind = GenerationEvent::Kind::prefill_progress;
+          e.prefill_done = a.fed;
+          e.prompt_tokens = a.prompt_len;
+          a.gen->push(std::move(e));
+        }
+        continue;
+      }
+      if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
+      for (int32_t t : a.req.banned_tokens) logits[t] = -std::numeric_limits<float>::infinity();
+      after_sample(a, a.sampler.sample(std::span<float>(logits, vocab)));
+    }
   }
-  for (auto& a : running_)
-    if (!a->seq) a.reset();
+  for (auto& a : running_) {
+    if (!a->done) continue;
+    retire(*a);
+    a.reset();
+  }
   std::erase(running_, nullptr);
   running_count_.store(int64_t(running_.size()));
 }

@@ -13,6 +13,13 @@
 //      decoding streams for more than one chunk);
 //   4. one Engine::step over the whole batch; sample for every sequence whose prompt is
 //      consumed; emit tokens; finish on EOS / stop token id / max_tokens / full context.
+// Speculative decoding (addendum §A5), when the engine has a drafter: before step 3, a decoding
+// sequence drafts up to draft_tokens tokens after its last sampled token (the anchor) and
+// feeds [anchor, drafts] as one verify chunk. Step 4 then samples at each chunk position in
+// order through Sampler::verify, keeps going while the token equals the draft, and commits the
+// positions consumed with the right history (Engine::commit). Every emitted token is the one
+// plain decoding would sample from the same logits (greedy: identical output; sampled: the same
+// distribution), and the checks of step 4 run after each one, so nothing is emitted past a stop.
 // A sequence is computed the same way alone or in a batch (the Engine's contract), and every
 // request samples with its own generator, so greedy and seeded outputs do not depend on batching.
 //
@@ -74,6 +81,8 @@ struct GenerationEvent {
   int64_t prompt_tokens = 0;            // finished: usage
   int64_t cached_tokens = 0;            //   prompt tokens taken from the prefix cache
   int64_t generated_tokens = 0;         //   sampled tokens, a final stop token included
+  int64_t drafted_tokens = 0;           //   speculative decoding: drafts verified
+  int64_t accepted_tokens = 0;          //   and the drafts among the generated tokens
   std::optional<int32_t> stop_token;    //   the stop token that ended generation, if any
 };
 
@@ -110,6 +119,11 @@ struct SchedulerOptions {
   int64_t step_token_budget = 256;   // tokens fed per forward step, decode + prefill chunks
   int prefix_cache_entries = 8;      // finished sequences kept for prefix reuse (LRU)
   size_t prefix_cache_bytes = size_t(4) << 30;  // and at most this much sequence state
+  // Speculative decoding, where the engine has a drafter (Engine::max_draft_tokens() > 0):
+  // drafts per round at most (-1 = the drafter's maximum, 0 = off), and DSpark's confidence
+  // threshold (addendum §A5.2 step 1; 0 = verify every draft).
+  int draft_tokens = -1;
+  float draft_confidence = 0.0f;
 };
 
 struct SchedulerStats {
@@ -119,6 +133,9 @@ struct SchedulerStats {
   uint64_t prefix_hits = 0;
   uint64_t prefix_tokens_reused = 0;
   uint64_t max_batch = 0;            // the most sequences ever fed in one step
+  uint64_t spec_rounds = 0;          // verify chunks fed
+  uint64_t drafted_tokens = 0;       // drafts in them
+  uint64_t accepted_tokens = 0;      // drafts emitted as output
 };
 
 class Scheduler {
@@ -155,6 +172,9 @@ class Scheduler {
   void admit(std::unique_lock<std::mutex>& lock);
   void run_step();
   void finish(Active& a, FinishReason reason, Status status = {});
+  void retire(Active& a);                                // after finish: cache the state, free it
+  void draft(Active& a, int max_drafts);                 // fills a.chunk when the drafter proposes
+  void verify(Active& a, float* logits);                 // consumes a's verify chunk
   bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
   bool emit_token(Active& a, const SampledToken& s);    // true when the request finished
   bool force_tokens(Active& a, std::span<const int32_t> forced);  // true when it finished
@@ -178,14 +198,18 @@ class Scheduler {
   std::list<CacheEntry> prefix_cache_;  // front = most recently used
   size_t prefix_cache_used_ = 0;        // memory_bytes() of the cached sequences
   std::vector<float> logits_;
+  std::vector<float> draft_logits_;   // a draft's logits (Engine::draft writes them)
   // One step's batch, kept between steps so that a warm step reuses their storage.
   std::vector<Active*> batch_;
   std::vector<std::span<const int32_t>> feeds_;
+  std::vector<Feed> feed_kinds_;
   std::vector<Sequence*> batch_seqs_;
   std::vector<Status> batch_status_;
 
   std::atomic<int64_t> running_count_{0};
   std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};
+  std::atomic<uint64_t> spec_rounds_{0}, drafted_{0}, accepted_{0};
+  const int max_drafts_;             // per round; 0 = no speculative decoding
   std::thread thread_;
 };
 

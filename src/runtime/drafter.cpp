@@ -1,0 +1,26 @@
+#include "runtime/drafter.h"
+
+#include <algorithm>
+
+namespace dsv4::runtime {
+
+void TargetRows::assign(const float* rows, const int32_t* toks, int64_t pos0, int64_t count, int64_t width) {
+  data.assign(rows, rows + count * width);
+  tokens.assign(toks, toks + count);
+  pos = pos0;
+  n = count;
+}
+
+size_t DraftState::memory_bytes() const {
+  return (waiting.data.capacity() + staged.data.capacity()) * sizeof(float) +
+         (waiting.tokens.capacity() + staged.tokens.capacity()) * sizeof(int32_t) + rings.capacity() * sizeof(uint16_t);
+}
+
+std::unique_ptr<Drafter> make_mtp_drafter(const model::Model& m);
+
+std::unique_ptr<Drafter> make_drafter(const model::Model& m) {
+  if (m.w.has_mtp) return make_mtp_drafter(m);
+  return nullptr;
+}
+
+}  // namespace dsv4::runtime

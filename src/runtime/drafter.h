@@ -1,0 +1,62 @@
+// The engine's drafters for speculative decoding (addendum §A4-§A5): the preview's MTP block
+// (spec §5.11) and DSpark (addendum §A4), behind one interface so that the engine and the
+// scheduler run both through the same verify/commit machinery. Internal to the runtime layer.
+//
+// A drafter reads one row per target position ("target rows"): the final residual streams for
+// MTP, the taps of the DSpark target layers (addendum §A4.2). The engine hands it the rows of
+// committed positions only: right after an append step, and after commit() for a verify chunk
+// (its rows wait in DraftState::staged until then), so that no rejected token ever reaches the
+// drafter's state and nothing there needs undoing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "model/scratch.h"
+#include "model/state.h"
+#include "runtime/engine.h"
+
+namespace dsv4::runtime {
+
+// Target rows of consecutive positions.
+struct TargetRows {
+  std::vector<float> data;       // [n, width]
+  std::vector<int32_t> tokens;   // the token fed at each row's position
+  int64_t pos = 0, n = 0;
+
+  void assign(const float* rows, const int32_t* toks, int64_t pos0, int64_t count, int64_t width);
+  void clear() { n = 0; }
+};
+
+// Per-sequence drafter state, kept next to the target state (copied with it by clone()).
+struct DraftState {
+  TargetRows waiting;   // committed rows the drafter cannot absorb yet (MTP: the last one, whose
+                        // next token is not known before the anchor is sampled)
+  TargetRows staged;    // the open verify chunk's rows, until commit() says which are kept
+  std::vector<uint16_t> rings;   // DSpark: per-stage context rings (addendum §A4.4)
+  size_t memory_bytes() const;
+};
+
+class Drafter {
+ public:
+  virtual ~Drafter() = default;
+  virtual int max_tokens() const = 0;     // drafts per round at most
+  virtual int64_t row_width() const = 0;  // floats per target row
+  virtual bool reads_taps() const = 0;    // rows are DSpark taps, not final streams
+  virtual void init(DraftState& ds) const {}
+  // The rows of committed positions `rows` (positions continuing the ones absorbed or waiting)
+  // enter the drafter's state. Temporaries come from s.
+  virtual void absorb(const model::Model& m, model::SequenceState& seq, DraftState& ds, const float* rows,
+                      const int32_t* tokens, int64_t pos, int64_t n, model::Scratch& s) const = 0;
+  // One draft round after the committed prefix, with `anchor` at position seq.pos (Engine::draft).
+  virtual int draft(const model::Model& m, model::SequenceState& seq, DraftState& ds, int32_t anchor,
+                    const DraftOptions& options, DraftChooser& chooser, int32_t* tokens, float* logits,
+                    model::Scratch& s) const = 0;
+};
+
+// The checkpoint's drafter, or nullptr when it has none.
+std::unique_ptr<Drafter> make_drafter(const model::Model& m);
+
+}  // namespace dsv4::runtime

@@ -1,0 +1,96 @@
+// Cutting a chunk back to a prefix (model/chunk_undo.h, addendum §A5.5): after any cut, the
+// sequence state must equal, bit for bit, the state of a run that only ever saw the kept tokens.
+#include "model/chunk_undo.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "model/forward.h"
+#include "model/model.h"
+#include "test_paths.h"
+
+namespace dsv4::model {
+namespace {
+
+void expect_same_state(const SequenceState& a, const SequenceState& b, int64_t main_layers) {
+  ASSERT_EQ(a.pos, b.pos);
+  for (int64_t l = 0; l < main_layers; ++l) {
+    SCOPED_TRACE(l);
+    const LayerState &x = a.layers[size_t(l)], &y = b.layers[size_t(l)];
+    EXPECT_TRUE(x.ring == y.ring);
+    EXPECT_TRUE(x.comp == y.comp);
+    EXPECT_TRUE(x.idx == y.idx);
+    for (auto [p, q] : {std::pair{&x.comp_state, &y.comp_state}, std::pair{&x.idx_state, &y.idx_state}}) {
+      ASSERT_EQ(p->kv.size(), q->kv.size());
+      EXPECT_EQ(0, std::memcmp(p->kv.data(), q->kv.data(), p->kv.size() * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(p->score.data(), q->score.data(), p->score.size() * sizeof(float)));
+    }
+  }
+}
+
+// Token t at position p of the reference stream.
+int32_t stream_token(int64_t p, int64_t vocab) { return int32_t((p * 7919 + 13) % (vocab - 2)) + 2; }
+
+// Verify-style rounds over ~300 positions (crossing CSA windows of 4 and an HCA window of 128
+// twice): each round feeds a chunk of 1..9 tokens whose token at `bad` is wrong, cuts it back to
+// the tokens before `bad`, and compares with a sequence fed only the kept tokens, one at a time.
+TEST(ChunkUndo, CutEqualsARunThatNeverSawTheRejectedTokens) {
+  auto m = load_model(test::fixture_dir("tiny") + "/checkpoint");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const Model& model = **m;
+  const io::ModelConfig& c = model.cfg;
+  const int64_t V = c.vocab_size, S = c.hc_mult * c.hidden_size, L = c.num_hidden_layers;
+  SequenceState plain = make_sequence_state(c), spec = make_sequence_state(c);
+  Scratch scratch;
+  std::vector<float> X(static_cast<size_t>(16 * S)), Y(static_cast<size_t>(S));
+  std::vector<int32_t> chunk;
+  int cuts_at[10] = {};
+  for (int round = 0; spec.pos < 300; ++round) {
+    SCOPED_TRACE(round);
+    const int64_t len = 1 + round % 9;
+    const int64_t bad = round % 4 == 3 ? len : 1 + (round * 5) % len;   // len: nothing rejected
+    chunk.clear();
+    for (int64_t j = 0; j < len; ++j) {
+      const int32_t t = stream_token(spec.pos + j, V);
+      chunk.push_back(j == bad ? int32_t((t + 1) % V) : t);
+    }
+    const int64_t start = spec.pos;
+    undo_begin(c, spec, len);
+    Batch batch;
+    batch.add(&spec, chunk.data(), len, start);
+    scratch.begin_step();
+    forward_streams(model, batch, X.data(), scratch);
+    scratch.begin_step();
+    undo_cut(model, spec, bad, scratch.main);
+    cuts_at[bad] += 1;
+    ASSERT_EQ(spec.pos, start + bad);
+    // The plain sequence consumes the kept tokens one by one; its streams must equal the chunk's
+    // rows for them.
+    for (int64_t j = 0; j < bad; ++j) {
+      Batch one;
+      one.add(&plain, &chunk[size_t(j)], 1, plain.pos);
+      scratch.begin_step();
+      forward_streams(model, one, Y.data(), scratch);
+      ASSERT_EQ(0, std::memcmp(Y.data(), X.data() + j * S, size_t(S) * sizeof(float))) << "row " << j;
+    }
+    expect_same_state(plain, spec, L);
+    if (HasFatalFailure()) return;
+  }
+  for (int k = 1; k <= 8; ++k) EXPECT_GT(cuts_at[k], 0) << "no cut kept " << k << " tokens";
+}
+
+// A record ends with the cut; a copied state carries no record.
+TEST(ChunkUndo, CopiesCarryNoRecord) {
+  auto m = load_model(test::fixture_dir("tiny") + "/checkpoint");
+  ASSERT_TRUE(m.ok());
+  SequenceState s = make_sequence_state((*m)->cfg);
+  undo_begin((*m)->cfg, s, 3);
+  EXPECT_EQ(s.undo.start, 0);
+  SequenceState copy = s;
+  EXPECT_EQ(copy.undo.start, -1);
+}
+
+}  // namespace
+}  // namespace dsv4::model

@@ -1,0 +1,162 @@
+// Speculative decoding on the real engine (addendum §A5): verify chunks and commit() on the
+// model's state, the preview's MTP drafter, and the scheduler's greedy identity with a drafter
+// whose proposals are the target's own continuation with a rejection forced at every draft slot.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/scheduler.h"
+#include "runtime/split_invariance.h"
+#include "test_paths.h"
+
+namespace dsv4::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Greedy final : public DraftChooser {
+ public:
+  int32_t choose(int, std::span<const float> z) override {
+    return int32_t(std::max_element(z.begin(), z.end()) - z.begin());
+  }
+};
+
+// The drafter's logits after a committed prefix do not depend on how the prefix was fed:
+// token by token with a draft at every step, in one long chunk (longer than the window, so the
+// MTP block absorbs only its last rows), or through verify rounds with rejected tokens.
+TEST(EngineSpeculative, MtpDraftDependsOnlyOnTheCommittedPrefix) {
+  auto e = Engine::load(test::fixture_dir("tiny") + "/checkpoint", {});
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  Engine& engine = **e;
+  ASSERT_EQ(engine.max_draft_tokens(), 1);
+  const int64_t V = engine.config().vocab_size;
+  const auto t = test_tokens(200, V);
+  Greedy greedy;
+  DraftOptions one;
+  one.max_tokens = 1;
+  std::vector<float> logits(static_cast<size_t>(6 * V)), z(static_cast<size_t>(V));
+  std::vector<std::vector<float>> z_at(t.size());   // draft logits with anchor t[p], p tokens committed
+  int32_t d = 0;
+  auto stepwise = engine.new_sequence();
+  for (size_t p = 0; p + 1 < t.size(); ++p) {
+    ASSERT_TRUE(engine.step(*stepwise, std::span(&t[p], 1), logits.data()).ok());
+    auto n = engine.draft(*stepwise, t[p + 1], one, greedy, &d, z.data());
+    ASSERT_TRUE(n.ok()) << n.status().to_string();
+    ASSERT_EQ(*n, 1);
+    z_at[p + 1] = z;
+  }
+  for (int64_t prefix : {3, 129, 180}) {
+    SCOPED_TRACE(prefix);
+    auto chunked = engine.new_sequence();
+    ASSERT_TRUE(engine.step(*chunked, std::span(t.data(), size_t(prefix)), logits.data()).ok());
+    ASSERT_TRUE(engine.draft(*chunked, t[size_t(prefix)], one, greedy, &d, z.data()).ok());
+    EXPECT_EQ(0, std::memcmp(z.data(), z_at[size_t(prefix)].data(), size_t(V) * 4));
+  }
+  // Verify rounds: [anchor, right, wrong] keeps 2; the drafts then equal the stepwise ones.
+  auto rounds = engine.new_sequence();
+  ASSERT_TRUE(engine.step(*rounds, std::span(t.data(), 10), logits.data()).ok());
+  for (int64_t p = 10; p + 3 < 150; p += 2) {
+    ASSERT_TRUE(engine.draft(*rounds, t[size_t(p)], one, greedy, &d, z.data()).ok());
+    ASSERT_EQ(0, std::memcmp(z.data(), z_at[size_t(p)].data(), size_t(V) * 4)) << "position " << p;
+    const int32_t chunk[3] = {t[size_t(p)], t[size_t(p + 1)], int32_t((t[size_t(p + 2)] + 1) % V)};
+    Sequence* s = rounds.get();
+    const std::span<const int32_t> feed(chunk, 3);
+    const Feed kind = Feed::verify;
+    ASSERT_TRUE(engine.step(std::span(&s, 1), std::span(&feed, 1), std::span(&kind, 1), logits.data()).ok());
+    EXPECT_EQ(engine.step(*rounds, std::span(chunk, 1), logits.data()).code(), StatusCode::invalid_argument);
+    EXPECT_EQ(engine.commit(*rounds, 4).code(), StatusCode::out_of_range);
+    ASSERT_TRUE(engine.commit(*rounds, 2).ok());
+    EXPECT_EQ(rounds->position(), p + 2);
+  }
+}
+
+// Wraps the real engine; its drafts are the target's greedy continuation (known in advance)
+// with one draft made wrong at a slot that cycles through 0..4, or none every sixth round. The
+// engine's own drafter still runs, so its absorb/commit path is exercised too.
+class OracleDrafts final : public Engine {
+ public:
+  OracleDrafts(Engine& inner, std::vector<int32_t> stream) : inner_(inner), stream_(std::move(stream)) {}
+  const io::ModelConfig& config() const override { return inner_.config(); }
+  int64_t max_context() const override { return inner_.max_context(); }
+  std::unique_ptr<Sequence> new_sequence() const override { return inner_.new_sequence(); }
+  Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
+              std::span<const Feed> feeds, float* logits) override {
+    return inner_.step(seqs, tokens, feeds, logits);
+  }
+  Status commit(Sequence& seq, int64_t keep) override { return inner_.commit(seq, keep); }
+  int max_draft_tokens() const override { return 5; }
+  Result<int> draft(Sequence& seq, int32_t anchor, const DraftOptions& options, DraftChooser& chooser,
+                    int32_t* tokens, float* logits) override {
+    DraftOptions one = options;
+    one.max_tokens = 1;
+    DSV4_TRY(inner_.draft(seq, anchor, one, chooser, tokens, logits).status());
+    const int64_t pos = seq.position();   // the anchor's position
+    const int wrong = rounds_++ % 6;
+    int n = 0;
+    for (; n < options.max_tokens && pos + 1 + n < int64_t(stream_.size()); ++n) {
+      tokens[n] = stream_[size_t(pos + 1 + n)];
+      if (n == wrong) tokens[n] = int32_t((tokens[n] + 1) % config().vocab_size);
+    }
+    return n;
+  }
+
+ private:
+  Engine& inner_;
+  std::vector<int32_t> stream_;   // prompt + greedy output
+  int rounds_ = 0;
+};
+
+std::vector<int32_t> generate(Engine& e, const std::vector<int32_t>& prompt, int64_t n, GenerationEvent* fin) {
+  Scheduler s(e, {});
+  auto g = s.submit([&] {
+    GenerationRequest r;
+    r.prompt = prompt;
+    r.sampling.temperature = 0;
+    r.max_tokens = n;
+    return r;
+  }());
+  EXPECT_TRUE(g.ok());
+  std::vector<int32_t> out;
+  for (int i = 0; i < 100000; ++i) {
+    auto ev = (*g)->next(100ms);
+    if (!ev) continue;
+    if (ev->kind == GenerationEvent::Kind::token) out.push_back(ev->sampled.token);
+    if (ev->kind == GenerationEvent::Kind::finished) {
+      *fin = *ev;
+      break;
+    }
+  }
+  return out;
+}
+
+// Greedy output over 300 tokens (crossing CSA windows and the 128-token HCA window twice) is
+// token for token the plain output, with rejections at every draft slot.
+TEST(EngineSpeculative, GreedyOutputIsIdenticalWithForcedRejections) {
+  EngineOptions off;
+  off.speculative = false;
+  auto plain = Engine::load(test::fixture_dir("tiny") + "/checkpoint", off);
+  auto spec = Engine::load(test::fixture_dir("tiny") + "/checkpoint", {});
+  ASSERT_TRUE(plain.ok() && spec.ok());
+  EXPECT_EQ((*plain)->max_draft_tokens(), 0);
+  const std::vector<int32_t> prompt = {0, 17, 99, 3, 250};
+  GenerationEvent fin;
+  const std::vector<int32_t> expected = generate(**plain, prompt, 300, &fin);
+  ASSERT_EQ(expected.size(), 300u);
+  EXPECT_EQ(fin.drafted_tokens, 0);
+
+  // The checkpoint's own (random) MTP drafter.
+  EXPECT_EQ(generate(**spec, prompt, 300, &fin), expected);
+  EXPECT_GT(fin.drafted_tokens, 100);
+
+  std::vector<int32_t> stream = prompt;
+  stream.insert(stream.end(), expected.begin(), expected.end());
+  OracleDrafts oracle(**spec, stream);
+  EXPECT_EQ(generate(oracle, prompt, 300, &fin), expected);
+  EXPECT_GT(fin.accepted_tokens, 150);
+  EXPECT_LT(fin.accepted_tokens, fin.drafted_tokens);
+}
+
+}  // namespace
+}  // namespace dsv4::runtime
