@@ -58,6 +58,11 @@ void embed_rows(const Model& m, const int32_t* tokens, int64_t rows, float* X) {
 }
 
 void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float* X, Scratch& s) {
+  run_block(m, b, batch, X, s, [&](const float* x, float* out) { attention_forward(m, b, batch, x, out, s); });
+}
+
+void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float* X, Scratch& s,
+               AttentionSublayer attention) {
   const io::ModelConfig& c = m.cfg;
   const HcParams p = hc_params(c);
   const int64_t rows = batch.rows(), D = c.hidden_size, n = p.n_hc;
@@ -86,7 +91,7 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
   record_pre("attn");
   {
     AddElapsed t(s.times ? &s.times->attention_s : nullptr);
-    attention_forward(m, b, batch, x, out, s);
+    attention(x, out);
   }
   record("attn.out", out, D);
   post_sublayer(p, out, post, comb, rows, X);
@@ -105,18 +110,28 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
 
 void head_logits(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* logits,
                  Scratch& s) {
-  const io::ModelConfig& c = m.cfg;
-  const HcParams p = hc_params(c);
-  const int64_t n = c.hc_mult, D = c.hidden_size, R = int64_t(rows.size());
+  const int64_t R = int64_t(rows.size());
   AddElapsed t(s.times ? &s.times->head_s : nullptr);
   ArenaScope scope(s.main);
-  float* y = s.main.alloc<float>(R * D);
-  for (int64_t i = 0; i < R; ++i) {
-    float* yi = y + i * D;
-    hc_head(head.hc, p, X + rows[size_t(i)] * n * D, yi);
-    kernels::rms_norm(yi, head.norm.data(), D, float(c.rms_norm_eps), yi);
-  }
-  linear({LinearKind::f32, m.w.head, y, R, logits}, s.main);
+  float* y = s.main.alloc<float>(R * m.cfg.hidden_size);
+  head_collapse(m, head, X, rows, y);
+  head_norm_logits(m, head, y, R, logits, s);
+}
+
+void head_collapse(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* y) {
+  const io::ModelConfig& c = m.cfg;
+  const HcParams p = hc_params(c);
+  const int64_t n = c.hc_mult, D = c.hidden_size;
+  for (size_t i = 0; i < rows.size(); ++i) hc_head(head.hc, p, X + rows[i] * n * D, y + int64_t(i) * D);
+}
+
+void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, int64_t R, float* logits, Scratch& s) {
+  const int64_t D = m.cfg.hidden_size;
+  ArenaScope scope(s.main);
+  float* yn = s.main.alloc<float>(R * D);
+  for (int64_t i = 0; i < R; ++i)
+    kernels::rms_norm(y + i * D, head.norm.data(), D, float(m.cfg.rms_norm_eps), yn + i * D);
+  linear({LinearKind::f32, m.w.head, yn, R, logits}, s.main);
 }
 
 void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s) {
