@@ -4,9 +4,11 @@
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "core/status.h"
 #include "kernels/cpu/norms.h"
 #include "model/attention.h"
 #include "model/block_probe.h"
+#include "model/dspark.h"
 #include "model/hc.h"
 #include "model/linear.h"
 #include "model/moe.h"
@@ -134,9 +136,16 @@ void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, i
   linear({LinearKind::f32, m.w.head, yn, R, logits}, s.main);
 }
 
-void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s) {
+void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s, float* taps) {
+  const std::vector<int64_t>& tapped = m.cfg.dspark.target_layer_ids;   // strictly increasing (io/config)
+  DSV4_CHECK(taps == nullptr || m.cfg.drafter() == io::DrafterKind::dspark);
   embed_rows(m, batch.tokens.data(), batch.rows(), X);
-  for (const BlockWeights& b : m.w.blocks) run_block(m, b, batch, X, s);
+  size_t k = 0;   // the next tap
+  for (const BlockWeights& b : m.w.blocks) {
+    run_block(m, b, batch, X, s);
+    if (taps != nullptr && k < tapped.size() && b.layer == tapped[k])
+      dspark_tap(m.cfg, X, batch.rows(), int64_t(k++), taps);
+  }
   for (const Segment& seg : batch.segments) seg.seq->pos += seg.n;
 }
 
