@@ -69,6 +69,16 @@ void project_x(const Model& m, const BlockWeights& b, const Batch& batch, const 
   if (b.kind == io::LayerKind::csa) compressor_add_ape(a.indexer.compressor, rows, batch.positions.data(), p.iscore);
 }
 
+// spec §5.3 for one raw entry after wkv, at the angles cs of its position: RMSNorm, RoPE, FP8
+// simulation of the nope dims.
+void finish_kv(const Model& m, const BlockWeights& b, const float* cs, float* kv) {
+  const io::ModelConfig& c = m.cfg;
+  const int64_t Dh = c.head_dim, rope_dim = m.rope_for(b.kind).rope_dim;
+  kernels::rms_norm(kv, b.attn.kv_norm.data(), Dh, float(c.rms_norm_eps), kv);
+  kernels::rope_apply(kv, Dh, rope_dim, cs, false);
+  kernels::act_quant_fp8(kv, Dh - rope_dim, kKvSimBlock);
+}
+
 // spec §5.3 per row, after the projections: per-head unweighted q norm and RoPE; kv RMSNorm, RoPE,
 // FP8 simulation of the nope dims.
 void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, float* q, float* kv) {
@@ -85,10 +95,7 @@ void finish_q_kv(const Model& m, const BlockWeights& b, const Batch& batch, floa
       kernels::head_rms_norm_bf16(qh, Dh, eps);
       kernels::rope_apply(qh, Dh, rope.rope_dim, cs, false);
     }
-    float* kvt = kv + t * Dh;
-    kernels::rms_norm(kvt, b.attn.kv_norm.data(), Dh, eps, kvt);
-    kernels::rope_apply(kvt, Dh, rope.rope_dim, cs, false);
-    kernels::act_quant_fp8(kvt, Dh - rope.rope_dim, kKvSimBlock);
+    finish_kv(m, b, cs, kv + t * Dh);
   });
 }
 
@@ -223,6 +230,26 @@ void attention_forward(const Model& m, const BlockWeights& b, const Batch& batch
   if (probe)   // after the de-rotation
     probe->record("attn.o", batch.positions.data(), batch.rows(), c.num_attention_heads * c.head_dim, o);
   grouped_output_projection(m, b.attn, o, batch.rows(), out, A);
+}
+
+QueryEntries project_swa_rows(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, Arena& a) {
+  DSV4_CHECK(b.kind == io::LayerKind::swa);
+  Projections p;
+  project_x(m, b, batch, x, p, a);
+  project_queries(m, b, batch, p, a);
+  return {p.q, p.kv};
+}
+
+void project_raw_entries(const Model& m, const BlockWeights& b, const float* x, const int64_t* positions, int64_t rows,
+                         float* kv, Arena& a) {
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  linear({LinearKind::quantized, b.attn.wkv, x, rows, kv}, a);
+  parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
+    float cs[kMaxRopeDim];
+    kernels::rope_angles(rope, positions[t], cs);
+    finish_kv(m, b, cs, kv + t * m.cfg.head_dim);
+  });
 }
 
 }  // namespace dsv4::model

@@ -96,8 +96,6 @@ void derotate_heads(const kernels::RopeFreqs& rope, const float* cs, int64_t Dh,
 void attend_prefill(const EntrySource& src, const Segment& seg, const AttentionQueries& qs, float* o, Scratch& s) {
   const io::ModelConfig& c = src.m->cfg;
   const int64_t H = c.num_attention_heads, Dh = c.head_dim;
-  const float scale = float(1.0 / std::sqrt(double(Dh)));
-  const kernels::RopeFreqs& rope = src.m->rope_for(src.b->kind);
   parallel_for_dynamic(true, seg.n, [&](int64_t i, int64_t thread) {
     Arena& ta = s.thread(int(thread));
     ArenaScope qscope(ta);
@@ -106,12 +104,7 @@ void attend_prefill(const EntrySource& src, const Segment& seg, const AttentionQ
     int64_t n_window = 0;
     const auto [iq, iw] = index_query(c, qs, r);
     const int64_t n = gather_entries(src, t, iq, iw, false, entry_rows, &n_window, ta);
-    float* oh = o + r * H * Dh;
-    kernels::attention_rows_bf16(qs.q + r * H * Dh, entry_rows, n_window, n, Dh, scale, src.b->attn.attn_sink, 0, H,
-                                 oh);
-    float cs[kMaxRopeDim];
-    kernels::rope_angles(rope, t, cs);
-    derotate_heads(rope, cs, Dh, 0, H, oh);
+    attend_query(*src.m, *src.b, qs.q + r * H * Dh, entry_rows, n_window, n, t, o + r * H * Dh);
   });
 }
 
@@ -141,6 +134,18 @@ void attend_decode(const EntrySource& src, const Segment& seg, const AttentionQu
 }
 
 }  // namespace
+
+void attend_query(const Model& m, const BlockWeights& b, const float* q, const uint16_t* const* rows, int64_t n_window,
+                  int64_t n, int64_t t, float* o) {
+  const int64_t H = m.cfg.num_attention_heads, Dh = m.cfg.head_dim;
+  const float scale = float(1.0 / std::sqrt(double(Dh)));
+  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  kernels::attention_rows_bf16(q, rows, n_window, n, Dh, scale, b.attn.attn_sink, 0, H, o);
+  float cs[kMaxRopeDim];
+  kernels::rope_angles(rope, t, cs);
+  derotate_heads(rope, cs, Dh, 0, H, o);
+}
 
 void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,
                     const uint16_t* chunk_kv, const AttentionQueries& queries, float* o, Scratch& s) {

@@ -27,4 +27,12 @@ struct AttentionQueries {
 void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,
                     const uint16_t* chunk_kv, const AttentionQueries& queries, float* o, Scratch& s);
 
+// One query over an explicit entry list, all heads on the calling thread (spec §5.7): o [H, Dh] =
+// the sink attention of q [H, Dh] over rows[0..n) (the first n_window the raw window; the rest
+// start a new block of the online softmax), de-rotated to the query position t. Prefill runs each
+// of its queries so; the DSpark stages run theirs over their own entry bank (addendum §A4.7).
+// REQUIRES 1 <= n_window <= n.
+void attend_query(const Model& m, const BlockWeights& b, const float* q, const uint16_t* const* rows, int64_t n_window,
+                  int64_t n, int64_t t, float* o);
+
 }  // namespace dsv4::model

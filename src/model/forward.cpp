@@ -4,9 +4,11 @@
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "core/status.h"
 #include "kernels/cpu/norms.h"
 #include "model/attention.h"
 #include "model/block_probe.h"
+#include "model/dspark.h"
 #include "model/hc.h"
 #include "model/linear.h"
 #include "model/moe.h"
@@ -58,6 +60,11 @@ void embed_rows(const Model& m, const int32_t* tokens, int64_t rows, float* X) {
 }
 
 void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float* X, Scratch& s) {
+  run_block(m, b, batch, X, s, [&](const float* x, float* out) { attention_forward(m, b, batch, x, out, s); });
+}
+
+void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float* X, Scratch& s,
+               AttentionSublayer attention) {
   const io::ModelConfig& c = m.cfg;
   const HcParams p = hc_params(c);
   const int64_t rows = batch.rows(), D = c.hidden_size, n = p.n_hc;
@@ -86,7 +93,7 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
   record_pre("attn");
   {
     AddElapsed t(s.times ? &s.times->attention_s : nullptr);
-    attention_forward(m, b, batch, x, out, s);
+    attention(x, out);
   }
   record("attn.out", out, D);
   post_sublayer(p, out, post, comb, rows, X);
@@ -105,23 +112,40 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
 
 void head_logits(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* logits,
                  Scratch& s) {
-  const io::ModelConfig& c = m.cfg;
-  const HcParams p = hc_params(c);
-  const int64_t n = c.hc_mult, D = c.hidden_size, R = int64_t(rows.size());
+  const int64_t R = int64_t(rows.size());
   AddElapsed t(s.times ? &s.times->head_s : nullptr);
   ArenaScope scope(s.main);
-  float* y = s.main.alloc<float>(R * D);
-  for (int64_t i = 0; i < R; ++i) {
-    float* yi = y + i * D;
-    hc_head(head.hc, p, X + rows[size_t(i)] * n * D, yi);
-    kernels::rms_norm(yi, head.norm.data(), D, float(c.rms_norm_eps), yi);
-  }
-  linear({LinearKind::f32, m.w.head, y, R, logits}, s.main);
+  float* y = s.main.alloc<float>(R * m.cfg.hidden_size);
+  head_collapse(m, head, X, rows, y);
+  head_norm_logits(m, head, y, R, logits, s);
 }
 
-void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s) {
+void head_collapse(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* y) {
+  const io::ModelConfig& c = m.cfg;
+  const HcParams p = hc_params(c);
+  const int64_t n = c.hc_mult, D = c.hidden_size;
+  for (size_t i = 0; i < rows.size(); ++i) hc_head(head.hc, p, X + rows[i] * n * D, y + int64_t(i) * D);
+}
+
+void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, int64_t R, float* logits, Scratch& s) {
+  const int64_t D = m.cfg.hidden_size;
+  ArenaScope scope(s.main);
+  float* yn = s.main.alloc<float>(R * D);
+  for (int64_t i = 0; i < R; ++i)
+    kernels::rms_norm(y + i * D, head.norm.data(), D, float(m.cfg.rms_norm_eps), yn + i * D);
+  linear({LinearKind::f32, m.w.head, yn, R, logits}, s.main);
+}
+
+void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s, float* taps) {
+  const std::vector<int64_t>& tapped = m.cfg.dspark.target_layer_ids;   // strictly increasing (io/config)
+  DSV4_CHECK(taps == nullptr || m.cfg.drafter() == io::DrafterKind::dspark);
   embed_rows(m, batch.tokens.data(), batch.rows(), X);
-  for (const BlockWeights& b : m.w.blocks) run_block(m, b, batch, X, s);
+  size_t k = 0;   // the next tap
+  for (const BlockWeights& b : m.w.blocks) {
+    run_block(m, b, batch, X, s);
+    if (taps != nullptr && k < tapped.size() && b.layer == tapped[k])
+      dspark_tap(m.cfg, X, batch.rows(), int64_t(k++), taps);
+  }
   for (const Segment& seg : batch.segments) seg.seq->pos += seg.n;
 }
 

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "model/batch.h"
 #include "model/step_times.h"
 
 namespace dsv4::model {
@@ -82,6 +83,9 @@ struct Scratch {
   std::vector<Arena> threads;   // [omp thread id], inside parallel regions
   StepTimes* times = nullptr;   // when set, run_block and head_logits add their wall time
   BlockProbe* probe = nullptr;  // when set, the watched block records its intermediates (block_probe.h)
+  // The rows of a pass that builds its own batch rather than getting one (the DSpark draft block,
+  // model/dspark.h), kept here so that a warm pass allocates nothing.
+  Batch own_batch;
 
   // Call at the start of a step, outside any parallel region: resets every arena and makes sure
   // there is one per OpenMP thread the step may use.

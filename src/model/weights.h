@@ -80,8 +80,8 @@ struct MtpWeights {
   HeadWeights head;
 };
 
-// The DSpark drafter (addendum §A3.3), bound at load for the draft forward still to come; the
-// target forward does not read it. embed and head are the target's (addendum §A3.4).
+// The DSpark drafter (addendum §A3.3), read by the draft forward (model/dspark.h); the target
+// forward does not read it. embed and head are the target's (addendum §A3.4).
 struct DsparkWeights {
   WeightView main_proj;              // fp8 [D, |T|·D] (stage 0)
   std::vector<float> main_norm;      // [D], f32 like every RMSNorm weight (addendum §A3.6)

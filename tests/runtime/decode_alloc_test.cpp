@@ -11,12 +11,19 @@
 // tests skip; the plain build runs them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "eval/quiet_synth_options.h"
+#include "eval/synth.h"
+#include "io/test_tmp_dir.h"
+#include "kernels/cpu/matmul.h"
+#include "model/dspark.h"
+#include "model/forward.h"
 #include "runtime/engine.h"
 #include "test_paths.h"
 
@@ -143,6 +150,75 @@ TEST(DecodeAllocations, NoneInWarmDecodeStepsOnTinyFixture) {
 
 TEST(DecodeAllocations, NoneInWarmBatchedDecodeStepsOnTinyCFixture) {
   expect_no_allocation(test::fixture_dir("tiny-c") + "/checkpoint", 3, 140, 8, 24);
+}
+
+// The DSpark calls of a round (model/dspark.h) allocate nothing once warm either: the draft block,
+// the Markov terms and confidences of its rows, and absorbing the committed rows (here all of
+// them), on a checkpoint shaped like Flash-0731. Only they are counted: the verify chunk's target
+// forward (several rows at once) is the runtime's to keep allocation-free.
+TEST(DecodeAllocations, NoneInWarmDsparkRounds) {
+  if (!DSV4_COUNT_ALLOCATIONS) GTEST_SKIP() << "allocation counting is off under AddressSanitizer";
+  test::TempDir dir;
+  ASSERT_TRUE(eval::synth_checkpoint(test::quiet_synth_options(eval::SynthPreset::tiny_0731), dir.path()).ok());
+  auto loaded = model::load_model(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+  const model::Model& m = **loaded;
+  const int64_t V = m.cfg.vocab_size, D = m.cfg.hidden_size, G = m.cfg.dspark.block_size, prompt = 140;
+  const int64_t rounds = 6, warmup = 3;
+  model::SequenceState seq = model::make_sequence_state(m.cfg);
+  seq.reserve(prompt + (warmup + rounds) * (G + 1));
+  model::DsparkState st = model::make_dspark_state(m);
+  model::Scratch s;
+  model::Batch batch;
+  std::vector<float> X(static_cast<size_t>(prompt * m.cfg.hc_mult * D));
+  std::vector<float> taps(static_cast<size_t>(prompt * model::dspark_tap_width(m.cfg)));
+  std::vector<float> base(static_cast<size_t>(G * V)), y(static_cast<size_t>(G * D));
+  std::vector<int32_t> tokens(static_cast<size_t>(prompt));
+  for (int64_t i = 0; i < prompt; ++i) tokens[size_t(i)] = int32_t(2 + (i * 7) % (V - 2));
+  long allocations = 0;
+  bool counting = false;
+  auto count = [&](auto&& calls) {
+    if (!counting) return calls();
+    AllocCounter counter;
+    calls();
+    allocations += counter.count();
+  };
+  auto verify = [&](int64_t n) {   // the target over the chunk, with taps; then the drafter absorbs it
+    batch.clear();
+    batch.add(&seq, tokens.data(), n, seq.pos);
+    s.begin_step();
+    model::forward_streams(m, batch, X.data(), s, taps.data());
+    count([&] { ASSERT_TRUE(model::dspark_absorb(m, st, taps.data(), n, s).ok()); });
+  };
+  verify(prompt);
+  int32_t anchor = 5;
+  auto round = [&] {
+    s.begin_step();
+    count([&] {
+      ASSERT_TRUE(model::dspark_draft_block(m, st, anchor, base.data(), y.data(), s).ok());
+      tokens[0] = anchor;
+      for (int64_t i = 0; i < G; ++i) {   // greedy Markov loop (addendum §A4.10)
+        float* z = base.data() + i * V;
+        model::dspark_markov_add(m, tokens[size_t(i)], z, s);
+        (void)model::dspark_confidence(m, y.data() + i * D, tokens[size_t(i)], s);   // only its cost matters
+        tokens[size_t(i + 1)] = int32_t(std::max_element(z, z + V) - z);
+      }
+    });
+    verify(G + 1);
+    anchor = tokens[size_t(G)];
+  };
+  for (int64_t i = 0; i < warmup; ++i) round();
+  // A product's per-thread kernel scratch grows the first time its thread meets a wider product
+  // (kernels/cpu/matmul.cpp), and which pool thread runs which chunk varies with the machine's
+  // load: make every thread meet the drafter's widest one (main_proj, |T|·D columns) once.
+#pragma omp parallel
+  {
+    std::vector<float> x(static_cast<size_t>(m.w.dspark.main_proj.cols)), out(static_cast<size_t>(D));
+    kernels::matmul(m.w.dspark.main_proj, x.data(), 1, out.data());   // in a region: on this thread
+  }
+  counting = true;
+  for (int64_t i = 0; i < rounds; ++i) round();
+  EXPECT_EQ(allocations, 0) << "heap allocations by the DSpark calls of " << rounds << " warm rounds";
 }
 
 TEST(DecodeAllocations, CounterSeesOperatorNew) {
