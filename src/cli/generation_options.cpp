@@ -36,6 +36,14 @@ Result<text::EncoderRevision> model_encoder_revision(const std::string& dir) {
   return text::encoder_revision_for(config.revision);
 }
 
+CLI::Option* add_effort_flag(CLI::App& app, std::string& effort) {
+  auto levels = [](text::EncoderRevision r) { return text::effort_level_names(r); };
+  return app.add_option("--effort", effort,
+                        "reasoning effort in thinking mode, a level of the checkpoint's chat encoder (preview: " +
+                            levels(text::encoder_revision_for(io::Revision::preview)) + "; 0731 / 0813: " +
+                            levels(text::encoder_revision_for(io::Revision::dspark)) + "; default: the first)");
+}
+
 void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {
   app.add_flag("--no-populate", no_populate,
                "do not read the weights into memory at load; pages are faulted in on first use (default: populate "

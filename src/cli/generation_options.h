@@ -36,6 +36,8 @@ void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);
 // The chat encoder revision of the checkpoint in `dir`: text::encoder_revision_for of its
 // config.json's revision (read before the engine loads, so that a bad --effort fails fast).
 Result<text::EncoderRevision> model_encoder_revision(const std::string& dir);
+// --effort LEVEL: the reasoning effort of thinking mode, a level of the model's encoder.
+CLI::Option* add_effort_flag(CLI::App& app, std::string& effort);
 // Integrity check (unless skipped) then Engine::load, with a progress line on a terminal.
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f);
 
