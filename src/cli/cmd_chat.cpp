@@ -1,7 +1,9 @@
 // `dsv4 chat [-m DIR]`: an interactive multi-turn session. The conversation stays in the
 // engine: each turn feeds only the new tokens (the previous turn's sequence is continued through
 // the scheduler's prefix cache), so history is never prefilled twice. Commands: /think,
-// /nothink, /reset, /quit.
+// /nothink, /reset, /quit. The prompt follows the checkpoint's encoder revision; --effort sets
+// the reasoning effort of thinking mode, written where the conversation starts (if it starts in
+// thinking mode: the official encoder writes it at message index 0 only).
 //
 // Differs from re-rendering the whole conversation each turn: in thinking mode the official
 // encoder drops earlier turns' reasoning, which would change the prefix and force a full
@@ -26,13 +28,14 @@ int cmd_chat(int argc, char** argv) {
   CLI::App app{"Interactive multi-turn chat (/think, /nothink, /reset, /quit)"};
   ModelFlags model;
   add_model_flags(app, model);
-  std::string system;
+  std::string system, effort;
   bool no_think = false;
   int64_t max_tokens = 1024;
   runtime::SamplingParams sampling;
   std::optional<uint64_t> seed;
   app.add_option("-s,--system", system, "system prompt");
   app.add_flag("--no-think", no_think, "start in non-thinking (chat) mode");
+  add_effort_flag(app, effort);
   app.add_option("-n,--max-tokens", max_tokens, "most tokens per answer (0 = until the context is full)")
       ->check(CLI::NonNegativeNumber);
   add_sampling_flags(app, sampling, seed);
@@ -44,6 +47,9 @@ int cmd_chat(int argc, char** argv) {
   };
   if (Status s = runtime::validate_sampling(sampling); !s.ok()) return fail(s);
   if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
+  auto revision = model_encoder_revision(model.dir);
+  if (!revision.ok()) return fail(revision.status());
+  if (Status s = text::effort_prefix(*revision, effort).status(); !s.ok()) return fail(s);
   auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
   const int32_t eos = tok->token_id(text::chat::kEos).value_or(1);
@@ -82,8 +88,12 @@ int cmd_chat(int argc, char** argv) {
     if (history.empty() && !system.empty()) turn.push_back(chat_message("system", system));
     turn.push_back(chat_message("user", line));
     text::ChatOptions o;
+    o.revision = *revision;
     o.thinking_mode = thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
     o.add_bos = history.empty();
+    // The effort prefix opens the conversation (message index 0, addendum §A6.1): only the first
+    // turn's rendering may write it; later turns continue after it.
+    if (history.empty()) o.reasoning_effort = effort;
     auto rendered = text::render_chat(turn, o);
     if (!rendered.ok()) return fail(rendered.status());
     std::vector<int32_t> prompt = history;

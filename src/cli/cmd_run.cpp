@@ -1,5 +1,6 @@
 // `dsv4 run [-m DIR] -p "..."`: one prompt, the answer streamed to stdout, then prompt and
-// generation token counts and speeds on stderr. The chat template is applied unless --raw.
+// generation token counts and speeds on stderr. The chat template is applied unless --raw, in
+// the checkpoint's encoder revision and at the --effort level (checked before the model loads).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -17,8 +18,8 @@ int cmd_run(int argc, char** argv) {
   CLI::App app{"Generate an answer to one prompt"};
   ModelFlags model;
   add_model_flags(app, model);
-  std::string prompt, system;
-  bool think = false, no_think = false, think_max = false, raw = false, ignore_eos = false;
+  std::string prompt, system, effort;
+  bool think = false, no_think = false, raw = false, ignore_eos = false;
   int64_t max_tokens = 512;
   std::vector<std::string> stops;
   runtime::SamplingParams sampling;
@@ -27,10 +28,13 @@ int cmd_run(int argc, char** argv) {
   app.add_option("-s,--system", system, "system prompt (chat template only)");
   auto* o_think = app.add_flag("--think", think, "thinking mode (the default)");
   auto* o_no = app.add_flag("--no-think", no_think, "non-thinking (chat) mode");
-  auto* o_max = app.add_flag("--think-max", think_max, "thinking with maximum reasoning effort");
-  o_think->excludes(o_no)->excludes(o_max);
-  o_no->excludes(o_max);
-  app.add_flag("--raw", raw, "send the prompt as-is (BOS + text), without the chat template");
+  auto* o_effort = add_effort_flag(app, effort);
+  auto* o_max = app.add_flag_callback("--think-max", [&effort] { effort = "max"; }, "same as --effort max");
+  o_think->excludes(o_no);
+  o_no->excludes(o_effort)->excludes(o_max);
+  o_max->excludes(o_effort);
+  auto* o_raw = app.add_flag("--raw", raw, "send the prompt as-is (BOS + text), without the chat template");
+  o_raw->excludes(o_effort)->excludes(o_max);
   app.add_option("-n,--max-tokens", max_tokens, "most tokens to generate (0 = until the context is full)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--stop", stops, "stop string (repeatable)");
@@ -58,9 +62,12 @@ int cmd_run(int argc, char** argv) {
     std::vector<text::ChatMessage> messages;
     if (!system.empty()) messages.push_back(chat_message("system", system));
     messages.push_back(chat_message("user", prompt));
+    auto revision = model_encoder_revision(model.dir);
+    if (!revision.ok()) return fail(revision.status());
     text::ChatOptions o;
+    o.revision = *revision;
     o.thinking_mode = mode == OutputMode::chat ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
-    if (think_max) o.reasoning_effort = "max";
+    o.reasoning_effort = effort;
     auto rendered = text::render_chat(messages, o);
     if (!rendered.ok()) return fail(rendered.status());
     ids = tok->encode(*rendered);

@@ -67,7 +67,9 @@ int cmd_serve(int argc, char** argv) {
     so.api_keys = std::move(*fk);
   }
 
-  auto codec = server::make_text_codec(model.dir, *vendored);
+  auto revision = model_encoder_revision(model.dir);
+  if (!revision.ok()) return fail(revision.status());
+  auto codec = server::make_text_codec(model.dir, *vendored, *revision);
   if (!codec.ok()) return fail(codec.status());
   auto engine = load_engine(model);
   if (!engine.ok()) return fail(engine.status());
@@ -83,8 +85,11 @@ int cmd_serve(int argc, char** argv) {
   runtime::Scheduler scheduler(**engine, sched);
   server::HttpServer http(scheduler, **codec, so);
   if (Status st = http.bind(); !st.ok()) return fail(st);
-  std::fprintf(stderr, "dsv4 serve: listening on http://%s:%d (model '%s', context %lld, up to %d running + %d queued%s)\n",
-               so.host.c_str(), http.port(), so.model_id.c_str(), (long long)scheduler.max_context(),
+  std::fprintf(stderr,
+               "dsv4 serve: listening on http://%s:%d (model '%s', chat encoder %s, context %lld, up to %d running + "
+               "%d queued%s)\n",
+               so.host.c_str(), http.port(), so.model_id.c_str(),
+               std::string(text::encoder_revision_name(*revision)).c_str(), (long long)scheduler.max_context(),
                sched.max_running, sched.max_queued, so.api_keys.enabled() ? ", API key required" : "");
   std::fflush(stderr);
   std::thread waiter([&] {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/data_dir.h"
+#include "io/config.h"
 #include "io/integrity.h"
 #include "runtime/stop_strings.h"
 #include "text/completion_parser.h"
@@ -28,6 +29,19 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-c,--ctx", f.context, "context length in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
   app.add_flag("--reference-kernels", f.reference_kernels, "scalar reference matmul (slow; for debugging numerics)");
   add_load_flags(app, f.no_populate, f.keep_page_cache);
+}
+
+Result<text::EncoderRevision> model_encoder_revision(const std::string& dir) {
+  DSV4_ASSIGN_OR_RETURN(io::ModelConfig config, io::load_config(dir + "/config.json"));
+  return text::encoder_revision_for(config.revision);
+}
+
+CLI::Option* add_effort_flag(CLI::App& app, std::string& effort) {
+  auto levels = [](text::EncoderRevision r) { return text::effort_level_names(r); };
+  return app.add_option("--effort", effort,
+                        "reasoning effort in thinking mode, a level of the checkpoint's chat encoder (preview: " +
+                            levels(text::encoder_revision_for(io::Revision::preview)) + "; 0731 / 0813: " +
+                            levels(text::encoder_revision_for(io::Revision::dspark)) + "; default: the first)");
 }
 
 void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {

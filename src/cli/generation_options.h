@@ -1,6 +1,6 @@
 // Shared pieces of `dsv4 run`, `dsv4 chat` and `dsv4 serve`: the model directory default (the
-// bundled demo model), engine loading with a progress line, sampling flags, and a stderr
-// progress bar that only draws on a terminal.
+// bundled demo model), the model's chat encoder revision, engine loading with a progress line,
+// sampling flags, and a stderr progress bar that only draws on a terminal.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -33,6 +33,11 @@ void add_model_flags(CLI::App& app, ModelFlags& f);
 // --no-populate and --keep-page-cache (EngineOptions::populate_weights, reread_small_pages), shared
 // by run/serve/chat and bench.
 void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);
+// The chat encoder revision of the checkpoint in `dir`: text::encoder_revision_for of its
+// config.json's revision (read before the engine loads, so that a bad --effort fails fast).
+Result<text::EncoderRevision> model_encoder_revision(const std::string& dir);
+// --effort LEVEL: the reasoning effort of thinking mode, a level of the model's encoder.
+CLI::Option* add_effort_flag(CLI::App& app, std::string& effort);
 // Integrity check (unless skipped) then Engine::load, with a progress line on a terminal.
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f);
 

@@ -180,7 +180,7 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
 
 // thinking / output_config -> the thinking mode. Returns whether thinking was asked for
 // explicitly (a prefill is refused then: it continues an answer, which has no reasoning).
-Result<bool> read_thinking(const ojson& j, ChatRequest& r) {
+Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatRequest& r) {
   bool explicit_on = false;
   if (auto it = j.find("thinking"); it != j.end() && !it->is_null()) {
     const std::string what = "'thinking' must be {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}";
@@ -204,18 +204,21 @@ Result<bool> read_thinking(const ojson& j, ChatRequest& r) {
   }
   if (auto it = j.find("output_config"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'output_config' must be an object");
+    // effort: a level of the served model's encoder under its own name (addendum §A6.1), the
+    // rule of reasoning_effort in api.cpp. Anthropic's "medium" (and "low" on the preview) has
+    // no such level and gets a 400 that lists them, rather than a silently different prompt.
+    // It does not switch thinking on: chat mode renders no effort prefix.
     std::string effort;
     DSV4_TRY(read_string(*it, "effort", effort));
-    if (!effort.empty() && effort != "low" && effort != "medium" && effort != "high" && effort != "max")
-      return bad("'output_config.effort' must be one of low, medium, high, max");
-    if (effort == "max" && r.thinking != ThinkingMode::chat) r.thinking = ThinkingMode::thinking_max;
+    DSV4_TRY(check_effort("output_config.effort", effort, revision));
+    r.reasoning_effort = effort;
   }
   return explicit_on;
 }
 
 }  // namespace
 
-Result<ChatRequest> parse_messages_request(std::string_view body, bool count_tokens) {
+Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderRevision revision, bool count_tokens) {
   DSV4_ASSIGN_OR_RETURN(ojson j, parse_json_object(body));
   ChatRequest r;
   GenerationOptions& g = r.gen;
@@ -267,7 +270,7 @@ Result<ChatRequest> parse_messages_request(std::string_view body, bool count_tok
   if (r.messages.empty() || r.messages.back()["role"] == "system") return bad("'messages' holds no content");
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) DSV4_TRY(read_tools(*it, r));
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) DSV4_TRY(read_tool_choice(*it, r));
-  DSV4_ASSIGN_OR_RETURN(bool thinking_asked, read_thinking(j, r));
+  DSV4_ASSIGN_OR_RETURN(bool thinking_asked, read_thinking(j, revision, r));
 
   // A last assistant message is a prefill: the answer continues it, without reasoning.
   if (r.messages.back()["role"] == "assistant") {

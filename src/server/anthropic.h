@@ -25,13 +25,16 @@ namespace dsv4::server {
 //                                                non-thinking mode
 //   tools {name, description, input_schema}   -> function tools
 //   tool_choice auto / any / tool / none      -> auto / required / named / none
-//   thinking {type: enabled | adaptive | disabled, budget_tokens}, output_config.effort "max"
+//   thinking {type: enabled | adaptive | disabled, budget_tokens}, output_config.effort
 //                                             -> thinking mode (the default, as in DeepSeek's own
-//                                                Anthropic API), Think Max, thinking budget
+//                                                Anthropic API), thinking budget, and the reasoning
+//                                                effort: a level of `revision`, the served model's
+//                                                chat encoder (others are refused)
 //   stop_sequences, temperature, top_p, top_k, metadata.user_id, stream
 // max_tokens is required except for count_tokens. Errors are invalid_argument naming the field
 // ("'messages[1].content[0].type' ..."); images, documents and server tools are rejected.
-Result<ChatRequest> parse_messages_request(std::string_view body, bool count_tokens = false);
+Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderRevision revision,
+                                          bool count_tokens = false);
 
 // "end_turn", "max_tokens", "stop_sequence" or "tool_use"; empty for a failed generation.
 std::string messages_stop_reason(runtime::FinishReason finish, bool stop_sequence, bool tool_use);

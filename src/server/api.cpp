@@ -152,7 +152,7 @@ Status check_tools(const json& tools) {
 
 }  // namespace
 
-Result<ChatRequest> parse_chat_request(std::string_view body) {
+Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevision revision) {
   DSV4_ASSIGN_OR_RETURN(json j, parse_json_object(body));
   ChatRequest r;
   DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/true));
@@ -183,16 +183,26 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
     if (r.tool_choice != ToolChoice::none && r.tool_choice != ToolChoice::auto_ && r.tools.empty())
       return bad("'tool_choice' requires 'tools'");
   }
-  // Thinking mode: DeepSeek-V4 thinks by default. `reasoning_effort` "none" turns it off and
-  // "max" selects Think Max; `chat_template_kwargs.thinking` and DeepSeek's own
-  // `thinking: {"type": "enabled"|"disabled"}` switch it on or off.
+  // Thinking mode: DeepSeek-V4 thinks by default. `chat_template_kwargs.thinking` and DeepSeek's
+  // own `thinking: {"type": "enabled"|"disabled"}` switch it on or off.
+  //
+  // reasoning_effort, mapped by this rule: "none" turns thinking off (OpenAI's meaning), on
+  // every revision; any other value must be a level of the served model's encoder under its own
+  // name (addendum §A6.1): "high" or "max" for the preview, "low", "high" or "max" for 0731 /
+  // 0813 checkpoints, and selects thinking with that level. OpenAI's "minimal", "medium" and
+  // "xhigh" have no DeepSeek level of that name, and the preview has no "low" (its encoder asserts
+  // on it): rounding those to a neighbour would change the effort prefix, and how long the model
+  // thinks, without the client knowing, so they get a 400 that lists the levels.
   if (auto it = j.find("reasoning_effort"); it != j.end() && !it->is_null()) {
     if (!it->is_string()) return bad("'reasoning_effort' must be a string");
     const std::string e = *it;
-    if (e == "none") r.thinking = ThinkingMode::chat;
-    else if (e == "max") r.thinking = ThinkingMode::thinking_max;
-    else if (e == "minimal" || e == "low" || e == "medium" || e == "high" || e == "xhigh") r.thinking = ThinkingMode::thinking;
-    else return bad("'reasoning_effort' must be one of none, minimal, low, medium, high, xhigh, max");
+    if (e == "none") {
+      r.thinking = ThinkingMode::chat;
+    } else {
+      DSV4_TRY(check_effort("reasoning_effort", e, revision, "none"));
+      r.thinking = ThinkingMode::thinking;
+      r.reasoning_effort = e;
+    }
   }
   if (auto it = j.find("chat_template_kwargs"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'chat_template_kwargs' must be an object");

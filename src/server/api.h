@@ -13,11 +13,13 @@
 
 #include "core/status.h"
 #include "runtime/sampler.h"
+#include "text/encoder_revision.h"
 
 namespace dsv4::server {
 
-// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-think, think-high, think-max.
-enum class ThinkingMode { chat, thinking, thinking_max };
+// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-thinking and thinking; how hard the
+// model thinks is the request's reasoning effort.
+enum class ThinkingMode { chat, thinking };
 
 // Fields shared by /v1/chat/completions and /v1/completions.
 struct GenerationOptions {
@@ -47,6 +49,9 @@ struct ChatRequest {
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named
   ThinkingMode thinking = ThinkingMode::thinking;
+  // A level of the served model's encoder (text::effort_levels), "" = its default. Rendered in
+  // thinking mode only.
+  std::string reasoning_effort;
   int64_t thinking_budget = 0;          // reasoning tokens before `</think>` is forced; 0 = none
 };
 
@@ -58,8 +63,9 @@ struct CompletionRequest {
 };
 
 // Parse + validate. Errors are invalid_argument with the field named ("'messages[2].role' must
-// be one of ..."); a body that is not JSON says so.
-Result<ChatRequest> parse_chat_request(std::string_view body);
+// be one of ..."); a body that is not JSON says so. `revision` is the served model's chat encoder:
+// a reasoning_effort it has no level for is refused (see api.cpp for the rule).
+Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevision revision);
 Result<CompletionRequest> parse_completion_request(std::string_view body);
 
 }  // namespace dsv4::server

@@ -363,7 +363,7 @@ struct HttpServer::Impl {
   // ---- /v1/chat/completions ----
   void handle_chat(const httplib::Request& req, httplib::Response& res) {
     const auto start = Clock::now();
-    auto chat = start_chat(req, res, parse_chat_request(req.body), start);
+    auto chat = start_chat(req, res, parse_chat_request(req.body, codec.encoder_revision()), start);
     if (!chat) return;
     auto r = chat->request;
     auto run = chat->run;
@@ -474,7 +474,7 @@ struct HttpServer::Impl {
   // ---- /v1/messages (Anthropic) ----
   void handle_messages(const httplib::Request& req, httplib::Response& res) {
     const auto start = Clock::now();
-    auto chat = start_chat(req, res, parse_messages_request(req.body), start);
+    auto chat = start_chat(req, res, parse_messages_request(req.body, codec.encoder_revision()), start);
     if (!chat) return;
     auto r = chat->request;
     auto run = chat->run;
@@ -546,7 +546,7 @@ struct HttpServer::Impl {
 
   // ---- /v1/messages/count_tokens (Anthropic) ----
   void handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
-    auto parsed = parse_messages_request(req.body, /*count_tokens=*/true);
+    auto parsed = parse_messages_request(req.body, codec.encoder_revision(), /*count_tokens=*/true);
     if (!parsed.ok()) return send_error(res, parsed.status(), ApiStyle::anthropic);
     if (Status st = check_model(parsed->gen.model); !st.ok()) return send_error(res, st, ApiStyle::anthropic);
     auto prompt = codec.encode_chat(*parsed);

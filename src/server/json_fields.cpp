@@ -78,4 +78,13 @@ Status read_stop_strings(const json& j, const char* key, std::vector<std::string
   return {};
 }
 
+Status check_effort(std::string_view field, std::string_view effort, text::EncoderRevision revision,
+                    std::string_view also) {
+  if (text::effort_prefix(revision, effort).ok()) return {};
+  std::string allowed = also.empty() ? std::string() : std::string(also) + ", ";
+  allowed += text::effort_level_names(revision);
+  return bad("'" + std::string(field) + "' must be one of " + allowed + " for the served model (its " +
+             std::string(text::encoder_revision_name(revision)) + " chat encoder), not '" + std::string(effort) + "'");
+}
+
 }  // namespace dsv4::server

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "text/encoder_revision.h"
 
 namespace dsv4::server {
 
@@ -23,5 +24,12 @@ Status read_bool(const nlohmann::ordered_json& j, const char* key, bool& out);
 Status read_string(const nlohmann::ordered_json& j, const char* key, std::string& out);
 // A string or an array of strings (at most kMaxStopStrings, none empty).
 Status read_stop_strings(const nlohmann::ordered_json& j, const char* key, std::vector<std::string>& out);
+
+// A requested reasoning effort against the served model's chat encoder: OK for "" and for a level
+// of `revision` under its own name (text::effort_levels); otherwise invalid_argument naming
+// `field`, the allowed values (`also` first: a value the caller handles itself, e.g. OpenAI's
+// "none") and the encoder.
+Status check_effort(std::string_view field, std::string_view effort, text::EncoderRevision revision,
+                    std::string_view also = {});
 
 }  // namespace dsv4::server

@@ -72,17 +72,20 @@ class CompletionParserAdapter : public ChatOutputParser {
 
 class Dsv4TextCodec : public TextCodec {
  public:
-  explicit Dsv4TextCodec(text::Tokenizer tok) : tok_(std::move(tok)) {
+  Dsv4TextCodec(text::Tokenizer tok, text::EncoderRevision revision) : tok_(std::move(tok)), revision_(revision) {
     bos_ = tok_.token_id(text::chat::kBos).value_or(0);
     think_end_ = tok_.token_id(text::chat::kThinkEnd).value_or(-1);
     dsml_ = tok_.token_id(text::chat::kDsml).value_or(-1);
   }
 
+  text::EncoderRevision encoder_revision() const override { return revision_; }
+
   Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const override {
     DSV4_ASSIGN_OR_RETURN(auto messages, text::messages_from_json(r.messages));
     text::ChatOptions o;
+    o.revision = revision_;
     o.thinking_mode = r.thinking == ThinkingMode::chat ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
-    if (r.thinking == ThinkingMode::thinking_max) o.reasoning_effort = "max";
+    o.reasoning_effort = r.reasoning_effort;
     if (!r.tools.empty() && r.tool_choice != ToolChoice::none) o.tools = r.tools;
     auto rendered = text::render_chat(messages, o);
     if (!rendered.ok()) return Status::invalid_argument(rendered.status().message());
@@ -157,6 +160,7 @@ class Dsv4TextCodec : public TextCodec {
 
  private:
   text::Tokenizer tok_;
+  text::EncoderRevision revision_;
   int32_t bos_ = 0;
   int32_t think_end_ = -1;  // `</think>`
   int32_t dsml_ = -1;       // `｜DSML｜`, when the tokenizer has it as one token
@@ -165,9 +169,10 @@ class Dsv4TextCodec : public TextCodec {
 }  // namespace
 
 Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir,
-                                                   const std::string& fallback_tokenizer_dir) {
+                                                   const std::string& fallback_tokenizer_dir,
+                                                   text::EncoderRevision revision) {
   DSV4_ASSIGN_OR_RETURN(text::Tokenizer tok, text::load_tokenizer_for_model(model_dir, fallback_tokenizer_dir));
-  return std::unique_ptr<TextCodec>(new Dsv4TextCodec(std::move(tok)));
+  return std::unique_ptr<TextCodec>(new Dsv4TextCodec(std::move(tok), revision));
 }
 
 }  // namespace dsv4::server

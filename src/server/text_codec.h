@@ -61,7 +61,11 @@ class TokenTextStream {
 class TextCodec {
  public:
   virtual ~TextCodec() = default;
-  // The prompt ids of a chat request (BOS first), rendered in the request's thinking mode.
+  // The chat encoder revision of the served model: requests are parsed against its reasoning
+  // effort levels and rendered with it.
+  virtual text::EncoderRevision encoder_revision() const = 0;
+  // The prompt ids of a chat request (BOS first), rendered in the request's thinking mode and
+  // reasoning effort.
   virtual Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const = 0;
   // The prompt ids of a raw text prompt (BOS first; the text is tokenized as-is).
   virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
@@ -78,9 +82,10 @@ class TextCodec {
 namespace dsv4::server {
 
 // The production codec: the model directory's tokenizer (or the official one in
-// fallback_tokenizer_dir), the official V4 chat rendering, and the streaming completion parser of
-// dsv4::text.
+// fallback_tokenizer_dir), the official V4 chat rendering in `revision` (the model's:
+// text::encoder_revision_for), and the streaming completion parser of dsv4::text.
 Result<std::unique_ptr<TextCodec>> make_text_codec(const std::string& model_dir,
-                                                   const std::string& fallback_tokenizer_dir);
+                                                   const std::string& fallback_tokenizer_dir,
+                                                   text::EncoderRevision revision);
 
 }  // namespace dsv4::server

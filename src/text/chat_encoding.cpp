@@ -120,19 +120,6 @@ const std::map<std::string, std::string_view>& task_tokens() {
   return t;
 }
 
-Result<std::string_view> effort_prefix(const ChatOptions& o) {
-  const std::string& e = o.reasoning_effort;
-  if (o.revision == EncoderRevision::v4) {
-    if (e.empty() || e == "high") return std::string_view();
-    if (e == "max") return chat::kEffortAbsoluteMax;
-  } else {
-    if (e.empty() || e == "low") return std::string_view();
-    if (e == "high") return chat::kEffortAbsoluteMax;
-    if (e == "max") return chat::kEffortBeyondMax;
-  }
-  return Status::invalid_argument("unsupported reasoning_effort '" + e + "' for this encoder revision");
-}
-
 // One rendered turn after preprocessing. A user turn may hold several parts (merged user
 // messages and tool results); tool results carry the call id used for ordering.
 struct Part {
@@ -302,7 +289,7 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
   if (messages.empty() && !truthy(opt.tools) && !truthy(opt.response_format))
     return Status::invalid_argument("no messages to render");
   DSV4_ASSIGN_OR_RETURN(std::vector<Turn> turns, preprocess(messages, opt));
-  DSV4_ASSIGN_OR_RETURN(std::string_view prefix, effort_prefix(opt));
+  DSV4_ASSIGN_OR_RETURN(std::string_view prefix, effort_prefix(opt.revision, opt.reasoning_effort));
 
   const bool thinking = opt.thinking_mode == ThinkingMode::thinking;
   bool any_tools = false;
@@ -412,8 +399,9 @@ Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::json& messag
   return messages_from_json(ojson::parse(messages.dump()));
 }
 
-Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j) {
+Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j, EncoderRevision revision) {
   ChatOptions o;
+  o.revision = revision;
   if (j.is_null()) return o;
   if (!j.is_object()) return Status::invalid_argument("options must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -436,15 +424,20 @@ Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j) {
     } else if (k == "response_format") {
       o.response_format = v;
     } else if (k == "revision") {
-      if (v == "v4") o.revision = EncoderRevision::v4;
-      else if (v == "v4-flash-0731") o.revision = EncoderRevision::v4_flash_0731;
-      else return Status::invalid_argument("revision must be \"v4\" or \"v4-flash-0731\"");
+      bool known = false;
+      for (EncoderRevision r : {EncoderRevision::v4, EncoderRevision::v4_flash_0731}) {
+        if (v.is_string() && v.get<std::string>() == encoder_revision_name(r)) {
+          o.revision = r;
+          known = true;
+        }
+      }
+      if (!known) return Status::invalid_argument("revision must be \"v4\" or \"v4-flash-0731\"");
     } else {
       return Status::invalid_argument("unknown option '" + k + "'");
     }
   }
   // Validate now so that a bad effort is reported even for chat mode.
-  DSV4_TRY(effort_prefix(o).status());
+  DSV4_TRY(effort_prefix(o.revision, o.reasoning_effort).status());
   return o;
 }
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "text/encoder_revision.h"
 
 namespace dsv4::text {
 
@@ -46,15 +47,10 @@ struct ChatMessage {
 
 enum class ThinkingMode { chat, thinking };
 
-// Which official encoder revision to follow for reasoning_effort (PROMPT-FORMAT §4).
-enum class EncoderRevision {
-  v4,              // DeepSeek-V4-Flash / V4-Pro: "max" -> Absolute-maximum prefix; "high" -> none
-  v4_flash_0731,   // DeepSeek-V4-Flash-0731: "high" -> Absolute maximum, "max" -> Beyond maximum
-};
-
 struct ChatOptions {
   ThinkingMode thinking_mode = ThinkingMode::thinking;
-  // "", "high", "max" (and "low" for v4_flash_0731). Only used in thinking mode.
+  // "" (the revision's default) or one of effort_levels(revision). Only thinking mode writes
+  // a prefix for it; any other value is an error in both modes.
   std::string reasoning_effort;
   // Drop reasoning of turns before the last user message (thinking mode). Has no effect when
   // any message carries tools: then all reasoning is kept, as the official encoder does.
@@ -72,8 +68,10 @@ struct ChatOptions {
 Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json& messages);
 Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::json& messages);
 // Keys: thinking_mode ("chat"|"thinking"), reasoning_effort (string|null), drop_thinking
-// (bool), tools, response_format, add_bos (bool), revision ("v4"|"v4-flash-0731").
-Result<ChatOptions> options_from_json(const nlohmann::ordered_json& options);
+// (bool), tools, response_format, add_bos (bool), revision ("v4"|"v4-flash-0731"). Without a
+// revision key the options keep `revision` (that of the model being rendered for, if known).
+Result<ChatOptions> options_from_json(const nlohmann::ordered_json& options,
+                                      EncoderRevision revision = EncoderRevision::v4);
 
 Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const ChatOptions& options);
 

@@ -13,8 +13,12 @@ namespace {
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
-Result<ChatRequest> messages(const std::string& extra, const std::string& msgs = R"([{"role":"user","content":"hi"}])") {
-  return parse_messages_request(R"({"model":"m","max_tokens":64,"messages":)" + msgs + extra + "}");
+constexpr text::EncoderRevision kPreview = text::EncoderRevision::v4;
+constexpr text::EncoderRevision k0731 = text::EncoderRevision::v4_flash_0731;
+
+Result<ChatRequest> messages(const std::string& extra, const std::string& msgs = R"([{"role":"user","content":"hi"}])",
+                             text::EncoderRevision revision = kPreview) {
+  return parse_messages_request(R"({"model":"m","max_tokens":64,"messages":)" + msgs + extra + "}", revision);
 }
 
 TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
@@ -83,8 +87,40 @@ TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"enabled","budget_tokens":64})").ok());  // not below max_tokens
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"enabled","budget_tokens":0})").ok());
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"sometimes"})").ok());
-  EXPECT_EQ(messages(R"(,"output_config":{"effort":"max"})")->thinking, ThinkingMode::thinking_max);
-  EXPECT_EQ(messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"max"})")->thinking, ThinkingMode::chat);
+}
+
+// output_config.effort is a level of the served model's encoder under its own name (addendum
+// §A6.1): preview high / max, 0731 low / high / max; anything else is refused, naming the levels.
+TEST(Anthropic, EffortIsALevelOfTheServedEncoder) {
+  const std::string hi = R"([{"role":"user","content":"hi"}])";
+  auto effort = [&](const std::string& level, text::EncoderRevision revision) {
+    return messages(R"(,"output_config":{"effort":")" + level + R"("})", hi, revision);
+  };
+  for (const char* level : {"high", "max"}) {
+    auto r = effort(level, kPreview);
+    ASSERT_TRUE(r.ok()) << level << ": " << r.status().to_string();
+    EXPECT_EQ(r->reasoning_effort, level);
+    EXPECT_EQ(r->thinking, ThinkingMode::thinking);
+  }
+  for (const char* level : {"low", "high", "max"}) {
+    auto r = effort(level, k0731);
+    ASSERT_TRUE(r.ok()) << level << ": " << r.status().to_string();
+    EXPECT_EQ(r->reasoning_effort, level);
+  }
+  auto low = effort("low", kPreview);
+  ASSERT_FALSE(low.ok());
+  EXPECT_EQ(low.status().message(),
+            "'output_config.effort' must be one of high, max for the served model (its v4 chat encoder), not 'low'");
+  auto medium = effort("medium", k0731);
+  ASSERT_FALSE(medium.ok());
+  EXPECT_EQ(medium.status().message(),
+            "'output_config.effort' must be one of low, high, max for the served model (its v4-flash-0731 chat "
+            "encoder), not 'medium'");
+  // Thinking off: the effort is kept (and checked) but chat mode renders no prefix for it.
+  auto off = messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"max"})");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->thinking, ThinkingMode::chat);
+  EXPECT_FALSE(messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"low"})").ok());
 }
 
 TEST(Anthropic, AFinalAssistantMessageIsAPrefill) {
@@ -99,7 +135,7 @@ TEST(Anthropic, AFinalAssistantMessageIsAPrefill) {
 
 TEST(Anthropic, RejectsBadRequestsNamingTheField) {
   auto err = [](const std::string& body) {
-    auto r = parse_messages_request(body);
+    auto r = parse_messages_request(body, kPreview);
     EXPECT_FALSE(r.ok()) << body;
     return r.ok() ? std::string() : r.status().message();
   };
@@ -128,7 +164,8 @@ TEST(Anthropic, RejectsBadRequestsNamingTheField) {
             std::string::npos);
   EXPECT_NE(err("{nope").find("JSON"), std::string::npos);
   // count_tokens needs no max_tokens.
-  EXPECT_TRUE(parse_messages_request(R"({"model":"m","messages":[{"role":"user","content":"x"}]})", true).ok());
+  EXPECT_TRUE(
+      parse_messages_request(R"({"model":"m","messages":[{"role":"user","content":"x"}]})", kPreview, true).ok());
 }
 
 TEST(Anthropic, BlocksFollowTheOutputForBothResponseShapes) {
@@ -215,7 +252,7 @@ TEST(Anthropic, ErrorsAndKeys) {
 // An Anthropic request and its OpenAI twin render to the same prompt ids: the Messages API is
 // only a different shape over the same chat path.
 TEST(Anthropic, RendersLikeTheEquivalentOpenAIRequest) {
-  auto codec = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir());
+  auto codec = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir(), kPreview);
   ASSERT_TRUE(codec.ok()) << codec.status().to_string();
   auto a = parse_messages_request(R"({"model":"m","max_tokens":9,"system":"Be brief.",
     "tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
@@ -223,7 +260,8 @@ TEST(Anthropic, RendersLikeTheEquivalentOpenAIRequest) {
       {"role":"user","content":"Weather in Paris?"},
       {"role":"assistant","content":[{"type":"thinking","thinking":"use the tool"},
         {"type":"tool_use","id":"t1","name":"get_weather","input":{"city":"Paris"}}]},
-      {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"21C"},{"type":"text","text":"Thanks"}]}]})");
+      {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"21C"},{"type":"text","text":"Thanks"}]}]})",
+                                  kPreview);
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   auto o = parse_chat_request(R"({"model":"m","max_tokens":9,
     "tools":[{"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
@@ -233,7 +271,8 @@ TEST(Anthropic, RendersLikeTheEquivalentOpenAIRequest) {
       {"role":"assistant","content":"","reasoning_content":"use the tool",
        "tool_calls":[{"id":"t1","type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Paris\"}"}}]},
       {"role":"tool","tool_call_id":"t1","content":"21C"},
-      {"role":"user","content":"Thanks"}]})");
+      {"role":"user","content":"Thanks"}]})",
+                              kPreview);
   ASSERT_TRUE(o.ok()) << o.status().to_string();
   auto ia = (*codec)->encode_chat(*a);
   auto io = (*codec)->encode_chat(*o);

@@ -14,21 +14,61 @@
 namespace dsv4::server {
 namespace {
 
-Result<ChatRequest> chat(const std::string& extra) {
-  return parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"hi"}])" + extra + "}");
+constexpr text::EncoderRevision kPreview = text::EncoderRevision::v4;
+constexpr text::EncoderRevision k0731 = text::EncoderRevision::v4_flash_0731;
+
+Result<ChatRequest> chat(const std::string& extra, text::EncoderRevision revision = kPreview) {
+  return parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"hi"}])" + extra + "}", revision);
 }
 
 TEST(Api, ThinkingModeSelection) {
   EXPECT_EQ(chat("")->thinking, ThinkingMode::thinking);  // V4 thinks by default
   EXPECT_EQ(chat(R"(,"reasoning_effort":"none")")->thinking, ThinkingMode::chat);
   EXPECT_EQ(chat(R"(,"reasoning_effort":"high")")->thinking, ThinkingMode::thinking);
-  EXPECT_EQ(chat(R"(,"reasoning_effort":"max")")->thinking, ThinkingMode::thinking_max);
   EXPECT_EQ(chat(R"(,"chat_template_kwargs":{"thinking":false})")->thinking, ThinkingMode::chat);
   EXPECT_EQ(chat(R"(,"reasoning_effort":"none","chat_template_kwargs":{"thinking":true})")->thinking,
             ThinkingMode::thinking);
   EXPECT_EQ(chat(R"(,"thinking":{"type":"disabled"})")->thinking, ThinkingMode::chat);
   EXPECT_FALSE(chat(R"(,"reasoning_effort":"extreme")").ok());
   EXPECT_FALSE(chat(R"(,"chat_template_kwargs":{"thinking":"no"})").ok());
+}
+
+// The rule of api.cpp: "none" is non-thinking on every revision; any other value must be a level
+// of the served model's encoder under its own name (addendum §A6.1), else a 400 naming them.
+TEST(Api, ReasoningEffortIsALevelOfTheServedEncoder) {
+  auto effort = [](const std::string& level, text::EncoderRevision revision) {
+    return chat(R"(,"reasoning_effort":")" + level + R"(")", revision);
+  };
+  for (auto revision : {kPreview, k0731}) {
+    auto none = effort("none", revision);
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none->thinking, ThinkingMode::chat);
+    EXPECT_EQ(none->reasoning_effort, "");
+    EXPECT_EQ(chat("", revision)->reasoning_effort, "");  // the encoder's default
+  }
+  struct Case { text::EncoderRevision revision; const char* level; };
+  for (Case c : {Case{kPreview, "high"}, Case{kPreview, "max"}, Case{k0731, "low"}, Case{k0731, "high"},
+                 Case{k0731, "max"}}) {
+    auto r = effort(c.level, c.revision);
+    ASSERT_TRUE(r.ok()) << c.level << ": " << r.status().to_string();
+    EXPECT_EQ(r->thinking, ThinkingMode::thinking);
+    EXPECT_EQ(r->reasoning_effort, c.level);
+  }
+  for (Case c : {Case{kPreview, "low"}, Case{kPreview, "minimal"}, Case{kPreview, "medium"}, Case{kPreview, "xhigh"},
+                 Case{k0731, "minimal"}, Case{k0731, "medium"}, Case{k0731, "xhigh"}, Case{k0731, "HIGH"}}) {
+    auto r = effort(c.level, c.revision);
+    ASSERT_FALSE(r.ok()) << c.level;
+    EXPECT_EQ(r.status().code(), StatusCode::invalid_argument);
+  }
+  EXPECT_EQ(effort("low", kPreview).status().message(),
+            "'reasoning_effort' must be one of none, high, max for the served model (its v4 chat encoder), not 'low'");
+  EXPECT_EQ(effort("medium", k0731).status().message(),
+            "'reasoning_effort' must be one of none, low, high, max for the served model (its v4-flash-0731 chat "
+            "encoder), not 'medium'");
+  // Turning thinking off afterwards keeps the (valid) level; chat mode renders no prefix for it.
+  auto off = chat(R"(,"reasoning_effort":"max","thinking":{"type":"disabled"})");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->thinking, ThinkingMode::chat);
 }
 
 TEST(Api, SamplingFieldsAndLimits) {
@@ -56,18 +96,20 @@ TEST(Api, SamplingFieldsAndLimits) {
 }
 
 TEST(Api, MessageShapes) {
-  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[]})").ok());
-  EXPECT_FALSE(parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})").ok());  // no model
-  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user"}]})").ok());
-  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":7}]})").ok());
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[]})", kPreview).ok());
+  EXPECT_FALSE(parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})", kPreview).ok());  // no model
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user"}]})", kPreview).ok());
+  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":7}]})", kPreview).ok());
   EXPECT_TRUE(parse_chat_request(
-                  R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})")
+                  R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})", kPreview)
                   .ok());
   EXPECT_TRUE(parse_chat_request(R"({"model":"m","messages":[{"role":"assistant","tool_calls":[
-      {"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]})")
+      {"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]})",
+                                 kPreview)
                   .ok());
-  EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"x","tool_calls":[]}]})").ok());
-  auto e = parse_chat_request(R"([1,2])");
+  EXPECT_FALSE(
+      parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"x","tool_calls":[]}]})", kPreview).ok());
+  auto e = parse_chat_request(R"([1,2])", kPreview);
   EXPECT_NE(e.status().message().find("JSON object"), std::string::npos);
   // Tools and tool_choice.
   const std::string tools = R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])";

@@ -48,6 +48,10 @@ class ByteChatParser : public server::ChatOutputParser {
 
 class ByteCodec : public server::TextCodec {
  public:
+  // The served encoder: requests are parsed against its reasoning-effort levels. Set it before
+  // the first request.
+  text::EncoderRevision revision = text::EncoderRevision::v4;
+  text::EncoderRevision encoder_revision() const override { return revision; }
   std::vector<int32_t> encode_text(std::string_view text) const override {
     std::vector<int32_t> ids = {0};
     for (unsigned char c : text) ids.push_back(int32_t(c) + 2);

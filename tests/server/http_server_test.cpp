@@ -711,6 +711,35 @@ TEST(HttpServer, MessagesErrorsUseAnthropicShapes) {
                          "invalid_request_error", "messages");
 }
 
+// A reasoning effort the served model's encoder has no level for is a 400 that names the levels,
+// in both APIs (count_tokens too); the encoder that has the level serves it (addendum §A6.1).
+TEST(HttpServer, ReasoningEffortIsCheckedAgainstTheServedEncoder) {
+  for (auto revision : {text::EncoderRevision::v4, text::EncoderRevision::v4_flash_0731}) {
+    ServerFixture f;
+    f.codec.revision = revision;
+    const bool preview = revision == text::EncoderRevision::v4;
+    json chat = chat_body("hi", 3);
+    json messages = messages_body("hi", 3);
+    chat["reasoning_effort"] = "low";
+    messages["output_config"] = {{"effort", "low"}};
+    if (preview) {
+      expect_openai_error(f.post("/v1/chat/completions", chat), 400, "one of none, high, max");
+      expect_anthropic_error(f.post("/v1/messages", messages), 400, "invalid_request_error", "one of high, max");
+      messages.erase("max_tokens");
+      expect_anthropic_error(f.post("/v1/messages/count_tokens", messages), 400, "invalid_request_error",
+                             "'output_config.effort'");
+    } else {
+      EXPECT_EQ(f.post("/v1/chat/completions", chat)->status, 200);
+      EXPECT_EQ(f.post("/v1/messages", messages)->status, 200);
+    }
+    chat["reasoning_effort"] = "medium";
+    messages["output_config"] = {{"effort", "medium"}};
+    messages["max_tokens"] = 3;
+    expect_openai_error(f.post("/v1/chat/completions", chat), 400, "not 'medium'");
+    expect_anthropic_error(f.post("/v1/messages", messages), 400, "invalid_request_error", "not 'medium'");
+  }
+}
+
 // A raw HTTP/1.1 POST whose client closes the connection without reading the answer.
 void post_and_hang_up(int port, const std::string& path, const json& body, std::atomic<bool>& hang_up) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

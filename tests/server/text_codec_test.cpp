@@ -5,12 +5,15 @@
 #include <algorithm>
 
 #include "test_paths.h"
+#include "text/chat_tokens.h"
 
 namespace dsv4::server {
 namespace {
 
+constexpr text::EncoderRevision kPreview = text::EncoderRevision::v4;
+
 std::unique_ptr<TextCodec> demo_codec() {
-  auto c = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir());
+  auto c = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir(), kPreview);
   EXPECT_TRUE(c.ok()) << c.status().to_string();
   return c.ok() ? std::move(c).value() : nullptr;
 }
@@ -18,7 +21,7 @@ std::unique_ptr<TextCodec> demo_codec() {
 TEST(TextCodec, ChatPromptFollowsTheModeAndStartsWithBos) {
   auto codec = demo_codec();
   ASSERT_TRUE(codec);
-  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"Hi"}]})");
+  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"Hi"}]})", kPreview);
   ASSERT_TRUE(req.ok());
   auto think = codec->encode_chat(*req);
   ASSERT_TRUE(think.ok()) << think.status().to_string();
@@ -58,7 +61,7 @@ TEST(TextCodec, StreamingTextRoundTrips) {
 TEST(TextCodec, ParserSplitsReasoningContentAndToolCalls) {
   auto codec = demo_codec();
   ASSERT_TRUE(codec);
-  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}]})");
+  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}]})", kPreview);
   ASSERT_TRUE(req.ok());
   auto p = codec->new_chat_parser(*req);
   const std::string out =
@@ -93,7 +96,8 @@ TEST(TextCodec, ToolRoundTripRenders) {
     {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
       "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
     {"role":"tool","tool_call_id":"c1","content":"sunny"}],
-    "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]})");
+    "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]})",
+                                kPreview);
   ASSERT_TRUE(req.ok()) << req.status().to_string();
   auto ids = codec->encode_chat(*req);
   ASSERT_TRUE(ids.ok()) << ids.status().to_string();
@@ -104,17 +108,46 @@ TEST(TextCodec, ToolRoundTripRenders) {
   EXPECT_NE(text.find("get_weather"), std::string::npos);
 }
 
+// The codec renders in the revision it was made for: the request's reasoning effort becomes that
+// encoder's prefix (addendum §A6.2; the texts are checked byte for byte in tests/text).
+TEST(TextCodec, RendersTheReasoningEffortOfItsRevision) {
+  struct Case { const char* effort; std::string_view prefix; };
+  struct Revision { text::EncoderRevision revision; std::vector<Case> cases; };
+  for (const Revision& r :
+       {Revision{kPreview, {{"", ""}, {"high", ""}, {"max", text::chat::kEffortAbsoluteMax}}},
+        Revision{text::EncoderRevision::v4_flash_0731,
+                 {{"", ""}, {"high", text::chat::kEffortAbsoluteMax}, {"max", text::chat::kEffortBeyondMax}}}}) {
+    auto codec = make_text_codec("", test::vendored_tokenizer_dir(), r.revision);
+    ASSERT_TRUE(codec.ok()) << codec.status().to_string();
+    EXPECT_EQ((*codec)->encoder_revision(), r.revision);
+    for (const Case& c : r.cases) {
+      const std::string effort = *c.effort ? std::string(R"(,"reasoning_effort":")") + c.effort + "\"" : "";
+      auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"Hi"}])" + effort + "}",
+                                    r.revision);
+      ASSERT_TRUE(req.ok()) << req.status().to_string();
+      auto ids = (*codec)->encode_chat(*req);
+      ASSERT_TRUE(ids.ok()) << ids.status().to_string();
+      auto stream = (*codec)->new_text_stream();
+      std::string text;
+      for (int32_t id : *ids) text += stream->push(id);
+      EXPECT_EQ(text, std::string(text::chat::kBos) + std::string(c.prefix) + "<｜User｜>Hi<｜Assistant｜><think>")
+          << c.effort;
+    }
+  }
+}
 
 // tool_choice enforcement with the official V4 tokenizer (the demo model's has no DSML token).
 TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
-  auto c = make_text_codec("", test::vendored_tokenizer_dir());  // no model directory: the vendored official tokenizer
+  // No model directory: the vendored official tokenizer.
+  auto c = make_text_codec("", test::vendored_tokenizer_dir(), kPreview);
   ASSERT_TRUE(c.ok()) << c.status().to_string();
   const TextCodec& codec = **c;
   const std::string tools = R"(,"tools":[
     {"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
     {"type":"function","function":{"name":"now","parameters":{"type":"object","properties":{}}}}])";
   auto req = [&](const std::string& extra) {
-    auto r = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}])" + tools + extra + "}");
+    auto r = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}])" + tools + extra + "}",
+                                kPreview);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? *r : ChatRequest{};
   };

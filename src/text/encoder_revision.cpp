@@ -1,0 +1,59 @@
+#include "text/encoder_revision.h"
+
+#include "text/chat_tokens.h"
+
+namespace dsv4::text {
+
+namespace {
+
+// Addendum §A6.1-A6.2: the 0731 refresh moved the levels down one. The preview's "max" text
+// (Absolute maximum) became 0731's "high", and 0731's "max" is a new text (Beyond maximum).
+constexpr EffortLevel kPreviewLevels[] = {
+    {"high", ""},
+    {"max", chat::kEffortAbsoluteMax},
+};
+constexpr EffortLevel k0731Levels[] = {
+    {"low", ""},
+    {"high", chat::kEffortAbsoluteMax},
+    {"max", chat::kEffortBeyondMax},
+};
+
+}  // namespace
+
+EncoderRevision encoder_revision_for(io::Revision checkpoint) {
+  switch (checkpoint) {
+    case io::Revision::preview: return EncoderRevision::v4;
+    case io::Revision::dspark: return EncoderRevision::v4_flash_0731;
+  }
+  return EncoderRevision::v4;
+}
+
+std::string_view encoder_revision_name(EncoderRevision revision) {
+  return revision == EncoderRevision::v4 ? "v4" : "v4-flash-0731";
+}
+
+std::span<const EffortLevel> effort_levels(EncoderRevision revision) {
+  if (revision == EncoderRevision::v4) return kPreviewLevels;
+  return k0731Levels;
+}
+
+std::string effort_level_names(EncoderRevision revision) {
+  std::string out;
+  for (const EffortLevel& l : effort_levels(revision)) {
+    if (!out.empty()) out += ", ";
+    out += l.name;
+  }
+  return out;
+}
+
+Result<std::string_view> effort_prefix(EncoderRevision revision, std::string_view effort) {
+  const auto levels = effort_levels(revision);
+  if (effort.empty()) return levels.front().prefix;
+  for (const EffortLevel& l : levels)
+    if (l.name == effort) return l.prefix;
+  return Status::invalid_argument("reasoning effort '" + std::string(effort) + "' is not a level of the " +
+                                  std::string(encoder_revision_name(revision)) + " chat encoder (its levels: " +
+                                  effort_level_names(revision) + ")");
+}
+
+}  // namespace dsv4::text
