@@ -76,6 +76,7 @@ int cmd_run(int argc, char** argv) {
   auto engine = load_engine(model);
   if (!engine.ok()) return fail(engine.status());
   runtime::SchedulerOptions so;
+  if (Status s = apply_speculative_flags(model, **engine, so); !s.ok()) return fail(s);
   so.max_running = 1;
   so.max_queued = 1;
   so.prefix_cache_entries = 0;

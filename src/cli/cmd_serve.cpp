@@ -82,6 +82,7 @@ int cmd_serve(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  if (Status s = apply_speculative_flags(model, **engine, sched); !s.ok()) return fail(s);
   runtime::Scheduler scheduler(**engine, sched);
   server::HttpServer http(scheduler, **codec, so);
   if (Status st = http.bind(); !st.ok()) return fail(st);

@@ -29,6 +29,32 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("-c,--ctx", f.context, "context length in tokens (default: the model's)")->check(CLI::NonNegativeNumber);
   app.add_flag("--reference-kernels", f.reference_kernels, "scalar reference matmul (slow; for debugging numerics)");
   add_load_flags(app, f.no_populate, f.keep_page_cache);
+  app.add_option("--speculative", f.speculative,
+                 "speculative decoding with the checkpoint's drafter (DSpark, or the preview's MTP block): auto "
+                 "(default: on when there is one) or off; greedy output is identical either way")
+      ->check(CLI::IsMember({"auto", "off"}));
+  app.add_option("--draft-tokens", f.draft_tokens, "drafts per round at most (default: the drafter's block size)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--draft-confidence", f.draft_confidence,
+                 "DSpark: draft only while the confidence head's acceptance estimate stays at or above T "
+                 "(0 = off, the default); changes speed, never output")
+      ->check(CLI::Range(0.0f, 1.0f));
+}
+
+Status apply_speculative_flags(const ModelFlags& f, const runtime::Engine& engine, runtime::SchedulerOptions& o) {
+  const int block = engine.max_draft_tokens();
+  if (f.draft_tokens > 0 && block == 0)
+    return Status::invalid_argument(f.speculative == "off" ? "--draft-tokens needs --speculative auto"
+                                                            : "--draft-tokens: this checkpoint has no drafter");
+  if (f.draft_tokens > block)
+    return Status::invalid_argument("--draft-tokens " + std::to_string(f.draft_tokens) +
+                                    " exceeds the drafter's block of " + std::to_string(block) + " tokens");
+  if (f.draft_confidence > 0 && engine.config().drafter() != io::DrafterKind::dspark)
+    return Status::invalid_argument("--draft-confidence needs a DSpark drafter (this checkpoint's: " +
+                                    io::drafter_name(engine.config()) + ")");
+  o.draft_tokens = f.draft_tokens;
+  o.draft_confidence = f.draft_confidence;
+  return Status::ok_status();
 }
 
 Result<text::EncoderRevision> model_encoder_revision(const std::string& dir) {
@@ -62,6 +88,7 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.reference_kernels = f.reference_kernels;
   o.populate_weights = !f.no_populate;
   o.reread_small_pages = !f.keep_page_cache;
+  o.speculative = f.speculative != "off";
   // Engine::load reports no progress of its own: show the elapsed time while it runs.
   ProgressBar bar("loading " + f.dir);
   std::mutex mu;
@@ -229,8 +256,11 @@ void print_turn_stats(const TurnResult& r) {
   const double gps = r.decode_seconds > 0 && f.generated_tokens > 1 ? double(f.generated_tokens - 1) / r.decode_seconds : 0;
   std::fprintf(stderr, "prompt %lld tokens", (long long)f.prompt_tokens);
   if (f.cached_tokens > 0) std::fprintf(stderr, " (%lld reused)", (long long)f.cached_tokens);
-  std::fprintf(stderr, ", %.1f tok/s; generated %lld tokens, %.1f tok/s; finish: %s\n", pps,
-               (long long)f.generated_tokens, gps, r.interrupted ? "stop" : runtime::finish_reason_name(f.finish));
+  std::fprintf(stderr, ", %.1f tok/s; generated %lld tokens, %.1f tok/s", pps, (long long)f.generated_tokens, gps);
+  if (f.drafted_tokens > 0)
+    std::fprintf(stderr, " (drafts: %lld of %lld accepted, %.2f per round)", (long long)f.accepted_tokens,
+                 (long long)f.drafted_tokens, double(f.accepted_tokens) / double(f.spec_rounds));
+  std::fprintf(stderr, "; finish: %s\n", r.interrupted ? "stop" : runtime::finish_reason_name(f.finish));
 }
 
 }  // namespace dsv4::cli

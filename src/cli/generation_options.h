@@ -28,8 +28,15 @@ struct ModelFlags {
   bool no_populate = false;
   bool keep_page_cache = false;
   int64_t context = 0;
+  // Speculative decoding (addendum §A5): --speculative off|auto, --draft-tokens, --draft-confidence.
+  std::string speculative = "auto";
+  int draft_tokens = -1;            // -1: the drafter's block size
+  float draft_confidence = 0.0f;
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
+// The speculative flags into the scheduler options, checked against the loaded engine's drafter:
+// more draft tokens than its block, or drafts without a drafter, are errors.
+Status apply_speculative_flags(const ModelFlags& f, const runtime::Engine& engine, runtime::SchedulerOptions& o);
 // --no-populate and --keep-page-cache (EngineOptions::populate_weights, reread_small_pages), shared
 // by run/serve/chat and bench.
 void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);

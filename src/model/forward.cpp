@@ -174,7 +174,8 @@ void mtp_forward(const Model& m, SequenceState& seq, const float* h, const int32
   for (int64_t t = 0; t < n; ++t)
     for (int64_t k = 0; k < nh; ++k)
       for (int64_t d = 0; d < D; ++d) X[(t * nh + k) * D + d] = round_bf16(pe[t * D + d] + ph[(t * nh + k) * D + d]);
-  Batch batch;
+  Batch& batch = s.own_batch;
+  batch.clear();
   batch.add(&seq, next_tokens, n, seq.mtp_pos);
   run_block(m, w.block, batch, X, s);
   seq.mtp_pos += n;

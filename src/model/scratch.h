@@ -84,7 +84,7 @@ struct Scratch {
   StepTimes* times = nullptr;   // when set, run_block and head_logits add their wall time
   BlockProbe* probe = nullptr;  // when set, the watched block records its intermediates (block_probe.h)
   // The rows of a pass that builds its own batch rather than getting one (the DSpark draft block,
-  // model/dspark.h), kept here so that a warm pass allocates nothing.
+  // model/dspark.h; the MTP block), kept here so that a warm pass allocates nothing.
   Batch own_batch;
 
   // Call at the start of a step, outside any parallel region: resets every arena and makes sure

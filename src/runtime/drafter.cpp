@@ -13,12 +13,14 @@ void TargetRows::assign(const float* rows, const int32_t* toks, int64_t pos0, in
 
 size_t DraftState::memory_bytes() const {
   return (waiting.data.capacity() + staged.data.capacity()) * sizeof(float) +
-         (waiting.tokens.capacity() + staged.tokens.capacity()) * sizeof(int32_t) + rings.capacity() * sizeof(uint16_t);
+         (waiting.tokens.capacity() + staged.tokens.capacity()) * sizeof(int32_t) + dspark.memory_bytes();
 }
 
 std::unique_ptr<Drafter> make_mtp_drafter(const model::Model& m);
+std::unique_ptr<Drafter> make_dspark_drafter(const model::Model& m);
 
 std::unique_ptr<Drafter> make_drafter(const model::Model& m) {
+  if (m.w.has_dspark) return make_dspark_drafter(m);
   if (m.w.has_mtp) return make_mtp_drafter(m);
   return nullptr;
 }

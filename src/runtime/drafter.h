@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "model/dspark.h"
 #include "model/model.h"
 #include "model/scratch.h"
 #include "model/state.h"
@@ -35,7 +36,7 @@ struct DraftState {
   TargetRows waiting;   // committed rows the drafter cannot absorb yet (MTP: the last one, whose
                         // next token is not known before the anchor is sampled)
   TargetRows staged;    // the open verify chunk's rows, until commit() says which are kept
-  std::vector<uint16_t> rings;   // DSpark: per-stage context rings (addendum §A4.4)
+  model::DsparkState dspark;     // DSpark: the per-stage context rings (addendum §A4.4)
   size_t memory_bytes() const;
 };
 
@@ -45,7 +46,7 @@ class Drafter {
   virtual int max_tokens() const = 0;     // drafts per round at most
   virtual int64_t row_width() const = 0;  // floats per target row
   virtual bool reads_taps() const = 0;    // rows are DSpark taps, not final streams
-  virtual void init(DraftState& ds) const {}
+  virtual void init(const model::Model& m, DraftState& ds) const {}
   // The rows of committed positions `rows` (positions continuing the ones absorbed or waiting)
   // enter the drafter's state. Temporaries come from s.
   virtual void absorb(const model::Model& m, model::SequenceState& seq, DraftState& ds, const float* rows,

@@ -42,7 +42,7 @@ class EngineImpl final : public Engine {
   int64_t max_context() const override { return max_context_; }
   std::unique_ptr<Sequence> new_sequence() const override {
     auto s = std::make_unique<SequenceImpl>(model::make_sequence_state(model_->cfg));
-    if (drafter_) drafter_->init(s->draft);
+    if (drafter_) drafter_->init(*model_, s->draft);
     return s;
   }
   int max_draft_tokens() const override { return drafter_ ? drafter_->max_tokens() : 0; }
@@ -96,7 +96,9 @@ class EngineImpl final : public Engine {
       if (feed_of(i) == Feed::verify) model::undo_begin(c, *batch.segments[i].seq, batch.segments[i].n);
     const int64_t stream_width = c.hc_mult * c.hidden_size;
     streams_.resize(size_t(batch.rows() * stream_width));
-    model::forward_streams(*model_, batch, streams_.data(), scratch_);
+    const bool taps = drafter_ && drafter_->reads_taps();
+    if (taps) taps_.resize(size_t(batch.rows() * drafter_->row_width()));
+    model::forward_streams(*model_, batch, streams_.data(), scratch_, taps ? taps_.data() : nullptr);
     logit_rows_.clear();
     for (size_t i = 0; i < seqs.size(); ++i) {
       const model::Segment& seg = batch.segments[i];
@@ -106,13 +108,14 @@ class EngineImpl final : public Engine {
     model::head_logits(*model_, model_->w.final_head, streams_.data(), logit_rows_, logits, scratch_);
     if (drafter_) {
       // The drafter sees committed rows only: an append feed's now, a verify chunk's at commit().
-      const float* rows = streams_.data();
+      const float* rows = taps ? taps_.data() : streams_.data();
+      const int64_t width = drafter_->row_width();
       for (size_t i = 0; i < seqs.size(); ++i) {
         auto* s = static_cast<SequenceImpl*>(seqs[i]);
         const model::Segment& seg = batch.segments[i];
-        const float* r = rows + seg.row0 * stream_width;
+        const float* r = rows + seg.row0 * width;
         if (feed_of(i) == Feed::verify)
-          s->draft.staged.assign(r, seg.tokens, seg.start_pos, seg.n, stream_width);
+          s->draft.staged.assign(r, seg.tokens, seg.start_pos, seg.n, width);
         else
           drafter_->absorb(*model_, s->state, s->draft, r, seg.tokens, seg.start_pos, seg.n, scratch_);
       }
@@ -164,6 +167,7 @@ class EngineImpl final : public Engine {
   model::Scratch scratch_;
   model::Batch batch_;
   model::Streams streams_;
+  std::vector<float> taps_;   // DSpark: the taps of the step's rows
   std::vector<int64_t> logit_rows_;
 };
 

@@ -57,7 +57,9 @@ struct Scheduler::Active {
   // distributions for a sampling request ([drafts, vocab]), and the request's counts.
   std::vector<int32_t> chunk;
   std::vector<float> q;
-  int64_t drafted = 0, accepted = 0;
+  int64_t rounds = 0, drafted = 0, accepted = 0;
+  int64_t decode_steps = 0;
+  double tokens_per_round = 2.0;  // moving average of accepted drafts + 1 (optimistic start)
   Active(std::shared_ptr<Generation> g, GenerationRequest r)
       : gen(std::move(g)), req(std::move(r)), sampler(req.sampling, req.prompt) {
     tokens = req.prompt;
@@ -257,6 +259,7 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
   e.prompt_tokens = a.prompt_len;
   e.cached_tokens = a.cached;
   e.generated_tokens = a.generated;
+  e.spec_rounds = a.rounds;
   e.drafted_tokens = a.drafted;
   e.accepted_tokens = a.accepted;
   if (reason == FinishReason::stop && a.generated > 0) {
@@ -298,6 +301,19 @@ class SamplerChooser final : public DraftChooser {
 
 }  // namespace
 
+// A round emits tokens_per_round tokens for one speculative step; plain decoding one token per
+// plain step. Drafting pays while tokens_per_round * plain_step_s_ > spec_step_s_. Both costs are
+// measured (the first decode steps of a run alternate to measure them; a 5 % margin keeps noise
+// from switching it), and a request that stops
+// drafting still drafts every 16th step, so that its acceptance estimate can recover.
+bool Scheduler::worth_drafting(Active& a) {
+  a.decode_steps += 1;
+  if (!options_.adaptive_drafting) return true;
+  if (plain_step_s_ <= 0) return a.decode_steps % 4 != 0;
+  if (spec_step_s_ <= 0) return true;
+  return a.tokens_per_round * plain_step_s_ > 1.05 * spec_step_s_ || a.decode_steps % 16 == 0;
+}
+
 void Scheduler::draft(Active& a, int max_drafts) {
   a.chunk.clear();
   // A round emits up to drafts + 1 tokens and feeds as many positions: no draft beyond
@@ -329,6 +345,7 @@ void Scheduler::draft(Active& a, int max_drafts) {
 void Scheduler::verify(Active& a, float* logits) {
   const int64_t k = int64_t(a.chunk.size()) - 1, V = vocab_size_, fed = a.fed;
   const bool sampled = !a.sampler.params().greedy();
+  a.rounds += 1;
   a.drafted += k;
   drafted_.fetch_add(uint64_t(k));
   spec_rounds_.fetch_add(1);
@@ -350,6 +367,7 @@ void Scheduler::verify(Active& a, float* logits) {
     }
     if (after_sample(a, s) || !accepted || int64_t(a.tokens.size()) != fed + j + 2) break;
   }
+  a.tokens_per_round = 0.75 * a.tokens_per_round + 0.25 * double(j + 1);
   const Status st = engine_.commit(*a.seq, j + 1);
   DSV4_CHECK(st.ok());
   a.fed += j + 1;
@@ -432,10 +450,13 @@ void Scheduler::run_step() {
   batch.clear();
   feeds.clear();
   feed_kinds_.clear();
+  const auto start = std::chrono::steady_clock::now();
   int64_t budget = options_.step_token_budget;
+  bool any_verify = false;
   for (auto& a : running_) {
     if (a->pending() != 1) continue;
-    if (max_drafts_ > 0) draft(*a, max_drafts_);
+    if (max_drafts_ > 0 && worth_drafting(*a)) draft(*a, max_drafts_);
+    any_verify |= !a->chunk.empty();
     if (a->done) continue;
     batch.push_back(a.get());
     const bool verifying = !a->chunk.empty();
@@ -443,6 +464,7 @@ void Scheduler::run_step() {
     feed_kinds_.push_back(verifying ? Feed::verify : Feed::append);
     budget -= int64_t(feeds.back().size());
   }
+  const size_t decoding = batch.size();
   for (auto& a : running_) {
     if (a->pending() <= 1 || budget <= 0) continue;
     const int64_t n = std::min(budget, a->pending());
@@ -474,6 +496,12 @@ void Scheduler::run_step() {
     }
     steps_.fetch_add(1);
     if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
+    // The cost of a decode-only step (drafts included), for worth_drafting.
+    if (max_drafts_ > 0 && decoding == batch.size() && st.ok()) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      double& avg = any_verify ? spec_step_s_ : plain_step_s_;
+      avg = avg <= 0 ? s : 0.8 * avg + 0.2 * s;
+    }
 
     size_t row = 0;
     for (size_t i = 0; i < batch.size(); ++i) {

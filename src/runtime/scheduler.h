@@ -81,7 +81,8 @@ struct GenerationEvent {
   int64_t prompt_tokens = 0;            // finished: usage
   int64_t cached_tokens = 0;            //   prompt tokens taken from the prefix cache
   int64_t generated_tokens = 0;         //   sampled tokens, a final stop token included
-  int64_t drafted_tokens = 0;           //   speculative decoding: drafts verified
+  int64_t spec_rounds = 0;              //   speculative decoding: verify rounds,
+  int64_t drafted_tokens = 0;           //   the drafts they verified
   int64_t accepted_tokens = 0;          //   and the drafts among the generated tokens
   std::optional<int32_t> stop_token;    //   the stop token that ended generation, if any
 };
@@ -124,6 +125,10 @@ struct SchedulerOptions {
   // threshold (addendum §A5.2 step 1; 0 = verify every draft).
   int draft_tokens = -1;
   float draft_confidence = 0.0f;
+  // false: draft at every decode step. true: only while it pays (Scheduler::worth_drafting):
+  // a drafter that is rarely right, or a verify step that costs much more than a plain one
+  // (small models), would otherwise make decoding slower. Output is the same either way.
+  bool adaptive_drafting = true;
 };
 
 struct SchedulerStats {
@@ -173,6 +178,7 @@ class Scheduler {
   void run_step();
   void finish(Active& a, FinishReason reason, Status status = {});
   void retire(Active& a);                                // after finish: cache the state, free it
+  bool worth_drafting(Active& a);
   void draft(Active& a, int max_drafts);                 // fills a.chunk when the drafter proposes
   void verify(Active& a, float* logits);                 // consumes a's verify chunk
   bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
@@ -210,6 +216,9 @@ class Scheduler {
   std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};
   std::atomic<uint64_t> spec_rounds_{0}, drafted_{0}, accepted_{0};
   const int max_drafts_;             // per round; 0 = no speculative decoding
+  // Measured cost of a decode-only step without and with verify chunks (seconds, moving
+  // averages; 0 = not measured yet), for worth_drafting.
+  double plain_step_s_ = 0, spec_step_s_ = 0;
   std::thread thread_;
 };
 

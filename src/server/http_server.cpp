@@ -275,7 +275,11 @@ struct HttpServer::Impl {
     return {{"prompt_tokens", f.prompt_tokens},
             {"completion_tokens", f.generated_tokens},
             {"total_tokens", f.prompt_tokens + f.generated_tokens},
-            {"prompt_tokens_details", {{"cached_tokens", f.cached_tokens}}}};
+            {"prompt_tokens_details", {{"cached_tokens", f.cached_tokens}}},
+            // Speculative decoding's drafts, in the fields OpenAI uses for predicted outputs.
+            {"completion_tokens_details",
+             {{"accepted_prediction_tokens", f.accepted_tokens},
+              {"rejected_prediction_tokens", f.drafted_tokens - f.accepted_tokens}}}};
   }
 
   // A chat generation under way, shared by /v1/chat/completions and /v1/messages.
@@ -682,6 +686,9 @@ struct HttpServer::Impl {
       g.running = s.running;
       g.prefix_hits = s.prefix_hits;
       g.prefix_tokens_reused = s.prefix_tokens_reused;
+      g.spec_rounds = s.spec_rounds;
+      g.drafted_tokens = s.drafted_tokens;
+      g.accepted_tokens = s.accepted_tokens;
       res.set_content(metrics.render(g), "text/plain; version=0.0.4");
     });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {

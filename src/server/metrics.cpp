@@ -80,6 +80,14 @@ std::string Metrics::render(const Gauges& g) const {
          uint64_t(g.prefix_hits));
   scalar(out, "dsv4_prefix_cache_tokens_total", "counter", "Prompt tokens taken from cached sequences.",
          uint64_t(g.prefix_tokens_reused));
+  scalar(out, "dsv4_spec_rounds_total", "counter", "Speculative verify rounds (a chunk of anchor + drafts).",
+         g.spec_rounds);
+  scalar(out, "dsv4_spec_draft_tokens_total", "counter", "Draft tokens verified.", g.drafted_tokens);
+  scalar(out, "dsv4_spec_accepted_tokens_total", "counter", "Draft tokens accepted into the output.",
+         g.accepted_tokens);
+  family(out, "dsv4_spec_mean_accepted_length", "gauge", "Accepted drafts per verify round, since start.");
+  out += "dsv4_spec_mean_accepted_length " +
+         fmt_double(g.spec_rounds ? double(g.accepted_tokens) / double(g.spec_rounds) : 0.0) + "\n";
   family(out, "dsv4_time_to_first_token_seconds", "histogram", "Time from request arrival to its first token.");
   ttft_.render("dsv4_time_to_first_token_seconds", out);
   family(out, "dsv4_inter_token_latency_seconds", "histogram", "Time between consecutive tokens of a request.");

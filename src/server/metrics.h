@@ -40,6 +40,7 @@ class Metrics {
   struct Gauges {
     int64_t queued = 0, running = 0;
     uint64_t prefix_hits = 0, prefix_tokens_reused = 0;
+    uint64_t spec_rounds = 0, drafted_tokens = 0, accepted_tokens = 0;   // speculative decoding
   };
   std::string render(const Gauges& g) const;
 

@@ -6,6 +6,9 @@
 #include <cstring>
 #include <vector>
 
+#include "eval/quiet_synth_options.h"
+#include "eval/synth.h"
+#include "io/test_tmp_dir.h"
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
 #include "runtime/split_invariance.h"
@@ -23,43 +26,62 @@ class Greedy final : public DraftChooser {
   }
 };
 
-// The drafter's logits after a committed prefix do not depend on how the prefix was fed:
-// token by token with a draft at every step, in one long chunk (longer than the window, so the
-// MTP block absorbs only its last rows), or through verify rounds with rejected tokens.
-TEST(EngineSpeculative, MtpDraftDependsOnlyOnTheCommittedPrefix) {
-  auto e = Engine::load(test::fixture_dir("tiny") + "/checkpoint", {});
+// The checkpoints: the tiny fixture (the preview's layout, with its MTP block) and a synthetic
+// Flash-0731-shaped one (DSpark, 3 stages, block 5).
+class EngineSpeculative : public ::testing::TestWithParam<const char*> {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::make_unique<test::TempDir>();
+    ASSERT_TRUE(eval::synth_checkpoint(test::quiet_synth_options(eval::SynthPreset::tiny_0731), dir_->path()).ok());
+  }
+  static void TearDownTestSuite() { dir_.reset(); }
+  static std::string checkpoint() {
+    return std::string(GetParam()) == "mtp" ? test::fixture_dir("tiny") + "/checkpoint" : dir_->path();
+  }
+  static inline std::unique_ptr<test::TempDir> dir_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Drafters, EngineSpeculative, ::testing::Values("mtp", "dspark"));
+
+// The drafter's output after a committed prefix does not depend on how the prefix was fed:
+// token by token with a draft at every step, in one long chunk (longer than the window, so only
+// the last rows are absorbed), or through verify rounds with rejected tokens.
+TEST_P(EngineSpeculative, DraftDependsOnlyOnTheCommittedPrefix) {
+  auto e = Engine::load(checkpoint(), {});
   ASSERT_TRUE(e.ok()) << e.status().to_string();
   Engine& engine = **e;
-  ASSERT_EQ(engine.max_draft_tokens(), 1);
+  const int K = engine.max_draft_tokens();
+  ASSERT_EQ(K, std::string(GetParam()) == "mtp" ? 1 : 5);
   const int64_t V = engine.config().vocab_size;
   const auto t = test_tokens(200, V);
   Greedy greedy;
-  DraftOptions one;
-  one.max_tokens = 1;
-  std::vector<float> logits(static_cast<size_t>(6 * V)), z(static_cast<size_t>(V));
+  DraftOptions all;
+  all.max_tokens = K;
+  std::vector<float> logits(static_cast<size_t>(6 * V)), z(static_cast<size_t>(K * V));
   std::vector<std::vector<float>> z_at(t.size());   // draft logits with anchor t[p], p tokens committed
-  int32_t d = 0;
+  std::vector<int32_t> d(static_cast<size_t>(K));
   auto stepwise = engine.new_sequence();
   for (size_t p = 0; p + 1 < t.size(); ++p) {
     ASSERT_TRUE(engine.step(*stepwise, std::span(&t[p], 1), logits.data()).ok());
-    auto n = engine.draft(*stepwise, t[p + 1], one, greedy, &d, z.data());
+    auto n = engine.draft(*stepwise, t[p + 1], all, greedy, d.data(), z.data());
     ASSERT_TRUE(n.ok()) << n.status().to_string();
-    ASSERT_EQ(*n, 1);
+    ASSERT_EQ(*n, K);
     z_at[p + 1] = z;
   }
+  const size_t bytes = z.size() * sizeof(float);
   for (int64_t prefix : {3, 129, 180}) {
     SCOPED_TRACE(prefix);
     auto chunked = engine.new_sequence();
     ASSERT_TRUE(engine.step(*chunked, std::span(t.data(), size_t(prefix)), logits.data()).ok());
-    ASSERT_TRUE(engine.draft(*chunked, t[size_t(prefix)], one, greedy, &d, z.data()).ok());
-    EXPECT_EQ(0, std::memcmp(z.data(), z_at[size_t(prefix)].data(), size_t(V) * 4));
+    ASSERT_TRUE(engine.draft(*chunked, t[size_t(prefix)], all, greedy, d.data(), z.data()).ok());
+    EXPECT_EQ(0, std::memcmp(z.data(), z_at[size_t(prefix)].data(), bytes));
   }
   // Verify rounds: [anchor, right, wrong] keeps 2; the drafts then equal the stepwise ones.
   auto rounds = engine.new_sequence();
   ASSERT_TRUE(engine.step(*rounds, std::span(t.data(), 10), logits.data()).ok());
   for (int64_t p = 10; p + 3 < 150; p += 2) {
-    ASSERT_TRUE(engine.draft(*rounds, t[size_t(p)], one, greedy, &d, z.data()).ok());
-    ASSERT_EQ(0, std::memcmp(z.data(), z_at[size_t(p)].data(), size_t(V) * 4)) << "position " << p;
+    ASSERT_TRUE(engine.draft(*rounds, t[size_t(p)], all, greedy, d.data(), z.data()).ok());
+    ASSERT_EQ(0, std::memcmp(z.data(), z_at[size_t(p)].data(), bytes)) << "position " << p;
     const int32_t chunk[3] = {t[size_t(p)], t[size_t(p + 1)], int32_t((t[size_t(p + 2)] + 1) % V)};
     Sequence* s = rounds.get();
     const std::span<const int32_t> feed(chunk, 3);
@@ -86,12 +108,10 @@ class OracleDrafts final : public Engine {
     return inner_.step(seqs, tokens, feeds, logits);
   }
   Status commit(Sequence& seq, int64_t keep) override { return inner_.commit(seq, keep); }
-  int max_draft_tokens() const override { return 5; }
+  int max_draft_tokens() const override { return 5; }   // inner's may be fewer (MTP: 1)
   Result<int> draft(Sequence& seq, int32_t anchor, const DraftOptions& options, DraftChooser& chooser,
                     int32_t* tokens, float* logits) override {
-    DraftOptions one = options;
-    one.max_tokens = 1;
-    DSV4_TRY(inner_.draft(seq, anchor, one, chooser, tokens, logits).status());
+    DSV4_TRY(inner_.draft(seq, anchor, options, chooser, tokens, logits).status());
     const int64_t pos = seq.position();   // the anchor's position
     const int wrong = rounds_++ % 6;
     int n = 0;
@@ -109,7 +129,9 @@ class OracleDrafts final : public Engine {
 };
 
 std::vector<int32_t> generate(Engine& e, const std::vector<int32_t>& prompt, int64_t n, GenerationEvent* fin) {
-  Scheduler s(e, {});
+  SchedulerOptions o;
+  o.adaptive_drafting = false;   // draft at every step, whatever it costs
+  Scheduler s(e, o);
   auto g = s.submit([&] {
     GenerationRequest r;
     r.prompt = prompt;
@@ -133,11 +155,11 @@ std::vector<int32_t> generate(Engine& e, const std::vector<int32_t>& prompt, int
 
 // Greedy output over 300 tokens (crossing CSA windows and the 128-token HCA window twice) is
 // token for token the plain output, with rejections at every draft slot.
-TEST(EngineSpeculative, GreedyOutputIsIdenticalWithForcedRejections) {
+TEST_P(EngineSpeculative, GreedyOutputIsIdenticalWithForcedRejections) {
   EngineOptions off;
   off.speculative = false;
-  auto plain = Engine::load(test::fixture_dir("tiny") + "/checkpoint", off);
-  auto spec = Engine::load(test::fixture_dir("tiny") + "/checkpoint", {});
+  auto plain = Engine::load(checkpoint(), off);
+  auto spec = Engine::load(checkpoint(), {});
   ASSERT_TRUE(plain.ok() && spec.ok());
   EXPECT_EQ((*plain)->max_draft_tokens(), 0);
   const std::vector<int32_t> prompt = {0, 17, 99, 3, 250};
@@ -146,7 +168,7 @@ TEST(EngineSpeculative, GreedyOutputIsIdenticalWithForcedRejections) {
   ASSERT_EQ(expected.size(), 300u);
   EXPECT_EQ(fin.drafted_tokens, 0);
 
-  // The checkpoint's own (random) MTP drafter.
+  // The checkpoint's own (random) drafter.
   EXPECT_EQ(generate(**spec, prompt, 300, &fin), expected);
   EXPECT_GT(fin.drafted_tokens, 100);
 

@@ -46,7 +46,14 @@ GenerationRequest greedy_request(std::vector<int32_t> prompt, int64_t max_tokens
   return r;
 }
 
-Collected run_one(Engine& e, const GenerationRequest& r, SchedulerOptions o = {}) {
+// Drafts at every decode step (no adaptive gating), so that counts are predictable.
+SchedulerOptions always_draft() {
+  SchedulerOptions o;
+  o.adaptive_drafting = false;
+  return o;
+}
+
+Collected run_one(Engine& e, const GenerationRequest& r, SchedulerOptions o = always_draft()) {
   Scheduler s(e, o);
   auto g = s.submit(r);
   EXPECT_TRUE(g.ok()) << g.status().to_string();
@@ -79,8 +86,7 @@ TEST(Speculative, GreedyOutputIsIdenticalAtAnyAcceptance) {
     SCOPED_TRACE(period);
     FakeEngine spec;
     install_mismatching_drafter(spec, 5, period);
-    SchedulerOptions o;
-    Scheduler s(spec, o);
+    Scheduler s(spec, always_draft());
     auto c = collect(*s.submit(greedy_request(prompt, 300)).value());
     EXPECT_EQ(c.tokens, expected.tokens);
     EXPECT_EQ(c.finished.finish, FinishReason::length);
@@ -106,7 +112,7 @@ TEST(Speculative, PerfectDrafterAcceptsEveryDraftAndCutsAtMaxTokens) {
     // Drafts never reach past max_tokens: all of them are accepted.
     EXPECT_EQ(c.finished.accepted_tokens, c.finished.drafted_tokens);
   }
-  SchedulerOptions fewer;
+  SchedulerOptions fewer = always_draft();
   fewer.draft_tokens = 2;
   const Collected c = run_one(spec, greedy_request(prompt, 60), fewer);
   EXPECT_EQ(c.tokens, run_one(plain, greedy_request(prompt, 60)).tokens);
@@ -173,7 +179,7 @@ TEST(Speculative, ContextEndAndBatchMixesMatchPlainRuns) {
   sampled.sampling.temperature = 0.8f;
   sampled.sampling.seed = 7;
   reqs.push_back(sampled);
-  SchedulerOptions o;
+  SchedulerOptions o = always_draft();
   o.step_token_budget = 64;
   Scheduler s(mixed, o);
   std::vector<std::shared_ptr<Generation>> gens;
@@ -190,7 +196,7 @@ TEST(Speculative, CancelAndPrefixReuseAfterVerifyRounds) {
   FakeEngine plain, spec;
   install_mismatching_drafter(spec, 5, 6);
   spec.step_delay = 1ms;
-  Scheduler s(spec, {});
+  Scheduler s(spec, always_draft());
   const std::vector<int32_t> prompt = {0, 6, 6};
   auto first = collect(*s.submit(greedy_request(prompt, 31)).value());
   // A follow-up that extends prompt + output reuses the cached state, which must be exactly
@@ -208,6 +214,25 @@ TEST(Speculative, CancelAndPrefixReuseAfterVerifyRounds) {
   EXPECT_EQ(collect(*g).finished.finish, FinishReason::cancelled);
   EXPECT_EQ(collect(*s.submit(greedy_request(prompt, 5)).value()).tokens,
             run_one(plain, greedy_request(prompt, 5)).tokens);
+}
+
+// Adaptive drafting: a drafter that is never right stops being run (but for rare probes), one
+// that is always right keeps running, and the output is the plain one either way.
+TEST(Speculative, AdaptiveDraftingStopsWhenItDoesNotPay) {
+  FakeEngine plain;
+  const std::vector<int32_t> prompt = {0, 5, 9, 3};
+  const Collected expected = run_one(plain, greedy_request(prompt, 200));
+  FakeEngine wrong, right;
+  install_mismatching_drafter(wrong, 5, 1);
+  right.max_drafts = 5;
+  for (FakeEngine* e : {&wrong, &right}) e->step_delay = 1ms;   // verify and plain steps cost the same
+  SchedulerOptions adaptive;
+  const Collected w = run_one(wrong, greedy_request(prompt, 200), adaptive);
+  const Collected r = run_one(right, greedy_request(prompt, 200), adaptive);
+  EXPECT_EQ(w.tokens, expected.tokens);
+  EXPECT_EQ(r.tokens, expected.tokens);
+  EXPECT_LT(w.finished.spec_rounds, 40);   // of ~200 decode steps
+  EXPECT_GT(r.finished.accepted_tokens, 120);
 }
 
 // ---- The lossless rule (addendum §A5.2) ----
@@ -307,7 +332,7 @@ TEST(Speculative, SampledRequestsKeepTheTargetDistribution) {
       for (int64_t t2 = 0; t2 < V; ++t2) second[size_t(t2)] += p1[size_t(t1)] * p2[size_t(t2)];
     }
   }
-  SchedulerOptions o;
+  SchedulerOptions o = always_draft();
   o.max_running = 16;
   o.max_queued = 4096;
   Scheduler s(spec, o);
