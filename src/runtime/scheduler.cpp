@@ -382,6 +382,10 @@ void Scheduler::run_step() {
     }
     if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
     float* row = logits_.data() + i * vocab;
+    if (Status bad = check_logits_finite(std::span<const float>(row, vocab)); !bad.ok()) {
+      finish(a, FinishReason::error, std::move(bad));
+      continue;
+    }
     for (int32_t t : a.req.banned_tokens) row[t] = -std::numeric_limits<float>::infinity();
     const SampledToken s = a.sampler.sample(std::span<float>(row, vocab));
     after_sample(a, s);

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "runtime/fake_engine.h"
@@ -709,6 +710,33 @@ TEST(HttpServer, MessagesErrorsUseAnthropicShapes) {
                          "/v1/messages/batches");
   expect_anthropic_error(f.post("/v1/messages/count_tokens", {{"model", "fake-model"}}, key), 400,
                          "invalid_request_error", "messages");
+}
+
+// NaN/Inf logits (a broken checkpoint) end the request with an error in every API shape, never
+// with sampled garbage.
+TEST(HttpServer, NonFiniteLogitsAreAnError) {
+  ServerFixture f;
+  f.engine.bias[40] = std::numeric_limits<float>::quiet_NaN();
+  expect_openai_error(f.post("/v1/chat/completions", chat_body("x", 5)), 500, "non-finite logit");
+  expect_openai_error(f.post("/v1/completions", {{"model", "fake-model"}, {"prompt", "x"}, {"max_tokens", 5}}), 500,
+                      "non-finite logit");
+  expect_anthropic_error(f.post("/v1/messages", messages_body("x", 5)), 500, "api_error", "non-finite logit");
+  // Streaming: an error frame (OpenAI) or error event (Anthropic) and no content.
+  auto s = f.post("/v1/chat/completions", chat_body("x", 5, true));
+  ASSERT_TRUE(s);
+  auto payloads = sse_payloads(s->body);
+  ASSERT_GE(payloads.size(), 2u) << s->body;
+  json err = json::parse(payloads[payloads.size() - 2]);
+  EXPECT_NE(err["error"]["message"].get<std::string>().find("non-finite logit"), std::string::npos) << s->body;
+  for (size_t i = 1; i + 2 < payloads.size(); ++i) EXPECT_TRUE(json::parse(payloads[i])["choices"][0]["delta"].empty());
+  auto m = f.post("/v1/messages", messages_body("x", 5, true));
+  ASSERT_TRUE(m);
+  auto events = sse_events(m->body);
+  ASSERT_FALSE(events.empty()) << m->body;
+  EXPECT_EQ(events.back().first, "error");
+  EXPECT_EQ(events.back().second["error"]["type"], "api_error");
+  f.engine.bias[40] = 0;
+  EXPECT_EQ(f.post("/v1/chat/completions", chat_body("x", 2))->status, 200);
 }
 
 // A raw HTTP/1.1 POST whose client closes the connection without reading the answer.
