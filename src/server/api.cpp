@@ -127,6 +127,10 @@ Status check_messages(const json& msgs) {
         if (!f.contains("name") || !f["name"].is_string()) return bad("'" + cw + ".function.name' must be a string");
         if (f.contains("arguments") && !f["arguments"].is_string())
           return bad("'" + cw + ".function.arguments' must be a string (JSON text)");
+        // The renderer parses the arguments and recurses over them (text/chat_encoding).
+        if (f.contains("arguments") && json_nests_deeper_than(f["arguments"].get<std::string>(), kMaxJsonDepth))
+          return bad("'" + cw + ".function.arguments' nests arrays and objects deeper than " +
+                     std::to_string(kMaxJsonDepth) + " levels");
       }
     }
   }
