@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,56 @@ constexpr std::chrono::milliseconds kKeepAliveInterval{2000};
 // The status recorded for a request whose client hung up before its answer (nginx's
 // convention; nothing reaches the client).
 constexpr int kClientClosedRequest = 499;
+// A 429 says when to come back: a slot frees as soon as any running request ends, and clients
+// (the OpenAI and Anthropic SDKs among them) back off further on their own.
+constexpr const char* kRetryAfterSeconds = "1";
+
+// Connection limits of the transport (cpp-httplib 0.11: one worker thread per connection, so
+// every idle or slow connection holds a thread). Each read of a request must make progress
+// within kReadTimeoutSeconds, a connection waits at most kKeepAliveSeconds for its next request
+// and serves at most kKeepAliveRequests. (This bounds each read, not a whole request: a client
+// trickling a byte at a time keeps its thread; that needs an event-driven transport.)
+constexpr time_t kReadTimeoutSeconds = 5;
+constexpr time_t kWriteTimeoutSeconds = 5;
+constexpr time_t kKeepAliveSeconds = 5;
+constexpr size_t kKeepAliveRequests = 100;
+
+// httplib::Server with a real listen backlog: 0.11 listens with a backlog of 5, and a burst of
+// 120 connections got resets (issue #15) where it should get answers or 429s.
+class Transport final : public httplib::Server {
+ public:
+  // Linux takes a second listen() on a listening socket as a new backlog (capped by
+  // net.core.somaxconn).
+  bool raise_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+};
+
+// Sets an SSE stream as the response: chunked for HTTP/1.1 clients; HTTP/1.0 clients cannot
+// decode chunks, so theirs has no length and ends when the connection closes.
+void stream_events(const httplib::Request& req, httplib::Response& res, httplib::ContentProviderWithoutLength provider,
+                   httplib::ContentProviderResourceReleaser released) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  if (req.version != "HTTP/1.0") {
+    res.set_chunked_content_provider("text/event-stream", std::move(provider), std::move(released));
+    return;
+  }
+  auto& mreq = const_cast<httplib::Request&>(req);
+  mreq.headers.erase("Connection");
+  mreq.set_header("Connection", "close");
+  auto ended = std::make_shared<bool>(false);
+  res.set_content_provider(
+      "text/event-stream",
+      [provider = std::move(provider), ended](size_t offset, httplib::DataSink& sink) {
+        httplib::DataSink inner;
+        inner.write = sink.write;
+        inner.is_writable = sink.is_writable;
+        inner.done = [ended] { *ended = true; };
+        // Once the last event is out, failing makes httplib close the connection, which is what
+        // ends a body without a length (also for a client that asked for keep-alive).
+        return provider(offset, inner) && !*ended;
+      },
+      std::move(released));
+}
 
 json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
   const std::string text = codec.token_text(token);
@@ -195,7 +246,7 @@ struct HttpServer::Impl {
   runtime::Scheduler& scheduler;
   const TextCodec& codec;
   ServerOptions options;
-  httplib::Server http;
+  Transport http;
   Metrics metrics;
   std::unique_ptr<AuditLog> audit;
   int bound_port = -1;
@@ -212,6 +263,7 @@ struct HttpServer::Impl {
 
   static void send_error(httplib::Response& res, const Status& st, ApiStyle style = ApiStyle::openai) {
     res.status = http_error_for(st.code()).http_status;
+    if (res.status == 429) res.set_header("Retry-After", kRetryAfterSeconds);
     res.set_content(error_body(style, st), "application/json");
   }
 
@@ -418,10 +470,8 @@ struct HttpServer::Impl {
       return json{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
                   {"choices", json::array({choice})}};
     };
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
+    stream_events(
+        req, res,
         [run, state, r, chunk](size_t, httplib::DataSink& sink) -> bool {
           std::string out;
           if (!state->sent_role) {
@@ -511,10 +561,8 @@ struct HttpServer::Impl {
       Clock::time_point last_write = Clock::now();
     };
     auto state = std::make_shared<StreamState>();
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
+    stream_events(
+        req, res,
         [run, state, r, id, n_prompt, stop_reason, usage](size_t, httplib::DataSink& sink) -> bool {
           std::string out;
           if (!state->started) {
@@ -605,9 +653,8 @@ struct HttpServer::Impl {
 
     auto echoed = std::make_shared<bool>(echo.empty());
     auto last_write = std::make_shared<Clock::time_point>(Clock::now());
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
+    stream_events(
+        req, res,
         [run, r, id, created, echo, echoed, last_write, completion_logprobs](size_t, httplib::DataSink& sink) {
           auto frame = [&](const std::string& text, json finish, json logprobs) {
             json choice = {{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)},
@@ -648,7 +695,10 @@ struct HttpServer::Impl {
                             : scheduler.options().max_running + scheduler.options().max_queued + 16;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
     http.set_payload_max_length(options.max_body_bytes);
-    http.set_keep_alive_timeout(30);
+    http.set_read_timeout(kReadTimeoutSeconds);
+    http.set_write_timeout(kWriteTimeoutSeconds);
+    http.set_keep_alive_timeout(kKeepAliveSeconds);
+    http.set_keep_alive_max_count(kKeepAliveRequests);
 
     // Authentication on every endpoint but /health, by "Authorization: Bearer KEY" or (as
     // Anthropic clients send it) "x-api-key: KEY". The key id travels to the handlers in a
@@ -758,6 +808,7 @@ Status HttpServer::bind() {
                               " (address in use or not available)");
     impl_->bound_port = o.port;
   }
+  if (!impl_->http.raise_backlog()) return Status::io_error("cannot raise the listen backlog of " + o.host);
   return {};
 }
 
