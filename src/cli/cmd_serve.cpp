@@ -32,6 +32,10 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--model-name", so.model_id, "model id clients send (default: the directory name)");
   app.add_option("--api-key", keys, "require 'Authorization: Bearer KEY' (repeatable)");
   app.add_option("--api-key-file", key_file, "file with one API key per line");
+  app.add_option("--allowed-host", so.allowed_hosts,
+                 "a Host name clients may use besides localhost, 127.0.0.1, [::1] and the bound address (repeatable)");
+  app.add_option("--cors-origin", so.cors_origins,
+                 "a browser origin (scheme://host[:port]) allowed to call the API; none by default (repeatable)");
   app.add_option("--max-body-bytes", max_body, "largest request body accepted (413 beyond)")->check(CLI::PositiveNumber);
   app.add_option("--max-running", sched.max_running, "sequences decoding at once")->check(CLI::Range(1, 1024));
   app.add_option("--max-queue", sched.max_queued, "requests waiting for a slot (429 beyond)")->check(CLI::Range(0, 100000));
