@@ -9,7 +9,8 @@ ROOT=$2
 CLIENTS="$ROOT/tests/clients"
 . "$ROOT/tests/scripts/lib/live_server.sh"
 require_sdk "$ROOT" @anthropic-ai/sdk anthropic_clients
-start_live_server "$DSV4" "$ROOT" anthropic_clients
+start_live_server "$DSV4" "$ROOT" anthropic_clients key-file
+if grep -q "warning: --api-key" "$WORK/server.log"; then echo "anthropic_clients: --api-key-file was warned about"; exit 1; fi
 
 status=0
 DSV4_ROOT_URL="http://127.0.0.1:$PORT" DSV4_API_KEY="$KEY" \

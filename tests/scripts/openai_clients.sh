@@ -11,6 +11,12 @@ require_sdk "$ROOT" openai openai_clients
 start_live_server "$DSV4" "$ROOT" openai_clients
 
 status=0
+# A key on the command line is warned about and hidden from the process list once parsed.
+grep -q "warning: --api-key puts the key on the command line" "$WORK/server.log" ||
+  { echo "openai_clients: no warning about --api-key"; status=1; }
+if tr '\0' ' ' <"/proc/$SERVER_PID/cmdline" | grep -q "$KEY"; then
+  echo "openai_clients: the API key is visible in the process list"; status=1
+fi
 DSV4_BASE_URL="http://127.0.0.1:$PORT/v1" DSV4_API_KEY="$KEY" \
   timeout 300 node --test --test-concurrency=1 "$CLIENTS/openai_clients.test.mjs" || status=$?
 
