@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -17,6 +18,20 @@
 #include "server/text_codec.h"
 
 namespace dsv4::cli {
+
+namespace {
+// Overwrites the values of --api-key in the process's arguments once they are parsed, so that
+// ps and /proc/PID/cmdline show stars from then on. (Before that, they were visible: hence the
+// warning, and --api-key-file.)
+void hide_api_keys(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    char* key = nullptr;
+    if (std::strcmp(argv[i], "--api-key") == 0 && i + 1 < argc) key = argv[++i];
+    else if (std::strncmp(argv[i], "--api-key=", 10) == 0) key = argv[i] + 10;
+    if (key) std::memset(key, '*', std::strlen(key));
+  }
+}
+}  // namespace
 
 int cmd_serve(int argc, char** argv) {
   CLI::App app{"Serve the OpenAI- and Anthropic-compatible HTTP API"};
@@ -30,8 +45,13 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--host", so.host, "address to bind (default 127.0.0.1: this machine only)");
   app.add_option("--port", so.port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--model-name", so.model_id, "model id clients send (default: the directory name)");
-  app.add_option("--api-key", keys, "require 'Authorization: Bearer KEY' (repeatable)");
+  app.add_option("--api-key", keys,
+                 "require 'Authorization: Bearer KEY' (repeatable; visible to local users in ps: prefer --api-key-file)");
   app.add_option("--api-key-file", key_file, "file with one API key per line");
+  app.add_option("--allowed-host", so.allowed_hosts,
+                 "a Host name clients may use besides localhost, 127.0.0.1, [::1] and the bound address (repeatable)");
+  app.add_option("--cors-origin", so.cors_origins,
+                 "a browser origin (scheme://host[:port]) allowed to call the API; none by default (repeatable)");
   app.add_option("--max-body-bytes", max_body, "largest request body accepted (413 beyond)")->check(CLI::PositiveNumber);
   app.add_option("--max-running", sched.max_running, "sequences decoding at once")->check(CLI::Range(1, 1024));
   app.add_option("--max-queue", sched.max_queued, "requests waiting for a slot (429 beyond)")->check(CLI::Range(0, 100000));
@@ -47,6 +67,12 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--audit-log", so.audit_log_path, "append one JSON line per request to FILE");
   app.add_flag("--audit-content", so.audit_content, "also log prompt and output text in the audit log");
   CLI11_PARSE(app, argc, argv);
+  if (!keys.empty()) {
+    hide_api_keys(argc, argv);
+    std::fprintf(stderr,
+                 "dsv4 serve: warning: --api-key puts the key on the command line, where every local user can read "
+                 "it (ps, /proc); use --api-key-file FILE instead\n");
+  }
   so.max_body_bytes = max_body;
   sched.prefix_cache_bytes = size_t(cache_gib * double(1u << 30));
   sched.step_token_budget = std::max<int64_t>(sched.step_token_budget, sched.max_running);

@@ -23,7 +23,13 @@ int cmd_verify(int argc, char** argv) {
     std::fprintf(stderr, "dsv4: %s\n", s.to_string().c_str());
     return 1;
   }
-  std::printf("%s: %zu files %s\n", dir.c_str(), rep.files, write ? "recorded in SHA256SUMS" : "match SHA256SUMS");
+  // Say which results rest on the cache rather than on reading the files now.
+  std::string cached;
+  if (rep.cache_hits > 0)
+    cached = " (" + std::to_string(rep.cache_hits) + " of them from the verification cache: unchanged since hashed; " +
+             "--no-cache re-hashes them)";
+  std::printf("%s: %zu files %s%s\n", dir.c_str(), rep.files, write ? "recorded in SHA256SUMS" : "match SHA256SUMS",
+              cached.c_str());
   return 0;
 }
 

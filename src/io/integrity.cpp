@@ -111,10 +111,20 @@ std::string verified_cache_path() {
 
 namespace {
 
+// What the cache compares before trusting a digest. mtime alone is not enough: `touch -r` (or
+// utimensat) puts it back after an edit. ctime cannot be set by a user (the kernel stamps it at
+// every change, of the data or of the other times), and device + inode catch a file replaced by
+// another with the same size and times.
 struct FileId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool operator==(const FileId&) const = default;
 };
+
+int64_t ns_of(const struct timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
 Result<FileId> stat_file(const std::string& path) {
   struct stat st {};
@@ -123,19 +133,21 @@ Result<FileId> stat_file(const std::string& path) {
     return Status::io_error(path + ": cannot stat: " + std::strerror(errno));
   }
   if (!S_ISREG(st.st_mode)) return Status::io_error(path + ": not a regular file");
-  return FileId{uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return FileId{uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size), ns_of(st.st_mtim), ns_of(st.st_ctim)};
 }
 
-// A file modified within this window of being hashed is not cached: file times are coarse (one
-// kernel tick), so a write in the same tick as the hash could leave size and mtime unchanged
-// (git's "racy" entries). Such a file is simply hashed again next time.
-constexpr int64_t kRacyWindowNs = 2'000'000'000;
+// A file changed within these windows of being hashed is not cached: file times are coarse, so a
+// write in the same tick as the hash could leave them unchanged (git's "racy" entries). mtime may
+// be as coarse as 2 s (FAT); ctime comes from the kernel's clock, one scheduler tick (<= 10 ms),
+// on every filesystem that has one. Such a file is simply hashed again next time.
+constexpr int64_t kRacyMtimeWindowNs = 2'000'000'000;
+constexpr int64_t kRacyCtimeWindowNs = 100'000'000;
 
 bool old_enough_to_cache(const FileId& id) {
   struct timespec now {};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  const int64_t now_ns = int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
-  return now_ns - id.mtime_ns > kRacyWindowNs;
+  const int64_t now_ns = ns_of(now);
+  return now_ns - id.mtime_ns > kRacyMtimeWindowNs && now_ns - id.ctime_ns > kRacyCtimeWindowNs;
 }
 
 std::string absolute_path(const std::string& path) {
@@ -144,15 +156,16 @@ std::string absolute_path(const std::string& path) {
   return ec ? fs::absolute(path).lexically_normal().string() : p.string();
 }
 
-// verified.json: {"version": 1, "files": {"/abs/path": {"size", "mtime_ns", "sha256"}}}.
+// verified.json: {"version": 2, "files": {"/abs/path": {"dev", "ino", "size", "mtime_ns", "ctime_ns",
+// "sha256"}}}. Entries without every field (version 1 had no dev, ino or ctime) are ignored.
 class VerifiedCache {
  public:
   explicit VerifiedCache(bool enabled) : path_(enabled ? verified_cache_path() : "") { load(path_, &files_); }
 
-  // The cached sha256 of `abs` if its size and mtime are unchanged.
+  // The cached sha256 of `abs` if its device, inode, size, mtime and ctime are unchanged.
   const std::string* lookup(const std::string& abs, const FileId& id) const {
     auto it = files_.find(abs);
-    if (it == files_.end() || it->second.id.size != id.size || it->second.id.mtime_ns != id.mtime_ns) return nullptr;
+    if (it == files_.end() || !(it->second.id == id)) return nullptr;
     return &it->second.sha256;
   }
   void store(const std::string& abs, const FileId& id, const std::string& sha) {
@@ -170,14 +183,15 @@ class VerifiedCache {
     for (const auto& [abs, e] : merged) {
       std::error_code ec;
       if (!fs::exists(abs, ec)) continue;
-      files[abs] = {{"size", e.id.size}, {"mtime_ns", e.id.mtime_ns}, {"sha256", e.sha256}};
+      files[abs] = {{"dev", e.id.dev},           {"ino", e.id.ino},           {"size", e.id.size},
+                    {"mtime_ns", e.id.mtime_ns}, {"ctime_ns", e.id.ctime_ns}, {"sha256", e.sha256}};
     }
     std::error_code ec;
     fs::create_directories(fs::path(path_).parent_path(), ec);
     const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << json{{"version", 1}, {"files", files}}.dump(1) << "\n";
+      out << json{{"version", 2}, {"files", files}}.dump(1) << "\n";
       if (!out) {
         std::fprintf(stderr, "dsv4: warning: cannot write the verification cache %s\n", tmp.c_str());
         fs::remove(tmp, ec);
@@ -211,11 +225,24 @@ class VerifiedCache {
     for (auto it = files->begin(); it != files->end(); ++it) {
       const json& e = it.value();
       if (!e.is_object()) continue;
-      auto size = e.find("size"), mtime = e.find("mtime_ns"), sha = e.find("sha256");
-      if (size == e.end() || !size->is_number_unsigned() || mtime == e.end() || !mtime->is_number_integer() ||
-          sha == e.end() || !sha->is_string())
-        continue;
-      (*out)[it.key()] = {{size->get<uint64_t>(), mtime->get<int64_t>()}, sha->get<std::string>()};
+      auto sha = e.find("sha256");
+      if (sha == e.end() || !sha->is_string()) continue;
+      auto u64 = [&](const char* k, uint64_t* v) {
+        auto f = e.find(k);
+        if (f == e.end() || !f->is_number_unsigned()) return false;
+        *v = f->get<uint64_t>();
+        return true;
+      };
+      auto i64 = [&](const char* k, int64_t* v) {
+        auto f = e.find(k);
+        if (f == e.end() || !f->is_number_integer()) return false;
+        *v = f->get<int64_t>();
+        return true;
+      };
+      FileId id;
+      if (u64("dev", &id.dev) && u64("ino", &id.ino) && u64("size", &id.size) && i64("mtime_ns", &id.mtime_ns) &&
+          i64("ctime_ns", &id.ctime_ns))
+        (*out)[it.key()] = {id, sha->get<std::string>()};
     }
   }
 
@@ -229,7 +256,7 @@ struct Hasher {
   const VerifyOptions& opt;
   VerifyReport rep;
 
-  // sha256 of dir/file, from the cache when size and mtime are unchanged.
+  // sha256 of dir/file, from the cache when the file is unchanged (FileId).
   Result<std::string> sha_of(const std::string& path) {
     DSV4_ASSIGN_OR_RETURN(FileId id, stat_file(path));
     const std::string abs = absolute_path(path);
@@ -247,9 +274,9 @@ struct Hasher {
       std::fprintf(stderr, "verify: %s: %.2f GiB hashed at %.0f MiB/s\n", path.c_str(),
                    double(id.size) / double(1ull << 30), double(id.size) / double(1 << 20) / std::max(s, 1e-9));
     }
-    // Re-stat: a file modified while being hashed must not be cached under its old mtime.
+    // Re-stat: a file modified while being hashed must not be cached under its old times.
     auto after = stat_file(path);
-    if (after.ok() && after->size == id.size && after->mtime_ns == id.mtime_ns && old_enough_to_cache(id))
+    if (after.ok() && *after == id && old_enough_to_cache(id))
       cache.store(abs, id, sha);
     return sha;
   }
@@ -257,9 +284,10 @@ struct Hasher {
     rep.seconds = seconds;
     cache.save();
     if (opt.progress && rep.hashed == 0) {
-      std::fprintf(stderr, "%s: %zu files, all unchanged since their last verification\n", what.c_str(), rep.files);
+      std::fprintf(stderr, "%s: %zu files, all from the verification cache (unchanged since hashed; --no-cache re-hashes)\n",
+                   what.c_str(), rep.files);
     } else if (opt.progress) {
-      std::fprintf(stderr, "%s: %zu files (%zu hashed, %zu unchanged since verified), %.2f GiB hashed in %.1f s (%.0f MiB/s)\n",
+      std::fprintf(stderr, "%s: %zu files (%zu hashed, %zu from the verification cache), %.2f GiB hashed in %.1f s (%.0f MiB/s)\n",
                    what.c_str(), rep.files, rep.hashed, rep.cache_hits, double(rep.bytes_hashed) / double(1ull << 30),
                    seconds, double(rep.bytes_hashed) / double(1 << 20) / std::max(seconds, 1e-9));
     }

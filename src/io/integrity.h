@@ -1,10 +1,10 @@
 // Checkpoint integrity: sha256 of every file listed in DIR/SHA256SUMS (the format of
 // `sha256sum`: "<64 hex>  <name>" per line), with a cache of verified files so a 160 GB model is
-// hashed once, not at every start. A cache entry is trusted while (absolute path, size, mtime)
-// are unchanged; anything else is re-hashed. (A change that keeps size and mtime — a deliberate
-// `touch -d` after editing — goes unnoticed until `dsv4 verify --no-cache`; the price of not reading
-// 160 GB at every start.) Files modified less than 2 s before they were hashed are not cached,
-// since a second write within the same file-time tick would not change the mtime.
+// hashed once, not at every start. A cache entry is trusted while the file's device, inode, size,
+// mtime and ctime are unchanged; anything else is re-hashed. ctime is what catches an edit whose
+// mtime was put back (`touch -r`): no user can set it. Files changed less than 2 s (mtime) or
+// 0.1 s (ctime) before they were hashed are not cached, since a second write within the same
+// file-time tick would not change the times. `dsv4 verify --no-cache` re-hashes everything.
 #pragma once
 
 #include <cstdint>
@@ -50,7 +50,7 @@ struct VerifyOptions {
 struct VerifyReport {
   size_t files = 0;          // files checked
   size_t hashed = 0;         // files actually read and hashed
-  size_t cache_hits = 0;     // files accepted from the cache (size and mtime unchanged)
+  size_t cache_hits = 0;     // files accepted from the cache (unchanged since they were hashed)
   uint64_t bytes_hashed = 0;
   double seconds = 0;
 };
@@ -72,7 +72,7 @@ Status write_sha256sums(const std::string& dir, const VerifyOptions& opt, Verify
 void remember_verified(const std::vector<std::pair<std::string, std::string>>& files);
 
 // What `run`/`serve` call at start: OK if skip_verify, or if every listed file matches (from the
-// cache when size and mtime are unchanged, else re-hashed). Without SHA256SUMS the error tells the
+// cache when unchanged, else re-hashed). Without SHA256SUMS the error tells the
 // user to run `dsv4 verify --write -m DIR` or to pass --skip-verify.
 Status ensure_verified(const std::string& model_dir, bool skip_verify, VerifyReport* report = nullptr);
 

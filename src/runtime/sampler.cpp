@@ -59,6 +59,19 @@ void Sampler::apply_penalties(std::span<float> logits) const {
   }
 }
 
+Status check_logits_finite(std::span<const float> logits) {
+  // One pass with no early exit (vectorisable); the slow search runs only on failure.
+  bool finite = true;
+  for (float l : logits) finite &= std::isfinite(l);
+  if (finite) return Status::ok_status();
+  size_t i = 0;
+  while (std::isfinite(logits[i])) ++i;
+  return Status::corrupt_data("the model produced a non-finite logit (" + std::to_string(logits[i]) + " for token " +
+                              std::to_string(i) +
+                              "): its weights hold NaN/Inf values or a computation overflowed; the request stops "
+                              "rather than sample from it");
+}
+
 void compute_logprobs(std::span<const float> logits, int32_t token, int n, SampledToken& out) {
   float mx = -std::numeric_limits<float>::infinity();
   for (float l : logits) mx = std::max(mx, l);

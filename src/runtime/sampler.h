@@ -107,6 +107,11 @@ class Sampler {
   std::vector<std::pair<float, int32_t>> candidates_;  // scratch
 };
 
+// OK when every logit is finite; otherwise corrupt_data naming the first bad one. A NaN or
+// infinite logit means NaN/Inf weights or an overflow upstream: every comparison with NaN is
+// false, so sampling such a row would return token 0 forever. The request must stop instead.
+Status check_logits_finite(std::span<const float> logits);
+
 // log-softmax of `logits` at `token`, and the `n` best (token, logprob) pairs (ties: lower id).
 void compute_logprobs(std::span<const float> logits, int32_t token, int n, SampledToken& out);
 

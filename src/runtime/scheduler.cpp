@@ -352,6 +352,10 @@ void Scheduler::verify(Active& a, float* logits) {
   int64_t j = 0;
   for (;; ++j) {
     std::span<float> row(logits + j * V, size_t(V));
+    if (Status bad = check_logits_finite(row); !bad.ok()) {
+      finish(a, FinishReason::error, std::move(bad));
+      break;
+    }
     for (int32_t t : a.req.banned_tokens) row[size_t(t)] = -std::numeric_limits<float>::infinity();
     if (j == k) {
       after_sample(a, a.sampler.sample(row));
@@ -535,6 +539,10 @@ void Scheduler::run_step() {
         continue;
       }
       if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
+      if (Status bad = check_logits_finite(std::span<const float>(logits, vocab)); !bad.ok()) {
+        finish(a, FinishReason::error, std::move(bad));
+        continue;
+      }
       for (int32_t t : a.req.banned_tokens) logits[t] = -std::numeric_limits<float>::infinity();
       after_sample(a, a.sampler.sample(std::span<float>(logits, vocab)));
     }

@@ -314,7 +314,11 @@ void MessageBlocks::open(Kind kind, json block, std::vector<json>& events) {
 void MessageBlocks::close(std::vector<json>& events) {
   if (open_ == Kind::none) return;
   if (open_ == Kind::tool_use) {
-    json input = json::parse(tool_input_, nullptr, /*allow_exceptions=*/false);
+    // The model writes these arguments: nested too deep, they would overflow the stack of the
+    // recursive dump (as a request body could), so they are dropped like unparsable ones.
+    json input = json_nests_deeper_than(tool_input_, kMaxJsonDepth)
+                     ? json()
+                     : json::parse(tool_input_, nullptr, /*allow_exceptions=*/false);
     content_.back()["input"] = input.is_object() ? input : json::object();
     tool_input_.clear();
   }

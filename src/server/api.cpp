@@ -87,8 +87,12 @@ Status check_content(const json& c, const std::string& where, bool allow_null) {
     const std::string pw = where + "[" + std::to_string(i) + "]";
     if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
       return bad("'" + pw + "' must be an object with a string 'type'");
-    if (p["type"] == "text" && (!p.contains("text") || !p["text"].is_string()))
-      return bad("'" + pw + ".text' must be a string");
+    // Images, audio and files would be dropped by the renderer (a text-only model): refuse them
+    // as the Anthropic endpoint refuses its image and document blocks.
+    if (p["type"] != "text")
+      return bad("'" + pw + "': content parts of type '" + p["type"].get<std::string>() +
+                 "' are not supported by this server (text only)");
+    if (!p.contains("text") || !p["text"].is_string()) return bad("'" + pw + ".text' must be a string");
   }
   return {};
 }
@@ -127,6 +131,10 @@ Status check_messages(const json& msgs) {
         if (!f.contains("name") || !f["name"].is_string()) return bad("'" + cw + ".function.name' must be a string");
         if (f.contains("arguments") && !f["arguments"].is_string())
           return bad("'" + cw + ".function.arguments' must be a string (JSON text)");
+        // The renderer parses the arguments and recurses over them (text/chat_encoding).
+        if (f.contains("arguments") && json_nests_deeper_than(f["arguments"].get<std::string>(), kMaxJsonDepth))
+          return bad("'" + cw + ".function.arguments' nests arrays and objects deeper than " +
+                     std::to_string(kMaxJsonDepth) + " levels");
       }
     }
   }

@@ -1,5 +1,9 @@
 #include "server/audit_log.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -11,8 +15,20 @@
 namespace dsv4::server {
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path, bool include_content) {
-  std::FILE* f = std::fopen(path.c_str(), "a");
-  if (!f) return Status::io_error(path + ": cannot open the audit log: " + std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io_error(path + ": cannot open the audit log: " + std::strerror(errno));
+  // An existing file keeps the mode its owner gave it (a log shipper's group may need to read
+  // it), but a log readable by everyone should not go unnoticed.
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && (st.st_mode & S_IROTH))
+    std::fprintf(stderr, "dsv4 serve: warning: the audit log %s is readable by every local user (mode %03o)%s\n",
+                 path.c_str(), unsigned(st.st_mode & 0777), include_content ? " and will hold prompts" : "");
+  std::FILE* f = ::fdopen(fd, "a");
+  if (!f) {
+    const int err = errno;
+    ::close(fd);
+    return Status::io_error(path + ": cannot open the audit log: " + std::strerror(err));
+  }
   return std::unique_ptr<AuditLog>(new AuditLog(f, include_content));
 }
 
@@ -29,6 +45,7 @@ std::string AuditLog::format(const AuditRecord& r, bool include_content, int64_t
                 tm.tm_hour, tm.tm_min, tm.tm_sec, int(now_unix_ms % 1000));
   nlohmann::json j = {
       {"time", ts},
+      {"client", r.client},
       {"key_id", r.key_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.key_id)},
       {"endpoint", r.endpoint},
       {"model", r.model},

@@ -1,6 +1,9 @@
-// The audit log (--audit-log FILE): one JSON object per finished request, appended and flushed
-// at once. Records the time, the hashed key id, the endpoint, model, token counts, finish reason,
-// HTTP status and latency. Prompt and output text are recorded only with --audit-content.
+// The audit log (--audit-log FILE): one JSON object per finished generation request and per
+// request refused at the edge (a failed authentication, a refused Host or Origin, a bad body),
+// appended and flushed at once. Records the time, the client's address, the hashed key id, the
+// endpoint, model, token counts, finish reason, HTTP status and latency; never key material.
+// Prompt and output text are recorded only with --audit-content. A new log file is created
+// 0600 (it may hold prompts); an existing one that others can read gets a warning.
 //
 // Thread-safety: write() may be called from any thread.
 #pragma once
@@ -17,7 +20,8 @@
 namespace dsv4::server {
 
 struct AuditRecord {
-  std::string key_id;         // empty when the server has no API keys
+  std::string client;         // the peer's "address:port" ("[v6]:port")
+  std::string key_id;         // empty when the server has no API keys or the key was refused
   std::string endpoint;
   std::string model;
   int http_status = 200;

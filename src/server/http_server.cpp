@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@
 #include "server/connection_probe.h"
 #include "server/errors.h"
 #include "server/metrics.h"
+#include "server/request_guard.h"
 #include "server/sse.h"
 
 namespace dsv4::server {
@@ -41,6 +43,81 @@ constexpr std::chrono::milliseconds kKeepAliveInterval{2000};
 // The status recorded for a request whose client hung up before its answer (nginx's
 // convention; nothing reaches the client).
 constexpr int kClientClosedRequest = 499;
+// A 429 says when to come back: a slot frees as soon as any running request ends, and clients
+// (the OpenAI and Anthropic SDKs among them) back off further on their own.
+constexpr const char* kRetryAfterSeconds = "1";
+
+// Connection limits of the transport (cpp-httplib 0.11: one worker thread per connection, so
+// every idle or slow connection holds a thread). Each read of a request must make progress
+// within kReadTimeoutSeconds, a connection waits at most kKeepAliveSeconds for its next request
+// and serves at most kKeepAliveRequests. (This bounds each read, not a whole request: a client
+// trickling a byte at a time keeps its thread; that needs an event-driven transport.)
+constexpr time_t kReadTimeoutSeconds = 5;
+constexpr time_t kWriteTimeoutSeconds = 5;
+constexpr time_t kKeepAliveSeconds = 5;
+constexpr size_t kKeepAliveRequests = 100;
+
+// httplib::Server with a real listen backlog: 0.11 listens with a backlog of 5, and a burst of
+// 120 connections got resets (issue #15) where it should get answers or 429s.
+class Transport final : public httplib::Server {
+ public:
+  // Linux takes a second listen() on a listening socket as a new backlog (capped by
+  // net.core.somaxconn).
+  bool raise_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+};
+
+// "address:port" of the peer, IPv6 addresses in brackets.
+std::string client_address(const httplib::Request& req) {
+  const bool v6 = req.remote_addr.find(':') != std::string::npos;
+  return (v6 ? "[" + req.remote_addr + "]" : req.remote_addr) + ":" + std::to_string(req.remote_port);
+}
+
+// Ends the connection once this response is out. Needed when a request is refused before its
+// body is read: the unread bytes would be taken for the client's next request. cpp-httplib 0.11
+// has no call for it; a content provider that writes the whole answer and then reports failure
+// makes it close the socket after the response. The request's "Connection: close" makes the
+// response say so.
+void end_connection_after(const httplib::Request& req, httplib::Response& res) {
+  auto& mreq = const_cast<httplib::Request&>(req);
+  mreq.headers.erase("Connection");
+  mreq.set_header("Connection", "close");
+  const std::string type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  res.set_content_provider(body->size(), type, [body](size_t offset, size_t length, httplib::DataSink& sink) {
+    sink.write(body->data() + offset, length);
+    return false;
+  });
+}
+
+// Sets an SSE stream as the response: chunked for HTTP/1.1 clients; HTTP/1.0 clients cannot
+// decode chunks, so theirs has no length and ends when the connection closes.
+void stream_events(const httplib::Request& req, httplib::Response& res, httplib::ContentProviderWithoutLength provider,
+                   httplib::ContentProviderResourceReleaser released) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  if (req.version != "HTTP/1.0") {
+    res.set_chunked_content_provider("text/event-stream", std::move(provider), std::move(released));
+    return;
+  }
+  auto& mreq = const_cast<httplib::Request&>(req);
+  mreq.headers.erase("Connection");
+  mreq.set_header("Connection", "close");
+  auto ended = std::make_shared<bool>(false);
+  res.set_content_provider(
+      "text/event-stream",
+      [provider = std::move(provider), ended](size_t offset, httplib::DataSink& sink) {
+        httplib::DataSink inner;
+        inner.write = sink.write;
+        inner.is_writable = sink.is_writable;
+        inner.done = [ended] { *ended = true; };
+        // Once the last event is out, failing makes httplib close the connection, which is what
+        // ends a body without a length (also for a client that asked for keep-alive).
+        return provider(offset, inner) && !*ended;
+      },
+      std::move(released));
+}
 
 json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
   const std::string text = codec.token_text(token);
@@ -195,13 +272,18 @@ struct HttpServer::Impl {
   runtime::Scheduler& scheduler;
   const TextCodec& codec;
   ServerOptions options;
-  httplib::Server http;
+  std::vector<std::string> allowed_hosts;  // request_guard.h: allowed_host_names
+  Transport http;
   Metrics metrics;
   std::unique_ptr<AuditLog> audit;
   int bound_port = -1;
   std::atomic<uint64_t> next_id{1};
 
-  Impl(runtime::Scheduler& s, const TextCodec& c, ServerOptions o) : scheduler(s), codec(c), options(std::move(o)) {}
+  Impl(runtime::Scheduler& s, const TextCodec& c, ServerOptions o)
+      : scheduler(s),
+        codec(c),
+        options(std::move(o)),
+        allowed_hosts(allowed_host_names(options.host, options.allowed_hosts)) {}
 
   std::string new_id(const char* prefix) {
     char buf[48];
@@ -212,15 +294,18 @@ struct HttpServer::Impl {
 
   static void send_error(httplib::Response& res, const Status& st, ApiStyle style = ApiStyle::openai) {
     res.status = http_error_for(st.code()).http_status;
+    if (res.status == 429) res.set_header("Retry-After", kRetryAfterSeconds);
     res.set_content(error_body(style, st), "application/json");
   }
 
-  void audit_request(const std::string& endpoint, const std::string& key_id, const std::string& model, int status,
-                     int64_t prompt_tokens, int64_t generated, const std::string& finish, Clock::time_point start,
-                     const std::string& prompt_text, const std::string& output_text) {
+  void audit_request(const std::string& endpoint, const std::string& client, const std::string& key_id,
+                     const std::string& model, int status, int64_t prompt_tokens, int64_t generated,
+                     const std::string& finish, Clock::time_point start, const std::string& prompt_text,
+                     const std::string& output_text) {
     metrics.add_tokens(prompt_tokens, generated);
     if (!audit) return;
     AuditRecord r;
+    r.client = client;
     r.key_id = key_id;
     r.endpoint = endpoint;
     r.model = model;
@@ -236,8 +321,106 @@ struct HttpServer::Impl {
   void audit_request(const httplib::Request& req, const std::string& model, int status, int64_t prompt_tokens,
                      int64_t generated, const std::string& finish, Clock::time_point start,
                      const std::string& prompt_text, const std::string& output_text) {
-    audit_request(req.path, req.get_header_value("X-Dsv4-Key-Id"), model, status, prompt_tokens, generated, finish,
-                  start, prompt_text, output_text);
+    audit_request(req.path, client_address(req), req.get_header_value("X-Dsv4-Key-Id"), model, status, prompt_tokens,
+                  generated, finish, start, prompt_text, output_text);
+  }
+
+  // A request refused at the edge (request_guard.h, authentication, an oversized body): the
+  // error in the endpoint's API style, audited with the client's address, and the connection
+  // closed after the answer (the body may be unread).
+  void refuse(const httplib::Request& req, httplib::Response& res, const Refusal& r) {
+    res.status = r.http_status;
+    res.set_content(error_body(api_style_for_path(req.path), r.http_status, r.message, r.type, r.code),
+                    "application/json");
+    audit_request(req, "", r.http_status, 0, 0, "", Clock::now(), "", "");
+    end_connection_after(req, res);
+  }
+
+  // Reads a POST body, whatever its framing, up to max_body_bytes. cpp-httplib 0.11 applies its
+  // own limit to Content-Length bodies only (a chunked one was read whole into memory): here
+  // reading stops at the limit. On failure the request is refused and false returned.
+  bool read_body(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                 std::string& body) {
+    bool too_large = false;
+    const bool complete = reader([&](const char* data, size_t n) {
+      if (n > options.max_body_bytes - body.size()) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (complete) return true;
+    refuse(req, res,
+           too_large ? body_too_large(options.max_body_bytes)
+                     : Refusal{400, "the request body could not be read (malformed chunked encoding, or it ended early)",
+                               "invalid_request_error", "invalid_request"});
+    return false;
+  }
+
+  // The checks before any route (request_guard.h), CORS for allowed browser origins, then the
+  // API key. Returns true when the request was answered here.
+  bool guard(const httplib::Request& req, httplib::Response& res) {
+    // The key id travels to the handlers (and the audit log) in a request header that only the
+    // server itself sets: a client's copy goes first.
+    auto& mreq = const_cast<httplib::Request&>(req);
+    mreq.headers.erase("X-Dsv4-Key-Id");
+    std::optional<Refusal> r = check_host(req.get_header_value("Host"), req.local_addr, allowed_hosts);
+    const std::string origin = req.get_header_value("Origin");
+    if (!r) r = check_origin(origin, options.cors_origins);
+    if (!r) {
+      BodyHeaders b;
+      b.method = req.method;
+      b.content_length_count = req.get_header_value_count("Content-Length");
+      const std::string length = req.get_header_value("Content-Length");
+      b.content_length = length;
+      const std::string coding = req.get_header_value("Transfer-Encoding");
+      if (req.has_header("Transfer-Encoding")) b.transfer_encoding = coding;
+      const std::string type = req.get_header_value("Content-Type");
+      b.content_type = type;
+      // A CORS preflight carries no body and asks before the real request.
+      if (req.method != "OPTIONS") r = check_body_headers(b, options.max_body_bytes);
+    }
+    if (r) {
+      refuse(req, res, *r);
+      return true;
+    }
+    if (!origin.empty()) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+      if (req.method == "OPTIONS") {
+        res.status = 204;
+        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+        res.set_header("Access-Control-Allow-Headers",
+                       asked.empty() ? "authorization, content-type, x-api-key, anthropic-version" : asked);
+        res.set_header("Access-Control-Max-Age", "600");
+        return true;
+      }
+    }
+    // Authentication on every endpoint but /health, by "Authorization: Bearer KEY" or (as
+    // Anthropic clients send it) "x-api-key: KEY".
+    if (req.path == "/health" || !options.api_keys.enabled()) return false;
+    auto id = options.api_keys.check(req.get_header_value("Authorization"));
+    if (!id && req.has_header("x-api-key")) id = options.api_keys.check_key(req.get_header_value("x-api-key"));
+    if (!id) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      refuse(req, res,
+             {401, "Incorrect or missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+              "authentication_error", "invalid_api_key"});
+      return true;
+    }
+    mreq.set_header("X-Dsv4-Key-Id", *id);
+    return false;
+  }
+
+  // A POST route: the body is read (capped) before `handle` runs.
+  httplib::Server::HandlerWithContentReader with_body(
+      void (Impl::*handle)(const httplib::Request&, const std::string&, httplib::Response&)) {
+    return [this, handle](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      std::string body;
+      if (read_body(req, res, reader, body)) (this->*handle)(req, body, res);
+    };
   }
 
   // A generation request refused before it ran: the error response (in the endpoint's API
@@ -348,10 +531,11 @@ struct HttpServer::Impl {
   std::function<void(bool)> stream_closed(const httplib::Request& req, std::shared_ptr<ResponseRun> run,
                                           std::string model, int64_t prompt_tokens, std::string prompt_text,
                                           Clock::time_point start) {
-    return [this, run, model = std::move(model), endpoint = req.path, key = req.get_header_value("X-Dsv4-Key-Id"),
-            prompt_tokens, prompt_text = std::move(prompt_text), start](bool) {
+    return [this, run, model = std::move(model), endpoint = req.path, client = client_address(req),
+            key = req.get_header_value("X-Dsv4-Key-Id"), prompt_tokens, prompt_text = std::move(prompt_text),
+            start](bool) {
       if (!run->finished()) run->cancel();
-      audit_request(endpoint, key, model, 200, prompt_tokens, run->final_event().generated_tokens,
+      audit_request(endpoint, client, key, model, 200, prompt_tokens, run->final_event().generated_tokens,
                     run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
     };
   }
@@ -365,9 +549,9 @@ struct HttpServer::Impl {
   }
 
   // ---- /v1/chat/completions ----
-  void handle_chat(const httplib::Request& req, httplib::Response& res) {
+  void handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     const auto start = Clock::now();
-    auto chat = start_chat(req, res, parse_chat_request(req.body, codec.encoder_revision()), start);
+    auto chat = start_chat(req, res, parse_chat_request(body, codec.encoder_revision()), start);
     if (!chat) return;
     auto r = chat->request;
     auto run = chat->run;
@@ -422,10 +606,8 @@ struct HttpServer::Impl {
       return json{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
                   {"choices", json::array({choice})}};
     };
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
+    stream_events(
+        req, res,
         [run, state, r, chunk](size_t, httplib::DataSink& sink) -> bool {
           std::string out;
           if (!state->sent_role) {
@@ -476,9 +658,9 @@ struct HttpServer::Impl {
   }
 
   // ---- /v1/messages (Anthropic) ----
-  void handle_messages(const httplib::Request& req, httplib::Response& res) {
+  void handle_messages(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     const auto start = Clock::now();
-    auto chat = start_chat(req, res, parse_messages_request(req.body, codec.encoder_revision()), start);
+    auto chat = start_chat(req, res, parse_messages_request(body, codec.encoder_revision()), start);
     if (!chat) return;
     auto r = chat->request;
     auto run = chat->run;
@@ -515,10 +697,8 @@ struct HttpServer::Impl {
       Clock::time_point last_write = Clock::now();
     };
     auto state = std::make_shared<StreamState>();
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
+    stream_events(
+        req, res,
         [run, state, r, id, n_prompt, stop_reason, usage](size_t, httplib::DataSink& sink) -> bool {
           std::string out;
           if (!state->started) {
@@ -549,8 +729,8 @@ struct HttpServer::Impl {
   }
 
   // ---- /v1/messages/count_tokens (Anthropic) ----
-  void handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
-    auto parsed = parse_messages_request(req.body, codec.encoder_revision(), /*count_tokens=*/true);
+  void handle_count_tokens(const httplib::Request&, const std::string& body, httplib::Response& res) {
+    auto parsed = parse_messages_request(body, codec.encoder_revision(), /*count_tokens=*/true);
     if (!parsed.ok()) return send_error(res, parsed.status(), ApiStyle::anthropic);
     if (Status st = check_model(parsed->gen.model); !st.ok()) return send_error(res, st, ApiStyle::anthropic);
     auto prompt = codec.encode_chat(*parsed);
@@ -559,9 +739,9 @@ struct HttpServer::Impl {
   }
 
   // ---- /v1/completions ----
-  void handle_completion(const httplib::Request& req, httplib::Response& res) {
+  void handle_completion(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     const auto start = Clock::now();
-    auto parsed = parse_completion_request(req.body);
+    auto parsed = parse_completion_request(body);
     if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
     auto r = std::make_shared<CompletionRequest>(std::move(parsed).value());
     if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
@@ -609,9 +789,8 @@ struct HttpServer::Impl {
 
     auto echoed = std::make_shared<bool>(echo.empty());
     auto last_write = std::make_shared<Clock::time_point>(Clock::now());
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
+    stream_events(
+        req, res,
         [run, r, id, created, echo, echoed, last_write, completion_logprobs](size_t, httplib::DataSink& sink) {
           auto frame = [&](const std::string& text, json finish, json logprobs) {
             json choice = {{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)},
@@ -646,34 +825,22 @@ struct HttpServer::Impl {
         stream_closed(req, run, r->gen.model, n_prompt, prompt_text, start));
   }
 
+  void no_route(const httplib::Request&, const std::string&, httplib::Response& res) { res.status = 404; }
+
   void setup_routes() {
     const int threads = options.http_threads > 0
                             ? options.http_threads
                             : scheduler.options().max_running + scheduler.options().max_queued + 16;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+    // A backstop: read_body caps every framing itself.
     http.set_payload_max_length(options.max_body_bytes);
-    http.set_keep_alive_timeout(30);
+    http.set_read_timeout(kReadTimeoutSeconds);
+    http.set_write_timeout(kWriteTimeoutSeconds);
+    http.set_keep_alive_timeout(kKeepAliveSeconds);
+    http.set_keep_alive_max_count(kKeepAliveRequests);
 
-    // Authentication on every endpoint but /health, by "Authorization: Bearer KEY" or (as
-    // Anthropic clients send it) "x-api-key: KEY". The key id travels to the handlers in a
-    // request header that only the server itself can set (a client's copy is replaced).
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      auto& mreq = const_cast<httplib::Request&>(req);
-      mreq.headers.erase("X-Dsv4-Key-Id");
-      if (req.path == "/health" || !options.api_keys.enabled()) return httplib::Server::HandlerResponse::Unhandled;
-      auto id = options.api_keys.check(req.get_header_value("Authorization"));
-      if (!id && req.has_header("x-api-key")) id = options.api_keys.check_key(req.get_header_value("x-api-key"));
-      if (!id) {
-        res.status = 401;
-        res.set_header("WWW-Authenticate", "Bearer");
-        res.set_content(error_body(api_style_for_path(req.path), 401,
-                                   "Incorrect or missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                                   "authentication_error", "invalid_api_key"),
-                        "application/json");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      mreq.set_header("X-Dsv4-Key-Id", *id);
-      return httplib::Server::HandlerResponse::Unhandled;
+      return guard(req, res) ? httplib::Server::HandlerResponse::Handled : httplib::Server::HandlerResponse::Unhandled;
     });
 
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
@@ -701,14 +868,17 @@ struct HttpServer::Impl {
       res.set_content(dump({{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"}}),
                       "application/json");
     });
-    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_chat(req, res); });
-    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_completion(req, res); });
-    http.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) { handle_messages(req, res); });
-    http.Post("/v1/messages/count_tokens",
-              [this](const httplib::Request& req, httplib::Response& res) { handle_count_tokens(req, res); });
+    http.Post("/v1/chat/completions", with_body(&Impl::handle_chat));
+    http.Post("/v1/completions", with_body(&Impl::handle_completion));
+    http.Post("/v1/messages", with_body(&Impl::handle_messages));
+    http.Post("/v1/messages/count_tokens", with_body(&Impl::handle_count_tokens));
+    // Any other POST: its body is read under the same cap (httplib would read it whole), then 404.
+    http.Post(".*", with_body(&Impl::no_route));
 
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
+      // A response with content (a body, or the provider of end_connection_after; both set
+      // Content-Type) keeps it.
+      if (!res.body.empty() || res.has_header("Content-Type")) return;
       const ApiStyle style = api_style_for_path(req.path);
       if (res.status == 404)
         res.set_content(error_body(style, 404, "No route for " + req.method + " " + req.path, "invalid_request_error",
@@ -765,6 +935,7 @@ Status HttpServer::bind() {
                               " (address in use or not available)");
     impl_->bound_port = o.port;
   }
+  if (!impl_->http.raise_backlog()) return Status::io_error("cannot raise the listen backlog of " + o.host);
   return {};
 }
 

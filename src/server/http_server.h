@@ -9,6 +9,14 @@
 //                                    tool_use / tool_result, thinking, Anthropic SSE events
 //   POST /v1/messages/count_tokens   the prompt's token count
 //
+// Before any route runs, every request passes the edge checks (server/request_guard.h): its Host
+// must be a local name, the bound address, the address it reached or an --allowed-host (DNS
+// rebinding); a browser's Origin must be a --cors-origin (CSRF); a body comes only with POST,
+// as application/json, framed by Content-Length or chunked and never over --max-body-bytes,
+// however it is framed. A refused request (and a failed authentication) is answered, audited
+// with the client's address and its connection closed: its unread body must not be taken for
+// a next request.
+//
 // HTTP threads parse and validate JSON into typed requests (server/api.h), render and tokenize
 // through the TextCodec, submit token ids (and the output steering of tool_choice) to the
 // scheduler, and turn its events into JSON or SSE frames. A client that goes away cancels its
@@ -19,6 +27,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "runtime/scheduler.h"
@@ -32,7 +41,9 @@ struct ServerOptions {
   int port = 8000;                  // 0 = any free port (see HttpServer::port)
   std::string model_id;             // the name clients send as "model"
   ApiKeys api_keys;                 // empty = no authentication
-  size_t max_body_bytes = 8u << 20; // larger bodies get 413
+  size_t max_body_bytes = 8u << 20; // larger bodies get 413, whatever their framing
+  std::vector<std::string> allowed_hosts;  // Host names accepted beyond the local ones
+  std::vector<std::string> cors_origins;   // browser origins allowed (none by default)
   std::string audit_log_path;       // empty = no audit log
   bool audit_content = false;       // also log prompt and output text
   int http_threads = 0;             // 0 = enough for every running and queued request

@@ -13,7 +13,52 @@ Status bad(const std::string& m) { return Status::invalid_argument(m); }
 std::string quoted(const char* key) { return std::string("'") + key + "'"; }
 }  // namespace
 
+namespace {
+// A SAX reader that only counts nesting, and stops at the first level past the limit.
+class DepthProbe final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit DepthProbe(int max_depth) : max_depth_(max_depth) {}
+  bool too_deep() const { return too_deep_; }
+
+  bool start_object(std::size_t) override { return enter(); }
+  bool start_array(std::size_t) override { return enter(); }
+  bool end_object() override { return leave(); }
+  bool end_array() override { return leave(); }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception&) override { return false; }
+
+ private:
+  bool enter() {
+    too_deep_ = ++depth_ > max_depth_;
+    return !too_deep_;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  int max_depth_;
+  int depth_ = 0;
+  bool too_deep_ = false;
+};
+}  // namespace
+
+bool json_nests_deeper_than(std::string_view text, int max_depth) {
+  DepthProbe probe(max_depth);
+  nlohmann::json::sax_parse(text.begin(), text.end(), &probe, nlohmann::json::input_format_t::json,
+                            /*strict=*/true);
+  return probe.too_deep();
+}
+
 Result<json> parse_json_object(std::string_view body) {
+  if (json_nests_deeper_than(body, kMaxJsonDepth))
+    return bad("the request body nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return bad("the request body is not valid JSON");
   if (!j.is_object()) return bad("the request body must be a JSON object");

@@ -15,7 +15,18 @@
 
 namespace dsv4::server {
 
-// The body as a JSON object (keys kept in request order), or invalid_argument.
+// Deepest nesting of arrays and objects a request may hold. nlohmann::json parses iteratively,
+// but copies, dumps and the chat renderer recurse: a body nested 50,000 deep overflowed the
+// stack and killed the server (issue #15). Real tool schemas stay well under 20 levels.
+inline constexpr int kMaxJsonDepth = 128;
+
+// True when `text` holds arrays/objects nested deeper than `max_depth` (a syntax error is not
+// reported here: false). Reads without building anything.
+bool json_nests_deeper_than(std::string_view text, int max_depth);
+
+// The body as a JSON object (keys kept in request order), or invalid_argument: not JSON, not an
+// object, or nested deeper than kMaxJsonDepth (checked before anything is built). Every request
+// body goes through here.
 Result<nlohmann::ordered_json> parse_json_object(std::string_view body);
 
 Status read_number(const nlohmann::ordered_json& j, const char* key, float& out);

@@ -1,11 +1,16 @@
 // `dsv4 synth`, `dsv4 verify` and `dsv4 inspect` end to end through the built binary.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "test_paths.h"
 #include "io/test_tmp_dir.h"
@@ -73,6 +78,28 @@ TEST(SynthVerifyCli, InspectNamesRevisionAndDrafter) {
     const std::string out = output_of(bin + " inspect -m " + dir);
     EXPECT_NE(out.find(c.says), std::string::npos) << c.synth << ":\n" << out;
   }
+}
+
+// `verify` says which results came from its cache, and --no-cache reads every file again.
+TEST(SynthVerifyCli, VerifySaysWhenItReliesOnTheCache) {
+  test::TempDir cache, model;
+  const std::string bin = "DSV4_CACHE_DIR=" + cache.path() + " " + test::cli_path();
+  const std::string dir = model / "m";
+  ASSERT_EQ(run(bin + " synth --preset tiny --layers 1 --experts 4 -o " + dir), 0);
+  // Files written just now are never cached (integrity.h): age them as a download would be.
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const struct timespec old[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, e.path().c_str(), old, 0), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  const std::string first = output_of(bin + " verify -m " + dir);
+  EXPECT_NE(first.find("match SHA256SUMS"), std::string::npos) << first;
+  EXPECT_EQ(first.find("verification cache"), std::string::npos) << first;
+  const std::string second = output_of(bin + " verify -m " + dir);
+  EXPECT_NE(second.find("from the verification cache"), std::string::npos) << second;
+  const std::string rehashed = output_of(bin + " verify --no-cache -m " + dir);
+  EXPECT_NE(rehashed.find("match SHA256SUMS"), std::string::npos) << rehashed;
+  EXPECT_EQ(rehashed.find("verification cache"), std::string::npos) << rehashed;
 }
 
 }  // namespace

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "test_paths.h"
 #include "test_tmp_dir.h"
@@ -34,6 +36,15 @@ void set_mtime(const std::string& path, time_t sec) {
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, 0), 0);
 }
 
+struct timespec mtime_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0);
+  return st.st_mtim;
+}
+
+// Past the cache's ctime window (integrity.cpp): setting a file's times stamps its ctime with now.
+void let_ctime_settle() { std::this_thread::sleep_for(std::chrono::milliseconds(150)); }
+
 // Each test gets its own model copy and its own verification cache (DSV4_CACHE_DIR).
 class Integrity : public ::testing::Test {
  protected:
@@ -45,6 +56,7 @@ class Integrity : public ::testing::Test {
       // Older than the cache's racy window, as a downloaded model would be.
       set_mtime((fs::path(model_.path()) / e.path().filename()).string(), ::time(nullptr) - 3600);
     }
+    let_ctime_settle();
     opt_.progress = false;
   }
   void TearDown() override { ::unsetenv("DSV4_CACHE_DIR"); }
@@ -112,6 +124,7 @@ TEST_F(Integrity, WriteThenVerifyAndTheCacheAvoidsRehashing) {
 TEST_F(Integrity, ChangedMtimeTriggersARehash) {
   ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());
   set_mtime(model_ / "config.json", 1000000000);
+  let_ctime_settle();
   VerifyReport rep;
   ASSERT_TRUE(ensure_verified(model_.path(), false, &rep).ok());
   EXPECT_EQ(rep.hashed, 1u);
@@ -124,7 +137,7 @@ TEST_F(Integrity, FlippedByteFailsNamingTheFile) {
   ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());
   const std::string shard = model_ / "model-00002-of-00002.safetensors";
   flip_byte(shard, 100000);
-  set_mtime(shard, 1234567890);   // a flip that also kept the old mtime would be trusted: see integrity.h
+  set_mtime(shard, 1234567890);
   VerifyReport rep;
   Status s = ensure_verified(model_.path(), false, &rep);
   ASSERT_FALSE(s.ok());
@@ -134,6 +147,45 @@ TEST_F(Integrity, FlippedByteFailsNamingTheFile) {
   // Still fails on the next start: a bad file never becomes "verified".
   EXPECT_FALSE(ensure_verified(model_.path(), false).ok());
   EXPECT_TRUE(ensure_verified(model_.path(), true).ok());   // --skip-verify
+}
+
+// The attack of issue #15: edit a shard and put its mtime back (as `touch -r` does). Size and
+// mtime match the cache entry; the ctime the edit left behind does not.
+TEST_F(Integrity, FlippedByteWithRestoredMtimeIsStillCaught) {
+  ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());
+  const std::string shard = model_ / "model-00001-of-00002.safetensors";
+  const struct timespec before = mtime_of(shard);
+  VerifyReport rep;
+  ASSERT_TRUE(verify_model_dir(model_.path(), opt_, &rep).ok());
+  ASSERT_EQ(rep.cache_hits, 5u);   // the shard's digest now comes from the cache
+  flip_byte(shard, 4096);
+  struct timespec ts[2] = {before, before};
+  ASSERT_EQ(::utimensat(AT_FDCWD, shard.c_str(), ts, 0), 0);
+  ASSERT_EQ(mtime_of(shard).tv_sec, before.tv_sec);
+  ASSERT_EQ(mtime_of(shard).tv_nsec, before.tv_nsec);
+  let_ctime_settle();   // even once the change is no longer recent
+  Status s = verify_model_dir(model_.path(), opt_, &rep);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::corrupt_data);
+  EXPECT_NE(s.message().find("model-00001-of-00002.safetensors: sha256 mismatch"), std::string::npos) << s.message();
+  EXPECT_EQ(rep.hashed, 1u);
+  EXPECT_EQ(rep.cache_hits, 4u);
+}
+
+// A file replaced by another (new inode) with the same size and times is hashed again.
+TEST_F(Integrity, ReplacedFileIsRehashed) {
+  ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());
+  const std::string cfg = model_ / "config.json";
+  const struct timespec before = mtime_of(cfg);
+  fs::copy_file(cfg, cfg + ".new");
+  fs::rename(cfg + ".new", cfg);
+  struct timespec ts[2] = {before, before};
+  ASSERT_EQ(::utimensat(AT_FDCWD, cfg.c_str(), ts, 0), 0);
+  let_ctime_settle();
+  VerifyReport rep;
+  ASSERT_TRUE(verify_model_dir(model_.path(), opt_, &rep).ok());
+  EXPECT_EQ(rep.hashed, 1u);
+  EXPECT_EQ(rep.cache_hits, 4u);
 }
 
 TEST_F(Integrity, MissingSumsFileTellsWhatToDo) {

@@ -119,6 +119,22 @@ TEST(Api, MessageShapes) {
   EXPECT_FALSE(chat(R"(,"tools":[{"type":"retrieval"}])").ok());
 }
 
+// Images, audio and files are refused (400), as the Anthropic endpoint refuses its image blocks;
+// they used to be dropped with a 200 by the text-only renderer.
+TEST(Api, NonTextContentPartsAreRefused) {
+  for (const char* part : {R"({"type":"image_url","image_url":{"url":"data:image/png;base64,AA"}})",
+                           R"({"type":"input_audio","input_audio":{"data":"AA","format":"wav"}})",
+                           R"({"type":"file","file":{"file_id":"f"}})"}) {
+    auto r = parse_chat_request(std::string(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},)") +
+                                part + "]}]}", kPreview);
+    ASSERT_FALSE(r.ok()) << part;
+    EXPECT_EQ(r.status().code(), StatusCode::invalid_argument);
+    EXPECT_NE(r.status().message().find("'messages[0].content[1]': content parts of type"), std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("not supported"), std::string::npos);
+  }
+}
+
 TEST(Api, CompletionPrompts) {
   auto t = parse_completion_request(R"({"model":"m","prompt":"abc","logprobs":2,"echo":true})");
   ASSERT_TRUE(t.ok());

@@ -14,65 +14,15 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <limits>
 #include <thread>
 
-#include "runtime/fake_engine.h"
-#include "server/byte_codec.h"
+#include "server/server_fixture.h"
 
 namespace dsv4::server {
 namespace {
 
-using json = nlohmann::json;
-using namespace std::chrono_literals;
-
-// A live server on a free loopback port over the fake engine and the byte codec.
-class ServerFixture {
- public:
-  explicit ServerFixture(ServerOptions o = {}, runtime::SchedulerOptions so = {}, int64_t context = 512,
-                         std::chrono::milliseconds step_delay = 0ms)
-      : engine(test::kByteVocab, context) {
-    // Printable ASCII only (ids 34..128 = bytes 32..126), EOS stays unlikely.
-    engine.bias.assign(size_t(test::kByteVocab), -100.0f);
-    for (int v = 34; v <= 128; ++v) engine.bias[size_t(v)] = 0;
-    engine.step_delay = step_delay;
-    scheduler = std::make_unique<runtime::Scheduler>(engine, so);
-    o.host = "127.0.0.1";
-    o.port = 0;
-    if (o.model_id.empty()) o.model_id = "fake-model";
-    server = std::make_unique<HttpServer>(*scheduler, codec, o);
-    Status st = server->bind();
-    EXPECT_TRUE(st.ok()) << st.to_string();
-    thread = std::thread([this] { (void)server->run(); });
-    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
-    client->set_read_timeout(20, 0);
-    for (int i = 0; i < 200; ++i) {
-      if (auto r = client->Get("/health"); r && r->status == 200) break;
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-  ~ServerFixture() {
-    server->stop();
-    thread.join();
-  }
-  httplib::Result post(const std::string& path, const json& body, httplib::Headers h = {}) {
-    return client->Post(path.c_str(), h, body.dump(), "application/json");
-  }
-
-  test::FakeEngine engine;
-  test::ByteCodec codec;
-  std::unique_ptr<runtime::Scheduler> scheduler;
-  std::unique_ptr<HttpServer> server;
-  std::unique_ptr<httplib::Client> client;
-  std::thread thread;
-};
-
-json chat_body(const std::string& user, int max_tokens, bool stream = false) {
-  return {{"model", "fake-model"},
-          {"messages", {{{"role", "user"}, {"content", user}}}},
-          {"temperature", 0},
-          {"max_tokens", max_tokens},
-          {"stream", stream}};
-}
+using namespace test_server;
 
 // The data payloads of an SSE body, [DONE] included.
 std::vector<std::string> sse_payloads(const std::string& body) {
@@ -84,16 +34,6 @@ std::vector<std::string> sse_payloads(const std::string& body) {
     pos = end;
   }
   return out;
-}
-
-void expect_openai_error(const httplib::Result& r, int status, const std::string& needle) {
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, status) << r->body;
-  json j = json::parse(r->body, nullptr, false);
-  ASSERT_TRUE(j.is_object() && j.contains("error")) << r->body;
-  EXPECT_TRUE(j["error"]["message"].is_string());
-  EXPECT_TRUE(j["error"]["type"].is_string());
-  EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << r->body;
 }
 
 // POSTs a streaming request and hands each received chunk to `on_chunk`; returning false
@@ -463,14 +403,6 @@ TEST(HttpServer, ConcurrentGreedyStreamsMatchSequentialOnes) {
 
 // ---- /v1/messages (Anthropic) ----
 
-json messages_body(const std::string& user, int max_tokens, bool stream = false) {
-  return {{"model", "fake-model"},
-          {"max_tokens", max_tokens},
-          {"messages", {{{"role", "user"}, {"content", user}}}},
-          {"temperature", 0},
-          {"stream", stream}};
-}
-
 // The (event name, data) pairs of an Anthropic SSE body.
 std::vector<std::pair<std::string, json>> sse_events(const std::string& body) {
   std::vector<std::pair<std::string, json>> out;
@@ -527,16 +459,6 @@ json message_from_events(const std::vector<std::pair<std::string, json>>& events
     }
   }
   return msg;
-}
-
-void expect_anthropic_error(const httplib::Result& r, int status, const std::string& type, const std::string& needle) {
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, status) << r->body;
-  json j = json::parse(r->body, nullptr, false);
-  ASSERT_TRUE(j.is_object()) << r->body;
-  EXPECT_EQ(j["type"], "error") << r->body;
-  EXPECT_EQ(j["error"]["type"], type) << r->body;
-  EXPECT_NE(j["error"]["message"].get<std::string>().find(needle), std::string::npos) << r->body;
 }
 
 TEST(HttpServer, MessagesNonStreamingAndStreamingAgree) {
@@ -738,6 +660,33 @@ TEST(HttpServer, ReasoningEffortIsCheckedAgainstTheServedEncoder) {
     expect_openai_error(f.post("/v1/chat/completions", chat), 400, "not 'medium'");
     expect_anthropic_error(f.post("/v1/messages", messages), 400, "invalid_request_error", "not 'medium'");
   }
+}
+
+// NaN/Inf logits (a broken checkpoint) end the request with an error in every API shape, never
+// with sampled garbage.
+TEST(HttpServer, NonFiniteLogitsAreAnError) {
+  ServerFixture f;
+  f.engine.bias[40] = std::numeric_limits<float>::quiet_NaN();
+  expect_openai_error(f.post("/v1/chat/completions", chat_body("x", 5)), 500, "non-finite logit");
+  expect_openai_error(f.post("/v1/completions", {{"model", "fake-model"}, {"prompt", "x"}, {"max_tokens", 5}}), 500,
+                      "non-finite logit");
+  expect_anthropic_error(f.post("/v1/messages", messages_body("x", 5)), 500, "api_error", "non-finite logit");
+  // Streaming: an error frame (OpenAI) or error event (Anthropic) and no content.
+  auto s = f.post("/v1/chat/completions", chat_body("x", 5, true));
+  ASSERT_TRUE(s);
+  auto payloads = sse_payloads(s->body);
+  ASSERT_GE(payloads.size(), 2u) << s->body;
+  json err = json::parse(payloads[payloads.size() - 2]);
+  EXPECT_NE(err["error"]["message"].get<std::string>().find("non-finite logit"), std::string::npos) << s->body;
+  for (size_t i = 1; i + 2 < payloads.size(); ++i) EXPECT_TRUE(json::parse(payloads[i])["choices"][0]["delta"].empty());
+  auto m = f.post("/v1/messages", messages_body("x", 5, true));
+  ASSERT_TRUE(m);
+  auto events = sse_events(m->body);
+  ASSERT_FALSE(events.empty()) << m->body;
+  EXPECT_EQ(events.back().first, "error");
+  EXPECT_EQ(events.back().second["error"]["type"], "api_error");
+  f.engine.bias[40] = 0;
+  EXPECT_EQ(f.post("/v1/chat/completions", chat_body("x", 2))->status, 200);
 }
 
 // A raw HTTP/1.1 POST whose client closes the connection without reading the answer.

@@ -1,8 +1,9 @@
 # Sourced by the SDK client tests: starts `dsv4 serve` on the demo model on a free port, with an
 # API key and an audit log, and stops it on exit.
 #   require_sdk <repo root> <npm package> <name>   node and the SDK (tests/clients) are installed
-#   start_live_server <dsv4 binary> <repo root> <name>
-# The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID.
+#   start_live_server <dsv4 binary> <repo root> <name> [key-file]
+# The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID; with "key-file"
+# the key goes in through --api-key-file, otherwise through --api-key.
 
 require_sdk() {
   local root=$1 package=$2 name=$3
@@ -12,14 +13,19 @@ require_sdk() {
 }
 
 start_live_server() {
-  local dsv4=$1 root=$2 name=$3
+  local dsv4=$1 root=$2 name=$3 how=${4:-}
   WORK=$(mktemp -d)
   SERVER_PID=""
   trap stop_live_server EXIT
   KEY="test-key-$$"
+  local key_flag=(--api-key "$KEY")
+  if [ "$how" = key-file ]; then
+    printf '%s\n' "$KEY" >"$WORK/key"
+    key_flag=(--api-key-file "$WORK/key")
+  fi
   # The verification cache goes to the temp dir, so the test checks the demo model's files.
   DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 --ctx 2048 \
-    --api-key "$KEY" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
+    "${key_flag[@]}" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PORT=""
   for _ in $(seq 1 600); do
