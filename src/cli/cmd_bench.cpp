@@ -1,11 +1,13 @@
 // `dsv4 bench -m DIR`: load time, prefill / decode tokens/s, weight bytes per decoded token
 // against the machine's measured bandwidth, resident memory and state growth (eval/bench.h).
+// `dsv4 bench --speculative -m DIR`: what speculative decoding buys (eval/spec_bench.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "cli/generation_options.h"
 #include "cli/jsonl.h"
 #include "eval/bench.h"
+#include "eval/spec_bench.h"
 
 namespace dsv4::cli {
 
@@ -40,11 +42,46 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--fp4-dot", opt.fp4_dot,
                  "FP4 matvec product: auto (probed), fma or bf16 (vdpbf16ps where exact; same results; for comparison)")
       ->check(CLI::IsMember({"auto", "fma", "bf16"}));
+  bool speculative = false;
+  eval::SpecBenchOptions spec;
+  app.add_flag("--speculative", speculative,
+               "instead: verify-step cost against a one-token step, and greedy decode speed without speculation, "
+               "with the checkpoint's drafter, and at each accepted length 0..block (drafts taken from the target's "
+               "own output)");
+  app.add_option("--context", spec.context, "with --speculative: prompt tokens before decoding")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object instead of the table");
   app.add_flag("--skip-verify", skip_verify, "accepted for symmetry with run/serve; bench never hashes the files");
   CLI11_PARSE(app, argc, argv);
   opt.populate = !no_populate;
   opt.reread_small_pages = !keep_page_cache;
+  if (speculative) {
+    for (const char* other : {"--prefill", "--decode-context", "--synthetic-context", "--fp8-decode", "--fp4-dot"})
+      if (app.count(other) > 0) {
+        std::fprintf(stderr, "dsv4 bench: %s does not apply to --speculative\n", other);
+        return 1;
+      }
+    spec.model_dir = opt.model_dir;
+    if (app.count("--decode-tokens") > 0) spec.decode_tokens = opt.decode_tokens;
+    if (app.count("--repetitions") > 0) spec.repetitions = opt.repetitions;
+    spec.threads = opt.threads;
+    spec.populate = opt.populate;
+    spec.reread_small_pages = opt.reread_small_pages;
+    if (!json) std::fprintf(stderr, "bench --speculative: %s ...\n", spec.model_dir.c_str());
+    auto r = eval::run_spec_bench(spec);
+    if (!r.ok()) {
+      std::fprintf(stderr, "dsv4 bench: %s\n", r.status().to_string().c_str());
+      return 1;
+    }
+    if (json) std::printf("%s\n", json_line(eval::spec_bench_json(*r)).c_str());
+    else std::printf("%s", eval::spec_bench_table(*r).c_str());
+    return 0;
+  }
+  if (app.count("--context") > 0) {
+    std::fprintf(stderr, "dsv4 bench: --context needs --speculative (use --decode-context)\n");
+    return 1;
+  }
 
   if (!json) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
   auto report = eval::run_bench(opt);

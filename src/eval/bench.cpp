@@ -216,6 +216,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   eo.threads = opt.threads;
   eo.populate_weights = opt.populate;
   eo.reread_small_pages = opt.reread_small_pages;
+  eo.speculative = false;   // plain decoding: the drafter's per-step work is timed by --speculative
   auto t0 = Clock::now();
   DSV4_ASSIGN_OR_RETURN(auto engine, runtime::Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);

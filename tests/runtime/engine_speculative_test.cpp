@@ -1,11 +1,13 @@
 // Speculative decoding on the real engine (addendum §A5): verify chunks and commit() on the
 // model's state, the preview's MTP drafter, and the scheduler's greedy identity with a drafter
-// whose proposals are the target's own continuation with a rejection forced at every draft slot.
+// whose proposals are the target's own continuation with a rejection forced at every draft slot
+// (eval/oracle_drafts.h).
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <vector>
 
+#include "eval/oracle_drafts.h"
 #include "eval/quiet_synth_options.h"
 #include "eval/synth.h"
 #include "io/test_tmp_dir.h"
@@ -94,40 +96,6 @@ TEST_P(EngineSpeculative, DraftDependsOnlyOnTheCommittedPrefix) {
   }
 }
 
-// Wraps the real engine; its drafts are the target's greedy continuation (known in advance)
-// with one draft made wrong at a slot that cycles through 0..4, or none every sixth round. The
-// engine's own drafter still runs, so its absorb/commit path is exercised too.
-class OracleDrafts final : public Engine {
- public:
-  OracleDrafts(Engine& inner, std::vector<int32_t> stream) : inner_(inner), stream_(std::move(stream)) {}
-  const io::ModelConfig& config() const override { return inner_.config(); }
-  int64_t max_context() const override { return inner_.max_context(); }
-  std::unique_ptr<Sequence> new_sequence() const override { return inner_.new_sequence(); }
-  Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
-              std::span<const Feed> feeds, float* logits) override {
-    return inner_.step(seqs, tokens, feeds, logits);
-  }
-  Status commit(Sequence& seq, int64_t keep) override { return inner_.commit(seq, keep); }
-  int max_draft_tokens() const override { return 5; }   // inner's may be fewer (MTP: 1)
-  Result<int> draft(Sequence& seq, int32_t anchor, const DraftOptions& options, DraftChooser& chooser,
-                    int32_t* tokens, float* logits) override {
-    DSV4_TRY(inner_.draft(seq, anchor, options, chooser, tokens, logits).status());
-    const int64_t pos = seq.position();   // the anchor's position
-    const int wrong = rounds_++ % 6;
-    int n = 0;
-    for (; n < options.max_tokens && pos + 1 + n < int64_t(stream_.size()); ++n) {
-      tokens[n] = stream_[size_t(pos + 1 + n)];
-      if (n == wrong) tokens[n] = int32_t((tokens[n] + 1) % config().vocab_size);
-    }
-    return n;
-  }
-
- private:
-  Engine& inner_;
-  std::vector<int32_t> stream_;   // prompt + greedy output
-  int rounds_ = 0;
-};
-
 std::vector<int32_t> generate(Engine& e, const std::vector<int32_t>& prompt, int64_t n, GenerationEvent* fin) {
   SchedulerOptions o;
   o.adaptive_drafting = false;   // draft at every step, whatever it costs
@@ -174,7 +142,9 @@ TEST_P(EngineSpeculative, GreedyOutputIsIdenticalWithForcedRejections) {
 
   std::vector<int32_t> stream = prompt;
   stream.insert(stream.end(), expected.begin(), expected.end());
-  OracleDrafts oracle(**spec, stream);
+  // Drafts that are the target's continuation with slot (round mod 6) wrong: every slot is
+  // rejected in turn, and every sixth round accepts the whole block.
+  eval::OracleDrafts oracle(**spec, stream, 5, [](int64_t round) { return int(round % 6); });
   EXPECT_EQ(generate(oracle, prompt, 300, &fin), expected);
   EXPECT_GT(fin.accepted_tokens, 150);
   EXPECT_LT(fin.accepted_tokens, fin.drafted_tokens);

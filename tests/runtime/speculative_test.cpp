@@ -225,7 +225,11 @@ TEST(Speculative, AdaptiveDraftingStopsWhenItDoesNotPay) {
   FakeEngine wrong, right;
   install_mismatching_drafter(wrong, 5, 1);
   right.max_drafts = 5;
-  for (FakeEngine* e : {&wrong, &right}) e->step_delay = 1ms;   // verify and plain steps cost the same
+  // A verify step costs 4x a plain one: worth it at 6 tokens per round, not at 1.
+  for (FakeEngine* e : {&wrong, &right}) {
+    e->step_delay = 1ms;
+    e->verify_delay = 3ms;
+  }
   SchedulerOptions adaptive;
   const Collected w = run_one(wrong, greedy_request(prompt, 200), adaptive);
   const Collected r = run_one(right, greedy_request(prompt, 200), adaptive);
