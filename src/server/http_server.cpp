@@ -192,6 +192,7 @@ class ResponseRun {
       }
       last_token_ = now;
       if (stop_.stopped()) return p;  // tokens that were in flight when a stop string matched
+      tokens_before_stop_ += 1;
       if (want_logprobs_) {
         json e = logprob_entry(codec_, ev->sampled.token, ev->sampled.logprob);
         json top = json::array();
@@ -208,6 +209,9 @@ class ResponseRun {
     finished_ = true;
     p.finished = true;
     final_ = *ev;
+    // A stop string ends the output at the token that completed it: tokens generated after it
+    // (in flight, or in the same speculative round) are neither shown nor counted.
+    if (stop_.stopped()) final_.generated_tokens = std::min(final_.generated_tokens, tokens_before_stop_);
     if (!stop_.stopped()) emit(stop_.feed(text_->finish()), p);
     if (!stop_.stopped()) emit(stop_.flush(), p);
     if (parser_) merge(p.chat, parser_->finish());
@@ -215,6 +219,7 @@ class ResponseRun {
   }
 
   bool finished() const { return finished_; }
+  // The finished event; its generated_tokens stop at a matched stop string.
   const GenerationEvent& final_event() const { return final_; }
   bool saw_tool_calls() const { return saw_tool_calls_; }
   // The stop string that ended the output, or empty.
@@ -262,6 +267,7 @@ class ResponseRun {
   bool want_logprobs_;
   bool first_token_ = false;
   bool finished_ = false;
+  int64_t tokens_before_stop_ = 0;   // token events up to the one that completed a stop string
   bool saw_tool_calls_ = false;
   GenerationEvent final_;
   std::string output_;

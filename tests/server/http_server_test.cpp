@@ -154,6 +154,9 @@ TEST(HttpServer, CompletionsAndStopStrings) {
   json js = json::parse(s->body);
   EXPECT_EQ(js["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(js["choices"][0]["text"], text.substr(0, text.find(text.substr(5, 3))));
+  // The usage counts the tokens up to the one that completed the stop string (byte codec: one
+  // token per character).
+  EXPECT_EQ(js["usage"]["completion_tokens"], text.find(text.substr(5, 3)) + 3);
   // Token-id prompts and logprobs.
   json ids = {{"model", "fake-model"}, {"prompt", {0, 70, 71}}, {"max_tokens", 3}, {"logprobs", 2}, {"temperature", 0}};
   auto t = f.post("/v1/completions", ids);
@@ -162,6 +165,36 @@ TEST(HttpServer, CompletionsAndStopStrings) {
   EXPECT_EQ(lp["tokens"].size(), 3u);
   EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
   EXPECT_LE(lp["token_logprobs"][0].get<double>(), 0.0);
+}
+
+// With speculative decoding (a drafter the model always agrees with: whole rounds of 6 tokens),
+// a stop string inside an accepted round ends the text and the count there, in both APIs, and
+// the usage reports the accepted drafts.
+TEST(HttpServer, StopStringInsideASpeculativeRound) {
+  runtime::SchedulerOptions so;
+  so.adaptive_drafting = false;
+  ServerFixture plain, spec({}, so, 512, 0ms, 5);
+  json body = {{"model", "fake-model"}, {"prompt", "def f():"}, {"max_tokens", 40}, {"temperature", 0}};
+  const std::string text = json::parse(plain.post("/v1/completions", body)->body)["choices"][0]["text"];
+  json full = json::parse(spec.post("/v1/completions", body)->body);
+  EXPECT_EQ(full["choices"][0]["text"], text);
+  EXPECT_GT(full["usage"]["completion_tokens_details"]["accepted_prediction_tokens"].get<int>(), 20);
+  for (size_t at : {size_t(3), size_t(9), size_t(16)}) {
+    SCOPED_TRACE(at);
+    body["stop"] = text.substr(at, 2);
+    const size_t cut = text.find(text.substr(at, 2));
+    json js = json::parse(spec.post("/v1/completions", body)->body);
+    EXPECT_EQ(js["choices"][0]["text"], text.substr(0, cut));
+    EXPECT_EQ(js["choices"][0]["finish_reason"], "stop");
+    EXPECT_EQ(js["usage"]["completion_tokens"], cut + 2);
+    json m = messages_body("x", 40);
+    m["temperature"] = 0;
+    m["stop_sequences"] = {"q"};
+    json plain_m = json::parse(plain.post("/v1/messages", m)->body), spec_m = json::parse(spec.post("/v1/messages", m)->body);
+    EXPECT_EQ(spec_m["content"], plain_m["content"]);
+    EXPECT_EQ(spec_m["stop_reason"], plain_m["stop_reason"]);
+    EXPECT_EQ(spec_m["usage"]["output_tokens"], plain_m["usage"]["output_tokens"]);
+  }
 }
 
 TEST(HttpServer, RequestsWithoutMaxTokensGetTheServerDefault) {

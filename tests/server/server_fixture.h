@@ -24,9 +24,11 @@ using namespace std::chrono_literals;
 // A live server on a free loopback port over the fake engine and the byte codec.
 class ServerFixture {
  public:
+  // max_drafts > 0: the fake engine has a drafter (the target's own logits: every draft right).
   explicit ServerFixture(ServerOptions o = {}, runtime::SchedulerOptions so = {}, int64_t context = 512,
-                         std::chrono::milliseconds step_delay = 0ms)
+                         std::chrono::milliseconds step_delay = 0ms, int max_drafts = 0)
       : engine(test::kByteVocab, context) {
+    engine.max_drafts = max_drafts;
     // Printable ASCII only (ids 34..128 = bytes 32..126), EOS stays unlikely.
     engine.bias.assign(size_t(test::kByteVocab), -100.0f);
     for (int v = 34; v <= 128; ++v) engine.bias[size_t(v)] = 0;
