@@ -96,6 +96,37 @@ TEST_P(EngineSpeculative, DraftDependsOnlyOnTheCommittedPrefix) {
   }
 }
 
+// One step may mix a verify chunk and append feeds (continuous batching): the logits and the
+// states after commit equal those of separate steps.
+TEST_P(EngineSpeculative, VerifyAndAppendFeedsShareAStep) {
+  auto e = Engine::load(checkpoint(), {});
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  Engine& engine = **e;
+  const int64_t V = engine.config().vocab_size;
+  const auto t = test_tokens(40, V);
+  auto a = engine.new_sequence(), b = engine.new_sequence(), a1 = engine.new_sequence(), b1 = engine.new_sequence();
+  std::vector<float> logits(static_cast<size_t>(8 * V)), alone(static_cast<size_t>(8 * V));
+  for (auto* s : {a.get(), a1.get()}) ASSERT_TRUE(engine.step(*s, std::span(t.data(), 20), logits.data()).ok());
+  for (auto* s : {b.get(), b1.get()}) ASSERT_TRUE(engine.step(*s, std::span(t.data() + 5, 9), logits.data()).ok());
+  const std::span<const int32_t> va(t.data() + 20, 4), vb(t.data() + 14, 3);
+  Sequence* both[2] = {a.get(), b.get()};
+  const std::span<const int32_t> feeds[2] = {va, vb};
+  const Feed kinds[2] = {Feed::verify, Feed::append};
+  ASSERT_TRUE(engine.step(both, feeds, kinds, logits.data()).ok());   // 4 rows for a, then 1 for b
+  Sequence* one = a1.get();
+  ASSERT_TRUE(engine.step(std::span(&one, 1), std::span(&va, 1), std::span(&kinds[0], 1), alone.data()).ok());
+  ASSERT_TRUE(engine.step(*b1, vb, alone.data() + 4 * V).ok());
+  EXPECT_EQ(0, std::memcmp(logits.data(), alone.data(), size_t(5 * V) * sizeof(float)));
+  ASSERT_TRUE(engine.commit(*a, 2).ok());
+  ASSERT_TRUE(engine.commit(*a1, 2).ok());
+  // Both continue identically.
+  for (auto [x, y] : {std::pair{a.get(), a1.get()}, std::pair{b.get(), b1.get()}}) {
+    ASSERT_TRUE(engine.step(*x, std::span(t.data() + 30, 5), logits.data()).ok());
+    ASSERT_TRUE(engine.step(*y, std::span(t.data() + 30, 5), alone.data()).ok());
+    EXPECT_EQ(0, std::memcmp(logits.data(), alone.data(), size_t(V) * sizeof(float)));
+  }
+}
+
 std::vector<int32_t> generate(Engine& e, const std::vector<int32_t>& prompt, int64_t n, GenerationEvent* fin) {
   SchedulerOptions o;
   o.adaptive_drafting = false;   // draft at every step, whatever it costs
