@@ -10,6 +10,7 @@
 #include "io/test_tmp_dir.h"
 #include "runtime/engine.h"
 #include "runtime/fake_engine.h"
+#include "runtime/generation_helpers.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 
@@ -43,20 +44,13 @@ std::pair<int, GenerationEvent> drain(Generation& g) {
   return {tokens, {}};
 }
 
-GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
-  GenerationRequest r;
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
-  return r;
-}
 
 TEST(Scheduler, NonFiniteLogitsEndTheRequestWithAnError) {
   test::FakeEngine engine;
   engine.bias.assign(64, 0.0f);
   engine.bias[9] = std::numeric_limits<float>::quiet_NaN();
   Scheduler s(engine, {});
-  auto g = s.submit(greedy({0, 5}, 20));
+  auto g = s.submit(test::greedy_request({0, 5}, 20));
   ASSERT_TRUE(g.ok());
   auto [tokens, end] = drain(**g);
   EXPECT_EQ(tokens, 0);
@@ -64,7 +58,7 @@ TEST(Scheduler, NonFiniteLogitsEndTheRequestWithAnError) {
   EXPECT_NE(end.status.message().find("non-finite logit"), std::string::npos) << end.status.to_string();
   // The scheduler goes on serving once the model is sound again.
   engine.bias[9] = 0;
-  auto ok = s.submit(greedy({0, 5}, 4));
+  auto ok = s.submit(test::greedy_request({0, 5}, 4));
   ASSERT_TRUE(ok.ok());
   auto [n, fine] = drain(**ok);
   EXPECT_EQ(n, 4);
@@ -82,7 +76,7 @@ TEST(Scheduler, NaNWeightsInACheckpointStopTheRequest) {
   auto engine = Engine::load(dir.path(), {});
   ASSERT_TRUE(engine.ok()) << engine.status().to_string();
   Scheduler s(**engine, {});
-  auto g = s.submit(greedy({0, 5, 9}, 8));
+  auto g = s.submit(test::greedy_request({0, 5, 9}, 8));
   ASSERT_TRUE(g.ok());
   auto [tokens, end] = drain(**g);
   EXPECT_EQ(tokens, 0);

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "runtime/fake_engine.h"
+#include "runtime/generation_helpers.h"
 
 namespace dsv4::runtime {
 namespace {
@@ -12,40 +13,13 @@ namespace {
 using namespace std::chrono_literals;
 using test::FakeEngine;
 
-struct Collected {
-  std::vector<int32_t> tokens;
-  GenerationEvent finished;
-  int progress_events = 0;
-};
-
-// Reads a generation to its end (bounded: fails the test after ~20 s).
-Collected collect(Generation& g) {
-  Collected c;
-  for (int i = 0; i < 2000; ++i) {
-    auto e = g.next(10ms);
-    if (!e) continue;
-    if (e->kind == GenerationEvent::Kind::token) c.tokens.push_back(e->sampled.token);
-    if (e->kind == GenerationEvent::Kind::prefill_progress) c.progress_events++;
-    if (e->kind == GenerationEvent::Kind::finished) {
-      c.finished = *e;
-      return c;
-    }
-  }
-  ADD_FAILURE() << "generation did not finish";
-  return c;
-}
+using test::collect;
+using test::Collected;
+using test::greedy_request;
 
 std::shared_ptr<Generation> must(Result<std::shared_ptr<Generation>> r) {
   EXPECT_TRUE(r.ok()) << r.status().to_string();
   return r.ok() ? r.value() : std::make_shared<Generation>(0);
-}
-
-GenerationRequest greedy_request(std::vector<int32_t> prompt, int64_t max_tokens) {
-  GenerationRequest r;
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
-  return r;
 }
 
 // The reference: the same greedy loop written directly against the engine.

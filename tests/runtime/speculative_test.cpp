@@ -9,6 +9,7 @@
 #include <map>
 
 #include "runtime/fake_engine.h"
+#include "runtime/generation_helpers.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 
@@ -18,33 +19,9 @@ namespace {
 using namespace std::chrono_literals;
 using test::FakeEngine;
 
-struct Collected {
-  std::vector<int32_t> tokens;
-  GenerationEvent finished;
-};
-
-Collected collect(Generation& g) {
-  Collected c;
-  for (int i = 0; i < 4000; ++i) {
-    auto e = g.next(10ms);
-    if (!e) continue;
-    if (e->kind == GenerationEvent::Kind::token) c.tokens.push_back(e->sampled.token);
-    if (e->kind == GenerationEvent::Kind::finished) {
-      c.finished = *e;
-      return c;
-    }
-  }
-  ADD_FAILURE() << "generation did not finish";
-  return c;
-}
-
-GenerationRequest greedy_request(std::vector<int32_t> prompt, int64_t max_tokens) {
-  GenerationRequest r;
-  r.prompt = std::move(prompt);
-  r.sampling.temperature = 0;
-  r.max_tokens = max_tokens;
-  return r;
-}
+using test::collect;
+using test::Collected;
+using test::greedy_request;
 
 // Drafts at every decode step (no adaptive gating), so that counts are predictable.
 SchedulerOptions always_draft() {
