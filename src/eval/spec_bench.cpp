@@ -34,9 +34,10 @@ struct DecodeRun {
   runtime::GenerationEvent finished;
 };
 
-// Greedy decode of n tokens after `prompt` through a scheduler, timed from the first token (the
-// prefill's) to the last.
-Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n) {
+// Greedy decode of n tokens after `prompt` through a scheduler. Timed from the token after the
+// first `warmup` (the prefill's token and the first round, whose steps still size the scratch) to
+// the last, so that runs of different round lengths are compared in their steady state.
+Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n, int64_t warmup) {
   runtime::SchedulerOptions o;
   o.max_running = 1;
   o.prefix_cache_entries = 0;
@@ -49,13 +50,13 @@ Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt,
   r.ignore_eos = true;
   DSV4_ASSIGN_OR_RETURN(auto g, s.submit(std::move(r)));
   DecodeRun run;
-  Clock::time_point first;
+  std::vector<Clock::time_point> at;
   while (true) {
     auto ev = g->next(std::chrono::milliseconds(1000));
     if (!ev) continue;
     if (ev->kind == runtime::GenerationEvent::Kind::token) {
-      if (run.tokens.empty()) first = Clock::now();
       run.tokens.push_back(ev->sampled.token);
+      at.push_back(Clock::now());
     }
     if (ev->kind == runtime::GenerationEvent::Kind::finished) {
       if (ev->finish == runtime::FinishReason::error) return ev->status;
@@ -63,7 +64,9 @@ Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt,
       break;
     }
   }
-  if (run.tokens.size() > 1) run.tok_s = double(run.tokens.size() - 1) / (ms_since(first) / 1e3);
+  const size_t from = size_t(std::min<int64_t>(warmup, int64_t(at.size()) / 2));
+  if (at.size() > from + 1)
+    run.tok_s = double(at.size() - 1 - from) / std::chrono::duration<double>(at.back() - at[from]).count();
   return run;
 }
 
@@ -95,8 +98,9 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& opt) {
   }
 
   // The target's greedy continuation (also the oracle's drafts), and plain decode speed.
-  DSV4_ASSIGN_OR_RETURN(DecodeRun base, decode(*plain, prompt, opt.decode_tokens + r.block + 1));
-  DSV4_ASSIGN_OR_RETURN(DecodeRun timed, decode(*plain, prompt, opt.decode_tokens));
+  const int64_t warmup = r.block + 1;
+  DSV4_ASSIGN_OR_RETURN(DecodeRun base, decode(*plain, prompt, opt.decode_tokens + r.block + 1, warmup));
+  DSV4_ASSIGN_OR_RETURN(DecodeRun timed, decode(*plain, prompt, opt.decode_tokens, warmup));
   r.plain_tok_s = timed.tok_s;
   std::vector<int32_t> stream = prompt;
   stream.insert(stream.end(), base.tokens.begin(), base.tokens.end());
@@ -144,14 +148,14 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& opt) {
   }
 
   // Decode with the checkpoint's own drafter, then at each accepted length.
-  DSV4_ASSIGN_OR_RETURN(DecodeRun own, decode(*spec, prompt, opt.decode_tokens));
+  DSV4_ASSIGN_OR_RETURN(DecodeRun own, decode(*spec, prompt, opt.decode_tokens, warmup));
   if (own.tokens != timed.tokens) return Status::internal("bench --speculative: speculative greedy output differs from plain");
   r.own_tok_s = own.tok_s;
   r.own_accepted_per_round =
       own.finished.spec_rounds ? double(own.finished.accepted_tokens) / double(own.finished.spec_rounds) : 0;
   for (int a = 0; a <= r.block; ++a) {
     OracleDrafts oracle(*spec, stream, r.block, [a](int64_t) { return a; });
-    DSV4_ASSIGN_OR_RETURN(DecodeRun run, decode(oracle, prompt, opt.decode_tokens));
+    DSV4_ASSIGN_OR_RETURN(DecodeRun run, decode(oracle, prompt, opt.decode_tokens, warmup));
     if (run.tokens != timed.tokens) return Status::internal("bench --speculative: controlled run's output differs from plain");
     SpecBenchReport::AtLength f;
     f.accepted = a;

@@ -19,7 +19,7 @@ namespace dsv4::eval {
 struct SpecBenchOptions {
   std::string model_dir;
   int64_t context = 64;         // prompt tokens before decoding
-  int64_t decode_tokens = 48;   // greedy tokens per decode run
+  int64_t decode_tokens = 96;   // greedy tokens per decode run (the first block + 1 untimed)
   int repetitions = 5;          // timed steps per step cost (median reported)
   int threads = 0;
   bool populate = true;
@@ -34,7 +34,8 @@ struct SpecBenchReport {
   double step_ms = 0;           // one-token decode step, speculation off
   std::vector<double> verify_ms;   // [w-1]: verify step of w = 1..block+1 positions, commit included
   double draft_ms = 0;          // one Engine::draft call
-  double plain_tok_s = 0;       // greedy decode through the scheduler, speculation off
+  double plain_tok_s = 0;       // greedy decode through the scheduler, speculation off (tok/s
+                                // after the first block + 1 tokens: steady state)
   double own_tok_s = 0;         // with the checkpoint's drafter (adaptive drafting off)
   double own_accepted_per_round = 0;
   struct AtLength {
