@@ -39,7 +39,8 @@ struct EngineOptions {
 enum class Feed : uint8_t {
   append,  // the tokens are final; logits after the last one
   // Speculative verification (addendum §A5.2 step 2): logits after every token, and the chunk
-  // stays open until commit() keeps a prefix of it. At most max_draft_tokens() + 1 tokens.
+  // stays open until commit() keeps a prefix of it. At most sliding_window tokens (the chunk's
+  // ring slots must be distinct; a round feeds max_draft_tokens() + 1).
   verify,
 };
 
@@ -86,7 +87,7 @@ class Engine {
   // logits are written in sequence order, vocab_size floats per row: one row (after the last
   // token) for an append feed, one per token for a verify feed. Every sequence must be distinct.
   // Errors: invalid token id, context overflow, an open verify chunk, a verify feed longer than
-  // max_draft_tokens() + 1 (the sequences are then left unchanged).
+  // the sliding window (the sequences are then left unchanged).
   virtual Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
                       std::span<const Feed> feeds, float* logits) = 0;
   Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens, float* logits) {

@@ -94,6 +94,21 @@ TEST_P(EngineSpeculative, DraftDependsOnlyOnTheCommittedPrefix) {
     ASSERT_TRUE(engine.commit(*rounds, 2).ok());
     EXPECT_EQ(rounds->position(), p + 2);
   }
+  // Misuse is refused and changes nothing.
+  const int64_t at = rounds->position();
+  EXPECT_EQ(engine.commit(*rounds, 1).code(), StatusCode::invalid_argument);   // no open chunk
+  EXPECT_EQ(engine.draft(*rounds, int32_t(V), all, greedy, d.data(), z.data()).status().code(),
+            StatusCode::invalid_argument);
+  const int64_t W = engine.config().sliding_window;
+  std::vector<int32_t> wide(static_cast<size_t>(W + 1), 3);
+  Sequence* s = rounds.get();
+  const std::span<const int32_t> feed(wide);
+  const Feed kind = Feed::verify;
+  std::vector<float> many(static_cast<size_t>((W + 1) * V));
+  EXPECT_EQ(engine.step(std::span(&s, 1), std::span(&feed, 1), std::span(&kind, 1), many.data()).code(),
+            StatusCode::invalid_argument);
+  EXPECT_EQ(rounds->position(), at);
+  EXPECT_TRUE(engine.draft(*rounds, t[size_t(at)], all, greedy, d.data(), z.data()).ok());
 }
 
 // One step may mix a verify chunk and append feeds (continuous batching): the logits and the
