@@ -11,6 +11,23 @@
 
 namespace dsv4::cli {
 
+namespace {
+
+// Prints a report as one JSON line or as its table; the exit status.
+template <typename Report>
+int print_report(Result<Report> r, bool json, nlohmann::ordered_json (*to_json)(const Report&),
+                 std::string (*to_table)(const Report&)) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "dsv4 bench: %s\n", r.status().to_string().c_str());
+    return 1;
+  }
+  if (json) std::printf("%s\n", json_line(to_json(*r)).c_str());
+  else std::printf("%s", to_table(*r).c_str());
+  return 0;
+}
+
+}  // namespace
+
 int cmd_bench(int argc, char** argv) {
   CLI::App app{"Measure load time, prefill and decode speed, and decode against the memory-bandwidth bound"};
   eval::BenchOptions opt;
@@ -69,14 +86,7 @@ int cmd_bench(int argc, char** argv) {
     spec.populate = opt.populate;
     spec.reread_small_pages = opt.reread_small_pages;
     if (!json) std::fprintf(stderr, "bench --speculative: %s ...\n", spec.model_dir.c_str());
-    auto r = eval::run_spec_bench(spec);
-    if (!r.ok()) {
-      std::fprintf(stderr, "dsv4 bench: %s\n", r.status().to_string().c_str());
-      return 1;
-    }
-    if (json) std::printf("%s\n", json_line(eval::spec_bench_json(*r)).c_str());
-    else std::printf("%s", eval::spec_bench_table(*r).c_str());
-    return 0;
+    return print_report(eval::run_spec_bench(spec), json, eval::spec_bench_json, eval::spec_bench_table);
   }
   if (app.count("--context") > 0) {
     std::fprintf(stderr, "dsv4 bench: --context needs --speculative (use --decode-context)\n");
@@ -84,14 +94,7 @@ int cmd_bench(int argc, char** argv) {
   }
 
   if (!json) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
-  auto report = eval::run_bench(opt);
-  if (!report.ok()) {
-    std::fprintf(stderr, "dsv4 bench: %s\n", report.status().to_string().c_str());
-    return 1;
-  }
-  if (json) std::printf("%s\n", json_line(eval::bench_json(*report)).c_str());
-  else std::printf("%s", eval::bench_table(*report).c_str());
-  return 0;
+  return print_report(eval::run_bench(opt), json, eval::bench_json, eval::bench_table);
 }
 
 }  // namespace dsv4::cli

@@ -88,7 +88,11 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& opt) {
   if (r.block == 0) return Status::invalid_argument("bench --speculative: the checkpoint has no drafter");
   const int64_t V = spec->config().vocab_size;
   if (opt.context < 1 || opt.decode_tokens < 2) return Status::invalid_argument("bench --speculative: context >= 1, decode tokens >= 2");
-  if (opt.context + opt.decode_tokens + 2 * r.block + opt.repetitions * 2 > spec->max_context())
+  if (opt.repetitions < 1) return Status::invalid_argument("bench --speculative: repetitions >= 1");
+  // The target's continuation covers the decode runs and the step-cost phase, whose verify chunks
+  // advance one position per repetition and width.
+  const int64_t continuation = std::max<int64_t>(opt.decode_tokens, int64_t(r.block + 1) * opt.repetitions) + r.block + 1;
+  if (opt.context + continuation > spec->max_context())
     return Status::out_of_range("bench --speculative: context + decode tokens exceed the context limit");
   std::vector<int32_t> prompt(size_t(opt.context));
   uint64_t x = opt.seed * 0x9e3779b97f4a7c15ull + 1;
@@ -99,7 +103,7 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& opt) {
 
   // The target's greedy continuation (also the oracle's drafts), and plain decode speed.
   const int64_t warmup = r.block + 1;
-  DSV4_ASSIGN_OR_RETURN(DecodeRun base, decode(*plain, prompt, opt.decode_tokens + r.block + 1, warmup));
+  DSV4_ASSIGN_OR_RETURN(DecodeRun base, decode(*plain, prompt, continuation, warmup));
   DSV4_ASSIGN_OR_RETURN(DecodeRun timed, decode(*plain, prompt, opt.decode_tokens, warmup));
   r.plain_tok_s = timed.tok_s;
   std::vector<int32_t> stream = prompt;
