@@ -28,7 +28,12 @@ struct TargetRows {
   int64_t pos = 0, n = 0;
 
   void assign(const float* rows, const int32_t* toks, int64_t pos0, int64_t count, int64_t width);
-  void clear() { n = 0; }
+  // Keeps the capacity (no allocation at the next assign) but no rows, so a clone copies none.
+  void clear() {
+    data.clear();
+    tokens.clear();
+    n = 0;
+  }
 };
 
 // Per-sequence drafter state, kept next to the target state (copied with it by clone()).
