@@ -28,6 +28,9 @@ struct TargetRows {
   int64_t pos = 0, n = 0;
 
   void assign(const float* rows, const int32_t* toks, int64_t pos0, int64_t count, int64_t width);
+  // Appends the rows of positions pos0.. (continuing the held ones) and keeps only the last `cap`.
+  // Once the buffers have held `cap` rows, this allocates nothing.
+  void append(const float* rows, const int32_t* toks, int64_t pos0, int64_t count, int64_t width, int64_t cap);
   // Keeps the capacity (no allocation at the next assign) but no rows, so a clone copies none.
   void clear() {
     data.clear();
@@ -38,8 +41,7 @@ struct TargetRows {
 
 // Per-sequence drafter state, kept next to the target state (copied with it by clone()).
 struct DraftState {
-  TargetRows waiting;   // committed rows the drafter cannot absorb yet (MTP: the last one, whose
-                        // next token is not known before the anchor is sampled)
+  TargetRows waiting;   // MTP: committed rows not absorbed yet (the last window of them)
   TargetRows staged;    // the open verify chunk's rows, until commit() says which are kept
   model::DsparkState dspark;     // DSpark: the per-stage context rings (addendum §A4.4)
   size_t memory_bytes() const;

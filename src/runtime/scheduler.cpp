@@ -60,6 +60,8 @@ struct Scheduler::Active {
   int64_t rounds = 0, drafted = 0, accepted = 0;
   int64_t decode_steps = 0;
   double tokens_per_round = 2.0;  // moving average of accepted drafts + 1 (optimistic start)
+  int64_t next_probe = 0;         // decode step of the next probe round while drafting does not pay
+  int64_t probe_gap = 16;
   Active(std::shared_ptr<Generation> g, GenerationRequest r)
       : gen(std::move(g)), req(std::move(r)), sampler(req.sampling, req.prompt) {
     tokens = req.prompt;
@@ -302,16 +304,26 @@ class SamplerChooser final : public DraftChooser {
 }  // namespace
 
 // A round emits tokens_per_round tokens for one speculative step; plain decoding one token per
-// plain step. Drafting pays while tokens_per_round * plain_step_s_ > spec_step_s_. Both costs are
-// measured (the first decode steps of a run alternate to measure them; a 5 % margin keeps noise
-// from switching it), and a request that stops
-// drafting still drafts every 16th step, so that its acceptance estimate can recover.
+// plain step. Drafting pays while tokens_per_round * plain_step_s_ > spec_step_s_ (with a 5 %
+// margin, so that noise does not switch it). Both costs are measured: the first decode steps of
+// a run alternate to measure them. A request whose drafts do not pay still drafts now and then,
+// so that its acceptance estimate can recover: after 16 steps, then after twice as many each time
+// a probe fails (up to 256), and after 16 again once drafting pays.
 bool Scheduler::worth_drafting(Active& a) {
   a.decode_steps += 1;
   if (!options_.adaptive_drafting) return true;
   if (plain_step_s_ <= 0) return a.decode_steps % 4 != 0;
   if (spec_step_s_ <= 0) return true;
-  return a.tokens_per_round * plain_step_s_ > 1.05 * spec_step_s_ || a.decode_steps % 16 == 0;
+  if (a.tokens_per_round * plain_step_s_ > 1.05 * spec_step_s_) {
+    a.probe_gap = 16;
+    a.next_probe = 0;
+    return true;
+  }
+  if (a.next_probe == 0) a.next_probe = a.decode_steps + a.probe_gap;
+  if (a.decode_steps < a.next_probe) return false;
+  a.probe_gap = std::min<int64_t>(2 * a.probe_gap, 256);
+  a.next_probe = a.decode_steps + a.probe_gap;
+  return true;
 }
 
 void Scheduler::draft(Active& a, int max_drafts) {
