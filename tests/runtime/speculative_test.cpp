@@ -193,7 +193,8 @@ TEST(Speculative, CancelAndPrefixReuseAfterVerifyRounds) {
             run_one(plain, greedy_request(prompt, 5)).tokens);
 }
 
-// Adaptive drafting: a drafter that is never right stops being run (but for rare probes), one
+// Adaptive drafting: a drafter that is never right stops being run (but for probes that back
+// off), one
 // that is always right keeps running, and the output is the plain one either way.
 TEST(Speculative, AdaptiveDraftingStopsWhenItDoesNotPay) {
   FakeEngine plain;
@@ -212,7 +213,8 @@ TEST(Speculative, AdaptiveDraftingStopsWhenItDoesNotPay) {
   const Collected r = run_one(right, greedy_request(prompt, 200), adaptive);
   EXPECT_EQ(w.tokens, expected.tokens);
   EXPECT_EQ(r.tokens, expected.tokens);
-  EXPECT_LT(w.finished.spec_rounds, 40);   // of ~200 decode steps
+  // Of ~200 decode steps: the first measuring rounds, then probes after 16, 32, 64, 128 steps.
+  EXPECT_LT(w.finished.spec_rounds, 15);
   EXPECT_GT(r.finished.accepted_tokens, 120);
 }
 
