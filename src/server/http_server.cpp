@@ -844,6 +844,13 @@ struct HttpServer::Impl {
     http.set_write_timeout(kWriteTimeoutSeconds);
     http.set_keep_alive_timeout(kKeepAliveSeconds);
     http.set_keep_alive_max_count(kKeepAliveRequests);
+    // cpp-httplib's default sets SO_REUSEPORT, with which a second server on a busy port binds
+    // without error and silently takes half the connections. SO_REUSEADDR alone still allows a
+    // restart while old connections linger in TIME_WAIT, and makes a busy port an error.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       return guard(req, res) ? httplib::Server::HandlerResponse::Handled : httplib::Server::HandlerResponse::Unhandled;

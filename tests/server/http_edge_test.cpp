@@ -345,5 +345,24 @@ TEST(HttpEdge, AuditLogRecordsRefusalsAndClients) {
   std::filesystem::remove(path);
 }
 
+// A second server on a port that is in use fails to bind, rather than silently sharing the
+// port's connections with the first (issue #16: SO_REUSEPORT).
+TEST(HttpEdge, ASecondServerOnABusyPortFailsToBind) {
+  test::FakeEngine engine(test::kByteVocab, 512);
+  test::ByteCodec codec;
+  runtime::Scheduler scheduler(engine, {});
+  ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.model_id = "fake-model";
+  HttpServer first(scheduler, codec, o);
+  ASSERT_TRUE(first.bind().ok());
+  o.port = first.port();
+  HttpServer second(scheduler, codec, o);
+  const Status st = second.bind();
+  EXPECT_EQ(st.code(), StatusCode::io_error);
+  EXPECT_NE(st.message().find("address in use"), std::string::npos) << st.message();
+}
+
 }  // namespace
 }  // namespace dsv4::server
