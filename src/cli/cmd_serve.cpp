@@ -122,7 +122,8 @@ int cmd_serve(int argc, char** argv) {
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
-    // Open streams end (finish_reason "cancelled") so the HTTP workers can be joined.
+    // Open requests end with a "shutting down" error (a stream gets an error event) so that the
+    // HTTP workers can be joined.
     scheduler.shutdown();
     http.stop();
   });

@@ -93,13 +93,21 @@ void Scheduler::shutdown() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  GenerationEvent e;
-  e.kind = GenerationEvent::Kind::finished;
-  e.finish = FinishReason::cancelled;
+  // Requests still open end with an error that says why (a client must not take a cut-off answer
+  // for a complete one), and with the counts of what they did generate.
+  const Status down = Status::resource_exhausted("the server is shutting down");
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [gen, req] : queue_) gen->push(e);
+  for (auto& [gen, req] : queue_) {
+    GenerationEvent e;
+    e.kind = GenerationEvent::Kind::finished;
+    e.finish = FinishReason::error;
+    e.status = down;
+    e.prompt_tokens = int64_t(req.prompt.size());
+    gen->push(std::move(e));
+  }
   queue_.clear();
-  for (auto& a : running_) a->gen->push(e);  // push() ignores a second finished event
+  for (auto& a : running_)
+    if (!a->done) finish(*a, FinishReason::error, down);
   running_.clear();
   running_count_.store(0);
 }

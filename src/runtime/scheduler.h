@@ -150,7 +150,8 @@ class Scheduler {
   ~Scheduler();  // shutdown()
 
   // Stops the inference thread: every queued and running request gets a `finished` event with
-  // FinishReason::cancelled, and later submits fail. Idempotent.
+  // FinishReason::error and a resource_exhausted status ("the server is shutting down"), with
+  // the counts of what it generated, and later submits fail. Idempotent.
   void shutdown();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

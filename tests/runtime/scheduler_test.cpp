@@ -287,7 +287,7 @@ TEST(Scheduler, PrefixCacheRespectsItsMemoryCap) {
   EXPECT_EQ(collect(*must(s.submit(greedy_request(big, 2)))).finished.cached_tokens, 0);  // 31 tokens: too big
 }
 
-TEST(Scheduler, ShutdownCancelsEverythingAndRefusesNewWork) {
+TEST(Scheduler, ShutdownEndsEverythingWithAnErrorAndRefusesNewWork) {
   FakeEngine engine;
   engine.step_delay = 2ms;
   SchedulerOptions o;
@@ -295,10 +295,18 @@ TEST(Scheduler, ShutdownCancelsEverythingAndRefusesNewWork) {
   Scheduler s(engine, o);
   auto running = must(s.submit(greedy_request({0, 2}, 0)));
   auto queued = must(s.submit(greedy_request({0, 3}, 0)));
-  ASSERT_TRUE(running->next(2000ms).has_value());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(running->next(2000ms).has_value());   // tokens generated
   s.shutdown();
-  EXPECT_EQ(collect(*running).finished.finish, FinishReason::cancelled);
-  EXPECT_EQ(collect(*queued).finished.finish, FinishReason::cancelled);
+  // Both end with an error that says why, not as if the answer were complete; the running one
+  // counts what it generated.
+  const Collected r = collect(*running), q = collect(*queued);
+  for (const Collected* c : {&r, &q}) {
+    EXPECT_EQ(c->finished.finish, FinishReason::error);
+    EXPECT_EQ(c->finished.status.code(), StatusCode::resource_exhausted);
+    EXPECT_NE(c->finished.status.message().find("shutting down"), std::string::npos);
+  }
+  EXPECT_GE(r.finished.generated_tokens, 3);
+  EXPECT_EQ(q.finished.prompt_tokens, 2);
   EXPECT_EQ(s.submit(greedy_request({0, 2}, 1)).status().code(), StatusCode::resource_exhausted);
   s.shutdown();  // idempotent
 }
@@ -327,7 +335,7 @@ TEST(Scheduler, DestructionFinishesPendingRequests) {
     g = must(s.submit(greedy_request({0, 2}, 0)));
   }
   auto c = collect(*g);
-  EXPECT_EQ(c.finished.finish, FinishReason::cancelled);
+  EXPECT_EQ(c.finished.finish, FinishReason::error);
 }
 
 

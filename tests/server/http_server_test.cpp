@@ -695,6 +695,35 @@ TEST(HttpServer, ReasoningEffortIsCheckedAgainstTheServedEncoder) {
   }
 }
 
+// A server shutting down (SIGTERM) ends open streams with an error, not as complete answers
+// (issue #16: an Anthropic stream ended as end_turn, an OpenAI stream just stopped).
+TEST(HttpServer, ShutdownEndsOpenStreamsWithAnError) {
+  for (const bool anthropic : {false, true}) {
+    SCOPED_TRACE(anthropic);
+    ServerFixture f({}, {}, 512, 20ms);
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(300ms);
+      f.scheduler->shutdown();
+    });
+    auto r = anthropic ? f.post("/v1/messages", messages_body("x", 400, true))
+                       : f.post("/v1/chat/completions", chat_body("x", 400, true));
+    stopper.join();
+    ASSERT_TRUE(r);
+    if (anthropic) {
+      auto events = sse_events(r->body);
+      ASSERT_FALSE(events.empty()) << r->body;
+      EXPECT_EQ(events.back().first, "error") << r->body.substr(r->body.size() > 600 ? r->body.size() - 600 : 0);
+      EXPECT_NE(events.back().second.dump().find("shutting down"), std::string::npos);
+      for (const auto& [name, data] : events) EXPECT_NE(name, "message_stop");
+    } else {
+      auto payloads = sse_payloads(r->body);
+      ASSERT_GE(payloads.size(), 2u) << r->body;
+      EXPECT_NE(r->body.find("shutting down"), std::string::npos) << r->body.substr(r->body.size() > 600 ? r->body.size() - 600 : 0);
+      EXPECT_EQ(r->body.find("\"finish_reason\":\"cancelled\""), std::string::npos);
+    }
+  }
+}
+
 // NaN/Inf logits (a broken checkpoint) end the request with an error in every API shape, never
 // with sampled garbage.
 TEST(HttpServer, NonFiniteLogitsAreAnError) {
