@@ -117,6 +117,9 @@ class Dsv4TextCodec : public TextCodec {
   // (">\n\n for a function without parameters, as the encoder writes an empty invoke).
   OutputSteering steering(const ChatRequest& r) const override {
     OutputSteering s;
+    // BOS only opens a conversation (spec §7); sampled inside an answer it would be shown as
+    // text (issue #16 saw it once), so an answer never contains it.
+    s.banned_tokens.push_back(bos_);
     if (r.thinking != ThinkingMode::chat && think_end_ >= 0) {
       s.answer_start_token = think_end_;
       s.thinking_budget = r.thinking_budget;

@@ -33,7 +33,8 @@ struct ChatDelta {
 // Token-level steering of a chat request's output (runtime::GenerationRequest has the
 // semantics): tool_choice "required" / a named function forces the opening of a DSML tool-call
 // block at the start of the answer (after `</think>` in thinking mode), "none" bans the token
-// that opens one, and a thinking budget forces `</think>`.
+// that opens one, and a thinking budget forces `</think>`. BOS is always banned: it only opens
+// a conversation.
 struct OutputSteering {
   int32_t answer_start_token = -1;     // `</think>` in thinking mode; -1 = the answer opens the output
   std::vector<int32_t> answer_prefix;  // forced right after answer_start_token

@@ -166,6 +166,7 @@ TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
   };
   const int32_t think_end = codec.encode_text("</think>")[1];
   const int32_t dsml = codec.encode_text("｜DSML｜")[1];
+  const int32_t bos = codec.encode_text("")[0];
 
   // Named: the invoke header with the name, tokenized as the complete call tokenizes, so the
   // model goes on from its own ids; the parser then returns the call.
@@ -195,12 +196,13 @@ TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
   EXPECT_EQ(text_of(s.answer_prefix), "\n\n<｜DSML｜tool_calls>\n<｜DSML｜");
   EXPECT_TRUE(is_prefix_of_call(s.answer_prefix));
   EXPECT_EQ(s.answer_prefix.back(), dsml);
-  // None bans the token that opens a call; auto steers nothing.
+  // None bans the token that opens a call; auto steers nothing. BOS is never part of an answer.
   s = codec.steering(req(R"(,"tool_choice":"none")"));
-  EXPECT_EQ(s.banned_tokens, std::vector<int32_t>{dsml});
+  EXPECT_EQ(s.banned_tokens, (std::vector<int32_t>{bos, dsml}));
   EXPECT_TRUE(s.answer_prefix.empty());
   s = codec.steering(req(""));
-  EXPECT_TRUE(s.answer_prefix.empty() && s.banned_tokens.empty());
+  EXPECT_TRUE(s.answer_prefix.empty());
+  EXPECT_EQ(s.banned_tokens, std::vector<int32_t>{bos});
   // Non-thinking mode: the answer opens the output.
   ChatRequest chat = req(R"(,"tool_choice":"required","reasoning_effort":"none")");
   chat.thinking_budget = 5;
