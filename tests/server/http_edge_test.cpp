@@ -231,15 +231,24 @@ TEST(HttpEdge, Http10ClientsGetUnchunkedStreams) {
 
 // A burst of connections queues in the listen backlog while the server is busy, rather than
 // being refused or reset (issue #15: backlog 5, 42 resets in a burst of 120).
-TEST(HttpEdge, ABurstOfConnectionsIsQueuedAndAnswered) {
-  test::FakeEngine engine(test::kByteVocab, 512);
+// What a server that is bound but not run needs: the fake engine, its scheduler, the byte codec,
+// and loopback options on any free port.
+struct Unstarted {
+  test::FakeEngine engine{test::kByteVocab, 512};
   test::ByteCodec codec;
-  runtime::Scheduler scheduler(engine, {});
-  ServerOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.model_id = "fake-model";
-  HttpServer server(scheduler, codec, o);
+  runtime::Scheduler scheduler{engine, {}};
+  static ServerOptions options() {
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.model_id = "fake-model";
+    return o;
+  }
+};
+
+TEST(HttpEdge, ABurstOfConnectionsIsQueuedAndAnswered) {
+  Unstarted u;
+  HttpServer server(u.scheduler, u.codec, Unstarted::options());
   ASSERT_TRUE(server.bind().ok());
   // Not accepting yet: every connection must fit in the backlog.
   constexpr int kBurst = 200;
@@ -348,17 +357,12 @@ TEST(HttpEdge, AuditLogRecordsRefusalsAndClients) {
 // A second server on a port that is in use fails to bind, rather than silently sharing the
 // port's connections with the first (issue #16: SO_REUSEPORT).
 TEST(HttpEdge, ASecondServerOnABusyPortFailsToBind) {
-  test::FakeEngine engine(test::kByteVocab, 512);
-  test::ByteCodec codec;
-  runtime::Scheduler scheduler(engine, {});
-  ServerOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.model_id = "fake-model";
-  HttpServer first(scheduler, codec, o);
+  Unstarted u;
+  ServerOptions o = Unstarted::options();
+  HttpServer first(u.scheduler, u.codec, o);
   ASSERT_TRUE(first.bind().ok());
   o.port = first.port();
-  HttpServer second(scheduler, codec, o);
+  HttpServer second(u.scheduler, u.codec, o);
   const Status st = second.bind();
   EXPECT_EQ(st.code(), StatusCode::io_error);
   EXPECT_NE(st.message().find("address in use"), std::string::npos) << st.message();
