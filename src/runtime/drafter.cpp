@@ -14,7 +14,6 @@ void TargetRows::assign(const float* rows, const int32_t* toks, int64_t pos0, in
 void TargetRows::append(const float* rows, const int32_t* toks, int64_t pos0, int64_t count, int64_t width,
                         int64_t cap) {
   DSV4_CHECK(n == 0 || pos + n == pos0);
-  if (n == 0) pos = pos0;
   const int64_t fresh = std::min(count, cap), skip = count - fresh;   // new rows that stay
   const int64_t drop = n - std::min(n, cap - fresh);                   // held rows pushed out
   data.erase(data.begin(), data.begin() + drop * width);

@@ -56,8 +56,8 @@ class Drafter {
   virtual void init(const model::Model& m, DraftState& ds) const {}
   // The rows of committed positions `rows` (positions continuing the ones absorbed or waiting)
   // enter the drafter's state. Temporaries come from s.
-  virtual void absorb(const model::Model& m, model::SequenceState& seq, DraftState& ds, const float* rows,
-                      const int32_t* tokens, int64_t pos, int64_t n, model::Scratch& s) const = 0;
+  virtual void absorb(const model::Model& m, DraftState& ds, const float* rows, const int32_t* tokens, int64_t pos,
+                      int64_t n, model::Scratch& s) const = 0;
   // One draft round after the committed prefix, with `anchor` at position seq.pos (Engine::draft).
   virtual int draft(const model::Model& m, model::SequenceState& seq, DraftState& ds, int32_t anchor,
                     const DraftOptions& options, DraftChooser& chooser, int32_t* tokens, float* logits,

@@ -23,8 +23,8 @@ class DsparkDrafter final : public Drafter {
   bool reads_taps() const override { return true; }
   void init(const model::Model& m, DraftState& ds) const override { ds.dspark = model::make_dspark_state(m); }
 
-  void absorb(const model::Model& m, model::SequenceState&, DraftState& ds, const float* rows, const int32_t*,
-              int64_t pos, int64_t n, model::Scratch& s) const override {
+  void absorb(const model::Model& m, DraftState& ds, const float* rows, const int32_t*, int64_t pos, int64_t n,
+              model::Scratch& s) const override {
     DSV4_CHECK(ds.dspark.pos == pos);
     DSV4_CHECK(model::dspark_absorb(m, ds.dspark, rows, n, s).ok());
   }

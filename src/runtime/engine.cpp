@@ -117,7 +117,7 @@ class EngineImpl final : public Engine {
         if (feed_of(i) == Feed::verify)
           s->draft.staged.assign(r, seg.tokens, seg.start_pos, seg.n, width);
         else
-          drafter_->absorb(*model_, s->state, s->draft, r, seg.tokens, seg.start_pos, seg.n, scratch_);
+          drafter_->absorb(*model_, s->draft, r, seg.tokens, seg.start_pos, seg.n, scratch_);
       }
     }
     return Status::ok_status();
@@ -136,7 +136,7 @@ class EngineImpl final : public Engine {
     }
     if (drafter_) {
       TargetRows& st = s->draft.staged;
-      drafter_->absorb(*model_, s->state, s->draft, st.data.data(), st.tokens.data(), st.pos, keep, scratch_);
+      drafter_->absorb(*model_, s->draft, st.data.data(), st.tokens.data(), st.pos, keep, scratch_);
       st.clear();
     }
     return Status::ok_status();

@@ -32,8 +32,8 @@ class MtpDrafter final : public Drafter {
     ds.waiting.tokens.reserve(size_t(window_));
   }
 
-  void absorb(const model::Model&, model::SequenceState&, DraftState& ds, const float* rows, const int32_t* tokens,
-              int64_t pos, int64_t n, model::Scratch&) const override {
+  void absorb(const model::Model&, DraftState& ds, const float* rows, const int32_t* tokens, int64_t pos, int64_t n,
+              model::Scratch&) const override {
     ds.waiting.append(rows, tokens, pos, n, width_, window_);
   }
 

@@ -456,15 +456,9 @@ bool Scheduler::emit_token(Active& a, const SampledToken& s) {
 
 void Scheduler::run_step() {
   // Cancelled requests leave first; their state is freed here.
-  for (auto& a : running_) {
-    if (a->gen->cancel_requested()) {
-      finish(*a, FinishReason::cancelled);
-      retire(*a);
-      a.reset();
-    }
-  }
-  std::erase(running_, nullptr);
-  running_count_.store(int64_t(running_.size()));
+  for (auto& a : running_)
+    if (a->gen->cancel_requested()) finish(*a, FinishReason::cancelled);
+  retire_done();
   if (running_.empty()) return;
 
   // Decoding sequences feed one token each, or their verify chunk; prefills (and forced output
@@ -480,10 +474,10 @@ void Scheduler::run_step() {
   for (auto& a : running_) {
     if (a->pending() != 1) continue;
     if (max_drafts_ > 0 && worth_drafting(*a)) draft(*a, max_drafts_);
-    any_verify |= !a->chunk.empty();
     if (a->done) continue;
     batch.push_back(a.get());
     const bool verifying = !a->chunk.empty();
+    any_verify |= verifying;
     feeds.push_back(verifying ? std::span<const int32_t>(a->chunk) : std::span<const int32_t>(a->tokens.data() + a->fed, 1));
     feed_kinds_.push_back(verifying ? Feed::verify : Feed::append);
     budget -= int64_t(feeds.back().size());
@@ -497,76 +491,84 @@ void Scheduler::run_step() {
     feed_kinds_.push_back(Feed::append);
     budget -= n;
   }
-  if (!batch.empty()) {
-    const size_t vocab = size_t(vocab_size_);
-    size_t rows = 0;
-    for (size_t i = 0; i < batch.size(); ++i) rows += feed_kinds_[i] == Feed::verify ? feeds[i].size() : 1;
-    logits_.resize(rows * vocab);
-    batch_seqs_.clear();
-    for (Active* a : batch) batch_seqs_.push_back(a->seq.get());
-    Status st = engine_.step(batch_seqs_, feeds, feed_kinds_, logits_.data());
-    std::vector<Status>& per = batch_status_;
-    per.assign(batch.size(), Status::ok_status());
-    if (!st.ok()) {
-      // The engine leaves every sequence unchanged on failure: retry one by one so that only the
-      // request at fault fails.
-      size_t row = 0;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        Sequence* one = batch_seqs_[i];
-        per[i] = engine_.step(std::span<Sequence* const>(&one, 1), std::span(feeds).subspan(i, 1),
-                              std::span<const Feed>(feed_kinds_).subspan(i, 1), logits_.data() + row * vocab);
-        row += feed_kinds_[i] == Feed::verify ? feeds[i].size() : 1;
-      }
-    }
-    steps_.fetch_add(1);
-    if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
-    // The cost of a decode-only step (drafts included), for worth_drafting.
-    if (max_drafts_ > 0 && decoding == batch.size() && st.ok()) {
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      double& avg = any_verify ? spec_step_s_ : plain_step_s_;
-      avg = avg <= 0 ? s : 0.8 * avg + 0.2 * s;
-    }
-
+  if (batch.empty()) {   // drafting may have ended a request
+    retire_done();
+    return;
+  }
+  const size_t vocab = size_t(vocab_size_);
+  // Logits rows of feed i: every token of a verify chunk, the last one of an append feed.
+  auto rows_of = [&](size_t i) { return feed_kinds_[i] == Feed::verify ? feeds[i].size() : size_t(1); };
+  size_t rows = 0;
+  for (size_t i = 0; i < batch.size(); ++i) rows += rows_of(i);
+  logits_.resize(rows * vocab);
+  batch_seqs_.clear();
+  for (Active* a : batch) batch_seqs_.push_back(a->seq.get());
+  Status st = engine_.step(batch_seqs_, feeds, feed_kinds_, logits_.data());
+  std::vector<Status>& per = batch_status_;
+  per.assign(batch.size(), Status::ok_status());
+  if (!st.ok()) {
+    // The engine leaves every sequence unchanged on failure: retry one by one so that only the
+    // request at fault fails.
     size_t row = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
-      Active& a = *batch[i];
-      float* logits = logits_.data() + row * vocab;
-      row += feed_kinds_[i] == Feed::verify ? feeds[i].size() : 1;
-      if (!per[i].ok()) {
-        a.chunk.clear();
-        finish(a, FinishReason::error, per[i]);
-        continue;
-      }
-      if (feed_kinds_[i] == Feed::verify) {
-        if (a.gen->cancel_requested()) {   // keep the anchor only; dropped at the next step
-          DSV4_CHECK(engine_.commit(*a.seq, 1).ok());
-          a.fed += 1;
-          a.chunk.clear();
-        } else {
-          verify(a, logits);
-        }
-        continue;
-      }
-      a.fed += int64_t(feeds[i].size());
-      if (a.pending() > 0) {
-        if (a.req.report_prefill_progress && a.fed < a.prompt_len) {
-          GenerationEvent e;
-          e.kind = GenerationEvent::Kind::prefill_progress;
-          e.prefill_done = a.fed;
-          e.prompt_tokens = a.prompt_len;
-          a.gen->push(std::move(e));
-        }
-        continue;
-      }
-      if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
-      if (Status bad = check_logits_finite(std::span<const float>(logits, vocab)); !bad.ok()) {
-        finish(a, FinishReason::error, std::move(bad));
-        continue;
-      }
-      for (int32_t t : a.req.banned_tokens) logits[t] = -std::numeric_limits<float>::infinity();
-      after_sample(a, a.sampler.sample(std::span<float>(logits, vocab)));
+      Sequence* one = batch_seqs_[i];
+      per[i] = engine_.step(std::span<Sequence* const>(&one, 1), std::span(feeds).subspan(i, 1),
+                            std::span<const Feed>(feed_kinds_).subspan(i, 1), logits_.data() + row * vocab);
+      row += rows_of(i);
     }
   }
+  steps_.fetch_add(1);
+  if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
+  // The cost of a decode-only step (drafts included), for worth_drafting.
+  if (max_drafts_ > 0 && decoding == batch.size() && st.ok()) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double& avg = any_verify ? spec_step_s_ : plain_step_s_;
+    avg = avg <= 0 ? s : 0.8 * avg + 0.2 * s;
+  }
+
+  size_t row = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Active& a = *batch[i];
+    float* logits = logits_.data() + row * vocab;
+    row += rows_of(i);
+    if (!per[i].ok()) {
+      a.chunk.clear();
+      finish(a, FinishReason::error, per[i]);
+      continue;
+    }
+    if (feed_kinds_[i] == Feed::verify) {
+      if (a.gen->cancel_requested()) {   // keep the anchor only; dropped at the next step
+        DSV4_CHECK(engine_.commit(*a.seq, 1).ok());
+        a.fed += 1;
+        a.chunk.clear();
+      } else {
+        verify(a, logits);
+      }
+      continue;
+    }
+    a.fed += int64_t(feeds[i].size());
+    if (a.pending() > 0) {
+      if (a.req.report_prefill_progress && a.fed < a.prompt_len) {
+        GenerationEvent e;
+        e.kind = GenerationEvent::Kind::prefill_progress;
+        e.prefill_done = a.fed;
+        e.prompt_tokens = a.prompt_len;
+        a.gen->push(std::move(e));
+      }
+      continue;
+    }
+    if (a.gen->cancel_requested()) continue;  // dropped at the start of the next step
+    if (Status bad = check_logits_finite(std::span<const float>(logits, vocab)); !bad.ok()) {
+      finish(a, FinishReason::error, std::move(bad));
+      continue;
+    }
+    for (int32_t t : a.req.banned_tokens) logits[t] = -std::numeric_limits<float>::infinity();
+    after_sample(a, a.sampler.sample(std::span<float>(logits, vocab)));
+  }
+  retire_done();
+}
+
+void Scheduler::retire_done() {
   for (auto& a : running_) {
     if (!a->done) continue;
     retire(*a);

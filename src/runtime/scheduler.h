@@ -179,6 +179,7 @@ class Scheduler {
   void run_step();
   void finish(Active& a, FinishReason reason, Status status = {});
   void retire(Active& a);                                // after finish: cache the state, free it
+  void retire_done();                                    // retire() every finished running request
   bool worth_drafting(Active& a);
   void draft(Active& a, int max_drafts);                 // fills a.chunk when the drafter proposes
   void verify(Active& a, float* logits);                 // consumes a's verify chunk
