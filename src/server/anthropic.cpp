@@ -204,14 +204,12 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
   }
   if (auto it = j.find("output_config"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'output_config' must be an object");
-    // effort: a level of the served model's encoder under its own name (addendum §A6.1), the
-    // rule of reasoning_effort in api.cpp. Anthropic's "medium" (and "low" on the preview) has
-    // no such level and gets a 400 that lists them, rather than a silently different prompt.
-    // It does not switch thinking on: chat mode renders no effort prefix.
+    // effort: the level DeepSeek's own API maps it to for the served model's encoder, as for
+    // reasoning_effort in api.cpp (Anthropic's "medium" -> high). It does not switch thinking
+    // on: chat mode renders no effort prefix.
     std::string effort;
     DSV4_TRY(read_string(*it, "effort", effort));
-    DSV4_TRY(check_effort("output_config.effort", effort, revision));
-    r.reasoning_effort = effort;
+    DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("output_config.effort", effort, revision));
   }
   return explicit_on;
 }

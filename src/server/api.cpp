@@ -194,22 +194,18 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
   // Thinking mode: DeepSeek-V4 thinks by default. `chat_template_kwargs.thinking` and DeepSeek's
   // own `thinking: {"type": "enabled"|"disabled"}` switch it on or off.
   //
-  // reasoning_effort, mapped by this rule: "none" turns thinking off (OpenAI's meaning), on
-  // every revision; any other value must be a level of the served model's encoder under its own
-  // name (addendum §A6.1): "high" or "max" for the preview, "low", "high" or "max" for 0731 /
-  // 0813 checkpoints, and selects thinking with that level. OpenAI's "minimal", "medium" and
-  // "xhigh" have no DeepSeek level of that name, and the preview has no "low" (its encoder asserts
-  // on it): rounding those to a neighbour would change the effort prefix, and how long the model
-  // thinks, without the client knowing, so they get a 400 that lists the levels.
+  // reasoning_effort: "none" turns thinking off (OpenAI's meaning), on every revision; any other
+  // API name selects thinking at the level DeepSeek's own API maps it to for the served model's
+  // encoder (text::api_effort_level: "medium" -> high, "xhigh" -> max, ...); other strings get a
+  // 400 that lists the names.
   if (auto it = j.find("reasoning_effort"); it != j.end() && !it->is_null()) {
     if (!it->is_string()) return bad("'reasoning_effort' must be a string");
     const std::string e = *it;
     if (e == "none") {
       r.thinking = ThinkingMode::chat;
     } else {
-      DSV4_TRY(check_effort("reasoning_effort", e, revision, "none"));
+      DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("reasoning_effort", e, revision, "none"));
       r.thinking = ThinkingMode::thinking;
-      r.reasoning_effort = e;
     }
   }
   if (auto it = j.find("chat_template_kwargs"); it != j.end() && !it->is_null()) {

@@ -123,13 +123,15 @@ Status read_stop_strings(const json& j, const char* key, std::vector<std::string
   return {};
 }
 
-Status check_effort(std::string_view field, std::string_view effort, text::EncoderRevision revision,
-                    std::string_view also) {
-  if (text::effort_prefix(revision, effort).ok()) return {};
+Result<std::string> effort_level(std::string_view field, std::string_view requested, text::EncoderRevision revision,
+                                 std::string_view also) {
+  if (requested.empty()) return std::string();
+  if (auto level = text::api_effort_level(revision, requested); level.ok()) return std::string(*level);
   std::string allowed = also.empty() ? std::string() : std::string(also) + ", ";
-  allowed += text::effort_level_names(revision);
-  return bad("'" + std::string(field) + "' must be one of " + allowed + " for the served model (its " +
-             std::string(text::encoder_revision_name(revision)) + " chat encoder), not '" + std::string(effort) + "'");
+  allowed += "minimal, low, medium, high, xhigh, max";
+  return bad("'" + std::string(field) + "' must be one of " + allowed + " (the served model's " +
+             std::string(text::encoder_revision_name(revision)) + " chat encoder has the levels " +
+             text::effort_level_names(revision) + "), not '" + std::string(requested) + "'");
 }
 
 }  // namespace dsv4::server

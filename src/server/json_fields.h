@@ -36,11 +36,11 @@ Status read_string(const nlohmann::ordered_json& j, const char* key, std::string
 // A string or an array of strings (at most kMaxStopStrings, none empty).
 Status read_stop_strings(const nlohmann::ordered_json& j, const char* key, std::vector<std::string>& out);
 
-// A requested reasoning effort against the served model's chat encoder: OK for "" and for a level
-// of `revision` under its own name (text::effort_levels); otherwise invalid_argument naming
-// `field`, the allowed values (`also` first: a value the caller handles itself, e.g. OpenAI's
-// "none") and the encoder.
-Status check_effort(std::string_view field, std::string_view effort, text::EncoderRevision revision,
-                    std::string_view also = {});
+// A requested reasoning effort (an API name: minimal .. max) as the level of the served model's
+// chat encoder that it selects (text::api_effort_level, DeepSeek's API mapping); "" stays "" (the
+// encoder's default). Errors: invalid_argument naming `field`, the accepted names (`also` first:
+// a value the caller handles itself, e.g. OpenAI's "none") and the encoder's levels.
+Result<std::string> effort_level(std::string_view field, std::string_view requested, text::EncoderRevision revision,
+                                 std::string_view also = {});
 
 }  // namespace dsv4::server

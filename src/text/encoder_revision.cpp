@@ -18,6 +18,16 @@ constexpr EffortLevel k0731Levels[] = {
     {"max", chat::kEffortBeyondMax},
 };
 
+// DeepSeek's API mapping (api_effort_level): each API name and the level it selects. The
+// preview's table predates "low": DeepSeek mapped low and medium to high then.
+struct ApiEffort {
+  std::string_view requested, preview, r0731;
+};
+constexpr ApiEffort kApiEfforts[] = {
+    {"minimal", "high", "low"}, {"low", "high", "low"}, {"medium", "high", "high"},
+    {"high", "high", "high"},   {"xhigh", "max", "max"}, {"max", "max", "max"},
+};
+
 }  // namespace
 
 EncoderRevision encoder_revision_for(io::Revision checkpoint) {
@@ -44,6 +54,13 @@ std::string effort_level_names(EncoderRevision revision) {
     out += l.name;
   }
   return out;
+}
+
+Result<std::string_view> api_effort_level(EncoderRevision revision, std::string_view requested) {
+  for (const ApiEffort& e : kApiEfforts)
+    if (e.requested == requested) return revision == EncoderRevision::v4 ? e.preview : e.r0731;
+  return Status::invalid_argument("reasoning effort '" + std::string(requested) +
+                                  "' is not one of minimal, low, medium, high, xhigh, max");
 }
 
 Result<std::string_view> effort_prefix(EncoderRevision revision, std::string_view effort) {

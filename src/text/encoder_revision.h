@@ -43,6 +43,14 @@ std::span<const EffortLevel> effort_levels(EncoderRevision revision);
 // "high, max": the level names, for messages.
 std::string effort_level_names(EncoderRevision revision);
 
+// The level of `revision` that an HTTP API's effort name selects, by the mapping DeepSeek's own
+// API documents (api-docs.deepseek.com, "Thinking Mode": requested -> actual effort), so that
+// clients written for OpenAI or Anthropic models (Codex sends "medium" by default) run unchanged:
+//   v4             minimal, low, medium, high -> high;  xhigh, max -> max
+//   v4_flash_0731  minimal, low -> low;  medium, high -> high;  xhigh, max -> max
+// Errors: invalid_argument for any other name, listing the accepted ones.
+Result<std::string_view> api_effort_level(EncoderRevision revision, std::string_view requested);
+
 // The prefix of `effort` ("" = the revision's default). Errors: invalid_argument naming the
 // revision's levels when it has no such level (the preview's encoder asserts on "low").
 Result<std::string_view> effort_prefix(EncoderRevision revision, std::string_view effort);

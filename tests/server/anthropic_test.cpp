@@ -89,38 +89,33 @@ TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"sometimes"})").ok());
 }
 
-// output_config.effort is a level of the served model's encoder under its own name (addendum
-// §A6.1): preview high / max, 0731 low / high / max; anything else is refused, naming the levels.
-TEST(Anthropic, EffortIsALevelOfTheServedEncoder) {
+// output_config.effort selects the level DeepSeek's API maps it to for the served encoder
+// (preview: low / medium -> high; 0731: medium -> high); anything else is refused, naming the
+// accepted names and the levels.
+TEST(Anthropic, EffortMapsToALevelOfTheServedEncoder) {
   const std::string hi = R"([{"role":"user","content":"hi"}])";
   auto effort = [&](const std::string& level, text::EncoderRevision revision) {
     return messages(R"(,"output_config":{"effort":")" + level + R"("})", hi, revision);
   };
-  for (const char* level : {"high", "max"}) {
-    auto r = effort(level, kPreview);
-    ASSERT_TRUE(r.ok()) << level << ": " << r.status().to_string();
-    EXPECT_EQ(r->reasoning_effort, level);
+  struct Case { text::EncoderRevision revision; const char* requested; const char* level; };
+  for (Case c : {Case{kPreview, "low", "high"}, Case{kPreview, "medium", "high"}, Case{kPreview, "high", "high"},
+                 Case{kPreview, "max", "max"}, Case{k0731, "low", "low"}, Case{k0731, "medium", "high"},
+                 Case{k0731, "high", "high"}, Case{k0731, "max", "max"}}) {
+    auto r = effort(c.requested, c.revision);
+    ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
+    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
     EXPECT_EQ(r->thinking, ThinkingMode::thinking);
   }
-  for (const char* level : {"low", "high", "max"}) {
-    auto r = effort(level, k0731);
-    ASSERT_TRUE(r.ok()) << level << ": " << r.status().to_string();
-    EXPECT_EQ(r->reasoning_effort, level);
-  }
-  auto low = effort("low", kPreview);
-  ASSERT_FALSE(low.ok());
-  EXPECT_EQ(low.status().message(),
-            "'output_config.effort' must be one of high, max for the served model (its v4 chat encoder), not 'low'");
-  auto medium = effort("medium", k0731);
-  ASSERT_FALSE(medium.ok());
-  EXPECT_EQ(medium.status().message(),
-            "'output_config.effort' must be one of low, high, max for the served model (its v4-flash-0731 chat "
-            "encoder), not 'medium'");
+  auto bad = effort("extreme", k0731);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "'output_config.effort' must be one of minimal, low, medium, high, xhigh, max (the served model's "
+            "v4-flash-0731 chat encoder has the levels low, high, max), not 'extreme'");
   // Thinking off: the effort is kept (and checked) but chat mode renders no prefix for it.
   auto off = messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"max"})");
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(off->thinking, ThinkingMode::chat);
-  EXPECT_FALSE(messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"low"})").ok());
+  EXPECT_FALSE(messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"extreme"})").ok());
 }
 
 TEST(Anthropic, AFinalAssistantMessageIsAPrefill) {

@@ -33,9 +33,10 @@ TEST(Api, ThinkingModeSelection) {
   EXPECT_FALSE(chat(R"(,"chat_template_kwargs":{"thinking":"no"})").ok());
 }
 
-// The rule of api.cpp: "none" is non-thinking on every revision; any other value must be a level
-// of the served model's encoder under its own name (addendum §A6.1), else a 400 naming them.
-TEST(Api, ReasoningEffortIsALevelOfTheServedEncoder) {
+// The rule of api.cpp: "none" is non-thinking on every revision; any other API name selects
+// thinking at the level DeepSeek's own API maps it to for the served encoder; other strings get
+// a 400 naming the accepted names and the encoder's levels.
+TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {
   auto effort = [](const std::string& level, text::EncoderRevision revision) {
     return chat(R"(,"reasoning_effort":")" + level + R"(")", revision);
   };
@@ -46,25 +47,28 @@ TEST(Api, ReasoningEffortIsALevelOfTheServedEncoder) {
     EXPECT_EQ(none->reasoning_effort, "");
     EXPECT_EQ(chat("", revision)->reasoning_effort, "");  // the encoder's default
   }
-  struct Case { text::EncoderRevision revision; const char* level; };
-  for (Case c : {Case{kPreview, "high"}, Case{kPreview, "max"}, Case{k0731, "low"}, Case{k0731, "high"},
-                 Case{k0731, "max"}}) {
-    auto r = effort(c.level, c.revision);
-    ASSERT_TRUE(r.ok()) << c.level << ": " << r.status().to_string();
+  struct Case { text::EncoderRevision revision; const char* requested; const char* level; };
+  for (Case c : {Case{kPreview, "minimal", "high"}, Case{kPreview, "low", "high"}, Case{kPreview, "medium", "high"},
+                 Case{kPreview, "high", "high"}, Case{kPreview, "xhigh", "max"}, Case{kPreview, "max", "max"},
+                 Case{k0731, "minimal", "low"}, Case{k0731, "low", "low"}, Case{k0731, "medium", "high"},
+                 Case{k0731, "high", "high"}, Case{k0731, "xhigh", "max"}, Case{k0731, "max", "max"}}) {
+    auto r = effort(c.requested, c.revision);
+    ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
     EXPECT_EQ(r->thinking, ThinkingMode::thinking);
-    EXPECT_EQ(r->reasoning_effort, c.level);
+    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
   }
-  for (Case c : {Case{kPreview, "low"}, Case{kPreview, "minimal"}, Case{kPreview, "medium"}, Case{kPreview, "xhigh"},
-                 Case{k0731, "minimal"}, Case{k0731, "medium"}, Case{k0731, "xhigh"}, Case{k0731, "HIGH"}}) {
-    auto r = effort(c.level, c.revision);
-    ASSERT_FALSE(r.ok()) << c.level;
-    EXPECT_EQ(r.status().code(), StatusCode::invalid_argument);
-  }
-  EXPECT_EQ(effort("low", kPreview).status().message(),
-            "'reasoning_effort' must be one of none, high, max for the served model (its v4 chat encoder), not 'low'");
-  EXPECT_EQ(effort("medium", k0731).status().message(),
-            "'reasoning_effort' must be one of none, low, high, max for the served model (its v4-flash-0731 chat "
-            "encoder), not 'medium'");
+  for (auto revision : {kPreview, k0731})
+    for (const char* bad : {"HIGH", "extreme", "ultra"}) {
+      auto r = effort(bad, revision);
+      ASSERT_FALSE(r.ok()) << bad;
+      EXPECT_EQ(r.status().code(), StatusCode::invalid_argument);
+    }
+  EXPECT_EQ(effort("extreme", kPreview).status().message(),
+            "'reasoning_effort' must be one of none, minimal, low, medium, high, xhigh, max (the served model's v4 "
+            "chat encoder has the levels high, max), not 'extreme'");
+  EXPECT_EQ(effort("extreme", k0731).status().message(),
+            "'reasoning_effort' must be one of none, minimal, low, medium, high, xhigh, max (the served model's "
+            "v4-flash-0731 chat encoder has the levels low, high, max), not 'extreme'");
   // Turning thinking off afterwards keeps the (valid) level; chat mode renders no prefix for it.
   auto off = chat(R"(,"reasoning_effort":"max","thinking":{"type":"disabled"})");
   ASSERT_TRUE(off.ok());

@@ -116,6 +116,24 @@ TEST(EncoderRevision, LevelsARevisionLacksAreErrorsInBothModes) {
   }
 }
 
+// DeepSeek's API mapping: every API name lands on a level the revision has (so rendering never
+// fails for an accepted name), the revision's own level names map to themselves, and names
+// outside the table are refused.
+TEST(EncoderRevision, ApiEffortNamesMapOntoTheRevisionsLevels) {
+  for (EncoderRevision r : {EncoderRevision::v4, EncoderRevision::v4_flash_0731}) {
+    for (const char* name : {"minimal", "low", "medium", "high", "xhigh", "max"}) {
+      auto level = api_effort_level(r, name);
+      ASSERT_TRUE(level.ok()) << name;
+      EXPECT_TRUE(effort_prefix(r, *level).ok()) << name << " -> " << *level;
+    }
+    for (const EffortLevel& l : effort_levels(r)) EXPECT_EQ(api_effort_level(r, l.name).value(), l.name);
+    for (const char* bad : {"", "none", "Medium", "ultra"}) EXPECT_FALSE(api_effort_level(r, bad).ok()) << bad;
+  }
+  EXPECT_EQ(api_effort_level(EncoderRevision::v4, "low").value(), "high");
+  EXPECT_EQ(api_effort_level(EncoderRevision::v4_flash_0731, "minimal").value(), "low");
+  EXPECT_EQ(api_effort_level(EncoderRevision::v4_flash_0731, "medium").value(), "high");
+}
+
 // `render -m DIR` passes the checkpoint's revision as the default; an explicit one still wins.
 TEST(EncoderRevision, OptionsDefaultToTheGivenRevision) {
   const auto low = ojson::parse(R"({"reasoning_effort": "low"})");
