@@ -22,6 +22,12 @@ Status validate_sampling(const SamplingParams& p) {
     return bad("'repetition_penalty' must be in (0, 10]");
   if (p.top_logprobs < -1 || p.top_logprobs > kMaxTopLogprobs)
     return bad("'top_logprobs' must be between 0 and " + std::to_string(kMaxTopLogprobs));
+  if (p.logit_bias.size() > kMaxLogitBiasTokens)
+    return bad("'logit_bias' may list at most " + std::to_string(kMaxLogitBiasTokens) + " tokens");
+  for (const auto& [token, bias] : p.logit_bias) {
+    if (token < 0) return bad("'logit_bias' keys must be token ids (>= 0)");
+    if (!std::isfinite(bias) || bias < -100 || bias > 100) return bad("'logit_bias' values must be between -100 and 100");
+  }
   return Status::ok_status();
 }
 
@@ -43,6 +49,8 @@ Sampler::Sampler(const SamplingParams& params, std::span<const int32_t> prompt)
 
 void Sampler::apply_penalties(std::span<float> logits) const {
   const int64_t n = int64_t(logits.size());
+  for (const auto& [t, bias] : params_.logit_bias)
+    if (t < n) logits[size_t(t)] += bias;
   if (params_.repetition_penalty != 1.0f) {
     const float r = params_.repetition_penalty;
     for (int32_t t : seen_) {

@@ -2,6 +2,8 @@
 // truncation, a seeded draw, and the log-probabilities reported to clients.
 //
 // Order of operations (the same for every request, so a seed reproduces its output):
+//   0. logit bias: each listed token's logit += its bias (OpenAI's logit_bias; -100 in effect
+//      bans a token, +100 all but forces it);
 //   1. repetition penalty over prompt + generated tokens (CTRL-style: positive logits / r,
 //      negative logits * r), then presence and frequency penalties over generated tokens
 //      (OpenAI semantics: logit -= presence * [count > 0] + frequency * count);
@@ -29,6 +31,7 @@
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -47,14 +50,18 @@ struct SamplingParams {
   float repetition_penalty = 1.0f; // 1 = off, > 0
   std::optional<uint64_t> seed;    // absent = nondeterministic
   int top_logprobs = -1;           // -1 = no log-probabilities; 0..kMaxTopLogprobs alternatives
+  std::vector<std::pair<int32_t, float>> logit_bias;   // (token, bias in [-100, 100]), step 0
 
   bool greedy() const { return temperature == 0.0f || top_k == 1; }
 };
 
 // OpenAI caps top_logprobs at 20.
 inline constexpr int kMaxTopLogprobs = 20;
+// Tokens one logit_bias may list (OpenAI documents no limit; 1024 bounds the per-token work).
+inline constexpr size_t kMaxLogitBiasTokens = 1024;
 
-// Checks ranges; the message names the offending field as the API spells it.
+// Checks ranges; the message names the offending field as the API spells it. Token ids are
+// checked against the vocabulary by the scheduler, which knows it.
 Status validate_sampling(const SamplingParams& p);
 
 struct TokenLogprob {
@@ -91,6 +98,7 @@ class Sampler {
   const SamplingParams& params() const { return params_; }
 
  private:
+  // Steps 0 and 1: logit bias and penalties, in place.
   void apply_penalties(std::span<float> logits) const;
   // Step 3 up to the draw: candidates_ becomes the kept (probability, id) pairs; returns their
   // total probability (the renormalisation divisor).

@@ -125,6 +125,10 @@ Result<std::shared_ptr<Generation>> Scheduler::submit(GenerationRequest request)
     for (int32_t t : *ids)
       if (t < 0 || t >= vocab_size_)
         return Status::invalid_argument("steering token id " + std::to_string(t) + " is outside the vocabulary");
+  for (const auto& [t, bias] : request.sampling.logit_bias)
+    if (t >= vocab_size_)
+      return Status::invalid_argument("'logit_bias' token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                      std::to_string(vocab_size_) + ")");
   if (request.answer_start_token >= vocab_size_ || (request.thinking_budget > 0 && request.answer_start_token < 0))
     return Status::invalid_argument("a thinking budget needs an answer start token inside the vocabulary");
   if (request.max_tokens < 0) return Status::invalid_argument("'max_tokens' must be >= 0");

@@ -1,5 +1,6 @@
 #include "server/api.h"
 
+#include <charconv>
 #include <climits>
 #include <cmath>
 
@@ -31,6 +32,19 @@ Status read_generation_options(const json& j, GenerationOptions& g, bool chat) {
   if (auto it = j.find("seed"); it != j.end() && !it->is_null()) {
     if (!it->is_number_integer()) return bad("'seed' must be an integer");
     s.seed = it->is_number_unsigned() ? it->get<uint64_t>() : uint64_t(it->get<int64_t>());
+  }
+  // logit_bias: {"<token id>": bias}; the ranges are checked by validate_sampling (values) and
+  // the scheduler (ids against the vocabulary).
+  if (auto it = j.find("logit_bias"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("'logit_bias' must be an object mapping token ids to biases");
+    for (const auto& [key, value] : it->items()) {
+      int64_t id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id > INT32_MAX)
+        return bad("'logit_bias' keys must be token ids, not '" + key + "'");
+      if (!value.is_number()) return bad("'logit_bias[\"" + key + "\"]' must be a number");
+      s.logit_bias.emplace_back(int32_t(id), value.get<float>());
+    }
   }
   int64_t max_tokens = 0;
   DSV4_TRY(read_int(j, "max_tokens", max_tokens));

@@ -144,6 +144,34 @@ TEST(Sampler, LogprobsAreThoseOfTheRawDistribution) {
   EXPECT_NEAR(r.top[2].logprob, 2.0 - std::log(z), 1e-5);
 }
 
+// Step 0: the bias is added before penalties and the draw; -100 keeps a token from being
+// picked, and reported log-probabilities stay those of the raw logits.
+TEST(Sampler, LogitBiasShiftsLogitsBeforeThePenalties) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.logit_bias = {{1, -100.0f}, {3, -100.0f}, {4, 3.5f}};
+  EXPECT_EQ(sample_once(p, logits_a()).token, 4);   // -1 + 3.5 = 2.5 beats 2
+  p.logit_bias = {{1, -100.0f}, {3, -100.0f}};
+  EXPECT_EQ(sample_once(p, logits_a()).token, 2);
+  p.logit_bias = {{1, -100.0f}, {3, -100.0f}, {2, 2.0f}};
+  p.presence_penalty = 2.0f;                        // applies after the bias
+  Sampler s(p, {});
+  auto l = logits_a();
+  EXPECT_EQ(s.sample(l).token, 2);                  // 4
+  l = logits_a();
+  EXPECT_EQ(s.sample(l).token, 2);                  // 4 - 2 = 2 > 1 (token 0)
+  p = {};
+  p.temperature = 1;
+  p.seed = 3;
+  p.logit_bias = {{0, -100.0f}, {1, -100.0f}, {2, -100.0f}, {3, -100.0f}, {5, -100.0f}};
+  p.top_logprobs = 1;
+  for (int i = 0; i < 20; ++i) {
+    auto r = sample_once(p, logits_a());
+    EXPECT_EQ(r.token, 4);
+    EXPECT_EQ(r.top[0].token, 1);                   // raw distribution
+  }
+}
+
 TEST(Sampler, ValidationNamesTheField) {
   SamplingParams p;
   p.temperature = -1;
@@ -158,6 +186,15 @@ TEST(Sampler, ValidationNamesTheField) {
   EXPECT_FALSE(validate_sampling(p).ok());
   p = {};
   p.temperature = NAN;
+  EXPECT_FALSE(validate_sampling(p).ok());
+  p = {};
+  p.logit_bias = {{3, 100.5f}};
+  EXPECT_NE(validate_sampling(p).message().find("logit_bias"), std::string::npos);
+  p.logit_bias = {{-1, 1.0f}};
+  EXPECT_FALSE(validate_sampling(p).ok());
+  p.logit_bias = {{3, NAN}};
+  EXPECT_FALSE(validate_sampling(p).ok());
+  p.logit_bias.assign(kMaxLogitBiasTokens + 1, {3, 1.0f});
   EXPECT_FALSE(validate_sampling(p).ok());
   EXPECT_TRUE(validate_sampling(SamplingParams{}).ok());
 }

@@ -195,6 +195,11 @@ TEST(Scheduler, RejectsBadRequests) {
   auto r = greedy_request({0, 1}, 1);
   r.sampling.top_p = 2;
   EXPECT_EQ(s.submit(r).status().code(), StatusCode::invalid_argument);
+  r = greedy_request({0, 1}, 1);
+  r.sampling.logit_bias = {{64, 1.0f}};   // the vocabulary is [0, 64)
+  auto bias = s.submit(r);
+  EXPECT_EQ(bias.status().code(), StatusCode::invalid_argument);
+  EXPECT_NE(bias.status().message().find("'logit_bias' token id 64"), std::string::npos);
 }
 
 TEST(Scheduler, GenerationEndsWhenTheContextIsFull) {

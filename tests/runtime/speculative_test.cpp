@@ -70,8 +70,12 @@ TEST(Speculative, GreedyOutputIsIdenticalAtAnyAcceptance) {
     EXPECT_EQ(c.finished.generated_tokens, 300);
     EXPECT_GT(c.finished.drafted_tokens, 0);
     EXPECT_GT(s.stats().spec_rounds, 0u);
-    if (period == 1) EXPECT_EQ(c.finished.accepted_tokens, 0);
-    if (period == 6) EXPECT_GT(c.finished.accepted_tokens, 100);
+    if (period == 1) {
+      EXPECT_EQ(c.finished.accepted_tokens, 0);
+    }
+    if (period == 6) {
+      EXPECT_GT(c.finished.accepted_tokens, 100);
+    }
     EXPECT_EQ(uint64_t(c.finished.accepted_tokens), s.stats().accepted_tokens);
   }
 }
@@ -122,12 +126,13 @@ TEST(Speculative, StopsInsideAnAcceptedRunEmitNothingPastThem) {
   }
 }
 
-TEST(Speculative, ForcedTokensAndBansHoldInsideARound) {
+TEST(Speculative, ForcedTokensBansAndBiasHoldInsideARound) {
   FakeEngine plain, spec;
   install_mismatching_drafter(spec, 5, 6);
   auto r = greedy_request({0, 3, 2, 8}, 40);
   r.answer_start_token = 60;
   r.banned_tokens = {60, 7};
+  r.sampling.logit_bias = {{9, 1.5f}, {11, -2.0f}};
   r.answer_prefix = {61, 62};
   r.thinking_budget = 9;
   const Collected a = run_one(plain, r), b = run_one(spec, r);

@@ -99,6 +99,25 @@ TEST(Api, SamplingFieldsAndLimits) {
   EXPECT_FALSE(chat(R"(,"stream":"yes")").ok());
 }
 
+// logit_bias: token-id keys as strings (OpenAI's shape), biases in [-100, 100].
+TEST(Api, LogitBias) {
+  auto r = chat(R"(,"logit_bias":{"50256":-100,"7":2.5})");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  using Bias = std::vector<std::pair<int32_t, float>>;
+  EXPECT_EQ(r->gen.sampling.logit_bias, (Bias{{50256, -100.0f}, {7, 2.5f}}));
+  EXPECT_TRUE(chat(R"(,"logit_bias":null)")->gen.sampling.logit_bias.empty());
+  auto completion = parse_completion_request(R"({"model":"m","prompt":"x","logit_bias":{"3":1}})");
+  ASSERT_TRUE(completion.ok());
+  EXPECT_EQ(completion->gen.sampling.logit_bias, (Bias{{3, 1.0f}}));
+  for (const char* bad : {R"(,"logit_bias":[1])", R"(,"logit_bias":{"x":1})", R"(,"logit_bias":{"-1":1})",
+                          R"(,"logit_bias":{"1 ":1})", R"(,"logit_bias":{"1":"a"})", R"(,"logit_bias":{"1":101})",
+                          R"(,"logit_bias":{"99999999999":1})"}) {
+    auto b = chat(bad);
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_NE(b.status().message().find("logit_bias"), std::string::npos) << b.status().message();
+  }
+}
+
 TEST(Api, MessageShapes) {
   EXPECT_FALSE(parse_chat_request(R"({"model":"m","messages":[]})", kPreview).ok());
   EXPECT_FALSE(parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})", kPreview).ok());  // no model
