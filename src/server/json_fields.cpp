@@ -123,6 +123,10 @@ Status read_stop_strings(const json& j, const char* key, std::vector<std::string
   return {};
 }
 
+bool valid_tool_name(std::string_view n) {
+  return !n.empty() && n.size() <= 128 && n.find_first_of("\"<>\n\r") == std::string_view::npos;
+}
+
 Status check_effort(std::string_view field, std::string_view effort, text::EncoderRevision revision,
                     std::string_view also) {
   if (text::effort_prefix(revision, effort).ok()) return {};
