@@ -205,31 +205,63 @@ class Conversation {
   ojson calls_ = ojson::array();
 };
 
-// Function tools in the flat Responses shape -> chat tools; built-in tools are refused.
-Status read_tools(const ojson& tools, ChatRequest& r) {
+// One function tool in the flat Responses shape -> a chat tool.
+Status read_function(const ojson& t, const std::string& w, ChatRequest& r) {
+  DSV4_ASSIGN_OR_RETURN(std::string name, required_string(t, "name", w));
+  if (!valid_tool_name(name)) return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
+  ojson f = {{"name", name}};
+  DSV4_TRY(check_string(t, "description", w));
+  if (t.contains("description") && !t["description"].is_null()) f["description"] = t["description"];
+  if (auto it = t.find("parameters"); it != t.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("'" + w + ".parameters' must be an object (a JSON schema)");
+    f["parameters"] = *it;
+  }
+  // strict: the schema is shown to the model, not enforced on its arguments.
+  if (auto it = t.find("strict"); it != t.end() && !it->is_null() && !it->is_boolean())
+    return bad("'" + w + ".strict' must be a boolean");
+  r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
+  return {};
+}
+
+Status unsupported_tool(const std::string& type, const std::string& w) {
+  return bad("'" + w + "': tools of type '" + type + "' (built-in tools) are not supported by this server; give function tools");
+}
+
+std::string tool_type(const ojson& t) { return t.is_object() && t.contains("type") && t["type"].is_string() ? t["type"].get<std::string>() : ""; }
+
+// Function tools, alone or grouped in namespaces ({type: namespace, name, tools: [...]}), ->
+// chat tools; built-in tools are refused. The model sees a namespace's functions by their own
+// names, so those must not repeat; `namespaces` maps each to its namespace, which its calls name.
+Status read_tools(const ojson& tools, ChatRequest& r, std::map<std::string, std::string>& namespaces) {
   if (!tools.is_array()) return bad("'tools' must be an array");
   for (size_t i = 0; i < tools.size(); ++i) {
     const std::string w = at("tools", i);
     const ojson& t = tools[i];
-    if (!t.is_object() || !t.contains("type") || !t["type"].is_string())
-      return bad("'" + w + "' must be an object with a string 'type'");
-    const std::string type = t["type"];
-    if (type != "function")
-      return bad("'" + w + "': tools of type '" + type +
-                 "' (built-in tools) are not supported by this server; give function tools");
-    DSV4_ASSIGN_OR_RETURN(std::string name, required_string(t, "name", w));
-    if (!valid_tool_name(name)) return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
-    ojson f = {{"name", name}};
-    DSV4_TRY(check_string(t, "description", w));
-    if (t.contains("description") && !t["description"].is_null()) f["description"] = t["description"];
-    if (auto it = t.find("parameters"); it != t.end() && !it->is_null()) {
-      if (!it->is_object()) return bad("'" + w + ".parameters' must be an object (a JSON schema)");
-      f["parameters"] = *it;
+    const std::string type = tool_type(t);
+    if (type.empty()) return bad("'" + w + "' must be an object with a string 'type'");
+    if (type == "function") {
+      DSV4_TRY(read_function(t, w, r));
+      continue;
     }
-    // strict: the schema is shown to the model, not enforced on its arguments.
-    if (auto it = t.find("strict"); it != t.end() && !it->is_null() && !it->is_boolean())
-      return bad("'" + w + ".strict' must be a boolean");
-    r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
+    if (type != "namespace") return unsupported_tool(type, w);
+    DSV4_ASSIGN_OR_RETURN(std::string ns, required_string(t, "name", w));
+    DSV4_TRY(check_string(t, "description", w));
+    if (!t.contains("tools") || !t["tools"].is_array()) return bad("'" + w + ".tools' must be an array");
+    for (size_t k = 0; k < t["tools"].size(); ++k) {
+      const std::string tw = at(w + ".tools", k);
+      const std::string inner = tool_type(t["tools"][k]);
+      if (inner != "function") {
+        if (inner.empty()) return bad("'" + tw + "' must be an object with a string 'type'");
+        return bad("'" + tw + "': tools of type '" + inner + "' are not supported by this server; give function tools");
+      }
+      DSV4_TRY(read_function(t["tools"][k], tw, r));
+      namespaces[r.tools.back()["function"]["name"]] = ns;
+    }
+  }
+  for (const auto& [name, ns] : namespaces) {
+    size_t n = 0;
+    for (const auto& t : r.tools) n += t["function"]["name"] == name;
+    if (n > 1) return bad("'tools': the function '" + name + "' of namespace '" + ns + "' has the name of another tool");
   }
   return {};
 }
@@ -444,7 +476,7 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body, text::En
   }
   ojson tools = ojson::array();
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
-    DSV4_TRY(read_tools(*it, r));
+    DSV4_TRY(read_tools(*it, r, rr.tool_namespaces));
     tools = *it;
   }
   ojson tool_choice = "auto";
@@ -515,7 +547,11 @@ std::string responses_error_body(const Status& status) {
 // ---- ResponseBuilder ----
 
 ResponseBuilder::ResponseBuilder(std::string id, int64_t created_at, const ResponsesRequest& request)
-    : id_(std::move(id)), created_at_(created_at), model_(request.chat.gen.model), echo_(request.echo) {}
+    : id_(std::move(id)),
+      created_at_(created_at),
+      model_(request.chat.gen.model),
+      echo_(request.echo),
+      tool_namespaces_(request.tool_namespaces) {}
 
 nlohmann::json ResponseBuilder::event(const char* type, nlohmann::json fields) {
   fields["type"] = type;
@@ -599,10 +635,12 @@ std::vector<nlohmann::json> ResponseBuilder::push(const ChatDelta& d) {
                             {{"content_index", 0}, {"delta", d.content}, {"logprobs", nlohmann::json::array()}}));
   }
   for (const ToolCallDelta& t : d.tool_calls) {
-    if (!t.id.empty())
-      open(Kind::function_call,
-           {{"type", "function_call"}, {"status", "in_progress"}, {"arguments", ""}, {"call_id", t.id}, {"name", t.name}},
-           ev);
+    if (!t.id.empty()) {
+      nlohmann::json item = {
+          {"type", "function_call"}, {"status", "in_progress"}, {"arguments", ""}, {"call_id", t.id}, {"name", t.name}};
+      if (auto ns = tool_namespaces_.find(t.name); ns != tool_namespaces_.end()) item["namespace"] = ns->second;
+      open(Kind::function_call, std::move(item), ev);
+    }
     if (open_ == Kind::function_call && !t.arguments.empty()) {
       text_ += t.arguments;
       ev.push_back(item_event("response.function_call_arguments.delta", {{"delta", t.arguments}}));

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -76,6 +77,8 @@ struct ResponsesRequest {
   // with its output items after it.
   nlohmann::ordered_json conversation = nlohmann::ordered_json::array();
   bool store = true;
+  // The functions given inside namespace tools, and their namespace (their calls name it).
+  std::map<std::string, std::string> tool_namespaces;
   // The request's settings as the response object repeats them (instructions, tools,
   // tool_choice, reasoning, text, metadata, temperature, top_p, ...).
   nlohmann::json echo = nlohmann::json::object();
@@ -92,7 +95,9 @@ struct ResponsesRequest {
 //   reasoning items (reasoning_text content) -> the next assistant message's reasoning_content
 //   function_call items                    -> that assistant message's tool_calls
 //   function_call_output items             -> tool messages (call_id -> tool_call_id)
-//   tools [{type: function, name, description, parameters, strict}] -> function tools
+//   tools [{type: function, name, description, parameters, strict}] -> function tools, also
+//     grouped in namespaces [{type: namespace, name, tools: [function tools]}]: the model sees
+//     the functions by their names (which must differ), calls carry their namespace
 //   tool_choice auto / none / required / {type: function, name}
 //   reasoning.effort                       -> "none": non-thinking mode; otherwise a level of
 //                                             `revision`, the served model's encoder (the rule
@@ -123,7 +128,8 @@ struct ResponseUsage {
 
 // Model output -> the response object and its stream events. Output items, in the order the
 // output produced them: reasoning (content [{type: reasoning_text}], summary []), message
-// (one output_text part, annotations []), function_call (call_id, name, arguments). start(),
+// (one output_text part, annotations []), function_call (call_id, name, arguments, and the
+// namespace of a function given in one). start(),
 // push() and finish() return the stream events, each with its sequence_number, and build
 // response() alongside, so both response shapes come from the same calls.
 class ResponseBuilder {
@@ -160,6 +166,7 @@ class ResponseBuilder {
   int64_t created_at_;
   std::string model_;
   nlohmann::json echo_;
+  std::map<std::string, std::string> tool_namespaces_;
   std::string status_ = "in_progress";
   nlohmann::json output_ = nlohmann::json::array();
   nlohmann::json usage_;  // null until finish()

@@ -131,6 +131,41 @@ TEST(Responses, ToolsToolChoiceSamplingAndEchoedSettings) {
   EXPECT_EQ(d->echo["reasoning"], json::parse(R"({"effort":null,"summary":null})"));
 }
 
+// Namespaces group function tools (Codex CLI sends one): the model sees the functions, and a
+// call says which namespace its function came from.
+TEST(Responses, NamespacedFunctionTools) {
+  auto r = parse(R"("input":"hi","tools":[{"type":"function","name":"shell","parameters":{"type":"object"}},
+      {"type":"namespace","name":"agents","description":"Sub-agents","tools":[
+        {"type":"function","name":"spawn_agent","description":"Spawn","parameters":{"type":"object"},"strict":false},
+        {"type":"function","name":"close_agent"}]}])");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->chat.tools.size(), 3u);
+  EXPECT_EQ(r->chat.tools[1], ojson::parse(R"({"type":"function","function":{"name":"spawn_agent","description":"Spawn",
+      "parameters":{"type":"object"}}})"));
+  EXPECT_EQ(r->chat.tools[2]["function"]["name"], "close_agent");
+  EXPECT_EQ(r->tool_namespaces, (std::map<std::string, std::string>{{"close_agent", "agents"}, {"spawn_agent", "agents"}}));
+  ResponseBuilder b("resp_n", 1, *r);
+  ChatDelta d;
+  d.tool_calls.push_back({0, "call_1", "spawn_agent", "{}"});
+  d.tool_calls.push_back({1, "call_2", "shell", "{}"});
+  (void)b.push(d);
+  (void)b.finish(runtime::FinishReason::stop, {1, 0, 1, 0});
+  EXPECT_EQ(b.output()[0]["namespace"], "agents");
+  EXPECT_FALSE(b.output()[1].contains("namespace"));
+  // A call's namespace comes back in the input: accepted, the name says which function it is.
+  EXPECT_TRUE(parse(R"("input":[{"role":"user","content":"a"},
+      {"type":"function_call","call_id":"c","name":"spawn_agent","namespace":"agents","arguments":"{}"},
+      {"type":"function_call_output","call_id":"c","output":"ok"}])").ok());
+
+  expect_refused(R"("input":"hi","tools":[{"type":"function","name":"spawn_agent"},
+      {"type":"namespace","name":"agents","tools":[{"type":"function","name":"spawn_agent"}]}])",
+                 "the function 'spawn_agent' of namespace 'agents' has the name of another tool");
+  expect_refused(R"("input":"hi","tools":[{"type":"namespace","name":"n","tools":[{"type":"custom","name":"x"}]}])",
+                 "'tools[0].tools[0]': tools of type 'custom' are not supported");
+  expect_refused(R"("input":"hi","tools":[{"type":"namespace","name":"n"}])", "'tools[0].tools' must be an array");
+  expect_refused(R"("input":"hi","tools":[{"type":"namespace","tools":[]}])", "'tools[0].name' must be a string");
+}
+
 TEST(Responses, ReasoningEffortIsALevelOfTheServedEncoder) {
   auto none = parse(R"("input":"hi","reasoning":{"effort":"none"})");
   ASSERT_TRUE(none.ok());
