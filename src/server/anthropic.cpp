@@ -40,11 +40,6 @@ Result<ojson> text_content(const ojson& c, const std::string& where) {
   return parts;
 }
 
-// Names go into the DSML invoke header verbatim, so they must not be able to end it.
-bool valid_tool_name(const std::string& n) {
-  return !n.empty() && n.size() <= 128 && n.find_first_of("\"<>\n\r") == std::string::npos;
-}
-
 Status unsupported_block(const std::string& type, const std::string& where) {
   return bad("'" + where + "': content blocks of type '" + type + "' are not supported by this server");
 }
@@ -113,7 +108,7 @@ Status convert_assistant(const ojson& content, const std::string& where, ojson& 
       // Opaque to this server: there is nothing to render.
     } else if (type == "tool_use") {
       if (!b.contains("id") || !b["id"].is_string()) return bad("'" + w + ".id' must be a string");
-      if (!b.contains("name") || !b["name"].is_string() || !valid_tool_name(b["name"]))
+      if (!b.contains("name") || !b["name"].is_string() || !valid_tool_name(b["name"].get_ref<const std::string&>()))
         return bad("'" + w + ".name' must be a tool name");
       const ojson input = b.contains("input") && !b["input"].is_null() ? b["input"] : ojson::object();
       if (!input.is_object()) return bad("'" + w + ".input' must be an object");
@@ -138,7 +133,7 @@ Status read_tools(const ojson& tools, ChatRequest& r) {
     if (!t.is_object()) return bad("'" + w + "' must be an object");
     if (t.contains("type") && !t["type"].is_null() && t["type"] != "custom")
       return bad("'" + w + ".type': server tools ('" + t["type"].dump() + "') are not supported; give custom tools");
-    if (!t.contains("name") || !t["name"].is_string() || !valid_tool_name(t["name"]))
+    if (!t.contains("name") || !t["name"].is_string() || !valid_tool_name(t["name"].get_ref<const std::string&>()))
       return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
     if (!t.contains("input_schema") || !t["input_schema"].is_object())
       return bad("'" + w + ".input_schema' must be an object (a JSON schema)");

@@ -19,6 +19,7 @@
 #include "server/errors.h"
 #include "server/metrics.h"
 #include "server/request_guard.h"
+#include "server/responses.h"
 #include "server/sse.h"
 
 namespace dsv4::server {
@@ -149,13 +150,14 @@ bool flush_sse(httplib::DataSink& sink, std::string& out, Clock::time_point& las
 }  // namespace
 
 // One generation seen from the HTTP side: scheduler events in, text / chat deltas out. Applies
-// stop strings to the detokenized text (ending generation early through cancel()) and records
-// latency metrics.
+// stop strings to the detokenized text (ending generation early through cancel()), records
+// latency metrics and counts the reasoning tokens: those up to and including
+// `answer_start_token` (the steering's `</think>`; -1 = the answer opens the output).
 class ResponseRun {
  public:
   ResponseRun(std::shared_ptr<runtime::Generation> gen, const TextCodec& codec, Metrics& metrics,
               std::vector<std::string> stops, std::unique_ptr<ChatOutputParser> parser, Clock::time_point start,
-              bool want_logprobs)
+              bool want_logprobs, int32_t answer_start_token = -1)
       : gen_(std::move(gen)),
         codec_(codec),
         metrics_(metrics),
@@ -163,7 +165,9 @@ class ResponseRun {
         stop_(std::move(stops)),
         parser_(std::move(parser)),
         start_(start),
-        want_logprobs_(want_logprobs) {}
+        want_logprobs_(want_logprobs),
+        answer_start_token_(answer_start_token),
+        in_reasoning_(answer_start_token >= 0) {}
 
   struct Piece {
     std::string text;       // completions: new output text
@@ -193,6 +197,10 @@ class ResponseRun {
       last_token_ = now;
       if (stop_.stopped()) return p;  // tokens that were in flight when a stop string matched
       tokens_before_stop_ += 1;
+      if (in_reasoning_) {
+        reasoning_tokens_ += 1;
+        in_reasoning_ = ev->sampled.token != answer_start_token_;
+      }
       if (want_logprobs_) {
         json e = logprob_entry(codec_, ev->sampled.token, ev->sampled.logprob);
         json top = json::array();
@@ -226,6 +234,8 @@ class ResponseRun {
   const std::string& stop_sequence() const { return stop_.matched(); }
   const std::string& output_text() const { return output_; }
   const json& all_logprobs() const { return logprobs_; }
+  // Tokens generated before the answer started (`</think>` included), counted as they came.
+  int64_t reasoning_tokens() const { return reasoning_tokens_; }
   void cancel() { gen_->cancel(); }
 
   // The OpenAI finish_reason, or empty when the request failed.
@@ -265,6 +275,9 @@ class ResponseRun {
   std::unique_ptr<ChatOutputParser> parser_;
   Clock::time_point start_, last_token_;
   bool want_logprobs_;
+  int32_t answer_start_token_;
+  bool in_reasoning_;
+  int64_t reasoning_tokens_ = 0;
   bool first_token_ = false;
   bool finished_ = false;
   int64_t tokens_before_stop_ = 0;   // token events up to the one that completed a stop string
@@ -281,6 +294,7 @@ struct HttpServer::Impl {
   std::vector<std::string> allowed_hosts;  // request_guard.h: allowed_host_names
   Transport http;
   Metrics metrics;
+  ResponseStore responses;  // finished /v1/responses responses, for previous_response_id
   std::unique_ptr<AuditLog> audit;
   int bound_port = -1;
   std::atomic<uint64_t> next_id{1};
@@ -500,13 +514,14 @@ struct HttpServer::Impl {
       return std::nullopt;
     }
     c.prompt_tokens = int64_t(prompt->size());
-    auto gen = submit(r.gen, std::move(prompt).value(), codec.steering(r));
+    const OutputSteering steer = codec.steering(r);
+    auto gen = submit(r.gen, std::move(prompt).value(), steer);
     if (!gen.ok()) {
       reject(req, res, gen.status(), r.gen.model, c.prompt_tokens, start);
       return std::nullopt;
     }
     c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, codec.new_chat_parser(r), start,
-                                          r.gen.logprobs);
+                                          r.gen.logprobs, steer.answer_start_token);
     if (options.audit_content) c.prompt_text = r.messages.dump(-1, ' ', false, json::error_handler_t::replace);
     return c;
   }
@@ -734,6 +749,64 @@ struct HttpServer::Impl {
         stream_closed(req, run, r->gen.model, n_prompt, chat->prompt_text, start));
   }
 
+  // ---- /v1/responses (OpenAI Responses API: server/responses.h builds the response) ----
+  void handle_responses(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    const auto start = Clock::now();
+    auto parsed = parse_responses_request(body, codec.encoder_revision(), responses);
+    if (!parsed.ok()) {
+      res.status = http_error_for(parsed.status().code()).http_status;
+      res.set_content(responses_error_body(parsed.status()), "application/json");
+      return audit_request(req, "", res.status, 0, 0, "", start, "", "");
+    }
+    auto rr = std::make_shared<ResponsesRequest>(std::move(parsed).value());
+    auto builder = std::make_shared<ResponseBuilder>(new_id("resp_"), unix_seconds(), *rr);
+    auto chat = start_chat(req, res, std::move(rr->chat), start);
+    if (!chat) return;
+    auto run = chat->run;
+    const std::string& model = chat->request->gen.model;
+    // The closing events, once the generation has finished; a finished response is kept for
+    // previous_response_id.
+    auto finish = [this, run, rr, builder] {
+      const auto& f = run->final_event();
+      auto events = builder->finish(f.finish, {f.prompt_tokens, f.cached_tokens, f.generated_tokens, run->reasoning_tokens()},
+                                    f.status.message());
+      remember_response(responses, *rr, *builder);
+      return events;
+    };
+
+    if (!chat->request->gen.stream) {
+      if (!wait_for_answer(req, res, *run, model, chat->prompt_tokens, start, chat->prompt_text,
+                           [&](ResponseRun::Piece& p) { builder->push(p.chat); }))
+        return;
+      if (run->final_event().finish == FinishReason::error) return fail_generation(req, res, *chat, start);
+      finish();
+      res.set_content(dump(builder->response()), "application/json");
+      audit_request(req, model, 200, chat->prompt_tokens, run->final_event().generated_tokens, run->finish_reason(),
+                    start, chat->prompt_text, run->output_text());
+      return;
+    }
+
+    auto started = std::make_shared<bool>(false);
+    auto last_write = std::make_shared<Clock::time_point>(Clock::now());
+    stream_events(
+        req, res,
+        [run, builder, finish, started, last_write](size_t, httplib::DataSink& sink) -> bool {
+          std::string out;
+          if (!*started) {
+            *started = true;
+            for (const json& e : builder->start()) out += responses_sse(e);
+          }
+          auto p = run->poll(kPollInterval);
+          for (const json& e : builder->push(p.chat)) out += responses_sse(e);
+          if (p.finished)
+            for (const json& e : finish()) out += responses_sse(e);
+          if (!flush_sse(sink, out, *last_write, *run)) return false;
+          if (p.finished) sink.done();
+          return true;
+        },
+        stream_closed(req, run, model, chat->prompt_tokens, chat->prompt_text, start));
+  }
+
   // ---- /v1/messages/count_tokens (Anthropic) ----
   void handle_count_tokens(const httplib::Request&, const std::string& body, httplib::Response& res) {
     auto parsed = parse_messages_request(body, codec.encoder_revision(), /*count_tokens=*/true);
@@ -885,6 +958,7 @@ struct HttpServer::Impl {
     http.Post("/v1/completions", with_body(&Impl::handle_completion));
     http.Post("/v1/messages", with_body(&Impl::handle_messages));
     http.Post("/v1/messages/count_tokens", with_body(&Impl::handle_count_tokens));
+    http.Post("/v1/responses", with_body(&Impl::handle_responses));
     // Any other POST: its body is read under the same cap (httplib would read it whole), then 404.
     http.Post(".*", with_body(&Impl::no_route));
 
@@ -920,7 +994,7 @@ struct HttpServer::Impl {
       if (endpoint.rfind("/v1/models/", 0) == 0) endpoint = "/v1/models/{id}";
       else if (endpoint != "/health" && endpoint != "/metrics" && endpoint != "/v1/models" &&
                endpoint != "/v1/chat/completions" && endpoint != "/v1/completions" && endpoint != "/v1/messages" &&
-               endpoint != "/v1/messages/count_tokens")
+               endpoint != "/v1/messages/count_tokens" && endpoint != "/v1/responses")
         endpoint = "other";
       metrics.count_request(endpoint, res.status);
     });

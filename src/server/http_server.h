@@ -8,6 +8,9 @@
 //   POST /v1/messages                Anthropic Messages API (server/anthropic.h): content blocks,
 //                                    tool_use / tool_result, thinking, Anthropic SSE events
 //   POST /v1/messages/count_tokens   the prompt's token count
+//   POST /v1/responses               OpenAI Responses API (server/responses.h): input items,
+//                                    function tools, reasoning items, previous_response_id,
+//                                    semantic SSE events
 //
 // Before any route runs, every request passes the edge checks (server/request_guard.h): its Host
 // must be a local name, the bound address, the address it reached or an --allowed-host (DNS

@@ -123,6 +123,10 @@ Status read_stop_strings(const json& j, const char* key, std::vector<std::string
   return {};
 }
 
+bool valid_tool_name(std::string_view n) {
+  return !n.empty() && n.size() <= 128 && n.find_first_of("\"<>\n\r") == std::string_view::npos;
+}
+
 Result<std::string> effort_level(std::string_view field, std::string_view requested, text::EncoderRevision revision,
                                  std::string_view also) {
   if (requested.empty()) return std::string();

@@ -36,6 +36,10 @@ Status read_string(const nlohmann::ordered_json& j, const char* key, std::string
 // A string or an array of strings (at most kMaxStopStrings, none empty).
 Status read_stop_strings(const nlohmann::ordered_json& j, const char* key, std::vector<std::string>& out);
 
+// A tool name the chat renderer can take: names go into the DSML invoke header verbatim, so
+// they must not be able to end it (no quotes, '<', '>' or newlines; 1 to 128 bytes).
+bool valid_tool_name(std::string_view name);
+
 // A requested reasoning effort (an API name: minimal .. max) as the level of the served model's
 // chat encoder that it selects (text::api_effort_level, DeepSeek's API mapping); "" stays "" (the
 // encoder's default). Errors: invalid_argument naming `field`, the accepted names (`also` first:

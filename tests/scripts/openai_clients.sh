@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the official OpenAI Node SDK (tests/clients) against a live `dsv4 serve` on the demo
 # model: models, chat (plain and streamed), completions, tools, auth, bad input, 16 concurrent
-# streams, disconnect. Usage: openai_clients.sh <dsv4 binary> <repo root>
+# streams, disconnect; then the Responses API (plain and streamed, a function-tool round trip by
+# previous_response_id and by items, refusals, disconnect).
+# Usage: openai_clients.sh <dsv4 binary> <repo root>
 set -euo pipefail
 DSV4=$1
 ROOT=$2
@@ -18,7 +20,8 @@ if tr '\0' ' ' <"/proc/$SERVER_PID/cmdline" | grep -q "$KEY"; then
   echo "openai_clients: the API key is visible in the process list"; status=1
 fi
 DSV4_BASE_URL="http://127.0.0.1:$PORT/v1" DSV4_API_KEY="$KEY" \
-  timeout 300 node --test --test-concurrency=1 "$CLIENTS/openai_clients.test.mjs" || status=$?
+  timeout 300 node --test --test-concurrency=1 "$CLIENTS/openai_clients.test.mjs" "$CLIENTS/openai_responses.test.mjs" ||
+  status=$?
 
 # The audit log has one line per generation request, with a hashed key id and no key, and one
 # per refused authentication (no key id); every line names the client.

@@ -768,10 +768,11 @@ TEST(HttpServer, NonStreamingClientDisconnectCancelsAndFreesTheSlot) {
   runtime::SchedulerOptions so;
   so.max_running = 1;
   ServerFixture f({}, so, 8192, 5ms);
-  for (const std::string path : {"/v1/chat/completions", "/v1/messages", "/v1/completions"}) {
+  for (const std::string path : {"/v1/chat/completions", "/v1/messages", "/v1/completions", "/v1/responses"}) {
     SCOPED_TRACE(path);
-    json body = path == "/v1/messages"   ? messages_body("x", 5000)
+    json body = path == "/v1/messages"      ? messages_body("x", 5000)
                 : path == "/v1/completions" ? json{{"model", "fake-model"}, {"prompt", "x"}, {"max_tokens", 5000}}
+                : path == "/v1/responses"   ? responses_body("x", 5000)
                                             : chat_body("x", 5000);
     std::atomic<bool> hang_up{false};
     std::thread client([&] { post_and_hang_up(f.server->port(), path, body, hang_up); });
@@ -796,6 +797,190 @@ TEST(HttpServer, NonStreamingClientDisconnectCancelsAndFreesTheSlot) {
   }
   auto metrics = f.client->Get("/metrics");
   EXPECT_NE(metrics->body.find("status=\"499\"} "), std::string::npos) << metrics->body;
+}
+
+// ---- /v1/responses ----
+
+// Rebuilds the response a stream describes, checking the event sequence on the way: names
+// equal to the types, sequence numbers 0, 1, 2 ..., items added and done in order, deltas that
+// add up to the done texts.
+json response_from_events(const std::vector<std::pair<std::string, json>>& events) {
+  json response;
+  std::string text;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const auto& [name, e] = events[i];
+    EXPECT_EQ(name, e["type"].get<std::string>());
+    EXPECT_EQ(e["sequence_number"], i) << name;
+    if (i == 0) {
+      EXPECT_EQ(name, "response.created");
+    } else if (i == 1) {
+      EXPECT_EQ(name, "response.in_progress");
+    }
+    if (name == "response.created" || name == "response.in_progress") {
+      EXPECT_EQ(e["response"]["status"], "in_progress");
+      response = e["response"];
+    } else if (name == "response.output_item.added") {
+      EXPECT_EQ(e["output_index"], response["output"].size());
+      response["output"].push_back(e["item"]);
+      text.clear();
+    } else if (name == "response.output_text.delta" || name == "response.reasoning_text.delta" ||
+               name == "response.function_call_arguments.delta") {
+      EXPECT_EQ(e["item_id"], response["output"].back()["id"]);
+      text += e["delta"].get<std::string>();
+    } else if (name == "response.output_text.done" || name == "response.reasoning_text.done") {
+      EXPECT_EQ(e["text"], text);
+    } else if (name == "response.function_call_arguments.done") {
+      EXPECT_EQ(e["arguments"], text);
+    } else if (name == "response.output_item.done") {
+      EXPECT_EQ(e["output_index"].get<size_t>() + 1, response["output"].size());
+      response["output"].back() = e["item"];
+    } else if (name == "response.completed" || name == "response.incomplete" || name == "response.failed") {
+      EXPECT_EQ(i + 1, events.size());
+      EXPECT_EQ(e["response"]["output"], response["output"]);
+      response = e["response"];
+    } else {
+      EXPECT_TRUE(name == "response.content_part.added" || name == "response.content_part.done") << name;
+    }
+  }
+  return response;
+}
+
+// The output without its ids (each response numbers its own).
+json without_ids(json output) {
+  for (auto& item : output) item.erase("id");
+  return output;
+}
+
+TEST(HttpServer, ResponsesNonStreamingAndStreamingAgree) {
+  ServerFixture f;
+  allow_only(f.engine, "abc|");  // '|' ends the reasoning for the byte codec
+  auto r = f.post("/v1/responses", responses_body("hello", 12));
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["object"], "response");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("resp_", 0), 0u);
+  EXPECT_EQ(j["model"], "fake-model");
+  EXPECT_EQ(j["status"], "incomplete");
+  EXPECT_EQ(j["incomplete_details"]["reason"], "max_output_tokens");
+  EXPECT_EQ(j["max_output_tokens"], 12);
+  const json& u = j["usage"];
+  EXPECT_EQ(u["output_tokens"], 12);
+  EXPECT_EQ(u["total_tokens"], u["input_tokens"].get<int>() + 12);
+  // Thinking is the default: the reasoning comes first, and its tokens are counted, `</think>`
+  // ('|' here) included.
+  ASSERT_GE(j["output"].size(), 1u);
+  ASSERT_EQ(j["output"][0]["type"], "reasoning");
+  const std::string reasoning = j["output"][0]["content"][0]["text"];
+  const bool answered = j["output"].size() == 2;
+  EXPECT_EQ(u["output_tokens_details"]["reasoning_tokens"], reasoning.size() + (answered ? 1 : 0));
+  if (answered) {
+    EXPECT_EQ(j["output"][1]["type"], "message");
+  }
+
+  auto s = f.post("/v1/responses", responses_body("hello", 12, true));
+  ASSERT_EQ(s->status, 200);
+  EXPECT_NE(s->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+  EXPECT_EQ(s->body.find("[DONE]"), std::string::npos);
+  auto events = sse_events(s->body);
+  ASSERT_GE(events.size(), 8u);
+  EXPECT_EQ(events.back().first, "response.incomplete");
+  json streamed = response_from_events(events);
+  EXPECT_EQ(without_ids(streamed["output"]), without_ids(j["output"]));
+  EXPECT_EQ(streamed["usage"]["output_tokens_details"], u["output_tokens_details"]);
+  EXPECT_EQ(streamed["usage"]["input_tokens"], u["input_tokens"]);
+
+  // Non-thinking mode: one message, no reasoning tokens, completed when the model stops.
+  json plain = responses_body("hi", 5);
+  plain["reasoning"] = {{"effort", "none"}};
+  plain["instructions"] = "Be brief.";
+  json p = json::parse(f.post("/v1/responses", plain)->body);
+  ASSERT_EQ(p["output"].size(), 1u) << p;
+  EXPECT_EQ(p["output"][0]["content"][0]["text"].get<std::string>().size(), 5u);
+  EXPECT_EQ(p["usage"]["output_tokens_details"]["reasoning_tokens"], 0);
+  EXPECT_EQ(p["instructions"], "Be brief.");
+  EXPECT_EQ(p["reasoning"]["effort"], "none");
+  auto metrics = f.client->Get("/metrics");
+  EXPECT_NE(metrics->body.find("dsv4_requests_total{endpoint=\"/v1/responses\",status=\"200\"} 3"), std::string::npos)
+      << metrics->body;
+}
+
+TEST(HttpServer, ResponsesFunctionCallRoundTrip) {
+  ServerFixture f;
+  // Outputs drawn from {'a', '#'}: every '#' is a call of the first tool for the byte codec.
+  allow_only(f.engine, "a#");
+  json body = responses_body("call", 24);
+  body["reasoning"] = {{"effort", "none"}};
+  body["tools"] = {{{"type", "function"}, {"name", "lookup"}, {"parameters", {{"type", "object"}}}, {"strict", false}}};
+  json first = json::parse(f.post("/v1/responses", body)->body);
+  std::vector<json> calls;
+  for (const json& item : first["output"])
+    if (item["type"] == "function_call") calls.push_back(item);
+  ASSERT_FALSE(calls.empty()) << "the fake model never produced '#': " << first;
+  EXPECT_EQ(calls[0]["name"], "lookup");
+  EXPECT_EQ(calls[0]["call_id"], "call_0");
+  EXPECT_EQ(json::parse(calls[0]["arguments"].get<std::string>()), json({{"n", 0}}));
+  EXPECT_EQ(calls[0]["id"].get<std::string>().rfind("fc_", 0), 0u);
+  EXPECT_EQ(first["tools"][0]["name"], "lookup");
+
+  // Streamed: the same items, the arguments as deltas.
+  body["stream"] = true;
+  json streamed = response_from_events(sse_events(f.post("/v1/responses", body)->body));
+  EXPECT_EQ(without_ids(streamed["output"]), without_ids(first["output"]));
+
+  // The tool's result continues the stored response; the prompt holds the whole conversation.
+  json next = {{"model", "fake-model"},
+               {"previous_response_id", first["id"]},
+               {"input", {{{"type", "function_call_output"}, {"call_id", "call_0"}, {"output", "42"}}}},
+               {"tools", body["tools"]},
+               {"reasoning", {{"effort", "none"}}},
+               {"max_output_tokens", 3}};
+  auto r = f.post("/v1/responses", next);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json second = json::parse(r->body);
+  EXPECT_EQ(second["previous_response_id"], first["id"]);
+  EXPECT_GT(second["usage"]["input_tokens"], first["usage"]["input_tokens"]);
+  // The same conversation sent as items renders the same prompt.
+  json items = json::array({{{"type", "message"}, {"role", "user"}, {"content", "call"}}});
+  for (const json& item : first["output"]) items.push_back(item);
+  items.push_back(next["input"][0]);
+  json explicit_items = next;
+  explicit_items.erase("previous_response_id");
+  explicit_items["input"] = items;
+  json third = json::parse(f.post("/v1/responses", explicit_items)->body);
+  EXPECT_EQ(third["usage"]["input_tokens"], second["usage"]["input_tokens"]);
+
+  // An unknown id is a 404 with OpenAI's code; so is a response that was not stored.
+  next["previous_response_id"] = "resp_nope";
+  auto missing = f.post("/v1/responses", next);
+  expect_openai_error(missing, 404, "resp_nope");
+  EXPECT_EQ(json::parse(missing->body)["error"]["code"], "previous_response_not_found");
+  body["stream"] = false;
+  body["store"] = false;
+  json unstored = json::parse(f.post("/v1/responses", body)->body);
+  EXPECT_EQ(unstored["store"], false);
+  next["previous_response_id"] = unstored["id"];
+  expect_openai_error(f.post("/v1/responses", next), 404, "not found");
+}
+
+TEST(HttpServer, ResponsesErrorsUseOpenAIShapes) {
+  ServerFixture f({}, {}, /*context=*/64);
+  json b = responses_body("x", 3);
+  b["tools"] = {{{"type", "web_search"}}};
+  expect_openai_error(f.post("/v1/responses", b), 400, "'web_search'");
+  b = responses_body("x", 3);
+  b["text"] = {{"format", {{"type", "json_schema"}, {"name", "x"}, {"schema", json::object()}}}};
+  expect_openai_error(f.post("/v1/responses", b), 400, "structured outputs");
+  b = responses_body(json::array({{{"role", "user"}, {"content", {{{"type", "input_image"}, {"image_url", "x"}}}}}}), 3);
+  expect_openai_error(f.post("/v1/responses", b), 400, "input_image");
+  b = responses_body("x", 3);
+  b["model"] = "gpt-5";
+  expect_openai_error(f.post("/v1/responses", b), 404, "gpt-5");
+  expect_openai_error(f.client->Post("/v1/responses", "{oops", "application/json"), 400, "JSON");
+  expect_openai_error(f.post("/v1/responses", responses_body(std::string(100, 'a'), 3)), 400, "context");
+  f.codec.revision = text::EncoderRevision::v4;
+  b = responses_body("x", 3);
+  b["reasoning"] = {{"effort", "extreme"}};
+  expect_openai_error(f.post("/v1/responses", b), 400, "levels high, max");
 }
 
 }  // namespace

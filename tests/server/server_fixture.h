@@ -80,6 +80,14 @@ inline json messages_body(const std::string& user, int max_tokens, bool stream =
           {"stream", stream}};
 }
 
+inline json responses_body(const json& input, int max_output_tokens, bool stream = false) {
+  return {{"model", "fake-model"},
+          {"input", input},
+          {"temperature", 0},
+          {"max_output_tokens", max_output_tokens},
+          {"stream", stream}};
+}
+
 inline void expect_openai_error(const httplib::Result& r, int status, const std::string& needle) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, status) << r->body;
