@@ -134,7 +134,7 @@ test('refusals come back as OpenAI errors', async () => {
     (e) => e instanceof OpenAI.NotFoundError && /gpt-5/.test(e.message),
   );
   await assert.rejects(
-    client.responses.create({ model, input: 'x', reasoning: { effort: 'medium' } }),
+    client.responses.create({ model, input: 'x', reasoning: { effort: 'extreme' } }),
     (e) => e.status === 400 && /reasoning\.effort/.test(e.message),
   );
 });
