@@ -199,6 +199,9 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
   }
   if (auto it = j.find("output_config"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'output_config' must be an object");
+    if (it->contains("format") && !(*it)["format"].is_null())
+      return bad("'output_config.format' (structured outputs) is not supported by this server yet");
+    DSV4_TRY(check_known_fields(*it, {"effort", "format"}, ApiWording::anthropic));
     // effort: the level DeepSeek's own API maps it to for the served model's encoder, as for
     // reasoning_effort in api.cpp (Anthropic's "medium" -> high). It does not switch thinking
     // on: chat mode renders no effort prefix.
@@ -209,10 +212,53 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
   return explicit_on;
 }
 
+// context_management (Claude Code sends {"edits": [{"type": "clear_thinking_20251015", "keep":
+// "all"}]} with thinking on). The chat encoder already clears the thinking of turns before the
+// last user message, which is the strategy's default; keep "all" renders it all instead. Other
+// edits (clearing tool results) are refused: the server never rewrites a conversation.
+Status read_context_management(const ojson& c, bool thinking_on, ChatRequest& r) {
+  if (!c.is_object()) return bad("'context_management' must be an object");
+  DSV4_TRY(check_known_fields(c, {"edits"}, ApiWording::anthropic));
+  if (!c.contains("edits") || c["edits"].is_null()) return {};
+  if (!c["edits"].is_array()) return bad("'context_management.edits' must be an array");
+  for (size_t i = 0; i < c["edits"].size(); ++i) {
+    const std::string w = at("context_management.edits", i);
+    const ojson& e = c["edits"][i];
+    DSV4_ASSIGN_OR_RETURN(std::string type, block_type(e, w));
+    if (type != "clear_thinking_20251015")
+      return bad("'" + w + ".type': the context edit '" + type +
+                 "' is not supported by this server (only clear_thinking_20251015)");
+    DSV4_TRY(check_known_fields(e, {"type", "keep"}, ApiWording::anthropic));
+    if (!thinking_on) return bad("'" + w + "': clear_thinking_20251015 requires thinking to be enabled or adaptive");
+    const auto keep = e.find("keep");
+    if (keep == e.end() || keep->is_null()) continue;
+    if (*keep == "all") {
+      r.keep_thinking = true;
+    } else if (!(keep->is_object() && keep->value("type", "") == "thinking_turns" && keep->contains("value") &&
+                 (*keep)["value"] == 1)) {
+      return bad("'" + w + ".keep' must be \"all\" or {\"type\": \"thinking_turns\", \"value\": 1}: the "
+                 "chat encoder keeps the thinking of the current turn only, or all of it");
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderRevision revision, bool count_tokens) {
   DSV4_ASSIGN_OR_RETURN(ojson j, parse_json_object(body));
+  // The Messages API's fields. count_tokens takes the same body (a client may send the request
+  // it is about to make): the sampling fields cannot change a token count.
+  DSV4_TRY(check_known_fields(j,
+                              {"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
+                               "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "output_config",
+                               "context_management", "mcp_servers", "container", "service_tier"},
+                              ApiWording::anthropic));
+  for (const char* key : {"mcp_servers", "container"})
+    if (j.contains(key) && !j[key].is_null())
+      return bad(std::string("'") + key + "' is not supported by this server (no MCP connector or code container)");
+  std::string service_tier;   // "auto" / "standard_only": one tier here
+  DSV4_TRY(read_string(j, "service_tier", service_tier));
   ChatRequest r;
   GenerationOptions& g = r.gen;
   DSV4_TRY(read_string(j, "model", g.model));
@@ -233,6 +279,7 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
   DSV4_TRY(read_bool(j, "stream", g.stream));
   if (auto it = j.find("metadata"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'metadata' must be an object");
+    DSV4_TRY(check_known_fields(*it, {"user_id"}, ApiWording::anthropic));
     DSV4_TRY(read_string(*it, "user_id", g.user));
   }
 
@@ -264,6 +311,8 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) DSV4_TRY(read_tools(*it, r));
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) DSV4_TRY(read_tool_choice(*it, r));
   DSV4_ASSIGN_OR_RETURN(bool thinking_asked, read_thinking(j, revision, r));
+  if (auto it = j.find("context_management"); it != j.end() && !it->is_null())
+    DSV4_TRY(read_context_management(*it, r.thinking == ThinkingMode::thinking, r));
 
   // A last assistant message is a prefill: the answer continues it, without reasoning.
   if (r.messages.back()["role"] == "assistant") {

@@ -92,6 +92,36 @@ Status read_generation_options(const json& j, GenerationOptions& g, bool chat) {
   return runtime::validate_sampling(s);
 }
 
+// Chat-completions fields of OpenAI's API that this server cannot honour: each is refused with
+// what it is, unless it asks for what the server does anyway.
+Status check_chat_unsupported(const json& j) {
+  auto present = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  if (present("response_format")) {
+    const json& f = j["response_format"];
+    if (!f.is_object() || !f.contains("type") || !f["type"].is_string())
+      return bad("'response_format' must be an object with a string 'type'");
+    if (f["type"] != "text")
+      return bad("'response_format' of type '" + f["type"].get<std::string>() +
+                 "' (structured outputs) is not supported by this server yet; only \"text\"");
+  }
+  if (present("parallel_tool_calls")) {
+    if (!j["parallel_tool_calls"].is_boolean()) return bad("'parallel_tool_calls' must be a boolean");
+    if (!j["parallel_tool_calls"].get<bool>())
+      return bad("'parallel_tool_calls': false is not supported: the model may answer with several tool calls");
+  }
+  if (present("modalities") && j["modalities"] != json::array({"text"}))
+    return bad("'modalities' must be [\"text\"]: this server generates text only");
+  if (present("verbosity") && j["verbosity"] != "medium")
+    return bad("'verbosity' is not supported by this server (only the default, \"medium\")");
+  if (present("audio")) return bad("'audio': audio output is not supported by this server");
+  if (present("prediction")) return bad("'prediction' (predicted outputs) is not supported by this server");
+  if (present("web_search_options")) return bad("'web_search_options': web search is not supported by this server");
+  if (present("functions") || present("function_call"))
+    return bad(std::string("'") + (present("functions") ? "functions" : "function_call") +
+               "' (deprecated) is not supported: give 'tools' and 'tool_choice'");
+  return check_bookkeeping(j);
+}
+
 Status check_content(const json& c, const std::string& where, bool allow_null) {
   if (c.is_null()) return allow_null ? Status{} : bad("'" + where + "' must not be null");
   if (c.is_string()) return {};
@@ -176,6 +206,17 @@ Status check_tools(const json& tools) {
 
 Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevision revision) {
   DSV4_ASSIGN_OR_RETURN(json j, parse_json_object(body));
+  // OpenAI's chat-completions fields, then DeepSeek's (thinking) and this server's extensions.
+  DSV4_TRY(check_known_fields(
+      j,
+      {"model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+       "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
+       "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format",
+       "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+       "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+       "thinking", "chat_template_kwargs", "top_k", "min_p", "repetition_penalty", "stop_token_ids", "ignore_eos"},
+      ApiWording::openai));
+  DSV4_TRY(check_chat_unsupported(j));
   ChatRequest r;
   DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/true));
   if (!j.contains("messages")) return bad("'messages' is required");
@@ -245,6 +286,20 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
 
 Result<CompletionRequest> parse_completion_request(std::string_view body) {
   DSV4_ASSIGN_OR_RETURN(json j, parse_json_object(body));
+  // OpenAI's (legacy) completions fields, then this server's extensions (max_completion_tokens
+  // too: the options reader shared with chat takes it).
+  DSV4_TRY(check_known_fields(j,
+                              {"model", "prompt", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",
+                               "max_tokens", "n", "presence_penalty", "seed", "stop", "stream", "stream_options",
+                               "suffix", "temperature", "top_p", "user", "max_completion_tokens", "top_k", "min_p",
+                               "repetition_penalty", "stop_token_ids", "ignore_eos"},
+                              ApiWording::openai));
+  int64_t best_of = 1;
+  DSV4_TRY(read_int(j, "best_of", best_of));
+  if (best_of != 1) return bad("'best_of' must be 1 (one candidate per request)");
+  std::string suffix;
+  DSV4_TRY(read_string(j, "suffix", suffix));
+  if (!suffix.empty()) return bad("'suffix' (fill-in-the-middle) is not supported by this server");
   CompletionRequest r;
   DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/false));
   if (!j.contains("prompt")) return bad("'prompt' is required");

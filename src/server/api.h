@@ -53,6 +53,9 @@ struct ChatRequest {
   // thinking mode only.
   std::string reasoning_effort;
   int64_t thinking_budget = 0;          // reasoning tokens before `</think>` is forced; 0 = none
+  // Render the reasoning of turns before the last user message too (the encoder drops it by
+  // default in thinking mode): Anthropic's context_management clear_thinking with keep "all".
+  bool keep_thinking = false;
 };
 
 struct CompletionRequest {

@@ -123,6 +123,43 @@ Status read_stop_strings(const json& j, const char* key, std::vector<std::string
   return {};
 }
 
+Status check_known_fields(const json& j, std::initializer_list<std::string_view> known, ApiWording wording) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool ok = false;
+    for (std::string_view k : known) ok |= it.key() == k;
+    if (ok) continue;
+    if (wording == ApiWording::anthropic) return bad(it.key() + ": Extra inputs are not permitted");
+    return bad("Unrecognized request argument supplied: " + it.key());
+  }
+  return {};
+}
+
+namespace {
+
+Status check_metadata(const json& m) {
+  if (!m.is_object()) return bad("'metadata' must be an object of strings");
+  if (m.size() > 16) return bad("'metadata' may hold at most 16 keys");
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (it.key().size() > 64) return bad("'metadata' keys may be at most 64 characters");
+    if (!it.value().is_string()) return bad("'metadata." + it.key() + "' must be a string");
+    if (it.value().get_ref<const std::string&>().size() > 512)
+      return bad("'metadata." + it.key() + "' may be at most 512 characters");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status check_bookkeeping(const json& j) {
+  if (auto it = j.find("metadata"); it != j.end() && !it->is_null()) DSV4_TRY(check_metadata(*it));
+  bool store = false;
+  DSV4_TRY(read_bool(j, "store", store));
+  std::string ignored;
+  for (const char* key : {"service_tier", "prompt_cache_key", "prompt_cache_retention", "safety_identifier"})
+    DSV4_TRY(read_string(j, key, ignored));
+  return {};
+}
+
 bool valid_tool_name(std::string_view n) {
   return !n.empty() && n.size() <= 128 && n.find_first_of("\"<>\n\r") == std::string_view::npos;
 }

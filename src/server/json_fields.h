@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,22 @@ Status read_bool(const nlohmann::ordered_json& j, const char* key, bool& out);
 Status read_string(const nlohmann::ordered_json& j, const char* key, std::string& out);
 // A string or an array of strings (at most kMaxStopStrings, none empty).
 Status read_stop_strings(const nlohmann::ordered_json& j, const char* key, std::vector<std::string>& out);
+
+// The top-level fields an endpoint accepts. Any other is refused as the official APIs refuse it
+// (OpenAI: "Unrecognized request argument supplied: X"; Anthropic: "X: Extra inputs are not
+// permitted"), so no field a client sends is silently ignored. The lists mirror the official
+// APIs' fields (plus this server's extensions): a client written for them never meets a refusal
+// for a field those APIs accept, only the clear 400 of a feature this server lacks.
+enum class ApiWording { openai, anthropic };
+Status check_known_fields(const nlohmann::ordered_json& j, std::initializer_list<std::string_view> known,
+                          ApiWording wording);
+
+// OpenAI's fields for hosted-service bookkeeping: `metadata` (at most 16 string values, keys
+// <= 64 and values <= 512 characters), `store`, `service_tier`, `prompt_cache_key`,
+// `prompt_cache_retention`, `safety_identifier`. Accepted for compatibility and checked for
+// type; they change nothing here (the prefix cache needs no key; /v1/responses reads `store`
+// itself).
+Status check_bookkeeping(const nlohmann::ordered_json& j);
 
 // A tool name the chat renderer can take: names go into the DSML invoke header verbatim, so
 // they must not be able to end it (no quotes, '<', '>' or newlines; 1 to 128 bytes).

@@ -325,18 +325,6 @@ Status read_text(const ojson& j) {
 }
 
 // OpenAI's limits: 16 pairs, keys up to 64 characters, string values up to 512.
-Status check_metadata(const ojson& m) {
-  if (!m.is_object()) return bad("'metadata' must be an object of strings");
-  if (m.size() > 16) return bad("'metadata' may hold at most 16 keys");
-  for (auto it = m.begin(); it != m.end(); ++it) {
-    if (it.key().size() > 64) return bad("'metadata' keys may be at most 64 characters");
-    if (!it.value().is_string()) return bad("'metadata." + it.key() + "' must be a string");
-    if (it.value().get_ref<const std::string&>().size() > 512)
-      return bad("'metadata." + it.key() + "' may be at most 512 characters");
-  }
-  return {};
-}
-
 // Fields this server cannot honour: refused, never silently dropped.
 Status check_unsupported(const ojson& j) {
   bool background = false;
@@ -365,9 +353,12 @@ Status check_unsupported(const ojson& j) {
         return bad("'include': log-probabilities are not supported by /v1/responses");
     }
   }
-  for (const char* key : {"service_tier", "prompt_cache_key", "safety_identifier"})
-    DSV4_TRY(check_string(j, key));  // accepted and ignored (the prefix cache needs no key)
-  return {};
+  if (j.contains("max_tool_calls") && !j["max_tool_calls"].is_null())
+    return bad("'max_tool_calls' is not supported by this server (there are no built-in tools to limit)");
+  // Codex's own bookkeeping (installation and session ids): nothing here reads it.
+  if (j.contains("client_metadata") && !j["client_metadata"].is_null() && !j["client_metadata"].is_object())
+    return bad("'client_metadata' must be an object");
+  return check_bookkeeping(j);
 }
 
 }  // namespace
@@ -438,6 +429,15 @@ size_t ResponseStore::bytes() const {
 Result<ResponsesRequest> parse_responses_request(std::string_view body, text::EncoderRevision revision,
                                                  ResponseStore& store) {
   DSV4_ASSIGN_OR_RETURN(ojson j, parse_json_object(body));
+  // OpenAI's Responses fields, and Codex's client_metadata.
+  DSV4_TRY(check_known_fields(
+      j,
+      {"model", "input", "background", "conversation", "include", "instructions", "max_output_tokens",
+       "max_tool_calls", "metadata", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
+       "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream",
+       "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
+       "client_metadata"},
+      ApiWording::openai));
   ResponsesRequest rr;
   ChatRequest& r = rr.chat;
   GenerationOptions& g = r.gen;
@@ -458,10 +458,7 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body, text::En
   if (auto it = j.find("stream_options"); it != j.end() && !it->is_null() && !it->is_object())
     return bad("'stream_options' must be an object");
   ojson metadata = ojson::object();
-  if (auto it = j.find("metadata"); it != j.end() && !it->is_null()) {
-    DSV4_TRY(check_metadata(*it));
-    metadata = *it;
-  }
+  if (auto it = j.find("metadata"); it != j.end() && !it->is_null()) metadata = *it;   // checked above
   ojson text_config = {{"format", {{"type", "text"}}}};
   if (auto it = j.find("text"); it != j.end() && !it->is_null()) {
     DSV4_TRY(read_text(*it));

@@ -86,6 +86,7 @@ class Dsv4TextCodec : public TextCodec {
     o.revision = revision_;
     o.thinking_mode = r.thinking == ThinkingMode::chat ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
     o.reasoning_effort = r.reasoning_effort;
+    o.drop_thinking = !r.keep_thinking;
     if (!r.tools.empty() && r.tool_choice != ToolChoice::none) o.tools = r.tools;
     auto rendered = text::render_chat(messages, o);
     if (!rendered.ok()) return Status::invalid_argument(rendered.status().message());

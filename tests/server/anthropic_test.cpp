@@ -21,6 +21,52 @@ Result<ChatRequest> messages(const std::string& extra, const std::string& msgs =
   return parse_messages_request(R"({"model":"m","max_tokens":64,"messages":)" + msgs + extra + "}", revision);
 }
 
+// Fields the Messages API does not have are refused in Anthropic's words; features this server
+// lacks are refused naming them.
+TEST(Anthropic, NoFieldIsSilentlyIgnored) {
+  auto unknown = messages(R"(,"temprature":0.5)");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(), "temprature: Extra inputs are not permitted");
+  EXPECT_EQ(messages(R"(,"metadata":{"user_id":"u","x":1})").status().message(), "x: Extra inputs are not permitted");
+  EXPECT_TRUE(messages(R"(,"service_tier":"auto","metadata":{"user_id":"u"})").ok());
+  for (const char* extra : {R"(,"mcp_servers":[{"type":"url","url":"https://x","name":"x"}])",
+                            R"(,"container":"c1")", R"(,"output_config":{"format":{"type":"json_schema"}})"}) {
+    auto r = messages(extra);
+    ASSERT_FALSE(r.ok()) << extra;
+    EXPECT_NE(r.status().message().find("not supported"), std::string::npos) << r.status().message();
+  }
+  // count_tokens takes the whole request body (sampling fields cannot change the count).
+  EXPECT_TRUE(parse_messages_request(R"({"model":"m","max_tokens":5,"temperature":1,"messages":[{"role":"user","content":"x"}]})",
+                                     kPreview, /*count_tokens=*/true)
+                  .ok());
+}
+
+// context_management: clear_thinking is what the encoder does by default (keep the current
+// turn's thinking), keep "all" renders all of it; other edits are refused.
+TEST(Anthropic, ContextManagementClearThinking) {
+  const std::string on = R"(,"thinking":{"type":"enabled","budget_tokens":16})";
+  auto all = messages(on + R"(,"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]})");
+  ASSERT_TRUE(all.ok()) << all.status().to_string();
+  EXPECT_TRUE(all->keep_thinking);
+  auto one = messages(on + R"(,"context_management":{"edits":[{"type":"clear_thinking_20251015",
+                                "keep":{"type":"thinking_turns","value":1}}]})");
+  ASSERT_TRUE(one.ok()) << one.status().to_string();
+  EXPECT_FALSE(one->keep_thinking);
+  EXPECT_FALSE(messages(on + R"(,"context_management":{"edits":[{"type":"clear_thinking_20251015"}]})")->keep_thinking);
+  struct Refused { std::string extra; const char* needle; };
+  for (const Refused& c :
+       {Refused{on + R"(,"context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]})", "clear_tool_uses"},
+        Refused{on + R"(,"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":{"type":"thinking_turns","value":3}}]})",
+                "'context_management.edits[0].keep'"},
+        Refused{R"(,"thinking":{"type":"disabled"},"context_management":{"edits":[{"type":"clear_thinking_20251015"}]})",
+                "requires thinking"},
+        Refused{on + R"(,"context_management":{"edits":{}})", "must be an array"}}) {
+    auto r = messages(c.extra);
+    ASSERT_FALSE(r.ok()) << c.extra;
+    EXPECT_NE(r.status().message().find(c.needle), std::string::npos) << r.status().message();
+  }
+}
+
 TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
   auto r = messages(R"(,"system":[{"type":"text","text":"Be brief."},{"type":"text","text":"Use tools."}])",
                     R"([

@@ -99,6 +99,42 @@ TEST(Api, SamplingFieldsAndLimits) {
   EXPECT_FALSE(chat(R"(,"stream":"yes")").ok());
 }
 
+// Every field of OpenAI's APIs is either honoured, accepted as bookkeeping, or refused naming
+// what it is; a field those APIs do not have is refused in OpenAI's words.
+TEST(Api, NoFieldIsSilentlyIgnored) {
+  auto unknown = chat(R"(,"temprature":0.5)");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(), "Unrecognized request argument supplied: temprature");
+  EXPECT_TRUE(chat(R"(,"store":true,"metadata":{"a":"b"},"service_tier":"auto","prompt_cache_key":"k",
+                      "prompt_cache_retention":"in_memory","safety_identifier":"u","user":"x",
+                      "response_format":{"type":"text"},"parallel_tool_calls":true,"modalities":["text"],
+                      "verbosity":"medium")")
+                  .ok());
+  struct Refused { const char* extra; const char* needle; };
+  for (const Refused& c : {Refused{R"(,"response_format":{"type":"json_object"})", "structured outputs"},
+                           Refused{R"(,"response_format":{"type":"json_schema","json_schema":{}})", "structured outputs"},
+                           Refused{R"(,"parallel_tool_calls":false)", "'parallel_tool_calls'"},
+                           Refused{R"(,"modalities":["text","audio"])", "'modalities'"},
+                           Refused{R"(,"verbosity":"low")", "'verbosity'"},
+                           Refused{R"(,"audio":{"voice":"alloy"})", "'audio'"},
+                           Refused{R"(,"prediction":{"type":"content","content":"x"})", "'prediction'"},
+                           Refused{R"(,"web_search_options":{})", "'web_search_options'"},
+                           Refused{R"(,"functions":[])", "'functions'"},
+                           Refused{R"(,"metadata":{"a":1})", "'metadata.a'"},
+                           Refused{R"(,"store":"yes")", "'store'"}}) {
+    auto r = chat(c.extra);
+    ASSERT_FALSE(r.ok()) << c.extra;
+    EXPECT_NE(r.status().message().find(c.needle), std::string::npos) << r.status().message();
+  }
+  auto completion = [](const std::string& extra) {
+    return parse_completion_request(R"({"model":"m","prompt":"x")" + extra + "}");
+  };
+  EXPECT_TRUE(completion(R"(,"best_of":1,"suffix":null,"echo":false)").ok());
+  EXPECT_EQ(completion(R"(,"best_of":2)").status().message(), "'best_of' must be 1 (one candidate per request)");
+  EXPECT_NE(completion(R"(,"suffix":"}")").status().message().find("fill-in-the-middle"), std::string::npos);
+  EXPECT_EQ(completion(R"(,"messages":[])").status().message(), "Unrecognized request argument supplied: messages");
+}
+
 // logit_bias: token-id keys as strings (OpenAI's shape), biases in [-100, 100].
 TEST(Api, LogitBias) {
   auto r = chat(R"(,"logit_bias":{"50256":-100,"7":2.5})");

@@ -267,8 +267,15 @@ TEST(Responses, RefusesWhatItCannotHonourNamingIt) {
   expect_refused(R"("input":[{"type":"function_call","call_id":"c","name":"f","arguments":")" + args +
                      R"("},{"role":"user","content":"x"}])",
                  "'input[0].arguments' nests arrays and objects deeper than 128");
-  // Fields this server does not know are ignored, as /v1/chat/completions ignores them.
-  EXPECT_TRUE(parse(R"("input":"hi","some_future_field":{"x":1})").ok());
+  // A field the Responses API does not have is refused as OpenAI refuses it; its bookkeeping
+  // fields (and Codex's client_metadata) are accepted.
+  expect_refused(R"("input":"hi","some_future_field":{"x":1})",
+                 "Unrecognized request argument supplied: some_future_field");
+  EXPECT_TRUE(parse(R"("input":"hi","store":false,"service_tier":"auto","prompt_cache_key":"k",
+                       "prompt_cache_retention":"24h","safety_identifier":"u","client_metadata":{"a":"b"})")
+                  .ok());
+  expect_refused(R"("input":"hi","max_tool_calls":3)", "'max_tool_calls'");
+  expect_refused(R"("input":"hi","metadata":{"k":1})", "'metadata.k' must be a string");
 }
 
 TEST(Responses, PreviousResponseIdContinuesAStoredConversation) {

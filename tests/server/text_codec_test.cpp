@@ -36,6 +36,29 @@ TEST(TextCodec, ChatPromptFollowsTheModeAndStartsWithBos) {
   EXPECT_EQ(chat->back(), 5);
 }
 
+// keep_thinking (Anthropic's clear_thinking keep "all") renders the reasoning of earlier turns,
+// which the encoder drops by default in thinking mode.
+TEST(TextCodec, KeepThinkingRendersEarlierReasoning) {
+  auto codec = demo_codec();
+  ASSERT_TRUE(codec);
+  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"Hi"},
+      {"role":"assistant","content":"Hello","reasoning_content":"a greeting deserves one"},
+      {"role":"user","content":"Bye"}]})",
+                                kPreview);
+  ASSERT_TRUE(req.ok()) << req.status().to_string();
+  auto dropped = codec->encode_chat(*req);
+  req->keep_thinking = true;
+  auto kept = codec->encode_chat(*req);
+  ASSERT_TRUE(dropped.ok() && kept.ok());
+  auto text_of = [&](const std::vector<int32_t>& ids) {
+    std::string t;
+    for (int32_t id : ids) t += codec->token_text(id);
+    return t;
+  };
+  EXPECT_EQ(text_of(*dropped).find("a greeting deserves one"), std::string::npos);
+  EXPECT_NE(text_of(*kept).find("a greeting deserves one"), std::string::npos);
+}
+
 TEST(TextCodec, RawTextGetsOneBos) {
   auto codec = demo_codec();
   ASSERT_TRUE(codec);
