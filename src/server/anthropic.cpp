@@ -173,10 +173,14 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
   return {};
 }
 
-// thinking / output_config -> the thinking mode. Returns whether thinking was asked for
-// explicitly (a prefill is refused then: it continues an answer, which has no reasoning).
+// thinking / output_config -> the thinking mode. Anthropic's semantics: the model thinks only
+// when `thinking` is enabled or adaptive (issue #16: Claude Code leaves it out for its quick
+// side requests, which then get no reasoning, as from Anthropic; DeepSeek's own Anthropic
+// endpoint thinks by default, the OpenAI endpoints here keep that default). Returns whether
+// thinking is on (a prefill is refused then: it continues an answer, which has no reasoning).
 Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatRequest& r) {
   bool explicit_on = false;
+  r.thinking = ThinkingMode::chat;
   if (auto it = j.find("thinking"); it != j.end() && !it->is_null()) {
     const std::string what = "'thinking' must be {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}";
     if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string()) return bad(what);
@@ -185,6 +189,7 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
       r.thinking = ThinkingMode::chat;
     } else if (type == "enabled" || type == "adaptive") {
       explicit_on = true;
+      r.thinking = ThinkingMode::thinking;
       int64_t budget = 0;
       DSV4_TRY(read_int(*it, "budget_tokens", budget));
       if (it->contains("budget_tokens") && !(*it)["budget_tokens"].is_null()) {
@@ -302,8 +307,17 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
       DSV4_TRY(convert_user(m["content"], w + ".content", r.messages));
     } else if (role == "assistant") {
       DSV4_TRY(convert_assistant(m["content"], w + ".content", r.messages));
+    } else if (role == "system") {
+      // Not in Anthropic's API, but sent by clients and proxies that carry OpenAI-style system
+      // turns (reminders, mode switches) mid-conversation. It stays a system message where it
+      // stands, rendered as the official encoder renders any system message (its text, no
+      // role marker): the same prompt /v1/chat/completions gives the same conversation. The
+      // `latest_reminder` role was the alternative; the spec documents only its token, not
+      // how DeepSeek's API fills it, so it is not guessed at here.
+      DSV4_ASSIGN_OR_RETURN(ojson text, text_content(m["content"], w + ".content"));
+      r.messages.push_back({{"role", "system"}, {"content", std::move(text)}});
     } else {
-      return bad("'" + w + ".role' must be \"user\" or \"assistant\" (got '" + role + "')");
+      return bad("'" + w + ".role' must be \"user\", \"assistant\" or \"system\" (got '" + role + "')");
     }
   }
 

@@ -19,6 +19,7 @@ namespace dsv4::server {
 
 // Parse + validate a Messages request. Conversions:
 //   system (string or text blocks)            -> a leading system message
+//   a system message inside `messages`        -> a system message where it stands
 //   user text / tool_result blocks            -> user / tool messages (tool_use_id -> tool_call_id)
 //   assistant text / thinking / tool_use      -> content / reasoning_content / tool_calls
 //   a last assistant message (prefill)        -> continued as the start of the answer, in
@@ -26,8 +27,8 @@ namespace dsv4::server {
 //   tools {name, description, input_schema}   -> function tools
 //   tool_choice auto / any / tool / none      -> auto / required / named / none
 //   thinking {type: enabled | adaptive | disabled, budget_tokens}, output_config.effort
-//                                             -> thinking mode (the default, as in DeepSeek's own
-//                                                Anthropic API), thinking budget, and the reasoning
+//                                             -> thinking mode (only when enabled or adaptive,
+//                                                Anthropic's default), thinking budget, and the reasoning
 //                                                effort: a level of `revision`, the served model's
 //                                                chat encoder (others are refused)
 //   stop_sequences, temperature, top_p, top_k, metadata.user_id, stream

@@ -26,7 +26,9 @@ async function runningSequences() {
 }
 
 test('a message and its stream give the same greedy answer', async () => {
-  const params = { model, max_tokens: 12, messages: [{ role: 'user', content: 'def fibonacci(n):' }], ...greedy };
+  const params = {
+    model, max_tokens: 12, messages: [{ role: 'user', content: 'def fibonacci(n):' }], thinking: { type: 'adaptive' }, ...greedy,
+  };
   const full = await client.messages.create(params);
   assert.equal(full.type, 'message');
   assert.equal(full.role, 'assistant');
@@ -36,7 +38,7 @@ test('a message and its stream give the same greedy answer', async () => {
   assert.equal(full.stop_sequence, null);
   assert.equal(full.usage.output_tokens, 12);
   assert.ok(full.usage.input_tokens + full.usage.cache_read_input_tokens > 3);
-  // Thinking is on by default (as in DeepSeek's API): the answer opens with a thinking block.
+  // Thinking asked for: the answer opens with a thinking block.
   assert.equal(full.content[0].type, 'thinking');
 
   const stream = client.messages.stream(params);
@@ -146,7 +148,10 @@ test('bad input gets 400 / 404 with Anthropic error bodies', async () => {
     pattern.test(e.message);
   await assert.rejects(client.messages.create({ model, messages: [{ role: 'user', content: 'x' }] }), isInvalid(/max_tokens/));
   await assert.rejects(
-    client.messages.create({ model, max_tokens: 4, messages: [{ role: 'system', content: 'x' }] }), isInvalid(/role/));
+    client.messages.create({ model, max_tokens: 4, messages: [{ role: 'tool', content: 'x' }] }), isInvalid(/role/));
+  await assert.rejects(
+    client.messages.create({ model, max_tokens: 4, messages: [{ role: 'user', content: 'x' }], temprature: 1 }),
+    isInvalid(/temprature: Extra inputs are not permitted/));
   await assert.rejects(
     client.messages.create({ model, max_tokens: 4, messages: [{ role: 'user', content: 'x' }], temperature: 5 }), isInvalid(/temperature/));
   await assert.rejects(

@@ -96,7 +96,16 @@ TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
   EXPECT_EQ(m[4]["tool_call_id"], "toolu_2");
   EXPECT_EQ(m[4]["content"][1]["text"], "b");
   EXPECT_EQ(m[5]["role"], "user");
-  EXPECT_EQ(r->thinking, ThinkingMode::thinking);  // DeepSeek's default
+  EXPECT_EQ(r->thinking, ThinkingMode::chat);  // Anthropic's default: no thinking unless asked
+  EXPECT_EQ(messages(R"(,"thinking":{"type":"adaptive"})")->thinking, ThinkingMode::thinking);
+  EXPECT_EQ(messages(R"(,"thinking":{"type":"enabled","budget_tokens":10})")->thinking, ThinkingMode::thinking);
+  // A system message inside `messages` stays where it stands.
+  auto mid = messages("", R"([{"role":"user","content":"a"},{"role":"assistant","content":"b"},
+                              {"role":"system","content":[{"type":"text","text":"Now be brief."}]},
+                              {"role":"user","content":"c"}])");
+  ASSERT_TRUE(mid.ok()) << mid.status().to_string();
+  ASSERT_EQ(mid->messages.size(), 4u);
+  EXPECT_EQ(mid->messages[2], ojson::parse(R"({"role":"system","content":[{"type":"text","text":"Now be brief."}]})"));
 }
 
 TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
@@ -141,7 +150,7 @@ TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
 TEST(Anthropic, EffortMapsToALevelOfTheServedEncoder) {
   const std::string hi = R"([{"role":"user","content":"hi"}])";
   auto effort = [&](const std::string& level, text::EncoderRevision revision) {
-    return messages(R"(,"output_config":{"effort":")" + level + R"("})", hi, revision);
+    return messages(R"(,"thinking":{"type":"adaptive"},"output_config":{"effort":")" + level + R"("})", hi, revision);
   };
   struct Case { text::EncoderRevision revision; const char* requested; const char* level; };
   for (Case c : {Case{kPreview, "low", "high"}, Case{kPreview, "medium", "high"}, Case{kPreview, "high", "high"},
@@ -184,7 +193,9 @@ TEST(Anthropic, RejectsBadRequestsNamingTheField) {
   EXPECT_NE(err(R"({"model":"m","max_tokens":0,"messages":[{"role":"user","content":"x"}]})").find("max_tokens"),
             std::string::npos);
   EXPECT_NE(err(R"({"model":"m","max_tokens":5,"messages":[]})").find("messages"), std::string::npos);
-  EXPECT_NE(err(R"({"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]})").find("role"),
+  EXPECT_NE(err(R"({"model":"m","max_tokens":5,"messages":[{"role":"tool","content":"x"}]})").find("role"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]})").find("no content"),
             std::string::npos);
   EXPECT_NE(err(R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{}}]}]})")
                 .find("messages[0].content[0]"),
@@ -295,7 +306,7 @@ TEST(Anthropic, ErrorsAndKeys) {
 TEST(Anthropic, RendersLikeTheEquivalentOpenAIRequest) {
   auto codec = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir(), kPreview);
   ASSERT_TRUE(codec.ok()) << codec.status().to_string();
-  auto a = parse_messages_request(R"({"model":"m","max_tokens":9,"system":"Be brief.",
+  auto a = parse_messages_request(R"({"model":"m","max_tokens":9,"system":"Be brief.","thinking":{"type":"adaptive"},
     "tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
     "messages":[
       {"role":"user","content":"Weather in Paris?"},

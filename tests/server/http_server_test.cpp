@@ -496,7 +496,9 @@ json message_from_events(const std::vector<std::pair<std::string, json>>& events
 
 TEST(HttpServer, MessagesNonStreamingAndStreamingAgree) {
   ServerFixture f;
-  auto r = f.post("/v1/messages", messages_body("hello", 12));
+  json thinking = messages_body("hello", 12);
+  thinking["thinking"] = {{"type", "adaptive"}};
+  auto r = f.post("/v1/messages", thinking);
   ASSERT_EQ(r->status, 200) << r->body;
   json m = json::parse(r->body);
   EXPECT_EQ(m["type"], "message");
@@ -506,11 +508,12 @@ TEST(HttpServer, MessagesNonStreamingAndStreamingAgree) {
   EXPECT_EQ(m["stop_reason"], "max_tokens");
   EXPECT_TRUE(m["stop_sequence"].is_null());
   EXPECT_EQ(m["usage"]["output_tokens"], 12);
-  // Thinking is the default: the reasoning comes first, as a thinking block.
+  // Thinking asked for: the reasoning comes first, as a thinking block.
   ASSERT_GE(m["content"].size(), 1u);
   EXPECT_EQ(m["content"][0]["type"], "thinking");
 
-  auto s = f.post("/v1/messages", messages_body("hello", 12, true));
+  thinking["stream"] = true;
+  auto s = f.post("/v1/messages", thinking);
   ASSERT_EQ(s->status, 200);
   EXPECT_NE(s->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
   auto events = sse_events(s->body);
@@ -523,10 +526,11 @@ TEST(HttpServer, MessagesNonStreamingAndStreamingAgree) {
   EXPECT_EQ(streamed["usage"]["input_tokens"].get<int>() + streamed["usage"]["cache_read_input_tokens"].get<int>(),
             m["usage"]["input_tokens"].get<int>() + m["usage"]["cache_read_input_tokens"].get<int>());
 
-  // Thinking off: text only.
+  // No `thinking` (Anthropic's default; as {"type": "disabled"}): text only.
   json body = messages_body("hello", 5);
-  body["thinking"] = {{"type", "disabled"}};
   json plain = json::parse(f.post("/v1/messages", body)->body);
+  body["thinking"] = {{"type", "disabled"}};
+  EXPECT_EQ(json::parse(f.post("/v1/messages", body)->body)["content"], plain["content"]);
   ASSERT_EQ(plain["content"].size(), 1u);
   EXPECT_EQ(plain["content"][0]["type"], "text");
   EXPECT_EQ(plain["content"][0]["text"].get<std::string>().size(), 5u);
