@@ -533,6 +533,7 @@ void Session::on_head(error_code ec) {
   auto ex = std::make_shared<Exchange>(shared_from_this(), head(), parser_->keep_alive());
   HttpRoute route = t_.app.accept(ex->request(), *ex);
   if (ex->answered() || !route.handler) {
+    if (!parser_->is_done()) ex->close_after();  // its body stays unread
     ex->handler_returned();
     return;
   }
