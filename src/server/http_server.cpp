@@ -33,7 +33,7 @@ int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// How long an HTTP thread waits for the scheduler before checking on its client.
+// How long a handler waits for the scheduler before checking on its client.
 constexpr std::chrono::milliseconds kPollInterval{100};
 // A stream silent for this long gets an SSE comment, which also reveals a vanished client.
 constexpr std::chrono::milliseconds kKeepAliveInterval{2000};
