@@ -215,8 +215,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void start() { read_request(/*first=*/true); }
 
-  // The server stops: a connection that is not being answered closes now, one that is closes
-  // after its answer.
+  // The server stops: a connection that is not being answered (idle, or its request still
+  // being read) closes now, one that is closes after its answer.
   void stop() {
     if (phase_ != Phase::answering) abort();
   }
@@ -538,6 +538,7 @@ void Session::on_head(error_code ec) {
     return;
   }
   if (parser_->is_done()) return dispatch(std::move(ex), std::move(route));
+  phase_ = Phase::reading;
   // A client that waits for leave to send its body (curl does, for large ones).
   const std::string_view expect = ex->request().header("Expect");
   if (beast::iequals(beast::string_view(expect.data(), expect.size()), "100-continue")) {
@@ -557,6 +558,7 @@ void Session::read_body(std::shared_ptr<Exchange> ex, HttpRoute route) {
   http::async_read(socket_, buffer_, *parser_,
                    [self = shared_from_this(), ex, route = std::move(route)](error_code ec, size_t) mutable {
                      self->disarm();
+                     self->phase_ = Phase::answering;
                      if (ec == http::error::body_limit) {
                        self->t_.app.refuse(ex->request(), body_too_large(self->t_.options.max_body_bytes), *ex);
                      } else if (ec && self->broken_) {

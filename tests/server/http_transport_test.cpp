@@ -346,13 +346,15 @@ TEST(HttpTransport, BusyWorkersAnswer429AndHealthStillWorks) {
   holder.join();
 }
 
-// stop() ends idle and half-sent connections at once: run() returns promptly.
+// stop() ends idle connections and requests still being read at once: run() returns promptly.
 TEST(HttpTransport, StopClosesOpenConnections) {
   auto f = std::make_unique<ServerFixture>();
+  const std::string half_body = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":";
   std::vector<int> fds;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 30; ++i) {
     fds.push_back(connect_to(f->server->port()));
-    send_all(fds.back(), i % 2 ? kHealth : std::string("GET /hea"));
+    send_all(fds.back(), i % 3 == 0 ? kHealth : i % 3 == 1 ? std::string("GET /hea") : half_body);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const auto t0 = Clock::now();
