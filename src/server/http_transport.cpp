@@ -443,9 +443,11 @@ class Exchange final : public HttpResponse, public std::enable_shared_from_this<
       });
       return true;
     }
-    std::promise<bool> written;
-    auto result = written.get_future();
-    asio::post(t().io, [s = s_, data, &written] { s->write(data, [&written](bool ok) { written.set_value(ok); }); });
+    // Shared with the I/O thread's callback, which may still be inside set_value when this
+    // thread wakes and returns.
+    auto written = std::make_shared<std::promise<bool>>();
+    auto result = written->get_future();
+    asio::post(t().io, [s = s_, data, written] { s->write(data, [written](bool ok) { written->set_value(ok); }); });
     if (!result.get()) failed_ = true;
     return !failed_;
   }
