@@ -1,22 +1,19 @@
 #include "server/http_server.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
-#include <mutex>
 #include <optional>
+#include <span>
 
 #include "runtime/stop_strings.h"
 #include "server/anthropic.h"
 #include "server/audit_log.h"
-#include "server/connection_probe.h"
 #include "server/errors.h"
+#include "server/http_transport.h"
 #include "server/metrics.h"
 #include "server/request_guard.h"
 #include "server/responses.h"
@@ -37,7 +34,7 @@ int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// How long an HTTP thread waits for the scheduler before checking on its client.
+// How long a handler waits for the scheduler before checking on its client.
 constexpr std::chrono::milliseconds kPollInterval{100};
 // A stream silent for this long gets an SSE comment, which also reveals a vanished client.
 constexpr std::chrono::milliseconds kKeepAliveInterval{2000};
@@ -48,78 +45,6 @@ constexpr int kClientClosedRequest = 499;
 // (the OpenAI and Anthropic SDKs among them) back off further on their own.
 constexpr const char* kRetryAfterSeconds = "1";
 
-// Connection limits of the transport (cpp-httplib 0.11: one worker thread per connection, so
-// every idle or slow connection holds a thread). Each read of a request must make progress
-// within kReadTimeoutSeconds, a connection waits at most kKeepAliveSeconds for its next request
-// and serves at most kKeepAliveRequests. (This bounds each read, not a whole request: a client
-// trickling a byte at a time keeps its thread; that needs an event-driven transport.)
-constexpr time_t kReadTimeoutSeconds = 5;
-constexpr time_t kWriteTimeoutSeconds = 5;
-constexpr time_t kKeepAliveSeconds = 5;
-constexpr size_t kKeepAliveRequests = 100;
-
-// httplib::Server with a real listen backlog: 0.11 listens with a backlog of 5, and a burst of
-// 120 connections got resets (issue #15) where it should get answers or 429s.
-class Transport final : public httplib::Server {
- public:
-  // Linux takes a second listen() on a listening socket as a new backlog (capped by
-  // net.core.somaxconn).
-  bool raise_backlog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
-};
-
-// "address:port" of the peer, IPv6 addresses in brackets.
-std::string client_address(const httplib::Request& req) {
-  const bool v6 = req.remote_addr.find(':') != std::string::npos;
-  return (v6 ? "[" + req.remote_addr + "]" : req.remote_addr) + ":" + std::to_string(req.remote_port);
-}
-
-// Ends the connection once this response is out. Needed when a request is refused before its
-// body is read: the unread bytes would be taken for the client's next request. cpp-httplib 0.11
-// has no call for it; a content provider that writes the whole answer and then reports failure
-// makes it close the socket after the response. The request's "Connection: close" makes the
-// response say so.
-void end_connection_after(const httplib::Request& req, httplib::Response& res) {
-  auto& mreq = const_cast<httplib::Request&>(req);
-  mreq.headers.erase("Connection");
-  mreq.set_header("Connection", "close");
-  const std::string type = res.get_header_value("Content-Type");
-  res.headers.erase("Content-Type");
-  auto body = std::make_shared<std::string>(std::move(res.body));
-  res.body.clear();
-  res.set_content_provider(body->size(), type, [body](size_t offset, size_t length, httplib::DataSink& sink) {
-    sink.write(body->data() + offset, length);
-    return false;
-  });
-}
-
-// Sets an SSE stream as the response: chunked for HTTP/1.1 clients; HTTP/1.0 clients cannot
-// decode chunks, so theirs has no length and ends when the connection closes.
-void stream_events(const httplib::Request& req, httplib::Response& res, httplib::ContentProviderWithoutLength provider,
-                   httplib::ContentProviderResourceReleaser released) {
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  if (req.version != "HTTP/1.0") {
-    res.set_chunked_content_provider("text/event-stream", std::move(provider), std::move(released));
-    return;
-  }
-  auto& mreq = const_cast<httplib::Request&>(req);
-  mreq.headers.erase("Connection");
-  mreq.set_header("Connection", "close");
-  auto ended = std::make_shared<bool>(false);
-  res.set_content_provider(
-      "text/event-stream",
-      [provider = std::move(provider), ended](size_t offset, httplib::DataSink& sink) {
-        httplib::DataSink inner;
-        inner.write = sink.write;
-        inner.is_writable = sink.is_writable;
-        inner.done = [ended] { *ended = true; };
-        // Once the last event is out, failing makes httplib close the connection, which is what
-        // ends a body without a length (also for a client that asked for keep-alive).
-        return provider(offset, inner) && !*ended;
-      },
-      std::move(released));
-}
-
 json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
   const std::string text = codec.token_text(token);
   json bytes = json::array();
@@ -129,25 +54,6 @@ json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
 
 }  // namespace
 
-namespace {
-// Sends a batch of SSE frames, or a keep-alive after a silence (a comment for OpenAI clients, a
-// ping event for Anthropic ones), and cancels the generation when the client has gone. Returns
-// false when the stream must end.
-template <typename Run>
-bool flush_sse(httplib::DataSink& sink, std::string& out, Clock::time_point& last_write, Run& run,
-               ApiStyle style = ApiStyle::openai) {
-  if (out.empty() && Clock::now() - last_write > kKeepAliveInterval)
-    out = style == ApiStyle::anthropic ? sse_event("ping", R"({"type": "ping"})") : sse_comment();
-  if (!out.empty()) {
-    last_write = Clock::now();
-    if (sink.write(out.data(), out.size())) return true;
-  } else if (sink.is_writable()) {
-    return true;
-  }
-  run.cancel();
-  return false;
-}
-}  // namespace
 
 // One generation seen from the HTTP side: scheduler events in, text / chat deltas out. Applies
 // stop strings to the detokenized text (ending generation early through cancel()), records
@@ -287,23 +193,110 @@ class ResponseRun {
   json logprobs_ = json::array();
 };
 
-struct HttpServer::Impl {
+namespace {
+
+// Sends a batch of SSE frames, or a keep-alive after a silence (a comment for OpenAI clients, a
+// ping event for Anthropic ones), and cancels the generation when the client has gone. Returns
+// false when the stream must end.
+bool flush_sse(HttpResponse& res, std::string& out, Clock::time_point& last_write, ResponseRun& run, ApiStyle style) {
+  if (out.empty() && Clock::now() - last_write > kKeepAliveInterval)
+    out = style == ApiStyle::anthropic ? sse_event("ping", R"({"type": "ping"})") : sse_comment();
+  if (!out.empty()) {
+    last_write = Clock::now();
+    if (res.write(out)) return true;
+  } else if (!res.peer_closed()) {
+    return true;
+  }
+  run.cancel();
+  return false;
+}
+
+}  // namespace
+
+struct HttpServer::Impl final : HttpApp {
+  // A route: its handler, and whether it generates (a worker thread) or answers at once (the
+  // transport's I/O thread; it must not block). A path ending in "{id}" matches any non-empty
+  // rest; the path is also the endpoint label of the request metrics.
+  struct Route {
+    std::string_view method;
+    std::string_view path;
+    void (Impl::*handle)(const HttpRequest&, HttpResponse&);
+    bool generates;
+  };
+  static std::span<const Route> routes();  // the table, after the class
+
   runtime::Scheduler& scheduler;
   const TextCodec& codec;
   ServerOptions options;
   std::vector<std::string> allowed_hosts;  // request_guard.h: allowed_host_names
-  Transport http;
   Metrics metrics;
   ResponseStore responses;  // finished /v1/responses responses, for previous_response_id
   std::unique_ptr<AuditLog> audit;
-  int bound_port = -1;
   std::atomic<uint64_t> next_id{1};
+  HttpTransport http;
 
   Impl(runtime::Scheduler& s, const TextCodec& c, ServerOptions o)
       : scheduler(s),
         codec(c),
         options(std::move(o)),
-        allowed_hosts(allowed_host_names(options.host, options.allowed_hosts)) {}
+        allowed_hosts(allowed_host_names(options.host, options.allowed_hosts)),
+        http(*this, transport_options(options, scheduler)) {}
+
+  static TransportOptions transport_options(const ServerOptions& o, const runtime::Scheduler& s) {
+    TransportOptions t;
+    t.limits = o.limits;
+    t.max_body_bytes = o.max_body_bytes;
+    // Enough workers for every running and queued request, and a few to refuse more with 429s
+    // and count tokens.
+    t.worker_threads = o.http_threads > 0 ? o.http_threads : s.options().max_running + s.options().max_queued + 16;
+    return t;
+  }
+
+  static bool matches(std::string_view pattern, std::string_view path) {
+    constexpr std::string_view kAny = "{id}";
+    if (pattern.size() > kAny.size() && pattern.substr(pattern.size() - kAny.size()) == kAny) {
+      const std::string_view prefix = pattern.substr(0, pattern.size() - kAny.size());
+      return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix;
+    }
+    return pattern == path;
+  }
+
+  // ---- HttpApp ----
+
+  HttpRoute accept(HttpRequest& req, HttpResponse& res) override {
+    if (guard(req, res)) return {};
+    // HEAD is GET without the body (the transport leaves it out).
+    const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : std::string_view(req.method);
+    for (const Route& r : routes()) {
+      if (r.method != method || !matches(r.path, req.path)) continue;
+      return {[this, handle = r.handle](const HttpRequest& q, HttpResponse& s) { (this->*handle)(q, s); },
+              r.generates};
+    }
+    // Any other request (a POST's body is read first, under the same cap): 404.
+    return {[this](const HttpRequest& q, HttpResponse& s) { no_route(q, s); }, false};
+  }
+
+  // A request refused at the edge (request_guard.h, authentication, an oversized or malformed
+  // body, no free worker): the error in the endpoint's API style, audited with the client's
+  // address, and the connection closed after the answer (the body may be unread).
+  void refuse(const HttpRequest& req, const Refusal& r, HttpResponse& res) override {
+    if (r.http_status == 429) res.add_header("Retry-After", kRetryAfterSeconds);
+    res.close_after();
+    audit_request(req, "", r.http_status, 0, 0, "", Clock::now(), "", "");
+    res.send(r.http_status, "application/json",
+             error_body(api_style_for_path(req.path), r.http_status, r.message, r.type, r.code));
+  }
+
+  // Counted before the response is written: a client that reads /metrics right after a
+  // response always sees it counted.
+  void answered(const HttpRequest& req, int status) override {
+    std::string_view endpoint = "other";
+    for (const Route& r : routes())
+      if (matches(r.path, req.path)) endpoint = r.path;
+    metrics.count_request(std::string(endpoint), status);
+  }
+
+  // ---- common parts of the handlers ----
 
   std::string new_id(const char* prefix) {
     char buf[48];
@@ -312,22 +305,21 @@ struct HttpServer::Impl {
     return buf;
   }
 
-  static void send_error(httplib::Response& res, const Status& st, ApiStyle style = ApiStyle::openai) {
-    res.status = http_error_for(st.code()).http_status;
-    if (res.status == 429) res.set_header("Retry-After", kRetryAfterSeconds);
-    res.set_content(error_body(style, st), "application/json");
+  static void send_error(HttpResponse& res, const Status& st, ApiStyle style = ApiStyle::openai) {
+    const int status = http_error_for(st.code()).http_status;
+    if (status == 429) res.add_header("Retry-After", kRetryAfterSeconds);
+    res.send(status, "application/json", error_body(style, st));
   }
 
-  void audit_request(const std::string& endpoint, const std::string& client, const std::string& key_id,
-                     const std::string& model, int status, int64_t prompt_tokens, int64_t generated,
-                     const std::string& finish, Clock::time_point start, const std::string& prompt_text,
-                     const std::string& output_text) {
+  void audit_request(const HttpRequest& req, const std::string& model, int status, int64_t prompt_tokens,
+                     int64_t generated, const std::string& finish, Clock::time_point start,
+                     const std::string& prompt_text, const std::string& output_text) {
     metrics.add_tokens(prompt_tokens, generated);
     if (!audit) return;
     AuditRecord r;
-    r.client = client;
-    r.key_id = key_id;
-    r.endpoint = endpoint;
+    r.client = req.client;
+    r.key_id = req.key_id;
+    r.endpoint = req.path;
     r.model = model;
     r.http_status = status;
     r.prompt_tokens = prompt_tokens;
@@ -338,119 +330,64 @@ struct HttpServer::Impl {
     r.output_text = output_text;
     audit->write(r);
   }
-  void audit_request(const httplib::Request& req, const std::string& model, int status, int64_t prompt_tokens,
-                     int64_t generated, const std::string& finish, Clock::time_point start,
-                     const std::string& prompt_text, const std::string& output_text) {
-    audit_request(req.path, client_address(req), req.get_header_value("X-Dsv4-Key-Id"), model, status, prompt_tokens,
-                  generated, finish, start, prompt_text, output_text);
-  }
-
-  // A request refused at the edge (request_guard.h, authentication, an oversized body): the
-  // error in the endpoint's API style, audited with the client's address, and the connection
-  // closed after the answer (the body may be unread).
-  void refuse(const httplib::Request& req, httplib::Response& res, const Refusal& r) {
-    res.status = r.http_status;
-    res.set_content(error_body(api_style_for_path(req.path), r.http_status, r.message, r.type, r.code),
-                    "application/json");
-    audit_request(req, "", r.http_status, 0, 0, "", Clock::now(), "", "");
-    end_connection_after(req, res);
-  }
-
-  // Reads a POST body, whatever its framing, up to max_body_bytes. cpp-httplib 0.11 applies its
-  // own limit to Content-Length bodies only (a chunked one was read whole into memory): here
-  // reading stops at the limit. On failure the request is refused and false returned.
-  bool read_body(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
-                 std::string& body) {
-    bool too_large = false;
-    const bool complete = reader([&](const char* data, size_t n) {
-      if (n > options.max_body_bytes - body.size()) {
-        too_large = true;
-        return false;
-      }
-      body.append(data, n);
-      return true;
-    });
-    if (complete) return true;
-    refuse(req, res,
-           too_large ? body_too_large(options.max_body_bytes)
-                     : Refusal{400, "the request body could not be read (malformed chunked encoding, or it ended early)",
-                               "invalid_request_error", "invalid_request"});
-    return false;
-  }
 
   // The checks before any route (request_guard.h), CORS for allowed browser origins, then the
   // API key. Returns true when the request was answered here.
-  bool guard(const httplib::Request& req, httplib::Response& res) {
-    // The key id travels to the handlers (and the audit log) in a request header that only the
-    // server itself sets: a client's copy goes first.
-    auto& mreq = const_cast<httplib::Request&>(req);
-    mreq.headers.erase("X-Dsv4-Key-Id");
-    std::optional<Refusal> r = check_host(req.get_header_value("Host"), req.local_addr, allowed_hosts);
-    const std::string origin = req.get_header_value("Origin");
+  bool guard(HttpRequest& req, HttpResponse& res) {
+    std::optional<Refusal> r = check_host(req.header("Host"), req.local_addr, allowed_hosts);
+    const std::string origin(req.header("Origin"));
     if (!r) r = check_origin(origin, options.cors_origins);
     if (!r) {
       BodyHeaders b;
       b.method = req.method;
-      b.content_length_count = req.get_header_value_count("Content-Length");
-      const std::string length = req.get_header_value("Content-Length");
-      b.content_length = length;
-      const std::string coding = req.get_header_value("Transfer-Encoding");
-      if (req.has_header("Transfer-Encoding")) b.transfer_encoding = coding;
-      const std::string type = req.get_header_value("Content-Type");
-      b.content_type = type;
+      b.content_length_count = req.header_count("Content-Length");
+      b.content_length = req.header("Content-Length");
+      if (req.has_header("Transfer-Encoding")) b.transfer_encoding = req.header("Transfer-Encoding");
+      b.content_type = req.header("Content-Type");
       // A CORS preflight carries no body and asks before the real request.
       if (req.method != "OPTIONS") r = check_body_headers(b, options.max_body_bytes);
     }
     if (r) {
-      refuse(req, res, *r);
+      refuse(req, *r, res);
       return true;
     }
     if (!origin.empty()) {
-      res.set_header("Access-Control-Allow-Origin", origin);
-      res.set_header("Vary", "Origin");
+      res.add_header("Access-Control-Allow-Origin", origin);
+      res.add_header("Vary", "Origin");
       if (req.method == "OPTIONS") {
-        res.status = 204;
-        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        const std::string asked = req.get_header_value("Access-Control-Request-Headers");
-        res.set_header("Access-Control-Allow-Headers",
-                       asked.empty() ? "authorization, content-type, x-api-key, anthropic-version" : asked);
-        res.set_header("Access-Control-Max-Age", "600");
+        res.add_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        const std::string_view asked = req.header("Access-Control-Request-Headers");
+        res.add_header("Access-Control-Allow-Headers",
+                       asked.empty() ? "authorization, content-type, x-api-key, anthropic-version" : std::string(asked));
+        res.add_header("Access-Control-Max-Age", "600");
+        res.send(204, "", "");
         return true;
       }
     }
     // Authentication on every endpoint but /health, by "Authorization: Bearer KEY" or (as
     // Anthropic clients send it) "x-api-key: KEY".
     if (req.path == "/health" || !options.api_keys.enabled()) return false;
-    auto id = options.api_keys.check(req.get_header_value("Authorization"));
-    if (!id && req.has_header("x-api-key")) id = options.api_keys.check_key(req.get_header_value("x-api-key"));
+    auto id = options.api_keys.check(req.header("Authorization"));
+    if (!id && req.has_header("x-api-key")) id = options.api_keys.check_key(req.header("x-api-key"));
     if (!id) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      refuse(req, res,
+      res.add_header("WWW-Authenticate", "Bearer");
+      refuse(req,
              {401, "Incorrect or missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-              "authentication_error", "invalid_api_key"});
+              "authentication_error", "invalid_api_key"},
+             res);
       return true;
     }
-    mreq.set_header("X-Dsv4-Key-Id", *id);
+    req.key_id = *id;
     return false;
-  }
-
-  // A POST route: the body is read (capped) before `handle` runs.
-  httplib::Server::HandlerWithContentReader with_body(
-      void (Impl::*handle)(const httplib::Request&, const std::string&, httplib::Response&)) {
-    return [this, handle](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-      std::string body;
-      if (read_body(req, res, reader, body)) (this->*handle)(req, body, res);
-    };
   }
 
   // A generation request refused before it ran: the error response (in the endpoint's API
   // style), counted and audited.
-  void reject(const httplib::Request& req, httplib::Response& res, const Status& st, const std::string& model,
+  void reject(const HttpRequest& req, HttpResponse& res, const Status& st, const std::string& model,
               int64_t prompt_tokens, Clock::time_point start) {
+    audit_request(req, model, http_error_for(st.code()).http_status, prompt_tokens, 0, "", start, "", "");
     send_error(res, st, api_style_for_path(req.path));
-    audit_request(req, model, res.status, prompt_tokens, 0, "", start, "", "");
   }
-
   // Common front half of every generation endpoint: submission, with the output steering of a
   // chat request (tool_choice, thinking budget).
   Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt,
@@ -495,7 +432,7 @@ struct HttpServer::Impl {
 
   // Model check, rendering, steering and submission of a parsed chat request. On failure the
   // error response is set (and audited) and nullopt returned.
-  std::optional<ChatRun> start_chat(const httplib::Request& req, httplib::Response& res, Result<ChatRequest> parsed,
+  std::optional<ChatRun> start_chat(const HttpRequest& req, HttpResponse& res, Result<ChatRequest> parsed,
                                     Clock::time_point start) {
     if (!parsed.ok()) {
       reject(req, res, parsed.status(), "", 0, start);
@@ -528,41 +465,51 @@ struct HttpServer::Impl {
 
   // Non-streaming: reads the generation to its end, handing every piece to `on_piece`. A client
   // that hangs up meanwhile cancels it (its sequence is freed at the scheduler's next step); the
-  // request is then audited as cancelled (status 499, nothing can be sent) and false returned.
-  bool wait_for_answer(const httplib::Request& req, httplib::Response& res, ResponseRun& run,
+  // request is then audited as cancelled (status 499), nothing is sent (the transport counts
+  // the 499) and false returned.
+  bool wait_for_answer(const HttpRequest& req, HttpResponse& res, ResponseRun& run,
                        const std::string& model, int64_t prompt_tokens, Clock::time_point start,
                        const std::string& prompt_text, const std::function<void(ResponseRun::Piece&)>& on_piece) {
-    const ConnectionProbe client(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
     while (!run.finished()) {
       auto p = run.poll(kPollInterval);
       on_piece(p);
-      if (run.finished() || !client.peer_closed()) continue;
+      if (run.finished() || !res.peer_closed()) continue;
       run.cancel();
       while (!run.finished()) run.poll(kPollInterval);
-      res.status = kClientClosedRequest;
-      audit_request(req, model, res.status, prompt_tokens, run.final_event().generated_tokens, "cancelled", start,
-                    prompt_text, run.output_text());
+      audit_request(req, model, kClientClosedRequest, prompt_tokens, run.final_event().generated_tokens, "cancelled",
+                    start, prompt_text, run.output_text());
       return false;
     }
     return true;
   }
 
-  // The content provider's release callback of a stream: a stream that ends before its
-  // generation (the client went away) cancels it; either way the request is audited.
-  std::function<void(bool)> stream_closed(const httplib::Request& req, std::shared_ptr<ResponseRun> run,
-                                          std::string model, int64_t prompt_tokens, std::string prompt_text,
-                                          Clock::time_point start) {
-    return [this, run, model = std::move(model), endpoint = req.path, client = client_address(req),
-            key = req.get_header_value("X-Dsv4-Key-Id"), prompt_tokens, prompt_text = std::move(prompt_text),
-            start](bool) {
-      if (!run->finished()) run->cancel();
-      audit_request(endpoint, client, key, model, 200, prompt_tokens, run->final_event().generated_tokens,
-                    run->finished() ? run->finish_reason() : "cancelled", start, prompt_text, run->output_text());
-    };
+  // Streaming: an SSE stream of what `next` appends to its argument at each progress of the
+  // generation (it returns true with the last frames). A client that goes away ends the stream
+  // and cancels the generation; either way the request is audited when the stream ends.
+  void stream_events(const HttpRequest& req, HttpResponse& res, ResponseRun& run, ApiStyle style,
+                     const std::string& model, int64_t prompt_tokens, const std::string& prompt_text,
+                     Clock::time_point start, const std::function<bool(std::string&)>& next) {
+    res.add_header("Cache-Control", "no-cache");
+    res.add_header("X-Accel-Buffering", "no");
+    if (res.begin(200, "text/event-stream")) {
+      Clock::time_point last_write = Clock::now();
+      for (;;) {
+        std::string out;
+        const bool last = next(out);
+        if (!flush_sse(res, out, last_write, run, style)) break;
+        if (last) {
+          res.end();
+          break;
+        }
+      }
+    }
+    if (!run.finished()) run.cancel();
+    audit_request(req, model, 200, prompt_tokens, run.final_event().generated_tokens,
+                  run.finished() ? run.finish_reason() : "cancelled", start, prompt_text, run.output_text());
   }
 
   // A failed generation after submission (an engine error): the error response, audited.
-  void fail_generation(const httplib::Request& req, httplib::Response& res, const ChatRun& c, Clock::time_point start) {
+  void fail_generation(const HttpRequest& req, HttpResponse& res, const ChatRun& c, Clock::time_point start) {
     const auto& f = c.run->final_event();
     audit_request(req, c.request->gen.model, 500, c.prompt_tokens, f.generated_tokens, "", start, c.prompt_text,
                   c.run->output_text());
@@ -570,9 +517,9 @@ struct HttpServer::Impl {
   }
 
   // ---- /v1/chat/completions ----
-  void handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+  void handle_chat(const HttpRequest& req, HttpResponse& res) {
     const auto start = Clock::now();
-    auto chat = start_chat(req, res, parse_chat_request(body, codec.encoder_revision()), start);
+    auto chat = start_chat(req, res, parse_chat_request(req.body, codec.encoder_revision()), start);
     if (!chat) return;
     auto r = chat->request;
     auto run = chat->run;
@@ -609,18 +556,14 @@ struct HttpServer::Impl {
       choice["logprobs"] = r->gen.logprobs ? json({{"content", run->all_logprobs()}}) : json(nullptr);
       json body = {{"id", id},           {"object", "chat.completion"}, {"created", created},
                    {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
-      res.set_content(dump(body), "application/json");
       audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start,
                     chat->prompt_text, run->output_text());
+      res.send(200, "application/json", dump(body));
       return;
     }
 
     // Streaming: one SSE frame per delta, then finish_reason, usage (if asked) and [DONE].
-    struct StreamState {
-      bool sent_role = false;
-      Clock::time_point last_write = Clock::now();
-    };
-    auto state = std::make_shared<StreamState>();
+    bool sent_role = false;
     auto chunk = [id, created, model = r->gen.model](json delta, json finish, json logprobs) {
       json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
                      {"finish_reason", std::move(finish)}};
@@ -628,11 +571,10 @@ struct HttpServer::Impl {
                   {"choices", json::array({choice})}};
     };
     stream_events(
-        req, res,
-        [run, state, r, chunk](size_t, httplib::DataSink& sink) -> bool {
-          std::string out;
-          if (!state->sent_role) {
-            state->sent_role = true;
+        req, res, *run, ApiStyle::openai, r->gen.model, n_prompt, chat->prompt_text, start,
+        [&](std::string& out) {
+          if (!sent_role) {
+            sent_role = true;
             out += sse_data(dump(chunk({{"role", "assistant"}, {"content", ""}}, nullptr, nullptr)));
           }
           auto p = run->poll(kPollInterval);
@@ -671,17 +613,14 @@ struct HttpServer::Impl {
             }
             out += sse_done();
           }
-          if (!flush_sse(sink, out, state->last_write, *run)) return false;
-          if (p.finished) sink.done();
-          return true;
-        },
-        stream_closed(req, run, r->gen.model, n_prompt, chat->prompt_text, start));
+          return p.finished;
+        });
   }
 
   // ---- /v1/messages (Anthropic) ----
-  void handle_messages(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+  void handle_messages(const HttpRequest& req, HttpResponse& res) {
     const auto start = Clock::now();
-    auto chat = start_chat(req, res, parse_messages_request(body, codec.encoder_revision()), start);
+    auto chat = start_chat(req, res, parse_messages_request(req.body, codec.encoder_revision()), start);
     if (!chat) return;
     auto r = chat->request;
     auto run = chat->run;
@@ -703,124 +642,110 @@ struct HttpServer::Impl {
       const auto& f = run->final_event();
       if (f.finish == FinishReason::error) return fail_generation(req, res, *chat, start);
       blocks.finish();
-      res.set_content(dump(message_json(id, r->gen.model, blocks.content(), stop_reason(), run->stop_sequence(), usage())),
-                      "application/json");
       audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start,
                     chat->prompt_text, run->output_text());
+      res.send(200, "application/json",
+               dump(message_json(id, r->gen.model, blocks.content(), stop_reason(), run->stop_sequence(), usage())));
       return;
     }
 
     // Streaming: message_start, ping, content_block_start / _delta / _stop per block,
     // message_delta (stop_reason, final usage), message_stop.
-    struct StreamState {
-      bool started = false;
-      MessageBlocks blocks;
-      Clock::time_point last_write = Clock::now();
-    };
-    auto state = std::make_shared<StreamState>();
+    bool started = false;
+    MessageBlocks blocks;
     stream_events(
-        req, res,
-        [run, state, r, id, n_prompt, stop_reason, usage](size_t, httplib::DataSink& sink) -> bool {
-          std::string out;
-          if (!state->started) {
-            state->started = true;
+        req, res, *run, ApiStyle::anthropic, r->gen.model, n_prompt, chat->prompt_text, start,
+        [&](std::string& out) {
+          if (!started) {
+            started = true;
             const json message = message_json(id, r->gen.model, json::array(), "", "", messages_usage(n_prompt, 0, 0));
             out += messages_sse({{"type", "message_start"}, {"message", message}});
             out += messages_sse({{"type", "ping"}});
           }
           auto p = run->poll(kPollInterval);
-          for (const json& e : state->blocks.push(p.chat)) out += messages_sse(e);
+          for (const json& e : blocks.push(p.chat)) out += messages_sse(e);
           if (p.finished) {
             const auto& f = run->final_event();
             if (f.finish == FinishReason::error) {
               out += sse_event("error", anthropic_error_body(500, f.status.message()));
             } else {
-              for (const json& e : state->blocks.finish()) out += messages_sse(e);
+              for (const json& e : blocks.finish()) out += messages_sse(e);
               json delta = {{"stop_reason", stop_reason()}, {"stop_sequence", nullptr}};
               if (!run->stop_sequence().empty()) delta["stop_sequence"] = run->stop_sequence();
               out += messages_sse({{"type", "message_delta"}, {"delta", delta}, {"usage", usage()}});
               out += messages_sse({{"type", "message_stop"}});
             }
           }
-          if (!flush_sse(sink, out, state->last_write, *run, ApiStyle::anthropic)) return false;
-          if (p.finished) sink.done();
-          return true;
-        },
-        stream_closed(req, run, r->gen.model, n_prompt, chat->prompt_text, start));
+          return p.finished;
+        });
   }
 
   // ---- /v1/responses (OpenAI Responses API: server/responses.h builds the response) ----
-  void handle_responses(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+  void handle_responses(const HttpRequest& req, HttpResponse& res) {
     const auto start = Clock::now();
-    auto parsed = parse_responses_request(body, codec.encoder_revision(), responses);
+    auto parsed = parse_responses_request(req.body, codec.encoder_revision(), responses);
     if (!parsed.ok()) {
-      res.status = http_error_for(parsed.status().code()).http_status;
-      res.set_content(responses_error_body(parsed.status()), "application/json");
-      return audit_request(req, "", res.status, 0, 0, "", start, "", "");
+      const int status = http_error_for(parsed.status().code()).http_status;
+      audit_request(req, "", status, 0, 0, "", start, "", "");
+      return res.send(status, "application/json", responses_error_body(parsed.status()));
     }
     auto rr = std::make_shared<ResponsesRequest>(std::move(parsed).value());
-    auto builder = std::make_shared<ResponseBuilder>(new_id("resp_"), unix_seconds(), *rr);
+    ResponseBuilder builder(new_id("resp_"), unix_seconds(), *rr);
     auto chat = start_chat(req, res, std::move(rr->chat), start);
     if (!chat) return;
     auto run = chat->run;
     const std::string& model = chat->request->gen.model;
     // The closing events, once the generation has finished; a finished response is kept for
     // previous_response_id.
-    auto finish = [this, run, rr, builder] {
+    auto finish = [&] {
       const auto& f = run->final_event();
-      auto events = builder->finish(f.finish, {f.prompt_tokens, f.cached_tokens, f.generated_tokens, run->reasoning_tokens()},
-                                    f.status.message());
-      remember_response(responses, *rr, *builder);
+      auto events = builder.finish(f.finish, {f.prompt_tokens, f.cached_tokens, f.generated_tokens, run->reasoning_tokens()},
+                                   f.status.message());
+      remember_response(responses, *rr, builder);
       return events;
     };
 
     if (!chat->request->gen.stream) {
       if (!wait_for_answer(req, res, *run, model, chat->prompt_tokens, start, chat->prompt_text,
-                           [&](ResponseRun::Piece& p) { builder->push(p.chat); }))
+                           [&](ResponseRun::Piece& p) { builder.push(p.chat); }))
         return;
       if (run->final_event().finish == FinishReason::error) return fail_generation(req, res, *chat, start);
       finish();
-      res.set_content(dump(builder->response()), "application/json");
       audit_request(req, model, 200, chat->prompt_tokens, run->final_event().generated_tokens, run->finish_reason(),
                     start, chat->prompt_text, run->output_text());
+      res.send(200, "application/json", dump(builder.response()));
       return;
     }
 
-    auto started = std::make_shared<bool>(false);
-    auto last_write = std::make_shared<Clock::time_point>(Clock::now());
-    stream_events(
-        req, res,
-        [run, builder, finish, started, last_write](size_t, httplib::DataSink& sink) -> bool {
-          std::string out;
-          if (!*started) {
-            *started = true;
-            for (const json& e : builder->start()) out += responses_sse(e);
-          }
-          auto p = run->poll(kPollInterval);
-          for (const json& e : builder->push(p.chat)) out += responses_sse(e);
-          if (p.finished)
-            for (const json& e : finish()) out += responses_sse(e);
-          if (!flush_sse(sink, out, *last_write, *run)) return false;
-          if (p.finished) sink.done();
-          return true;
-        },
-        stream_closed(req, run, model, chat->prompt_tokens, chat->prompt_text, start));
+    bool started = false;
+    stream_events(req, res, *run, ApiStyle::openai, model, chat->prompt_tokens, chat->prompt_text, start,
+                  [&](std::string& out) {
+                    if (!started) {
+                      started = true;
+                      for (const json& e : builder.start()) out += responses_sse(e);
+                    }
+                    auto p = run->poll(kPollInterval);
+                    for (const json& e : builder.push(p.chat)) out += responses_sse(e);
+                    if (p.finished)
+                      for (const json& e : finish()) out += responses_sse(e);
+                    return p.finished;
+                  });
   }
 
   // ---- /v1/messages/count_tokens (Anthropic) ----
-  void handle_count_tokens(const httplib::Request&, const std::string& body, httplib::Response& res) {
-    auto parsed = parse_messages_request(body, codec.encoder_revision(), /*count_tokens=*/true);
+  void handle_count_tokens(const HttpRequest& req, HttpResponse& res) {
+    auto parsed = parse_messages_request(req.body, codec.encoder_revision(), /*count_tokens=*/true);
     if (!parsed.ok()) return send_error(res, parsed.status(), ApiStyle::anthropic);
     if (Status st = check_model(parsed->gen.model); !st.ok()) return send_error(res, st, ApiStyle::anthropic);
     auto prompt = codec.encode_chat(*parsed);
     if (!prompt.ok()) return send_error(res, prompt.status(), ApiStyle::anthropic);
-    res.set_content(dump({{"input_tokens", prompt->size()}}), "application/json");
+    res.send(200, "application/json", dump({{"input_tokens", prompt->size()}}));
   }
 
   // ---- /v1/completions ----
-  void handle_completion(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+  void handle_completion(const HttpRequest& req, HttpResponse& res) {
     const auto start = Clock::now();
-    auto parsed = parse_completion_request(body);
+    auto parsed = parse_completion_request(req.body);
     if (!parsed.ok()) return reject(req, res, parsed.status(), "", 0, start);
     auto r = std::make_shared<CompletionRequest>(std::move(parsed).value());
     if (Status st = check_model(r->gen.model); !st.ok()) return reject(req, res, st, r->gen.model, 0, start);
@@ -860,26 +785,24 @@ struct HttpServer::Impl {
       choice["logprobs"] = r->gen.logprobs ? completion_logprobs(run->all_logprobs()) : json(nullptr);
       json body = {{"id", id},           {"object", "text_completion"}, {"created", created},
                    {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
-      res.set_content(dump(body), "application/json");
       audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start, prompt_text,
                     run->output_text());
+      res.send(200, "application/json", dump(body));
       return;
     }
 
-    auto echoed = std::make_shared<bool>(echo.empty());
-    auto last_write = std::make_shared<Clock::time_point>(Clock::now());
+    bool echoed = echo.empty();
     stream_events(
-        req, res,
-        [run, r, id, created, echo, echoed, last_write, completion_logprobs](size_t, httplib::DataSink& sink) {
+        req, res, *run, ApiStyle::openai, r->gen.model, n_prompt, prompt_text, start,
+        [&](std::string& out) {
           auto frame = [&](const std::string& text, json finish, json logprobs) {
             json choice = {{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)},
                            {"finish_reason", std::move(finish)}};
             return sse_data(dump({{"id", id}, {"object", "text_completion"}, {"created", created},
                                   {"model", r->gen.model}, {"choices", json::array({choice})}}));
           };
-          std::string out;
-          if (!*echoed) {
-            *echoed = true;
+          if (!echoed) {
+            echoed = true;
             out += frame(echo, nullptr, nullptr);
           }
           auto p = run->poll(kPollInterval);
@@ -897,114 +820,64 @@ struct HttpServer::Impl {
             }
             out += sse_done();
           }
-          if (!flush_sse(sink, out, *last_write, *run)) return false;
-          if (p.finished) sink.done();
-          return true;
-        },
-        stream_closed(req, run, r->gen.model, n_prompt, prompt_text, start));
+          return p.finished;
+        });
   }
 
-  void no_route(const httplib::Request&, const std::string&, httplib::Response& res) { res.status = 404; }
+  // ---- the cheap routes ----
+  void handle_health(const HttpRequest&, HttpResponse& res) { res.send(200, "application/json", "{\"status\":\"ok\"}"); }
 
-  void setup_routes() {
-    const int threads = options.http_threads > 0
-                            ? options.http_threads
-                            : scheduler.options().max_running + scheduler.options().max_queued + 16;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
-    // A backstop: read_body caps every framing itself.
-    http.set_payload_max_length(options.max_body_bytes);
-    http.set_read_timeout(kReadTimeoutSeconds);
-    http.set_write_timeout(kWriteTimeoutSeconds);
-    http.set_keep_alive_timeout(kKeepAliveSeconds);
-    http.set_keep_alive_max_count(kKeepAliveRequests);
-    // cpp-httplib's default sets SO_REUSEPORT, with which a second server on a busy port binds
-    // without error and silently takes half the connections. SO_REUSEADDR alone still allows a
-    // restart while old connections linger in TIME_WAIT, and makes a busy port an error.
-    http.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    });
+  void handle_metrics(const HttpRequest&, HttpResponse& res) {
+    const auto s = scheduler.stats();
+    Metrics::Gauges g;
+    g.queued = s.queued;
+    g.running = s.running;
+    g.prefix_hits = s.prefix_hits;
+    g.prefix_tokens_reused = s.prefix_tokens_reused;
+    g.spec_rounds = s.spec_rounds;
+    g.drafted_tokens = s.drafted_tokens;
+    g.accepted_tokens = s.accepted_tokens;
+    res.send(200, "text/plain; version=0.0.4", metrics.render(g));
+  }
 
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      return guard(req, res) ? httplib::Server::HandlerResponse::Handled : httplib::Server::HandlerResponse::Unhandled;
-    });
+  void handle_models(const HttpRequest&, HttpResponse& res) {
+    json m = {{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"},
+              {"max_model_len", scheduler.max_context()}};
+    res.send(200, "application/json", dump({{"object", "list"}, {"data", json::array({m})}}));
+  }
 
-    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("{\"status\":\"ok\"}", "application/json");
-    });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      const auto s = scheduler.stats();
-      Metrics::Gauges g;
-      g.queued = s.queued;
-      g.running = s.running;
-      g.prefix_hits = s.prefix_hits;
-      g.prefix_tokens_reused = s.prefix_tokens_reused;
-      g.spec_rounds = s.spec_rounds;
-      g.drafted_tokens = s.drafted_tokens;
-      g.accepted_tokens = s.accepted_tokens;
-      res.set_content(metrics.render(g), "text/plain; version=0.0.4");
-    });
-    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      json m = {{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"},
-                {"max_model_len", scheduler.max_context()}};
-      res.set_content(dump({{"object", "list"}, {"data", json::array({m})}}), "application/json");
-    });
-    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      if (Status st = check_model(req.matches[1]); !st.ok()) return send_error(res, st);
-      res.set_content(dump({{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"}}),
-                      "application/json");
-    });
-    http.Post("/v1/chat/completions", with_body(&Impl::handle_chat));
-    http.Post("/v1/completions", with_body(&Impl::handle_completion));
-    http.Post("/v1/messages", with_body(&Impl::handle_messages));
-    http.Post("/v1/messages/count_tokens", with_body(&Impl::handle_count_tokens));
-    http.Post("/v1/responses", with_body(&Impl::handle_responses));
-    // Any other POST: its body is read under the same cap (httplib would read it whole), then 404.
-    http.Post(".*", with_body(&Impl::no_route));
+  void handle_model(const HttpRequest& req, HttpResponse& res) {
+    constexpr std::string_view kPrefix = "/v1/models/";
+    if (Status st = check_model(req.path.substr(kPrefix.size())); !st.ok()) return send_error(res, st);
+    res.send(200, "application/json",
+             dump({{"id", options.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv4"}}));
+  }
 
-    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      // A response with content (a body, or the provider of end_connection_after; both set
-      // Content-Type) keeps it.
-      if (!res.body.empty() || res.has_header("Content-Type")) return;
-      const ApiStyle style = api_style_for_path(req.path);
-      if (res.status == 404)
-        res.set_content(error_body(style, 404, "No route for " + req.method + " " + req.path, "invalid_request_error",
-                                   "not_found"),
-                        "application/json");
-      else if (res.status == 413)
-        res.set_content(error_body(style, 413, "The request body is larger than the server accepts",
-                                   "invalid_request_error", "request_too_large"),
-                        "application/json");
-      else
-        res.set_content(error_body(style, res.status, "HTTP error " + std::to_string(res.status),
-                                   "invalid_request_error", ""),
-                        "application/json");
-    });
-    http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-      res.status = 500;
-      res.set_content(error_body(api_style_for_path(req.path), 500, "internal error while handling the request",
-                                 "server_error", "internal_error"),
-                      "application/json");
-    });
-    // Counted before the response is written (cpp-httplib runs this after routing and the error
-    // handler): a client that reads /metrics right after a response then always sees it counted,
-    // which a logger (run after the write) does not guarantee.
-    http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      std::string endpoint = req.path;
-      if (endpoint.rfind("/v1/models/", 0) == 0) endpoint = "/v1/models/{id}";
-      else if (endpoint != "/health" && endpoint != "/metrics" && endpoint != "/v1/models" &&
-               endpoint != "/v1/chat/completions" && endpoint != "/v1/completions" && endpoint != "/v1/messages" &&
-               endpoint != "/v1/messages/count_tokens" && endpoint != "/v1/responses")
-        endpoint = "other";
-      metrics.count_request(endpoint, res.status);
-    });
+  void no_route(const HttpRequest& req, HttpResponse& res) {
+    res.send(404, "application/json",
+             error_body(api_style_for_path(req.path), 404, "No route for " + req.method + " " + req.path,
+                        "invalid_request_error", "not_found"));
   }
 };
 
-HttpServer::HttpServer(runtime::Scheduler& scheduler, const TextCodec& codec, ServerOptions options)
-    : impl_(std::make_unique<Impl>(scheduler, codec, std::move(options))) {
-  impl_->setup_routes();
+// Every route. A new endpoint is one line here and its handler in Impl.
+std::span<const HttpServer::Impl::Route> HttpServer::Impl::routes() {
+  static constexpr Route kRoutes[] = {
+      {"GET", "/health", &Impl::handle_health, false},
+      {"GET", "/metrics", &Impl::handle_metrics, false},
+      {"GET", "/v1/models", &Impl::handle_models, false},
+      {"GET", "/v1/models/{id}", &Impl::handle_model, false},
+      {"POST", "/v1/chat/completions", &Impl::handle_chat, true},
+      {"POST", "/v1/completions", &Impl::handle_completion, true},
+      {"POST", "/v1/messages", &Impl::handle_messages, true},
+      {"POST", "/v1/messages/count_tokens", &Impl::handle_count_tokens, true},
+      {"POST", "/v1/responses", &Impl::handle_responses, true},
+  };
+  return kRoutes;
 }
+
+HttpServer::HttpServer(runtime::Scheduler& scheduler, const TextCodec& codec, ServerOptions options)
+    : impl_(std::make_unique<Impl>(scheduler, codec, std::move(options))) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -1012,29 +885,16 @@ Status HttpServer::bind() {
   if (!impl_->options.audit_log_path.empty()) {
     DSV4_ASSIGN_OR_RETURN(impl_->audit, AuditLog::open(impl_->options.audit_log_path, impl_->options.audit_content));
   }
-  const auto& o = impl_->options;
-  if (o.port == 0) {
-    impl_->bound_port = impl_->http.bind_to_any_port(o.host);
-    if (impl_->bound_port <= 0) return Status::io_error("cannot listen on " + o.host + " (any port)");
-  } else {
-    if (!impl_->http.bind_to_port(o.host, o.port))
-      return Status::io_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
-                              " (address in use or not available)");
-    impl_->bound_port = o.port;
-  }
-  if (!impl_->http.raise_backlog()) return Status::io_error("cannot raise the listen backlog of " + o.host);
-  return {};
+  return impl_->http.bind(impl_->options.host, impl_->options.port);
 }
 
-int HttpServer::port() const { return impl_->bound_port; }
+int HttpServer::port() const { return impl_->http.port(); }
 
-Status HttpServer::run() {
-  if (!impl_->http.listen_after_bind()) return Status::io_error("the HTTP server stopped with an error");
-  return {};
-}
+Status HttpServer::run() { return impl_->http.run(); }
 
 void HttpServer::stop() {
-  if (impl_ && impl_->http.is_running()) impl_->http.stop();
+  if (impl_) impl_->http.stop();
 }
 
 }  // namespace dsv4::server
+

@@ -20,10 +20,13 @@
 // with the client's address and its connection closed: its unread body must not be taken for
 // a next request.
 //
-// HTTP threads parse and validate JSON into typed requests (server/api.h), render and tokenize
-// through the TextCodec, submit token ids (and the output steering of tool_choice) to the
-// scheduler, and turn its events into JSON or SSE frames. A client that goes away cancels its
-// request, streaming or not (the scheduler frees the sequence at its next step).
+// The transport (server/http_transport.h: Boost.Beast, event-driven, deadlines and limits per
+// connection) hands each request to a handler here through server/http_exchange.h. Handlers
+// that generate run on a worker thread: they parse and validate JSON into typed requests
+// (server/api.h), render and tokenize through the TextCodec, submit token ids (and the output
+// steering of tool_choice) to the scheduler, and turn its events into JSON or SSE frames. A
+// client that goes away cancels its request, streaming or not (the scheduler frees the
+// sequence at its next step).
 //
 // Thread-safety: bind() and run() from one thread; stop() from any thread.
 #pragma once
@@ -35,6 +38,7 @@
 #include "core/status.h"
 #include "runtime/scheduler.h"
 #include "server/auth.h"
+#include "server/http_transport.h"
 #include "server/text_codec.h"
 
 namespace dsv4::server {
@@ -49,7 +53,10 @@ struct ServerOptions {
   std::vector<std::string> cors_origins;   // browser origins allowed (none by default)
   std::string audit_log_path;       // empty = no audit log
   bool audit_content = false;       // also log prompt and output text
-  int http_threads = 0;             // 0 = enough for every running and queued request
+  // Worker threads for generating requests (429 when all are busy); 0 = enough for every
+  // running and queued request.
+  int http_threads = 0;
+  ConnectionLimits limits;          // deadlines and caps per connection (server/http_transport.h)
   // Cap for requests that give no max_tokens (0 = until EOS or the context is full).
   int64_t default_max_tokens = 4096;
 };
