@@ -864,6 +864,9 @@ struct HttpServer::Impl final : HttpApp {
 std::span<const HttpServer::Impl::Route> HttpServer::Impl::routes() {
   static constexpr Route kRoutes[] = {
       {"GET", "/health", &Impl::handle_health, false},
+      // The root answers too (with a key, when one is required): Claude Code checks that its
+      // base URL is reachable with HEAD / (issue #16), and HEAD is served by every GET route.
+      {"GET", "/", &Impl::handle_health, false},
       {"GET", "/metrics", &Impl::handle_metrics, false},
       {"GET", "/v1/models", &Impl::handle_models, false},
       {"GET", "/v1/models/{id}", &Impl::handle_model, false},

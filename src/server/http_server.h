@@ -1,6 +1,7 @@
 // `dsv4 serve`: the OpenAI- and Anthropic-compatible HTTP API over one Scheduler.
 //
 //   GET  /health                     liveness, never needs a key
+//   GET  /                           the same, with the key when one is required (HEAD / too)
 //   GET  /metrics                    Prometheus text
 //   GET  /v1/models                  the one served model
 //   POST /v1/chat/completions        messages (+ tools), SSE streaming, reasoning_content, tool_calls

@@ -70,6 +70,9 @@ TEST(HttpServer, ModelsHealthAndMetrics) {
   EXPECT_EQ(r->status, 200);
   r = f.client->Get("/no-such-page");
   EXPECT_EQ(r->status, 404);
+  // The root answers GET and HEAD (Claude Code checks its base URL with HEAD /).
+  EXPECT_EQ(f.client->Get("/")->status, 200);
+  EXPECT_EQ(f.client->Head("/")->status, 200);
   // Counted before each response is written, so the next request always sees it.
   r = f.client->Get("/metrics");
   ASSERT_TRUE(r);
@@ -309,8 +312,10 @@ TEST(HttpServer, ApiKeysProtectEverythingButHealth) {
   EXPECT_EQ(f.client->Get("/metrics")->status, 401);
   EXPECT_EQ(f.post("/v1/chat/completions", chat_body("x", 2))->status, 401);
   EXPECT_EQ(f.client->Get("/health")->status, 200);
+  EXPECT_EQ(f.client->Head("/")->status, 401);
   httplib::Headers ok = {{"Authorization", "Bearer sekrit"}};
   EXPECT_EQ(f.client->Get("/v1/models", ok)->status, 200);
+  EXPECT_EQ(f.client->Head("/", httplib::Headers{{"x-api-key", "sekrit"}})->status, 200);
   EXPECT_EQ(f.post("/v1/chat/completions", chat_body("x", 2), ok)->status, 200);
 }
 
