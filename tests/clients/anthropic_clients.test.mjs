@@ -3,6 +3,7 @@
 // adds /v1/messages), DSV4_API_KEY.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitForRunning } from './server_gauges.mjs';
 import Anthropic from '@anthropic-ai/sdk';
 
 const baseURL = process.env.DSV4_ROOT_URL;
@@ -19,11 +20,6 @@ const weatherTool = {
   input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
 };
 
-async function runningSequences() {
-  const r = await fetch(`${baseURL}/metrics`, { headers: { 'x-api-key': apiKey } });
-  const m = (await r.text()).match(/^dsv4_running_sequences (\d+)$/m);
-  return m ? Number(m[1]) : -1;
-}
 
 test('a message and its stream give the same greedy answer', async () => {
   const params = {
@@ -175,19 +171,11 @@ test('a non-streaming client that hangs up frees its sequence', async () => {
     { model, max_tokens: 2000, messages: [{ role: 'user', content: 'def long_function():' }], ...noThinking, ...greedy },
     { signal: controller.signal },
   );
-  let running = -1;
-  for (let i = 0; i < 100 && running !== 1; i++) {
-    running = await runningSequences();
-    if (running !== 1) await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.equal(running, 1, 'the request did not start');
+  const headers = { 'x-api-key': apiKey };
+  assert.equal(await waitForRunning(baseURL, headers, 1, 100, 20), 1, 'the request did not start');
   controller.abort();
   await assert.rejects(pending, (e) => e instanceof Anthropic.APIUserAbortError);
-  for (let i = 0; i < 50; i++) {
-    running = await runningSequences();
-    if (running === 0) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const running = await waitForRunning(baseURL, headers, 0, 50, 20);
   assert.equal(running, 0, 'the abandoned request still holds its sequence');
   // The slot serves the next request. (anthropic_clients.sh also checks that the audit log
   // recorded the abandoned request as cancelled, with far fewer than 2000 tokens.)

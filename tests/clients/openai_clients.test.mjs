@@ -2,6 +2,7 @@
 // tests/scripts/openai_clients.sh. Environment: DSV4_BASE_URL (…/v1), DSV4_API_KEY.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitForRunning } from './server_gauges.mjs';
 import OpenAI from 'openai';
 
 const baseURL = process.env.DSV4_BASE_URL;
@@ -30,11 +31,6 @@ async function streamedChat(params, signal) {
   return { content, reasoning, finish, usage };
 }
 
-async function runningSequences() {
-  const r = await fetch(`${root}/metrics`, { headers: { Authorization: `Bearer ${apiKey}` } });
-  const m = (await r.text()).match(/^dsv4_running_sequences (\d+)$/m);
-  return m ? Number(m[1]) : -1;
-}
 
 test('lists the served model', async () => {
   const page = await client.models.list();
@@ -200,12 +196,7 @@ test('a client that disconnects mid-stream frees its sequence', async () => {
   // Chunks the SDK had already buffered may still be yielded after the abort; the stream must
   // nevertheless stop long before max_tokens.
   assert.ok(chunks >= 3 && chunks < 200, `the stream stops after the abort (got ${chunks} chunks)`);
-  let running = -1;
-  for (let i = 0; i < 100; i++) {
-    running = await runningSequences();
-    if (running === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const running = await waitForRunning(root, { Authorization: `Bearer ${apiKey}` }, 0, 100, 100);
   assert.equal(running, 0, 'the aborted request still holds a sequence');
   // The slot serves the next request.
   const r = await client.chat.completions.create({ model: 'dsv4-demo', messages: [{ role: 'user', content: 'x' }], max_tokens: 2, ...greedy });

@@ -3,6 +3,7 @@
 // (…/v1), DSV4_API_KEY.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitForRunning } from './server_gauges.mjs';
 import OpenAI from 'openai';
 
 const baseURL = process.env.DSV4_BASE_URL;
@@ -31,11 +32,6 @@ const texts = (r) => r.output.map((item) => item.type === 'function_call'
   ? { type: item.type, name: item.name, arguments: item.arguments }
   : { type: item.type, text: (item.content ?? []).map((p) => p.text).join('') });
 
-async function runningSequences() {
-  const r = await fetch(`${root}/metrics`, { headers: { Authorization: `Bearer ${apiKey}` } });
-  const m = (await r.text()).match(/^dsv4_running_sequences (\d+)$/m);
-  return m ? Number(m[1]) : -1;
-}
 
 test('responses.create: a response and its stream agree', async () => {
   const params = { model, input: 'def fibonacci(n):', max_output_tokens: 12, ...greedy };
@@ -154,11 +150,6 @@ test('a client that disconnects mid-stream frees its sequence', async () => {
     assert.equal(e.name, 'AbortError');
   }
   assert.ok(events >= 5 && events < 200, `the stream stops after the abort (got ${events} events)`);
-  let running = -1;
-  for (let i = 0; i < 100; i++) {
-    running = await runningSequences();
-    if (running === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const running = await waitForRunning(root, { Authorization: `Bearer ${apiKey}` }, 0, 100, 100);
   assert.equal(running, 0, 'the aborted request still holds a sequence');
 });

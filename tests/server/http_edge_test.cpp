@@ -17,48 +17,13 @@
 #include <thread>
 #include <vector>
 
+#include "server/raw_socket.h"
 #include "server/server_fixture.h"
 
 namespace dsv4::server {
 namespace {
 
 using namespace test_server;
-
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  return fd;
-}
-
-// Sends as much of `data` as the peer takes; returns the bytes sent.
-size_t send_all(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += size_t(n);
-  }
-  return sent;
-}
-
-// Everything the peer sends until it closes the connection (or 10 s pass).
-std::string read_until_close(int fd) {
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, size_t(n));
-  }
-  return out;
-}
 
 // One raw request on a fresh connection; the whole reply, the connection closed by the server.
 std::string round_trip(int port, const std::string& request) {
@@ -68,8 +33,6 @@ std::string round_trip(int port, const std::string& request) {
   ::close(fd);
   return reply;
 }
-
-int status_of(const std::string& reply) { return reply.size() > 12 ? std::atoi(reply.c_str() + 9) : 0; }
 
 std::string post_request(const std::string& path, const std::string& body, const std::string& extra_headers,
                          const std::string& version = "HTTP/1.1") {

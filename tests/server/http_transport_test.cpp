@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/raw_socket.h"
 #include "server/server_fixture.h"
 
 namespace dsv4::server {
@@ -25,31 +26,6 @@ namespace {
 
 using namespace test_server;
 using Clock = std::chrono::steady_clock;
-
-// A blocking loopback connection; reads and writes give up after `timeout`.
-int connect_to(int port, std::chrono::seconds timeout = std::chrono::seconds(10), int rcvbuf = 0) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{long(timeout.count()), 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
-  return fd;
-}
-
-bool send_all(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += size_t(n);
-  }
-  return true;
-}
 
 // One response on a kept-alive connection: the head, then Content-Length bytes of body.
 std::string read_response(int fd) {
@@ -70,20 +46,6 @@ std::string read_response(int fd) {
   }
   return in;
 }
-
-// Everything until the server closes the connection (or the read timeout).
-std::string read_until_close(int fd) {
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, size_t(n));
-  }
-  return out;
-}
-
-int status_of(const std::string& reply) { return reply.size() > 12 ? std::atoi(reply.c_str() + 9) : 0; }
 
 const std::string kHealth = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
@@ -179,7 +141,7 @@ TEST(HttpTransport, ChunkedBodyOverTheLimitIsNotBuffered) {
                "Transfer-Encoding: chunked\r\n\r\n");
   const std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
   for (int i = 0; i < 48; ++i)  // 3 MiB
-    if (!send_all(fd, chunk)) break;
+    if (send_all(fd, chunk) < chunk.size()) break;
   const std::string reply = read_until_close(fd);
   ::close(fd);
   EXPECT_EQ(status_of(reply), 413) << reply.substr(0, 300);
@@ -243,7 +205,7 @@ TEST(HttpTransport, HeaderAndIdleDeadlinesCloseConnections) {
   send_all(fd, "GET /health HTTP/1.1\r\n");
   bool closed = false;
   while (!closed && Clock::now() - t0 < std::chrono::seconds(3)) {
-    if (!send_all(fd, "X")) break;
+    if (send_all(fd, "X") < 1) break;
     pollfd p{fd, POLLIN, 0};
     char c;
     closed = ::poll(&p, 1, 100) == 1 && ::recv(fd, &c, 1, 0) <= 0;
