@@ -8,10 +8,12 @@
 #include <mutex>
 #include <thread>
 
+#include "cli/commands.h"
 #include "cli/data_dir.h"
 #include "io/config.h"
 #include "io/integrity.h"
 #include "runtime/stop_strings.h"
+#include "runtime/world_engine.h"
 #include "text/completion_parser.h"
 
 namespace dsv4::cli {
@@ -102,7 +104,8 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
       bar.update(ms.count() / 100, 0);
     }
   });
-  auto engine = runtime::Engine::load(f.dir, o);
+  runtime::World* world = launch_world();
+  auto engine = world ? runtime::load_engine_on_world(*world, f.dir, o) : runtime::Engine::load(f.dir, o);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;

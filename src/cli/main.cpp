@@ -5,6 +5,29 @@
 
 #include "cli/commands.h"
 
+namespace dsv4::cli {
+
+namespace {
+runtime::World* g_world = nullptr;
+}  // namespace
+
+runtime::World* launch_world() { return g_world; }
+
+// The command, within the launch's World when mpirun started this process: each rank runs it,
+// and a rank whose command ends while the others go on ends the job (World::finish).
+int run_command(const Command& c, int argc, char** argv) {
+  auto world = runtime::World::join(&argc, &argv);
+  if (!world.ok()) {
+    std::fprintf(stderr, "dsv4: %s\n", world.status().to_string().c_str());
+    return 1;
+  }
+  g_world = world->get();
+  const int status = c.run(argc - 1, argv + 1);
+  return g_world ? g_world->finish(status) : status;
+}
+
+}  // namespace dsv4::cli
+
 int main(int argc, char** argv) {
   using namespace dsv4::cli;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
@@ -14,7 +37,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   for (const Command& c : commands()) {
-    if (std::strcmp(argv[1], c.name) == 0) return c.run(argc - 1, argv + 1);
+    if (std::strcmp(argv[1], c.name) == 0) return run_command(c, argc, argv);
   }
   std::fprintf(stderr, "dsv4: unknown command '%s' (see `dsv4 --help`)\n", argv[1]);
   return 2;
