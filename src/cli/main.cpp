@@ -1,4 +1,5 @@
 // dsv4 command-line entry point: dispatches `dsv4 <command> ...` to the command table.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -22,6 +23,15 @@ int run_command(const Command& c, int argc, char** argv) {
     return 1;
   }
   g_world = world->get();
+  // The commands that load a model through the launch (the others would each do the whole job
+  // on every rank: synth would write the same files N times).
+  constexpr const char* kOnRanks[] = {"run", "chat", "serve", "bench", "score"};
+  if (g_world && g_world->size() > 1 &&
+      std::none_of(std::begin(kOnRanks), std::end(kOnRanks), [&](const char* n) { return !std::strcmp(n, c.name); })) {
+    if (g_world->rank() == 0)
+      std::fprintf(stderr, "dsv4 %s: does not run on several MPI ranks (run, chat, serve, bench and score do)\n", c.name);
+    return g_world->finish(2);
+  }
   const int status = c.run(argc - 1, argv + 1);
   return g_world ? g_world->finish(status) : status;
 }
