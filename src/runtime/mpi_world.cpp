@@ -55,8 +55,8 @@ Result<std::unique_ptr<World>> World::join(int* argc, char*** argv) {
 }
 
 World::~World() {
-  MPI_Comm_free(&comm_);
-  MPI_Comm_free(&exit_comm_);
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+  if (exit_comm_ != MPI_COMM_NULL) MPI_Comm_free(&exit_comm_);
   MPI_Finalize();
 }
 
