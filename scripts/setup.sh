@@ -8,7 +8,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PACKAGES=(
-  build-essential cmake pkg-config ccache git xz-utils
+  build-essential cmake pkg-config ccache git xz-utils libopenmpi-dev openmpi-bin
   nlohmann-json3-dev libpcre2-dev libcli11-dev libboost1.81-dev libcpp-httplib-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cli/commands.h"
 #include "cli/generation_options.h"
 #include "cli/jsonl.h"
 #include "eval/bench.h"
@@ -73,7 +74,12 @@ int cmd_bench(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   opt.populate = !no_populate;
   opt.reread_small_pages = !keep_page_cache;
+  opt.world = launch_world();
   if (speculative) {
+    if (opt.world) {   // it loads two engines; the lockstep protocol follows one
+      std::fprintf(stderr, "dsv4 bench: --speculative does not run under mpirun\n");
+      return 1;
+    }
     for (const char* other : {"--prefill", "--decode-context", "--synthetic-context", "--fp8-decode", "--fp4-dot"})
       if (app.count(other) > 0) {
         std::fprintf(stderr, "dsv4 bench: %s does not apply to --speculative\n", other);

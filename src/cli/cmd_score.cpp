@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/commands.h"
 #include "eval/conformance.h"
 
 namespace dsv4::cli {
@@ -53,9 +54,12 @@ int cmd_score(int argc, char** argv) {
     }
     if (opt.dump_path.empty()) opt.dump_path = "dsv4-layer" + std::to_string(opt.dump_layer) + ".safetensors";
   }
+  opt.world = launch_world();
   auto report = eval::score_against_reference(opt);
   if (!report.ok()) {
-    std::fprintf(stderr, "dsv4 score: %s\n", report.status().to_string().c_str());
+    // Under mpirun every rank has the same error (agreed at load): rank 0 says it.
+    if (opt.world == nullptr || opt.world->rank() == 0)
+      std::fprintf(stderr, "dsv4 score: %s\n", report.status().to_string().c_str());
     return 2;
   }
   std::printf("%s\n", report->dump(2).c_str());

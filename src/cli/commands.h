@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "runtime/mpi_world.h"
+
 namespace dsv4::cli {
 
 struct Command {
@@ -13,5 +15,9 @@ struct Command {
 };
 
 const std::vector<Command>& commands();
+
+// The ranks of an `mpirun` launch this process belongs to (runtime/mpi_world.h), joined and owned
+// by main(); null in a plain process.
+runtime::World* launch_world();
 
 }  // namespace dsv4::cli

@@ -8,10 +8,12 @@
 #include <mutex>
 #include <thread>
 
+#include "cli/commands.h"
 #include "cli/data_dir.h"
 #include "io/config.h"
 #include "io/integrity.h"
 #include "runtime/stop_strings.h"
+#include "runtime/world_engine.h"
 #include "text/completion_parser.h"
 
 namespace dsv4::cli {
@@ -89,6 +91,9 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.populate_weights = !f.no_populate;
   o.reread_small_pages = !f.keep_page_cache;
   o.speculative = f.speculative != "off";
+  runtime::World* world = launch_world();
+  // A follower rank of an MPI launch does not come back from here (runtime/world_engine.h).
+  if (world && world->rank() > 0) return runtime::load_engine_on_world(*world, f.dir, o);
   // Engine::load reports no progress of its own: show the elapsed time while it runs.
   ProgressBar bar("loading " + f.dir);
   std::mutex mu;
@@ -102,7 +107,7 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
       bar.update(ms.count() / 100, 0);
     }
   });
-  auto engine = runtime::Engine::load(f.dir, o);
+  auto engine = world ? runtime::load_engine_on_world(*world, f.dir, o) : runtime::Engine::load(f.dir, o);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;

@@ -218,7 +218,8 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   eo.reread_small_pages = opt.reread_small_pages;
   eo.speculative = false;   // plain decoding: the drafter's per-step work is timed by --speculative
   auto t0 = Clock::now();
-  DSV4_ASSIGN_OR_RETURN(auto engine, runtime::Engine::load(opt.model_dir, eo));
+  DSV4_ASSIGN_OR_RETURN(auto engine, opt.world ? runtime::load_engine_on_world(*opt.world, opt.model_dir, eo)
+                                                : runtime::Engine::load(opt.model_dir, eo));
   r.load_s = seconds_since(t0);
   r.rss_after_load = proc_kb_line_bytes("VmRSS:");
   DSV4_TRY(check_lengths_fit(opt, *engine));
@@ -255,6 +256,10 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   }
   read_memory_figures(*fresh, deepest.get(), r);
   r.spec_state_bytes_per_token = spec_state_bytes_per_token(engine->config());
+  if (opt.world) {
+    DSV4_ASSIGN_OR_RETURN(r.ranks, runtime::gather_rank_figures(*engine));
+    r.moe_layers = engine->config().num_hidden_layers;
+  }
 
   // Last, so its 512 MiB buffer does not show in the memory figures above.
   if (opt.measure_bandwidth) r.measured_bw_GBps = kernels::measure_read_bandwidth_gbps();

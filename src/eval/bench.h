@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "eval/weight_traffic.h"
+#include "runtime/world_engine.h"
 
 namespace dsv4::eval {
 
@@ -34,6 +35,9 @@ struct BenchOptions {
   double repetition_budget_s = 20;                 // no further repetition once a length took this long
   bool measure_bandwidth = true;                   // the STREAM-style probe (~1 s, 512 MiB)
   uint64_t seed = 1;                               // pseudo-random prompt ids in [2, vocab)
+  // Under mpirun (runtime/mpi_world.h): the engine of every rank, in lockstep with this one
+  // (runtime::load_engine_on_world; the other ranks do not return from run_bench).
+  runtime::World* world = nullptr;
 };
 
 struct PrefillFigure {
@@ -81,6 +85,10 @@ struct BenchReport {
   double state_bytes_per_token = 0, state_bytes_per_token_live = 0;
   uint64_t state_fixed_bytes = 0;        // an empty sequence
   double spec_state_bytes_per_token = 0; // spec §8, reference bf16 layout, for this config
+  // Under mpirun: every rank's resident memory and expert exchanges at the end, in rank order,
+  // and the MoE layers of one forward pass (to turn the exchanges' rows into tokens).
+  std::vector<runtime::RankFigures> ranks;
+  int64_t moe_layers = 0;
 };
 
 // REQUIRES: lengths and contexts >= 0 (a prefill length >= 1), decode_tokens >= 1.

@@ -24,6 +24,36 @@ bool any_of_synthetic(const BenchReport& r) {
   return false;
 }
 
+// One kind of exchange per token and per step: `rows` counts a token once per MoE layer.
+struct ExchangeRates {
+  double bytes_per_token = 0;   // in + out
+  double ms_per_step = 0;       // one forward pass (every MoE layer)
+};
+
+ExchangeRates exchange_rates(const runtime::ExchangeTally& t, int64_t moe_layers) {
+  ExchangeRates x;
+  if (t.rows == 0 || moe_layers == 0) return x;
+  x.bytes_per_token = (t.bytes_in + t.bytes_out) * double(moe_layers) / double(t.rows);
+  x.ms_per_step = 1e3 * t.seconds * double(moe_layers) / double(t.calls);
+  return x;
+}
+
+nlohmann::ordered_json ranks_json(const BenchReport& r) {
+  using J = nlohmann::ordered_json;
+  J ranks = J::array();
+  for (const runtime::RankFigures& f : r.ranks) {
+    const ExchangeRates dec = exchange_rates(f.exchange.one_row, r.moe_layers);
+    const ExchangeRates pre = exchange_rates(f.exchange.many_rows, r.moe_layers);
+    ranks.push_back(J{{"rss_bytes", f.rss_bytes},
+                      {"rss_file_bytes", f.rss_file_bytes},
+                      {"exchange_bytes_per_decoded_token", dec.bytes_per_token},
+                      {"exchange_ms_per_decode_step", dec.ms_per_step},
+                      {"exchange_bytes_per_prefill_token", pre.bytes_per_token},
+                      {"exchange_ms_per_prefill_step", pre.ms_per_step}});
+  }
+  return ranks;
+}
+
 }  // namespace
 
 const DecodeFigure* shortest_decode(const BenchReport& r) {
@@ -45,7 +75,7 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
                        {"ms_per_token", J{{"attention", d.attention_ms}, {"ffn", d.ffn_ms}, {"head", d.head_ms},
                                           {"other", d.other_ms}}}});
   const WeightTraffic& w = r.weights;
-  return J{
+  J j{
       {"model", r.model_dir},
       {"threads", r.threads},
       {"kernels", r.kernels},
@@ -71,6 +101,8 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
                    {"state_bytes_per_token_with_slack", r.state_bytes_per_token_live},
                    {"spec_state_bytes_per_token_bf16", r.spec_state_bytes_per_token}}},
   };
+  if (!r.ranks.empty()) j["ranks"] = ranks_json(r);
+  return j;
 }
 
 std::string bench_table(const BenchReport& r) {
@@ -134,6 +166,18 @@ std::string bench_table(const BenchReport& r) {
              " spec §8 bf16: %.1f B/token\n",
           double(r.state_fixed_bytes) / kMiB, r.state_bytes_per_token, (long long)r.state_tokens,
           r.state_bytes_per_token_live, r.spec_state_bytes_per_token);
+  if (!r.ranks.empty()) {
+    appendf(s, "\nranks (mpirun): resident memory, and the expert exchange (bytes in + out per token, ms per step)\n");
+    appendf(s, "%6s %10s %10s %14s %12s %14s %12s\n", "rank", "RSS GiB", "file GiB", "decode B/tok", "decode ms",
+            "prefill B/tok", "prefill ms");
+    for (size_t k = 0; k < r.ranks.size(); ++k) {
+      const runtime::RankFigures& f = r.ranks[k];
+      const ExchangeRates dec = exchange_rates(f.exchange.one_row, r.moe_layers);
+      const ExchangeRates pre = exchange_rates(f.exchange.many_rows, r.moe_layers);
+      appendf(s, "%6zu %10.3f %10.3f %14.0f %12.3f %14.0f %12.3f\n", k, f.rss_bytes / kGiB, f.rss_file_bytes / kGiB,
+              dec.bytes_per_token, dec.ms_per_step, pre.bytes_per_token, pre.ms_per_step);
+    }
+  }
   return s;
 }
 

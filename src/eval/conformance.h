@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "runtime/mpi_world.h"
 
 namespace dsv4::eval {
 
@@ -26,6 +27,9 @@ struct ScoreOptions {
   int64_t dump_layer = -1;
   int64_t dump_pos0 = 0, dump_pos1 = 0;
   std::string dump_path = {};
+  // Under mpirun (runtime/mpi_world.h): every rank runs the whole score with its share of the
+  // routed experts (runtime::load_model_on_world); the report is the same on each.
+  const runtime::World* world = nullptr;
 };
 
 // Runs every available check and returns the report: {"teacher_forced": [...], "prefill": {...},

@@ -238,6 +238,31 @@ Result<uint64_t> Checkpoint::populate(bool reread_small_pages) const {
   return reread;
 }
 
+Result<uint64_t> Checkpoint::populate_tensors(FunctionRef<bool(const std::string& name)> wanted) const {
+  // Byte ranges per shard, sorted and merged where they touch or lie within a page of each
+  // other (the headers' alignment padding), so a shard costs few calls and no foreign page.
+  constexpr size_t kPage = 4096;
+  uint64_t populated = 0;
+  for (const auto& f : shards_) {
+    std::vector<std::pair<size_t, size_t>> ranges;   // [begin, end) offsets in f
+    for (const auto& [name, t] : tensors_) {
+      const uint8_t* at = t.data;
+      if (t.nbytes() == 0 || at < f->data() || at >= f->data() + f->size()) continue;   // elsewhere or realigned
+      if (!wanted(name)) continue;
+      const size_t begin = size_t(at - f->data());
+      ranges.emplace_back(begin, begin + t.nbytes());
+    }
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 0; i < ranges.size();) {
+      size_t begin = ranges[i].first, end = ranges[i].second;
+      for (++i; i < ranges.size() && ranges[i].first <= end + kPage; ++i) end = std::max(end, ranges[i].second);
+      DSV4_TRY(f->populate(begin, end - begin));
+      populated += end - begin;
+    }
+  }
+  return populated;
+}
+
 uint64_t Checkpoint::shard_bytes() const {
   uint64_t n = 0;
   for (const auto& f : shards_) n += f->size();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/function_ref.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 
@@ -35,6 +36,11 @@ class Checkpoint {
   // give 2 MiB pages (a kernel or filesystem without large page-cache folios), no shard is.
   // Returns the bytes re-read.
   Result<uint64_t> populate(bool reread_small_pages) const;
+  // MappedFile::populate of the bytes of the tensors `wanted` accepts, and of nothing else (an
+  // expert-parallel process, issue #17: every tensor but the other processes' routed experts), so
+  // that the process's resident memory holds only what it computes with. Returns the bytes
+  // populated. Errors: a shard cannot be read.
+  Result<uint64_t> populate_tensors(FunctionRef<bool(const std::string& name)> wanted) const;
   uint64_t shard_bytes() const;
   // Bytes of the tensors that were not aligned to their element size in their shard, and are
   // therefore read from an aligned copy (0 for files written by the safetensors library).

@@ -76,7 +76,11 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 
 Status MappedFile::populate() const { return populate(0, size_); }
 
-Status MappedFile::populate(size_t offset, size_t length) const { return fault_in(data_ + offset, length); }
+Status MappedFile::populate(size_t offset, size_t length) const {
+  // madvise wants a page-aligned start (the mapping itself is).
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE)), lead = offset % page;
+  return fault_in(data_ + offset - lead, std::min(length + lead, size_ - (offset - lead)));
+}
 
 Status MappedFile::fault_in(const uint8_t* at, size_t length) const {
   if (length == 0) return Status::ok_status();

@@ -28,6 +28,8 @@ class MappedFile {
   // newly routed expert would otherwise fault its pages in one by one. Maps pages, copies nothing.
   // Errors: the file cannot be read.
   Status populate() const;
+  // The same for [offset, offset + length) only (page-rounded by the kernel).
+  Status populate(size_t offset, size_t length) const;
 
   // Bytes of the mapping that the kernel maps with 2 MiB pages (/proc/self/smaps FilePmdMapped);
   // nullopt where smaps cannot be read. The mapping is 2 MiB-aligned and advised MADV_HUGEPAGE,
@@ -54,7 +56,6 @@ class MappedFile {
 
  private:
   MappedFile() = default;
-  Status populate(size_t offset, size_t length) const;
   // populate's work for any mapping of this file (the check that it has not shrunk, then
   // MADV_POPULATE_READ, or a read of every page before Linux 5.14).
   Status fault_in(const uint8_t* at, size_t length) const;

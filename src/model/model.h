@@ -6,6 +6,7 @@
 
 #include "io/checkpoint.h"
 #include "kernels/cpu/rope.h"
+#include "model/expert_split.h"
 #include "model/weights.h"
 
 namespace dsv4::model {
@@ -20,6 +21,9 @@ struct Model {
   const kernels::RopeFreqs& rope_for(io::LayerKind kind) const {
     return kind == io::LayerKind::swa ? rope_plain : rope_yarn;
   }
+  // Set when the routed experts are divided among processes (model/expert_split.h): moe_forward
+  // then computes only this process's experts and exchanges their rows. Null: all of them here.
+  std::unique_ptr<ExpertSplit> expert_split;
 };
 
 Result<std::unique_ptr<Model>> load_model(const std::string& dir);

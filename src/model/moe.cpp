@@ -5,6 +5,7 @@
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "model/expert_split.h"
 #include "model/linear.h"
 
 namespace dsv4::model {
@@ -64,6 +65,16 @@ void run_experts(ExpertRun* runs, int64_t count, float limit, Arena& a) {
     jobs[k] = {LinearKind::quantized, r.w->w2, act_quant_rows(r.g, r.n, I, r.u), r.n, r.y};
   });
   linear_many(jobs, count, a);
+}
+
+// acc[pair_row[p0 + i]] += y[i] for i in [0, n): pairs in ascending order, so each token's
+// experts are added in ascending id (spec §5.10).
+void add_pair_rows(float* acc, const int64_t* pair_row, int64_t p0, const float* y, int64_t n, int64_t D) {
+  for (int64_t i = 0; i < n; ++i) {
+    float* at = acc + pair_row[p0 + i] * D;
+    const float* ye = y + i * D;
+    for (int64_t d = 0; d < D; ++d) at[d] += ye[d];
+  }
 }
 
 }  // namespace
@@ -139,19 +150,27 @@ void moe_forward(const Model& m, const BlockWeights& b, const float* x, const in
   ExpertRun shared{&w.shared, xq, ones, rows, A.alloc<float>(rows * I_shared), A.alloc<float>(rows * I_shared), y_shared};
   bool shared_done = false;
 
+  // With an expert split (model/expert_split.h) only experts [own0, own1) run here, each writing
+  // its rows straight into pair_y at its pairs' places; the exchange then brings the other
+  // processes' rows, and the sum below visits every token's pairs in the same order as the
+  // single-process path (experts ascending), so the output is bit-identical to it.
+  ExpertSplit* split = m.expert_split.get();
+  const int64_t own0 = split ? split->first() : 0, own1 = split ? split->last() : E;
+  float* pair_y = split ? A.alloc<float>(rows * K * D) : nullptr;
+
   ExpertRun* runs = A.alloc<ExpertRun>(E + 1);
-  for (int64_t e0 = 0; e0 < E;) {
+  for (int64_t e0 = own0; e0 < own1;) {
     // Experts [e0, e1) with at most kPairsPerRegion pairs (at least one expert).
     ArenaScope slice(A);
     int64_t count = 0, pairs = 0, e1 = e0;
-    for (; e1 < E; ++e1) {
+    for (; e1 < own1; ++e1) {
       const int64_t n = start[e1 + 1] - start[e1];
       if (n == 0) continue;
       if (count > 0 && pairs + n > kPairsPerRegion) break;
       const ExpertWeights& ew = w.experts[size_t(e1)];
       const int64_t I = ew.w1.rows;
       ExpertRun r{&ew, {}, pair_weight + start[e1], n, A.alloc<float>(n * I), A.alloc<float>(n * I),
-                  A.alloc<float>(n * D)};
+                  pair_y ? pair_y + start[e1] * D : A.alloc<float>(n * D)};
       if (rows == 1) {
         r.x = xq;
       } else {
@@ -169,18 +188,15 @@ void moe_forward(const Model& m, const BlockWeights& b, const float* x, const in
       shared_done = true;
     }
     run_experts(runs, count, limit, A);
-    for (int64_t k = 0; k < routed; ++k) {
-      const ExpertRun& r = runs[k];
-      const int64_t p0 = start[r.w - w.experts.data()];
-      for (int64_t i = 0; i < r.n; ++i) {
-        float* at = acc + pair_row[p0 + i] * D;
-        const float* ye = r.y + i * D;
-        for (int64_t d = 0; d < D; ++d) at[d] += ye[d];
-      }
-    }
+    for (int64_t k = 0; k < routed && !pair_y; ++k)
+      add_pair_rows(acc, pair_row, start[runs[k].w - w.experts.data()], runs[k].y, runs[k].n, D);
     e0 = e1;
   }
   if (!shared_done) run_experts(&shared, 1, limit, A);
+  if (split) {
+    split->exchange(pair_y, start, E, rows, D);
+    add_pair_rows(acc, pair_row, 0, pair_y, rows * K, D);
+  }
   for (int64_t i = 0; i < rows * D; ++i) out[i] = round_bf16(acc[i] + y_shared[i]);
 }
 

@@ -174,13 +174,16 @@ class EngineImpl final : public Engine {
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const EngineOptions& options) {
-  // The kernel choice is process-wide (chosen once, like the ISA dispatch).
-  if (options.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
   DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
   if (options.populate_weights && m->checkpoint->shard_bytes() < physical_memory_bytes())
     DSV4_TRY(m->checkpoint->populate(options.reread_small_pages).status());
-  std::unique_ptr<Engine> e = std::make_unique<EngineImpl>(std::move(m), options);
-  return e;
+  return open(std::move(m), options);
+}
+
+std::unique_ptr<Engine> Engine::open(std::unique_ptr<model::Model> model, const EngineOptions& options) {
+  // The kernel choice is process-wide (chosen once, like the ISA dispatch).
+  if (options.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
+  return std::make_unique<EngineImpl>(std::move(model), options);
 }
 
 }  // namespace dsv4::runtime

@@ -14,6 +14,10 @@
 #include "io/config.h"
 #include "model/step_times.h"
 
+namespace dsv4::model {
+struct Model;
+}
+
 namespace dsv4::runtime {
 
 struct EngineOptions {
@@ -77,6 +81,9 @@ class Engine {
  public:
   virtual ~Engine() = default;
   static Result<std::unique_ptr<Engine>> load(const std::string& model_dir, const EngineOptions& options);
+  // An engine over a model loaded by the caller (load() = model::load_model, populate, open()):
+  // an expert-parallel rank loads and populates its share itself (runtime/world_engine.h).
+  static std::unique_ptr<Engine> open(std::unique_ptr<model::Model> model, const EngineOptions& options);
 
   virtual const io::ModelConfig& config() const = 0;
   virtual int64_t max_context() const = 0;

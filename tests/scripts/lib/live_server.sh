@@ -3,7 +3,8 @@
 #   require_sdk <repo root> <npm package> <name>   node and the SDK (tests/clients) are installed
 #   start_live_server <dsv4 binary> <repo root> <name> [key-file]
 # The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID; with "key-file"
-# the key goes in through --api-key-file, otherwise through --api-key.
+# the key goes in through --api-key-file, otherwise through --api-key. DSV4_LAUNCHER, if set, is
+# put in front of the command (e.g. "mpirun -np 2": the server as ranks of an MPI launch).
 
 require_sdk() {
   local root=$1 package=$2 name=$3
@@ -24,7 +25,9 @@ start_live_server() {
     key_flag=(--api-key-file "$WORK/key")
   fi
   # The verification cache goes to the temp dir, so the test checks the demo model's files.
-  DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 --ctx 2048 \
+  local launcher=()
+  [ -n "${DSV4_LAUNCHER:-}" ] && read -r -a launcher <<<"$DSV4_LAUNCHER"
+  DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "${launcher[@]}" "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 --ctx 2048 \
     "${key_flag[@]}" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PORT=""
