@@ -246,9 +246,10 @@ TEST_F(MatmulTest, RowResultIndependentOfBatchSizeChunkingAndThreads) {
               << threads;
         }
       }
-      // Chunks of 20 + 17 (GEMM + GEMM), 5 + 32 (matvec + GEMM) on 1 thread.
+      // Chunks of 20 + 17 (GEMM + GEMM), 5 / 6 / 7 + the rest (matvec over two token groups,
+      // each weight tile read once for both, + GEMM) on 1 thread.
       omp_set_num_threads(1);
-      for (int64_t split : {20, 5}) {
+      for (int64_t split : {20, 5, 6, 7}) {
         std::vector<float> chunked(size_t(N * R));
         matmul(tw.view, x.data(), split, chunked.data());
         matmul(tw.view, x.data() + split * K, N - split, chunked.data() + split * R);

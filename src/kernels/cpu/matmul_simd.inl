@@ -312,43 +312,63 @@ void rows_fp4(const WeightView& w, const float* xt, int64_t n, float* yt, int64_
   row_tiles_all_tokens(r0, r1, n, f);
 }
 
+// The matvec path for n < kGemmMinN tokens, in groups of up to kMvMaxTok tokens. Every weight
+// tile is read from memory once for all the groups: a speculative verify chunk (up to 6
+// positions) or a batch of 5-7 decoding sequences would otherwise stream every matrix once per
+// group, i.e. twice (issue #14: the 6-position verify step read the attention projections and
+// the 1 GB head twice). Each (rows, group) product is the same call as for a lone group, so
+// the bits do not change.
+//  * BF16 / F32: each row tile takes every group before the next tile (row_tiles_all_tokens);
+//    a lone group keeps its own tiling (8 rows at one token).
+//  * FP4: rows_fp4 already walks row tiles over all tokens.
+//  * FP8: each 128-row block (its scales fold into the activations) takes every group while
+//    it is in L2 (at K = 4096, 512 KiB).
+// Scratch: the prescaled or permuted activations of the tokens first (n x K floats), then the
+// FP4 bf16 words (n x K words) or the FP8 exponent ranges (n x K/128); simd_scratch_floats
+// covers n < kGemmMinN.
 void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1,
                  float* scratch) {
   const int64_t K = w.cols, ld = w.rows;
   const uint8_t* wb = static_cast<const uint8_t*>(w.data);
-  for (int64_t t0 = 0; t0 < n; t0 += kMvMaxTok) {
-    const int T = int(n - t0 < kMvMaxTok ? n - t0 : kMvMaxTok);
-    const float* xt = x + t0 * K;
-    float* yt = y + t0 * ld;
-    switch (w.dtype) {
-      case DType::f32:
-      case DType::bf16: {
-        const size_t esz = w.dtype == DType::f32 ? 4 : 2;
-        auto f = [&]<int R, int TT>(int64_t r) {
-          if (w.dtype == DType::bf16) mv_dense<R, TT, true>(wb + r * K * esz, K, xt, K, yt + r, ld);
-          else mv_dense<R, TT, false>(wb + r * K * esz, K, xt, K, yt + r, ld);
-        };
-        matvec_row_tiles<kMvRowsOneTok>(r0, r1, T, f);
-        break;
+  switch (w.dtype) {
+    case DType::f32:
+    case DType::bf16: {
+      const size_t esz = w.dtype == DType::f32 ? 4 : 2;
+      auto mv = [&]<int R, int TT>(int64_t r, int64_t t) {
+        if (w.dtype == DType::bf16) mv_dense<R, TT, true>(wb + r * K * esz, K, x + t * K, K, y + t * ld + r, ld);
+        else mv_dense<R, TT, false>(wb + r * K * esz, K, x + t * K, K, y + t * ld + r, ld);
+      };
+      if (n <= kMvMaxTok) {
+        auto f = [&]<int R, int TT>(int64_t r) { mv.template operator()<R, TT>(r, 0); };
+        matvec_row_tiles<kMvRowsOneTok>(r0, r1, int(n), f);
+      } else {
+        row_tiles_all_tokens(r0, r1, n, mv);
       }
-      case DType::fp4_e2m1: {
-        uint16_t* xb = reinterpret_cast<uint16_t*>(scratch + kMvMaxTok * K);
-        rows_fp4(w, xt, T, yt, r0, r1, fp4_dot_prepare(xt, T, K, xb), xb, scratch);
-        break;
-      }
-      case DType::fp8_e4m3: {
-        const int64_t kbs = (K + 127) / 128;
-        ExpRange* range = reinterpret_cast<ExpRange*>(scratch + kMvMaxTok * K);
-        exp_ranges(xt, K, T, K, range);
-        for (int64_t rb = r0 / 128; rb * 128 < r1; ++rb) {
-          const int64_t ra = rb * 128 > r0 ? rb * 128 : r0;
-          const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
-          const uint8_t* s = w.scale + rb * kbs;
+      break;
+    }
+    case DType::fp4_e2m1: {
+      uint16_t* xb = reinterpret_cast<uint16_t*>(scratch + n * K);
+      rows_fp4(w, x, n, y, r0, r1, fp4_dot_prepare(x, n, K, xb), xb, scratch);
+      break;
+    }
+    case DType::fp8_e4m3: {
+      const int64_t kbs = (K + 127) / 128;
+      ExpRange* range = reinterpret_cast<ExpRange*>(scratch + n * K);
+      exp_ranges(x, K, n, K, range);
+      for (int64_t rb = r0 / 128; rb * 128 < r1; ++rb) {
+        const int64_t ra = rb * 128 > r0 ? rb * 128 : r0;
+        const int64_t rz = rb * 128 + 128 < r1 ? rb * 128 + 128 : r1;
+        const uint8_t* s = w.scale + rb * kbs;
+        for (int64_t t0 = 0; t0 < n; t0 += kMvMaxTok) {
+          const int T = int(n - t0 < kMvMaxTok ? n - t0 : kMvMaxTok);
+          const float* xt = x + t0 * K;
+          float* yt = y + t0 * ld;
+          const ExpRange* rt = range + t0 * kbs;
           // The integer decode where the CPU takes subnormal FMA operands at full speed
           // (matmul_isa.h), else (or if its fold does not fit) the f16 one; all give the same bits.
           const bool integer = g_fp8_integer_decode.load(std::memory_order_relaxed) &&
-                               fp8_prescale(xt, K, T, K, s, 120, range, scratch);
-          const bool pre = integer || fp8_prescale(xt, K, T, K, s, 8, range, scratch);
+                               fp8_prescale(xt, K, T, K, s, 120, rt, scratch);
+          const bool pre = integer || fp8_prescale(xt, K, T, K, s, 8, rt, scratch);
           auto f = [&]<int R, int TT>(int64_t r) {
             if (integer) mv_fp8<R, TT, true, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
             else if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
@@ -356,10 +376,10 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
           };
           matvec_row_tiles<kMvRowsOneTok>(ra, rz, T, f);
         }
-        break;
       }
-      default: break;
+      break;
     }
+    default: break;
   }
 }
 
@@ -575,9 +595,9 @@ void simd_rows(const WeightView& w, const float* x, int64_t n, float* y, int64_t
 }
 
 int64_t simd_scratch_floats(int64_t cols) {
-  // matvec: kMvMaxTok rows of f32 activations, then (FP4) as many rows of bf16 words or (FP8)
-  // their ExpRange per 128 columns.
-  const int64_t mv = kMvMaxTok * cols + kMvMaxTok * cols / 2;
+  // matvec: up to kGemmMinN - 1 rows of f32 activations, then (FP4) as many rows of bf16 words
+  // or (FP8) their ExpRange per 128 columns.
+  const int64_t mv = (kGemmMinN - 1) * cols + (kGemmMinN - 1) * cols / 2 + kGemmMinN;
   const int64_t gemm = kGemmGroup * kGemmChunk + kGemmCarryFloats + kTokBlock * cols + kTokBlock * cols / 2;
   return mv > gemm ? mv : gemm;
 }
