@@ -9,6 +9,8 @@
 # Extra `dsv4 serve` flags can be given in SERVE_ARGS; extra client flags in CLIENT_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../../tests/scripts/lib/live_server.sh
+source tests/scripts/lib/live_server.sh
 CLIENTS=${1:-64}
 SECONDS_=${2:-600}
 DSV4=${3:-build/dsv4}
@@ -32,14 +34,7 @@ OMP_WAIT_POLICY=passive "$DSV4" serve -m models/dsv4-demo --skip-verify --port 0
   --api-key-file "$WORK/key" --max-running "$MAX_RUNNING" --max-queue "$MAX_QUEUE" ${SERVE_ARGS:-} \
   >"$WORK/server.log" 2>&1 &
 PID=$!
-PORT=""
-for _ in $(seq 1 600); do
-  PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$WORK/server.log" | sed 's/.*://' || true)
-  [ -n "$PORT" ] && break
-  kill -0 "$PID" 2>/dev/null || { echo "soak: the server exited:"; cat "$WORK/server.log"; exit 1; }
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "soak: the server did not start:"; cat "$WORK/server.log"; exit 1; }
+wait_for_serve_port "$WORK/server.log" "$PID" soak
 echo "soak: dsv4 serve (pid $PID) on port $PORT, --max-running $MAX_RUNNING --max-queue $MAX_QUEUE ${SERVE_ARGS:-}"
 sleep 2  # let the server settle before the starting RSS is read
 

@@ -5,6 +5,23 @@
 # The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID; with "key-file"
 # the key goes in through --api-key-file, otherwise through --api-key. DSV4_LAUNCHER, if set, is
 # put in front of the command (e.g. "mpirun -np 2": the server as ranks of an MPI launch).
+#   wait_for_serve_port <server log> <server pid> <name>
+# sets PORT from the server's "listening on" line (60 s at most; exits 1, showing the log, if the
+# server ends or never listens). The benchmarks under bench/server use it too.
+
+wait_for_serve_port() {
+  local log=$1 pid=$2 name=$3
+  PORT=""
+  for _ in $(seq 1 600); do
+    PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | sed 's/.*://' || true)
+    [ -n "$PORT" ] && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "$name: the server exited:"; cat "$log"; exit 1; }
+    sleep 0.1
+  done
+  echo "$name: the server did not start:"
+  cat "$log"
+  exit 1
+}
 
 require_sdk() {
   local root=$1 package=$2 name=$3
@@ -30,14 +47,7 @@ start_live_server() {
   DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "${launcher[@]}" "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 --ctx 2048 \
     "${key_flag[@]}" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
-  PORT=""
-  for _ in $(seq 1 600); do
-    PORT=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$WORK/server.log" | sed 's/.*://' || true)
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "$name: the server exited:"; cat "$WORK/server.log"; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { echo "$name: the server did not start:"; cat "$WORK/server.log"; exit 1; }
+  wait_for_serve_port "$WORK/server.log" "$SERVER_PID" "$name"
   echo "$name: dsv4 serve on port $PORT"
 }
 
