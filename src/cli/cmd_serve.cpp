@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -64,9 +65,27 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--default-max-tokens", so.default_max_tokens,
                  "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
       ->check(CLI::NonNegativeNumber);
+  // The transport's deadlines and connection cap (server/http_transport.h), in seconds here.
+  auto seconds = [](std::chrono::milliseconds ms) { return double(ms.count()) / 1000.0; };
+  double header_s = seconds(so.limits.header_timeout), body_s = seconds(so.limits.body_timeout),
+         idle_s = seconds(so.limits.idle_timeout), write_s = seconds(so.limits.write_timeout);
+  app.add_option("--header-timeout", header_s, "seconds a client has to send a request's head")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--body-timeout", body_s, "seconds a client has to send a request's body")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--idle-timeout", idle_s, "seconds an idle keep-alive connection is kept")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--write-timeout", write_s, "seconds one write may wait for a client that does not read")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-connections", so.limits.max_connections,
+                 "open connections at most (503 beyond; 0 = from the descriptor limit, at most 4096)")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--audit-log", so.audit_log_path, "append one JSON line per request to FILE");
   app.add_flag("--audit-content", so.audit_content, "also log prompt and output text in the audit log");
   CLI11_PARSE(app, argc, argv);
+  auto ms = [](double s) { return std::chrono::milliseconds(int64_t(s * 1000.0 + 0.5)); };
+  so.limits.header_timeout = ms(header_s);
+  so.limits.body_timeout = ms(body_s);
+  so.limits.idle_timeout = ms(idle_s);
+  so.limits.write_timeout = ms(write_s);
   if (!keys.empty()) {
     hide_api_keys(argc, argv);
     std::fprintf(stderr,
