@@ -828,16 +828,7 @@ struct HttpServer::Impl final : HttpApp {
   void handle_health(const HttpRequest&, HttpResponse& res) { res.send(200, "application/json", "{\"status\":\"ok\"}"); }
 
   void handle_metrics(const HttpRequest&, HttpResponse& res) {
-    const auto s = scheduler.stats();
-    Metrics::Gauges g;
-    g.queued = s.queued;
-    g.running = s.running;
-    g.prefix_hits = s.prefix_hits;
-    g.prefix_tokens_reused = s.prefix_tokens_reused;
-    g.spec_rounds = s.spec_rounds;
-    g.drafted_tokens = s.drafted_tokens;
-    g.accepted_tokens = s.accepted_tokens;
-    res.send(200, "text/plain; version=0.0.4", metrics.render(g));
+    res.send(200, "text/plain; version=0.0.4", metrics.render(scheduler.stats()));
   }
 
   void handle_models(const HttpRequest&, HttpResponse& res) {

@@ -63,7 +63,7 @@ void Metrics::add_tokens(int64_t prompt, int64_t generated) {
   generated_tokens_ += uint64_t(std::max<int64_t>(0, generated));
 }
 
-std::string Metrics::render(const Gauges& g) const {
+std::string Metrics::render(const runtime::SchedulerStats& g) const {
   std::string out;
   {
     std::lock_guard<std::mutex> lock(mu_);

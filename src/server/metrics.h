@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/scheduler.h"
+
 namespace dsv4::server {
 
 class Histogram {
@@ -36,13 +38,8 @@ class Metrics {
   void add_tokens(int64_t prompt, int64_t generated);
   void observe_ttft(double seconds) { ttft_.observe(seconds); }
   void observe_itl(double seconds) { itl_.observe(seconds); }
-  // Gauges sampled from the scheduler at render time.
-  struct Gauges {
-    int64_t queued = 0, running = 0;
-    uint64_t prefix_hits = 0, prefix_tokens_reused = 0;
-    uint64_t spec_rounds = 0, drafted_tokens = 0, accepted_tokens = 0;   // speculative decoding
-  };
-  std::string render(const Gauges& g) const;
+  // With the gauges of the scheduler's stats, sampled at render time.
+  std::string render(const runtime::SchedulerStats& g) const;
 
  private:
   mutable std::mutex mu_;
