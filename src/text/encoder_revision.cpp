@@ -59,8 +59,17 @@ std::string effort_level_names(EncoderRevision revision) {
 Result<std::string_view> api_effort_level(EncoderRevision revision, std::string_view requested) {
   for (const ApiEffort& e : kApiEfforts)
     if (e.requested == requested) return revision == EncoderRevision::v4 ? e.preview : e.r0731;
-  return Status::invalid_argument("reasoning effort '" + std::string(requested) +
-                                  "' is not one of minimal, low, medium, high, xhigh, max");
+  return Status::invalid_argument("reasoning effort '" + std::string(requested) + "' is not one of " +
+                                  api_effort_names());
+}
+
+std::string api_effort_names() {
+  std::string out;
+  for (const ApiEffort& e : kApiEfforts) {
+    if (!out.empty()) out += ", ";
+    out += e.requested;
+  }
+  return out;
 }
 
 Result<std::string_view> effort_prefix(EncoderRevision revision, std::string_view effort) {

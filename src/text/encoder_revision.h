@@ -51,6 +51,9 @@ std::string effort_level_names(EncoderRevision revision);
 // Errors: invalid_argument for any other name, listing the accepted ones.
 Result<std::string_view> api_effort_level(EncoderRevision revision, std::string_view requested);
 
+// "minimal, low, medium, high, xhigh, max": the names api_effort_level takes, for messages.
+std::string api_effort_names();
+
 // The prefix of `effort` ("" = the revision's default). Errors: invalid_argument naming the
 // revision's levels when it has no such level (the preview's encoder asserts on "low").
 Result<std::string_view> effort_prefix(EncoderRevision revision, std::string_view effort);
