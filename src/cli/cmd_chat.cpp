@@ -20,6 +20,7 @@
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
 #include "text/chat_tokens.h"
+#include "text/output_steering.h"
 #include "text/tokenizer.h"
 
 namespace dsv4::cli {
@@ -109,7 +110,9 @@ int cmd_chat(int argc, char** argv) {
     req.prompt = prompt;
     req.sampling = sampling;
     req.max_tokens = max_tokens;
-    auto r = stream_turn(scheduler, *tok, std::move(req), thinking ? OutputMode::thinking : OutputMode::chat, {});
+    const text::ThinkingMode mode = thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
+    text::apply_steering(text::chat_steering(*tok, mode, /*thinking_budget=*/0), req);
+    auto r = stream_turn(scheduler, *tok, std::move(req), mode, {});
     if (!r.ok()) return fail(r.status());
     print_turn_stats(*r);
     // The turn closes with EOS, as the chat format writes a finished assistant message.

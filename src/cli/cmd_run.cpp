@@ -9,7 +9,7 @@
 #include "cli/generation_options.h"
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
-#include "text/chat_tokens.h"
+#include "text/output_steering.h"
 #include "text/tokenizer.h"
 
 namespace dsv4::cli {
@@ -51,13 +51,12 @@ int cmd_run(int argc, char** argv) {
 
   auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
-  OutputMode mode = raw ? OutputMode::raw : (no_think ? OutputMode::chat : OutputMode::thinking);
+  // Raw text has no chat mode: it is shown as it comes, unsteered.
+  std::optional<text::ThinkingMode> mode;
+  if (!raw) mode = no_think ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
   std::vector<int32_t> ids;
   if (raw) {
-    if (std::string_view(prompt).substr(0, text::chat::kBos.size()) != text::chat::kBos)
-      ids.push_back(tok->token_id(text::chat::kBos).value_or(0));
-    auto rest = tok->encode(prompt);
-    ids.insert(ids.end(), rest.begin(), rest.end());
+    ids = text::raw_prompt_ids(*tok, prompt);
   } else {
     std::vector<text::ChatMessage> messages;
     if (!system.empty()) messages.push_back(chat_message("system", system));
@@ -66,7 +65,7 @@ int cmd_run(int argc, char** argv) {
     if (!revision.ok()) return fail(revision.status());
     text::ChatOptions o;
     o.revision = *revision;
-    o.thinking_mode = mode == OutputMode::chat ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
+    o.thinking_mode = *mode;
     o.reasoning_effort = effort;
     auto rendered = text::render_chat(messages, o);
     if (!rendered.ok()) return fail(rendered.status());
@@ -86,6 +85,7 @@ int cmd_run(int argc, char** argv) {
   req.sampling = sampling;
   req.max_tokens = max_tokens;
   req.ignore_eos = ignore_eos;
+  if (mode) text::apply_steering(text::chat_steering(*tok, *mode, /*thinking_budget=*/0), req);
   auto r = stream_turn(scheduler, *tok, std::move(req), mode, stops);
   if (!r.ok()) return fail(r.status());
   print_turn_stats(*r);

@@ -12,9 +12,8 @@
 #include "cli/data_dir.h"
 #include "io/config.h"
 #include "io/integrity.h"
-#include "runtime/stop_strings.h"
 #include "runtime/world_engine.h"
-#include "text/completion_parser.h"
+#include "text/output_stream.h"
 
 namespace dsv4::cli {
 
@@ -164,35 +163,28 @@ void ProgressBar::finish() {
 namespace dsv4::cli {
 
 Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokenizer& tok,
-                               runtime::GenerationRequest request, OutputMode mode,
+                               runtime::GenerationRequest request, std::optional<text::ThinkingMode> mode,
                                const std::vector<std::string>& stops) {
   using Clock = std::chrono::steady_clock;
   const bool tty = isatty(STDOUT_FILENO) == 1;
-  const int64_t prompt_len = int64_t(request.prompt.size());
   // Prompts longer than one scheduler step get a progress bar.
-  request.report_prefill_progress = prompt_len > scheduler.options().step_token_budget;
+  request.report_prefill_progress = int64_t(request.prompt.size()) > scheduler.options().step_token_budget;
   const auto start = Clock::now();
   DSV4_ASSIGN_OR_RETURN(auto gen, scheduler.submit(std::move(request)));
 
   TurnResult r;
-  text::StreamDecoder decoder(tok);
-  runtime::StopMatcher stop(stops);
-  std::optional<text::CompletionParser> parser;
-  if (mode != OutputMode::raw)
-    parser.emplace(mode == OutputMode::thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat);
+  text::OutputStream out(text::token_decoder(tok), mode ? text::completion_output_parser(*mode) : nullptr, stops);
   bool in_reasoning = false;
   ProgressBar bar("prefill");
   Clock::time_point first = start;
   bool got_first = false;
 
-  auto show = [&](const std::string& piece, bool final) {
-    if (!parser) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
+  auto show = [&](const text::OutputStream::Piece& piece, bool final) {
+    if (!mode) {
+      std::fwrite(piece.text.data(), 1, piece.text.size(), stdout);
       return;
     }
-    std::vector<text::CompletionEvent> events = parser->feed(piece);
-    if (final) parser->finish(&events);
-    for (const auto& e : events) {
+    for (const auto& e : piece.events) {
       if (e.kind == text::CompletionEventKind::reasoning_delta) {
         if (!in_reasoning) {
           std::fputs(tty ? "\033[2m" : "<think>\n", stdout);
@@ -226,30 +218,29 @@ Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokeni
         first = Clock::now();
         bar.finish();
       }
-      if (stop.stopped()) continue;
+      text::OutputStream::Piece piece;
+      if (!out.push(ev->sampled.token, piece)) continue;  // in flight when a stop string matched
       r.emitted.push_back(ev->sampled.token);
-      show(stop.feed(decoder.push(ev->sampled.token)), false);
+      show(piece, false);
       std::fflush(stdout);
-      if (stop.stopped()) {
-        r.interrupted = true;
-        gen->cancel();
-      }
+      if (out.stopped()) gen->cancel();
       continue;
     }
     r.final = *ev;
     break;
   }
   bar.finish();
-  if (!stop.stopped()) show(stop.feed(decoder.finish()) + stop.flush(), true);
-  else show("", true);
+  text::OutputStream::Piece tail;
+  out.finish(tail);
+  show(tail, true);
   std::fputs("\n", stdout);
   std::fflush(stdout);
   const auto end = Clock::now();
   if (!got_first) first = end;
   r.prefill_seconds = std::chrono::duration<double>(first - start).count();
   r.decode_seconds = std::chrono::duration<double>(end - first).count();
+  r.interrupted = out.stopped();
   if (r.final.finish == runtime::FinishReason::error) return r.final.status;
-  (void)prompt_len;
   return r;
 }
 

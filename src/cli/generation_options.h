@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/engine.h"
@@ -74,9 +75,6 @@ inline text::ChatMessage chat_message(std::string role, std::string content) {
   return m;
 }
 
-// How one turn's output is shown: raw text, or chat output split into reasoning and content.
-enum class OutputMode { raw, chat, thinking };
-
 struct TurnResult {
   std::vector<int32_t> emitted;   // the tokens printed (stop tokens excluded)
   runtime::GenerationEvent final;
@@ -85,11 +83,12 @@ struct TurnResult {
   bool interrupted = false;       // a stop string ended the turn
 };
 
-// Submits `request`, prints the answer to stdout as it streams (reasoning framed by
-// <think>...</think> in thinking mode; dimmed on a terminal), with a prefill progress bar for
-// long prompts on a terminal. `stops` end the turn at the first match.
+// Submits `request`, prints the answer to stdout as it streams (text::OutputStream: reasoning
+// framed by <think>...</think> in thinking mode, dimmed on a terminal; raw text without a
+// `mode`), with a prefill progress bar for long prompts on a terminal. `stops` end the turn at
+// the first match.
 Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokenizer& tok,
-                               runtime::GenerationRequest request, OutputMode mode,
+                               runtime::GenerationRequest request, std::optional<text::ThinkingMode> mode,
                                const std::vector<std::string>& stops);
 
 // "prompt 12 tokens (240.0 tok/s), generated 100 tokens (35.2 tok/s)" on stderr.

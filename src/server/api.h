@@ -13,13 +13,15 @@
 
 #include "core/status.h"
 #include "runtime/sampler.h"
+#include "text/chat_encoding.h"
 #include "text/encoder_revision.h"
+#include "text/output_steering.h"
 
 namespace dsv4::server {
 
 // Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-thinking and thinking; how hard the
-// model thinks is the request's reasoning effort.
-enum class ThinkingMode { chat, thinking };
+// model thinks is the request's reasoning effort. One type with the text layer's.
+using text::ThinkingMode;
 
 // Fields shared by /v1/chat/completions and /v1/completions.
 struct GenerationOptions {
@@ -37,7 +39,7 @@ struct GenerationOptions {
 
 inline constexpr size_t kMaxStopStrings = 16;
 
-enum class ToolChoice { auto_, none, required, named };
+using text::ToolChoice;
 
 struct ChatRequest {
   GenerationOptions gen;

@@ -9,13 +9,13 @@
 #include <optional>
 #include <span>
 
-#include "runtime/stop_strings.h"
 #include "server/anthropic.h"
 #include "server/audit_log.h"
 #include "server/errors.h"
 #include "server/http_transport.h"
 #include "server/metrics.h"
 #include "server/request_guard.h"
+#include "server/response_run.h"
 #include "server/responses.h"
 #include "server/sse.h"
 
@@ -45,153 +45,8 @@ constexpr int kClientClosedRequest = 499;
 // (the OpenAI and Anthropic SDKs among them) back off further on their own.
 constexpr const char* kRetryAfterSeconds = "1";
 
-json logprob_entry(const TextCodec& codec, int32_t token, float logprob) {
-  const std::string text = codec.token_text(token);
-  json bytes = json::array();
-  for (unsigned char c : text) bytes.push_back(int(c));
-  return {{"token", text}, {"logprob", logprob}, {"bytes", bytes}};
-}
-
 }  // namespace
 
-
-// One generation seen from the HTTP side: scheduler events in, text / chat deltas out. Applies
-// stop strings to the detokenized text (ending generation early through cancel()), records
-// latency metrics and counts the reasoning tokens: those up to and including
-// `answer_start_token` (the steering's `</think>`; -1 = the answer opens the output).
-class ResponseRun {
- public:
-  ResponseRun(std::shared_ptr<runtime::Generation> gen, const TextCodec& codec, Metrics& metrics,
-              std::vector<std::string> stops, std::unique_ptr<ChatOutputParser> parser, Clock::time_point start,
-              bool want_logprobs, int32_t answer_start_token = -1)
-      : gen_(std::move(gen)),
-        codec_(codec),
-        metrics_(metrics),
-        text_(codec.new_text_stream()),
-        stop_(std::move(stops)),
-        parser_(std::move(parser)),
-        start_(start),
-        want_logprobs_(want_logprobs),
-        answer_start_token_(answer_start_token),
-        in_reasoning_(answer_start_token >= 0) {}
-
-  struct Piece {
-    std::string text;       // completions: new output text
-    ChatDelta chat;         // chat: new deltas
-    json logprobs = json::array();  // chat-style logprob entries for the tokens behind this piece
-    bool finished = false;
-  };
-
-  // Waits up to `timeout` for progress. Returns an empty piece on timeout.
-  Piece poll(std::chrono::milliseconds timeout) {
-    Piece p;
-    if (finished_) {
-      p.finished = true;
-      return p;
-    }
-    auto ev = gen_->next(timeout);
-    if (!ev) return p;
-    if (ev->kind == GenerationEvent::Kind::prefill_progress) return p;
-    if (ev->kind == GenerationEvent::Kind::token) {
-      const auto now = Clock::now();
-      if (!first_token_) {
-        first_token_ = true;
-        metrics_.observe_ttft(std::chrono::duration<double>(now - start_).count());
-      } else {
-        metrics_.observe_itl(std::chrono::duration<double>(now - last_token_).count());
-      }
-      last_token_ = now;
-      if (stop_.stopped()) return p;  // tokens that were in flight when a stop string matched
-      tokens_before_stop_ += 1;
-      if (in_reasoning_) {
-        reasoning_tokens_ += 1;
-        in_reasoning_ = ev->sampled.token != answer_start_token_;
-      }
-      if (want_logprobs_) {
-        json e = logprob_entry(codec_, ev->sampled.token, ev->sampled.logprob);
-        json top = json::array();
-        for (const auto& t : ev->sampled.top) top.push_back(logprob_entry(codec_, t.token, t.logprob));
-        e["top_logprobs"] = top;
-        p.logprobs.push_back(e);
-        logprobs_.push_back(e);
-      }
-      emit(stop_.feed(text_->push(ev->sampled.token)), p);
-      if (stop_.stopped()) gen_->cancel();
-      return p;
-    }
-    // finished
-    finished_ = true;
-    p.finished = true;
-    final_ = *ev;
-    // A stop string ends the output at the token that completed it: tokens generated after it
-    // (in flight, or in the same speculative round) are neither shown nor counted.
-    if (stop_.stopped()) final_.generated_tokens = std::min(final_.generated_tokens, tokens_before_stop_);
-    if (!stop_.stopped()) emit(stop_.feed(text_->finish()), p);
-    if (!stop_.stopped()) emit(stop_.flush(), p);
-    if (parser_) merge(p.chat, parser_->finish());
-    return p;
-  }
-
-  bool finished() const { return finished_; }
-  // The finished event; its generated_tokens stop at a matched stop string.
-  const GenerationEvent& final_event() const { return final_; }
-  bool saw_tool_calls() const { return saw_tool_calls_; }
-  // The stop string that ended the output, or empty.
-  const std::string& stop_sequence() const { return stop_.matched(); }
-  const std::string& output_text() const { return output_; }
-  const json& all_logprobs() const { return logprobs_; }
-  // Tokens generated before the answer started (`</think>` included), counted as they came.
-  int64_t reasoning_tokens() const { return reasoning_tokens_; }
-  void cancel() { gen_->cancel(); }
-
-  // The OpenAI finish_reason, or empty when the request failed.
-  std::string finish_reason() const {
-    if (stop_.stopped()) return "stop";
-    switch (final_.finish) {
-      case FinishReason::stop: return saw_tool_calls_ ? "tool_calls" : "stop";
-      case FinishReason::length: return "length";
-      case FinishReason::cancelled: return "cancelled";
-      case FinishReason::error: return "";
-    }
-    return "";
-  }
-
- private:
-  static void merge(ChatDelta& into, ChatDelta d) {
-    into.reasoning += d.reasoning;
-    into.content += d.content;
-    for (auto& t : d.tool_calls) into.tool_calls.push_back(std::move(t));
-  }
-  void emit(const std::string& text, Piece& p) {
-    if (text.empty()) return;
-    output_ += text;
-    p.text += text;
-    if (parser_) {
-      ChatDelta d = parser_->push(text);
-      if (!d.tool_calls.empty()) saw_tool_calls_ = true;
-      merge(p.chat, std::move(d));
-    }
-  }
-
-  std::shared_ptr<runtime::Generation> gen_;
-  const TextCodec& codec_;
-  Metrics& metrics_;
-  std::unique_ptr<TokenTextStream> text_;
-  runtime::StopMatcher stop_;
-  std::unique_ptr<ChatOutputParser> parser_;
-  Clock::time_point start_, last_token_;
-  bool want_logprobs_;
-  int32_t answer_start_token_;
-  bool in_reasoning_;
-  int64_t reasoning_tokens_ = 0;
-  bool first_token_ = false;
-  bool finished_ = false;
-  int64_t tokens_before_stop_ = 0;   // token events up to the one that completed a stop string
-  bool saw_tool_calls_ = false;
-  GenerationEvent final_;
-  std::string output_;
-  json logprobs_ = json::array();
-};
 
 namespace {
 
@@ -391,17 +246,14 @@ struct HttpServer::Impl final : HttpApp {
   // Common front half of every generation endpoint: submission, with the output steering of a
   // chat request (tool_choice, thinking budget).
   Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt,
-                                                      const OutputSteering& steer = {}) {
+                                                      const text::OutputSteering& steer = {}) {
     runtime::GenerationRequest gr;
     gr.prompt = std::move(prompt);
     gr.sampling = g.sampling;
     gr.max_tokens = g.max_tokens > 0 ? g.max_tokens : options.default_max_tokens;
     gr.stop_token_ids = g.stop_token_ids;
     gr.ignore_eos = g.ignore_eos;
-    gr.answer_start_token = steer.answer_start_token;
-    gr.answer_prefix = steer.answer_prefix;
-    gr.thinking_budget = steer.thinking_budget;
-    gr.banned_tokens = steer.banned_tokens;
+    text::apply_steering(steer, gr);
     return scheduler.submit(std::move(gr));
   }
 
@@ -451,13 +303,13 @@ struct HttpServer::Impl final : HttpApp {
       return std::nullopt;
     }
     c.prompt_tokens = int64_t(prompt->size());
-    const OutputSteering steer = codec.steering(r);
+    const text::OutputSteering steer = codec.steering(r);
     auto gen = submit(r.gen, std::move(prompt).value(), steer);
     if (!gen.ok()) {
       reject(req, res, gen.status(), r.gen.model, c.prompt_tokens, start);
       return std::nullopt;
     }
-    c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, codec.new_chat_parser(r), start,
+    c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, codec.new_output_parser(r), start,
                                           r.gen.logprobs, steer.answer_start_token);
     if (options.audit_content) c.prompt_text = r.messages.dump(-1, ' ', false, json::error_handler_t::replace);
     return c;

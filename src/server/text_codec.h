@@ -13,6 +13,7 @@
 
 #include "core/status.h"
 #include "server/api.h"
+#include "text/output_stream.h"
 
 namespace dsv4::server {
 
@@ -30,35 +31,6 @@ struct ChatDelta {
   bool empty() const { return reasoning.empty() && content.empty() && tool_calls.empty(); }
 };
 
-// Token-level steering of a chat request's output (runtime::GenerationRequest has the
-// semantics): tool_choice "required" / a named function forces the opening of a DSML tool-call
-// block at the start of the answer (after `</think>` in thinking mode), "none" bans the token
-// that opens one, and a thinking budget forces `</think>`. BOS is always banned: it only opens
-// a conversation.
-struct OutputSteering {
-  int32_t answer_start_token = -1;     // `</think>` in thinking mode; -1 = the answer opens the output
-  std::vector<int32_t> answer_prefix;  // forced right after answer_start_token
-  int64_t thinking_budget = 0;         // 0 = none
-  std::vector<int32_t> banned_tokens;
-};
-
-// Model output text -> chat deltas, for one response.
-class ChatOutputParser {
- public:
-  virtual ~ChatOutputParser() = default;
-  virtual ChatDelta push(std::string_view text) = 0;
-  // End of generation: anything held back. A malformed tool-call block is returned as content.
-  virtual ChatDelta finish() = 0;
-};
-
-// Token ids -> text that always ends on a UTF-8 character boundary.
-class TokenTextStream {
- public:
-  virtual ~TokenTextStream() = default;
-  virtual std::string push(int32_t id) = 0;
-  virtual std::string finish() = 0;
-};
-
 class TextCodec {
  public:
   virtual ~TextCodec() = default;
@@ -70,10 +42,11 @@ class TextCodec {
   virtual Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const = 0;
   // The prompt ids of a raw text prompt (BOS first; the text is tokenized as-is).
   virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
-  virtual std::unique_ptr<TokenTextStream> new_text_stream() const = 0;
-  virtual std::unique_ptr<ChatOutputParser> new_chat_parser(const ChatRequest& r) const = 0;
+  virtual std::unique_ptr<text::TokenDecoder> new_token_decoder() const = 0;
+  // The parser of a chat request's output, in its thinking mode.
+  virtual std::unique_ptr<text::OutputParser> new_output_parser(const ChatRequest& r) const = 0;
   // The steering that enforces the request's tool_choice and thinking budget.
-  virtual OutputSteering steering(const ChatRequest& r) const = 0;
+  virtual text::OutputSteering steering(const ChatRequest& r) const = 0;
   // The text of one token, for log-probabilities (may be a partial UTF-8 sequence).
   virtual std::string token_text(int32_t id) const = 0;
 };

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "text/bpe.h"
+#include "text/chat_tokens.h"
 #include "text/pretokenizer.h"
 #include "text/utf8.h"
 
@@ -278,6 +279,14 @@ Result<Tokenizer> load_tokenizer_for_model(const std::string& model_dir, const s
   const std::string own = model_dir + "/tokenizer.json";
   if (!model_dir.empty() && std::filesystem::is_regular_file(own, ec)) return Tokenizer::from_file(own);
   return Tokenizer::from_file(fallback_dir + "/tokenizer.json");
+}
+
+std::vector<int32_t> raw_prompt_ids(const Tokenizer& tok, std::string_view text) {
+  std::vector<int32_t> ids;
+  if (text.substr(0, chat::kBos.size()) != chat::kBos) ids.push_back(tok.token_id(chat::kBos).value_or(0));
+  auto rest = tok.encode(text);
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
 }
 
 }  // namespace dsv4::text

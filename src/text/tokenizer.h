@@ -59,6 +59,10 @@ class Tokenizer {
   std::shared_ptr<const Impl> impl_;
 };
 
+// The ids of a raw text prompt (`dsv4 run --raw`, /v1/completions): BOS first unless the text
+// opens with it, then the text tokenized as it is.
+std::vector<int32_t> raw_prompt_ids(const Tokenizer& tok, std::string_view text);
+
 // Incremental decoder for streaming: push ids one at a time and get back only text that
 // ends on a character boundary. Bytes that can never form valid UTF-8 become U+FFFD, so the
 // output is always valid UTF-8. Unknown ids are ignored.

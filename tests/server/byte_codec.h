@@ -9,7 +9,7 @@ namespace dsv4::test {
 
 inline constexpr int64_t kByteVocab = 258;
 
-class BytePassThroughStream : public server::TokenTextStream {
+class BytePassThroughStream : public text::TokenDecoder {
  public:
   std::string push(int32_t id) override { return id >= 2 ? std::string(1, char(id - 2)) : std::string(); }
   std::string finish() override { return {}; }
@@ -17,12 +17,12 @@ class BytePassThroughStream : public server::TokenTextStream {
 
 // Reasoning runs up to the first "|" in thinking mode; everything else is content, except
 // that with tools, each "#" is a call of the first tool with arguments {"n": k} (k = its index),
-// announced in one delta and its arguments sent in a second one.
-class ByteChatParser : public server::ChatOutputParser {
+// announced in one event and its arguments sent in a second one.
+class ByteChatParser : public text::OutputParser {
  public:
   ByteChatParser(bool thinking, std::string tool) : in_reasoning_(thinking), tool_(std::move(tool)) {}
-  server::ChatDelta push(std::string_view text) override {
-    server::ChatDelta d;
+  void feed(std::string_view text, std::vector<text::CompletionEvent>& events) override {
+    using K = text::CompletionEventKind;
     for (char c : text) {
       if (in_reasoning_ && c == '|') {
         in_reasoning_ = false;
@@ -30,15 +30,17 @@ class ByteChatParser : public server::ChatOutputParser {
       }
       if (!in_reasoning_ && c == '#' && !tool_.empty()) {
         const int k = calls_++;
-        d.tool_calls.push_back({k, "call_" + std::to_string(k), tool_, ""});
-        d.tool_calls.push_back({k, "", "", "{\"n\": " + std::to_string(k) + "}"});
+        events.push_back({K::tool_call_started, "", k, tool_});
+        events.push_back({K::tool_call_arguments, "{\"n\": " + std::to_string(k) + "}", k, ""});
+        events.push_back({K::tool_call_finished, "", k, ""});
         continue;
       }
-      (in_reasoning_ ? d.reasoning : d.content) += c;
+      const K kind = in_reasoning_ ? K::reasoning_delta : K::content_delta;
+      if (events.empty() || events.back().kind != kind) events.push_back({kind, "", -1, ""});
+      events.back().text += c;
     }
-    return d;
   }
-  server::ChatDelta finish() override { return {}; }
+  void finish(std::vector<text::CompletionEvent>&) override {}
 
  private:
   bool in_reasoning_;
@@ -67,10 +69,10 @@ class ByteCodec : public server::TextCodec {
     all += r.thinking == server::ThinkingMode::chat ? "A:" : "A+";
     return encode_text(all);
   }
-  std::unique_ptr<server::TokenTextStream> new_text_stream() const override {
+  std::unique_ptr<text::TokenDecoder> new_token_decoder() const override {
     return std::make_unique<BytePassThroughStream>();
   }
-  std::unique_ptr<server::ChatOutputParser> new_chat_parser(const server::ChatRequest& r) const override {
+  std::unique_ptr<text::OutputParser> new_output_parser(const server::ChatRequest& r) const override {
     std::string tool;
     if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
     if (r.tool_choice == server::ToolChoice::named) tool = r.tool_choice_name;
@@ -78,8 +80,8 @@ class ByteCodec : public server::TextCodec {
   }
   // '|' plays `</think>` and '#' the opening of a tool call: required / named tool_choice force
   // a '#' at the start of the answer, none bans it.
-  server::OutputSteering steering(const server::ChatRequest& r) const override {
-    server::OutputSteering s;
+  text::OutputSteering steering(const server::ChatRequest& r) const override {
+    text::OutputSteering s;
     if (r.thinking != server::ThinkingMode::chat) {
       s.answer_start_token = int32_t('|') + 2;
       s.thinking_budget = r.thinking_budget;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "server/response_run.h"
 #include "test_paths.h"
 #include "text/chat_tokens.h"
 
@@ -11,6 +12,18 @@ namespace dsv4::server {
 namespace {
 
 constexpr text::EncoderRevision kPreview = text::EncoderRevision::v4;
+
+// A parser's events for one piece of output, as the server's deltas.
+ChatDelta push(text::OutputParser& p, std::string_view piece) {
+  std::vector<text::CompletionEvent> events;
+  p.feed(piece, events);
+  return chat_delta(events);
+}
+ChatDelta finish(text::OutputParser& p) {
+  std::vector<text::CompletionEvent> events;
+  p.finish(events);
+  return chat_delta(events);
+}
 
 std::unique_ptr<TextCodec> demo_codec() {
   auto c = make_text_codec(test::demo_model_dir(), test::vendored_tokenizer_dir(), kPreview);
@@ -74,7 +87,7 @@ TEST(TextCodec, StreamingTextRoundTrips) {
   ASSERT_TRUE(codec);
   const std::string text = "def héllo(x):\n    return x * 2  # ünïcode";
   auto ids = codec->encode_text(text);
-  auto stream = codec->new_text_stream();
+  auto stream = codec->new_token_decoder();
   std::string out;
   for (size_t i = 1; i < ids.size(); ++i) out += stream->push(ids[i]);
   out += stream->finish();
@@ -86,7 +99,7 @@ TEST(TextCodec, ParserSplitsReasoningContentAndToolCalls) {
   ASSERT_TRUE(codec);
   auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"user","content":"w?"}]})", kPreview);
   ASSERT_TRUE(req.ok());
-  auto p = codec->new_chat_parser(*req);
+  auto p = codec->new_output_parser(*req);
   const std::string out =
       "let me see</think>Checking.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n"
       "<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n"
@@ -94,12 +107,12 @@ TEST(TextCodec, ParserSplitsReasoningContentAndToolCalls) {
   ChatDelta all;
   std::vector<ToolCallDelta> calls;
   for (size_t i = 0; i < out.size(); i += 7) {
-    auto d = p->push(std::string_view(out).substr(i, 7));
+    auto d = push(*p, std::string_view(out).substr(i, 7));
     all.reasoning += d.reasoning;
     all.content += d.content;
     calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
   }
-  auto d = p->finish();
+  auto d = finish(*p);
   all.content += d.content;
   calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
   EXPECT_EQ(all.reasoning, "let me see");
@@ -124,7 +137,7 @@ TEST(TextCodec, ToolRoundTripRenders) {
   ASSERT_TRUE(req.ok()) << req.status().to_string();
   auto ids = codec->encode_chat(*req);
   ASSERT_TRUE(ids.ok()) << ids.status().to_string();
-  auto stream = codec->new_text_stream();
+  auto stream = codec->new_token_decoder();
   std::string text;
   for (int32_t id : *ids) text += stream->push(id);
   EXPECT_NE(text.find("<tool_result>sunny</tool_result>"), std::string::npos) << text;
@@ -150,7 +163,7 @@ TEST(TextCodec, RendersTheReasoningEffortOfItsRevision) {
       ASSERT_TRUE(req.ok()) << req.status().to_string();
       auto ids = (*codec)->encode_chat(*req);
       ASSERT_TRUE(ids.ok()) << ids.status().to_string();
-      auto stream = (*codec)->new_text_stream();
+      auto stream = (*codec)->new_token_decoder();
       std::string text;
       for (int32_t id : *ids) text += stream->push(id);
       EXPECT_EQ(text, std::string(text::chat::kBos) + std::string(c.prefix) + "<｜User｜>Hi<｜Assistant｜><think>")
@@ -175,7 +188,7 @@ TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
     return r.ok() ? *r : ChatRequest{};
   };
   auto text_of = [&](const std::vector<int32_t>& ids) {
-    auto stream = codec.new_text_stream();
+    auto stream = codec.new_token_decoder();
     std::string out;
     for (int32_t id : ids) out += stream->push(id);
     return out + stream->finish();
@@ -194,18 +207,18 @@ TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
   // Named: the invoke header with the name, tokenized as the complete call tokenizes, so the
   // model goes on from its own ids; the parser then returns the call.
   ChatRequest named = req(R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})");
-  OutputSteering s = codec.steering(named);
+  text::OutputSteering s = codec.steering(named);
   EXPECT_EQ(s.answer_start_token, think_end);
   EXPECT_EQ(text_of(s.answer_prefix), "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n");
   EXPECT_TRUE(is_prefix_of_call(s.answer_prefix));
-  auto parser = codec.new_chat_parser(named);
+  auto parser = codec.new_output_parser(named);
   std::vector<ToolCallDelta> calls;
   for (const std::string& piece : {std::string("thinking</think>"), text_of(s.answer_prefix),
                                    call.substr(text_of(s.answer_prefix).size())}) {
-    auto d = parser->push(piece);
+    auto d = push(*parser, piece);
     calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
   }
-  auto tail = parser->finish();
+  auto tail = finish(*parser);
   calls.insert(calls.end(), tail.tool_calls.begin(), tail.tool_calls.end());
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0].name, "get_weather");

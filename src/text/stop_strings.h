@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace dsv4::runtime {
+namespace dsv4::text {
 
 class StopMatcher {
  public:
@@ -29,4 +29,4 @@ class StopMatcher {
   std::string matched_;
 };
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::text

@@ -1,8 +1,8 @@
-#include "runtime/stop_strings.h"
+#include "text/stop_strings.h"
 
 #include <gtest/gtest.h>
 
-namespace dsv4::runtime {
+namespace dsv4::text {
 namespace {
 
 TEST(StopMatcher, HoldsBackAPossibleStartAndStopsAtTheMatch) {
@@ -43,4 +43,4 @@ TEST(StopMatcher, NoStopsPassesEverything) {
 }
 
 }  // namespace
-}  // namespace dsv4::runtime
+}  // namespace dsv4::text

@@ -1,8 +1,8 @@
-#include "runtime/stop_strings.h"
+#include "text/stop_strings.h"
 
 #include <algorithm>
 
-namespace dsv4::runtime {
+namespace dsv4::text {
 
 StopMatcher::StopMatcher(std::vector<std::string> stops) {
   for (auto& s : stops)
@@ -51,4 +51,4 @@ std::string StopMatcher::flush() {
   return out;
 }
 
-}  // namespace dsv4::runtime
+}  // namespace dsv4::text
