@@ -343,21 +343,33 @@ struct HttpServer::Impl final : HttpApp {
                      Clock::time_point start, const std::function<bool(std::string&)>& next) {
     res.add_header("Cache-Control", "no-cache");
     res.add_header("X-Accel-Buffering", "no");
+    bool aborted = false;
     if (res.begin(200, "text/event-stream")) {
       Clock::time_point last_write = Clock::now();
       for (;;) {
         std::string out;
         const bool last = next(out);
-        if (!flush_sse(res, out, last_write, run, style)) break;
+        if (!flush_sse(res, out, last_write, run, style)) {
+          aborted = true;
+          break;
+        }
         if (last) {
           res.end();
           break;
         }
       }
+    } else {
+      aborted = true;
     }
-    if (!run.finished()) run.cancel();
+    if (aborted) metrics.count_aborted_stream(req.path);
+    // A stream cut short still counts (and audits) the tokens it generated: the scheduler ends
+    // the cancelled sequence at its next step and reports them.
+    if (!run.finished()) {
+      run.cancel();
+      while (!run.finished()) run.poll(kPollInterval);
+    }
     audit_request(req, model, 200, prompt_tokens, run.final_event().generated_tokens,
-                  run.finished() ? run.finish_reason() : "cancelled", start, prompt_text, run.output_text());
+                  run.finish_reason(), start, prompt_text, run.output_text());
   }
 
   // A failed generation after submission (an engine error): the error response, audited.

@@ -57,6 +57,11 @@ void Metrics::count_request(const std::string& endpoint, int http_status) {
   requests_[{endpoint, http_status}] += 1;
 }
 
+void Metrics::count_aborted_stream(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  aborted_streams_[endpoint] += 1;
+}
+
 void Metrics::add_tokens(int64_t prompt, int64_t generated) {
   std::lock_guard<std::mutex> lock(mu_);
   prompt_tokens_ += uint64_t(std::max<int64_t>(0, prompt));
@@ -71,6 +76,10 @@ std::string Metrics::render(const runtime::SchedulerStats& g) const {
     for (const auto& [key, n] : requests_)
       out += "dsv4_requests_total{endpoint=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
              std::to_string(n) + "\n";
+    family(out, "dsv4_streams_aborted_total", "counter",
+           "Streamed responses whose client left before the end (their status was counted at the start).");
+    for (const auto& [endpoint, n] : aborted_streams_)
+      out += "dsv4_streams_aborted_total{endpoint=\"" + endpoint + "\"} " + std::to_string(n) + "\n";
     scalar(out, "dsv4_prompt_tokens_total", "counter", "Prompt tokens of finished requests.", prompt_tokens_);
     scalar(out, "dsv4_generation_tokens_total", "counter", "Generated tokens of finished requests.", generated_tokens_);
   }

@@ -35,6 +35,9 @@ class Metrics {
  public:
   Metrics();
   void count_request(const std::string& endpoint, int http_status);
+  // A stream whose client left before its end: its status (200) was counted when the stream
+  // began, so the abort is counted apart.
+  void count_aborted_stream(const std::string& endpoint);
   void add_tokens(int64_t prompt, int64_t generated);
   void observe_ttft(double seconds) { ttft_.observe(seconds); }
   void observe_itl(double seconds) { itl_.observe(seconds); }
@@ -44,6 +47,7 @@ class Metrics {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, uint64_t> aborted_streams_;
   uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
   Histogram ttft_, itl_;
 };

@@ -399,6 +399,18 @@ TEST(HttpServer, ClientDisconnectCancelsAndFreesTheSlot) {
     if (!freed) std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(freed) << "the cancelled stream still holds its sequence";
+  // Metrics: the stream's 200 went out with its head, so the abort is counted apart, and the
+  // tokens it generated before the hang-up are counted (at least one per chunk received).
+  std::string m;
+  for (int i = 0; i < 300 && m.find("dsv4_streams_aborted_total{") == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(10ms);
+    m = f.client->Get("/metrics")->body;
+  }
+  EXPECT_NE(m.find("dsv4_streams_aborted_total{endpoint=\"/v1/chat/completions\"} 1\n"), std::string::npos) << m;
+  const std::string sample = "\ndsv4_generation_tokens_total ";
+  const size_t at = m.find(sample);
+  ASSERT_NE(at, std::string::npos) << m;
+  EXPECT_GE(std::stoll(m.substr(at + sample.size())), 2) << m;
   // The slot serves the next request.
   auto r = f.post("/v1/chat/completions", chat_body("y", 3));
   ASSERT_TRUE(r);
