@@ -75,6 +75,9 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--idle-timeout", idle_s, "seconds an idle keep-alive connection is kept")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--write-timeout", write_s, "seconds one write may wait for a client that does not read")
       ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-pending-body-bytes", so.limits.max_pending_body_bytes,
+                 "memory for request bodies being received, all connections together (503 beyond)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-connections", so.limits.max_connections,
                  "open connections at most (503 beyond; 0 = from the descriptor limit, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));
@@ -99,6 +102,9 @@ int cmd_serve(int argc, char** argv) {
     std::fprintf(stderr, "dsv4 serve: %s\n", s.to_string().c_str());
     return 1;
   };
+  if (so.limits.max_pending_body_bytes < so.max_body_bytes)
+    return fail(Status::invalid_argument("--max-pending-body-bytes must be at least --max-body-bytes (" +
+                                         std::to_string(so.max_body_bytes) + "): no body could be received"));
   if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
   Result<std::string> vendored = vendored_tokenizer_dir();
   if (!vendored.ok()) return fail(vendored.status());

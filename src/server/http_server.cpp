@@ -135,7 +135,7 @@ struct HttpServer::Impl final : HttpApp {
   // body, no free worker): the error in the endpoint's API style, audited with the client's
   // address, and the connection closed after the answer (the body may be unread).
   void refuse(const HttpRequest& req, const Refusal& r, HttpResponse& res) override {
-    if (r.http_status == 429) res.add_header("Retry-After", kRetryAfterSeconds);
+    if (r.http_status == 429 || r.http_status == 503) res.add_header("Retry-After", kRetryAfterSeconds);
     res.close_after();
     audit_request(req, "", r.http_status, 0, 0, "", Clock::now(), "", "");
     res.send(r.http_status, "application/json",

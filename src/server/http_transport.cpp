@@ -178,6 +178,7 @@ struct HttpTransport::Impl {
   std::atomic<bool> stopping{false};
   bool stopped = false;   // I/O thread: stop() has run there
   int on_workers = 0;     // I/O thread: handlers given to the pool and not yet returned
+  size_t pending_body_bytes = 0;  // I/O thread: reserved by the bodies being read
 
   Impl(HttpApp& a, TransportOptions o) : app(a), options(std::move(o)) {
     max_connections = options.limits.max_connections > 0 ? options.limits.max_connections : default_max_connections();
@@ -555,10 +556,24 @@ void Session::on_head(error_code ec) {
 }
 
 void Session::read_body(std::shared_ptr<Exchange> ex, HttpRoute route) {
-  parser_->body_limit(t_.options.max_body_bytes);
+  const size_t limit = t_.options.max_body_bytes;
+  const auto length = parser_->content_length();
+  const size_t reserved = length ? size_t(std::min<uint64_t>(*length, limit)) : limit;
+  if (t_.pending_body_bytes + reserved > t_.options.limits.max_pending_body_bytes) {
+    phase_ = Phase::answering;
+    ex->close_after();  // its body stays unread
+    t_.app.refuse(ex->request(),
+                  {503, "the server is receiving too many request bodies at once; retry shortly", "server_error",
+                   "too_many_pending_bodies"},
+                  *ex);
+    return ex->handler_returned();
+  }
+  t_.pending_body_bytes += reserved;
+  parser_->body_limit(limit);
   arm(t_.options.limits.body_timeout);
   http::async_read(socket_, buffer_, *parser_,
-                   [self = shared_from_this(), ex, route = std::move(route)](error_code ec, size_t) mutable {
+                   [self = shared_from_this(), ex, route = std::move(route), reserved](error_code ec, size_t) mutable {
+                     self->t_.pending_body_bytes -= reserved;
                      self->disarm();
                      self->phase_ = Phase::answering;
                      if (ec == http::error::body_limit) {

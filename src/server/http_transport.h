@@ -50,6 +50,10 @@ struct ConnectionLimits {
   std::chrono::milliseconds write_timeout{10'000};
   size_t max_header_bytes = 32u << 10;
   int max_connections = 0;  // 0 = from the process's descriptor limit (RLIMIT_NOFILE), at most 4096
+  // Memory for request bodies being received, all connections together: each body reserves
+  // its Content-Length (a chunked one: the body limit) while it is read; a body that does not
+  // fit gets 503 with Retry-After. Bodies being answered are bounded by the worker threads.
+  size_t max_pending_body_bytes = 256u << 20;
 };
 
 // Where a request goes once its head has passed HttpApp::accept.

@@ -292,6 +292,49 @@ TEST(HttpTransport, ConnectionsOverTheCapGet503) {
   EXPECT_TRUE(served);
 }
 
+// Bodies being received share one memory budget: past it a new body gets 503 with Retry-After
+// before any of it is read, and the budget frees as soon as a body has arrived.
+TEST(HttpTransport, BodiesOverTheSharedBudgetGet503) {
+  ServerOptions o;
+  o.max_body_bytes = 1u << 20;
+  o.limits.max_pending_body_bytes = 2u << 20;
+  ServerFixture f(o);
+  const std::string body(600u << 10, ' ');
+  auto head = [&](size_t length) {
+    return "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(length) + "\r\n\r\n";
+  };
+  // Three bodies of 600 KiB under way fill 1.8 of the 2 MiB: a fourth does not fit.
+  std::vector<int> slow;
+  for (int i = 0; i < 3; ++i) {
+    slow.push_back(connect_to(f.server->port()));
+    send_all(slow.back(), head(body.size()) + "{");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int extra = connect_to(f.server->port());
+  send_all(extra, head(body.size()));
+  const std::string reply = read_until_close(extra);
+  ::close(extra);
+  EXPECT_EQ(status_of(reply), 503) << reply;
+  EXPECT_NE(reply.find("Retry-After: 1"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("too_many_pending_bodies"), std::string::npos) << reply;
+  // A request without a body still passes, and so does a small body that fits.
+  EXPECT_LT(time_health(f.server->port()), std::chrono::seconds(2));
+  // One sender gives up: its reservation is returned and a new body fits again.
+  ::close(slow.back());
+  slow.pop_back();
+  int status = 0;
+  for (int i = 0; i < 50 && status != 400; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const int fd = connect_to(f.server->port());
+    send_all(fd, head(body.size()) + body);  // blank: not JSON, so 400 once it is read
+    status = status_of(read_response(fd));
+    ::close(fd);
+  }
+  EXPECT_EQ(status, 400);
+  for (int fd : slow) ::close(fd);
+}
+
 // When every worker is busy a generation request gets 429 with Retry-After at once, while
 // /health (answered on the I/O thread) still works.
 TEST(HttpTransport, BusyWorkersAnswer429AndHealthStillWorks) {
