@@ -571,11 +571,12 @@ TEST_F(MatmulTest, Fp4DotProductEqualsFmaOrderWhereItRuns) {
   }
 }
 
-// The FP8 GEMM on vdpbf16ps (n >= 8, bf16 activations) gives the generic order's bits wherever
-// it runs — random codes, so zero and subnormal weights (the looked-up ones) in every tile — and
-// leaves to the f32 GEMM every 128-row block where it may not: a scale code below 10, products
+// The FP8 product on vdpbf16ps (from 2 tokens, matvec and GEMM; bf16 activations) gives the
+// generic order's bits wherever it runs — random codes, so zero and subnormal weights (the
+// looked-up ones) in every tile — and leaves to the f32 kernels every 128-row block where it may
+// not: a scale code below 10, products
 // that could make a partial sum subnormal (e + f < 144), or activations that are not bf16 values.
-TEST_F(MatmulTest, Fp8DotProductGemmEqualsFmaOrderWhereItRuns) {
+TEST_F(MatmulTest, Fp8DotProductEqualsFmaOrderWhereItRuns) {
   const Bf16DotSelected dot;
   if (!dot.ok()) GTEST_SKIP() << "no AVX-512 with a usable AVX512-BF16 on this CPU";
   omp_set_num_threads(1);   // the tile counter is per thread
@@ -598,21 +599,26 @@ TEST_F(MatmulTest, Fp8DotProductGemmEqualsFmaOrderWhereItRuns) {
   };
   for (const Case& c : cases) {
     const TestWeight tw = make_weight(DType::fp8_e4m3, c.rows, c.cols, rng, c.e_lo, c.e_hi);
-    for (int64_t n : {5, 8, 9, 50}) {
+    for (int64_t n : {1, 2, 5, 6, 7, 8, 9, 50}) {
       std::vector<float> x = make_acts(n, c.cols, rng);
       for (float& v : x) v *= c.x_scale;
       if (c.exact_x) x = bf16_exact(x);
       const std::string what = std::string(c.what) + " n=" + std::to_string(n);
-      // n < 8 is the matvec, which keeps the f32 kernel.
+      // One token keeps the FMA matvec; from two on (a verify chunk, a few sequences) and in
+      // the GEMM, tiles of 3 rows x up to 6 tokens, in every 128-row block.
+      const int64_t row_tiles = (c.rows / 128) * 43 + (c.rows % 128 + 2) / 3;
       EXPECT_EQ(dot_tiles_of_bitwise_run(fp8_dot_tiles_on_this_thread, tw.view, x, n, what),
-                c.runs && n >= 8 ? (c.rows + 3) / 4 * ((n + 3) / 4) : 0) << what;
+                c.runs && n >= 2 ? row_tiles * ((n + 5) / 6) : 0) << what;
     }
   }
   // One 128-row block with a scale code out of range falls back alone.
   TestWeight mixed = make_weight(DType::fp8_e4m3, 384, 256, rng, 117, 127);
   mixed.scale[size_t(1 * 2 + 1)] = 5;   // row block 1, column block 1
-  const std::vector<float> x = bf16_exact(make_acts(12, 256, rng));
-  EXPECT_EQ(dot_tiles_of_bitwise_run(fp8_dot_tiles_on_this_thread, mixed.view, x, 12, "mixed"), 2 * 32 * 3);
+  for (int64_t n : {6, 12}) {
+    const std::vector<float> x = bf16_exact(make_acts(n, 256, rng));
+    EXPECT_EQ(dot_tiles_of_bitwise_run(fp8_dot_tiles_on_this_thread, mixed.view, x, n, "mixed n=" + std::to_string(n)),
+              2 * 43 * ((n + 5) / 6)) << "n=" << n;
+  }
 }
 
 }  // namespace

@@ -277,6 +277,20 @@ void register_all() {
       run_matvec(s, matmul, c.dt, c.rows, c.cols, c.group, false);
     })->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
+  // A speculative verify chunk (6 positions, issue #14) through the FP8 projections, weights
+  // warm: compute-bound on a few cores. On the BF16 dot product (the default where the CPU has
+  // it) and on the FMA kernel; same bits.
+  for (const Case& c : {kGemmCases[0], Case{"fp8_1024x4096", DType::fp8_e4m3, 1024, 4096, 1}}) {
+    for (Fp4Dot d : {Fp4Dot::bf16, Fp4Dot::fma}) {
+      const std::string name = std::string("Verify6/") + c.name + (d == Fp4Dot::bf16 ? "/bf16_dot" : "/fma");
+      benchmark::RegisterBenchmark(name.c_str(), [c, d](benchmark::State& s) {
+        const Fp4Dot was = active_fp4_dot();
+        select_fp4_dot(d);
+        run_gemm(s, matmul, c.dt, c.rows, c.cols, 6);
+        select_fp4_dot(was);
+      })->UseRealTime()->Unit(benchmark::kMicrosecond);
+    }
+  }
   for (const Case& c : kGemmCases) {
     benchmark::RegisterBenchmark((std::string("Gemm512/") + c.name).c_str(), [c](benchmark::State& s) {
       run_gemm(s, matmul, c.dt, c.rows, c.cols, 512);

@@ -12,6 +12,10 @@ namespace dsv4::kernels::detail {
 // Products with fewer tokens than this run the matvec kernels (weights decoded in registers,
 // bandwidth-bound); from this many on, the GEMM (tiles dequantised once, reused across tokens).
 constexpr int64_t kGemmMinN = 8;
+// FP8 matvec products with at least this many tokens run on the BF16 dot product where the CPU
+// has it (Fp4Dot::bf16, matmul.h) and it gives the canonical bits; a single token stays on the
+// FMA kernel (bandwidth-bound either way).
+constexpr int64_t kFp8DotMinN = 2;
 
 // Computes y[t][r] for t in [0, n), r in [r0, r1), on the calling thread only.
 // REQUIRES: matmul_fast_shape_ok(w); scratch holds scratch_floats(w.cols) floats, 64-byte aligned,
