@@ -33,4 +33,9 @@ fi
 if [ -f tests/clients/package.json ] && command -v npm >/dev/null; then
   (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
 fi
+# The coding-agent tests run the real CLIs (Codex, Claude Code, opencode), at the exact versions
+# of tests/agents/package-lock.json (about 1.2 GB of native binaries for this platform).
+if [ -f tests/agents/package-lock.json ] && command -v npm >/dev/null; then
+  (cd tests/agents && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "setup: done"

@@ -65,6 +65,8 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--default-max-tokens", so.default_max_tokens,
                  "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--stop", so.stop,
+                 "a text that ends every answer as the model's end of turn (repeatable; for models that do not end turns with EOS)");
   // The transport's deadlines and connection cap (server/http_transport.h), in seconds here.
   auto seconds = [](std::chrono::milliseconds ms) { return double(ms.count()) / 1000.0; };
   double header_s = seconds(so.limits.header_timeout), body_s = seconds(so.limits.body_timeout),

@@ -1,5 +1,7 @@
 #include "server/anthropic.h"
 
+#include <algorithm>
+
 #include "server/json_fields.h"
 #include "server/sse.h"
 
@@ -321,6 +323,13 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
     }
   }
 
+  // System messages that end `messages` follow the user message they are context for (Claude
+  // Code sends its environment so). The encoding opens the assistant's turn only right after a
+  // user message (spec §7.2), so they are rendered just before that user message instead.
+  size_t tail = r.messages.size();
+  while (tail > 0 && r.messages[tail - 1]["role"] == "system") --tail;
+  if (tail < r.messages.size() && tail > 0 && r.messages[tail - 1]["role"] == "user")
+    std::rotate(r.messages.begin() + std::ptrdiff_t(tail - 1), r.messages.begin() + std::ptrdiff_t(tail), r.messages.end());
   if (r.messages.empty() || r.messages.back()["role"] == "system") return bad("'messages' holds no content");
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) DSV4_TRY(read_tools(*it, r));
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) DSV4_TRY(read_tool_choice(*it, r));

@@ -309,7 +309,7 @@ struct HttpServer::Impl final : HttpApp {
       reject(req, res, gen.status(), r.gen.model, c.prompt_tokens, start);
       return std::nullopt;
     }
-    c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, codec.new_output_parser(r), start,
+    c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, options.stop, codec.new_output_parser(r), start,
                                           r.gen.logprobs, steer.answer_start_token);
     if (options.audit_content) c.prompt_text = r.messages.dump(-1, ' ', false, json::error_handler_t::replace);
     return c;
@@ -617,7 +617,8 @@ struct HttpServer::Impl final : HttpApp {
     const int64_t n_prompt = int64_t(prompt.size());
     auto gen = submit(r->gen, std::move(prompt));
     if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
-    auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, nullptr, start, r->gen.logprobs);
+    auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, options.stop, nullptr, start,
+                                             r->gen.logprobs);
     const std::string id = new_id("cmpl-");
     const int64_t created = unix_seconds();
     const std::string echo = r->echo ? r->prompt : std::string();

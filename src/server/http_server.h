@@ -60,6 +60,10 @@ struct ServerOptions {
   ConnectionLimits limits;          // deadlines and caps per connection (server/http_transport.h)
   // Cap for requests that give no max_tokens (0 = until EOS or the context is full).
   int64_t default_max_tokens = 4096;
+  // Texts that end every answer as the model's end of turn would (finish "stop", Anthropic's
+  // end_turn, Responses' completed), for a model that does not end its turns with EOS; the
+  // client's own stop strings still work as before.
+  std::vector<std::string> stop;
 };
 
 class HttpServer {

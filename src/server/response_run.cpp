@@ -44,13 +44,24 @@ ChatDelta chat_delta(const std::vector<text::CompletionEvent>& events) {
   return d;
 }
 
+namespace {
+
+std::vector<std::string> joined(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
 ResponseRun::ResponseRun(std::shared_ptr<runtime::Generation> gen, const TextCodec& codec, Metrics& metrics,
-                         std::vector<std::string> stops, std::unique_ptr<text::OutputParser> parser,
-                         Clock::time_point start, bool want_logprobs, int32_t answer_start_token)
+                         std::vector<std::string> stops, const std::vector<std::string>& turn_ends,
+                         std::unique_ptr<text::OutputParser> parser, Clock::time_point start, bool want_logprobs,
+                         int32_t answer_start_token)
     : gen_(std::move(gen)),
       codec_(codec),
       metrics_(metrics),
-      out_(codec.new_token_decoder(), std::move(parser), std::move(stops)),
+      out_(codec.new_token_decoder(), std::move(parser), joined(stops, turn_ends)),
+      request_stops_(std::move(stops)),
       start_(start),
       want_logprobs_(want_logprobs),
       answer_start_token_(answer_start_token),
@@ -95,8 +106,14 @@ ResponseRun::Piece ResponseRun::poll(std::chrono::milliseconds timeout) {
   p.finished = true;
   final_ = *ev;
   // A stop string ends the output at the token that completed it: tokens generated after it
-  // (in flight, or in the same speculative round) are neither shown nor counted.
-  if (out_.stopped()) final_.generated_tokens = std::min(final_.generated_tokens, out_.tokens());
+  // (in flight, or in the same speculative round) are neither shown nor counted, and the answer
+  // is finished however the generation then ended (the cancel that stopped it is ours; the token
+  // that completed the stop may also have reached max_tokens), unless it failed.
+  if (out_.stopped()) {
+    final_.generated_tokens = std::min(final_.generated_tokens, out_.tokens());
+    if (final_.finish != FinishReason::error) final_.finish = FinishReason::stop;
+    request_stopped_ = std::find(request_stops_.begin(), request_stops_.end(), out_.stop_sequence()) != request_stops_.end();
+  }
   out_.finish(got);
   take(got, p);
   return p;
@@ -108,7 +125,7 @@ void ResponseRun::take(text::OutputStream::Piece& from, Piece& to) {
 }
 
 std::string ResponseRun::finish_reason() const {
-  if (out_.stopped()) return "stop";
+  if (request_stopped_) return "stop";
   switch (final_.finish) {
     case FinishReason::stop: return out_.saw_tool_calls() ? "tool_calls" : "stop";
     case FinishReason::length: return "length";

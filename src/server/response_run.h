@@ -26,11 +26,14 @@ class ResponseRun {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // `stops`: the request's stop strings; `turn_ends`: the server's (--stop), which end the
+  // output as the model's own end of turn would (finish stop, no stop_sequence reported).
   // `parser` null: raw text (completions). Reasoning tokens are those up to and including
   // `answer_start_token` (the steering's `</think>`; -1 = the answer opens the output).
   ResponseRun(std::shared_ptr<runtime::Generation> gen, const TextCodec& codec, Metrics& metrics,
-              std::vector<std::string> stops, std::unique_ptr<text::OutputParser> parser, Clock::time_point start,
-              bool want_logprobs, int32_t answer_start_token = -1);
+              std::vector<std::string> stops, const std::vector<std::string>& turn_ends,
+              std::unique_ptr<text::OutputParser> parser, Clock::time_point start, bool want_logprobs,
+              int32_t answer_start_token = -1);
 
   struct Piece {
     std::string text;                                // completions: new output text
@@ -44,11 +47,12 @@ class ResponseRun {
   Piece poll(std::chrono::milliseconds timeout);
 
   bool finished() const { return finished_; }
-  // The finished event; its generated_tokens stop at a matched stop string.
+  // The finished event; its generated_tokens stop at a matched stop string, and its finish is
+  // `stop` when one matched.
   const runtime::GenerationEvent& final_event() const { return final_; }
   bool saw_tool_calls() const { return out_.saw_tool_calls(); }
-  // The stop string that ended the output, or empty.
-  const std::string& stop_sequence() const { return out_.stop_sequence(); }
+  // The request's stop string that ended the output, or empty (also when a turn end did).
+  const std::string& stop_sequence() const { return request_stopped_ ? out_.stop_sequence() : kNoStop; }
   const std::string& output_text() const { return out_.text(); }
   const nlohmann::json& all_logprobs() const { return logprobs_; }
   // Tokens generated before the answer started (`</think>` included), counted as they came.
@@ -60,10 +64,14 @@ class ResponseRun {
  private:
   void take(text::OutputStream::Piece& from, Piece& to);
 
+  static inline const std::string kNoStop;
+
   std::shared_ptr<runtime::Generation> gen_;
   const TextCodec& codec_;
   Metrics& metrics_;
   text::OutputStream out_;
+  std::vector<std::string> request_stops_;
+  bool request_stopped_ = false;  // a stop string of the request (not a turn end) matched
   Clock::time_point start_, last_token_;
   bool want_logprobs_;
   int32_t answer_start_token_;

@@ -106,6 +106,15 @@ TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
   ASSERT_TRUE(mid.ok()) << mid.status().to_string();
   ASSERT_EQ(mid->messages.size(), 4u);
   EXPECT_EQ(mid->messages[2], ojson::parse(R"({"role":"system","content":[{"type":"text","text":"Now be brief."}]})"));
+  // System messages after the last user message (Claude Code's environment) go just before it:
+  // the assistant's turn opens right after a user message.
+  auto tail = messages("", R"([{"role":"user","content":"a"},{"role":"system","content":"cwd: /x"},
+                               {"role":"system","content":"os: linux"}])");
+  ASSERT_TRUE(tail.ok()) << tail.status().to_string();
+  ASSERT_EQ(tail->messages.size(), 3u);
+  EXPECT_EQ(tail->messages[0]["content"], "cwd: /x");
+  EXPECT_EQ(tail->messages[1]["content"], "os: linux");
+  EXPECT_EQ(tail->messages[2]["role"], "user");
 }
 
 TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {

@@ -931,6 +931,63 @@ TEST(HttpServer, ResponsesNonStreamingAndStreamingAgree) {
       << metrics->body;
 }
 
+// A server stop text (--stop) ends every answer as the model's end of turn: the text stops
+// before it, the finish is a plain stop in every API (no stop_sequence reported, Responses
+// completed), streamed or not; a request's own stop string is still reported as such.
+TEST(HttpServer, ServerStopTextEndsTheTurn) {
+  ServerFixture plain;
+  json chat = chat_body("x", 30);
+  chat["reasoning_effort"] = "none";
+  const std::string text = json::parse(plain.post("/v1/chat/completions", chat)->body)["choices"][0]["message"]["content"];
+  ASSERT_EQ(text.size(), 30u);
+  const std::string end = text.substr(10, 2);
+  const std::string before = text.substr(0, text.find(end));
+  ServerOptions o;
+  o.stop = {end};
+  ServerFixture f(o);
+
+  json c = json::parse(f.post("/v1/chat/completions", chat)->body);
+  EXPECT_EQ(c["choices"][0]["message"]["content"], before);
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(c["usage"]["completion_tokens"], before.size() + 2);
+
+  json m = messages_body("x", 30);
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream);
+    m["stream"] = stream;
+    auto r = f.post("/v1/messages", m);
+    ASSERT_EQ(r->status, 200) << r->body;
+    json msg = stream ? message_from_events(sse_events(r->body)) : json::parse(r->body);
+    EXPECT_EQ(msg["content"][0]["text"], before) << msg;
+    EXPECT_EQ(msg["stop_reason"], "end_turn");
+    EXPECT_TRUE(msg["stop_sequence"].is_null());
+  }
+  m["stream"] = false;
+  m["stop_sequences"] = {end};
+  json asked = json::parse(f.post("/v1/messages", m)->body);
+  EXPECT_EQ(asked["stop_reason"], "stop_sequence");
+  EXPECT_EQ(asked["stop_sequence"], end);
+
+  json resp = responses_body("x", 30);
+  resp["reasoning"] = {{"effort", "none"}};
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream);
+    resp["stream"] = stream;
+    auto r = f.post("/v1/responses", resp);
+    ASSERT_EQ(r->status, 200) << r->body;
+    json out = stream ? response_from_events(sse_events(r->body)) : json::parse(r->body);
+    EXPECT_EQ(out["status"], "completed") << out;
+    EXPECT_EQ(out["output"][0]["content"][0]["text"], before);
+  }
+
+  json comp = {{"model", "fake-model"}, {"prompt", "def f():"}, {"max_tokens", 30}, {"temperature", 0}};
+  json raw = json::parse(plain.post("/v1/completions", comp)->body);
+  const std::string raw_text = raw["choices"][0]["text"];
+  json cut = json::parse(f.post("/v1/completions", comp)->body);
+  EXPECT_EQ(cut["choices"][0]["text"], raw_text.substr(0, raw_text.find(end)));
+  EXPECT_EQ(cut["choices"][0]["finish_reason"], raw_text.find(end) == std::string::npos ? "length" : "stop");
+}
+
 TEST(HttpServer, ResponsesFunctionCallRoundTrip) {
   ServerFixture f;
   // Outputs drawn from {'a', '#'}: every '#' is a call of the first tool for the byte codec.

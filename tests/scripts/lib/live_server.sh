@@ -5,6 +5,7 @@
 # The latter sets WORK (a temp dir, removed on exit), KEY, PORT and SERVER_PID; with "key-file"
 # the key goes in through --api-key-file, otherwise through --api-key. DSV4_LAUNCHER, if set, is
 # put in front of the command (e.g. "mpirun -np 2": the server as ranks of an MPI launch).
+# LIVE_SERVER_FLAGS, if set (an array), adds serve flags; LIVE_SERVER_CTX sets the context (2048).
 #   wait_for_serve_port <server log> <server pid> <name>
 # sets PORT from the server's "listening on" line (60 s at most; exits 1, showing the log, if the
 # server ends or never listens). The benchmarks under bench/server use it too.
@@ -44,8 +45,9 @@ start_live_server() {
   # The verification cache goes to the temp dir, so the test checks the demo model's files.
   local launcher=()
   [ -n "${DSV4_LAUNCHER:-}" ] && read -r -a launcher <<<"$DSV4_LAUNCHER"
-  DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "${launcher[@]}" "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 --ctx 2048 \
-    "${key_flag[@]}" --audit-log "$WORK/audit.jsonl" --max-running 16 >"$WORK/server.log" 2>&1 &
+  DSV4_CACHE_DIR="$WORK/cache" OMP_WAIT_POLICY=passive "${launcher[@]}" "$dsv4" serve -m "$root/models/dsv4-demo" --port 0 \
+    --ctx "${LIVE_SERVER_CTX:-2048}" "${key_flag[@]}" --audit-log "$WORK/audit.jsonl" --max-running 16 \
+    "${LIVE_SERVER_FLAGS[@]}" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   wait_for_serve_port "$WORK/server.log" "$SERVER_PID" "$name"
   echo "$name: dsv4 serve on port $PORT"
