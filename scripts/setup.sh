@@ -34,8 +34,11 @@ if [ -f tests/clients/package.json ] && command -v npm >/dev/null; then
   (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
 fi
 # The coding-agent tests run the real CLIs (Codex, Claude Code, opencode), at the exact versions
-# of tests/agents/package-lock.json (about 1.2 GB of native binaries for this platform).
+# of tests/agents/package-lock.json (about 1.2 GB of native binaries for this platform). `npm ci`
+# refuses that lock where the registry lacks opencode's binaries for other platforms (its
+# optional dependencies, which the lock then cannot list); `npm install` keeps the lock's
+# versions and skips those.
 if [ -f tests/agents/package-lock.json ] && command -v npm >/dev/null; then
-  (cd tests/agents && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/agents && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: done"
