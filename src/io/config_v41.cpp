@@ -164,12 +164,17 @@ Status parse_engram(const json& t, int64_t vocab, V41EngramConfig* e) {
                                     " is out of range (n-grams of 2 or more tokens, v4.1 §5.3.2)");
   DSV4_TRY(positive("engram_n_heads", e->n_heads, 64));
   DSV4_TRY(positive("engram_head_dim", e->head_dim, 1 << 12));
-  // Bounds the prime search below (trial division, one search per column).
   DSV4_TRY(positive("engram_vocab_size", e->vocab_size, int64_t(1) << 26));
   DSV4_TRY(positive("engram_compressed_vocab_size", e->compressed_vocab_size, vocab));
   DSV4_TRY(token_id("engram_pad_token_id", e->pad_token_id, vocab));
   // v4.1 §3.2: a table row holds one E8M0 scale per 32 elements.
   if (e->head_dim % 32 != 0) return Status::unsupported("engram_head_dim must be a multiple of 32 (v4.1 §3.2)");
+  // Bounds the prime search (release: 2 layers x 24 columns), and keeps every row id below 2^31
+  // (v4.1 §5.3.2): a table has about columns x vocab_size rows.
+  if (int64_t(e->layer_ids.size()) * e->columns() > 1024)
+    return Status::unsupported("engram_layer_ids x hash columns is implausibly large");
+  if (e->columns() * e->vocab_size >= (int64_t(1) << 31))
+    return Status::unsupported("engram_vocab_size x hash columns does not fit int32 row ids (v4.1 §5.3.2)");
   if (e->num_embeddings.size() != e->layer_ids.size())
     return Status::invalid_argument("engram_num_embeddings has " + std::to_string(e->num_embeddings.size()) +
                                     " entries for " + std::to_string(e->layer_ids.size()) + " engram_layer_ids");
