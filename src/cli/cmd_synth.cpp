@@ -1,4 +1,4 @@
-// `dsv4 synth --preset tiny|flash|pro|tiny-0731|tiny-0813|flash-0731|pro-0813 -o DIR`: write a
+// `dsv4 synth --preset tiny|flash|pro|tiny-0731|tiny-0813|flash-0731|pro-0813|tiny-v41|flash-v41 -o DIR`: write a
 // random-weight checkpoint in the official format (spec §2, §3), e.g. to benchmark Flash-sized
 // layers without the real weights.
 #include <CLI/CLI.hpp>
@@ -17,18 +17,25 @@ int cmd_synth(int argc, char** argv) {
   app.add_option("--preset", preset_name,
                  "tiny (like the shared fixture), flash or pro (real dimensions): the preview; flash-0731 or "
                  "pro-0813: the official releases with their 3-stage DSpark drafter; tiny-0731 or tiny-0813: "
-                 "tiny dimensions with a release's schedule and drafter")
+                 "tiny dimensions with a release's schedule and drafter; flash-v41: DeepSeek-V4.1-Flash (nested "
+                 "config, Engram tables, vision tower); tiny-v41: tiny dimensions with V4.1-Flash's schedule")
       ->required()
-      ->check(CLI::IsMember({"tiny", "flash", "pro", "tiny-0731", "tiny-0813", "flash-0731", "pro-0813"}));
+      ->check(CLI::IsMember({"tiny", "flash", "pro", "tiny-0731", "tiny-0813", "flash-0731", "pro-0813", "tiny-v41",
+                             "flash-v41"}));
   app.add_option("--layers", opt.layers,
                  "num_hidden_layers (keeps the preset's compress_ratios schedule; a DSpark preset keeps its 3 "
-                 "stages and taps the last 3 main layers)")
+                 "stages and taps the last 3 main layers; V4.1: the KV/index source and Engram layer lists keep their "
+                 "ids below N)")
       ->check(CLI::Range(int64_t(1), int64_t(1024)));
   app.add_option("--experts", opt.experts, "n_routed_experts")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   app.add_option("--vocab", opt.vocab, "vocab_size")->check(CLI::Range(int64_t(2), int64_t(1) << 24));
+  app.add_option("--engram-vocab", opt.engram_vocab,
+                 "V4.1 presets: engram_vocab_size, where the prime search of each Engram hash column starts; "
+                 "each table then has about 24 x N rows (v4.1 spec §5.3.2; the release: 16000000, 98 GB a table)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 26));
   app.add_option("--set", opt.set,
                  "KEY=VALUE edit of config.json, applied last (repeatable; VALUE is JSON, e.g. head_dim=512, "
-                 "compress_ratios=[4,4,0], rope_scaling.factor=8)");
+                 "compress_ratios=[4,4,0], rope_scaling.factor=8; V4.1: text_config.hidden_size=...)");
   app.add_option("--seed", opt.seed, "random seed (same seed, same bytes)");
   app.add_option("--shard-mib", shard_mib, "largest shard size in MiB")->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));
   app.add_flag("--force", opt.overwrite, "replace the *.safetensors files already in DIR");

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "core/rng.h"
+#include "eval/synth_config_v41.h"
 #include "io/integrity.h"
 #include "io/inventory.h"
 
@@ -38,6 +39,8 @@ bool parse_synth_preset(std::string_view name, SynthPreset* out) {
   else if (name == "tiny-0813") *out = SynthPreset::tiny_0813;
   else if (name == "flash-0731") *out = SynthPreset::flash_0731;
   else if (name == "pro-0813") *out = SynthPreset::pro_0813;
+  else if (name == "tiny-v41") *out = SynthPreset::tiny_v41;
+  else if (name == "flash-v41") *out = SynthPreset::flash_v41;
   else return false;
   return true;
 }
@@ -245,15 +248,30 @@ Status apply_config_edit(const std::string& edit, ojson* config) {
   return Status::ok_status();
 }
 
+// Applies the `set` edits and checks that the result is a config the loader accepts.
+Result<std::string> finish_config(ojson j, const SynthOptions& opt) {
+  for (const std::string& edit : opt.set) DSV4_TRY(apply_config_edit(edit, &j));
+  std::string text = j.dump(2) + "\n";
+  auto check = parse_config(text, "synth config");
+  if (!check.ok()) return check.status();
+  return text;
+}
+
 }  // namespace
 
 Result<std::string> synth_config_json(const SynthOptions& opt) {
+  if (opt.layers < 0 || opt.experts < 0 || opt.vocab < 0 || opt.engram_vocab < 0)
+    return Status::invalid_argument("synth: negative override");
+  if (opt.vocab == 1) return Status::invalid_argument("synth: --vocab must be at least 2 (BOS 0, EOS 1)");
+  if (opt.engram_vocab > 0 && !is_v41_preset(opt.preset))
+    return Status::invalid_argument("synth: --engram-vocab applies to the V4.1 presets only (the others have no Engram)");
+  // The prime search of the Engram layout runs before parse_config checks the result.
+  if (opt.engram_vocab > (int64_t(1) << 26)) return Status::invalid_argument("synth: --engram-vocab is above 2^26");
+  if (is_v41_preset(opt.preset)) return finish_config(synth_v41_config(opt), opt);
   PresetDims d = preset_dims(opt.preset);
-  if (opt.layers < 0 || opt.experts < 0 || opt.vocab < 0) return Status::invalid_argument("synth: negative override");
   if (opt.layers > 0) d.layers = opt.layers;
   if (opt.experts > 0) d.experts = opt.experts;
   if (opt.vocab > 0) d.vocab = opt.vocab;
-  if (d.vocab < 2) return Status::invalid_argument("synth: --vocab must be at least 2 (BOS 0, EOS 1)");
   d.hash_layers = std::min(d.hash_layers, d.layers);
   d.topk_experts = std::min(d.topk_experts, d.experts);
   std::vector<int> ratios;
@@ -336,11 +354,7 @@ Result<std::string> synth_config_json(const SynthOptions& opt) {
     j["dspark_noise_token_id"] = std::min<int64_t>(128799, d.vocab - 1);
     j["dspark_target_layer_ids"] = taps;
   }
-  for (const std::string& edit : opt.set) DSV4_TRY(apply_config_edit(edit, &j));
-  std::string text = j.dump(2) + "\n";
-  auto check = parse_config(text, "synth config");
-  if (!check.ok()) return check.status();
-  return text;
+  return finish_config(std::move(j), opt);
 }
 
 std::vector<SynthRecipe> synth_recipes(const ModelConfig& c, const std::vector<TensorSpec>& tensors, uint64_t seed) {
@@ -377,13 +391,15 @@ std::vector<SynthRecipe> synth_recipes(const ModelConfig& c, const std::vector<T
       }
       case DType::bf16:
         r.kind = Kind::bf16_normal;
-        if (ends_with(n, "norm.weight")) {
-          r.mean = 1.0f;   // RMSNorm gains around 1
+        if (ends_with(n, "norm.weight") || ends_with(n, "norm1.weight") || ends_with(n, "norm2.weight")) {
+          r.mean = 1.0f;   // RMSNorm gains around 1 (norm1/norm2: the V4.1 vision blocks)
           r.stddev = 0.05f;
+        } else if (ends_with(n, ".bias")) {
+          r.stddev = 0.01f;   // the V4.1 vision tower's and aligner's linear biases: small
         } else if (n == "embed.weight") {
           r.stddev = 1.0f;   // streams start O(1)
         } else {
-          r.stddev = inv_sqrt_fan_in;   // head, router gate, compressor wkv/wgate, weights_proj
+          r.stddev = inv_sqrt_fan_in;   // head, router gate, compressor wkv/wgate, weights_proj, ...
         }
         break;
       case DType::f32:
@@ -398,8 +414,8 @@ std::vector<SynthRecipe> synth_recipes(const ModelConfig& c, const std::vector<T
           r.stddev = 0.1f;
         } else if (ends_with(n, "attn_sink")) {
           r.stddev = 1.0f;   // moderate sink logits
-        } else if (ends_with(n, "gate.bias")) {
-          r.stddev = 0.01f;   // selection-only bias, small
+        } else if (ends_with(n, "gate.bias") || ends_with(n, "gate.bias_vl")) {
+          r.stddev = 0.01f;   // selection-only bias (V4.1: also the image-span one), small
         } else {
           r.stddev = 0.1f;   // compressor ape: small positional gate bias
         }

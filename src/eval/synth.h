@@ -16,9 +16,11 @@ namespace dsv4::eval {
 
 // The preview's shapes (tiny = shared fixture `tiny`), and the official releases with their DSpark
 // drafter (addendum §A1): flash_0731 / pro_0813 at full size, tiny_0731 / tiny_0813 with tiny's
-// dimensions and the release's layer schedule, for tests.
-enum class SynthPreset { tiny, flash, pro, tiny_0731, tiny_0813, flash_0731, pro_0813 };
-// "tiny" | "flash" | "pro" | "tiny-0731" | "tiny-0813" | "flash-0731" | "pro-0813"; false if unknown.
+// dimensions and the release's layer schedule, for tests. flash_v41: DeepSeek-V4.1-Flash (v4.1
+// §2.1, §3); tiny_v41: its schedule with tiny dimensions.
+enum class SynthPreset { tiny, flash, pro, tiny_0731, tiny_0813, flash_0731, pro_0813, tiny_v41, flash_v41 };
+// "tiny" | "flash" | "pro" | "tiny-0731" | "tiny-0813" | "flash-0731" | "pro-0813" | "tiny-v41" |
+// "flash-v41"; false if unknown.
 bool parse_synth_preset(std::string_view name, SynthPreset* out);
 
 struct SynthOptions {
@@ -26,6 +28,7 @@ struct SynthOptions {
   int64_t layers = 0;    // num_hidden_layers override (0 = preset value)
   int64_t experts = 0;   // n_routed_experts override (0 = preset value)
   int64_t vocab = 0;     // vocab_size override (0 = preset value)
+  int64_t engram_vocab = 0;   // V4.1 presets: engram_vocab_size override, which sizes the Engram tables (0 = preset)
   // "key=value" edits of config.json applied last, in order (like the fixture generator's
   // overrides, e.g. "head_dim=512"): the key must already exist ("a.b" reaches into an object),
   // the value is JSON ("[4,4,0]", "0.5"), or a plain string if it does not parse as JSON.
@@ -50,7 +53,8 @@ struct SynthReport {
 // --layers keeps the preset's compress_ratios schedule for the first N layers plus the MTP entry
 // (spec §2.3), and clamps num_hash_layers to N; --experts clamps num_experts_per_tok. A DSpark
 // preset appends its 3 stage entries instead of the MTP entry and taps the last 3 main layers
-// (addendum §A2.1; see synth.cpp). Then the `set` edits. Fails if an edit names an unknown key or
+// (addendum §A2.1; see synth.cpp). The V4.1 presets write V4.1's nested config (synth_config_v41.h).
+// Then the `set` edits. Fails if an edit names an unknown key or
 // the result does not pass parse_config.
 Result<std::string> synth_config_json(const SynthOptions& opt);
 

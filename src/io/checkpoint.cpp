@@ -154,7 +154,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
 
   if (ck->config_.drafter() == DrafterKind::dspark) DSV4_TRY(check_dspark_stage_count(dir, ck->config_, ck->tensors_));
 
-  // Inventory check (spec §3): presence, dtype, shape as the headers spell them; then no unknown
+  // Inventory check (spec §3, v4.1 §3): presence, dtype, shape as the headers spell them; then no unknown
   // tensors. A checked entry takes the inventory's element type and shape (FP4: fp4_e2m1 [rows,
   // cols] for the header's I8 [rows, cols/2]), so nothing past the loader sees the I8 label.
   const auto expected = expected_tensors(ck->config_);
@@ -178,7 +178,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
   }
   for (const auto& [name, t] : ck->tensors_) {
     if (!known.count(name))
-      return Status::corrupt_data(t.file + ": tensor '" + name + "': unknown (not part of a V4 checkpoint with this config)");
+      return Status::corrupt_data(t.file + ": tensor '" + name + "': unknown (not part of a " +
+                                  architecture_name(ck->config_) + " checkpoint with this config)");
   }
   // The kernels read tensors as arrays of their element type, which must then be aligned. Files
   // written by the safetensors library always are (data_order in safetensors.cpp); one from

@@ -1,5 +1,5 @@
-// The model configuration, read from the checkpoint's root config.json (spec §2.1).
-// Every dimension comes from the file; nothing is hard-coded to Flash or Pro.
+// The model configuration, read from the checkpoint's root config.json (spec §2.1; v4.1 §2.1 for
+// V4.1's nested one). Every dimension comes from the file; nothing is hard-coded to Flash or Pro.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/config_v41.h"
 
 namespace dsv4::io {
 
@@ -16,9 +17,18 @@ namespace dsv4::io {
 // the number m only enters arithmetic (entry counts floor((t+1)/m), ape rows).
 enum class LayerKind { swa, csa, hca };
 
-// Which release family a config belongs to. Rule (addendum §A6.5): any `dspark_*` key in the root
+// Which model a config describes, hence which forward runs it: V4 (flat config, model_type
+// "deepseek_v4": the preview and the 0731/0813 releases) or V4.1 (nested text_config and
+// vision_config, model_type "deepseek_v41", v4.1 §2.1). The two share the keys ModelConfig holds;
+// what only V4.1 has is in ModelConfig::v41.
+enum class Architecture { v4, v41 };
+
+// Which V4 release family a config belongs to. Rule (addendum §A6.5): any `dspark_*` key in the root
 // config makes it a DSpark checkpoint (Flash-0731, Pro-0813, and the Flash-DSpark intermediate);
-// otherwise it is the preview.
+// otherwise it is the preview. A V4.1 config has dspark_* keys too (v4.1 §2.1) and is `dspark`
+// by the same rule: its drafter is DSpark. text/encoder_revision does not yet look at the
+// architecture (no V4.1 chat encoder exists); a V4.1 checkpoint never gets that far, as
+// model::load_model refuses it until its forward exists.
 enum class Revision { preview, dspark };
 
 // The draft model a checkpoint carries: the preview's one MTP block (spec §3.5, "mtp.0." with
@@ -33,7 +43,11 @@ struct DsparkConfig {
   int64_t markov_rank = 0;                // r
 };
 
+// The keys V4 and V4.1 share, by their config names (V4.1: those of text_config, and the root's
+// token ids), plus V4.1's own part. V4 code reads only the shared part and never sees a V4.1
+// config (model::load_model refuses it), so adding V4.1 changed nothing it reads.
 struct ModelConfig {
+  Architecture architecture = Architecture::v4;
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;            // D
   int64_t num_hidden_layers = 0;      // L (main stack, MTP excluded)
@@ -44,7 +58,7 @@ struct ModelConfig {
   int64_t o_groups = 0;               // G
   int64_t o_lora_rank = 0;            // Ro
   int64_t sliding_window = 0;         // W
-  std::vector<int> compress_ratios;   // L + drafter_blocks() entries, each 0, 4 or 128
+  std::vector<int> compress_ratios;   // L + drafter_blocks() entries: V4 0, 4 or 128; V4.1 0, 1 or 2
   double compress_rope_theta = 0;
   double rope_theta = 0;
   double rope_factor = 1;             // rope_scaling.factor (YaRN)
@@ -58,7 +72,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   int64_t n_routed_experts = 0, num_experts_per_tok = 0, n_shared_experts = 0;
   int64_t moe_intermediate_size = 0;
-  int64_t num_hash_layers = 0;
+  int64_t num_hash_layers = 0;       // V4.1: none (v4.1 §1)
   double routed_scaling_factor = 1;
   double swiglu_limit = 0;            // 0 = no clamp
   // As the file says. Only the preview's MTP block follows it: DSpark configs keep it at 1 while
@@ -68,6 +82,7 @@ struct ModelConfig {
   DsparkConfig dspark;                // revision == dspark only
   bool experts_fp4 = true;            // expert_dtype "fp4" (default of the official release)
   int64_t bos_token_id = 0, eos_token_id = 1;
+  V41Config v41;                      // architecture == v41 only
 
   int64_t nope_head_dim() const { return head_dim - qk_rope_head_dim; }
   DrafterKind drafter() const;
@@ -78,14 +93,17 @@ struct ModelConfig {
   // Blocks with per-sequence target state: the main stack plus the preview's MTP block. DSpark
   // stages keep no such state (their context ring holds target-derived rows, addendum §A4.4).
   int64_t state_blocks() const { return num_hidden_layers + (drafter() == DrafterKind::mtp ? 1 : 0); }
+  // V4 only (V4.1's ratios 1 and 2 are no V4 kind; its roles are v41.layers).
   LayerKind layer_kind(int64_t layer) const;
   int ratio(int64_t layer) const { return compress_ratios[size_t(layer)]; }
 };
 
-// "preview", "0731" or "0813" (see config.cpp for the rule), and "MTP-1", "DSpark with N stages"
-// or "none", for `dsv4 inspect` and logs.
+// "preview", "0731", "0813" (see config.cpp for the rule) or "V4.1-Flash", and "MTP-1", "DSpark
+// with N stages" or "none", for `dsv4 inspect` and logs.
 std::string release_name(const ModelConfig& c);
 std::string drafter_name(const ModelConfig& c);
+// "DeepSeek-V4" or "DeepSeek-V4.1", for messages.
+std::string architecture_name(const ModelConfig& c);
 
 // Parses config.json text; `name` is used in messages.
 Result<ModelConfig> parse_config(const std::string& text, const std::string& name);

@@ -1,55 +1,20 @@
 #include "io/inventory.h"
 
+#include "io/inventory_v41.h"
+#include "io/tensor_builder.h"
+
 namespace dsv4::io {
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Prefix of block `layer` ("layers.7.", or "mtp.{s}." for layer == num_hidden_layers + s).
-std::string block_prefix(const ModelConfig& c, int64_t layer) {
-  if (layer >= c.num_hidden_layers) return "mtp." + std::to_string(layer - c.num_hidden_layers) + ".";
-  return "layers." + std::to_string(layer) + ".";
-}
-
-// Builds the typed description; every tensor it creates is also appended to `flat` (if given), so
-// the order the fields are built in below is the file order of expected_tensors.
-struct Builder {
+// Builds the typed V4 description (the tensors come from TensorBuilder, in the order built here).
+struct Builder : TensorBuilder {
   const ModelConfig& c;
-  std::vector<TensorSpec>* flat;
+  Builder(const ModelConfig& cfg, std::vector<TensorSpec>* out) : TensorBuilder{out, 128}, c(cfg) {}
 
-  TensorSpec add(const std::string& name, DType t, std::vector<int64_t> shape) {
-    TensorSpec s{name, t, std::move(shape)};
-    if (flat) flat->push_back(s);
-    return s;
-  }
-  MatrixSpec bf16(const std::string& name, int64_t rows, int64_t cols) {
-    MatrixSpec m;
-    m.weight = add(name + ".weight", DType::bf16, {rows, cols});
-    return m;
-  }
-  // FP8 E4M3 matrix [rows, cols] + E8M0 128x128 block scale (spec §3.2).
-  MatrixSpec fp8(const std::string& name, int64_t rows, int64_t cols) {
-    MatrixSpec m;
-    m.weight = add(name + ".weight", DType::fp8_e4m3, {rows, cols});
-    m.scale = add(name + ".scale", DType::fp8_e8m0, {ceil_div(rows, 128), ceil_div(cols, 128)});
-    return m;
-  }
-  // FP4 E2M1 matrix [rows, cols] (stored as I8 [rows, cols/2], stored_form) + E8M0 scale per row
-  // per 32 columns (spec §3.2).
-  MatrixSpec fp4(const std::string& name, int64_t rows, int64_t cols) {
-    MatrixSpec m;
-    m.weight = add(name + ".weight", DType::fp4_e2m1, {rows, cols});
-    m.scale = add(name + ".scale", DType::fp8_e8m0, {rows, cols / 32});
-    return m;
-  }
   // spec §5.2: a block site mixes (2 + n)·n values with 3 scales (pre, post, comb); a head n with 1.
   HcSpec hc(const std::string& site, int64_t mix, int64_t scales) {
-    HcSpec h;
-    h.fn = add(site + "_fn", DType::f32, {mix, c.hc_mult * c.hidden_size});
-    h.base = add(site + "_base", DType::f32, {mix});
-    h.scale = add(site + "_scale", DType::f32, {scales});
-    return h;
+    return TensorBuilder::hc(site, mix, scales, c.hc_mult * c.hidden_size);
   }
   // spec §5.5: width c·d with c = 2 when windows overlap (CSA).
   CompressorSpec compressor(const std::string& p, int64_t ratio, int64_t dim, bool overlap) {
@@ -65,18 +30,7 @@ struct Builder {
     return s;
   }
   ExpertSpec expert(const std::string& p, bool fp4_weights) {
-    const int64_t D = c.hidden_size, I = c.moe_intermediate_size;
-    ExpertSpec e;
-    if (fp4_weights) {
-      e.w1 = fp4(p + "w1", I, D);
-      e.w2 = fp4(p + "w2", D, I);
-      e.w3 = fp4(p + "w3", I, D);
-    } else {
-      e.w1 = fp8(p + "w1", I, D);
-      e.w2 = fp8(p + "w2", D, I);
-      e.w3 = fp8(p + "w3", I, D);
-    }
-    return e;
+    return TensorBuilder::expert(p, c.hidden_size, c.moe_intermediate_size, fp4_weights);
   }
 
   // spec §3.4 (and §3.5 for the MTP block; addendum §A3.3 for the DSpark stages: m = 0 and
@@ -181,11 +135,18 @@ struct Builder {
 
 }  // namespace
 
-Inventory model_inventory(const ModelConfig& c) { return Builder{c, nullptr}.inventory(); }
+Inventory model_inventory(const ModelConfig& c) {
+  DSV4_CHECK(c.architecture == Architecture::v4);
+  return Builder(c, nullptr).inventory();
+}
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
   std::vector<TensorSpec> out;
-  Builder{c, &out}.inventory();
+  if (c.architecture == Architecture::v41) {
+    v41_inventory(c, &out);
+  } else {
+    Builder(c, &out).inventory();
+  }
   return out;
 }
 

@@ -1,7 +1,8 @@
-// The complete tensor inventory a V4 checkpoint must hold for a given config (spec §3.3–§3.5):
-// name, dtype and shape of every tensor, as one typed description per block. The loader validates
-// the files against it, `dsv4 synth` writes exactly it and model::bind_weights binds its fields,
-// so the three always agree with each other and with the spec. Field names are the checkpoint's.
+// The complete tensor inventory a checkpoint must hold for a given config (spec §3.3–§3.5; for
+// V4.1, v4.1 §3.3–§3.5 in inventory_v41.h): name, dtype and shape of every tensor, as one typed
+// description per block. The loader validates the files against it, `dsv4 synth` writes exactly
+// it and model::bind_weights binds its fields, so the three always agree with each other and with
+// the spec. Field names are the checkpoint's.
 #pragma once
 
 #include <optional>
@@ -101,12 +102,13 @@ struct Inventory {
   std::optional<DsparkSpec> dspark;   // DSpark revision (addendum §A3.3)
 };
 
+// REQUIRES: c.architecture == v4 (V4.1: v41_inventory).
 Inventory model_inventory(const ModelConfig& c);
 
-// Every tensor of model_inventory(c) in file order: globals first, then the layers in order,
-// then the MTP block and its own tensors (or the DSpark stages, each followed by the tensors
-// only it holds), with the element type and shape it holds (FP4 routed
-// experts: fp4_e2m1 [rows, cols]).
+// Every tensor of the config's inventory in file order, with the element type and shape it holds
+// (FP4 routed experts: fp4_e2m1 [rows, cols]). V4 (model_inventory): globals first, then the
+// layers in order, then the MTP block and its own tensors (or the DSpark stages, each followed by
+// the tensors only it holds). V4.1: v41_inventory's order.
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c);
 
 // The dtype and shape a tensor has in a safetensors header. This is the one place where the

@@ -13,6 +13,9 @@ start_fuzz fuzz_safetensors "$DSV4_BIN" "$ROOT" \
   fuzz/safetensors_fuzz.cpp \
   src/io/safetensors.cpp \
   src/io/config.cpp \
+  src/io/config_json.cpp \
+  src/io/config_v41.cpp \
+  src/io/engram_primes.cpp \
   src/io/mapped_file.cpp \
   src/core/dtype.cpp \
   src/core/huge_pages.cpp \

@@ -1,0 +1,65 @@
+// DeepSeek-V4.1-Flash through the built binary (issue #20, first increment): `synth --preset
+// tiny-v41` writes the released layout, `inspect` names the revision and architecture, `verify`
+// checks it, and `run` / `serve` refuse it with one clear message once it has been validated.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "io/test_tmp_dir.h"
+#include "test_paths.h"
+
+namespace dsv4::cli {
+namespace {
+
+struct Ran {
+  int rc;
+  std::string out;   // stdout and stderr
+};
+
+Ran run(const std::string& cmd) {
+  Ran r{-1, ""};
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(V41Cli, SynthInspectVerifyAndRefusedRun) {
+  test::TempDir cache, model;
+  const std::string bin = "DSV4_CACHE_DIR=" + cache.path() + " " + test::cli_path();
+  const std::string dir = model / "m";
+  ASSERT_EQ(run(bin + " synth --preset tiny-v41 --layers 25 --experts 4 --engram-vocab 40 -o " + dir).rc, 0);
+
+  const Ran inspect = run(bin + " inspect -m " + dir);
+  EXPECT_EQ(inspect.rc, 0) << inspect.out;
+  for (const char* says : {"revision V4.1-Flash, drafter DSpark with 3 stages",
+                           "layers 25 (+3 drafter)",
+                           "architecture DeepseekV41ForCausalLM: layers 0-19 causal encoder, 20-24 decoder",
+                           "compressors at 2,8,14,20 (ratios 2 2 2 1), indexers at 2,8,14,20,24, candidate blocks from 20",
+                           "Engram at layers 1,14",
+                           "drafter DSpark with 3 stages: 4 experts top-2, taps the inputs of layers 22,23,24",
+                           "vision tower present, not used: 2 layers"})
+    EXPECT_NE(inspect.out.find(says), std::string::npos) << says << "\n" << inspect.out;
+
+  const Ran verify = run(bin + " verify --no-cache -m " + dir);
+  EXPECT_EQ(verify.rc, 0) << verify.out;
+  EXPECT_NE(verify.out.find("match SHA256SUMS"), std::string::npos) << verify.out;
+
+  for (const std::string cmd : {" run --raw -n 2 -p hello -m ", " serve --port 0 -m "}) {
+    const Ran r = run(bin + cmd + dir);
+    EXPECT_EQ(r.rc, 1) << cmd << r.out;
+    EXPECT_NE(r.out.find("unsupported: " + dir + ": a valid DeepSeek-V4.1-Flash checkpoint, but the V4.1 forward pass "
+                                                 "is not implemented yet"),
+              std::string::npos)
+        << cmd << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace dsv4::cli
