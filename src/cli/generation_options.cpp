@@ -41,6 +41,19 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
                  "DSpark: draft only while the confidence head's acceptance estimate stays at or above T "
                  "(0 = off, the default); changes speed, never output")
       ->check(CLI::Range(0.0f, 1.0f));
+  add_step_timeout_flag(app, f.step_timeout);
+}
+
+void add_step_timeout_flag(CLI::App& app, double& seconds) {
+  app.add_option_function<double>(
+         "--step-timeout",
+         [&seconds](double s) {
+           seconds = s;
+           if (runtime::World* world = launch_world()) world->set_step_timeout(s);
+         },
+         "under mpirun: seconds a step may wait for the other ranks; past it the job ends with an error naming the "
+         "ranks that do not answer (0 = no limit; default 120)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 Status apply_speculative_flags(const ModelFlags& f, const runtime::Engine& engine, runtime::SchedulerOptions& o) {
