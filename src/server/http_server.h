@@ -1,6 +1,7 @@
 // `dsv4 serve`: the OpenAI- and Anthropic-compatible HTTP API over one Scheduler.
 //
-//   GET  /health                     liveness, never needs a key
+//   GET  /health                     liveness, never needs a key; 503 while a step has been running
+//                                    longer than ServerOptions::health_step_timeout
 //   GET  /                           the same, with the key when one is required (HEAD / too)
 //   GET  /metrics                    Prometheus text
 //   GET  /v1/models                  the one served model
@@ -32,6 +33,7 @@
 // Thread-safety: bind() and run() from one thread; stop() from any thread.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +62,9 @@ struct ServerOptions {
   ConnectionLimits limits;          // deadlines and caps per connection (server/http_transport.h)
   // Cap for requests that give no max_tokens (0 = until EOS or the context is full).
   int64_t default_max_tokens = 4096;
+  // /health answers 503 while one engine step has been running longer than this (0 = never): a
+  // stuck step, or under mpirun a rank that does not answer until the step deadline ends the job.
+  std::chrono::milliseconds health_step_timeout{120000};
 };
 
 class HttpServer {
