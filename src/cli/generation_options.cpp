@@ -96,7 +96,14 @@ void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {
 
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   DSV4_TRY(default_to_demo_model(f.dir));
-  DSV4_TRY(io::ensure_verified(f.dir, f.skip_verify));
+  runtime::World* world = launch_world();
+  // Under mpirun a rank checks only the files it maps: the other ranks' shards need not be here.
+  std::set<std::string> others;
+  if (world) {
+    DSV4_ASSIGN_OR_RETURN(const io::TensorFilter wanted, runtime::rank_tensors(*world, f.dir));
+    DSV4_ASSIGN_OR_RETURN(others, io::unneeded_shards(f.dir, wanted));
+  }
+  DSV4_TRY(io::ensure_verified(f.dir, f.skip_verify, nullptr, others));
   runtime::EngineOptions o;
   o.threads = f.threads;
   o.max_context = f.context;
@@ -104,7 +111,6 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.populate_weights = !f.no_populate;
   o.reread_small_pages = !f.keep_page_cache;
   o.speculative = f.speculative != "off";
-  runtime::World* world = launch_world();
   // A follower rank of an MPI launch does not come back from here (runtime/world_engine.h).
   if (world && world->rank() > 0) return runtime::load_engine_on_world(*world, f.dir, o);
   // Engine::load reports no progress of its own: show the elapsed time while it runs.

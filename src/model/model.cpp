@@ -2,9 +2,9 @@
 
 namespace dsv4::model {
 
-Result<std::unique_ptr<Model>> load_model(const std::string& dir) {
+Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted) {
   auto m = std::make_unique<Model>();
-  DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir));
+  DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir, wanted));
   m->cfg = m->checkpoint->config();
   m->w = bind_weights(*m->checkpoint);
   const io::ModelConfig& c = m->cfg;
