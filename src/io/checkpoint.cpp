@@ -110,8 +110,9 @@ Status list_shards(const std::string& dir, const std::set<std::string>& skip, st
 
 // addendum §A2.1: a DSpark checkpoint's stage count NS (len(compress_ratios) - num_hidden_layers)
 // must equal n_mtp_layers of inference/config.json when that file is there, and the number of
-// distinct "mtp.{s}." prefixes among the tensors' names (the index's, when there is one). Checked before the inventory, so a disagreement is reported
-// as such rather than as the first missing or unknown stage tensor.
+// distinct "mtp.{s}." prefixes among the tensors' names (the index's, when there is one).
+// Checked before the inventory, so a disagreement is reported as such rather than as the first
+// missing or unknown stage tensor.
 Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c, const std::set<std::string>& names) {
   const int64_t ns = c.drafter_blocks();
   const fs::path inference = fs::path(dir) / "inference" / "config.json";
@@ -138,9 +139,9 @@ Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c, co
 }  // namespace
 
 Result<std::set<std::string>> unneeded_shards(const std::string& dir, const TensorFilter& wanted) {
+  if (!wanted) return std::set<std::string>();
   std::map<std::string, std::string> weight_map;
   std::optional<uint64_t> total;
-  if (!wanted) return std::set<std::string>();
   DSV4_TRY(read_index(dir, &weight_map, &total).status());
   return shards_without(weight_map, wanted);
 }
@@ -183,6 +184,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir, con
   std::set<std::string> names;
   for (const auto& [name, file] : weight_map) names.insert(name);
   for (const auto& [name, t] : ck->tensors_) names.insert(name);
+  // metadata.total_size counts every shard's tensors: checked when every shard is open.
   if (index_total && skipped.empty() && *index_total != ck->total_bytes())
     return Status::corrupt_data(dir + "/model.safetensors.index.json: metadata.total_size " + std::to_string(*index_total) +
                                 " but the shards hold " + std::to_string(ck->total_bytes()) + " tensor bytes");
