@@ -54,6 +54,8 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "OpenMP threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   bool no_populate = false, keep_page_cache = false;
   add_load_flags(app, no_populate, keep_page_cache);
+  double step_timeout = runtime::World::kDefaultStepTimeout;
+  add_step_timeout_flag(app, step_timeout);
   app.add_option("--fp8-decode", opt.fp8_decode,
                  "FP8 weight decode of the matvec: auto (probed), f16 or integer (same results; for comparison)")
       ->check(CLI::IsMember({"auto", "f16", "integer"}));

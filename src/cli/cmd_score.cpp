@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/generation_options.h"
 #include "eval/conformance.h"
 
 namespace dsv4::cli {
@@ -46,6 +47,8 @@ int cmd_score(int argc, char** argv) {
   app.add_option("--rows", rows, "positions to dump, A..B inclusive (default 0..15)")->needs(dump_layer);
   app.add_option("--dump", opt.dump_path, "safetensors file for --dump-layer (default dsv4-layer<N>.safetensors)")
       ->needs(dump_layer);
+  double step_timeout = runtime::World::kDefaultStepTimeout;
+  add_step_timeout_flag(app, step_timeout);
   CLI11_PARSE(app, argc, argv);
   if (opt.dump_layer >= 0) {
     if (!parse_rows(rows, opt.dump_pos0, opt.dump_pos1)) {

@@ -83,6 +83,11 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-connections", so.limits.max_connections,
                  "open connections at most (503 beyond; 0 = from the descriptor limit, at most 4096)")
       ->check(CLI::Range(0, 1 << 20));
+  double health_step_s = -1;   // -1: --step-timeout's value
+  app.add_option("--health-step-timeout", health_step_s,
+                 "GET /health answers 503 while an engine step has been running longer than this many seconds (0 = "
+                 "never; default: --step-timeout, 120)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--audit-log", so.audit_log_path, "append one JSON line per request to FILE");
   app.add_flag("--audit-content", so.audit_content, "also log prompt and output text in the audit log");
   CLI11_PARSE(app, argc, argv);
@@ -91,6 +96,7 @@ int cmd_serve(int argc, char** argv) {
   so.limits.body_timeout = ms(body_s);
   so.limits.idle_timeout = ms(idle_s);
   so.limits.write_timeout = ms(write_s);
+  so.health_step_timeout = ms(health_step_s < 0 ? model.step_timeout : health_step_s);
   if (!keys.empty()) {
     hide_api_keys(argc, argv);
     std::fprintf(stderr,

@@ -38,6 +38,11 @@ int cmd_synth(int argc, char** argv) {
                  "compress_ratios=[4,4,0], rope_scaling.factor=8; V4.1: text_config.hidden_size=...)");
   app.add_option("--seed", opt.seed, "random seed (same seed, same bytes)");
   app.add_option("--shard-mib", shard_mib, "largest shard size in MiB")->check(CLI::Range(uint64_t(1), uint64_t(1) << 24));
+  app.add_option("--expert-shards", opt.expert_groups,
+                 "lay the main layers' routed experts out in shards by rank share of `mpirun -np N` (each rank then "
+                 "maps only its share's shards and the shared ones; default: inventory order, where every shard may "
+                 "hold some experts of every rank)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   app.add_flag("--force", opt.overwrite, "replace the *.safetensors files already in DIR");
   app.add_option("--tokenizer-dir", opt.tokenizer_dir,
                  "copy tokenizer.json + tokenizer_config.json from here (default: the official tokenizer dsv4 ships)");

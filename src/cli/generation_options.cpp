@@ -40,6 +40,19 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
                  "DSpark: draft only while the confidence head's acceptance estimate stays at or above T "
                  "(0 = off, the default); changes speed, never output")
       ->check(CLI::Range(0.0f, 1.0f));
+  add_step_timeout_flag(app, f.step_timeout);
+}
+
+void add_step_timeout_flag(CLI::App& app, double& seconds) {
+  app.add_option_function<double>(
+         "--step-timeout",
+         [&seconds](double s) {
+           seconds = s;
+           if (runtime::World* world = launch_world()) world->set_step_timeout(s);
+         },
+         "under mpirun: seconds a step may wait for the other ranks; past it the job ends with an error naming the "
+         "ranks that do not answer (0 = no limit; default 120)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 Status apply_speculative_flags(const ModelFlags& f, const runtime::Engine& engine, runtime::SchedulerOptions& o) {
@@ -82,7 +95,14 @@ void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {
 
 Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   DSV4_TRY(default_to_demo_model(f.dir));
-  DSV4_TRY(io::ensure_verified(f.dir, f.skip_verify));
+  runtime::World* world = launch_world();
+  // Under mpirun a rank checks only the files it maps: the other ranks' shards need not be here.
+  std::set<std::string> others;
+  if (world) {
+    DSV4_ASSIGN_OR_RETURN(const io::TensorFilter wanted, runtime::rank_tensors(*world, f.dir));
+    DSV4_ASSIGN_OR_RETURN(others, io::unneeded_shards(f.dir, wanted));
+  }
+  DSV4_TRY(io::ensure_verified(f.dir, f.skip_verify, nullptr, others));
   runtime::EngineOptions o;
   o.threads = f.threads;
   o.max_context = f.context;
@@ -90,7 +110,6 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.populate_weights = !f.no_populate;
   o.reread_small_pages = !f.keep_page_cache;
   o.speculative = f.speculative != "off";
-  runtime::World* world = launch_world();
   // A follower rank of an MPI launch does not come back from here (runtime/world_engine.h).
   if (world && world->rank() > 0) return runtime::load_engine_on_world(*world, f.dir, o);
   // Engine::load reports no progress of its own: show the elapsed time while it runs.

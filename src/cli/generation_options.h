@@ -11,6 +11,7 @@
 #include <string>
 
 #include "runtime/engine.h"
+#include "runtime/mpi_world.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
@@ -33,6 +34,7 @@ struct ModelFlags {
   std::string speculative = "auto";
   int draft_tokens = -1;            // -1: the drafter's block size
   float draft_confidence = 0.0f;
+  double step_timeout = runtime::World::kDefaultStepTimeout;   // --step-timeout
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
 // The speculative flags into the scheduler options, checked against the loaded engine's drafter:
@@ -41,6 +43,10 @@ Status apply_speculative_flags(const ModelFlags& f, const runtime::Engine& engin
 // --no-populate and --keep-page-cache (EngineOptions::populate_weights, reread_small_pages), shared
 // by run/serve/chat and bench.
 void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);
+// --step-timeout SECONDS (run, chat, serve, bench, score): how long a step of an mpirun launch
+// may wait for the other ranks before the job ends (runtime::World::wait). Given, it sets the
+// launch's World at once; `seconds` keeps the value (serve's /health deadline defaults to it).
+void add_step_timeout_flag(CLI::App& app, double& seconds);
 // The chat encoder revision of the checkpoint in `dir`: text::encoder_revision_for of its
 // config.json's revision (read before the engine loads, so that a bad --effort fails fast).
 Result<text::EncoderRevision> model_encoder_revision(const std::string& dir);

@@ -207,8 +207,13 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   DSV4_TRY(select_kernels(opt, r));
 
   // A second, independent mapping for the byte count: the engine keeps its checkpoint private.
+  // Under mpirun, of this rank's shards only (the others need not be on its node).
   {
-    DSV4_ASSIGN_OR_RETURN(auto ck, io::Checkpoint::open(opt.model_dir));
+    io::TensorFilter wanted;
+    if (opt.world) {
+      DSV4_ASSIGN_OR_RETURN(wanted, runtime::rank_tensors(*opt.world, opt.model_dir));
+    }
+    DSV4_ASSIGN_OR_RETURN(auto ck, io::Checkpoint::open(opt.model_dir, wanted));
     r.weights = weight_bytes_per_token(*ck);
   }
 

@@ -514,12 +514,30 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
   const uint64_t max_shard = std::max<uint64_t>(1, opt.max_shard_bytes);
   const uint64_t n_target = std::max<uint64_t>(2, (main_total + max_shard - 1) / max_shard);
   const uint64_t target = std::max<uint64_t>(1, (main_total + n_target - 1) / n_target);
+  // With expert_groups G, the main layers' routed experts move after the other main tensors, group
+  // by group (group g: rank g's share of G ranks under mpirun), each group from a shard of its
+  // own: then an expert-parallel rank maps the shared shards and its group's only.
+  const int64_t G = opt.expert_groups, E = cfg.n_routed_experts;
+  auto group_of = [&](const TensorSpec& t) -> int64_t {
+    const size_t at = t.name.find(".ffn.experts.");
+    if (G <= 0 || at == std::string::npos || !stage_of(t).empty()) return -1;
+    const int64_t e = std::stoll(t.name.substr(at + 13));
+    int64_t g = 0;
+    while (g + 1 < G && E * (g + 1) / G <= e) ++g;   // expert e is in [E·g/G, E·(g+1)/G)
+    return g;
+  };
+  std::vector<size_t> order(tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto phase = [&](size_t i) { return stage_of(tensors[i]).empty() ? 1 + group_of(tensors[i]) : G + 1; };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return phase(a) < phase(b); });
   std::vector<std::vector<size_t>> shards(1);
   uint64_t in_shard = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
+  for (size_t k = 0; k < order.size(); ++k) {
+    const size_t i = order[k];
     const uint64_t nb = tensors[i].nbytes();
     const std::string stage = stage_of(tensors[i]);
-    const bool new_stage = i > 0 && stage != stage_of(tensors[i - 1]);
+    const bool new_stage =
+        k > 0 && (stage != stage_of(tensors[order[k - 1]]) || group_of(tensors[i]) != group_of(tensors[order[k - 1]]));
     const bool over_target = stage.empty() && in_shard + nb > target && shards.size() < n_target;
     if (!shards.back().empty() && (new_stage || over_target || in_shard + nb > max_shard)) {
       shards.emplace_back();

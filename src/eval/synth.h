@@ -35,6 +35,10 @@ struct SynthOptions {
   std::vector<std::string> set;
   uint64_t seed = 0;
   uint64_t max_shard_bytes = 4ull << 30;   // a shard never exceeds this unless one tensor does
+  // > 0: the main layers' routed experts in shards of their own, per group [E·g/G, E·(g+1)/G) of
+  // G groups (rank g's share under `mpirun -np G`), so that an expert-parallel rank maps only its
+  // group's shards besides the shared ones (docs/scale-out.md). 0: inventory order throughout.
+  int64_t expert_groups = 0;
   std::string tokenizer_dir;               // tokenizer.json + tokenizer_config.json copied from here; "" = none
   bool progress = true;                    // one line per shard on stderr
   bool overwrite = false;                  // replace *.safetensors already in the directory

@@ -19,7 +19,10 @@ WeightTraffic weight_bytes_per_token(const io::Checkpoint& ck) {
   // Names come from the inventory (spec §3.3-§3.5), sizes from the files.
   for (const io::TensorSpec& spec : io::expected_tensors(c)) {
     const std::string_view name = spec.name;
-    const uint64_t bytes = ck.tensor(spec.name).nbytes();
+    // A tensor in a shard this process did not open (another rank's expert under mpirun) by its
+    // inventory dtype and shape: the ranks that open it check that the file has those.
+    const io::TensorEntry* entry = ck.find(spec.name);
+    const uint64_t bytes = entry ? entry->nbytes() : spec.nbytes();
     if (starts_with(name, "mtp.")) continue;   // the MTP block does not run in plain decode
     if (name == "embed.weight") {
       t.other += bytes / uint64_t(c.vocab_size);   // one row [D] of [V, D]

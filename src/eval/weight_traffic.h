@@ -25,7 +25,8 @@ struct WeightTraffic {
   uint64_t total() const { return attention + experts + shared + head + other; }
 };
 
-// REQUIRES: ck passed inventory validation (Checkpoint::open), so every expected tensor exists.
+// REQUIRES: ck passed inventory validation (Checkpoint::open), so every expected tensor exists
+// (in an opened shard, or, for another rank's experts, in the index).
 WeightTraffic weight_bytes_per_token(const io::Checkpoint& ck);
 
 }  // namespace dsv4::eval

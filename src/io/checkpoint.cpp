@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -36,31 +37,54 @@ Result<json> read_json_object(const fs::path& path) {
   return j;
 }
 
-// Shard list: from model.safetensors.index.json if present (weight_map values), else every
-// *.safetensors file in the directory. Also returns the index's name -> shard map for checks.
-Status list_shards(const std::string& dir, std::vector<std::string>* shards,
-                   std::map<std::string, std::string>* weight_map, std::optional<uint64_t>* total_size) {
+// model.safetensors.index.json's name -> shard map, and its metadata.total_size if given. Returns
+// false (and leaves both empty) when the directory has no index.
+Result<bool> read_index(const std::string& dir, std::map<std::string, std::string>* weight_map,
+                        std::optional<uint64_t>* total_size) {
   const fs::path index = fs::path(dir) / "model.safetensors.index.json";
-  if (fs::exists(index)) {
-    DSV4_ASSIGN_OR_RETURN(json j, read_json_object(index));
-    auto wm = j.find("weight_map");
-    if (wm == j.end() || !wm->is_object()) return Status::corrupt_data(index.string() + ": missing 'weight_map'");
-    if (auto md = j.find("metadata"); md != j.end() && md->is_object()) {
-      if (auto ts = md->find("total_size"); ts != md->end() && !ts->is_null()) {
-        if (!ts->is_number_unsigned())
-          return Status::corrupt_data(index.string() + ": metadata.total_size must be a non-negative integer");
-        *total_size = ts->get<uint64_t>();
-      }
+  if (!fs::exists(index)) return false;
+  DSV4_ASSIGN_OR_RETURN(json j, read_json_object(index));
+  auto wm = j.find("weight_map");
+  if (wm == j.end() || !wm->is_object()) return Status::corrupt_data(index.string() + ": missing 'weight_map'");
+  if (auto md = j.find("metadata"); md != j.end() && md->is_object()) {
+    if (auto ts = md->find("total_size"); ts != md->end() && !ts->is_null()) {
+      if (!ts->is_number_unsigned())
+        return Status::corrupt_data(index.string() + ": metadata.total_size must be a non-negative integer");
+      *total_size = ts->get<uint64_t>();
     }
+  }
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    if (!it.value().is_string()) return Status::corrupt_data(index.string() + ": weight_map values must be file names");
+    const std::string f = it.value().get<std::string>();
+    if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
+      return Status::corrupt_data(index.string() + ": shard name '" + f + "' must be a plain file name");
+    (*weight_map)[it.key()] = f;
+  }
+  return true;
+}
+
+// The shards of an index none of whose tensors `wanted` accepts.
+std::set<std::string> shards_without(const std::map<std::string, std::string>& weight_map, const TensorFilter& wanted) {
+  std::set<std::string> all, needed;
+  for (const auto& [name, file] : weight_map) {
+    all.insert(file);
+    if (wanted(name)) needed.insert(file);
+  }
+  std::set<std::string> out;
+  std::set_difference(all.begin(), all.end(), needed.begin(), needed.end(), std::inserter(out, out.end()));
+  return out;
+}
+
+// Shard list: from model.safetensors.index.json if present (weight_map values but those in
+// `skip`), else every *.safetensors file in the directory. Also returns the index's name -> shard
+// map for checks.
+Status list_shards(const std::string& dir, const std::set<std::string>& skip, std::vector<std::string>* shards,
+                   std::map<std::string, std::string>* weight_map, std::optional<uint64_t>* total_size) {
+  DSV4_ASSIGN_OR_RETURN(const bool indexed, read_index(dir, weight_map, total_size));
+  if (indexed) {
     std::set<std::string> files;
-    for (auto it = wm->begin(); it != wm->end(); ++it) {
-      if (!it.value().is_string()) return Status::corrupt_data(index.string() + ": weight_map values must be file names");
-      const std::string f = it.value().get<std::string>();
-      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
-        return Status::corrupt_data(index.string() + ": shard name '" + f + "' must be a plain file name");
-      (*weight_map)[it.key()] = f;
-      files.insert(f);
-    }
+    for (const auto& [name, f] : *weight_map)
+      if (!skip.count(f)) files.insert(f);
     for (const auto& f : files) {
       const fs::path shard = fs::path(dir) / f;
       if (!fs::exists(shard)) {
@@ -86,11 +110,10 @@ Status list_shards(const std::string& dir, std::vector<std::string>* shards,
 
 // addendum §A2.1: a DSpark checkpoint's stage count NS (len(compress_ratios) - num_hidden_layers)
 // must equal n_mtp_layers of inference/config.json when that file is there, and the number of
-// distinct "mtp.{s}." prefixes among the tensors (the index's names: every listed name was
-// matched to a shard header above). Checked before the inventory, so a disagreement is reported
-// as such rather than as the first missing or unknown stage tensor.
-Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c,
-                                const std::map<std::string, TensorEntry>& tensors) {
+// distinct "mtp.{s}." prefixes among the tensors' names (the index's, when there is one).
+// Checked before the inventory, so a disagreement is reported as such rather than as the first
+// missing or unknown stage tensor.
+Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c, const std::set<std::string>& names) {
   const int64_t ns = c.drafter_blocks();
   const fs::path inference = fs::path(dir) / "inference" / "config.json";
   if (fs::exists(inference)) {
@@ -102,7 +125,7 @@ Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c,
     }
   }
   std::set<std::string> prefixes;
-  for (const auto& [name, t] : tensors) {
+  for (const std::string& name : names) {
     if (name.rfind("mtp.", 0) != 0) continue;
     prefixes.insert(name.substr(0, name.find('.', 4) + 1));
   }
@@ -115,7 +138,15 @@ Status check_dspark_stage_count(const std::string& dir, const ModelConfig& c,
 
 }  // namespace
 
-Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
+Result<std::set<std::string>> unneeded_shards(const std::string& dir, const TensorFilter& wanted) {
+  if (!wanted) return std::set<std::string>();
+  std::map<std::string, std::string> weight_map;
+  std::optional<uint64_t> total;
+  DSV4_TRY(read_index(dir, &weight_map, &total).status());
+  return shards_without(weight_map, wanted);
+}
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir, const TensorFilter& wanted) {
   if (!fs::is_directory(dir)) return Status::not_found(dir + ": not a directory");
   std::unique_ptr<Checkpoint> ck(new Checkpoint());
   ck->dir_ = dir;
@@ -123,7 +154,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
 
   std::map<std::string, std::string> weight_map;
   std::optional<uint64_t> index_total;
-  DSV4_TRY(list_shards(dir, &ck->shard_paths_, &weight_map, &index_total));
+  DSV4_ASSIGN_OR_RETURN(const std::set<std::string> skipped, unneeded_shards(dir, wanted));   // not opened
+  DSV4_TRY(list_shards(dir, skipped, &ck->shard_paths_, &weight_map, &index_total));
   for (const auto& path : ck->shard_paths_) {
     DSV4_ASSIGN_OR_RETURN(auto mapped, MappedFile::open(path));
     const std::string base = fs::path(path).filename().string();
@@ -144,15 +176,20 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
     ck->shards_.push_back(std::move(mapped));
   }
   for (const auto& [name, file] : weight_map) {
-    if (!ck->tensors_.count(name))
+    if (!ck->tensors_.count(name) && !skipped.count(file))
       return Status::corrupt_data(file + ": tensor '" + name +
                                   "': listed in model.safetensors.index.json but absent from this shard");
   }
-  if (index_total && *index_total != ck->total_bytes())
+  // The names of every tensor of the checkpoint: the index's, else the opened shards'.
+  std::set<std::string> names;
+  for (const auto& [name, file] : weight_map) names.insert(name);
+  for (const auto& [name, t] : ck->tensors_) names.insert(name);
+  // metadata.total_size counts every shard's tensors: checked when every shard is open.
+  if (index_total && skipped.empty() && *index_total != ck->total_bytes())
     return Status::corrupt_data(dir + "/model.safetensors.index.json: metadata.total_size " + std::to_string(*index_total) +
                                 " but the shards hold " + std::to_string(ck->total_bytes()) + " tensor bytes");
 
-  if (ck->config_.drafter() == DrafterKind::dspark) DSV4_TRY(check_dspark_stage_count(dir, ck->config_, ck->tensors_));
+  if (ck->config_.drafter() == DrafterKind::dspark) DSV4_TRY(check_dspark_stage_count(dir, ck->config_, names));
 
   // Inventory check (spec §3, v4.1 §3): presence, dtype, shape as the headers spell them; then no unknown
   // tensors. A checked entry takes the inventory's element type and shape (FP4: fp4_e2m1 [rows,
@@ -163,6 +200,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
     known.insert(spec.name);
     const TensorSpec stored = stored_form(spec);
     auto it = ck->tensors_.find(spec.name);
+    if (it == ck->tensors_.end() && names.count(spec.name)) continue;   // in a shard not opened
     if (it == ck->tensors_.end())
       return Status::not_found(dir + ": tensor '" + spec.name + "': missing (expected " + dtype_name(stored.dtype) +
                                " " + shape_str(stored.shape) + " in some shard)");
@@ -176,10 +214,11 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
     t.dtype = spec.dtype;
     t.shape = spec.shape;
   }
-  for (const auto& [name, t] : ck->tensors_) {
-    if (!known.count(name))
-      return Status::corrupt_data(t.file + ": tensor '" + name + "': unknown (not part of a " +
-                                  architecture_name(ck->config_) + " checkpoint with this config)");
+  for (const std::string& name : names) {
+    if (known.count(name)) continue;
+    const std::string file = ck->tensors_.count(name) ? ck->tensors_[name].file : weight_map[name];
+    return Status::corrupt_data(file + ": tensor '" + name + "': unknown (not part of a " +
+                                architecture_name(ck->config_) + " checkpoint with this config)");
   }
   // The kernels read tensors as arrays of their element type, which must then be aligned. Files
   // written by the safetensors library always are (data_order in safetensors.cpp); one from

@@ -2,8 +2,10 @@
 // the sharded *.safetensors it names (spec §3.1). Shards are memory-mapped; tensors are views.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,19 +15,32 @@
 
 namespace dsv4::io {
 
+// The tensors a process maps (Checkpoint::open); empty: all of them. An expert-parallel process
+// (issue #17) wants every tensor but the other processes' routed experts.
+using TensorFilter = std::function<bool(const std::string& name)>;
+
+// The shard files (names in `dir`) holding, by model.safetensors.index.json, no tensor that
+// `wanted` accepts: a process with that filter neither maps nor verifies them, and they need not
+// be on its node. Empty without a filter or without an index (a shard's tensors are then only
+// known by opening it). Errors: an unreadable or malformed index.
+Result<std::set<std::string>> unneeded_shards(const std::string& dir, const TensorFilter& wanted);
+
 class Checkpoint {
  public:
   // Opens, parses and validates the directory: every tensor of expected_tensors(config) must be
   // present with its dtype and shape, and no unknown tensor may appear.
-  static Result<std::unique_ptr<Checkpoint>> open(const std::string& dir);
+  // With `wanted`, only the shards holding a tensor it accepts are opened (unneeded_shards): the
+  // inventory is still checked whole against the index (every tensor listed, none unknown), the
+  // dtypes and shapes of the opened shards' tensors only, and tensor()/find() know those only.
+  static Result<std::unique_ptr<Checkpoint>> open(const std::string& dir, const TensorFilter& wanted = {});
 
   const ModelConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
   // Entries carry the inventory's element type and shape, not the header's label: an FP4 matrix is
   // fp4_e2m1 [rows, cols], stored as I8 [rows, cols/2] (io::stored_form).
-  // REQUIRES: name is in the inventory (validated at open).
+  // REQUIRES: name is in the inventory (validated at open) and in an opened shard.
   const TensorEntry& tensor(const std::string& name) const;
-  const TensorEntry* find(const std::string& name) const;
+  const TensorEntry* find(const std::string& name) const;   // null: not in an opened shard
   size_t tensor_count() const { return tensors_.size(); }
   uint64_t total_bytes() const;
   const std::vector<std::string>& shard_paths() const { return shard_paths_; }

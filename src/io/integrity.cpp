@@ -328,6 +328,7 @@ Status verify_model_dir(const std::string& dir, const VerifyOptions& opt, Verify
   std::set<std::string> listed;
   for (const auto& e : entries) {
     listed.insert(fs::path(e.file).lexically_normal().string());
+    if (opt.skip_files.count(e.file)) continue;
     const std::string path = (fs::path(dir) / e.file).string();
     auto sha = h.sha_of(path);
     if (!sha.ok()) {
@@ -407,9 +408,11 @@ void remember_verified(const std::vector<std::pair<std::string, std::string>>& f
   cache.save();
 }
 
-Status ensure_verified(const std::string& model_dir, bool skip_verify, VerifyReport* report) {
+Status ensure_verified(const std::string& model_dir, bool skip_verify, VerifyReport* report,
+                       const std::set<std::string>& skip_files) {
   if (skip_verify) return Status::ok_status();
   VerifyOptions opt;
+  opt.skip_files = skip_files;
   Status s = verify_model_dir(model_dir, opt, report);
   if (!s.ok() && s.code() != StatusCode::not_found) {
     return {s.code(), s.message() + "; re-download the file, or run `dsv4 verify --write -m " + model_dir +

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,9 @@ std::string format_sha256sums(const std::vector<ChecksumEntry>& entries);
 struct VerifyOptions {
   bool use_cache = true;
   bool progress = true;   // per-file lines for large files and a summary on stderr
+  // Files listed in SHA256SUMS that are neither checked nor required (a process that maps only
+  // some shards, io::unneeded_shards: the others need not be on its node).
+  std::set<std::string> skip_files;
 };
 
 struct VerifyReport {
@@ -74,6 +78,8 @@ void remember_verified(const std::vector<std::pair<std::string, std::string>>& f
 // What `run`/`serve` call at start: OK if skip_verify, or if every listed file matches (from the
 // cache when unchanged, else re-hashed). Without SHA256SUMS the error tells the
 // user to run `dsv4 verify --write -m DIR` or to pass --skip-verify.
-Status ensure_verified(const std::string& model_dir, bool skip_verify, VerifyReport* report = nullptr);
+// `skip_files` as in VerifyOptions.
+Status ensure_verified(const std::string& model_dir, bool skip_verify, VerifyReport* report = nullptr,
+                       const std::set<std::string>& skip_files = {});
 
 }  // namespace dsv4::io

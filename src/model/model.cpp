@@ -2,9 +2,9 @@
 
 namespace dsv4::model {
 
-Result<std::unique_ptr<Model>> load_model(const std::string& dir) {
+Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted) {
   auto m = std::make_unique<Model>();
-  DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir));
+  DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir, wanted));
   // The checkpoint is validated first, so a broken V4.1 checkpoint reports its defect; a sound
   // one is refused here, the one place every command that computes with a model goes through.
   if (m->checkpoint->config().architecture == io::Architecture::v41)

@@ -26,6 +26,9 @@ struct Model {
   std::unique_ptr<ExpertSplit> expert_split;
 };
 
-Result<std::unique_ptr<Model>> load_model(const std::string& dir);
+// With `wanted` (io::Checkpoint::open), only the shards holding the tensors it accepts are mapped:
+// it must accept every tensor but some routed experts (another process's share), whose views are
+// then left empty (bind_weights).
+Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted = {});
 
 }  // namespace dsv4::model

@@ -49,6 +49,13 @@ struct Binder {
     return c;
   }
   ExpertWeights expert(const io::ExpertSpec& s) const { return {matrix(s.w1), matrix(s.w2), matrix(s.w3)}; }
+  // A routed expert in a shard this process did not map (another process's, model/expert_split.h)
+  // stays empty: it is never computed here.
+  ExpertWeights routed_expert(const io::ExpertSpec& s) const {
+    for (const io::MatrixSpec* m : {&s.w1, &s.w2, &s.w3})
+      if (ck.find(m->weight.name) == nullptr || (m->scale && ck.find(m->scale->name) == nullptr)) return {};
+    return expert(s);
+  }
   HeadWeights head(const io::HeadSpec& s) const { return {hc(s.hc), bf16_vec(s.norm)}; }
 
   BlockWeights block(const io::BlockSpec& s) const {
@@ -84,7 +91,7 @@ struct Binder {
     if (s.ffn.bias) m.bias = f32(*s.ffn.bias);
     m.shared = expert(s.ffn.shared);
     m.experts.reserve(s.ffn.experts.size());
-    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(expert(e));
+    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(routed_expert(e));
     return b;
   }
 };

@@ -102,7 +102,9 @@ struct ModelWeights {
   DsparkWeights dspark;
 };
 
-// Binds every view. REQUIRES: the checkpoint passed inventory validation (Checkpoint::open).
+// Binds every view. REQUIRES: the checkpoint passed inventory validation (Checkpoint::open). A
+// routed expert whose tensors are in shards the checkpoint did not open (another process's share,
+// model/expert_split.h) gets empty views (data null).
 ModelWeights bind_weights(const io::Checkpoint& ck);
 
 }  // namespace dsv4::model

@@ -46,8 +46,10 @@ void MpiExpertSplit::exchange(float* pair_y, const int64_t* start, int64_t n_exp
     rows_[size_t(i)] = uint16_t(bits >> 16);
   }
   DSV4_CHECK(low_bits == 0);
-  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, rows_.data(), counts_.data(), displs_.data(), row_type_,
-                 world_.comm());
+  MPI_Request req;
+  MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, rows_.data(), counts_.data(), displs_.data(), row_type_,
+                  world_.comm(), &req);
+  world_.wait(req, "the expert exchange", World::Deadline::step);
   for (int64_t i = 0; i < pairs * D; ++i)
     if (i < own0 * D || i >= own1 * D) pair_y[i] = std::bit_cast<float>(uint32_t(rows_[size_t(i)]) << 16);
   ExchangeTally& t = rows == 1 ? counters_.one_row : counters_.many_rows;

@@ -1,7 +1,8 @@
 // The routed experts divided among the ranks of a World (model/expert_split.h, issue #17): rank r
 // of N computes experts [E·r/N, E·(r+1)/N) of every MoE layer, contiguous ranges so that each
 // rank's (token, expert) pairs are one block of moe_forward's expert-ordered pair rows, and one
-// MPI_Allgatherv per MoE step gives every rank every row.
+// MPI_Iallgatherv per MoE step gives every rank every row (polled against the step deadline,
+// World::wait).
 #pragma once
 
 #include <cstdint>

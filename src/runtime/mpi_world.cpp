@@ -25,6 +25,25 @@ bool started_by_launcher() {
 // is working or waiting on something that will not come.
 constexpr auto kEndWait = std::chrono::seconds(5);
 
+// The roll call (World::wait): how long the caller waits for the answers of the ranks that are
+// alive (they poll for calls wherever they wait, every millisecond at most), and how long a rank
+// that has been called waits for the caller to end the job before it ends it itself.
+constexpr auto kRollCall = std::chrono::seconds(2);
+constexpr auto kCalledWait = std::chrono::seconds(10);
+// The other ranks' deadline is this much later than rank 0's, so that when rank 0 is alive it is
+// the one that calls the roll and reports (one message).
+constexpr double kFollowerGrace = 2;
+// How long a wait spins (MPI_Test, then yield) before it sleeps between polls: an exchange
+// completes in microseconds to milliseconds; a follower waiting for rank 0's next call may wait
+// for hours, and should not hold a core meanwhile.
+constexpr auto kSpin = std::chrono::milliseconds(50);
+constexpr auto kPollSleep = std::chrono::microseconds(500);
+
+enum RollTag : int { kCall = 1, kAnswer = 2 };
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 }  // namespace
 
 Result<std::unique_ptr<World>> World::join(int* argc, char*** argv) {
@@ -40,6 +59,7 @@ Result<std::unique_ptr<World>> World::join(int* argc, char*** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &w->size_);
   MPI_Comm_dup(MPI_COMM_WORLD, &w->comm_);
   MPI_Comm_dup(MPI_COMM_WORLD, &w->exit_comm_);
+  MPI_Comm_dup(MPI_COMM_WORLD, &w->roll_comm_);
   char host[MPI_MAX_PROCESSOR_NAME] = {};
   int len = 0;
   MPI_Get_processor_name(host, &len);
@@ -57,6 +77,7 @@ Result<std::unique_ptr<World>> World::join(int* argc, char*** argv) {
 World::~World() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   if (exit_comm_ != MPI_COMM_NULL) MPI_Comm_free(&exit_comm_);
+  if (roll_comm_ != MPI_COMM_NULL) MPI_Comm_free(&roll_comm_);
   MPI_Finalize();
 }
 
@@ -64,37 +85,128 @@ std::string World::name(int rank) const {
   return "rank " + std::to_string(rank) + " of " + std::to_string(size_) + " (host " + hosts_[size_t(rank)] + ")";
 }
 
+void World::wait(MPI_Request& request, const char* what, Deadline deadline) const {
+  const auto start = Clock::now();
+  const double limit = deadline == Deadline::none || step_timeout_ <= 0 ? -1
+                                                                         : step_timeout_ + (rank_ > 0 ? kFollowerGrace : 0);
+  for (;;) {
+    int done = 0;
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    answer_roll_calls();
+    const auto now = Clock::now();
+    if (limit >= 0 && now - start >= std::chrono::duration<double>(limit)) time_out(what, seconds_since(start));
+    if (now - start < kSpin)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(kPollSleep);
+  }
+}
+
+void World::answer_roll_calls() const {
+  for (;;) {
+    int arrived = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, kCall, roll_comm_, &arrived, &st);
+    if (!arrived) return;
+    int call = 0;
+    MPI_Recv(&call, 1, MPI_INT, st.MPI_SOURCE, kCall, roll_comm_, MPI_STATUS_IGNORE);
+    called_ = true;
+    // Nonblocking, never completed here: the caller may be gone by the time it arrives.
+    answers_.push_back(rank_);
+    MPI_Request r;
+    MPI_Isend(&answers_.back(), 1, MPI_INT, st.MPI_SOURCE, kAnswer, roll_comm_, &r);
+    MPI_Request_free(&r);
+  }
+}
+
+void World::time_out(const char* what, double waited) const {
+  const auto start = Clock::now();
+  if (called_) {
+    // Another rank has called the roll and ends the job; answer the others until it does.
+    while (Clock::now() - start < kCalledWait) {
+      answer_roll_calls();
+      std::this_thread::sleep_for(kPollSleep);
+    }
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  static const int kCallPayload = 0;
+  std::vector<int> answer(size_t(size_), -1);
+  std::vector<MPI_Request> pending(size_t(size_), MPI_REQUEST_NULL);
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    MPI_Request sent;
+    MPI_Isend(&kCallPayload, 1, MPI_INT, r, kCall, roll_comm_, &sent);
+    MPI_Request_free(&sent);
+    MPI_Irecv(&answer[size_t(r)], 1, MPI_INT, r, kAnswer, roll_comm_, &pending[size_t(r)]);
+  }
+  int all = 0;
+  while (Clock::now() - start < kRollCall) {
+    MPI_Testall(size_, pending.data(), &all, MPI_STATUSES_IGNORE);
+    if (all) break;
+    answer_roll_calls();   // the ranks that time out at the same moment call each other
+    std::this_thread::sleep_for(kPollSleep);
+  }
+  std::string silent;
+  for (int r = 0; r < size_; ++r) {
+    int answered = r == rank_;
+    if (!answered) MPI_Test(&pending[size_t(r)], &answered, MPI_STATUS_IGNORE);
+    if (!answered) silent += (silent.empty() ? "" : ", ") + name(r);
+  }
+  if (silent.empty())
+    std::fprintf(stderr,
+                 "dsv4: %s waited %.0f s in %s (--step-timeout %g) although every rank answers: the ranks are out of "
+                 "step; ending the job\n",
+                 name(rank_).c_str(), waited, what, step_timeout_);
+  else
+    std::fprintf(stderr, "dsv4: %s did not answer: %s waited %.0f s for it in %s (--step-timeout %g); ending the job\n",
+                 silent.c_str(), name(rank_).c_str(), waited, what, step_timeout_);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::abort();   // not reached: MPI_Abort ends every process of the job
+}
+
 Status World::agree(const Status& mine) const {
   const int failed = mine.ok() ? 0 : 1;
   std::vector<int> all(static_cast<size_t>(size_));
-  MPI_Allgather(&failed, 1, MPI_INT, all.data(), 1, MPI_INT, comm_);
+  MPI_Request req;
+  MPI_Iallgather(&failed, 1, MPI_INT, all.data(), 1, MPI_INT, comm_, &req);
+  wait(req, "the outcome of the load", Deadline::none);
   const int first = int(std::find(all.begin(), all.end(), 1) - all.begin());
   if (first == size_) return Status::ok_status();
   int code = int(mine.code());
   std::string message = rank_ == first ? mine.message() : std::string();
   int64_t len = int64_t(message.size());
-  MPI_Bcast(&code, 1, MPI_INT, first, comm_);
-  MPI_Bcast(&len, 1, MPI_INT64_T, first, comm_);
+  bcast(&code, 1, MPI_INT, first, "the outcome of the load", Deadline::none);
+  bcast(&len, 1, MPI_INT64_T, first, "the outcome of the load", Deadline::none);
   message.resize(size_t(len));
-  MPI_Bcast(message.data(), int(len), MPI_CHAR, first, comm_);
+  bcast(message.data(), int(len), MPI_CHAR, first, "the outcome of the load", Deadline::none);
   return Status(StatusCode(code), name(first) + ": " + message);
+}
+
+void World::bcast(void* data, int count, MPI_Datatype type, int root, const char* what, Deadline deadline) const {
+  MPI_Request req;
+  MPI_Ibcast(data, count, type, root, comm_, &req);
+  wait(req, what, deadline);
 }
 
 void World::broadcast(std::vector<int64_t>& words) const {
   int64_t n = int64_t(words.size());
-  MPI_Bcast(&n, 1, MPI_INT64_T, 0, comm_);
+  bcast(&n, 1, MPI_INT64_T, 0, "the broadcast of rank 0's next call", rank_ == 0 ? Deadline::step : Deadline::none);
   words.resize(size_t(n));
-  MPI_Bcast(words.data(), int(n), MPI_INT64_T, 0, comm_);
+  bcast(words.data(), int(n), MPI_INT64_T, 0, "the broadcast of rank 0's next call", Deadline::step);
 }
 
 int64_t World::broadcast(int64_t value) const {
-  MPI_Bcast(&value, 1, MPI_INT64_T, 0, comm_);
+  bcast(&value, 1, MPI_INT64_T, 0, "the broadcast of a draft token", Deadline::step);
   return value;
 }
 
 std::vector<double> World::gather(const std::vector<double>& mine) const {
   std::vector<double> all(mine.size() * size_t(size_));
-  MPI_Gather(mine.data(), int(mine.size()), MPI_DOUBLE, all.data(), int(mine.size()), MPI_DOUBLE, 0, comm_);
+  MPI_Request req;
+  MPI_Igather(mine.data(), int(mine.size()), MPI_DOUBLE, all.data(), int(mine.size()), MPI_DOUBLE, 0, comm_, &req);
+  wait(req, "the gather of the ranks' figures", Deadline::step);
   return all;
 }
 
@@ -104,8 +216,10 @@ int World::finish(int exit_status) {
   const auto deadline = std::chrono::steady_clock::now() + kEndWait;
   int ended = 0;
   while (MPI_Test(&done, &ended, MPI_STATUS_IGNORE) == MPI_SUCCESS && !ended &&
-         std::chrono::steady_clock::now() < deadline)
+         std::chrono::steady_clock::now() < deadline) {
+    answer_roll_calls();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   if (ended) return exit_status;
   std::fprintf(stderr, "dsv4: %s ended (exit status %d) while other ranks are still working: ending the job\n",
                name(rank_).c_str(), exit_status);
@@ -119,6 +233,7 @@ void World::exit(int exit_status) {
   std::fflush(stdout);
   MPI_Comm_free(&comm_);
   MPI_Comm_free(&exit_comm_);
+  MPI_Comm_free(&roll_comm_);
   MPI_Finalize();
   std::exit(status);
 }

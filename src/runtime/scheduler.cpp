@@ -6,6 +6,14 @@
 
 namespace dsv4::runtime {
 
+namespace {
+// A steady_clock reading in nanoseconds, for the atomic start of the running step (stats()).
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
     case FinishReason::stop: return "stop";
@@ -167,6 +175,8 @@ SchedulerStats Scheduler::stats() const {
   s.spec_rounds = spec_rounds_.load();
   s.drafted_tokens = drafted_.load();
   s.accepted_tokens = accepted_.load();
+  if (const int64_t started = step_started_ns_.load(); started != 0)
+    s.step_running_s = double(steady_ns() - started) * 1e-9;
   return s;
 }
 
@@ -177,7 +187,9 @@ void Scheduler::run_loop() {
     if (stopping_) return;
     admit(lock);
     lock.unlock();
+    step_started_ns_.store(steady_ns());
     run_step();
+    step_started_ns_.store(0);
     lock.lock();
   }
 }

@@ -141,6 +141,10 @@ struct SchedulerStats {
   uint64_t spec_rounds = 0;          // verify chunks fed
   uint64_t drafted_tokens = 0;       // drafts in them
   uint64_t accepted_tokens = 0;      // drafts emitted as output
+  // How long the step in progress has been running, in seconds (0: none is). A step that does not
+  // end (a stuck engine; under mpirun, a rank waiting for another) grows here: serve's /health
+  // answers 503 past a threshold.
+  double step_running_s = 0;
 };
 
 class Scheduler {
@@ -217,6 +221,7 @@ class Scheduler {
   std::atomic<int64_t> running_count_{0};
   std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};
   std::atomic<uint64_t> spec_rounds_{0}, drafted_{0}, accepted_{0};
+  std::atomic<int64_t> step_started_ns_{0};   // steady_clock of the running step's start; 0: none
   const int max_drafts_;             // per round; 0 = no speculative decoding
   // Measured cost of a decode-only step without and with verify chunks (seconds, moving
   // averages; 0 = not measured yet), for worth_drafting.

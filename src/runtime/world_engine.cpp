@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "io/config.h"
 #include "io/inventory.h"
 
 namespace dsv4::runtime {
@@ -334,19 +335,25 @@ void follow(const World& world, Engine& engine, const MpiExpertSplit* split) {
 
 }  // namespace
 
+Result<io::TensorFilter> rank_tensors(const World& world, const std::string& dir) {
+  if (world.size() == 1) return io::TensorFilter();
+  DSV4_ASSIGN_OR_RETURN(const io::ModelConfig cfg, io::load_config(dir + "/config.json"));
+  const auto [first, last] = expert_range(cfg.n_routed_experts, world.rank(), world.size());
+  auto foreign = std::make_shared<const std::set<std::string>>(foreign_expert_tensors(cfg, first, last));
+  return io::TensorFilter([foreign](const std::string& name) { return !foreign->count(name); });
+}
+
 Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, const std::string& dir, bool populate) {
-  Result<std::unique_ptr<model::Model>> m = model::load_model(dir);
+  Result<io::TensorFilter> wanted = rank_tensors(world, dir);
+  Result<std::unique_ptr<model::Model>> m = wanted.ok() ? model::load_model(dir, *wanted) : wanted.status();
   Status mine = m.status();
   if (mine.ok() && world.size() > 1) {
     model::Model& model = **m;
     auto split = std::make_unique<MpiExpertSplit>(world, model.cfg.n_routed_experts);
     // A rank's share is meant to fit its memory (that is the point of the split): populated
     // whatever the size of the whole checkpoint, without Engine::load's 2 MiB re-read (a shard's
-    // pages are shared by the ranks of one host).
-    if (populate) {
-      const std::set<std::string> foreign = foreign_expert_tensors(model.cfg, split->first(), split->last());
-      mine = model.checkpoint->populate_tensors([&](const std::string& name) { return !foreign.count(name); }).status();
-    }
+    // pages are shared by the ranks of one host). Only the shards holding some of it are mapped.
+    if (populate) mine = model.checkpoint->populate_tensors(*wanted).status();
     model.expert_split = std::move(split);
   }
   DSV4_TRY(world.agree(mine));

@@ -23,10 +23,16 @@
 
 namespace dsv4::runtime {
 
+// The tensors this rank of `world` maps and computes with: every tensor but the other ranks'
+// routed experts (all of them with one rank: an empty filter). For io::unneeded_shards (the
+// integrity check of a rank's own files) and the load. Errors: config.json unreadable.
+Result<io::TensorFilter> rank_tensors(const World& world, const std::string& dir);
+
 // Collective: model::load_model on every rank, with this rank's share of the routed experts
-// (MpiExpertSplit, when there are several ranks) and, if `populate`, only the bytes of the
-// tensors this rank computes with faulted in (io::Checkpoint::populate_tensors). The outcome is
-// agreed: a failure on any rank (a shard missing on one node) is every rank's error, naming it.
+// (MpiExpertSplit, when there are several ranks): only the shards holding rank_tensors are
+// mapped, and if `populate`, only those tensors' bytes faulted in
+// (io::Checkpoint::populate_tensors). The outcome is agreed: a failure on any rank (a shard it
+// needs missing on its node) is every rank's error, naming it.
 Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, const std::string& dir, bool populate);
 
 // Collective: Engine::load for a World. On rank 0, the lockstep engine described above. On the

@@ -690,7 +690,20 @@ struct HttpServer::Impl final : HttpApp {
   }
 
   // ---- the cheap routes ----
-  void handle_health(const HttpRequest&, HttpResponse& res) { res.send(200, "application/json", "{\"status\":\"ok\"}"); }
+  // 503 while a step has run past options.health_step_timeout: the engine (under mpirun, the
+  // world of ranks) cannot complete it, and a load balancer should stop sending requests here.
+  void handle_health(const HttpRequest&, HttpResponse& res) {
+    const double running = scheduler.stats().step_running_s;
+    const double limit = std::chrono::duration<double>(options.health_step_timeout).count();
+    if (limit > 0 && running > limit) {
+      char reason[160];
+      std::snprintf(reason, sizeof reason, "a step has been running for %.1f s (over --health-step-timeout %g)",
+                    running, limit);
+      res.send(503, "application/json", dump({{"status", "unhealthy"}, {"reason", reason}}));
+      return;
+    }
+    res.send(200, "application/json", "{\"status\":\"ok\"}");
+  }
 
   void handle_metrics(const HttpRequest&, HttpResponse& res) {
     res.send(200, "text/plain; version=0.0.4", metrics.render(scheduler.stats()));

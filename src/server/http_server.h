@@ -1,6 +1,7 @@
 // `dsv4 serve`: the OpenAI- and Anthropic-compatible HTTP API over one Scheduler.
 //
-//   GET  /health                     liveness, never needs a key
+//   GET  /health                     liveness, never needs a key; 503 while a step has been running
+//                                    longer than ServerOptions::health_step_timeout
 //   GET  /                           the same, with the key when one is required (HEAD / too)
 //   GET  /metrics                    Prometheus text
 //   GET  /v1/models                  the one served model
@@ -32,6 +33,7 @@
 // Thread-safety: bind() and run() from one thread; stop() from any thread.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +66,9 @@ struct ServerOptions {
   // end_turn, Responses' completed), for a model that does not end its turns with EOS; the
   // client's own stop strings still work as before.
   std::vector<std::string> stop;
+  // /health answers 503 while one engine step has been running longer than this (0 = never): a
+  // stuck step, or under mpirun a rank that does not answer until the step deadline ends the job.
+  std::chrono::milliseconds health_step_timeout{120000};
 };
 
 class HttpServer {

@@ -97,6 +97,8 @@ std::string Metrics::render(const runtime::SchedulerStats& g) const {
   family(out, "dsv4_spec_mean_accepted_length", "gauge", "Accepted drafts per verify round, since start.");
   out += "dsv4_spec_mean_accepted_length " +
          fmt_double(g.spec_rounds ? double(g.accepted_tokens) / double(g.spec_rounds) : 0.0) + "\n";
+  family(out, "dsv4_step_running_seconds", "gauge", "How long the engine step in progress has run (0: none).");
+  out += "dsv4_step_running_seconds " + fmt_double(g.step_running_s) + "\n";
   family(out, "dsv4_time_to_first_token_seconds", "histogram", "Time from request arrival to its first token.");
   ttft_.render("dsv4_time_to_first_token_seconds", out);
   family(out, "dsv4_inter_token_latency_seconds", "histogram", "Time between consecutive tokens of a request.");

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "test_paths.h"
 
 namespace dsv4::io {
@@ -278,6 +280,45 @@ TEST_F(CorruptCheckpoint, WithoutIndexTheShardsAreFoundByName) {
   fs::remove(path(kShard1));
   fs::remove(path(kShard2));
   expect_error(StatusCode::not_found, {"no model.safetensors.index.json and no *.safetensors"});
+}
+
+// A process that wants only some tensors (an expert-parallel rank, issue #17) opens only their
+// shards: the others may be absent, the inventory is still checked whole against the index.
+TEST_F(CorruptCheckpoint, AFilterOpensOnlyTheShardsItNeeds) {
+  const json index = json::parse(slurp(path("model.safetensors.index.json")));
+  std::set<std::string> in_shard1, in_shard2;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it)
+    (it.value() == kShard2 ? in_shard2 : in_shard1).insert(it.key());
+  const TensorFilter wanted = [&](const std::string& name) { return in_shard1.count(name) > 0; };
+  Result<std::set<std::string>> unneeded = unneeded_shards(dir_.path(), wanted);
+  ASSERT_TRUE(unneeded.ok()) << unneeded.status().to_string();
+  EXPECT_EQ(*unneeded, std::set<std::string>{kShard2});
+  fs::remove(path(kShard2));
+  auto ck = Checkpoint::open(dir_.path(), wanted);
+  ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+  EXPECT_EQ((*ck)->shard_paths().size(), 1u);
+  EXPECT_EQ((*ck)->tensor_count(), 427u - in_shard2.size());
+  EXPECT_EQ((*ck)->find(*in_shard2.begin()), nullptr);
+  EXPECT_NE((*ck)->find("embed.weight"), nullptr);
+  expect_error(StatusCode::not_found, {kShard2, "does not exist"});   // without the filter
+  // The unopened shard's part of the inventory is checked by name, from the index.
+  edit_json("model.safetensors.index.json", [](json& j) { j["weight_map"]["layers.0.ffn.bogus"] = kShard2; });
+  ck = Checkpoint::open(dir_.path(), wanted);
+  ASSERT_FALSE(ck.ok());
+  EXPECT_NE(ck.status().message().find(std::string(kShard2) + ": tensor 'layers.0.ffn.bogus': unknown"),
+            std::string::npos)
+      << ck.status().to_string();
+  edit_json("model.safetensors.index.json", [&](json& j) {
+    j["weight_map"].erase("layers.0.ffn.bogus");
+    j["weight_map"].erase(*in_shard2.begin());
+  });
+  ck = Checkpoint::open(dir_.path(), wanted);
+  ASSERT_FALSE(ck.ok());
+  EXPECT_NE(ck.status().message().find("tensor '" + *in_shard2.begin() + "': missing"), std::string::npos)
+      << ck.status().to_string();
+  // Without an index there is no knowing a shard's tensors without opening it: all are needed.
+  fs::remove(path("model.safetensors.index.json"));
+  EXPECT_TRUE(unneeded_shards(dir_.path(), wanted)->empty());
 }
 
 TEST_F(CorruptCheckpoint, MalformedConfig) {

@@ -216,6 +216,19 @@ TEST_F(Integrity, MissingAndUnlistedFilesAreReported) {
   EXPECT_TRUE(verify_model_dir(model_.path(), opt_).ok());
 }
 
+// A process that maps some shards only (an expert-parallel rank, io::unneeded_shards) checks the
+// others neither for their bytes nor for their presence.
+TEST_F(Integrity, SkippedFilesAreNeitherCheckedNorRequired) {
+  ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());
+  fs::remove(model_ / "model-00002-of-00002.safetensors");
+  VerifyReport rep;
+  EXPECT_FALSE(verify_model_dir(model_.path(), opt_).ok());
+  opt_.skip_files = {"model-00002-of-00002.safetensors"};
+  Status s = verify_model_dir(model_.path(), opt_, &rep);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(rep.files, 4u);
+}
+
 TEST_F(Integrity, CacheLocationFollowsTheEnvironment) {
   EXPECT_EQ(verified_cache_path(), cache_.path() + "/verified.json");
   ASSERT_TRUE(write_sha256sums(model_.path(), opt_).ok());

@@ -34,8 +34,10 @@ for case in "tiny 0" "tiny-c 7"; do
 done
 
 # A release-shaped checkpoint with its DSpark drafter (8 experts: 2 + 3 + 3 on three ranks), in
-# several shards; greedy text with speculative decoding (draft, verify chunks, commits).
-"$DSV4" synth --preset tiny-0731 --vocab 129280 --shard-mib 40 -o "$WORK/m" >/dev/null 2>&1 || fail "synth failed"
+# several shards, the main layers' experts 0-3 and 4-7 in shards of their own (--expert-shards 2);
+# greedy text with speculative decoding (draft, verify chunks, commits).
+"$DSV4" synth --preset tiny-0731 --vocab 129280 --shard-mib 40 --expert-shards 2 -o "$WORK/m" >/dev/null 2>&1 ||
+  fail "synth failed"
 run_args=(run -m "$WORK/m" --raw --temperature 0 -n 24 --ignore-eos -p "def fibonacci(n):")
 "$DSV4" "${run_args[@]}" >"$WORK/run.txt" 2>"$WORK/run.err" || { cat "$WORK/run.err"; fail "plain run failed"; }
 grep -q "drafts: [0-9]* of [1-9]" "$WORK/run.err" || { cat "$WORK/run.err"; fail "the run did not draft"; }
@@ -45,11 +47,22 @@ for np in 2 3; do
   cmp -s "$WORK/run.txt" "$WORK/run.$np.txt" || fail "run on $np ranks printed other text"
 done
 
-# A shard missing on rank 1 only (its own copy of the directory): the integrity check fails there,
-# and with --skip-verify the load does; either way the job ends with rank 1's name, in seconds.
+# Rank 1 of 2 with its own copy of the directory. A rank maps and verifies only the shards holding
+# its tensors: without the shard of experts 0-3 (rank 0's), rank 1 runs. Without the shard of
+# experts 4-7 (its own), the integrity check fails there, and with --skip-verify the load does;
+# either way the job ends with rank 1's name and the file's, in seconds.
+shard_of() { grep "\"$1\"" "$WORK/m/model.safetensors.index.json" | sed 's/.*: "\(.*\)".*/\1/'; }
 mkdir "$WORK/m1"
 ln "$WORK/m"/* "$WORK/m1/" 2>/dev/null || cp "$WORK/m"/* "$WORK/m1/"
-shard=$(ls "$WORK/m1"/model-*.safetensors | sed -n 2p)
+rm "$WORK/m1/$(shard_of layers.0.ffn.experts.0.w1.weight)"
+[ "$(shard_of layers.0.ffn.experts.0.w1.weight)" != "$(shard_of layers.0.ffn.experts.7.w1.weight)" ] ||
+  fail "experts 0 and 7 share a shard"
+"${MPIRUN[@]}" -np 1 "$DSV4" "${run_args[@]}" : -np 1 "$DSV4" run -m "$WORK/m1" "${run_args[@]:3}" \
+  >"$WORK/run.m1.txt" 2>"$WORK/run.m1.err" || { cat "$WORK/run.m1.err"; fail "rank 1 without rank 0's shard failed"; }
+cmp -s "$WORK/run.txt" "$WORK/run.m1.txt" || fail "rank 1 without rank 0's shard printed other text"
+theirs=$(shard_of layers.0.ffn.experts.0.w1.weight)
+ln "$WORK/m/$theirs" "$WORK/m1/" 2>/dev/null || cp "$WORK/m/$theirs" "$WORK/m1/"
+shard="$WORK/m1/$(shard_of layers.0.ffn.experts.7.w1.weight)"
 rm "$shard"
 for extra in "" --skip-verify; do
   start=$(date +%s)

@@ -82,6 +82,35 @@ TEST(HttpServer, ModelsHealthAndMetrics) {
   EXPECT_NE(r->body.find("dsv4_queue_depth 0"), std::string::npos);
 }
 
+// A step that runs past --health-step-timeout (a stuck engine, a rank of an mpirun launch that
+// does not answer) turns /health to 503 with the reason, and back to 200 once it ends.
+TEST(HttpServer, HealthIs503WhileAStepRunsPastItsThreshold) {
+  ServerOptions o;
+  o.health_step_timeout = 200ms;
+  ServerFixture f(o, {}, 512, /*step_delay=*/1500ms);
+  EXPECT_EQ(f.client->Get("/health")->status, 200);
+  std::thread request([&] {
+    httplib::Client c("127.0.0.1", f.server->port());
+    c.set_read_timeout(20, 0);
+    auto r = c.Post("/v1/completions", json{{"model", "fake-model"}, {"prompt", "x"}, {"max_tokens", 1}}.dump(),
+                    "application/json");
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no response");
+  });
+  int status = 0;
+  std::string body;
+  for (int i = 0; i < 100 && status != 503; ++i) {
+    std::this_thread::sleep_for(20ms);
+    if (auto r = f.client->Get("/health")) std::tie(status, body) = std::make_pair(r->status, r->body);
+  }
+  EXPECT_EQ(status, 503) << f.client->Get("/metrics")->body;
+  EXPECT_NE(json::parse(body)["reason"].get<std::string>().find("a step has been running for"), std::string::npos)
+      << body;
+  EXPECT_EQ(f.client->Get("/metrics")->body.find("dsv4_step_running_seconds 0\n"), std::string::npos);
+  request.join();
+  EXPECT_EQ(f.client->Get("/health")->status, 200);
+  EXPECT_NE(f.client->Get("/metrics")->body.find("dsv4_step_running_seconds 0\n"), std::string::npos);
+}
+
 TEST(HttpServer, ChatNonStreamingAndStreamingAgree) {
   ServerFixture f;
   auto r = f.post("/v1/chat/completions", chat_body("hello", 12));
