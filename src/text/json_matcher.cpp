@@ -143,30 +143,37 @@ bool number_complete(const JsonFrame& f) {
 }
 
 // RFC 8259 §6: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; an integer stops before '.'/'e'.
+// a = digits of the current part, bounded (kMaxIntegerDigits ...).
 bool number_byte(JsonFrame& f, uint8_t b, bool integer) {
   const bool digit = b >= '0' && b <= '9';
-  auto to = [&](uint8_t phase) {
+  auto to = [&](uint8_t phase, uint32_t digits) {
     f.phase = phase;
+    f.a = digits;
+    return true;
+  };
+  auto more = [&](uint32_t limit) {
+    if (f.a >= limit) return false;
+    f.a += 1;
     return true;
   };
   switch (f.phase) {
     case kNumMinus:
-      if (b == '0') return to(kNumZero);
-      return digit && to(kNumInt);
+      if (b == '0') return to(kNumZero, 1);
+      return digit && to(kNumInt, 1);
     case kNumZero:
     case kNumInt:
     case kNumFrac:
-      if (digit && f.phase != kNumZero) return true;
+      if (digit && f.phase != kNumZero) return more(f.phase == kNumInt ? kMaxIntegerDigits : kMaxFractionDigits);
       if (integer) return false;
-      if (b == '.' && f.phase != kNumFrac) return to(kNumDot);
-      if (b == 'e' || b == 'E') return to(kNumE);
+      if (b == '.' && f.phase != kNumFrac) return to(kNumDot, 0);
+      if (b == 'e' || b == 'E') return to(kNumE, 0);
       return false;
-    case kNumDot: return digit && to(kNumFrac);
+    case kNumDot: return digit && to(kNumFrac, 1);
     case kNumE:
-      if (b == '+' || b == '-') return to(kNumExpSign);
-      return digit && to(kNumExp);
-    case kNumExpSign: return digit && to(kNumExp);
-    case kNumExp: return digit;
+      if (b == '+' || b == '-') return to(kNumExpSign, 0);
+      return digit && to(kNumExp, 1);
+    case kNumExpSign: return digit && to(kNumExp, 1);
+    case kNumExp: return digit && more(kMaxExponentDigits);
     default: return false;
   }
 }
@@ -449,6 +456,7 @@ bool JsonMatcher::open_leaf(uint32_t leaf, uint8_t b, size_t depth) {
       else if (b == '0') f.phase = kNumZero;
       else if (b >= '1' && b <= '9') f.phase = kNumInt;
       else return false;
+      f.a = b == '-' ? 0 : 1;  // digits so far
       break;
     case Kind::literal:
       f.kind = kLiteral;

@@ -14,8 +14,10 @@
 //
 // Lexical choices: strings take any valid UTF-8 (no overlong forms, no UTF-16 surrogates) and
 // every JSON escape, \u surrogates in pairs only; numbers follow RFC 8259 (integer: no fraction
-// or exponent); at most kMaxWhitespace whitespace bytes in a row wherever JSON allows them,
-// none after the value (only the end of the text may follow it).
+// or exponent) within digit bounds that keep every number inside an IEEE double and every
+// integer inside int64 (parsers refuse or mangle larger ones: nlohmann::json fails on 1e400);
+// at most kMaxWhitespace whitespace bytes in a row wherever JSON allows them, none after the
+// value (only the end of the text may follow it).
 //
 // A JsonMatcher is a value: copy it to branch. Not thread-safe; the grammar is shared.
 #pragma once
@@ -33,6 +35,10 @@ namespace dsv4::text {
 // A newline plus 7 levels of 2-space indentation (pretty-printed JSON) fits; a model cannot
 // spend unbounded output on whitespace.
 inline constexpr int kMaxWhitespace = 16;
+// 18 digits < 2^63; at most 10^18 * 10^99 < DBL_MAX (about 1.8 * 10^308).
+inline constexpr uint32_t kMaxIntegerDigits = 18;
+inline constexpr uint32_t kMaxFractionDigits = 18;
+inline constexpr uint32_t kMaxExponentDigits = 2;
 
 // One open value. Plain bytes without padding, so that a stack compares and hashes as memory.
 struct JsonFrame {

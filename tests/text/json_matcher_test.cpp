@@ -93,6 +93,11 @@ TEST(JsonMatcher, NumbersFollowTheJsonGrammar) {
   EXPECT_TRUE(takes(integer, "-42"));
   EXPECT_FALSE(prefix(integer, "1."));
   EXPECT_FALSE(prefix(integer, "1e"));
+  // Digits are bounded so that every number fits a double (and an integer int64).
+  EXPECT_TRUE(takes(num, "-" + std::string(kMaxIntegerDigits, '9') + "." + std::string(kMaxFractionDigits, '9') + "e-99"));
+  EXPECT_FALSE(prefix(num, std::string(kMaxIntegerDigits + 1, '9')));
+  EXPECT_FALSE(prefix(num, "0." + std::string(kMaxFractionDigits + 1, '1')));
+  EXPECT_FALSE(prefix(num, "1e100"));
   // Inside a structure the number ends where the next byte cannot continue it.
   const auto arr = grammar(R"({"type":"array","items":{"type":"integer"}})");
   EXPECT_TRUE(takes(arr, "[1,23 , -4]"));
