@@ -402,6 +402,7 @@ struct HttpServer::Impl final : HttpApp {
     gr.answer_prefix = steer.answer_prefix;
     gr.thinking_budget = steer.thinking_budget;
     gr.banned_tokens = steer.banned_tokens;
+    gr.constraint = steer.constraint;
     return scheduler.submit(std::move(gr));
   }
 

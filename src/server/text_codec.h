@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "runtime/token_constraint.h"
 #include "server/api.h"
 
 namespace dsv4::server {
@@ -33,13 +34,15 @@ struct ChatDelta {
 // Token-level steering of a chat request's output (runtime::GenerationRequest has the
 // semantics): tool_choice "required" / a named function forces the opening of a DSML tool-call
 // block at the start of the answer (after `</think>` in thinking mode), "none" bans the token
-// that opens one, and a thinking budget forces `</think>`. BOS is always banned: it only opens
-// a conversation.
+// that opens one, a thinking budget forces `</think>`, and a structured output constrains the
+// answer to its grammar. BOS is always banned: it only opens a conversation.
 struct OutputSteering {
   int32_t answer_start_token = -1;     // `</think>` in thinking mode; -1 = the answer opens the output
   std::vector<int32_t> answer_prefix;  // forced right after answer_start_token
   int64_t thinking_budget = 0;         // 0 = none
   std::vector<int32_t> banned_tokens;
+  // A structured output's rule (ChatRequest::output), one per request; null = free text.
+  std::shared_ptr<runtime::TokenConstraint> constraint;
 };
 
 // Model output text -> chat deltas, for one response.

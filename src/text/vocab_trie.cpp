@@ -18,20 +18,29 @@ bool string_neutral(std::string_view s) {
 
 }  // namespace
 
-VocabTrie::VocabTrie(const Tokenizer& tokenizer) : vocab_size_(tokenizer.vocab_size()) {
-  eos_id_ = tokenizer.token_id(chat::kEos).value_or(-1);
-  bytes_.resize(size_t(vocab_size_));
-  neutral_.assign((size_t(vocab_size_) + 63) / 64, 0);
-  std::vector<bool> added(size_t(vocab_size_), false);
+namespace {
+
+std::vector<std::string> ordinary_token_bytes(const Tokenizer& tokenizer) {
+  std::vector<std::string> bytes(size_t(tokenizer.vocab_size()));
+  std::vector<bool> added(bytes.size(), false);
   for (const AddedToken& t : tokenizer.added_tokens())
-    if (t.id >= 0 && t.id < vocab_size_) added[size_t(t.id)] = true;
-  std::vector<std::pair<std::string_view, int32_t>> every, rest;
-  for (int32_t id = 0; id < vocab_size_; ++id) {
-    if (added[size_t(id)]) continue;
+    if (t.id >= 0 && size_t(t.id) < bytes.size()) added[size_t(t.id)] = true;
+  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
     auto b = tokenizer.token_bytes(id);
-    if (!b || b->empty()) continue;
-    bytes_[size_t(id)] = std::string(*b);
+    if (!added[size_t(id)] && b) bytes[size_t(id)] = std::string(*b);
   }
+  return bytes;
+}
+
+}  // namespace
+
+VocabTrie::VocabTrie(const Tokenizer& tokenizer)
+    : VocabTrie(ordinary_token_bytes(tokenizer), tokenizer.token_id(chat::kEos).value_or(-1)) {}
+
+VocabTrie::VocabTrie(std::vector<std::string> bytes, int32_t eos_id)
+    : vocab_size_(int32_t(bytes.size())), eos_id_(eos_id), bytes_(std::move(bytes)) {
+  neutral_.assign((size_t(vocab_size_) + 63) / 64, 0);
+  std::vector<std::pair<std::string_view, int32_t>> every, rest;
   for (int32_t id = 0; id < vocab_size_; ++id) {
     const std::string_view b = bytes_[size_t(id)];
     if (b.empty()) continue;

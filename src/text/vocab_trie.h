@@ -37,7 +37,10 @@ class VocabTrie {
     std::vector<int32_t> ids;
   };
 
+  // The tokenizer's vocabulary, added tokens left out; EOS is its end-of-sentence token.
   explicit VocabTrie(const Tokenizer& tokenizer);
+  // bytes[id] spells token id; empty = never inside constrained text.
+  VocabTrie(std::vector<std::string> bytes, int32_t eos_id);
 
   int32_t vocab_size() const { return vocab_size_; }
   int32_t eos_id() const { return eos_id_; }
