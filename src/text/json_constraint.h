@@ -36,7 +36,6 @@ class JsonConstraint final : public runtime::TokenConstraint {
   const TokenBits& allowed();
   // The value is complete: the end-of-sentence token may come (and nothing else).
   bool complete() const { return matcher_.accepting(); }
-  const JsonMatcher& matcher() const { return matcher_; }
 
  private:
   struct Cache;
