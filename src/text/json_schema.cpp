@@ -139,9 +139,9 @@ class Compiler {
   Status check_alone(const json& s, const std::string& path, const std::string& key,
                      std::initializer_list<const char*> allowed = {}) {
     for (const auto& [k, v] : s.items()) {
-      if (k == key || is_annotation(k)) continue;
-      if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; }) != allowed.end()) continue;
-      return bad("'" + path + "': '" + k + "' together with '" + key + "' is not supported");
+      bool ok = k == key || is_annotation(k);
+      for (const char* a : allowed) ok = ok || k == a;
+      if (!ok) return bad("'" + path + "': '" + k + "' together with '" + key + "' is not supported");
     }
     return {};
   }
@@ -166,7 +166,19 @@ class Compiler {
     return types;
   }
 
+  // Bounded recursion: the request parser limits JSON nesting, but a chain of $refs could
+  // still nest compile() once per definition.
   Result<uint32_t> compile(const json& s, const std::string& path) {
+    if (depth_ >= kMaxSchemaDepth)
+      return bad("'" + path + "': the schema nests deeper than " + std::to_string(kMaxSchemaDepth) +
+                 " levels ($ref chains included)");
+    depth_ += 1;
+    Result<uint32_t> r = compile_schema(s, path);
+    depth_ -= 1;
+    return r;
+  }
+
+  Result<uint32_t> compile_schema(const json& s, const std::string& path) {
     if (s.is_boolean()) {
       if (s.get<bool>()) return any();
       return bad("'" + path + "' is false: no value satisfies it");
@@ -337,6 +349,9 @@ class Compiler {
             if (std::find(leaves.begin(), leaves.end(), l) == leaves.end()) leaves.push_back(l);
         }
       }
+      if (leaves.size() > kMaxAlternatives)
+        return bad("'" + where_ + "': a value has more than " + std::to_string(kMaxAlternatives) +
+                   " alternatives (anyOf and type arrays flattened)");
       g_.nodes[id].leaves = std::move(leaves);
       mark[id] = 2;
       return {};
@@ -397,6 +412,7 @@ class Compiler {
   JsonGrammar g_;
   std::map<std::string, uint32_t> refs_;
   int32_t any_ = -1;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -38,6 +38,8 @@ namespace dsv4::text {
 inline constexpr uint32_t kMaxItemsBound = 1024;   // minItems / maxItems
 inline constexpr size_t kMaxObjectProperties = 64;  // one bit each in the matcher's state
 inline constexpr size_t kMaxGrammarNodes = 4096;
+inline constexpr int kMaxSchemaDepth = 256;            // nested subschemas, $ref hops included
+inline constexpr size_t kMaxAlternatives = 256;        // a value's alternatives once anyOf is flattened
 inline constexpr int kMaxNesting = 64;
 inline constexpr uint32_t kUnboundedItems = UINT32_MAX;
 

@@ -200,6 +200,11 @@ TEST(JsonSchema, RefusesWhatItCannotEnforce) {
   EXPECT_NE(refusal(R"({"type":"array","maxItems":100000})").find("maxItems"), std::string::npos);
   EXPECT_NE(refusal(R"({"enum":[]})").find("enum"), std::string::npos);
   EXPECT_NE(refusal("false").find("no value"), std::string::npos);
+  // A chain of $refs is bounded like nesting.
+  json defs = json::object();
+  for (int i = 0; i < kMaxSchemaDepth + 5; ++i) defs["d" + std::to_string(i)] = {{"$ref", "#/$defs/d" + std::to_string(i + 1)}};
+  defs["d" + std::to_string(kMaxSchemaDepth + 5)] = {{"type", "null"}};
+  EXPECT_NE(refusal(json{{"$ref", "#/$defs/d0"}, {"$defs", defs}}.dump()).find("nests deeper"), std::string::npos);
   // Annotations are fine.
   EXPECT_EQ(refusal(R"({"title":"T","description":"d","type":"object","properties":{"a":{"type":"string",
                        "description":"x","default":"y"}},"$schema":"http://json-schema.org/draft-07/schema#"})"),
