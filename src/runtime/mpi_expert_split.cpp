@@ -19,12 +19,14 @@ MpiExpertSplit::MpiExpertSplit(const World& world, int64_t n_experts) : world_(w
 }
 
 MpiExpertSplit::~MpiExpertSplit() {
+  const auto mpi = world_.lock();
   if (row_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&row_type_);
 }
 
 void MpiExpertSplit::exchange(float* pair_y, const int64_t* start, int64_t n_experts, int64_t rows, int64_t D) {
   const auto t0 = std::chrono::steady_clock::now();
   if (D != row_width_) {   // one row is the unit of the counts, so they stay small ints at any prefill length
+    const auto mpi = world_.lock();
     if (row_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&row_type_);
     MPI_Type_contiguous(int(D), MPI_UINT16_T, &row_type_);
     MPI_Type_commit(&row_type_);
@@ -47,8 +49,11 @@ void MpiExpertSplit::exchange(float* pair_y, const int64_t* start, int64_t n_exp
   }
   DSV4_CHECK(low_bits == 0);
   MPI_Request req;
-  MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, rows_.data(), counts_.data(), displs_.data(), row_type_,
-                  world_.comm(), &req);
+  {
+    const auto mpi = world_.lock();
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, rows_.data(), counts_.data(), displs_.data(), row_type_,
+                    world_.comm(), &req);
+  }
   world_.wait(req, "the expert exchange", World::Deadline::step);
   for (int64_t i = 0; i < pairs * D; ++i)
     if (i < own0 * D || i >= own1 * D) pair_y[i] = std::bit_cast<float>(uint32_t(rows_[size_t(i)]) << 16);

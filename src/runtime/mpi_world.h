@@ -12,17 +12,26 @@
 // rank that hangs without dying (stopped, stuck in a read, in a loop) is found by the step
 // deadline (wait): every collective of a step is nonblocking and polled, and a rank that has
 // waited longer than the step timeout calls the roll, names the ranks that do not answer and
-// ends the job.
+// ends the job. A wait with no deadline on progress (a follower's wait for rank 0's next call, a
+// load) still calls the roll every step timeout: a rank stopped while the others wait for it
+// outside a step (rank 0 between two calls, a rank in its load) ends the job as well.
 //
-// Thread-safety: MPI is initialised MPI_THREAD_SERIALIZED: one thread at a time may call into a
-// World (in `serve`, the scheduler's inference thread while it runs, the main thread otherwise).
-// The deadline needs no thread of its own: the waiting thread polls it.
+// Roll calls are answered by a thread of each process (the heartbeat), so a rank answers whatever
+// its command is doing (a long prefill, reading stdin in `chat`, a server idle for hours) and
+// stays silent only when the process is stopped or cannot get at MPI.
+//
+// Thread-safety: MPI is initialised MPI_THREAD_SERIALIZED. A World serializes every MPI call it
+// makes, and the heartbeat's, under one mutex; code outside World that calls MPI holds lock().
+// One thread at a time calls the collectives (in `serve`, the scheduler's inference thread while it
+// runs, the main thread otherwise).
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <mpi.h>
@@ -38,7 +47,7 @@ class World {
   // plain `dsv4 ...` behaves exactly as before. On a rank > 0, stdout is sent to /dev/null (rank 0
   // prints the results); stderr stays.
   static Result<std::unique_ptr<World>> join(int* argc, char*** argv);
-  ~World();   // MPI_Finalize
+  ~World();   // stops the heartbeat, MPI_Finalize
   World(const World&) = delete;
   World& operator=(const World&) = delete;
 
@@ -55,14 +64,15 @@ class World {
   void set_step_timeout(double seconds) { step_timeout_ = seconds; }
   double step_timeout() const { return step_timeout_; }
 
-  // Whether a wait is bounded by the step timeout: a step's collectives are; a follower's wait for
-  // rank 0's next call is not (a server may be idle for hours), nor a load (minutes of reading).
-  enum class Deadline { step, none };
-  // Completes `request`, a nonblocking operation on comm(), polling it. Meanwhile answers the
-  // other ranks' roll calls. Past the deadline it calls the roll itself: asks every other rank
-  // whether it is alive, waits kRollCall seconds for the answers, prints one error naming those
-  // that did not answer (rank and host) and `what` it waited in, and ends the job (MPI_Abort).
-  // A rank that has been called by another leaves the report to that one.
+  // What bounds a wait. `step`: the step timeout (a step's collectives). `alive`: nothing bounds
+  // the progress (a follower's wait for rank 0's next call: a server may be idle for hours; a
+  // load: minutes of reading), but every step timeout the other ranks must answer a roll call.
+  enum class Deadline { step, alive };
+  // Completes `request`, a nonblocking operation on comm(), polling it. Past the step deadline it
+  // calls the roll: asks every other rank whether it is alive, waits kRollCall seconds for the
+  // answers, prints one error naming those that did not answer (rank and host) and `what` it
+  // waited in, and ends the job (MPI_Abort). A rank that has been called by another leaves the
+  // report to that one. Under `alive`, a roll call that every rank answers lets the wait go on.
   void wait(MPI_Request& request, const char* what, Deadline deadline) const;
 
   // Collective: every rank passes its own outcome of a step that may fail on some ranks only (a
@@ -90,6 +100,8 @@ class World {
 
   // The communicator of the ranks' collectives (the lockstep calls, the expert exchange).
   MPI_Comm comm() const { return comm_; }
+  // Held around every MPI call made outside World (the heartbeat thread calls MPI too).
+  std::unique_lock<std::mutex> lock() const { return std::unique_lock<std::mutex>(mpi_mu_); }
 
  private:
   World() = default;
@@ -102,12 +114,26 @@ class World {
   double step_timeout_ = kDefaultStepTimeout;
 
   void bcast(void* data, int count, MPI_Datatype type, int root, const char* what, Deadline deadline) const;
-  // Answers every roll call that has arrived.
+  // The heartbeat thread (every rank of a launch of more than one): answers the roll calls that
+  // have arrived, every kHeartbeat, until stop_heartbeat().
+  void heartbeat();
+  void stop_heartbeat();
+  // Answers every roll call that has arrived (mpi_mu_ held).
   void answer_roll_calls() const;
+  // Calls the roll (tag kCall: this rank ends the job after it; kCheck: a liveness check) and
+  // returns the names of the ranks that did not answer within kRollCall, "" when all did.
+  std::string call_roll(int tag) const;
+  // Prints which ranks did not answer while this one waited `waited` seconds in `what`.
+  void report_silent(const std::string& silent, const char* what, double waited) const;
   [[noreturn]] void time_out(const char* what, double waited) const;
-  // The roll calls' bookkeeping, changed while waiting (by the const collectives).
-  mutable bool called_ = false;                  // another rank has called the roll
-  mutable std::deque<int> answers_;              // the payloads of the answers sent (alive until sent)
+
+  mutable std::mutex mpi_mu_;   // serializes MPI calls (MPI_THREAD_SERIALIZED)
+  // Another rank has called the roll to end the job (mpi_mu_ held to read or write).
+  mutable bool called_ = false;
+  std::thread heartbeat_;
+  std::mutex heartbeat_mu_;
+  std::condition_variable heartbeat_cv_;
+  bool heartbeat_stop_ = false;
 };
 
 }  // namespace dsv4::runtime
