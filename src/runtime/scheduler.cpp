@@ -140,6 +140,8 @@ Result<std::shared_ptr<Generation>> Scheduler::submit(GenerationRequest request)
   if (request.answer_start_token >= vocab_size_ || (request.thinking_budget > 0 && request.answer_start_token < 0))
     return Status::invalid_argument("a thinking budget needs an answer start token inside the vocabulary");
   if (request.max_tokens < 0) return Status::invalid_argument("'max_tokens' must be >= 0");
+  if (request.constraint && request.ignore_eos)
+    return Status::invalid_argument("'ignore_eos' cannot be combined with a structured output, which ends at EOS");
   DSV4_TRY(validate_sampling(request.sampling));
   if (int64_t(request.prompt.size()) >= max_context_)
     return Status::out_of_range("the prompt has " + std::to_string(request.prompt.size()) +
@@ -312,17 +314,32 @@ void Scheduler::retire(Active& a) {
 namespace {
 
 // Draft tokens picked by the request's own sampler, which records q for a sampled request.
+// Under a constraint, the drafter's logits are masked by a copy of it advanced along the drafts
+// (drafts it refuses would only be rejected by verify); once it allows nothing (past the end of
+// the value) the drafts go unmasked, and verify rejects them.
 class SamplerChooser final : public DraftChooser {
  public:
-  SamplerChooser(Sampler& s, float* q, int64_t vocab) : sampler_(s), q_(q), vocab_(vocab) {}
+  SamplerChooser(Sampler& s, float* q, int64_t vocab, std::unique_ptr<TokenConstraint> rule, std::vector<float>& row)
+      : sampler_(s), q_(q), vocab_(vocab), rule_(std::move(rule)), row_(row) {}
   int32_t choose(int i, std::span<const float> z) override {
-    return sampler_.draft(z, q_ ? std::span<float>(q_ + i * vocab_, size_t(vocab_)) : std::span<float>());
+    const std::span<float> q = q_ ? std::span<float>(q_ + i * vocab_, size_t(vocab_)) : std::span<float>();
+    if (!rule_) return sampler_.draft(z, q);
+    row_.assign(z.begin(), z.end());
+    if (!rule_->mask(row_)) {
+      rule_.reset();
+      return sampler_.draft(z, q);
+    }
+    const int32_t t = sampler_.draft(row_, q);
+    rule_->advance(t);
+    return t;
   }
 
  private:
   Sampler& sampler_;
   float* q_;
   int64_t vocab_;
+  std::unique_ptr<TokenConstraint> rule_;
+  std::vector<float>& row_;
 };
 
 }  // namespace
@@ -362,7 +379,8 @@ void Scheduler::draft(Active& a, int max_drafts) {
   draft_logits_.resize(size_t(k * vocab_size_));
   a.chunk.resize(size_t(1 + k));
   a.chunk[0] = a.tokens.back();
-  SamplerChooser chooser(a.sampler, sampled ? a.q.data() : nullptr, vocab_size_);
+  SamplerChooser chooser(a.sampler, sampled ? a.q.data() : nullptr, vocab_size_,
+                         constrained(a) ? a.req.constraint->clone() : nullptr, draft_row_);
   DraftOptions o;
   o.max_tokens = int(k);
   o.confidence_threshold = options_.draft_confidence;
@@ -392,7 +410,7 @@ void Scheduler::verify(Active& a, float* logits) {
       finish(a, FinishReason::error, std::move(bad));
       break;
     }
-    for (int32_t t : a.req.banned_tokens) row[size_t(t)] = -std::numeric_limits<float>::infinity();
+    if (!mask_row(a, row)) break;
     if (j == k) {
       after_sample(a, a.sampler.sample(row));
       break;
@@ -414,7 +432,21 @@ void Scheduler::verify(Active& a, float* logits) {
   a.chunk.clear();
 }
 
+bool Scheduler::constrained(const Active& a) const {
+  return a.req.constraint && (a.req.answer_start_token < 0 || a.answer_started);
+}
+
+bool Scheduler::mask_row(Active& a, std::span<float> row) {
+  for (int32_t t : a.req.banned_tokens) row[size_t(t)] = -std::numeric_limits<float>::infinity();
+  if (!constrained(a) || a.req.constraint->mask(row)) return true;
+  finish(a, FinishReason::error,
+         Status::internal("the structured output has no valid continuation (its schema nests deeper than the "
+                          "matcher's limit)"));
+  return false;
+}
+
 bool Scheduler::after_sample(Active& a, const SampledToken& s) {
+  if (constrained(a)) a.req.constraint->advance(s.token);
   const bool is_stop = (!a.req.ignore_eos && s.token == eos_id_) ||
                        std::find(a.req.stop_token_ids.begin(), a.req.stop_token_ids.end(), s.token) !=
                            a.req.stop_token_ids.end();
@@ -578,7 +610,7 @@ void Scheduler::run_step() {
       finish(a, FinishReason::error, std::move(bad));
       continue;
     }
-    for (int32_t t : a.req.banned_tokens) logits[t] = -std::numeric_limits<float>::infinity();
+    if (!mask_row(a, std::span<float>(logits, vocab))) continue;
     after_sample(a, a.sampler.sample(std::span<float>(logits, vocab)));
   }
   retire_done();

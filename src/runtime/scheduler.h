@@ -43,6 +43,7 @@
 #include "core/status.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/token_constraint.h"
 
 namespace dsv4::runtime {
 
@@ -69,6 +70,11 @@ struct GenerationRequest {
   std::vector<int32_t> answer_prefix;
   int64_t thinking_budget = 0;
   std::vector<int32_t> banned_tokens;   // never sampled (their logits become -inf)
+  // Structured output (runtime/token_constraint.h): restricts every sampled token of the answer
+  // (after answer_start_token and answer_prefix, or from the first token when
+  // answer_start_token < 0; forced tokens are not its business). The scheduler advances it, so
+  // each request needs its own. Incompatible with ignore_eos: the constrained text ends at EOS.
+  std::shared_ptr<TokenConstraint> constraint;
 };
 
 struct GenerationEvent {
@@ -161,7 +167,7 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Validates and queues a request. Errors: invalid_argument (empty prompt, token id outside
-  // the vocabulary, bad sampling parameters), out_of_range (the prompt does not fit the
+  // the vocabulary, bad sampling parameters, a constraint with ignore_eos), out_of_range (the prompt does not fit the
   // context), resource_exhausted (the queue is full).
   Result<std::shared_ptr<Generation>> submit(GenerationRequest request);
 
@@ -185,6 +191,8 @@ class Scheduler {
   void retire(Active& a);                                // after finish: cache the state, free it
   void retire_done();                                    // retire() every finished running request
   bool worth_drafting(Active& a);
+  bool constrained(const Active& a) const;               // the constraint applies to the next token
+  bool mask_row(Active& a, std::span<float> row);       // bans + constraint; false: the request failed
   void draft(Active& a, int max_drafts);                 // fills a.chunk when the drafter proposes
   void verify(Active& a, float* logits);                 // consumes a's verify chunk
   bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
@@ -211,6 +219,7 @@ class Scheduler {
   size_t prefix_cache_used_ = 0;        // memory_bytes() of the cached sequences
   std::vector<float> logits_;
   std::vector<float> draft_logits_;   // a draft's logits (Engine::draft writes them)
+  std::vector<float> draft_row_;      // a draft position's logits, masked by the constraint
   // One step's batch, kept between steps so that a warm step reuses their storage.
   std::vector<Active*> batch_;
   std::vector<std::span<const int32_t>> feeds_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "server/json_fields.h"
+#include "server/structured_output.h"
 #include "server/sse.h"
 
 namespace dsv4::server {
@@ -139,6 +140,7 @@ Status read_tools(const ojson& tools, ChatRequest& r) {
       return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
     if (!t.contains("input_schema") || !t["input_schema"].is_object())
       return bad("'" + w + ".input_schema' must be an object (a JSON schema)");
+    DSV4_TRY(check_tool_strict(t, w));
     ojson f = {{"name", t["name"]}};
     if (t.contains("description") && !t["description"].is_null()) {
       if (!t["description"].is_string()) return bad("'" + w + ".description' must be a string");
@@ -206,9 +208,10 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
   }
   if (auto it = j.find("output_config"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'output_config' must be an object");
-    if (it->contains("format") && !(*it)["format"].is_null())
-      return bad("'output_config.format' (structured outputs) is not supported by this server yet");
     DSV4_TRY(check_known_fields(*it, {"effort", "format"}, ApiWording::anthropic));
+    if (auto f = it->find("format"); f != it->end() && !f->is_null()) {
+      DSV4_ASSIGN_OR_RETURN(r.output, parse_anthropic_format(*f, "output_config.format"));
+    }
     // effort: the level DeepSeek's own API maps it to for the served model's encoder, as for
     // reasoning_effort in api.cpp (Anthropic's "medium" -> high). It does not switch thinking
     // on: chat mode renders no effort prefix.
@@ -346,6 +349,7 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
     r.thinking = ThinkingMode::chat;
     r.thinking_budget = 0;
   }
+  DSV4_TRY(check_structured_output(r, "output_config.format"));
   return r;
 }
 

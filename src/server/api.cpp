@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "server/json_fields.h"
+#include "server/structured_output.h"
 
 namespace dsv4::server {
 
@@ -96,14 +97,6 @@ Status read_generation_options(const json& j, GenerationOptions& g, bool chat) {
 // what it is, unless it asks for what the server does anyway.
 Status check_chat_unsupported(const json& j) {
   auto present = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
-  if (present("response_format")) {
-    const json& f = j["response_format"];
-    if (!f.is_object() || !f.contains("type") || !f["type"].is_string())
-      return bad("'response_format' must be an object with a string 'type'");
-    if (f["type"] != "text")
-      return bad("'response_format' of type '" + f["type"].get<std::string>() +
-                 "' (structured outputs) is not supported by this server yet; only \"text\"");
-  }
   if (present("parallel_tool_calls")) {
     if (!j["parallel_tool_calls"].is_boolean()) return bad("'parallel_tool_calls' must be a boolean");
     if (!j["parallel_tool_calls"].get<bool>())
@@ -198,6 +191,7 @@ Status check_tools(const json& tools) {
       return bad("'" + w + ".function.name' must be a non-empty string");
     if (f.contains("parameters") && !f["parameters"].is_object())
       return bad("'" + w + ".function.parameters' must be an object");
+    DSV4_TRY(check_tool_strict(f, w + ".function"));
   }
   return {};
 }
@@ -225,6 +219,9 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
     DSV4_TRY(check_tools(*it));
     r.tools = *it;
+  }
+  if (auto it = j.find("response_format"); it != j.end() && !it->is_null()) {
+    DSV4_ASSIGN_OR_RETURN(r.output, parse_openai_format(*it, "response_format", /*flat=*/false));
   }
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) {
     if (it->is_string()) {
@@ -281,6 +278,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
     else if (t == "enabled") { if (r.thinking == ThinkingMode::chat) r.thinking = ThinkingMode::thinking; }
     else return bad("'thinking.type' must be \"enabled\" or \"disabled\"");
   }
+  DSV4_TRY(check_structured_output(r, "response_format"));
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 #include "text/chat_encoding.h"
 #include "text/encoder_revision.h"
 #include "text/output_steering.h"
+#include "text/json_schema.h"
 
 namespace dsv4::server {
 
@@ -41,6 +43,14 @@ inline constexpr size_t kMaxStopStrings = 16;
 
 using text::ToolChoice;
 
+// Structured output (server/structured_output.h parses it from each API's field): the grammar
+// the answer must follow, enforced token by token, and the format object the chat encoder shows
+// the model (its "## Response Format" section).
+struct StructuredOutput {
+  std::shared_ptr<const text::JsonGrammar> grammar;  // null = free text
+  nlohmann::ordered_json prompt_format;              // null = none
+};
+
 struct ChatRequest {
   GenerationOptions gen;
   // Structurally validated (roles, content types, tool_call shapes); the text layer renders
@@ -58,6 +68,7 @@ struct ChatRequest {
   // Render the reasoning of turns before the last user message too (the encoder drops it by
   // default in thinking mode): Anthropic's context_management clear_thinking with keep "all".
   bool keep_thinking = false;
+  StructuredOutput output;
 };
 
 struct CompletionRequest {

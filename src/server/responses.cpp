@@ -3,6 +3,7 @@
 #include "server/errors.h"
 #include "server/json_fields.h"
 #include "server/sse.h"
+#include "server/structured_output.h"
 
 namespace dsv4::server {
 
@@ -216,9 +217,7 @@ Status read_function(const ojson& t, const std::string& w, ChatRequest& r) {
     if (!it->is_object()) return bad("'" + w + ".parameters' must be an object (a JSON schema)");
     f["parameters"] = *it;
   }
-  // strict: the schema is shown to the model, not enforced on its arguments.
-  if (auto it = t.find("strict"); it != t.end() && !it->is_null() && !it->is_boolean())
-    return bad("'" + w + ".strict' must be a boolean");
+  DSV4_TRY(check_tool_strict(t, w));
   r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
   return {};
 }
@@ -309,19 +308,14 @@ Status read_reasoning(const ojson& j, text::EncoderRevision revision, ChatReques
   return {};
 }
 
-// text {format, verbosity}: plain text only, for now.
-Status read_text(const ojson& j) {
+// text {format, verbosity}: format text, json_object or json_schema (structured_output.h).
+Status read_text(const ojson& j, ChatRequest& r) {
   if (!j.is_object()) return bad("'text' must be an object");
   DSV4_TRY(check_string(j, "verbosity", "text"));
   auto it = j.find("format");
   if (it == j.end() || it->is_null()) return {};
-  if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
-    return bad("'text.format' must be an object with a string 'type'");
-  const std::string type = (*it)["type"];
-  if (type == "text") return {};
-  if (type == "json_schema" || type == "json_object")
-    return bad("'text.format': structured outputs ('" + type + "') are not supported by this server yet; use \"text\"");
-  return bad("'text.format.type' must be text, json_schema or json_object (got '" + type + "')");
+  DSV4_ASSIGN_OR_RETURN(r.output, parse_openai_format(*it, "text.format", /*flat=*/true));
+  return {};
 }
 
 // OpenAI's limits: 16 pairs, keys up to 64 characters, string values up to 512.
@@ -461,7 +455,8 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body, text::En
   if (auto it = j.find("metadata"); it != j.end() && !it->is_null()) metadata = *it;   // checked above
   ojson text_config = {{"format", {{"type", "text"}}}};
   if (auto it = j.find("text"); it != j.end() && !it->is_null()) {
-    DSV4_TRY(read_text(*it));
+    DSV4_TRY(read_text(*it, r));
+    if (it->contains("format") && !(*it)["format"].is_null()) text_config["format"] = (*it)["format"];
     if (it->contains("verbosity") && (*it)["verbosity"].is_string()) text_config["verbosity"] = (*it)["verbosity"];
   }
   ojson reasoning = {{"effort", nullptr}, {"summary", nullptr}};
@@ -511,6 +506,7 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body, text::En
     }
   }
   DSV4_TRY(conversation.finish());
+  DSV4_TRY(check_structured_output(r, "text.format"));
 
   auto& e = rr.echo;
   e["instructions"] = instructions.empty() ? nlohmann::json(nullptr) : nlohmann::json(instructions);

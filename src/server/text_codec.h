@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "runtime/token_constraint.h"
 #include "server/api.h"
 #include "text/output_stream.h"
 

@@ -4,10 +4,12 @@
 //     it would be shown as text (issue #16 saw it once);
 //   - in thinking mode `</think>` starts the answer, and a thinking budget forces it;
 //   - tool_choice "required" / a named function forces the opening of a DSML tool-call block
-//     at the start of the answer (spec §7.3), and "none" bans the token that opens one.
+//     at the start of the answer (spec §7.3), and "none" bans the token that opens one;
+//   - a structured output constrains the answer to its grammar (runtime/token_constraint.h).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,8 @@ struct OutputSteering {
   std::vector<int32_t> answer_prefix;  // forced right after answer_start_token
   int64_t thinking_budget = 0;         // 0 = none
   std::vector<int32_t> banned_tokens;
+  // A structured output's rule (one per request); null = free text.
+  std::shared_ptr<runtime::TokenConstraint> constraint;
 };
 
 struct ToolSteering {
@@ -41,6 +45,7 @@ inline void apply_steering(const OutputSteering& s, runtime::GenerationRequest& 
   r.answer_prefix = s.answer_prefix;
   r.thinking_budget = s.thinking_budget;
   r.banned_tokens = s.banned_tokens;
+  r.constraint = s.constraint;
 }
 
 }  // namespace dsv4::text

@@ -39,6 +39,46 @@ test('lists the served model', async () => {
   assert.equal(model, 'dsv4-demo');
 });
 
+// Structured outputs: the SDK's parse() reads the JSON answer; the server enforced the schema
+// token by token, so even the demo model's answer parses and follows it.
+test('chat.completions.parse with a json_schema response_format', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      color: { type: 'string', enum: ['red', 'green', 'blue'] },
+      count: { type: 'integer' },
+      ok: { type: 'boolean' },
+      note: { type: ['string', 'null'] },
+    },
+    required: ['color', 'count', 'ok', 'note'],
+    additionalProperties: false,
+  };
+  const completion = await client.beta.chat.completions.parse({
+    model: 'dsv4-demo',
+    messages: [{ role: 'user', content: 'Describe a thing as JSON.' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'thing', schema, strict: true } },
+    reasoning_effort: 'none',
+    max_tokens: 600,
+    ...greedy,
+  });
+  const msg = completion.choices[0].message;
+  assert.equal(completion.choices[0].finish_reason, 'stop', msg.content);
+  const v = msg.parsed;
+  assert.deepEqual(Object.keys(v).sort(), ['color', 'count', 'note', 'ok']);
+  assert.ok(['red', 'green', 'blue'].includes(v.color));
+  assert.ok(Number.isInteger(v.count));
+  assert.equal(typeof v.ok, 'boolean');
+  assert.ok(v.note === null || typeof v.note === 'string');
+
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'dsv4-demo', messages: [{ role: 'user', content: 'x' }], max_tokens: 4,
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } },
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && /unsupported keyword 'pattern'/.test(e.message),
+  );
+});
+
 test('non-streaming and streaming chat give the same greedy answer', async () => {
   const params = { model: 'dsv4-demo', messages: [{ role: 'user', content: 'def fibonacci(n):' }], max_tokens: 12, ...greedy };
   const full = await client.chat.completions.create(params);

@@ -118,8 +118,8 @@ test('refusals come back as OpenAI errors', async () => {
     (e) => e instanceof OpenAI.BadRequestError && /web_search_preview/.test(e.message),
   );
   await assert.rejects(
-    client.responses.create({ model, input: 'x', text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object' } } } }),
-    (e) => e.status === 400 && /structured outputs/.test(e.message),
+    client.responses.create({ model, input: 'x', text: { format: { type: 'json_schema', name: 'x', schema: { type: 'integer', minimum: 0 } } } }),
+    (e) => e.status === 400 && /unsupported keyword 'minimum'/.test(e.message),
   );
   await assert.rejects(
     client.responses.create({ model, input: 'x', previous_response_id: 'resp_unknown' }),

@@ -30,7 +30,7 @@ TEST(Anthropic, NoFieldIsSilentlyIgnored) {
   EXPECT_EQ(messages(R"(,"metadata":{"user_id":"u","x":1})").status().message(), "x: Extra inputs are not permitted");
   EXPECT_TRUE(messages(R"(,"service_tier":"auto","metadata":{"user_id":"u"})").ok());
   for (const char* extra : {R"(,"mcp_servers":[{"type":"url","url":"https://x","name":"x"}])",
-                            R"(,"container":"c1")", R"(,"output_config":{"format":{"type":"json_schema"}})"}) {
+                            R"(,"container":"c1")", R"(,"tools":[{"name":"t","input_schema":{},"strict":true}])"}) {
     auto r = messages(extra);
     ASSERT_FALSE(r.ok()) << extra;
     EXPECT_NE(r.status().message().find("not supported"), std::string::npos) << r.status().message();

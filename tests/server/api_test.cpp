@@ -111,8 +111,16 @@ TEST(Api, NoFieldIsSilentlyIgnored) {
                       "verbosity":"medium")")
                   .ok());
   struct Refused { const char* extra; const char* needle; };
-  for (const Refused& c : {Refused{R"(,"response_format":{"type":"json_object"})", "structured outputs"},
-                           Refused{R"(,"response_format":{"type":"json_schema","json_schema":{}})", "structured outputs"},
+  for (const Refused& c : {Refused{R"(,"response_format":{"type":"json_schema","json_schema":{}})",
+                                   "'response_format.json_schema.name' must be a non-empty string"},
+                           Refused{R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":
+                                   {"type":"object","properties":{"d":{"type":"string","format":"date"}}}}})",
+                                   "'response_format.json_schema.schema.properties.d': unsupported keyword 'format'"},
+                           Refused{R"(,"response_format":{"type":"xml"})", "'response_format.type' must be text"},
+                           Refused{R"(,"response_format":{"type":"json_object"},"tools":[{"type":"function",
+                                   "function":{"name":"f"}}])", "together with 'tools' is not supported"},
+                           Refused{R"(,"tools":[{"type":"function","function":{"name":"f","strict":true}}])",
+                                   "'tools[0].function.strict': true (tool arguments enforced"},
                            Refused{R"(,"parallel_tool_calls":false)", "'parallel_tool_calls'"},
                            Refused{R"(,"modalities":["text","audio"])", "'modalities'"},
                            Refused{R"(,"verbosity":"low")", "'verbosity'"},

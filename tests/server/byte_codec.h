@@ -4,6 +4,7 @@
 #pragma once
 
 #include "server/text_codec.h"
+#include "text/json_constraint.h"
 
 namespace dsv4::test {
 
@@ -79,13 +80,15 @@ class ByteCodec : public server::TextCodec {
     return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
   }
   // '|' plays `</think>` and '#' the opening of a tool call: required / named tool_choice force
-  // a '#' at the start of the answer, none bans it.
+  // a '#' at the start of the answer, none bans it. A structured output constrains the answer
+  // with the production JsonConstraint over the byte vocabulary.
   text::OutputSteering steering(const server::ChatRequest& r) const override {
     text::OutputSteering s;
     if (r.thinking != server::ThinkingMode::chat) {
       s.answer_start_token = int32_t('|') + 2;
       s.thinking_budget = r.thinking_budget;
     }
+    if (r.output.grammar) s.constraint = std::make_shared<text::JsonConstraint>(r.output.grammar, byte_vocab());
     if (r.tools.empty()) return s;
     if (r.tool_choice == server::ToolChoice::none) s.banned_tokens = {int32_t('#') + 2};
     if (r.tool_choice == server::ToolChoice::required || r.tool_choice == server::ToolChoice::named)
@@ -93,6 +96,15 @@ class ByteCodec : public server::TextCodec {
     return s;
   }
   std::string token_text(int32_t id) const override { return id >= 2 ? std::string(1, char(id - 2)) : "<s>"; }
+
+  static std::shared_ptr<const text::VocabTrie> byte_vocab() {
+    static const auto v = [] {
+      std::vector<std::string> bytes(static_cast<size_t>(kByteVocab));
+      for (int b = 0; b < 256; ++b) bytes[size_t(b) + 2] = std::string(1, char(b));
+      return std::make_shared<const text::VocabTrie>(std::move(bytes), 1);
+    }();
+    return v;
+  }
 };
 
 }  // namespace dsv4::test

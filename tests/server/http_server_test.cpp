@@ -1081,8 +1081,8 @@ TEST(HttpServer, ResponsesErrorsUseOpenAIShapes) {
   b["tools"] = {{{"type", "web_search"}}};
   expect_openai_error(f.post("/v1/responses", b), 400, "'web_search'");
   b = responses_body("x", 3);
-  b["text"] = {{"format", {{"type", "json_schema"}, {"name", "x"}, {"schema", json::object()}}}};
-  expect_openai_error(f.post("/v1/responses", b), 400, "structured outputs");
+  b["text"] = {{"format", {{"type", "json_schema"}, {"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}};
+  expect_openai_error(f.post("/v1/responses", b), 400, "unsupported keyword 'pattern'");
   b = responses_body(json::array({{{"role", "user"}, {"content", {{{"type", "input_image"}, {"image_url", "x"}}}}}}), 3);
   expect_openai_error(f.post("/v1/responses", b), 400, "input_image");
   b = responses_body("x", 3);

@@ -87,7 +87,7 @@ TEST(Responses, ToolsToolChoiceSamplingAndEchoedSettings) {
   auto r = parse(R"("input":"hi","max_output_tokens":77,"temperature":0.5,"top_p":0.9,"stream":true,"store":false,
       "user":"u1","metadata":{"k":"v"},"parallel_tool_calls":false,"truncation":"disabled","include":["reasoning.encrypted_content"],
       "text":{"format":{"type":"text"},"verbosity":"low"},"service_tier":"auto","prompt_cache_key":"x",
-      "tools":[{"type":"function","name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":true}],
+      "tools":[{"type":"function","name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":false}],
       "tool_choice":{"type":"function","name":"get_weather"})");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   const ChatRequest& c = r->chat;
@@ -233,9 +233,12 @@ TEST(Responses, RefusesWhatItCannotHonourNamingIt) {
       {R"("input":"hi","tools":[{"type":"function","name":"f"}],"tool_choice":{"type":"function","name":"g"})",
        "names the function 'g', which is not in 'tools'"},
       {R"("input":"hi","tool_choice":{"type":"web_search_preview"})", "'tool_choice' of type 'web_search_preview' is not supported"},
-      {R"("input":"hi","text":{"format":{"type":"json_schema","name":"x","schema":{}}})",
-       "'text.format': structured outputs ('json_schema') are not supported by this server yet"},
-      {R"("input":"hi","text":{"format":{"type":"json_object"}})", "structured outputs ('json_object')"},
+      {R"("input":"hi","text":{"format":{"type":"json_schema","schema":{}}})", "'text.format.name' must be"},
+      {R"("input":"hi","text":{"format":{"type":"json_schema","name":"x","schema":{"type":"number","minimum":1}}})",
+       "'text.format.schema': unsupported keyword 'minimum'"},
+      {R"("input":"hi","text":{"format":{"type":"json_object"}},"tools":[{"type":"function","name":"f"}])",
+       "'text.format' together with 'tools'"},
+      {R"("input":"hi","tools":[{"type":"function","name":"f","strict":true}])", "'tools[0].strict': true"},
       {R"("input":"hi","text":{"format":{"type":"xml"}})", "'text.format.type' must be text"},
       {R"("input":"hi","reasoning":"high")", "'reasoning' must be an object"},
       {R"("input":"hi","reasoning":{"effort":3})", "'reasoning.effort' must be a string"},
