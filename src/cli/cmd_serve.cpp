@@ -58,10 +58,12 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-queue", sched.max_queued, "requests waiting for a slot (429 beyond)")->check(CLI::Range(0, 100000));
   app.add_option("--step-tokens", sched.step_token_budget, "tokens per forward step (decode + prefill chunks)")
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--prefix-cache", sched.prefix_cache_entries, "finished sequences kept for prefix reuse")
-      ->check(CLI::Range(0, 1024));
-  double cache_gib = double(sched.prefix_cache_bytes) / double(1u << 30);
-  app.add_option("--prefix-cache-gib", cache_gib, "memory cap of the prefix cache in GiB")->check(CLI::NonNegativeNumber);
+  app.add_option("--cache-bytes", sched.cache_bytes,
+                 "memory of the prefix cache's state snapshots, e.g. 4GiB (least recently used go first; 0 = no cache)")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--snapshot-interval", sched.snapshot_interval,
+                 "tokens between the prefix cache's snapshots inside a prompt, besides message starts (0 = none)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--default-max-tokens", so.default_max_tokens,
                  "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
       ->check(CLI::NonNegativeNumber);
@@ -93,7 +95,6 @@ int cmd_serve(int argc, char** argv) {
                  "it (ps, /proc); use --api-key-file FILE instead\n");
   }
   so.max_body_bytes = max_body;
-  sched.prefix_cache_bytes = size_t(cache_gib * double(1u << 30));
   sched.step_token_budget = std::max<int64_t>(sched.step_token_budget, sched.max_running);
   auto fail = [](const Status& s) {
     std::fprintf(stderr, "dsv4 serve: %s\n", s.to_string().c_str());
