@@ -6,6 +6,7 @@
 #include "text/chat_encoding.h"
 #include "text/chat_tokens.h"
 #include "text/completion_parser.h"
+#include "text/message_starts.h"
 #include "text/tokenizer.h"
 
 namespace dsv4::server {
@@ -72,7 +73,8 @@ class CompletionParserAdapter : public ChatOutputParser {
 
 class Dsv4TextCodec : public TextCodec {
  public:
-  Dsv4TextCodec(text::Tokenizer tok, text::EncoderRevision revision) : tok_(std::move(tok)), revision_(revision) {
+  Dsv4TextCodec(text::Tokenizer tok, text::EncoderRevision revision)
+      : tok_(std::move(tok)), starts_(tok_), revision_(revision) {
     bos_ = tok_.token_id(text::chat::kBos).value_or(0);
     think_end_ = tok_.token_id(text::chat::kThinkEnd).value_or(-1);
     dsml_ = tok_.token_id(text::chat::kDsml).value_or(-1);
@@ -92,6 +94,8 @@ class Dsv4TextCodec : public TextCodec {
     if (!rendered.ok()) return Status::invalid_argument(rendered.status().message());
     return tok_.encode(*rendered);
   }
+
+  std::vector<int64_t> message_starts(std::span<const int32_t> prompt) const override { return starts_.find(prompt); }
 
   std::vector<int32_t> encode_text(std::string_view t) const override {
     std::vector<int32_t> ids;
@@ -164,6 +168,7 @@ class Dsv4TextCodec : public TextCodec {
 
  private:
   text::Tokenizer tok_;
+  text::MessageStarts starts_;
   text::EncoderRevision revision_;
   int32_t bos_ = 0;
   int32_t think_end_ = -1;  // `</think>`
