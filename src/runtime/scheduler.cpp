@@ -80,13 +80,14 @@ struct Scheduler::Active {
   }
 };
 
-Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options, std::unique_ptr<PrefixStore> disk)
     : engine_(engine),
       options_(options),
       max_context_(engine.max_context()),
       vocab_size_(engine.config().vocab_size),
       eos_id_(int32_t(engine.config().eos_token_id)),
       cache_(options.cache_bytes),
+      disk_(std::move(disk)),
       max_drafts_(options.draft_tokens < 0 ? engine.max_draft_tokens()
                                             : std::min(options.draft_tokens, engine.max_draft_tokens())) {
   DSV4_CHECK(options_.max_running >= 1 && options_.max_queued >= 0);
@@ -175,6 +176,7 @@ SchedulerStats Scheduler::stats() const {
   s.prefix_tokens_reused = prefix_tokens_reused_.load();
   s.prefix_snapshots = prefix_snapshots_.load();
   s.prefix_cache_bytes = prefix_cache_bytes_.load();
+  s.prefix_disk_hits = disk_hits_.load();
   s.max_batch = max_batch_.load();
   s.spec_rounds = spec_rounds_.load();
   s.drafted_tokens = drafted_.load();
@@ -204,7 +206,7 @@ void Scheduler::take_queued() {
   running_count_.store(int64_t(running_.size() + admitted_.size()));
 }
 
-// Without mu_: resuming clones a state.
+// Without mu_: resuming may read a state file.
 void Scheduler::admit() {
   for (auto& [gen, req] : admitted_) {
     if (gen->cancel_requested()) {
@@ -242,8 +244,17 @@ void Scheduler::admit() {
 }
 
 // At least one prompt token must remain to be fed: its logits give the first sample.
+// A state file deeper than the memory's snapshot is read, and kept in memory from then on.
 void Scheduler::resume(Active& a) {
-  const PrefixCache::Hit hit = cache_.find(a.tokens, a.prompt_len - 1);
+  PrefixCache::Hit hit = cache_.find(a.tokens, a.prompt_len - 1);
+  if (disk_) {
+    PrefixStore::Hit file = disk_->find(a.tokens, hit.depth, a.prompt_len - 1);
+    if (file.seq) {
+      hit = {std::shared_ptr<const Sequence>(std::move(file.seq)), file.depth};
+      cache_.insert(std::span<const int32_t>(a.tokens.data(), size_t(hit.depth)), hit.seq);
+      disk_hits_.fetch_add(1);
+    }
+  }
   if (hit.seq) {
     a.seq = hit.seq->clone();
     a.fed = a.cached = hit.depth;
@@ -269,7 +280,9 @@ void Scheduler::resume(Active& a) {
 void Scheduler::snapshot(Active& a) {
   const std::span<const int32_t> consumed(a.tokens.data(), size_t(a.fed));
   if (!caching() || a.fed == 0 || cache_.contains(consumed)) return;
-  cache_.insert(consumed, a.seq->clone());
+  std::shared_ptr<const Sequence> copy = a.seq->clone();
+  cache_.insert(consumed, copy);
+  if (disk_) disk_->put(consumed, std::move(copy));
   prefix_snapshots_.store(cache_.snapshots());
   prefix_cache_bytes_.store(cache_.bytes());
 }

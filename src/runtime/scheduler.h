@@ -51,6 +51,7 @@
 #include "core/status.h"
 #include "runtime/engine.h"
 #include "runtime/prefix_cache.h"
+#include "runtime/prefix_store.h"
 #include "runtime/sampler.h"
 
 namespace dsv4::runtime {
@@ -158,6 +159,7 @@ struct SchedulerStats {
   uint64_t prefix_tokens_reused = 0;
   uint64_t prefix_snapshots = 0;     // snapshots the prefix cache holds now,
   uint64_t prefix_cache_bytes = 0;   // and their bytes
+  uint64_t prefix_disk_hits = 0;     // prefix hits read from a state file (--kv-cache-dir)
   uint64_t max_batch = 0;            // the most sequences ever fed in one step
   uint64_t spec_rounds = 0;          // verify chunks fed
   uint64_t drafted_tokens = 0;       // drafts in them
@@ -166,8 +168,10 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
-  // Starts the inference thread. `engine` must outlive the scheduler.
-  Scheduler(Engine& engine, SchedulerOptions options);
+  // Starts the inference thread. `engine` must outlive the scheduler. With `disk` (opened on
+  // the same engine), every snapshot is also written to it, and a request resumes from a state
+  // file when one is deeper than the memory's snapshots.
+  Scheduler(Engine& engine, SchedulerOptions options, std::unique_ptr<PrefixStore> disk = nullptr);
   ~Scheduler();  // shutdown()
 
   // Stops the inference thread: every queued and running request gets a `finished` event with
@@ -203,7 +207,7 @@ class Scheduler {
   bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
   bool emit_token(Active& a, const SampledToken& s);    // true when the request finished
   bool force_tokens(Active& a, std::span<const int32_t> forced);  // true when it finished
-  bool caching() const { return options_.cache_bytes > 0; }
+  bool caching() const { return options_.cache_bytes > 0 || disk_ != nullptr; }
   void resume(Active& a);     // a's sequence: from the deepest cached snapshot, or fresh
   void snapshot(Active& a);   // caches a clone of a's state after tokens[0, fed)
   void plan_prefill(std::span<Active* const> prefills, int64_t budget);  // sets Active::take
@@ -224,6 +228,7 @@ class Scheduler {
   std::vector<std::pair<std::shared_ptr<Generation>, GenerationRequest>> admitted_;  // take_queued -> admit
   std::vector<std::unique_ptr<Active>> running_;
   PrefixCache cache_;
+  std::unique_ptr<PrefixStore> disk_;   // null: no state files
   std::vector<float> logits_;
   std::vector<float> draft_logits_;   // a draft's logits (Engine::draft writes them)
   // One step's batch, kept between steps so that a warm step reuses their storage.
@@ -236,7 +241,7 @@ class Scheduler {
 
   std::atomic<int64_t> running_count_{0};
   std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};
-  std::atomic<uint64_t> prefix_snapshots_{0}, prefix_cache_bytes_{0};
+  std::atomic<uint64_t> prefix_snapshots_{0}, prefix_cache_bytes_{0}, disk_hits_{0};
   std::atomic<uint64_t> spec_rounds_{0}, drafted_{0}, accepted_{0};
   const int max_drafts_;             // per round; 0 = no speculative decoding
   // Measured cost of a decode-only step without and with verify chunks (seconds, moving

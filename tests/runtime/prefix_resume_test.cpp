@@ -1,8 +1,11 @@
-// Resuming from the prefix cache on a real model: a hit gives the
+// Resuming from the prefix cache on a real model: a hit in memory or in a state file gives the
 // output a cold server gives (greedy: bit-identical tokens), wherever the snapshot is.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "runtime/generation_helpers.h"
+#include "runtime/prefix_store.h"
 #include "runtime/scheduler.h"
 #include "runtime/split_invariance.h"
 #include "test_paths.h"
@@ -92,6 +95,37 @@ TEST_F(PrefixResume, EvictionUnderASmallCapKeepsOutputsExact) {
   const auto rb = generate(s, b_, starts_);
   EXPECT_LT(rb.finished.cached_tokens, 100);
   EXPECT_EQ(rb.tokens, cold_b);
+}
+
+// A restarted server (a new scheduler and store on the same directory) resumes from the state
+// files the first one wrote.
+TEST_F(PrefixResume, StateFilesSurviveARestart) {
+  const Tokens cold_b = cold(b_);
+  const std::string dir = ::testing::TempDir() + "/dsv4-prefix-resume";
+  std::filesystem::remove_all(dir);
+  PrefixStoreOptions po;
+  po.dir = dir;
+  po.fingerprint = "demo";
+  Tokens first;
+  {
+    auto store = PrefixStore::open(*engine_, po);
+    ASSERT_TRUE(store.ok()) << store.status().to_string();
+    Scheduler s(*engine_, cached_options(), std::move(store).value());
+    first = generate(s, a_, starts_).tokens;
+  }   // the store writes what is queued before it closes
+  auto store = PrefixStore::open(*engine_, po);
+  ASSERT_TRUE(store.ok());
+  EXPECT_GE((*store)->stats().files, 4u);   // 40, 64, 100, 128 and the finished sequence
+  Scheduler s(*engine_, cached_options(), std::move(store).value());
+  const auto rb = generate(s, b_, starts_);
+  EXPECT_EQ(rb.finished.cached_tokens, 100);
+  EXPECT_EQ(rb.tokens, cold_b);
+  EXPECT_EQ(s.stats().prefix_disk_hits, 1u);
+  // The same prompt as before the restart: from its last snapshot, the same output.
+  const auto ra = generate(s, a_, starts_);
+  EXPECT_EQ(ra.finished.cached_tokens, 128);
+  EXPECT_EQ(ra.tokens, first);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
