@@ -58,7 +58,7 @@ class ByteReader {
                                   std::to_string(expected));
     if ((in_.size() - pos_) / sizeof(T) < n) return truncated();
     v->resize(size_t(n));
-    std::memcpy(v->data(), in_.data() + pos_, size_t(n) * sizeof(T));
+    if (n > 0) std::memcpy(v->data(), in_.data() + pos_, size_t(n) * sizeof(T));   // data() may be null
     pos_ += size_t(n) * sizeof(T);
     return Status::ok_status();
   }
