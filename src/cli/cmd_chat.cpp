@@ -60,7 +60,7 @@ int cmd_chat(int argc, char** argv) {
   if (Status s = apply_speculative_flags(model, **engine, so); !s.ok()) return fail(s);
   so.max_running = 1;
   so.max_queued = 1;
-  so.prefix_cache_entries = 1;  // the conversation so far
+  so.snapshot_interval = 0;  // each turn continues the last one's final state, which the cache keeps
   runtime::Scheduler scheduler(**engine, so);
 
   const bool tty = isatty(STDIN_FILENO) == 1;

@@ -78,7 +78,7 @@ int cmd_run(int argc, char** argv) {
   if (Status s = apply_speculative_flags(model, **engine, so); !s.ok()) return fail(s);
   so.max_running = 1;
   so.max_queued = 1;
-  so.prefix_cache_entries = 0;
+  so.cache_bytes = 0;
   runtime::Scheduler scheduler(**engine, so);
   runtime::GenerationRequest req;
   req.prompt = std::move(ids);

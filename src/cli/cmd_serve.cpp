@@ -14,6 +14,7 @@
 
 #include "cli/data_dir.h"
 #include "cli/generation_options.h"
+#include "io/integrity.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
 #include "server/text_codec.h"
@@ -58,10 +59,19 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--max-queue", sched.max_queued, "requests waiting for a slot (429 beyond)")->check(CLI::Range(0, 100000));
   app.add_option("--step-tokens", sched.step_token_budget, "tokens per forward step (decode + prefill chunks)")
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--prefix-cache", sched.prefix_cache_entries, "finished sequences kept for prefix reuse")
-      ->check(CLI::Range(0, 1024));
-  double cache_gib = double(sched.prefix_cache_bytes) / double(1u << 30);
-  app.add_option("--prefix-cache-gib", cache_gib, "memory cap of the prefix cache in GiB")->check(CLI::NonNegativeNumber);
+  app.add_option("--cache-bytes", sched.cache_bytes,
+                 "memory of the prefix cache's state snapshots, e.g. 4GiB (least recently used go first; 0 = no cache)")
+      ->transform(CLI::AsSizeValue(false));
+  std::string kv_dir;
+  uint64_t kv_dir_bytes = uint64_t(16) << 30;
+  app.add_option("--kv-cache-dir", kv_dir,
+                 "also keep the prefix cache's snapshots as files in DIR, so that a restarted server resumes from them");
+  app.add_option("--kv-cache-dir-bytes", kv_dir_bytes,
+                 "total size of the files in --kv-cache-dir, e.g. 16GiB (least recently used go first)")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--snapshot-interval", sched.snapshot_interval,
+                 "tokens between the prefix cache's snapshots inside a prompt, besides message starts (0 = none)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--default-max-tokens", so.default_max_tokens,
                  "generation cap for requests without max_tokens (0 = until EOS or the context is full)")
       ->check(CLI::NonNegativeNumber);
@@ -104,7 +114,6 @@ int cmd_serve(int argc, char** argv) {
                  "it (ps, /proc); use --api-key-file FILE instead\n");
   }
   so.max_body_bytes = max_body;
-  sched.prefix_cache_bytes = size_t(cache_gib * double(1u << 30));
   sched.step_token_budget = std::max<int64_t>(sched.step_token_budget, sched.max_running);
   auto fail = [](const Status& s) {
     std::fprintf(stderr, "dsv4 serve: %s\n", s.to_string().c_str());
@@ -142,7 +151,21 @@ int cmd_serve(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   if (Status s = apply_speculative_flags(model, **engine, sched); !s.ok()) return fail(s);
-  runtime::Scheduler scheduler(**engine, sched);
+  std::unique_ptr<runtime::PrefixStore> disk;
+  if (!kv_dir.empty()) {
+    // States are resumed only on the weights they were computed with, and by an engine that
+    // keeps the same drafter state (speculative decoding on or off).
+    auto fingerprint = io::checkpoint_fingerprint(model.dir);
+    if (!fingerprint.ok()) return fail(fingerprint.status());
+    runtime::PrefixStoreOptions po;
+    po.dir = kv_dir;
+    po.max_bytes = kv_dir_bytes;
+    po.fingerprint = *fingerprint + ((*engine)->max_draft_tokens() > 0 ? "+drafter" : "");
+    auto opened = runtime::PrefixStore::open(**engine, po);
+    if (!opened.ok()) return fail(opened.status());
+    disk = std::move(opened).value();
+  }
+  runtime::Scheduler scheduler(**engine, sched, std::move(disk));
   server::HttpServer http(scheduler, **codec, so);
   if (Status st = http.bind(); !st.ok()) return fail(st);
   std::fprintf(stderr,

@@ -40,7 +40,7 @@ struct DecodeRun {
 Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n, int64_t warmup) {
   runtime::SchedulerOptions o;
   o.max_running = 1;
-  o.prefix_cache_entries = 0;
+  o.cache_bytes = 0;
   o.adaptive_drafting = false;
   runtime::Scheduler s(e, o);
   runtime::GenerationRequest r;

@@ -313,6 +313,35 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+Result<std::string> checkpoint_fingerprint(const std::string& dir) {
+  Sha256 sha;
+  auto add = [&](const std::string& text) {
+    const uint64_t n = text.size();
+    sha.update(&n, sizeof n);
+    sha.update(text.data(), text.size());
+  };
+  DSV4_ASSIGN_OR_RETURN(std::string config, read_text((fs::path(dir) / "config.json").string()));
+  add(config);
+  if (Result<std::string> sums = read_text((fs::path(dir) / "SHA256SUMS").string()); sums.ok()) {
+    add("SHA256SUMS");
+    add(*sums);
+    return sha.hex_digest();
+  }
+  std::error_code ec;
+  std::vector<std::string> shards;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".safetensors") shards.push_back(it->path().string());
+  if (ec) return Status::io_error(dir + ": " + ec.message());
+  std::sort(shards.begin(), shards.end());
+  for (const std::string& path : shards) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return Status::io_error(path + ": " + std::strerror(errno));
+    add(fs::path(path).filename().string() + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) +
+        "." + std::to_string(st.st_mtim.tv_nsec));
+  }
+  return sha.hex_digest();
+}
+
 Status verify_model_dir(const std::string& dir, const VerifyOptions& opt, VerifyReport* report) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string sums_path = (fs::path(dir) / "SHA256SUMS").string();

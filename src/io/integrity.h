@@ -75,6 +75,14 @@ Status write_sha256sums(const std::string& dir, const VerifyOptions& opt, Verify
 // `files` holds (path, sha256) pairs; failures to write the cache are ignored (it is a cache).
 void remember_verified(const std::vector<std::pair<std::string, std::string>>& files);
 
+// A name for the checkpoint in DIR that changes whenever its weights or config may have:
+// sha256 (hex) over config.json and SHA256SUMS when the directory has one (it lists every
+// file's hash, checked at start unless --skip-verify), else over config.json and the name, size
+// and mtime of every .safetensors file. The prefix cache's state files carry it
+// (runtime/prefix_store.h), so that no state is ever resumed on other weights.
+// Errors: config.json cannot be read.
+Result<std::string> checkpoint_fingerprint(const std::string& dir);
+
 // What `run`/`serve` call at start: OK if skip_verify, or if every listed file matches (from the
 // cache when unchanged, else re-hashed). Without SHA256SUMS the error tells the
 // user to run `dsv4 verify --write -m DIR` or to pass --skip-verify.

@@ -103,4 +103,72 @@ SequenceState make_sequence_state(const io::ModelConfig& cfg) {
   return s;
 }
 
+namespace {
+void write_compressor(const CompressorState& c, ByteWriter& w) {
+  w.put<int64_t>(c.rows);
+  w.put<int64_t>(c.width);
+  w.put_array<float>(c.kv);
+  w.put_array<float>(c.score);
+}
+
+Status read_compressor(ByteReader& r, const CompressorState& fresh, CompressorState* c, const std::string& where) {
+  DSV4_TRY(r.get(&c->rows));
+  DSV4_TRY(r.get(&c->width));
+  if (c->rows != fresh.rows || c->width != fresh.width)
+    return Status::corrupt_data(r.what() + ": " + where + " compressor state is " + std::to_string(c->rows) + "x" +
+                                std::to_string(c->width) + ", expected " + std::to_string(fresh.rows) + "x" +
+                                std::to_string(fresh.width));
+  DSV4_TRY(r.get_array(&c->kv, uint64_t(fresh.kv.size()), "compressor kv"));
+  return r.get_array(&c->score, uint64_t(fresh.score.size()), "compressor score");
+}
+}  // namespace
+
+void write_state(const SequenceState& s, ByteWriter& w) {
+  DSV4_CHECK(s.undo.start < 0);
+  w.put<int64_t>(s.pos);
+  w.put<int64_t>(s.mtp_pos);
+  w.put<uint64_t>(s.layers.size());
+  for (const LayerState& l : s.layers) {
+    w.put<uint8_t>(uint8_t(l.kind));
+    w.put<int32_t>(l.ratio);
+    w.put_array<uint16_t>(l.ring);
+    w.put_array<uint16_t>(l.comp);
+    w.put_array<uint16_t>(l.idx);
+    write_compressor(l.comp_state, w);
+    write_compressor(l.idx_state, w);
+  }
+}
+
+Result<SequenceState> read_state(ByteReader& r, const io::ModelConfig& cfg, int64_t max_context) {
+  SequenceState s = make_sequence_state(cfg);
+  DSV4_TRY(r.get(&s.pos));
+  DSV4_TRY(r.get(&s.mtp_pos));
+  if (s.pos < 0 || s.pos > max_context || s.mtp_pos < 0 || s.mtp_pos > s.pos)
+    return Status::corrupt_data(r.what() + ": positions " + std::to_string(s.pos) + " / " + std::to_string(s.mtp_pos) +
+                                " outside [0, " + std::to_string(max_context) + "]");
+  uint64_t layers = 0;
+  DSV4_TRY(r.get(&layers));
+  if (layers != s.layers.size())
+    return Status::corrupt_data(r.what() + ": " + std::to_string(layers) + " layers, expected " +
+                                std::to_string(s.layers.size()));
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    LayerState& l = s.layers[i];
+    const std::string where = "layer " + std::to_string(i);
+    uint8_t kind = 0;
+    int32_t ratio = 0;
+    DSV4_TRY(r.get(&kind));
+    DSV4_TRY(r.get(&ratio));
+    if (kind != uint8_t(l.kind) || ratio != l.ratio)
+      return Status::corrupt_data(r.what() + ": " + where + " is not of this model's kind or compression ratio");
+    const uint64_t entries = l.kind == io::LayerKind::swa ? 0 : uint64_t(s.pos / l.ratio);
+    DSV4_TRY(r.get_array(&l.ring, uint64_t(l.ring.size()), "ring"));
+    DSV4_TRY(r.get_array(&l.comp, entries * uint64_t(l.entry_dim), "compressed entries"));
+    DSV4_TRY(r.get_array(&l.idx, l.kind == io::LayerKind::csa ? entries * uint64_t(l.index_dim) : 0, "indexer keys"));
+    const CompressorState fresh_comp = l.comp_state, fresh_idx = l.idx_state;
+    DSV4_TRY(read_compressor(r, fresh_comp, &l.comp_state, where));
+    DSV4_TRY(read_compressor(r, fresh_idx, &l.idx_state, where));
+  }
+  return s;
+}
+
 }  // namespace dsv4::model

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/byte_io.h"
+#include "core/status.h"
 #include "io/config.h"
 
 namespace dsv4::model {
@@ -84,5 +86,15 @@ struct SequenceState {
 void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed);
 
 SequenceState make_sequence_state(const io::ModelConfig& cfg);
+
+// The state as bytes (the prefix cache's disk store, runtime/prefix_store.h): positions, then
+// per layer its ring, compressed entries, indexer keys and compressor states.
+// REQUIRES: no chunk is open (s.undo records nothing).
+void write_state(const SequenceState& s, ByteWriter& w);
+// Reads what write_state wrote, checking every count and length against cfg: the layers and
+// their kinds, ratios and ring and compressor shapes of make_sequence_state(cfg), floor(pos/m)
+// compressed entries (and indexer keys for CSA), 0 <= mtp_pos <= pos <= max_context.
+// Errors: corrupt_data naming what does not fit.
+Result<SequenceState> read_state(ByteReader& r, const io::ModelConfig& cfg, int64_t max_context);
 
 }  // namespace dsv4::model

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/byte_io.h"
 #include "model/dspark.h"
 #include "model/model.h"
 #include "model/scratch.h"
@@ -46,6 +47,15 @@ struct DraftState {
   model::DsparkState dspark;     // DSpark: the per-stage context rings (addendum §A4.4)
   size_t memory_bytes() const;
 };
+
+// The drafter state as bytes, after the target state (Engine::save_sequence).
+// REQUIRES: no verify chunk is open (staged is empty).
+void write_draft_state(const DraftState& ds, ByteWriter& w);
+// Reads it back into `ds`, a fresh state from Drafter::init, checking it against that and the
+// target position: waiting rows of `row_width` floats, at most `max_waiting` of them, ending
+// at seq_pos, their tokens in [0, vocab); DSpark rings of the fresh shape at seq_pos.
+Status read_draft_state(ByteReader& r, int64_t row_width, int64_t max_waiting, int64_t vocab, int64_t seq_pos,
+                        DraftState& ds);
 
 class Drafter {
  public:

@@ -60,6 +60,37 @@ class EngineImpl final : public Engine {
     return Status::ok_status();
   }
 
+  // Bytes: the target state (model::write_state), whether a drafter state follows (u8), and
+  // that state (write_draft_state).
+  Status save_sequence(const Sequence& seq, std::vector<uint8_t>* out) const override {
+    const auto* s = dynamic_cast<const SequenceImpl*>(&seq);
+    if (s == nullptr) return Status::invalid_argument("save_sequence: sequence does not belong to this engine");
+    if (s->chunk_open()) return Status::invalid_argument("save_sequence: the sequence's verify chunk is not committed");
+    ByteWriter w(*out);
+    model::write_state(s->state, w);
+    w.put<uint8_t>(drafter_ ? 1 : 0);
+    if (drafter_) write_draft_state(s->draft, w);
+    return Status::ok_status();
+  }
+
+  Result<std::unique_ptr<Sequence>> load_sequence(std::span<const uint8_t> bytes) const override {
+    ByteReader r(bytes, "sequence state");
+    DSV4_ASSIGN_OR_RETURN(model::SequenceState st, model::read_state(r, model_->cfg, max_context_));
+    auto s = std::make_unique<SequenceImpl>(std::move(st));
+    uint8_t has_draft = 0;
+    DSV4_TRY(r.get(&has_draft));
+    if (has_draft != (drafter_ ? 1 : 0))
+      return Status::corrupt_data("sequence state: saved by an engine " + std::string(has_draft ? "with" : "without") +
+                                  " a drafter");
+    if (drafter_) {
+      drafter_->init(*model_, s->draft);
+      DSV4_TRY(read_draft_state(r, drafter_->row_width(), model_->cfg.sliding_window, model_->cfg.vocab_size,
+                                s->state.pos, s->draft));
+    }
+    if (!r.at_end()) return Status::corrupt_data("sequence state: bytes after the end");
+    return std::unique_ptr<Sequence>(std::move(s));
+  }
+
   Status step(std::span<Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
               std::span<const Feed> feeds, float* logits) override {
     if (seqs.size() != tokens.size()) return Status::invalid_argument("step: one token list per sequence");

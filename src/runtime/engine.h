@@ -124,6 +124,19 @@ class Engine {
     return Status::unsupported("commit: this engine has no verify chunks");
   }
 
+  // The prefix cache's disk store (runtime/prefix_store.h): a sequence's whole state (the
+  // drafter's included) as bytes, and a new sequence from them. save_sequence only reads `seq`
+  // and the config, so it may run on a thread of its own while the engine steps other
+  // sequences. load_sequence checks every count and length against this engine's model and
+  // drafter, and refuses (corrupt_data) bytes that do not fit them.
+  // Errors: unsupported (this engine cannot), invalid_argument (an open verify chunk).
+  virtual Status save_sequence(const Sequence& seq, std::vector<uint8_t>* out) const {
+    return Status::unsupported("save_sequence: not supported by this engine");
+  }
+  virtual Result<std::unique_ptr<Sequence>> load_sequence(std::span<const uint8_t> bytes) const {
+    return Status::unsupported("load_sequence: not supported by this engine");
+  }
+
   // FOR BENCHMARKS ONLY (dsv4 bench --synthetic-context): puts a fresh sequence at position
   // `depth` with pseudo-random state of the right shapes (model::fill_synthetic_state), so that
   // decoding at a long context can be timed without prefilling it. Logits from there on are

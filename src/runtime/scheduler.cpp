@@ -67,6 +67,11 @@ struct Scheduler::Active {
   std::vector<float> q;
   int64_t rounds = 0, drafted = 0, accepted = 0;
   int64_t decode_steps = 0;
+  // Prompt offsets past `fed` where the state is snapshotted, ascending; the next is at
+  // snapshot_points[next_point].
+  std::vector<int64_t> snapshot_points;
+  size_t next_point = 0;
+  int64_t take = 0;               // plan_prefill: tokens this step feeds
   double tokens_per_round = 2.0;  // moving average of accepted drafts + 1 (optimistic start)
   int64_t next_probe = 0;         // decode step of the next probe round while drafting does not pay
   int64_t probe_gap = 16;
@@ -77,14 +82,20 @@ struct Scheduler::Active {
   }
   // Tokens not fed yet: the prompt's rest, the last sampled token, forced tokens.
   int64_t pending() const { return int64_t(tokens.size()) - fed; }
+  // Tokens a prefill chunk may feed now: up to the next snapshot point.
+  int64_t wanted() const {
+    return next_point < snapshot_points.size() ? snapshot_points[next_point] - fed : pending();
+  }
 };
 
-Scheduler::Scheduler(Engine& engine, SchedulerOptions options)
+Scheduler::Scheduler(Engine& engine, SchedulerOptions options, std::unique_ptr<PrefixStore> disk)
     : engine_(engine),
       options_(options),
       max_context_(engine.max_context()),
       vocab_size_(engine.config().vocab_size),
       eos_id_(int32_t(engine.config().eos_token_id)),
+      cache_(options.cache_bytes),
+      disk_(std::move(disk)),
       max_drafts_(options.draft_tokens < 0 ? engine.max_draft_tokens()
                                             : std::min(options.draft_tokens, engine.max_draft_tokens())) {
   DSV4_CHECK(options_.max_running >= 1 && options_.max_queued >= 0);
@@ -173,6 +184,9 @@ SchedulerStats Scheduler::stats() const {
   s.steps = steps_.load();
   s.prefix_hits = prefix_hits_.load();
   s.prefix_tokens_reused = prefix_tokens_reused_.load();
+  s.prefix_snapshots = prefix_snapshots_.load();
+  s.prefix_cache_bytes = prefix_cache_bytes_.load();
+  s.prefix_disk_hits = disk_hits_.load();
   s.max_batch = max_batch_.load();
   s.spec_rounds = spec_rounds_.load();
   s.drafted_tokens = drafted_.load();
@@ -187,20 +201,28 @@ void Scheduler::run_loop() {
   while (true) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
     if (stopping_) return;
-    admit(lock);
+    take_queued();
     lock.unlock();
     step_started_ns_.store(steady_ns());
+    admit();
     run_step();
     step_started_ns_.store(0);
     lock.lock();
   }
 }
 
-// REQUIRES: mu_ held.
-void Scheduler::admit(std::unique_lock<std::mutex>&) {
-  while (int(running_.size()) < options_.max_running && !queue_.empty()) {
-    auto [gen, req] = std::move(queue_.front());
+// REQUIRES: mu_ held. They count as running from here (submit's queue cap).
+void Scheduler::take_queued() {
+  while (int(running_.size() + admitted_.size()) < options_.max_running && !queue_.empty()) {
+    admitted_.push_back(std::move(queue_.front()));
     queue_.pop_front();
+  }
+  running_count_.store(int64_t(running_.size() + admitted_.size()));
+}
+
+// Without mu_: resuming may read a state file.
+void Scheduler::admit() {
+  for (auto& [gen, req] : admitted_) {
     if (gen->cancel_requested()) {
       GenerationEvent e;
       e.kind = GenerationEvent::Kind::finished;
@@ -210,14 +232,7 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
       continue;
     }
     auto a = std::make_unique<Active>(std::move(gen), std::move(req));
-    int64_t reused = 0;
-    a->seq = take_prefix(a->tokens, &reused);
-    if (a->seq) {
-      a->fed = reused;
-      a->cached = reused;
-    } else {
-      a->seq = engine_.new_sequence();
-    }
+    resume(*a);
     // Room for every position the request may reach, so that its decode steps never grow the
     // state (reserved address space is only backed by memory once written). At most
     // kMaxReservedOutput output tokens ahead: a 1M-token context would otherwise reserve ~7 GB
@@ -238,45 +253,52 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
     }
     running_.push_back(std::move(a));
   }
+  admitted_.clear();
   running_count_.store(int64_t(running_.size()));
 }
 
-std::unique_ptr<Sequence> Scheduler::take_prefix(const std::vector<int32_t>& prompt, int64_t* reused) {
-  auto best = prefix_cache_.end();
-  for (auto it = prefix_cache_.begin(); it != prefix_cache_.end(); ++it) {
-    // At least one prompt token must remain to be fed: its logits give the first sample.
-    if (it->tokens.size() >= prompt.size()) continue;
-    if (best != prefix_cache_.end() && it->tokens.size() <= best->tokens.size()) continue;
-    if (std::equal(it->tokens.begin(), it->tokens.end(), prompt.begin())) best = it;
+// At least one prompt token must remain to be fed: its logits give the first sample.
+// A state file deeper than the memory's snapshot is read, and kept in memory from then on.
+void Scheduler::resume(Active& a) {
+  PrefixCache::Hit hit = cache_.find(a.tokens, a.prompt_len - 1);
+  if (disk_) {
+    PrefixStore::Hit file = disk_->find(a.tokens, hit.depth, a.prompt_len - 1);
+    if (file.seq) {
+      hit = {std::shared_ptr<const Sequence>(std::move(file.seq)), file.depth};
+      cache_.insert(std::span<const int32_t>(a.tokens.data(), size_t(hit.depth)), hit.seq);
+      disk_hits_.fetch_add(1);
+    }
   }
-  if (best == prefix_cache_.end() || best->tokens.empty()) return nullptr;
-  prefix_cache_.splice(prefix_cache_.begin(), prefix_cache_, best);  // most recently used
-  *reused = int64_t(best->tokens.size());
-  prefix_hits_.fetch_add(1);
-  prefix_tokens_reused_.fetch_add(uint64_t(*reused));
-  return best->seq->clone();
+  if (hit.seq) {
+    a.seq = hit.seq->clone();
+    a.fed = a.cached = hit.depth;
+    prefix_hits_.fetch_add(1);
+    prefix_tokens_reused_.fetch_add(uint64_t(hit.depth));
+  } else {
+    a.seq = engine_.new_sequence();
+  }
+  if (!caching()) return;
+  std::vector<int64_t>& points = a.snapshot_points;
+  for (int64_t p : a.req.message_starts)
+    if (p > a.fed && p < a.prompt_len) points.push_back(p);
+  if (options_.snapshot_interval > 0)
+    for (int64_t p = (a.fed / options_.snapshot_interval + 1) * options_.snapshot_interval; p < a.prompt_len;
+         p += options_.snapshot_interval)
+      points.push_back(p);
+  std::sort(points.begin(), points.end());
+  points.erase(std::unique(points.begin(), points.end()), points.end());
 }
 
-// Caches a copy of seq: the copy holds no spare capacity (the live sequence carries the room
-// admit() reserved), so the cache's byte count is what the state really uses.
-void Scheduler::keep_prefix(std::vector<int32_t> tokens, const Sequence& seq) {
-  if (options_.prefix_cache_entries <= 0 || tokens.empty()) return;
-  // An entry that is a prefix of the new one is superseded by it.
-  prefix_cache_.remove_if([&](const CacheEntry& e) {
-    const bool superseded =
-        e.tokens.size() <= tokens.size() && std::equal(e.tokens.begin(), e.tokens.end(), tokens.begin());
-    if (superseded) prefix_cache_used_ -= e.bytes;
-    return superseded;
-  });
-  std::unique_ptr<Sequence> copy = seq.clone();
-  const size_t bytes = copy->memory_bytes();
-  if (bytes > options_.prefix_cache_bytes) return;
-  prefix_cache_.push_front({std::move(tokens), std::move(copy), bytes});
-  prefix_cache_used_ += bytes;
-  while (int(prefix_cache_.size()) > options_.prefix_cache_entries || prefix_cache_used_ > options_.prefix_cache_bytes) {
-    prefix_cache_used_ -= prefix_cache_.back().bytes;
-    prefix_cache_.pop_back();
-  }
+// A copy holds no spare capacity (the live sequence carries the room admit() reserved), so the
+// cache's byte count is what the state really uses.
+void Scheduler::snapshot(Active& a) {
+  const std::span<const int32_t> consumed(a.tokens.data(), size_t(a.fed));
+  if (!caching() || a.fed == 0 || cache_.contains(consumed)) return;
+  std::shared_ptr<const Sequence> copy = a.seq->clone();
+  cache_.insert(consumed, copy);
+  if (disk_) disk_->put(consumed, std::move(copy));
+  prefix_snapshots_.store(cache_.snapshots());
+  prefix_cache_bytes_.store(cache_.bytes());
 }
 
 void Scheduler::finish(Active& a, FinishReason reason, Status status) {
@@ -304,10 +326,7 @@ void Scheduler::finish(Active& a, FinishReason reason, Status status) {
 // The sequence has consumed tokens[0, fed) (a verify chunk is committed before this); keep it
 // for a request that continues it, then free it.
 void Scheduler::retire(Active& a) {
-  if (a.reason != FinishReason::error && a.fed > 0 && a.seq && a.seq->position() == a.fed) {
-    a.tokens.resize(size_t(a.fed));
-    keep_prefix(std::move(a.tokens), *a.seq);
-  }
+  if (a.reason != FinishReason::error && a.seq && a.seq->position() == a.fed) snapshot(a);
   a.seq.reset();
 }
 
@@ -531,13 +550,15 @@ void Scheduler::run_step() {
     budget -= int64_t(feeds.back().size());
   }
   const size_t decoding = batch.size();
-  for (auto& a : running_) {
-    if (a->pending() <= 1 || budget <= 0) continue;
-    const int64_t n = std::min(budget, a->pending());
-    batch.push_back(a.get());
-    feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, size_t(n)));
+  prefills_.clear();
+  for (auto& a : running_)
+    if (a->pending() > 1) prefills_.push_back(a.get());
+  plan_prefill(prefills_, budget);
+  for (Active* a : prefills_) {
+    if (a->take == 0) continue;
+    batch.push_back(a);
+    feeds.push_back(std::span<const int32_t>(a->tokens.data() + a->fed, size_t(a->take)));
     feed_kinds_.push_back(Feed::append);
-    budget -= n;
   }
   if (batch.empty()) {   // drafting may have ended a request
     retire_done();
@@ -595,6 +616,10 @@ void Scheduler::run_step() {
       continue;
     }
     a.fed += int64_t(feeds[i].size());
+    if (a.next_point < a.snapshot_points.size() && a.fed == a.snapshot_points[a.next_point]) {
+      snapshot(a);
+      a.next_point += 1;
+    }
     if (a.pending() > 0) {
       if (a.req.report_prefill_progress && a.fed < a.prompt_len) {
         GenerationEvent e;
@@ -614,6 +639,19 @@ void Scheduler::run_step() {
     after_sample(a, a.sampler.sample(std::span<float>(logits, vocab)));
   }
   retire_done();
+}
+
+// Water-filling: the prefills in order of what they want (Active::wanted), each taking at most
+// an equal share of what is left, so that whatever one does not need goes to the others.
+void Scheduler::plan_prefill(std::span<Active* const> prefills, int64_t budget) {
+  order_.assign(prefills.begin(), prefills.end());
+  std::stable_sort(order_.begin(), order_.end(), [](const Active* x, const Active* y) { return x->wanted() < y->wanted(); });
+  int64_t left = std::max<int64_t>(budget, 0);
+  for (size_t i = 0; i < order_.size(); ++i) {
+    const int64_t share = std::max<int64_t>(1, left / int64_t(order_.size() - i));
+    order_[i]->take = std::min({order_[i]->wanted(), share, left});
+    left -= order_[i]->take;
+  }
 }
 
 void Scheduler::retire_done() {

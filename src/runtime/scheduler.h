@@ -3,16 +3,25 @@
 // Generation channel, read by the caller's thread (an HTTP handler, the CLI).
 //
 // One iteration of the inference thread:
-//   1. admit queued requests while fewer than max_running are running; a request whose prompt
-//      extends the tokens of a finished sequence kept in the prefix cache starts from a clone of
-//      that sequence's state instead of re-prefilling those tokens;
+//   1. admit queued requests while fewer than max_running are running; a request starts from a
+//      clone of the deepest snapshot of the prefix cache (runtime/prefix_cache.h) whose tokens
+//      are a prefix of its prompt, instead of re-prefilling those tokens;
 //   2. drop cancelled requests (their state is freed at once);
-//   3. build one batch: every decoding sequence feeds its last sampled token, and the rest of
-//      step_token_budget is shared by sequences with several tokens to feed (prompts, forced
-//      output tokens) in admission order (chunked prefill, so a long prompt never stalls the
-//      decoding streams for more than one chunk);
+//   3. build one batch (the scheduling policy): every decoding sequence feeds its last sampled
+//      token (or its verify chunk) first; what is left of step_token_budget goes to sequences
+//      with several tokens to feed (prompts, forced output tokens) in equal shares, a sequence
+//      that needs less than its share leaving the rest to the others (water-filling). So a
+//      long prompt never stalls the decoding streams for more than one chunk, and a short
+//      prompt admitted behind it is not queued behind it: with n prompts in prefill each gets
+//      at least budget/n tokens per step, and a prompt shorter than that is consumed in one;
 //   4. one Engine::step over the whole batch; sample for every sequence whose prompt is
 //      consumed; emit tokens; finish on EOS / stop token id / max_tokens / full context.
+// Snapshots: a prompt's chunks are cut so that they end exactly at its snapshot points (the
+// offsets where a message opens, GenerationRequest::message_starts, and every
+// snapshot_interval tokens), where a clone of the state enters the prefix cache; a finished
+// sequence enters it too, with the tokens it consumed. An agent's next prompt, which rewrites
+// the end of the conversation (earlier reasoning dropped, reminders inserted), then resumes
+// from the last message start before the divergence.
 // Speculative decoding (addendum §A5), when the engine has a drafter: before step 3, a decoding
 // sequence drafts up to draft_tokens tokens after its last sampled token (the anchor) and
 // feeds [anchor, drafts] as one verify chunk. Step 4 then samples at each chunk position in
@@ -32,7 +41,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +50,8 @@
 
 #include "core/status.h"
 #include "runtime/engine.h"
+#include "runtime/prefix_cache.h"
+#include "runtime/prefix_store.h"
 #include "runtime/sampler.h"
 #include "runtime/token_constraint.h"
 
@@ -75,6 +85,11 @@ struct GenerationRequest {
   // answer_start_token < 0; forced tokens are not its business). The scheduler advances it, so
   // each request needs its own. Incompatible with ignore_eos: the constrained text ends at EOS.
   std::shared_ptr<TokenConstraint> constraint;
+
+  // Prompt offsets where a message opens (chat prompts; the text layer finds them): the state
+  // there is snapshotted into the prefix cache. Any order; offsets outside (0, prompt size) are
+  // ignored.
+  std::vector<int64_t> message_starts;
 };
 
 struct GenerationEvent {
@@ -124,8 +139,13 @@ struct SchedulerOptions {
   int max_running = 16;              // sequences decoding or prefilling at once
   int max_queued = 64;               // waiting requests; submit fails beyond (HTTP 429)
   int64_t step_token_budget = 256;   // tokens fed per forward step, decode + prefill chunks
-  int prefix_cache_entries = 8;      // finished sequences kept for prefix reuse (LRU)
-  size_t prefix_cache_bytes = size_t(4) << 30;  // and at most this much sequence state
+  // Prefix cache: bytes of snapshots kept (Sequence::memory_bytes, LRU; 0 = no cache), and
+  // the interval of the snapshots taken inside a prompt besides its message starts. A snapshot
+  // holds the fixed-size state (rings, compressor states: ~17 MB on V4-Flash) plus the
+  // compressed entries so far (~7 KB per token on V4-Flash), so at 2048 tokens the fixed part
+  // is about what the interval adds; a shorter one would mostly store rings again.
+  size_t cache_bytes = size_t(4) << 30;
+  int64_t snapshot_interval = 2048;
   // Speculative decoding, where the engine has a drafter (Engine::max_draft_tokens() > 0):
   // drafts per round at most (-1 = the drafter's maximum, 0 = off), and DSpark's confidence
   // threshold (addendum §A5.2 step 1; 0 = verify every draft).
@@ -143,6 +163,9 @@ struct SchedulerStats {
   uint64_t steps = 0;
   uint64_t prefix_hits = 0;
   uint64_t prefix_tokens_reused = 0;
+  uint64_t prefix_snapshots = 0;     // snapshots the prefix cache holds now,
+  uint64_t prefix_cache_bytes = 0;   // and their bytes
+  uint64_t prefix_disk_hits = 0;     // prefix hits read from a state file (--kv-cache-dir)
   uint64_t max_batch = 0;            // the most sequences ever fed in one step
   uint64_t spec_rounds = 0;          // verify chunks fed
   uint64_t drafted_tokens = 0;       // drafts in them
@@ -155,8 +178,10 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
-  // Starts the inference thread. `engine` must outlive the scheduler.
-  Scheduler(Engine& engine, SchedulerOptions options);
+  // Starts the inference thread. `engine` must outlive the scheduler. With `disk` (opened on
+  // the same engine), every snapshot is also written to it, and a request resumes from a state
+  // file when one is deeper than the memory's snapshots.
+  Scheduler(Engine& engine, SchedulerOptions options, std::unique_ptr<PrefixStore> disk = nullptr);
   ~Scheduler();  // shutdown()
 
   // Stops the inference thread: every queued and running request gets a `finished` event with
@@ -178,14 +203,10 @@ class Scheduler {
 
  private:
   struct Active;
-  struct CacheEntry {
-    std::vector<int32_t> tokens;   // exactly the tokens the sequence has consumed
-    std::unique_ptr<Sequence> seq;
-    size_t bytes = 0;
-  };
 
   void run_loop();
-  void admit(std::unique_lock<std::mutex>& lock);
+  void take_queued();
+  void admit();
   void run_step();
   void finish(Active& a, FinishReason reason, Status status = {});
   void retire(Active& a);                                // after finish: cache the state, free it
@@ -198,8 +219,10 @@ class Scheduler {
   bool after_sample(Active& a, const SampledToken& s);  // true when the request finished
   bool emit_token(Active& a, const SampledToken& s);    // true when the request finished
   bool force_tokens(Active& a, std::span<const int32_t> forced);  // true when it finished
-  std::unique_ptr<Sequence> take_prefix(const std::vector<int32_t>& prompt, int64_t* reused);
-  void keep_prefix(std::vector<int32_t> tokens, const Sequence& seq);
+  bool caching() const { return options_.cache_bytes > 0 || disk_ != nullptr; }
+  void resume(Active& a);     // a's sequence: from the deepest cached snapshot, or fresh
+  void snapshot(Active& a);   // caches a clone of a's state after tokens[0, fed)
+  void plan_prefill(std::span<Active* const> prefills, int64_t budget);  // sets Active::take
 
   Engine& engine_;
   const SchedulerOptions options_;
@@ -214,9 +237,10 @@ class Scheduler {
   uint64_t next_id_ = 1;
 
   // Owned by the inference thread.
+  std::vector<std::pair<std::shared_ptr<Generation>, GenerationRequest>> admitted_;  // take_queued -> admit
   std::vector<std::unique_ptr<Active>> running_;
-  std::list<CacheEntry> prefix_cache_;  // front = most recently used
-  size_t prefix_cache_used_ = 0;        // memory_bytes() of the cached sequences
+  PrefixCache cache_;
+  std::unique_ptr<PrefixStore> disk_;   // null: no state files
   std::vector<float> logits_;
   std::vector<float> draft_logits_;   // a draft's logits (Engine::draft writes them)
   std::vector<float> draft_row_;      // a draft position's logits, masked by the constraint
@@ -226,9 +250,11 @@ class Scheduler {
   std::vector<Feed> feed_kinds_;
   std::vector<Sequence*> batch_seqs_;
   std::vector<Status> batch_status_;
+  std::vector<Active*> prefills_, order_;   // plan_prefill's input and its order
 
   std::atomic<int64_t> running_count_{0};
   std::atomic<uint64_t> steps_{0}, prefix_hits_{0}, prefix_tokens_reused_{0}, max_batch_{0};
+  std::atomic<uint64_t> prefix_snapshots_{0}, prefix_cache_bytes_{0}, disk_hits_{0};
   std::atomic<uint64_t> spec_rounds_{0}, drafted_{0}, accepted_{0};
   std::atomic<int64_t> step_started_ns_{0};   // steady_clock of the running step's start; 0: none
   const int max_drafts_;             // per round; 0 = no speculative decoding

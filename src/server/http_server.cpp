@@ -246,9 +246,11 @@ struct HttpServer::Impl final : HttpApp {
   // Common front half of every generation endpoint: submission, with the output steering of a
   // chat request (tool_choice, thinking budget).
   Result<std::shared_ptr<runtime::Generation>> submit(const GenerationOptions& g, std::vector<int32_t> prompt,
-                                                      const text::OutputSteering& steer = {}) {
+                                                      const text::OutputSteering& steer = {},
+                                                      std::vector<int64_t> message_starts = {}) {
     runtime::GenerationRequest gr;
     gr.prompt = std::move(prompt);
+    gr.message_starts = std::move(message_starts);
     gr.sampling = g.sampling;
     gr.max_tokens = g.max_tokens > 0 ? g.max_tokens : options.default_max_tokens;
     gr.stop_token_ids = g.stop_token_ids;
@@ -304,7 +306,8 @@ struct HttpServer::Impl final : HttpApp {
     }
     c.prompt_tokens = int64_t(prompt->size());
     const text::OutputSteering steer = codec.steering(r);
-    auto gen = submit(r.gen, std::move(prompt).value(), steer);
+    std::vector<int64_t> starts = codec.message_starts(*prompt);
+    auto gen = submit(r.gen, std::move(prompt).value(), steer, std::move(starts));
     if (!gen.ok()) {
       reject(req, res, gen.status(), r.gen.model, c.prompt_tokens, start);
       return std::nullopt;

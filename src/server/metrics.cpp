@@ -85,10 +85,14 @@ std::string Metrics::render(const runtime::SchedulerStats& g) const {
   }
   scalar(out, "dsv4_queue_depth", "gauge", "Requests waiting for a free sequence slot.", uint64_t(g.queued));
   scalar(out, "dsv4_running_sequences", "gauge", "Sequences prefilling or decoding.", uint64_t(g.running));
-  scalar(out, "dsv4_prefix_cache_hits_total", "counter", "Requests that continued a cached sequence.",
+  scalar(out, "dsv4_prefix_cache_hits_total", "counter", "Requests that resumed from a cached state snapshot.",
          uint64_t(g.prefix_hits));
-  scalar(out, "dsv4_prefix_cache_tokens_total", "counter", "Prompt tokens taken from cached sequences.",
+  scalar(out, "dsv4_prefix_cache_tokens_total", "counter", "Prompt tokens taken from cached state snapshots.",
          uint64_t(g.prefix_tokens_reused));
+  scalar(out, "dsv4_prefix_cache_snapshots", "gauge", "State snapshots the prefix cache holds in memory.",
+         g.prefix_snapshots);
+  scalar(out, "dsv4_prefix_cache_bytes", "gauge", "Memory of the prefix cache's state snapshots.",
+         g.prefix_cache_bytes);
   scalar(out, "dsv4_spec_rounds_total", "counter", "Speculative verify rounds (a chunk of anchor + drafts).",
          g.spec_rounds);
   scalar(out, "dsv4_spec_draft_tokens_total", "counter", "Draft tokens verified.", g.drafted_tokens);

@@ -5,6 +5,7 @@
 
 #include "text/chat_encoding.h"
 #include "text/json_constraint.h"
+#include "text/message_starts.h"
 #include "text/output_steering.h"
 #include "text/tokenizer.h"
 
@@ -14,7 +15,8 @@ namespace {
 
 class Dsv4TextCodec : public TextCodec {
  public:
-  Dsv4TextCodec(text::Tokenizer tok, text::EncoderRevision revision) : tok_(std::move(tok)), revision_(revision) {}
+  Dsv4TextCodec(text::Tokenizer tok, text::EncoderRevision revision)
+      : tok_(std::move(tok)), starts_(tok_), revision_(revision) {}
 
   text::EncoderRevision encoder_revision() const override { return revision_; }
 
@@ -31,6 +33,8 @@ class Dsv4TextCodec : public TextCodec {
     if (!rendered.ok()) return Status::invalid_argument(rendered.status().message());
     return tok_.encode(*rendered);
   }
+
+  std::vector<int64_t> message_starts(std::span<const int32_t> prompt) const override { return starts_.find(prompt); }
 
   std::vector<int32_t> encode_text(std::string_view t) const override { return text::raw_prompt_ids(tok_, t); }
 
@@ -70,6 +74,7 @@ class Dsv4TextCodec : public TextCodec {
   }
 
   text::Tokenizer tok_;
+  text::MessageStarts starts_;
   text::EncoderRevision revision_;
   mutable std::once_flag vocab_once_;
   mutable std::shared_ptr<const text::VocabTrie> vocab_;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,9 @@ class TextCodec {
   // The prompt ids of a chat request (BOS first), rendered in the request's thinking mode and
   // reasoning effort.
   virtual Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const = 0;
+  // The offsets of a chat prompt (encode_chat's ids) where a message opens: the prefix
+  // cache's snapshot points (runtime::GenerationRequest::message_starts).
+  virtual std::vector<int64_t> message_starts(std::span<const int32_t> prompt) const = 0;
   // The prompt ids of a raw text prompt (BOS first; the text is tokenized as-is).
   virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
   virtual std::unique_ptr<text::TokenDecoder> new_token_decoder() const = 0;

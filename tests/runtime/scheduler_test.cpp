@@ -83,7 +83,7 @@ TEST(Scheduler, BatchedOutputsEqualSequentialOnesAndDecodeTogether) {
   SchedulerOptions o;
   o.max_running = 16;
   o.step_token_budget = 64;  // prompts of 40 tokens: prefill is chunked across steps
-  o.prefix_cache_entries = 0;
+  o.cache_bytes = 0;
   Scheduler s(engine, o);
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < 16; ++i) {
@@ -113,7 +113,7 @@ TEST(Scheduler, LongPrefillIsChunkedWhileOthersKeepDecoding) {
   FakeEngine engine(64, 4096);
   SchedulerOptions o;
   o.step_token_budget = 32;
-  o.prefix_cache_entries = 0;
+  o.cache_bytes = 0;
   Scheduler s(engine, o);
   auto a = s.submit(greedy_request({0, 4, 4}, 200));
   ASSERT_TRUE(a.ok());
@@ -238,7 +238,7 @@ TEST(Scheduler, CancelFreesTheSlotForTheNextRequest) {
   engine.step_delay = 2ms;
   SchedulerOptions o;
   o.max_running = 1;
-  o.prefix_cache_entries = 0;
+  o.cache_bytes = 0;
   Scheduler s(engine, o);
   auto a = must(s.submit(greedy_request({0, 2}, 0)));  // would run until the context is full
   ASSERT_TRUE(a->next(2000ms).has_value());
@@ -277,7 +277,7 @@ TEST(Scheduler, PrefixReuseContinuesAFinishedSequence) {
 TEST(Scheduler, PrefixCacheRespectsItsMemoryCap) {
   FakeEngine engine;
   SchedulerOptions o;
-  o.prefix_cache_bytes = 10 * sizeof(int32_t);  // FakeSequence: 4 bytes per consumed token
+  o.cache_bytes = 10 * sizeof(int32_t);  // FakeSequence: 4 bytes per consumed token
   Scheduler s(engine, o);
   std::vector<int32_t> small = {0, 5, 6};
   auto c1 = collect(*must(s.submit(greedy_request(small, 2))));
@@ -290,6 +290,81 @@ TEST(Scheduler, PrefixCacheRespectsItsMemoryCap) {
   big.insert(big.end(), c3.tokens.begin(), c3.tokens.end());
   big.push_back(9);
   EXPECT_EQ(collect(*must(s.submit(greedy_request(big, 2)))).finished.cached_tokens, 0);  // 31 tokens: too big
+}
+
+// An agent rewrites the end of the conversation (earlier reasoning dropped, a reminder
+// inserted): the next prompt diverges inside the last assistant turn, and resumes from the
+// snapshot taken where that turn opened.
+TEST(Scheduler, PromptDivergingInsideTheLastTurnResumesAtItsMessageStart) {
+  FakeEngine engine;
+  FakeEngine reference;
+  SchedulerOptions o;
+  o.snapshot_interval = 0;
+  Scheduler s(engine, o);
+  // system (0..4), user (5..9), assistant (10..15), user (16..19)
+  const std::vector<int32_t> p1 = {0, 3, 3, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 4, 20, 21, 22};
+  auto r1 = greedy_request(p1, 4);
+  r1.message_starts = {5, 10, 16};
+  collect(*must(s.submit(r1)));
+  std::vector<int32_t> p2(p1.begin(), p1.begin() + 12);   // the assistant turn rewritten at 12
+  p2.insert(p2.end(), {30, 31, 4, 20, 21, 22, 40});
+  auto r2 = greedy_request(p2, 6);
+  r2.message_starts = {5, 10, 14};
+  auto c2 = collect(*must(s.submit(r2)));
+  EXPECT_EQ(c2.finished.cached_tokens, 10);
+  EXPECT_EQ(c2.tokens, direct_greedy(reference, p2, 6));
+  // The same prompt again resumes from its own last message start.
+  auto c3 = collect(*must(s.submit(r2)));
+  EXPECT_EQ(c3.finished.cached_tokens, 14);
+  EXPECT_EQ(c3.tokens, c2.tokens);
+}
+
+// Inside a long message, snapshots every snapshot_interval tokens: a prompt sharing 45 tokens
+// resumes at 40. Every chunk ends at a snapshot point.
+TEST(Scheduler, SnapshotsEveryIntervalInsideAPrompt) {
+  FakeEngine engine;
+  FakeEngine reference;
+  SchedulerOptions o;
+  o.snapshot_interval = 8;
+  o.step_token_budget = 64;
+  Scheduler s(engine, o);
+  std::vector<int32_t> p1 = {0};
+  for (int k = 1; k < 60; ++k) p1.push_back(2 + k % 50);
+  collect(*must(s.submit(greedy_request(p1, 2))));
+  {
+    std::lock_guard<std::mutex> lock(engine.mu);
+    EXPECT_EQ(engine.tokens_per_step[0], 8);
+  }
+  std::vector<int32_t> p2(p1.begin(), p1.begin() + 45);
+  p2.insert(p2.end(), {60, 61, 62});
+  auto c2 = collect(*must(s.submit(greedy_request(p2, 5))));
+  EXPECT_EQ(c2.finished.cached_tokens, 40);
+  EXPECT_EQ(c2.tokens, direct_greedy(reference, p2, 5));
+  EXPECT_EQ(s.stats().prefix_hits, 1u);
+  EXPECT_GT(s.stats().prefix_snapshots, 7u);
+}
+
+// A short prompt admitted while a long one is being prefilled gets its share of the step at
+// once: it is consumed in the next step, not after the long prompt.
+TEST(Scheduler, ShortPromptIsNotQueuedBehindALongPrefill) {
+  FakeEngine engine(64, 8192);
+  engine.step_delay = 1ms;
+  SchedulerOptions o;
+  o.step_token_budget = 32;
+  o.cache_bytes = 0;
+  Scheduler s(engine, o);
+  auto long_req = greedy_request(std::vector<int32_t>(4000, 7), 1);
+  long_req.report_prefill_progress = true;
+  auto a = must(s.submit(long_req));
+  auto progress = a->next(2000ms);
+  ASSERT_TRUE(progress && progress->kind == GenerationEvent::Kind::prefill_progress);
+  const uint64_t before = s.stats().steps;
+  auto b = must(s.submit(greedy_request({0, 5, 9, 3, 8, 8, 8, 8, 8, 8, 8, 8}, 1)));
+  auto cb = collect(*b);
+  EXPECT_EQ(cb.tokens.size(), 1u);
+  EXPECT_LE(s.stats().steps - before, 3u) << "the short prompt waited behind the long prefill";
+  auto ca = collect(*a);
+  EXPECT_EQ(ca.finished.generated_tokens, 1);
 }
 
 TEST(Scheduler, ShutdownEndsEverythingWithAnErrorAndRefusesNewWork) {

@@ -70,6 +70,13 @@ class ByteCodec : public server::TextCodec {
     all += r.thinking == server::ThinkingMode::chat ? "A:" : "A+";
     return encode_text(all);
   }
+  // Each message is one line: a message opens after every '\n'.
+  std::vector<int64_t> message_starts(std::span<const int32_t> prompt) const override {
+    std::vector<int64_t> starts;
+    for (size_t i = 1; i < prompt.size(); ++i)
+      if (prompt[i - 1] == int32_t('\n') + 2) starts.push_back(int64_t(i));
+    return starts;
+  }
   std::unique_ptr<text::TokenDecoder> new_token_decoder() const override {
     return std::make_unique<BytePassThroughStream>();
   }
