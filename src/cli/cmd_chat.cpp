@@ -93,9 +93,11 @@ int cmd_chat(int argc, char** argv) {
     o.revision = *revision;
     o.thinking_mode = thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
     o.add_bos = history.empty();
-    // The effort prefix opens the conversation (message index 0, addendum §A6.1): only the first
-    // turn's rendering may write it; later turns continue after it.
-    if (history.empty()) o.reasoning_effort = effort;
+    // The effort prefix (and V4.1's leading <｜System｜>) opens the conversation (message index 0,
+    // addendum §A6.1, v4.1 §11.2): only the first turn's rendering writes it; later turns
+    // continue after it.
+    o.continuation = !history.empty();
+    o.reasoning_effort = effort;
     auto rendered = text::render_chat(turn, o);
     if (!rendered.ok()) return fail(rendered.status());
     std::vector<int32_t> prompt = history;
@@ -111,8 +113,8 @@ int cmd_chat(int argc, char** argv) {
     req.sampling = sampling;
     req.max_tokens = max_tokens;
     const text::ThinkingMode mode = thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
-    text::apply_steering(text::chat_steering(*tok, mode, /*thinking_budget=*/0), req);
-    auto r = stream_turn(scheduler, *tok, std::move(req), mode, {});
+    text::apply_steering(text::chat_steering(*tok, *revision, mode, /*thinking_budget=*/0), req);
+    auto r = stream_turn(scheduler, *tok, std::move(req), mode, *revision, {});
     if (!r.ok()) return fail(r.status());
     print_turn_stats(*r);
     // The turn closes with EOS, as the chat format writes a finished assistant message.

@@ -1,5 +1,6 @@
-// `dsv4 parse-completion`: JSON Lines {"completion": "...", "thinking_mode": "thinking"|"chat"}
-// -> the parsed assistant message (reasoning_content, content, tool_calls; spec §7.3).
+// `dsv4 parse-completion`: JSON Lines {"completion": "...", "thinking_mode": "thinking"|"chat",
+// "revision": "v4"|"v4-flash-0731"|"v4.1"} -> the parsed assistant message (reasoning_content,
+// content, tool_calls; spec §7.3). The revision (default v4) decides the DSML tags (v4.1 §11.3).
 #include <CLI/CLI.hpp>
 
 #include "cli/jsonl.h"
@@ -18,7 +19,12 @@ int cmd_parse_completion(int argc, char** argv) {
       if (in["thinking_mode"] == "chat") mode = text::ThinkingMode::chat;
       else if (in["thinking_mode"] != "thinking") return Status::invalid_argument("thinking_mode must be \"chat\" or \"thinking\"");
     }
-    return text::completion_to_json(text::CompletionParser::parse(in["completion"].get<std::string>(), mode));
+    text::EncoderRevision revision = text::EncoderRevision::v4;
+    if (in.contains("revision")) {
+      const auto& v = in["revision"];  // a non-string names no revision (the error lists the names)
+      DSV4_ASSIGN_OR_RETURN(revision, text::encoder_revision_named(v.is_string() ? v.get<std::string>() : ""));
+    }
+    return text::completion_to_json(text::CompletionParser::parse(in["completion"].get<std::string>(), mode, revision));
   });
 }
 

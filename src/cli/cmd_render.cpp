@@ -1,6 +1,7 @@
 // `dsv4 render`: JSON Lines {"messages": [...], "options": {...}} -> {"prompt": "..."} using the
-// official V4 chat format (spec §7.2). With --ids, also the token ids of the prompt. With -m, the
-// checkpoint's encoder revision is the default (a line's options.revision still names one).
+// official chat format (spec §7.2; V4.1: v4.1 §11.2). With --ids, also the token ids of the
+// prompt. With -m, the checkpoint's encoder revision is the default (a line's options.revision
+// still names one); only its config.json (and tokenizer.json for --ids) is read.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 

@@ -49,6 +49,8 @@ int cmd_run(int argc, char** argv) {
   if (Status s = runtime::validate_sampling(sampling); !s.ok()) return fail(s);
   if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
 
+  auto revision = model_encoder_revision(model.dir);
+  if (!revision.ok()) return fail(revision.status());
   auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
   // Raw text has no chat mode: it is shown as it comes, unsteered.
@@ -61,8 +63,6 @@ int cmd_run(int argc, char** argv) {
     std::vector<text::ChatMessage> messages;
     if (!system.empty()) messages.push_back(chat_message("system", system));
     messages.push_back(chat_message("user", prompt));
-    auto revision = model_encoder_revision(model.dir);
-    if (!revision.ok()) return fail(revision.status());
     text::ChatOptions o;
     o.revision = *revision;
     o.thinking_mode = *mode;
@@ -85,8 +85,8 @@ int cmd_run(int argc, char** argv) {
   req.sampling = sampling;
   req.max_tokens = max_tokens;
   req.ignore_eos = ignore_eos;
-  if (mode) text::apply_steering(text::chat_steering(*tok, *mode, /*thinking_budget=*/0), req);
-  auto r = stream_turn(scheduler, *tok, std::move(req), mode, stops);
+  if (mode) text::apply_steering(text::chat_steering(*tok, *revision, *mode, /*thinking_budget=*/0), req);
+  auto r = stream_turn(scheduler, *tok, std::move(req), mode, *revision, stops);
   if (!r.ok()) return fail(r.status());
   print_turn_stats(*r);
   return 0;

@@ -73,15 +73,19 @@ Status apply_speculative_flags(const ModelFlags& f, const runtime::Engine& engin
 
 Result<text::EncoderRevision> model_encoder_revision(const std::string& dir) {
   DSV4_ASSIGN_OR_RETURN(io::ModelConfig config, io::load_config(dir + "/config.json"));
-  return text::encoder_revision_for(config.revision);
+  return text::encoder_revision_for(config);
 }
 
 CLI::Option* add_effort_flag(CLI::App& app, std::string& effort) {
-  auto levels = [](text::EncoderRevision r) { return text::effort_level_names(r); };
-  return app.add_option("--effort", effort,
-                        "reasoning effort in thinking mode, a level of the checkpoint's chat encoder (preview: " +
-                            levels(text::encoder_revision_for(io::Revision::preview)) + "; 0731 / 0813: " +
-                            levels(text::encoder_revision_for(io::Revision::dspark)) + "; default: the first)");
+  std::string help = "reasoning effort in thinking mode, a level of the checkpoint's chat encoder (";
+  for (auto [release, r] : {std::pair{"preview", text::EncoderRevision::v4},
+                            std::pair{"0731 / 0813", text::EncoderRevision::v4_flash_0731},
+                            std::pair{"V4.1", text::EncoderRevision::v41}}) {
+    help += release;
+    help += ": " + text::effort_level_names(r) + ", default " + std::string(text::default_effort_level(r)) + "; ";
+  }
+  help.replace(help.size() - 2, 2, ")");
+  return app.add_option("--effort", effort, help);
 }
 
 void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache) {
@@ -183,7 +187,7 @@ namespace dsv4::cli {
 
 Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokenizer& tok,
                                runtime::GenerationRequest request, std::optional<text::ThinkingMode> mode,
-                               const std::vector<std::string>& stops) {
+                               text::EncoderRevision revision, const std::vector<std::string>& stops) {
   using Clock = std::chrono::steady_clock;
   const bool tty = isatty(STDOUT_FILENO) == 1;
   // Prompts longer than one scheduler step get a progress bar.
@@ -192,7 +196,8 @@ Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokeni
   DSV4_ASSIGN_OR_RETURN(auto gen, scheduler.submit(std::move(request)));
 
   TurnResult r;
-  text::OutputStream out(text::token_decoder(tok), mode ? text::completion_output_parser(*mode) : nullptr, stops);
+  text::OutputStream out(text::token_decoder(tok), mode ? text::completion_output_parser(*mode, revision) : nullptr,
+                         stops);
   bool in_reasoning = false;
   ProgressBar bar("prefill");
   Clock::time_point first = start;

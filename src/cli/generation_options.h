@@ -48,7 +48,8 @@ void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);
 // launch's World at once; `seconds` keeps the value (serve's /health deadline defaults to it).
 void add_step_timeout_flag(CLI::App& app, double& seconds);
 // The chat encoder revision of the checkpoint in `dir`: text::encoder_revision_for of its
-// config.json's revision (read before the engine loads, so that a bad --effort fails fast).
+// config.json (read before the engine loads, so that a bad --effort fails fast; it needs no
+// weights, so `render -m` works on a checkpoint whose forward dsv4 cannot run).
 Result<text::EncoderRevision> model_encoder_revision(const std::string& dir);
 // --effort LEVEL: the reasoning effort of thinking mode, a level of the model's encoder.
 CLI::Option* add_effort_flag(CLI::App& app, std::string& effort);
@@ -91,11 +92,11 @@ struct TurnResult {
 
 // Submits `request`, prints the answer to stdout as it streams (text::OutputStream: reasoning
 // framed by <think>...</think> in thinking mode, dimmed on a terminal; raw text without a
-// `mode`), with a prefill progress bar for long prompts on a terminal. `stops` end the turn at
-// the first match.
+// `mode`; tool calls in the DSML tags of `revision`), with a prefill progress bar for long
+// prompts on a terminal. `stops` end the turn at the first match.
 Result<TurnResult> stream_turn(runtime::Scheduler& scheduler, const text::Tokenizer& tok,
                                runtime::GenerationRequest request, std::optional<text::ThinkingMode> mode,
-                               const std::vector<std::string>& stops);
+                               text::EncoderRevision revision, const std::vector<std::string>& stops);
 
 // "prompt 12 tokens (240.0 tok/s), generated 100 tokens (35.2 tok/s)" on stderr.
 void print_turn_stats(const TurnResult& r);

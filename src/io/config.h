@@ -26,9 +26,8 @@ enum class Architecture { v4, v41 };
 // Which V4 release family a config belongs to. Rule (addendum §A6.5): any `dspark_*` key in the root
 // config makes it a DSpark checkpoint (Flash-0731, Pro-0813, and the Flash-DSpark intermediate);
 // otherwise it is the preview. A V4.1 config has dspark_* keys too (v4.1 §2.1) and is `dspark`
-// by the same rule: its drafter is DSpark. text/encoder_revision does not yet look at the
-// architecture (no V4.1 chat encoder exists); a V4.1 checkpoint never gets that far, as
-// model::load_model refuses it until its forward exists.
+// by the same rule: its drafter is DSpark. text/encoder_revision looks at the architecture
+// first, so a V4.1 checkpoint gets V4.1's chat encoder, not 0731's.
 enum class Revision { preview, dspark };
 
 // The draft model a checkpoint carries: the preview's one MTP block (spec §3.5, "mtp.0." with

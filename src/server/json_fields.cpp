@@ -169,7 +169,7 @@ Result<std::string> effort_level(std::string_view field, std::string_view reques
   if (requested.empty()) return std::string();
   if (auto level = text::api_effort_level(revision, requested); level.ok()) return std::string(*level);
   std::string allowed = also.empty() ? std::string() : std::string(also) + ", ";
-  allowed += text::api_effort_names();
+  allowed += text::api_effort_names(revision);
   return bad("'" + std::string(field) + "' must be one of " + allowed + " (the served model's " +
              std::string(text::encoder_revision_name(revision)) + " chat encoder has the levels " +
              text::effort_level_names(revision) + "), not '" + std::string(requested) + "'");

@@ -57,10 +57,11 @@ Status check_bookkeeping(const nlohmann::ordered_json& j);
 // they must not be able to end it (no quotes, '<', '>' or newlines; 1 to 128 bytes).
 bool valid_tool_name(std::string_view name);
 
-// A requested reasoning effort (an API name: minimal .. max) as the level of the served model's
-// chat encoder that it selects (text::api_effort_level, DeepSeek's API mapping); "" stays "" (the
-// encoder's default). Errors: invalid_argument naming `field`, the accepted names (`also` first:
-// a value the caller handles itself, e.g. OpenAI's "none") and the encoder's levels.
+// A requested reasoning effort (an API name: minimal .. max; for V4.1 also "1" .. "100", v4.1
+// §11.4) as the level of the served model's chat encoder that it selects (text::api_effort_level,
+// DeepSeek's API mapping); "" stays "" (the encoder's default). Errors: invalid_argument naming
+// `field`, the accepted names (`also` first: a value the caller handles itself, e.g. OpenAI's
+// "none") and the encoder's levels.
 Result<std::string> effort_level(std::string_view field, std::string_view requested, text::EncoderRevision revision,
                                  std::string_view also = {});
 

@@ -41,7 +41,7 @@ class Dsv4TextCodec : public TextCodec {
   std::unique_ptr<text::TokenDecoder> new_token_decoder() const override { return text::token_decoder(tok_); }
 
   std::unique_ptr<text::OutputParser> new_output_parser(const ChatRequest& r) const override {
-    return text::completion_output_parser(r.thinking);
+    return text::completion_output_parser(r.thinking, revision_);
   }
 
   text::OutputSteering steering(const ChatRequest& r) const override {
@@ -56,7 +56,7 @@ class Dsv4TextCodec : public TextCodec {
                                f["parameters"]["properties"].is_object() && !f["parameters"]["properties"].empty();
       }
     }
-    text::OutputSteering s = text::chat_steering(tok_, r.thinking, r.thinking_budget, tools);
+    text::OutputSteering s = text::chat_steering(tok_, revision_, r.thinking, r.thinking_budget, tools);
     if (r.output.grammar) s.constraint = std::make_shared<text::JsonConstraint>(r.output.grammar, vocab_trie());
     return s;
   }

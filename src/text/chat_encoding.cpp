@@ -23,9 +23,14 @@ bool truthy(const ojson& v) {
 
 // ---- JSON -> messages ----
 
+bool is_image_part(const std::string& type) {
+  return type == "image_url" || type == "image" || type == "input_image";  // OpenAI, Anthropic, Responses
+}
+
 // OpenAI content: a string, null, or a list of parts. Text parts keep their text; any other
 // part type renders as "[Unsupported TYPE]" (PROMPT-FORMAT §5, §7). Parts are joined by "\n\n".
-Result<std::string> flatten_content(const ojson& c, const std::string& where) {
+// Image parts set *has_image (ChatMessage::has_image).
+Result<std::string> flatten_content(const ojson& c, const std::string& where, bool* has_image) {
   if (c.is_null()) return std::string();
   if (c.is_string()) return c.get<std::string>();
   if (!c.is_array()) return Status::invalid_argument(where + ": content must be a string, null or an array of parts");
@@ -43,6 +48,7 @@ Result<std::string> flatten_content(const ojson& c, const std::string& where) {
         piece = part["text"];
       } else {
         piece = "[Unsupported " + type + "]";
+        *has_image = *has_image || is_image_part(type);
       }
     } else {
       return Status::invalid_argument(where + ": content part must be an object with a \"type\"");
@@ -84,7 +90,9 @@ Result<ToolCall> tool_call_from_json(const ojson& c, const std::string& where) {
 
 // ---- rendering helpers ----
 
-std::string tools_section(const ojson& tools) {
+// The tools section (chat_tokens.h): the intro and the example block in the revision's tags,
+// then the rules and the schemas.
+std::string tools_section(const ojson& tools, const chat::DsmlTags& tags) {
   std::string schemas;
   bool first = true;
   for (const auto& t : tools) {
@@ -94,16 +102,34 @@ std::string tools_section(const ojson& tools) {
     first = false;
     schemas += py_json_dumps(fn);
   }
-  std::string out(chat::kToolsSectionBefore);
+  std::string out(chat::kToolsIntro);
+  out += tags.calls_open;
+  out += chat::kToolsIntroEnd;
+  out += tags.calls_open;
+  out += "\n";
+  out += tags.invoke_open_prefix;
+  out += "$TOOL_NAME\">\n";
+  out += tags.param_open_prefix;
+  out += "$PARAMETER_NAME\" string=\"true|false\">$PARAMETER_VALUE";
+  out += tags.param_close;
+  out += "\n...\n";
+  out += tags.invoke_close;
+  out += "\n";
+  out += tags.invoke_open_prefix;
+  out += "$TOOL_NAME2\">\n...\n";
+  out += tags.invoke_close;
+  out += "\n";
+  out += tags.calls_close;
+  out += chat::kToolsRules;
   out += schemas;
   out += chat::kToolsSectionAfter;
   return out;
 }
 
-void append_tools_and_format(std::string& out, const ChatMessage& m) {
+void append_tools_and_format(std::string& out, const ChatMessage& m, const chat::DsmlTags& tags) {
   if (truthy(m.tools)) {
     out += "\n\n";
-    out += tools_section(m.tools);
+    out += tools_section(m.tools, tags);
   }
   if (truthy(m.response_format)) {
     out += "\n\n";
@@ -243,53 +269,93 @@ Result<std::vector<Turn>> preprocess(const std::vector<ChatMessage>& in, const C
   return turns;
 }
 
-int last_user_index(const std::vector<Turn>& turns) {
+// V4.1 writes a system message after the first one as its own turn, <｜System｜> + content
+// (v4.1 §11.2 rule 2). In a continuation no message is the first one.
+bool mid_system(const std::vector<Turn>& turns, size_t k, const ChatOptions& opt) {
+  return opt.revision == EncoderRevision::v41 && turns[k].msg.role == "system" && (k > 0 || opt.continuation);
+}
+
+// The last turn that asks for an answer: a user or developer turn, or (V4.1) a mid-conversation
+// system turn, which counts as a user turn (v4.1 §11.2 rule 2).
+int last_user_index(const std::vector<Turn>& turns, const ChatOptions& opt) {
   for (size_t k = turns.size(); k-- > 0;)
-    if (turns[k].msg.role == "user" || turns[k].msg.role == "developer") return static_cast<int>(k);
+    if (turns[k].msg.role == "user" || turns[k].msg.role == "developer" || mid_system(turns, k, opt))
+      return static_cast<int>(k);
   return -1;
+}
+
+// V4.1 is rendered for a text-only forward here: an image would become a placeholder that the
+// vision path expands (v4.1 §11.5, §12), and text holding the placeholder is refused by the
+// official encoder, since it would tokenize to the image id.
+Status check_v41_text_only(const std::vector<ChatMessage>& messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    const std::string where = "message " + std::to_string(i);
+    if (m.has_image)
+      return Status::invalid_argument(where + ": images are not supported: DeepSeek-V4.1 reads them through its "
+                                      "vision path (v4.1 §12), which dsv4 does not implement");
+    if (m.content.find(chat::kImagePlaceholder) != std::string::npos ||
+        m.reasoning_content.find(chat::kImagePlaceholder) != std::string::npos)
+      return Status::invalid_argument(where + ": text contains the image placeholder " +
+                                      std::string(chat::kImagePlaceholder) + ", which the V4.1 encoder refuses");
+  }
+  return Status::ok_status();
+}
+
+// The arguments of a call as the object whose members become parameters. Arguments that are not
+// a JSON object become one string parameter named "arguments". V4.1 also decodes a JSON string
+// that holds the object's text (double-encoded arguments; v4.1 §11.3: "up to twice").
+ojson call_arguments(const ToolCall& c, EncoderRevision revision) {
+  ojson args = ojson::parse(c.arguments, nullptr, false);
+  if (revision == EncoderRevision::v41 && !args.is_discarded() && args.is_string())
+    args = ojson::parse(args.get<std::string>(), nullptr, false);
+  if (args.is_discarded() || !args.is_object()) {
+    args = ojson::object();
+    args["arguments"] = c.arguments;
+  }
+  return args;
 }
 
 }  // namespace
 
-std::string render_tool_calls(const std::vector<ToolCall>& calls) {
-  std::string out(chat::kToolCallsOpen);
+std::string render_tool_calls(const std::vector<ToolCall>& calls, EncoderRevision revision) {
+  const chat::DsmlTags& tags = dsml_tags(revision);
+  std::string out(tags.calls_open);
   out += "\n";
   for (size_t i = 0; i < calls.size(); ++i) {
     const ToolCall& c = calls[i];
     if (i) out += "\n";
-    out += chat::kInvokeOpenPrefix;
+    out += tags.invoke_open_prefix;
     out += c.name;
     out += "\">\n";
-    // Arguments that are not a JSON object become one string parameter named "arguments".
-    ojson args = ojson::parse(c.arguments, nullptr, false);
-    if (args.is_discarded() || !args.is_object()) {
-      args = ojson::object();
-      args["arguments"] = c.arguments;
-    }
+    const ojson args = call_arguments(c, revision);
     bool first = true;
     for (auto it = args.begin(); it != args.end(); ++it) {
       if (!first) out += "\n";
       first = false;
       const bool is_str = it.value().is_string();
-      out += chat::kParamOpenPrefix;
+      out += tags.param_open_prefix;
       out += it.key();
       out += is_str ? "\" string=\"true\">" : "\" string=\"false\">";
       out += is_str ? it.value().get<std::string>() : py_json_dumps(it.value());
-      out += chat::kParamClose;
+      out += tags.param_close;
     }
     out += "\n";
-    out += chat::kInvokeClose;
+    out += tags.invoke_close;
   }
   out += "\n";
-  out += chat::kToolCallsClose;
+  out += tags.calls_close;
   return out;
 }
 
 Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const ChatOptions& opt) {
   if (messages.empty() && !truthy(opt.tools) && !truthy(opt.response_format))
     return Status::invalid_argument("no messages to render");
+  const bool v41 = opt.revision == EncoderRevision::v41;
+  if (v41) DSV4_TRY(check_v41_text_only(messages));
   DSV4_ASSIGN_OR_RETURN(std::vector<Turn> turns, preprocess(messages, opt));
-  DSV4_ASSIGN_OR_RETURN(std::string_view prefix, effort_prefix(opt.revision, opt.reasoning_effort));
+  DSV4_ASSIGN_OR_RETURN(std::string prefix, effort_prefix(opt.revision, opt.reasoning_effort));
+  const chat::DsmlTags& tags = dsml_tags(opt.revision);
 
   const bool thinking = opt.thinking_mode == ThinkingMode::thinking;
   bool any_tools = false;
@@ -298,32 +364,39 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
   const bool drop = thinking && opt.drop_thinking && !any_tools;
   if (drop) {
     // Developer messages before the last user message are dropped entirely (PROMPT-FORMAT §3).
-    const int last_user = last_user_index(turns);
+    const int last_user = last_user_index(turns, opt);
     std::vector<Turn> kept;
     for (size_t k = 0; k < turns.size(); ++k)
       if (!(turns[k].msg.role == "developer" && static_cast<int>(k) < last_user)) kept.push_back(std::move(turns[k]));
     turns = std::move(kept);
   }
-  const int last_user = last_user_index(turns);
+  const int last_user = last_user_index(turns, opt);
   const int n = static_cast<int>(turns.size());
 
   std::string out;
   if (opt.add_bos) out += chat::kBos;
   // The effort prefix opens the first message (official: message index 0, thinking mode only).
-  if (thinking && n > 0) out += prefix;
+  // V4.1 writes <｜System｜> before it, and before a leading system message in chat mode too
+  // (v4.1 §11.2 rule 1).
+  if (n > 0 && !opt.continuation) {
+    if (v41 && (thinking || turns[0].msg.role == "system")) out += chat::kSystem;
+    if (thinking) out += prefix;
+  }
   for (int i = 0; i < n; ++i) {
     const ChatMessage& m = turns[i].msg;
     const std::string& role = m.role;
+    const bool mid_sys = mid_system(turns, size_t(i), opt);
     if (role == "system") {
+      if (mid_sys) out += chat::kSystem;
       out += m.content;
-      append_tools_and_format(out, m);
+      append_tools_and_format(out, m, tags);
     } else if (role == "latest_reminder") {
       out += chat::kLatestReminder;
       out += m.content;
     } else if (role == "user" || role == "developer") {
       out += chat::kUser;
       out += role == "user" ? user_text(turns[i]) : m.content;
-      if (role == "developer") append_tools_and_format(out, m);
+      if (role == "developer") append_tools_and_format(out, m, tags);
     } else {  // assistant
       // An assistant message answering a task never has a reasoning part; otherwise reasoning is
       // rendered in thinking mode unless it is being dropped for turns before the last user.
@@ -335,7 +408,7 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
       out += m.content;
       if (!m.tool_calls.empty()) {
         out += chat::kBeforeToolCalls;
-        out += render_tool_calls(m.tool_calls);
+        out += render_tool_calls(m.tool_calls, opt.revision);
       }
       if (!m.prefix) out += chat::kEos;
     }
@@ -350,7 +423,7 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
         out += thinking ? chat::kThinkStart : chat::kThinkEnd;
       }
       out += task_tokens().at(m.task);
-    } else if (role == "user" || role == "developer") {
+    } else if (role == "user" || role == "developer" || mid_sys) {
       out += chat::kAssistant;
       out += (thinking && (!drop || i >= last_user)) ? chat::kThinkStart : chat::kThinkEnd;
     }
@@ -368,7 +441,7 @@ Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json
     if (!j.contains("role") || !j["role"].is_string()) return Status::invalid_argument(where + " has no string \"role\"");
     ChatMessage m;
     m.role = j["role"];
-    DSV4_ASSIGN_OR_RETURN(m.content, flatten_content(j.value("content", ojson()), where));
+    DSV4_ASSIGN_OR_RETURN(m.content, flatten_content(j.value("content", ojson()), where, &m.has_image));
     DSV4_ASSIGN_OR_RETURN(m.reasoning_content, optional_string(j, "reasoning_content", where));
     DSV4_ASSIGN_OR_RETURN(m.tool_call_id, optional_string(j, "tool_call_id", where));
     DSV4_ASSIGN_OR_RETURN(m.name, optional_string(j, "name", where));
@@ -414,24 +487,19 @@ Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j, EncoderRe
     } else if (k == "reasoning_effort") {
       if (v.is_null()) o.reasoning_effort.clear();
       else if (v.is_string()) o.reasoning_effort = v.get<std::string>();
-      else return Status::invalid_argument("reasoning_effort must be a string or null");
-    } else if (k == "drop_thinking" || k == "add_bos" || k == "add_default_bos_token") {
+      else if (v.is_number_integer()) o.reasoning_effort = v.dump();  // V4.1's 1-100 (effort_prefix checks)
+      else return Status::invalid_argument("reasoning_effort must be a string, an integer or null");
+    } else if (k == "drop_thinking" || k == "add_bos" || k == "add_default_bos_token" || k == "continuation") {
       if (!v.is_boolean()) return Status::invalid_argument(k + " must be a boolean");
-      (k == "drop_thinking" ? o.drop_thinking : o.add_bos) = v.get<bool>();
+      (k == "drop_thinking" ? o.drop_thinking : k == "continuation" ? o.continuation : o.add_bos) = v.get<bool>();
     } else if (k == "tools") {
       if (!v.is_null() && !v.is_array()) return Status::invalid_argument("tools must be an array");
       o.tools = v;
     } else if (k == "response_format") {
       o.response_format = v;
     } else if (k == "revision") {
-      bool known = false;
-      for (EncoderRevision r : {EncoderRevision::v4, EncoderRevision::v4_flash_0731}) {
-        if (v.is_string() && v.get<std::string>() == encoder_revision_name(r)) {
-          o.revision = r;
-          known = true;
-        }
-      }
-      if (!known) return Status::invalid_argument("revision must be \"v4\" or \"v4-flash-0731\"");
+      // A non-string names no revision (the error lists the names).
+      DSV4_ASSIGN_OR_RETURN(o.revision, encoder_revision_named(v.is_string() ? v.get<std::string>() : std::string()));
     } else {
       return Status::invalid_argument("unknown option '" + k + "'");
     }

@@ -1,6 +1,7 @@
 // Chat rendering: OpenAI-style messages -> the exact prompt text of DeepSeek's official V4
-// encoder (`encode_messages`, spec §7.2-7.3, PROMPT-FORMAT.md). Tokenize the returned string
-// with Tokenizer::encode (added-token strings become their ids; no BOS is added there).
+// encoder (`encode_messages`, spec §7.2-7.3, PROMPT-FORMAT.md), or of V4.1's (v4.1 §11.2-11.3),
+// by ChatOptions::revision. Tokenize the returned string with Tokenizer::encode (added-token
+// strings become their ids; no BOS is added there).
 //
 // Public API:
 //   Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json& array);
@@ -31,6 +32,10 @@ struct ChatMessage {
   // "system", "user", "assistant", "tool", "developer" or "latest_reminder".
   std::string role;
   std::string content;             // text; content-part arrays are flattened by messages_from_json
+  // An image content part was flattened into `content` as "[Unsupported TYPE]", which is what
+  // the V4 encoders write for it. The V4.1 encoder would write an image placeholder (v4.1 §11.5)
+  // for the vision path, which dsv4 does not run: it refuses the message.
+  bool has_image = false;
   std::string reasoning_content;   // assistant only
   std::vector<ToolCall> tool_calls;  // assistant only
   std::string tool_call_id;        // tool only: which call this result answers
@@ -51,6 +56,7 @@ struct ChatOptions {
   ThinkingMode thinking_mode = ThinkingMode::thinking;
   // "" (the revision's default) or one of effort_levels(revision). Only thinking mode writes
   // a prefix for it; any other value is an error in both modes.
+  // V4.1 also takes an integer 1-100 in decimal ("80").
   std::string reasoning_effort;
   // Drop reasoning of turns before the last user message (thinking mode). Has no effect when
   // any message carries tools: then all reasoning is kept, as the official encoder does.
@@ -62,21 +68,26 @@ struct ChatOptions {
   // Start with BOS (official add_default_bos_token). The reasoning-effort prefix does not
   // depend on it: it always opens the first message, as in the official encoder.
   bool add_bos = true;
+  // The messages continue a conversation rendered before (the official encoder's `context`): none
+  // of them is message 0, so nothing that opens a conversation is written (the effort prefix;
+  // V4.1's leading <｜System｜>), and a V4.1 system message is a mid-conversation one.
+  bool continuation = false;
   EncoderRevision revision = EncoderRevision::v4;
 };
 
 Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json& messages);
 Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::json& messages);
-// Keys: thinking_mode ("chat"|"thinking"), reasoning_effort (string|null), drop_thinking
-// (bool), tools, response_format, add_bos (bool), revision ("v4"|"v4-flash-0731"). Without a
-// revision key the options keep `revision` (that of the model being rendered for, if known).
+// Keys: thinking_mode ("chat"|"thinking"), reasoning_effort (string|integer|null: V4.1 takes
+// 1-100), drop_thinking (bool), tools, response_format, add_bos (bool), continuation (bool),
+// revision ("v4"|"v4-flash-0731"|"v4.1"). Without a revision key the options keep `revision`
+// (that of the model being rendered for, if known).
 Result<ChatOptions> options_from_json(const nlohmann::ordered_json& options,
                                       EncoderRevision revision = EncoderRevision::v4);
 
 Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const ChatOptions& options);
 
-// The DSML block for one assistant turn's tool calls (no leading "\n\n"), as the encoder
-// writes it. Exposed for tests and for servers that echo tool calls.
-std::string render_tool_calls(const std::vector<ToolCall>& calls);
+// The DSML block for one assistant turn's tool calls (no leading "\n\n"), as the revision's
+// encoder writes it. Exposed for tests and for servers that echo tool calls.
+std::string render_tool_calls(const std::vector<ToolCall>& calls, EncoderRevision revision);
 
 }  // namespace dsv4::text

@@ -1,7 +1,7 @@
 #include "text/completion_parser.h"
 
 #include <algorithm>
-#include <initializer_list>
+#include <span>
 
 #include "text/chat_tokens.h"
 #include "text/py_json.h"
@@ -15,7 +15,7 @@ namespace {
 
 // Length of the longest suffix of s that is a proper prefix of one of the markers: that text
 // might still become a marker, so it is held back.
-size_t marker_holdback(std::string_view s, std::initializer_list<std::string_view> markers) {
+size_t marker_holdback(std::string_view s, std::span<const std::string_view> markers) {
   size_t hold = 0;
   for (std::string_view m : markers) {
     const size_t maxk = std::min(s.size(), m.size() - 1);
@@ -30,7 +30,7 @@ size_t marker_holdback(std::string_view s, std::initializer_list<std::string_vie
 
 // How much of s can be emitted now: everything but a possible marker start and an unfinished
 // UTF-8 character.
-size_t emittable(std::string_view s, bool final, std::initializer_list<std::string_view> markers) {
+size_t emittable(std::string_view s, bool final, std::span<const std::string_view> markers) {
   if (final) return s.size();
   size_t n = s.size() - marker_holdback(s, markers);
   n -= utf8_incomplete_tail(s.substr(0, n));
@@ -47,8 +47,12 @@ bool could_become(std::string_view s, std::string_view m) { return s.size() < m.
 
 }  // namespace
 
-CompletionParser::CompletionParser(ThinkingMode mode)
-    : state_(mode == ThinkingMode::thinking ? State::reasoning : State::content) {}
+CompletionParser::CompletionParser(ThinkingMode mode, EncoderRevision revision)
+    : state_(mode == ThinkingMode::thinking ? State::reasoning : State::content) {
+  dialects_.push_back(&dsml_tags(revision));
+  if (dialects_.front() != &chat::kDsmlV4) dialects_.push_back(&chat::kDsmlV4);
+  for (const chat::DsmlTags* t : dialects_) cues_.push_back(std::string(chat::kBeforeToolCalls) + std::string(t->calls_open));
+}
 
 void CompletionParser::mark_malformed(const std::string& why) {
   if (!result_.malformed) result_.error = why;
@@ -92,16 +96,21 @@ bool CompletionParser::step_reasoning(bool final, std::vector<CompletionEvent>& 
     state_ = State::content;
     return true;
   }
-  const size_t n = emittable(buf_, final, {chat::kThinkEnd, chat::kEos});
+  static constexpr std::string_view kMarkers[] = {chat::kThinkEnd, chat::kEos};
+  const size_t n = emittable(buf_, final, kMarkers);
   emit_reasoning(buf_.substr(0, n), ev);
   consume(n, false);
   return false;
 }
 
-// Content runs up to EOS or up to "\n\n<｜DSML｜tool_calls>", which opens the tool-call block.
+// Content runs up to EOS or up to "\n\n" + a dialect's opening tag (the first one found), which
+// opens the tool-call block in that dialect.
 bool CompletionParser::step_content(bool final, std::vector<CompletionEvent>& ev) {
-  static const std::string kBlockCue = std::string(chat::kBeforeToolCalls) + std::string(chat::kToolCallsOpen);
-  const size_t cue = buf_.find(kBlockCue);
+  size_t cue = std::string::npos, which = 0;
+  for (size_t d = 0; d < cues_.size(); ++d) {
+    const size_t at = buf_.find(cues_[d]);
+    if (at < cue) cue = at, which = d;
+  }
   const size_t eos = buf_.find(chat::kEos);
   if (eos != std::string::npos && (cue == std::string::npos || eos < cue)) {
     emit_content(buf_.substr(0, eos), ev);
@@ -114,11 +123,16 @@ bool CompletionParser::step_content(bool final, std::vector<CompletionEvent>& ev
     emit_content(buf_.substr(0, cue), ev);
     consume(cue, false);
     raw_.clear();
-    consume(kBlockCue.size(), true);
+    consume(cues_[which].size(), true);
+    tags_ = dialects_[which];
     state_ = State::block;
     return true;
   }
-  const size_t n = emittable(buf_, final, {kBlockCue, chat::kEos});
+  std::string_view markers[3];  // the cues and EOS
+  size_t k = 0;
+  for (const std::string& c : cues_) markers[k++] = c;
+  markers[k++] = chat::kEos;
+  const size_t n = emittable(buf_, final, std::span(markers, k));
   emit_content(buf_.substr(0, n), ev);
   consume(n, false);
   return false;
@@ -132,7 +146,8 @@ void CompletionParser::fail_block(const std::string& why, std::vector<Completion
   state_ = State::content;
 }
 
-// Inside <｜DSML｜tool_calls>: invokes, separated by whitespace, until </｜DSML｜tool_calls>.
+// Inside <｜DSML｜tool_calls>: invokes, separated by whitespace, until </｜DSML｜tool_calls> (in
+// the block's dialect, tags_).
 bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) {
   size_t ws = 0;
   while (ws < buf_.size() && is_space(buf_[ws])) ++ws;
@@ -141,14 +156,14 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
     if (final) fail_block("unfinished tool-call block", ev);
     return final;
   }
-  if (buf_.rfind(chat::kToolCallsClose, 0) == 0) {
-    consume(chat::kToolCallsClose.size(), true);
+  if (buf_.rfind(tags_->calls_close, 0) == 0) {
+    consume(tags_->calls_close.size(), true);
     raw_.clear();
     state_ = State::after_block;
     return true;
   }
-  if (buf_.rfind(chat::kInvokeOpenPrefix, 0) == 0) {
-    const size_t close = buf_.find("\">", chat::kInvokeOpenPrefix.size());
+  if (buf_.rfind(tags_->invoke_open_prefix, 0) == 0) {
+    const size_t close = buf_.find("\">", tags_->invoke_open_prefix.size());
     // Names are short; a huge header is garbage (and bounding it keeps re-scans cheap).
     if ((close == std::string::npos ? buf_.size() : close) > kMaxHeader) {
       fail_block("bad invoke header", ev);
@@ -156,14 +171,14 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
     }
     if (close == std::string::npos) {
       // The name may still be arriving; a newline or '<' in it means it never will.
-      if (buf_.find_first_of("\n<", chat::kInvokeOpenPrefix.size()) != std::string::npos) {
+      if (buf_.find_first_of("\n<", tags_->invoke_open_prefix.size()) != std::string::npos) {
         fail_block("bad invoke header", ev);
         return true;
       }
       if (final) fail_block("unfinished invoke header", ev);
       return final;
     }
-    name_ = buf_.substr(chat::kInvokeOpenPrefix.size(), close - chat::kInvokeOpenPrefix.size());
+    name_ = buf_.substr(tags_->invoke_open_prefix.size(), close - tags_->invoke_open_prefix.size());
     if (name_.empty() || name_.find_first_of("\n<") != std::string::npos) {
       fail_block("bad invoke header", ev);
       return true;
@@ -173,7 +188,7 @@ bool CompletionParser::step_block(bool final, std::vector<CompletionEvent>& ev) 
     state_ = State::invoke;
     return true;
   }
-  if (!final && (could_become(buf_, chat::kToolCallsClose) || could_become(buf_, chat::kInvokeOpenPrefix))) return false;
+  if (!final && (could_become(buf_, tags_->calls_close) || could_become(buf_, tags_->invoke_open_prefix))) return false;
   fail_block("unexpected text in tool-call block", ev);
   return true;
 }
@@ -187,8 +202,8 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     if (final) fail_block("unfinished invoke", ev);
     return final;
   }
-  if (buf_.rfind(chat::kInvokeClose, 0) == 0) {
-    consume(chat::kInvokeClose.size(), true);
+  if (buf_.rfind(tags_->invoke_close, 0) == 0) {
+    consume(tags_->invoke_close.size(), true);
     raw_.clear();
     const int index = static_cast<int>(result_.tool_calls.size());
     ToolCall call;
@@ -209,10 +224,10 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     state_ = State::block;
     return true;
   }
-  if (buf_.rfind(chat::kParamOpenPrefix, 0) == 0) {
+  if (buf_.rfind(tags_->param_open_prefix, 0) == 0) {
     // <｜DSML｜parameter name="K" string="true|false">VALUE</｜DSML｜parameter>
     static constexpr std::string_view kStringAttr = "\" string=\"";
-    const size_t p = chat::kParamOpenPrefix.size();
+    const size_t p = tags_->param_open_prefix.size();
     const size_t attr = buf_.find(kStringAttr, p);
     const size_t header_end = attr == std::string::npos ? std::string::npos : buf_.find("\">", attr + kStringAttr.size());
     if ((header_end == std::string::npos ? buf_.size() : header_end) > kMaxHeader) {
@@ -236,8 +251,8 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
     const size_t value_start = header_end + 2;
     // Values can be long (code, documents) and arrive in small pieces: resume the search for
     // the closing tag where the previous attempt stopped instead of rescanning the whole value.
-    const size_t resume = value_scan_ > chat::kParamClose.size() ? value_scan_ - chat::kParamClose.size() : 0;
-    const size_t value_end = buf_.find(chat::kParamClose, std::max(value_start, resume));
+    const size_t resume = value_scan_ > tags_->param_close.size() ? value_scan_ - tags_->param_close.size() : 0;
+    const size_t value_end = buf_.find(tags_->param_close, std::max(value_start, resume));
     if (value_end == std::string::npos) {
       value_scan_ = buf_.size();
       if (final) fail_block("unfinished parameter value", ev);
@@ -258,10 +273,10 @@ bool CompletionParser::step_invoke(bool final, std::vector<CompletionEvent>& ev)
       py_json_append_string(rendered, value);  // not JSON: degrade to a string
     }
     args_.emplace_back(key, std::move(rendered));
-    consume(value_end + chat::kParamClose.size(), true);
+    consume(value_end + tags_->param_close.size(), true);
     return true;
   }
-  if (!final && (could_become(buf_, chat::kInvokeClose) || could_become(buf_, chat::kParamOpenPrefix))) return false;
+  if (!final && (could_become(buf_, tags_->invoke_close) || could_become(buf_, tags_->param_open_prefix))) return false;
   fail_block("unexpected text in invoke", ev);
   return true;
 }
@@ -324,8 +339,8 @@ ParsedCompletion CompletionParser::finish(std::vector<CompletionEvent>* events) 
   return result_;
 }
 
-ParsedCompletion CompletionParser::parse(std::string_view completion, ThinkingMode mode) {
-  CompletionParser p(mode);
+ParsedCompletion CompletionParser::parse(std::string_view completion, ThinkingMode mode, EncoderRevision revision) {
+  CompletionParser p(mode, revision);
   p.feed(completion);
   return p.finish();
 }

@@ -5,6 +5,8 @@
 //
 // Layout: thinking mode  {reasoning}</think>{content}[\n\n<｜DSML｜tool_calls>…</｜DSML｜tool_calls>]<EOS>
 //         chat mode      {content}[\n\n<｜DSML｜tool_calls>…</｜DSML｜tool_calls>]<EOS>
+// The V4.1 parser also takes V4.1's tags, <｜DSML｜ calls> … (v4.1 §11.3), and accepts both
+// dialects, as the spec advises; a block's tags follow the dialect its opening tag is in.
 //
 // Usage:
 //   CompletionParser p(ThinkingMode::thinking);
@@ -50,7 +52,8 @@ struct CompletionEvent {
 
 class CompletionParser {
  public:
-  explicit CompletionParser(ThinkingMode mode);
+  // `revision`: the chat encoder the prompt was rendered with; it decides the DSML dialects.
+  explicit CompletionParser(ThinkingMode mode, EncoderRevision revision = EncoderRevision::v4);
 
   // Consumes more generated text; returns what became certain. A tool call is reported
   // (started, arguments, finished) once its </｜DSML｜invoke> has arrived.
@@ -59,7 +62,8 @@ class CompletionParser {
   ParsedCompletion finish(std::vector<CompletionEvent>* events = nullptr);
 
   // One-shot convenience.
-  static ParsedCompletion parse(std::string_view completion, ThinkingMode mode);
+  static ParsedCompletion parse(std::string_view completion, ThinkingMode mode,
+                                EncoderRevision revision = EncoderRevision::v4);
 
  private:
   enum class State { reasoning, content, block, invoke, after_block, done };
@@ -76,6 +80,11 @@ class CompletionParser {
   void mark_malformed(const std::string& why);
 
   State state_;
+  // The dialects a block may open in (one or two), each with its cue ("\n\n" + opening tag), and
+  // the dialect of the block being parsed.
+  std::vector<const chat::DsmlTags*> dialects_;
+  std::vector<std::string> cues_;
+  const chat::DsmlTags* tags_ = nullptr;
   std::string buf_;      // text received but not consumed yet
   size_t value_scan_ = 0;  // buf_ size at the last failed search for a parameter's end
   std::string raw_;      // consumed block text since the last complete tool call (for fallback)

@@ -6,12 +6,13 @@ namespace dsv4::text {
 
 // The forced openings end where the tokenizer splits a complete call anyway (at the `｜DSML｜`
 // token, or after `">\n` / `">\n\n`), so the model continues from the ids it would have
-// produced itself:
+// produced itself (V4 tags shown; V4.1 writes `<｜DSML｜ calls>` and `<｜DSML｜ invoke name=`):
 //   required  \n\n<｜DSML｜tool_calls>\n<｜DSML｜            the model names the function
 //   named     \n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="NAME">\n   then its parameters
 // (">\n\n for a function without parameters, as the encoder writes an empty invoke).
-OutputSteering chat_steering(const Tokenizer& tok, ThinkingMode mode, int64_t thinking_budget,
-                             const ToolSteering& tools) {
+OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, ThinkingMode mode,
+                             int64_t thinking_budget, const ToolSteering& tools) {
+  const chat::DsmlTags& tags = dsml_tags(revision);
   OutputSteering s;
   s.banned_tokens.push_back(tok.token_id(chat::kBos).value_or(0));
   const int32_t think_end = tok.token_id(chat::kThinkEnd).value_or(-1);
@@ -19,7 +20,7 @@ OutputSteering chat_steering(const Tokenizer& tok, ThinkingMode mode, int64_t th
     s.answer_start_token = think_end;
     s.thinking_budget = thinking_budget;
   }
-  std::string open = std::string(chat::kBeforeToolCalls) + std::string(chat::kToolCallsOpen) + "\n";
+  std::string open = std::string(chat::kBeforeToolCalls) + std::string(tags.calls_open) + "\n";
   switch (tools.choice) {
     case ToolChoice::auto_: break;
     case ToolChoice::none:
@@ -33,7 +34,7 @@ OutputSteering chat_steering(const Tokenizer& tok, ThinkingMode mode, int64_t th
       s.answer_prefix = tok.encode(open);
       break;
     case ToolChoice::named:
-      open += chat::kInvokeOpenPrefix;
+      open += tags.invoke_open_prefix;
       open += tools.name;
       open += tools.has_parameters ? "\">\n" : "\">\n\n";
       s.answer_prefix = tok.encode(open);

@@ -4,7 +4,8 @@
 //     it would be shown as text (issue #16 saw it once);
 //   - in thinking mode `</think>` starts the answer, and a thinking budget forces it;
 //   - tool_choice "required" / a named function forces the opening of a DSML tool-call block
-//     at the start of the answer (spec §7.3), and "none" bans the token that opens one;
+//     at the start of the answer (spec §7.3; in the revision's DSML tags, v4.1 §11.3), and "none"
+//     bans the token that opens one;
 //   - a structured output constrains the answer to its grammar (runtime/token_constraint.h).
 #pragma once
 
@@ -36,8 +37,8 @@ struct ToolSteering {
   bool has_parameters = false;            // ToolChoice::named: its schema has properties
 };
 
-OutputSteering chat_steering(const Tokenizer& tok, ThinkingMode mode, int64_t thinking_budget,
-                             const ToolSteering& tools = {});
+OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, ThinkingMode mode,
+                             int64_t thinking_budget, const ToolSteering& tools = {});
 
 // Header-only: the text layer does not link the runtime.
 inline void apply_steering(const OutputSteering& s, runtime::GenerationRequest& r) {

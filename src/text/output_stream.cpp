@@ -16,7 +16,7 @@ class TokenizerDecoder final : public TokenDecoder {
 
 class DsmlOutputParser final : public OutputParser {
  public:
-  explicit DsmlOutputParser(ThinkingMode mode) : parser_(mode) {}
+  DsmlOutputParser(ThinkingMode mode, EncoderRevision revision) : parser_(mode, revision) {}
   void feed(std::string_view text, std::vector<CompletionEvent>& events) override {
     for (auto& e : parser_.feed(text)) events.push_back(std::move(e));
   }
@@ -36,8 +36,8 @@ std::unique_ptr<TokenDecoder> token_decoder(Tokenizer tokenizer) {
   return std::make_unique<TokenizerDecoder>(std::move(tokenizer));
 }
 
-std::unique_ptr<OutputParser> completion_output_parser(ThinkingMode mode) {
-  return std::make_unique<DsmlOutputParser>(mode);
+std::unique_ptr<OutputParser> completion_output_parser(ThinkingMode mode, EncoderRevision revision) {
+  return std::make_unique<DsmlOutputParser>(mode, revision);
 }
 
 OutputStream::OutputStream(std::unique_ptr<TokenDecoder> decoder, std::unique_ptr<OutputParser> parser,

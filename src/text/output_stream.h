@@ -41,8 +41,8 @@ class OutputParser {
 
 // StreamDecoder over the model's tokenizer.
 std::unique_ptr<TokenDecoder> token_decoder(Tokenizer tokenizer);
-// CompletionParser: the V4 output format in `mode`.
-std::unique_ptr<OutputParser> completion_output_parser(ThinkingMode mode);
+// CompletionParser: the output format in `mode`, with the DSML dialect(s) of `revision`.
+std::unique_ptr<OutputParser> completion_output_parser(ThinkingMode mode, EncoderRevision revision);
 
 class OutputStream {
  public:

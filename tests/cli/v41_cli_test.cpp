@@ -1,6 +1,7 @@
 // DeepSeek-V4.1-Flash through the built binary (issue #20, first increment): `synth --preset
 // tiny-v41` writes the released layout, `inspect` names the revision and architecture, `verify`
 // checks it, and `run` / `serve` refuse it with one clear message once it has been validated.
+// `render -m`, `run --effort` and `parse-completion` use the V4.1 chat encoder (v4.1 §11).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -59,6 +60,53 @@ TEST(V41Cli, SynthInspectVerifyAndRefusedRun) {
               std::string::npos)
         << cmd << r.out;
   }
+}
+
+// The chat encoder needs only config.json (and tokenizer.json for --ids), so `render -m` works on
+// a V4.1 checkpoint whose forward does not run yet; `run` checks --effort against the V4.1
+// encoder before it loads the model; `parse-completion` reads V4.1's DSML tags.
+TEST(V41Cli, RenderRunEffortAndParseCompletionUseTheV41Encoder) {
+  test::TempDir cache, model;
+  const std::string bin = "DSV4_CACHE_DIR=" + cache.path() + " " + test::cli_path();
+  const std::string dir = model / "m";
+  ASSERT_EQ(run(bin + " synth --preset tiny-v41 -o " + dir).rc, 0);
+
+  const std::string line = R"('{"messages":[{"role":"system","content":"S"},{"role":"user","content":"hi"}]}')";
+  const Ran render = run("echo " + line + " | " + bin + " render -m " + dir);
+  EXPECT_EQ(render.rc, 0) << render.out;
+  EXPECT_EQ(render.out,
+            R"({"prompt":"<｜begin▁of▁sentence｜><｜System｜>Reasoning Effort: 75 (range 1-100, the higher the value, )"
+            R"(the more thorough the reasoning)\n\nS<｜User｜>hi<｜Assistant｜><think>"})"
+            "\n");
+  const std::string chat_low =
+      R"('{"messages":[{"role":"user","content":"hi"}],"options":{"thinking_mode":"chat","reasoning_effort":"low"}}')";
+  EXPECT_EQ(run("echo " + chat_low + " | " + bin + " render -m " + dir).out,
+            R"({"prompt":"<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜></think>"})"
+            "\n");
+  EXPECT_EQ(run("echo " + line + " | " + bin + " render --ids -m " + dir).rc, 0);
+
+  // --effort: a level of the released table is accepted (the run then stops at the forward);
+  // the pre-release xhigh is refused, naming the levels, before the model loads.
+  const Ran numeric = run(bin + " run -n 1 -p hi --effort 80 -m " + dir);
+  EXPECT_EQ(numeric.rc, 1);
+  EXPECT_NE(numeric.out.find("the V4.1 forward pass is not implemented yet"), std::string::npos) << numeric.out;
+  const Ran xhigh = run(bin + " run -n 1 -p hi --effort xhigh -m " + dir);
+  EXPECT_EQ(xhigh.rc, 1);
+  EXPECT_NE(xhigh.out.find("'xhigh' is not a level of the v4.1 chat encoder (its levels: low, high, max, 1-100)"),
+            std::string::npos)
+      << xhigh.out;
+  EXPECT_EQ(xhigh.out.find("forward pass"), std::string::npos) << xhigh.out;
+
+  const std::string completion =
+      R"('{"completion":"ok\n\n<｜DSML｜ calls>\n<｜DSML｜ invoke name=\"f\">\n<｜DSML｜ parameter name=\"x\" )"
+      R"(string=\"false\">1</｜DSML｜ parameter>\n</｜DSML｜ invoke>\n</｜DSML｜ calls><｜end▁of▁sentence｜>",)"
+      R"("thinking_mode":"chat","revision":"v4.1"}')";
+  // printf, not echo: sh's echo would turn the JSON's \n escapes into newlines.
+  const Ran parsed = run("printf '%s\\n' " + completion + " | " + bin + " parse-completion");
+  EXPECT_EQ(parsed.rc, 0) << parsed.out;
+  EXPECT_NE(parsed.out.find(R"("tool_calls":[{"type":"function","function":{"name":"f","arguments":"{\"x\": 1}"}}])"),
+            std::string::npos)
+      << parsed.out;
 }
 
 }  // namespace

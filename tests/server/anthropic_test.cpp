@@ -182,6 +182,28 @@ TEST(Anthropic, EffortMapsToALevelOfTheServedEncoder) {
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"extreme"})").ok());
 }
 
+// V4.1: the released table (xhigh -> high outside the encoder, v4.1 §11.4) and numbers 1-100;
+// image blocks are refused as for V4.
+TEST(Anthropic, V41EffortAndImages) {
+  constexpr text::EncoderRevision kV41 = text::EncoderRevision::v41;
+  const std::string hi = R"([{"role":"user","content":"hi"}])";
+  auto effort = [&](const std::string& level) {
+    return messages(R"(,"thinking":{"type":"adaptive"},"output_config":{"effort":")" + level + R"("})", hi, kV41);
+  };
+  struct Case { const char* requested; const char* level; };
+  for (Case c : {Case{"low", "low"}, Case{"medium", "high"}, Case{"high", "high"}, Case{"xhigh", "high"},
+                 Case{"max", "max"}, Case{"60", "60"}}) {
+    auto r = effort(c.requested);
+    ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
+    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
+  }
+  EXPECT_NE(effort("0").status().message().find("v4.1 chat encoder has the levels low, high, max, 1-100"),
+            std::string::npos);
+  auto img = messages("", R"([{"role":"user","content":[{"type":"image","source":{}}]}])", kV41);
+  ASSERT_FALSE(img.ok());
+  EXPECT_NE(img.status().message().find("not supported"), std::string::npos) << img.status().message();
+}
+
 TEST(Anthropic, AFinalAssistantMessageIsAPrefill) {
   auto r = messages("", R"([{"role":"user","content":"Write code"},{"role":"assistant","content":"```python\n"}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();

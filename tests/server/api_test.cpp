@@ -75,6 +75,33 @@ TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {
   EXPECT_EQ(off->thinking, ThinkingMode::chat);
 }
 
+// V4.1 (v4.1 §11.4): the names map onto the released table (xhigh -> high, as DeepSeek's API
+// does: the released encoder has no xhigh), numbers 1-100 pass as strings, and image parts are
+// refused as for V4.
+TEST(Api, V41ReasoningEffortAndImages) {
+  constexpr text::EncoderRevision kV41 = text::EncoderRevision::v41;
+  auto effort = [](const std::string& level) { return chat(R"(,"reasoning_effort":")" + level + R"(")", kV41); };
+  struct Case { const char* requested; const char* level; };
+  for (Case c : {Case{"minimal", "low"}, Case{"low", "low"}, Case{"medium", "high"}, Case{"high", "high"},
+                 Case{"xhigh", "high"}, Case{"max", "max"}, Case{"1", "1"}, Case{"80", "80"}, Case{"100", "100"}}) {
+    auto r = effort(c.requested);
+    ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
+    EXPECT_EQ(r->thinking, ThinkingMode::thinking);
+    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
+  }
+  EXPECT_EQ(effort("none")->thinking, ThinkingMode::chat);
+  EXPECT_EQ(effort("101").status().message(),
+            "'reasoning_effort' must be one of none, minimal, low, medium, high, xhigh, max, 1-100 (the served "
+            "model's v4.1 chat encoder has the levels low, high, max, 1-100), not '101'");
+  for (const char* bad : {"0", "50.5", "080"}) EXPECT_FALSE(effort(bad).ok()) << bad;
+  EXPECT_FALSE(chat(R"(,"reasoning_effort":"80")", kPreview).ok());  // numbers are V4.1's only
+  auto img = parse_chat_request(
+      R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", kV41);
+  ASSERT_FALSE(img.ok());
+  EXPECT_NE(img.status().message().find("content parts of type 'image_url' are not supported"), std::string::npos)
+      << img.status().message();
+}
+
 TEST(Api, SamplingFieldsAndLimits) {
   auto r = chat(R"(,"temperature":0.5,"top_p":0.9,"top_k":40,"min_p":0.05,"seed":7,"max_completion_tokens":12,
                    "stop":["\n\n","END"],"presence_penalty":0.5,"logprobs":true,"top_logprobs":3,

@@ -172,6 +172,54 @@ TEST(TextCodec, RendersTheReasoningEffortOfItsRevision) {
   }
 }
 
+// A V4.1 codec renders V4.1's prompt (v4.1 §11.2), forces the opening of a call in V4.1's tags
+// and parses the model's V4.1 calls (v4.1 §11.3). The V4 tokenizer stands in for V4.1's, which
+// is not available: the texts are compared, not the ids.
+TEST(TextCodec, V41RendersSteersAndParsesItsDialect) {
+  auto c = make_text_codec("", test::vendored_tokenizer_dir(), text::EncoderRevision::v41);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const TextCodec& codec = **c;
+  auto text_of = [&](const std::vector<int32_t>& ids) {
+    auto stream = codec.new_token_decoder();
+    std::string out;
+    for (int32_t id : ids) out += stream->push(id);
+    return out + stream->finish();
+  };
+  const std::string tools = R"(,"tools":[{"type":"function","function":{"name":"get_weather","parameters":
+    {"type":"object","properties":{"city":{"type":"string"}}}}}])";
+  auto req = parse_chat_request(R"({"model":"m","messages":[{"role":"system","content":"S"},{"role":"user","content":"w?"}],
+    "reasoning_effort":"80","tool_choice":{"type":"function","function":{"name":"get_weather"}})" + tools + "}",
+                                text::EncoderRevision::v41);
+  ASSERT_TRUE(req.ok()) << req.status().to_string();
+  auto ids = codec.encode_chat(*req);
+  ASSERT_TRUE(ids.ok()) << ids.status().to_string();
+  const std::string prompt = text_of(*ids);
+  EXPECT_EQ(prompt.rfind("<｜begin▁of▁sentence｜><｜System｜>Reasoning Effort: 80 (range 1-100, the higher the value, "
+                         "the more thorough the reasoning)\n\nS\n\n## Tools\n\n",
+                         0),
+            0u)
+      << prompt;
+  EXPECT_NE(prompt.find("writing a \"<｜DSML｜ calls>\" block"), std::string::npos);
+  EXPECT_TRUE(prompt.ends_with("<｜User｜>w?<｜Assistant｜><think>")) << prompt;
+
+  const text::OutputSteering s = codec.steering(*req);
+  const std::string opening = text_of(s.answer_prefix);
+  EXPECT_EQ(opening, "\n\n<｜DSML｜ calls>\n<｜DSML｜ invoke name=\"get_weather\">\n");
+  auto parser = codec.new_output_parser(*req);
+  std::vector<ToolCallDelta> calls;
+  for (const std::string& piece : {std::string("hmm</think>"), opening,
+                                  std::string("<｜DSML｜ parameter name=\"city\" string=\"true\">Paris</｜DSML｜ parameter>\n"
+                                              "</｜DSML｜ invoke>\n</｜DSML｜ calls><｜end▁of▁sentence｜>")}) {
+    auto d = push(*parser, piece);
+    calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+  }
+  auto tail = finish(*parser);
+  calls.insert(calls.end(), tail.tool_calls.begin(), tail.tool_calls.end());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].name, "get_weather");
+  EXPECT_EQ(calls[1].arguments, R"({"city": "Paris"})");
+}
+
 // tool_choice enforcement with the official V4 tokenizer (the demo model's has no DSML token).
 TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
   // No model directory: the vendored official tokenizer.

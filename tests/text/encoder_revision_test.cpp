@@ -50,10 +50,20 @@ constexpr Golden kGoldens[] = {
     {EncoderRevision::v4_flash_0731, "max", k0731Section, "max"},
 };
 
+io::ModelConfig config_of(io::Architecture architecture, io::Revision revision) {
+  io::ModelConfig c;
+  c.architecture = architecture;
+  c.revision = revision;
+  return c;
+}
+
 TEST(EncoderRevision, FollowsTheCheckpointsRelease) {
-  EXPECT_EQ(encoder_revision_for(io::Revision::preview), EncoderRevision::v4);
+  EXPECT_EQ(encoder_revision_for(config_of(io::Architecture::v4, io::Revision::preview)), EncoderRevision::v4);
   // Flash-0731 and Pro-0813 (both DSpark checkpoints) share the 0731 encoder (addendum §A6.5, §A7).
-  EXPECT_EQ(encoder_revision_for(io::Revision::dspark), EncoderRevision::v4_flash_0731);
+  EXPECT_EQ(encoder_revision_for(config_of(io::Architecture::v4, io::Revision::dspark)),
+            EncoderRevision::v4_flash_0731);
+  // A V4.1 config has dspark_* keys too: the architecture decides first (v4.1 §11).
+  EXPECT_EQ(encoder_revision_for(config_of(io::Architecture::v41, io::Revision::dspark)), EncoderRevision::v41);
   EXPECT_EQ(encoder_revision_name(EncoderRevision::v4), "v4");
   EXPECT_EQ(encoder_revision_name(EncoderRevision::v4_flash_0731), "v4-flash-0731");
   EXPECT_EQ(effort_level_names(EncoderRevision::v4), "high, max");
@@ -127,6 +137,7 @@ TEST(EncoderRevision, ApiEffortNamesMapOntoTheRevisionsLevels) {
       EXPECT_TRUE(effort_prefix(r, *level).ok()) << name << " -> " << *level;
     }
     for (const EffortLevel& l : effort_levels(r)) EXPECT_EQ(api_effort_level(r, l.name).value(), l.name);
+    EXPECT_FALSE(api_effort_level(r, "80").ok());  // numbers are V4.1's only
     for (const char* bad : {"", "none", "Medium", "ultra"}) EXPECT_FALSE(api_effort_level(r, bad).ok()) << bad;
   }
   EXPECT_EQ(api_effort_level(EncoderRevision::v4, "low").value(), "high");
@@ -146,6 +157,13 @@ TEST(EncoderRevision, OptionsDefaultToTheGivenRevision) {
   EXPECT_EQ(explicit_v4->revision, EncoderRevision::v4);
   EXPECT_FALSE(options_from_json(ojson::parse(R"({"revision": "v5"})")).ok());
   EXPECT_FALSE(options_from_json(ojson::parse(R"({"revision": 4})")).ok());
+  auto v41 = options_from_json(ojson::parse(R"({"revision": "v4.1", "reasoning_effort": 80})"));
+  ASSERT_TRUE(v41.ok()) << v41.status().to_string();
+  EXPECT_EQ(v41->revision, EncoderRevision::v41);
+  EXPECT_EQ(v41->reasoning_effort, "80");
+  EXPECT_FALSE(options_from_json(ojson::parse(R"({"reasoning_effort": 80})")).ok());  // V4 has no numbers
+  EXPECT_FALSE(options_from_json(ojson::parse(R"({"revision": "v4.1", "reasoning_effort": 80.0})")).ok());
+  EXPECT_FALSE(options_from_json(ojson::parse(R"({"revision": "v4.1", "reasoning_effort": true})")).ok());
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ TEST(OutputStream, FinishReleasesHeldBackText) {
 }
 
 TEST(OutputStream, ParserSplitsReasoningContentAndToolCalls) {
-  OutputStream out(std::make_unique<ByteDecoder>(), completion_output_parser(ThinkingMode::thinking), {});
+  OutputStream out(std::make_unique<ByteDecoder>(), completion_output_parser(ThinkingMode::thinking, EncoderRevision::v4), {});
   OutputStream::Piece piece;
   push_all(out, "why</think>Checking.", piece);
   push_all(out,
@@ -71,7 +71,7 @@ TEST(OutputStream, ParserSplitsReasoningContentAndToolCalls) {
 
 // A stop string inside the answer: the parser sees only the text before it.
 TEST(OutputStream, TheParserNeverSeesTextPastAStop) {
-  OutputStream out(std::make_unique<ByteDecoder>(), completion_output_parser(ThinkingMode::chat), {"\n\n"});
+  OutputStream out(std::make_unique<ByteDecoder>(), completion_output_parser(ThinkingMode::chat, EncoderRevision::v4), {"\n\n"});
   OutputStream::Piece piece;
   push_all(out, "one\n\n<｜DSML｜tool_calls>", piece);
   out.finish(piece);
