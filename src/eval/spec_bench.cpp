@@ -34,14 +34,17 @@ struct DecodeRun {
   runtime::GenerationEvent finished;
 };
 
-// Greedy decode of n tokens after `prompt` through a scheduler. Timed from the token after the
-// first `warmup` (the prefill's token and the first round, whose steps still size the scratch) to
-// the last, so that runs of different round lengths are compared in their steady state.
-Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n, int64_t warmup) {
+// Greedy decode of n tokens after `prompt` through a scheduler, with a fixed draft count per
+// round, or with the scheduler's adaptive one (runtime/draft_planner.h). Timed from the token
+// after the first `warmup` (the prefill's token and the first round, whose steps still size the
+// scratch) to the last, so that runs of different round lengths are compared in their steady
+// state.
+Result<DecodeRun> decode(runtime::Engine& e, const std::vector<int32_t>& prompt, int64_t n, int64_t warmup,
+                         bool adaptive = false) {
   runtime::SchedulerOptions o;
   o.max_running = 1;
   o.cache_bytes = 0;
-  o.adaptive_drafting = false;
+  o.adaptive_drafting = adaptive;
   runtime::Scheduler s(e, o);
   runtime::GenerationRequest r;
   r.prompt = prompt;
@@ -157,13 +160,20 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& opt) {
   r.own_tok_s = own.tok_s;
   r.own_accepted_per_round =
       own.finished.spec_rounds ? double(own.finished.accepted_tokens) / double(own.finished.spec_rounds) : 0;
+  DSV4_ASSIGN_OR_RETURN(DecodeRun own_adaptive, decode(*spec, prompt, opt.decode_tokens, warmup, true));
+  if (own_adaptive.tokens != timed.tokens) return Status::internal("bench --speculative: adaptive output differs from plain");
+  r.own_adaptive_tok_s = own_adaptive.tok_s;
   for (int a = 0; a <= r.block; ++a) {
     OracleDrafts oracle(*spec, stream, r.block, [a](int64_t) { return a; });
     DSV4_ASSIGN_OR_RETURN(DecodeRun run, decode(oracle, prompt, opt.decode_tokens, warmup));
-    if (run.tokens != timed.tokens) return Status::internal("bench --speculative: controlled run's output differs from plain");
+    OracleDrafts oracle_adaptive(*spec, stream, r.block, [a](int64_t) { return a; });
+    DSV4_ASSIGN_OR_RETURN(DecodeRun adaptive, decode(oracle_adaptive, prompt, opt.decode_tokens, warmup, true));
+    if (run.tokens != timed.tokens || adaptive.tokens != timed.tokens)
+      return Status::internal("bench --speculative: controlled run's output differs from plain");
     SpecBenchReport::AtLength f;
     f.accepted = a;
     f.tok_s = run.tok_s;
+    f.adaptive_tok_s = adaptive.tok_s;
     f.speedup = r.plain_tok_s > 0 ? run.tok_s / r.plain_tok_s : 0;
     f.implied_speedup = double(a + 1) * r.step_ms / (r.draft_ms + r.verify_ms.back());
     r.at_length.push_back(f);
@@ -181,10 +191,16 @@ nlohmann::ordered_json spec_bench_json(const SpecBenchReport& r) {
   j["verify_cost_ratio"] = r.step_ms > 0 ? r.verify_ms.back() / r.step_ms : 0;
   j["draft_ms"] = r.draft_ms;
   j["plain_tok_s"] = r.plain_tok_s;
-  j["own_drafter"] = {{"tok_s", r.own_tok_s}, {"accepted_per_round", r.own_accepted_per_round}};
+  j["own_drafter"] = {{"tok_s", r.own_tok_s},
+                      {"accepted_per_round", r.own_accepted_per_round},
+                      {"adaptive_tok_s", r.own_adaptive_tok_s}};
   auto& at = j["at_accepted_length"] = nlohmann::ordered_json::array();
   for (const auto& f : r.at_length)
-    at.push_back({{"accepted", f.accepted}, {"tok_s", f.tok_s}, {"speedup", f.speedup}, {"implied_speedup", f.implied_speedup}});
+    at.push_back({{"accepted", f.accepted},
+                  {"tok_s", f.tok_s},
+                  {"speedup", f.speedup},
+                  {"implied_speedup", f.implied_speedup},
+                  {"adaptive_tok_s", f.adaptive_tok_s}});
   return j;
 }
 
@@ -200,10 +216,11 @@ std::string spec_bench_table(const SpecBenchReport& r) {
   out += "verify     ";
   for (size_t w = 0; w < r.verify_ms.size(); ++w) add("%zu: %.2f ms  ", w + 1, r.verify_ms[w]);
   add("\n           %d positions cost %.2fx one token\n", r.block + 1, r.step_ms > 0 ? r.verify_ms.back() / r.step_ms : 0.0);
-  add("decode     plain %.2f tok/s; own drafter %.2f tok/s (%.2f accepted per round)\n", r.plain_tok_s, r.own_tok_s,
-      r.own_accepted_per_round);
-  out += "accepted   tok/s     speed-up  implied\n";
-  for (const auto& f : r.at_length) add("%-10d %-9.2f %-9.2f %.2f\n", f.accepted, f.tok_s, f.speedup, f.implied_speedup);
+  add("decode     plain %.2f tok/s; own drafter %.2f tok/s (%.2f accepted per round), adaptive %.2f tok/s\n",
+      r.plain_tok_s, r.own_tok_s, r.own_accepted_per_round, r.own_adaptive_tok_s);
+  out += "accepted   tok/s     speed-up  implied   adaptive tok/s\n";
+  for (const auto& f : r.at_length)
+    add("%-10d %-9.2f %-9.2f %-9.2f %.2f\n", f.accepted, f.tok_s, f.speedup, f.implied_speedup, f.adaptive_tok_s);
   return out;
 }
 

@@ -38,11 +38,13 @@ struct SpecBenchReport {
                                 // after the first block + 1 tokens: steady state)
   double own_tok_s = 0;         // with the checkpoint's drafter (adaptive drafting off)
   double own_accepted_per_round = 0;
+  double own_adaptive_tok_s = 0;  // the same drafter, adaptive drafting on (runtime/draft_planner.h)
   struct AtLength {
     int accepted = 0;           // drafts accepted per round
     double tok_s = 0;           // measured
     double speedup = 0;         // tok_s / plain_tok_s
     double implied_speedup = 0; // (accepted + 1) x step_ms / (draft_ms + verify_ms[block])
+    double adaptive_tok_s = 0;  // measured with the draft count chosen per round
   };
   std::vector<AtLength> at_length;   // accepted = 0..block
 };

@@ -72,7 +72,7 @@ struct Scheduler::Active {
   std::vector<int64_t> snapshot_points;
   size_t next_point = 0;
   int64_t take = 0;               // plan_prefill: tokens this step feeds
-  double tokens_per_round = 2.0;  // moving average of accepted drafts + 1 (optimistic start)
+  AcceptanceRate acceptance;
   int64_t next_probe = 0;         // decode step of the next probe round while drafting does not pay
   int64_t probe_gap = 16;
   Active(std::shared_ptr<Generation> g, GenerationRequest r)
@@ -97,7 +97,8 @@ Scheduler::Scheduler(Engine& engine, SchedulerOptions options, std::unique_ptr<P
       cache_(options.cache_bytes),
       disk_(std::move(disk)),
       max_drafts_(options.draft_tokens < 0 ? engine.max_draft_tokens()
-                                            : std::min(options.draft_tokens, engine.max_draft_tokens())) {
+                                            : std::min(options.draft_tokens, engine.max_draft_tokens())),
+      planner_(max_drafts_) {
   DSV4_CHECK(options_.max_running >= 1 && options_.max_queued >= 0);
   DSV4_CHECK(options_.step_token_budget >= options_.max_running);
   thread_ = std::thread([this] { run_loop(); });
@@ -363,27 +364,29 @@ class SamplerChooser final : public DraftChooser {
 
 }  // namespace
 
-// A round emits tokens_per_round tokens for one speculative step; plain decoding one token per
-// plain step. Drafting pays while tokens_per_round * plain_step_s_ > spec_step_s_ (with a 5 %
-// margin, so that noise does not switch it). Both costs are measured: the first decode steps of
-// a run alternate to measure them. A request whose drafts do not pay still drafts now and then,
-// so that its acceptance estimate can recover: after 16 steps, then after twice as many each time
+// The first decode steps measure: until a plain step has been timed, one step in 4 drafts
+// nothing; until a round has been timed, every step drafts max_drafts_. Then each round drafts
+// the count that emits the most tokens per second at the request's acceptance (DraftPlanner),
+// if that beats plain decoding. A request whose drafts do not pay still drafts now and then, so
+// that its acceptance estimate can recover: after 16 steps, then after twice as many each time
 // a probe fails (up to 256), and after 16 again once drafting pays.
-bool Scheduler::worth_drafting(Active& a) {
+int Scheduler::drafts_for(Active& a) {
   a.decode_steps += 1;
-  if (!options_.adaptive_drafting) return true;
-  if (plain_step_s_ <= 0) return a.decode_steps % 4 != 0;
-  if (spec_step_s_ <= 0) return true;
-  if (a.tokens_per_round * plain_step_s_ > 1.05 * spec_step_s_) {
+  if (!options_.adaptive_drafting) return max_drafts_;
+  if (!planner_.measured(0)) return a.decode_steps % 4 != 0 ? max_drafts_ : 0;
+  if (!planner_.ready()) return max_drafts_;
+  const double rate = a.acceptance.rate();
+  const int k = planner_.best(rate);
+  if (planner_.pays(k, rate)) {
     a.probe_gap = 16;
     a.next_probe = 0;
-    return true;
+    return k;
   }
   if (a.next_probe == 0) a.next_probe = a.decode_steps + a.probe_gap;
-  if (a.decode_steps < a.next_probe) return false;
+  if (a.decode_steps < a.next_probe) return 0;
   a.probe_gap = std::min<int64_t>(2 * a.probe_gap, 256);
   a.next_probe = a.decode_steps + a.probe_gap;
-  return true;
+  return k;
 }
 
 void Scheduler::draft(Active& a, int max_drafts) {
@@ -423,6 +426,8 @@ void Scheduler::verify(Active& a, float* logits) {
   drafted_.fetch_add(uint64_t(k));
   spec_rounds_.fetch_add(1);
   int64_t j = 0;
+  int accepted_now = 0;
+  bool rejected = false;
   for (;; ++j) {
     std::span<float> row(logits + j * V, size_t(V));
     if (Status bad = check_logits_finite(row); !bad.ok()) {
@@ -440,11 +445,13 @@ void Scheduler::verify(Active& a, float* logits) {
     const SampledToken s = a.sampler.verify(row, a.chunk[size_t(j + 1)], q, &accepted);
     if (accepted) {
       a.accepted += 1;
+      accepted_now += 1;
       accepted_.fetch_add(1);
     }
+    rejected = !accepted;
     if (after_sample(a, s) || !accepted || int64_t(a.tokens.size()) != fed + j + 2) break;
   }
-  a.tokens_per_round = 0.75 * a.tokens_per_round + 0.25 * double(j + 1);
+  a.acceptance.record(accepted_now, rejected);
   const Status st = engine_.commit(*a.seq, j + 1);
   DSV4_CHECK(st.ok());
   a.fed += j + 1;
@@ -537,14 +544,15 @@ void Scheduler::run_step() {
   feed_kinds_.clear();
   const auto start = std::chrono::steady_clock::now();
   int64_t budget = options_.step_token_budget;
-  bool any_verify = false;
+  int widest = 0;   // the most drafts of a verify chunk in this step
   for (auto& a : running_) {
     if (a->pending() != 1) continue;
-    if (max_drafts_ > 0 && worth_drafting(*a)) draft(*a, max_drafts_);
+    if (max_drafts_ > 0)
+      if (const int k = drafts_for(*a); k > 0) draft(*a, k);
     if (a->done) continue;
     batch.push_back(a.get());
     const bool verifying = !a->chunk.empty();
-    any_verify |= verifying;
+    if (verifying) widest = std::max(widest, int(a->chunk.size()) - 1);
     feeds.push_back(verifying ? std::span<const int32_t>(a->chunk) : std::span<const int32_t>(a->tokens.data() + a->fed, 1));
     feed_kinds_.push_back(verifying ? Feed::verify : Feed::append);
     budget -= int64_t(feeds.back().size());
@@ -588,12 +596,9 @@ void Scheduler::run_step() {
   }
   steps_.fetch_add(1);
   if (batch.size() > max_batch_.load()) max_batch_.store(batch.size());
-  // The cost of a decode-only step (drafts included), for worth_drafting.
-  if (max_drafts_ > 0 && decoding == batch.size() && st.ok()) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    double& avg = any_verify ? spec_step_s_ : plain_step_s_;
-    avg = avg <= 0 ? s : 0.8 * avg + 0.2 * s;
-  }
+  // The cost of a decode-only step (drafts included), for drafts_for.
+  if (max_drafts_ > 0 && decoding == batch.size() && st.ok())
+    planner_.record(widest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 
   size_t row = 0;
   for (size_t i = 0; i < batch.size(); ++i) {

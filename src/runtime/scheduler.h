@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "runtime/draft_planner.h"
 #include "runtime/engine.h"
 #include "runtime/prefix_cache.h"
 #include "runtime/prefix_store.h"
@@ -151,9 +152,11 @@ struct SchedulerOptions {
   // threshold (addendum §A5.2 step 1; 0 = verify every draft).
   int draft_tokens = -1;
   float draft_confidence = 0.0f;
-  // false: draft at every decode step. true: only while it pays (Scheduler::worth_drafting):
-  // a drafter that is rarely right, or a verify step that costs much more than a plain one
-  // (small models), would otherwise make decoding slower. Output is the same either way.
+  // false: draft_tokens drafts at every decode step. true: each round drafts the count that emits
+  // the most tokens per second, and none while drafting does not pay (Scheduler::drafts_for,
+  // runtime/draft_planner.h): a drafter that is rarely right, or a verify step that costs much
+  // more than a plain one (small models, few cores), would otherwise make decoding slower.
+  // Output is the same either way.
   bool adaptive_drafting = true;
 };
 
@@ -211,7 +214,7 @@ class Scheduler {
   void finish(Active& a, FinishReason reason, Status status = {});
   void retire(Active& a);                                // after finish: cache the state, free it
   void retire_done();                                    // retire() every finished running request
-  bool worth_drafting(Active& a);
+  int drafts_for(Active& a);   // this round's draft count (0: none)
   bool constrained(const Active& a) const;               // the constraint applies to the next token
   bool mask_row(Active& a, std::span<float> row);       // bans + constraint; false: the request failed
   void draft(Active& a, int max_drafts);                 // fills a.chunk when the drafter proposes
@@ -258,9 +261,7 @@ class Scheduler {
   std::atomic<uint64_t> spec_rounds_{0}, drafted_{0}, accepted_{0};
   std::atomic<int64_t> step_started_ns_{0};   // steady_clock of the running step's start; 0: none
   const int max_drafts_;             // per round; 0 = no speculative decoding
-  // Measured cost of a decode-only step without and with verify chunks (seconds, moving
-  // averages; 0 = not measured yet), for worth_drafting.
-  double plain_step_s_ = 0, spec_step_s_ = 0;
+  DraftPlanner planner_;   // measured step costs per draft count, for drafts_for
   std::thread thread_;
 };
 

@@ -21,11 +21,13 @@ void expect_complete(const SpecBenchReport& r, int block) {
   EXPECT_GT(r.draft_ms, 0);
   EXPECT_GT(r.plain_tok_s, 0);
   EXPECT_GT(r.own_tok_s, 0);
+  EXPECT_GT(r.own_adaptive_tok_s, 0);
   ASSERT_EQ(r.at_length.size(), size_t(block + 1));
   for (int a = 0; a <= block; ++a) {
     const auto& f = r.at_length[size_t(a)];
     EXPECT_EQ(f.accepted, a);
     EXPECT_GT(f.tok_s, 0);
+    EXPECT_GT(f.adaptive_tok_s, 0);
     EXPECT_TRUE(std::isfinite(f.speedup) && f.speedup > 0);
     // The implied speed-up grows with the accepted length, in proportion.
     EXPECT_NEAR(f.implied_speedup, double(a + 1) * r.at_length[0].implied_speedup, 1e-9);
@@ -33,6 +35,7 @@ void expect_complete(const SpecBenchReport& r, int block) {
   const auto j = spec_bench_json(r);
   EXPECT_EQ(j["at_accepted_length"].size(), size_t(block + 1));
   EXPECT_NE(spec_bench_table(r).find("implied"), std::string::npos);
+  EXPECT_NE(spec_bench_table(r).find("adaptive"), std::string::npos);
 }
 
 TEST(SpecBench, MtpDrafterOnTheTinyFixture) {

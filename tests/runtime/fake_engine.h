@@ -66,8 +66,11 @@ class FakeEngine : public runtime::Engine {
   Status step(std::span<runtime::Sequence* const> seqs, std::span<const std::span<const int32_t>> tokens,
               std::span<const runtime::Feed> feeds, float* logits) override {
     if (step_delay.count() > 0) std::this_thread::sleep_for(step_delay);
-    for (runtime::Feed f : feeds)
-      if (f == runtime::Feed::verify && verify_delay.count() > 0) std::this_thread::sleep_for(verify_delay);
+    for (size_t i = 0; i < feeds.size(); ++i)
+      if (feeds[i] == runtime::Feed::verify) {
+        if (verify_delay.count() > 0) std::this_thread::sleep_for(verify_delay);
+        if (verify_delay_per_draft.count() > 0) std::this_thread::sleep_for(verify_delay_per_draft * (tokens[i].size() - 1));
+      }
     for (size_t i = 0; i < seqs.size(); ++i) {
       auto* s = static_cast<FakeSequence*>(seqs[i]);
       for (int32_t t : tokens[i])
@@ -142,6 +145,7 @@ class FakeEngine : public runtime::Engine {
   std::vector<int64_t> tokens_per_step;
   std::chrono::milliseconds step_delay{0};
   std::chrono::milliseconds verify_delay{0};   // added to a step with a verify chunk
+  std::chrono::microseconds verify_delay_per_draft{0};   // and this per draft it carries
   float eos_bias = -100.0f;
   std::vector<float> bias;  // added to every logits row (e.g. to keep outputs printable)
   int32_t poison_token = -1;

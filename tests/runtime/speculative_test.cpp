@@ -221,6 +221,38 @@ TEST(Speculative, AdaptiveDraftingStopsWhenItDoesNotPay) {
   // Of ~200 decode steps: the first measuring rounds, then probes after 16, 32, 64, 128 steps.
   EXPECT_LT(w.finished.spec_rounds, 15);
   EXPECT_GT(r.finished.accepted_tokens, 120);
+  // A verify step costs the same at any width here: a drafter always right drafts the most.
+  EXPECT_GT(double(r.finished.drafted_tokens) / double(r.finished.spec_rounds), 4.5);
+}
+
+// Adaptive draft length (runtime/draft_planner.h): when each draft adds to the verify cost and
+// drafts are accepted 60 % of the time, rounds of about 2 drafts emit the most per second
+// (plain 2 ms per token; a round of k drafts 2 + 0.5 k ms for 1 + 0.6 + ... + 0.6^k tokens), so
+// the scheduler drafts fewer than the drafter's 5 per round, and the output stays the plain one.
+TEST(Speculative, AdaptiveDraftLengthFollowsVerifyCostAndAcceptance) {
+  FakeEngine plain;
+  const std::vector<int32_t> prompt = {0, 5, 9, 3};
+  const Collected expected = run_one(plain, greedy_request(prompt, 200));
+  FakeEngine spec;
+  spec.max_drafts = 5;
+  spec.step_delay = 2ms;
+  spec.verify_delay_per_draft = 500us;
+  // Each draft slot is wrong 40 % of the time, by a hash of the position and the slot.
+  spec.draft_logits = [&spec](const std::vector<int32_t>& history, int slot, float* z) {
+    spec.fill_logits(history, z);
+    const uint64_t h = (uint64_t(history.size()) * 0x9e3779b97f4a7c15ull) ^ (uint64_t(slot) * 0xbf58476d1ce4e5b9ull);
+    if ((h >> 40) % 10 < 4) {
+      int32_t best = 0;
+      for (int64_t v = 1; v < spec.config().vocab_size; ++v)
+        if (z[v] > z[best]) best = int32_t(v);
+      z[(best + 1) % spec.config().vocab_size] = z[best] + 1.0f;
+    }
+  };
+  const Collected c = run_one(spec, greedy_request(prompt, 200), SchedulerOptions{});
+  EXPECT_EQ(c.tokens, expected.tokens);
+  ASSERT_GT(c.finished.spec_rounds, 20);
+  EXPECT_GT(c.finished.accepted_tokens, 0);
+  EXPECT_LT(double(c.finished.drafted_tokens) / double(c.finished.spec_rounds), 4.0);
 }
 
 // ---- The lossless rule (addendum §A5.2) ----
