@@ -1,6 +1,7 @@
 #include "runtime/world_engine.h"
 
 #include <bit>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -24,6 +25,7 @@ enum class Op : int64_t {
   commit,            // id, keep
   draft,             // id, anchor, max_tokens, confidence_threshold (f32 bits)
   fill_synthetic,    // id, depth, seed
+  load_sequence,     // id, byte count, then the bytes, 8 to a word
   figures,           // (then a gather of RankFigures)
   stop,
 };
@@ -102,6 +104,16 @@ struct Ledger {
     words.push_back(int64_t(op));
     words.push_back(id);
     if (op == Op::reserve) words.push_back(operand);
+  }
+  // A sequence made from Engine::save_sequence's bytes: the bytes travel with the operation.
+  int64_t record_load(std::span<const uint8_t> bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    const int64_t id = next_id++;
+    words.insert(words.end(), {int64_t(Op::load_sequence), id, int64_t(bytes.size())});
+    const size_t at = words.size();
+    words.resize(at + (bytes.size() + 7) / 8, 0);
+    std::memcpy(words.data() + at, bytes.data(), bytes.size());
+    return id;
   }
   // The recorded words into `out` (cleared first), the ledger emptied.
   void take(std::vector<int64_t>& out) {
@@ -216,6 +228,21 @@ class LeaderEngine final : public Engine {
     return local_->fill_synthetic(l->local(), depth, seed);
   }
 
+  // Every rank holds the same state for a sequence (attention and the drafter are replicated,
+  // the routed experts hold none, and the exchanged rows are exact), so rank 0's bytes are every
+  // rank's: the prefix store (--kv-cache-dir) works under mpirun as in one process.
+  Status save_sequence(const Sequence& seq, std::vector<uint8_t>* out) const override {
+    auto* l = dynamic_cast<const LeaderSequence*>(&seq);
+    if (l == nullptr) return Status::invalid_argument("save_sequence: sequence does not belong to this engine");
+    return local_->save_sequence(l->local(), out);
+  }
+
+  // Checked here first, so that bytes that do not load never reach the other ranks.
+  Result<std::unique_ptr<Sequence>> load_sequence(std::span<const uint8_t> bytes) const override {
+    DSV4_ASSIGN_OR_RETURN(std::unique_ptr<Sequence> local, local_->load_sequence(bytes));
+    return std::unique_ptr<Sequence>(new LeaderSequence(ledger_, ledger_->record_load(bytes), std::move(local)));
+  }
+
   std::vector<RankFigures> figures() {
     send(Op::figures);
     const std::vector<double> mine = figures_words(split_);
@@ -323,6 +350,16 @@ void follow(const World& world, Engine& engine, const MpiExpertSplit* split) {
           (void)engine.fill_synthetic(seq(words[i]), words[i + 1], uint64_t(words[i + 2]));
           i += 3;
           break;
+        case Op::load_sequence: {
+          const size_t n = size_t(words[i + 1]);
+          auto loaded = engine.load_sequence(
+              std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(words.data() + i + 2), n));
+          // The bytes loaded on rank 0, into the same model: they load here too.
+          DSV4_CHECK(loaded.ok());
+          seqs[words[i]] = std::move(loaded).value();
+          i += 2 + (n + 7) / 8;
+          break;
+        }
         case Op::figures:
           (void)world.gather(figures_words(split));
           break;

@@ -2,6 +2,8 @@
 # `dsv4 serve --kv-cache-dir` keeps a conversation warm across a restart: the same chat request
 # sent to a restarted server on the same directory reports cached_tokens > 0 and gives the same
 # greedy answer; a corrupt state file is refused and removed, never trusted nor a crash.
+# DSV4_LAUNCHER, if set, is put in front of `dsv4 serve` (mpi_kv_cache_dir.sh: the same under
+# `mpirun -np 2`, where every rank resumes from rank 0's files).
 # Usage: kv_cache_dir.sh <dsv4 binary> <repo root>
 set -euo pipefail
 DSV4=$1
@@ -11,8 +13,10 @@ WORK=$(mktemp -d)
 PID=""
 trap 'if [ -n "$PID" ]; then kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
+launcher=()
+[ -n "${DSV4_LAUNCHER:-}" ] && read -r -a launcher <<<"$DSV4_LAUNCHER"
 serve() {
-  "$DSV4" serve -m "$ROOT/models/dsv4-demo" --skip-verify --port 0 --kv-cache-dir "$WORK/kv" >"$WORK/server.log" 2>&1 &
+  "${launcher[@]}" "$DSV4" serve -m "$ROOT/models/dsv4-demo" --skip-verify --port 0 --kv-cache-dir "$WORK/kv" >"$WORK/server.log" 2>&1 &
   PID=$!
   wait_for_serve_port "$WORK/server.log" "$PID" kv_cache_dir
 }
