@@ -77,11 +77,8 @@ int cmd_bench(int argc, char** argv) {
   opt.populate = !no_populate;
   opt.reread_small_pages = !keep_page_cache;
   opt.world = launch_world();
+  const bool follower = opt.world && opt.world->rank() > 0;   // rank 0 reports
   if (speculative) {
-    if (opt.world) {   // it loads two engines; the lockstep protocol follows one
-      std::fprintf(stderr, "dsv4 bench: --speculative does not run under mpirun\n");
-      return 1;
-    }
     for (const char* other : {"--prefill", "--decode-context", "--synthetic-context", "--fp8-decode", "--fp4-dot"})
       if (app.count(other) > 0) {
         std::fprintf(stderr, "dsv4 bench: %s does not apply to --speculative\n", other);
@@ -93,7 +90,8 @@ int cmd_bench(int argc, char** argv) {
     spec.threads = opt.threads;
     spec.populate = opt.populate;
     spec.reread_small_pages = opt.reread_small_pages;
-    if (!json) std::fprintf(stderr, "bench --speculative: %s ...\n", spec.model_dir.c_str());
+    spec.world = opt.world;
+    if (!json && !follower) std::fprintf(stderr, "bench --speculative: %s ...\n", spec.model_dir.c_str());
     return print_report(eval::run_spec_bench(spec), json, eval::spec_bench_json, eval::spec_bench_table);
   }
   if (app.count("--context") > 0) {
@@ -101,7 +99,7 @@ int cmd_bench(int argc, char** argv) {
     return 1;
   }
 
-  if (!json) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
+  if (!json && !follower) std::fprintf(stderr, "bench: %s ...\n", opt.model_dir.c_str());
   return print_report(eval::run_bench(opt), json, eval::bench_json, eval::bench_table);
 }
 

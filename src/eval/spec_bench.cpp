@@ -80,10 +80,20 @@ Result<SpecBenchReport> run_spec_bench(const SpecBenchOptions& opt) {
   eo.threads = opt.threads;
   eo.populate_weights = opt.populate;
   eo.reread_small_pages = opt.reread_small_pages;
+  // The same files twice, without and with the drafter: the weight pages are shared, not loaded
+  // twice.
+  runtime::EngineOptions with_drafter = eo;
   eo.speculative = false;
-  DSV4_ASSIGN_OR_RETURN(auto plain, runtime::Engine::load(opt.model_dir, eo));
-  eo.speculative = true;   // the same files: the weight pages are shared, not loaded twice
-  DSV4_ASSIGN_OR_RETURN(auto spec, runtime::Engine::load(opt.model_dir, eo));
+  with_drafter.speculative = true;
+  std::unique_ptr<runtime::Engine> plain, spec;
+  if (opt.world) {
+    DSV4_ASSIGN_OR_RETURN(auto both, runtime::load_engines_on_world(*opt.world, opt.model_dir, {eo, with_drafter}));
+    plain = std::move(both[0]);
+    spec = std::move(both[1]);
+  } else {
+    DSV4_ASSIGN_OR_RETURN(plain, runtime::Engine::load(opt.model_dir, eo));
+    DSV4_ASSIGN_OR_RETURN(spec, runtime::Engine::load(opt.model_dir, with_drafter));
+  }
   SpecBenchReport r;
   r.model_dir = opt.model_dir;
   r.drafter = io::drafter_name(spec->config());

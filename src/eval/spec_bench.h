@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "runtime/world_engine.h"
 
 namespace dsv4::eval {
 
@@ -25,6 +26,9 @@ struct SpecBenchOptions {
   bool populate = true;
   bool reread_small_pages = true;
   uint64_t seed = 1;
+  // Under mpirun (runtime/mpi_world.h): both engines run on every rank, in lockstep with this
+  // one (runtime::load_engines_on_world; the other ranks do not return from run_spec_bench).
+  runtime::World* world = nullptr;
 };
 
 struct SpecBenchReport {

@@ -115,10 +115,10 @@ struct Ledger {
     std::memcpy(words.data() + at, bytes.data(), bytes.size());
     return id;
   }
-  // The recorded words into `out` (cleared first), the ledger emptied.
+  // The recorded words appended to `out`, the ledger emptied.
   void take(std::vector<int64_t>& out) {
     std::lock_guard<std::mutex> lock(mu);
-    out.assign(words.begin(), words.end());
+    out.insert(out.end(), words.begin(), words.end());
     words.clear();
   }
 };
@@ -172,8 +172,10 @@ class FollowerChooser final : public DraftChooser {
 
 class LeaderEngine final : public Engine {
  public:
-  LeaderEngine(World& world, std::unique_ptr<Engine> local, const MpiExpertSplit* split)
-      : world_(world), local_(std::move(local)), split_(split), ledger_(std::make_shared<Ledger>()) {}
+  // `index`: this engine's place among the engines of the launch (load_engines_on_world), the
+  // first word of each of its calls.
+  LeaderEngine(World& world, int64_t index, std::unique_ptr<Engine> local, const MpiExpertSplit* split)
+      : world_(world), index_(index), local_(std::move(local)), split_(split), ledger_(std::make_shared<Ledger>()) {}
   ~LeaderEngine() override { send(Op::stop); }
 
   const io::ModelConfig& config() const override { return local_->config(); }
@@ -195,6 +197,7 @@ class LeaderEngine final : public Engine {
       if (l == nullptr) return Status::invalid_argument("step: sequence does not belong to this engine");
       local_seqs_.push_back(&l->local());
     }
+    words_.assign(1, index_);
     ledger_->take(words_);
     words_.insert(words_.end(), {int64_t(Op::step), int64_t(seqs.size())});
     for (size_t i = 0; i < seqs.size(); ++i)
@@ -255,6 +258,7 @@ class LeaderEngine final : public Engine {
  private:
   // The recorded sequence operations, then `op` and its operands, to every rank.
   void send(Op op, std::initializer_list<int64_t> operands = {}) {
+    words_.assign(1, index_);
     ledger_->take(words_);
     words_.push_back(int64_t(op));
     words_.insert(words_.end(), operands);
@@ -262,6 +266,7 @@ class LeaderEngine final : public Engine {
   }
 
   World& world_;
+  const int64_t index_;
   std::unique_ptr<Engine> local_;
   const MpiExpertSplit* split_;   // null with one rank
   std::shared_ptr<Ledger> ledger_;
@@ -271,16 +276,18 @@ class LeaderEngine final : public Engine {
 
 // ---- the other ranks ----
 
-// Runs rank 0's calls on `engine` until it stops. Their outcomes are rank 0's too (the same
-// checks on the same inputs), which reports them; here they are dropped.
-void follow(const World& world, Engine& engine, const MpiExpertSplit* split) {
-  const int64_t V = engine.config().vocab_size;
+// One engine of a follower rank, with the sequences rank 0 made on its twin.
+struct FollowedEngine {
+  std::unique_ptr<Engine> engine;
+  const MpiExpertSplit* split;   // null with one rank
   std::unordered_map<int64_t, std::unique_ptr<Sequence>> seqs;
-  auto seq = [&](int64_t id) -> Sequence& {
-    auto it = seqs.find(id);
-    DSV4_CHECK(it != seqs.end());
-    return *it->second;
-  };
+};
+
+// Runs rank 0's calls on the engines until every one has stopped. Each call names its engine
+// in its first word. Their outcomes are rank 0's too (the same checks on the same inputs),
+// which reports them; here they are dropped.
+void follow(const World& world, std::vector<FollowedEngine>& engines) {
+  size_t running = engines.size();
   std::vector<int64_t> words;
   std::vector<Sequence*> step_seqs;
   std::vector<Feed> feeds;
@@ -288,9 +295,20 @@ void follow(const World& world, Engine& engine, const MpiExpertSplit* split) {
   std::vector<size_t> lens;
   std::vector<std::span<const int32_t>> spans;
   std::vector<float> logits;
-  for (;;) {
+  while (running > 0) {
     world.broadcast(words);
-    for (size_t i = 0; i < words.size();) {
+    DSV4_CHECK(!words.empty() && words[0] >= 0 && size_t(words[0]) < engines.size());
+    FollowedEngine& followed = engines[size_t(words[0])];
+    Engine& engine = *followed.engine;
+    const MpiExpertSplit* split = followed.split;
+    auto& seqs = followed.seqs;
+    auto seq = [&](int64_t id) -> Sequence& {
+      auto it = seqs.find(id);
+      DSV4_CHECK(it != seqs.end());
+      return *it->second;
+    };
+    const int64_t V = engine.config().vocab_size;
+    for (size_t i = 1; i < words.size();) {
       const Op op = Op(words[i++]);
       switch (op) {
         case Op::new_sequence:
@@ -364,7 +382,8 @@ void follow(const World& world, Engine& engine, const MpiExpertSplit* split) {
           (void)world.gather(figures_words(split));
           break;
         case Op::stop:
-          return;
+          running -= 1;
+          break;
       }
     }
   }
@@ -397,29 +416,41 @@ Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, co
   return m;
 }
 
-Result<std::unique_ptr<Engine>> load_engine_on_world(World& world, const std::string& dir,
-                                                     const EngineOptions& options) {
-  // One rank: Engine::load's own loading (and populating) with the lockstep wrapper, which then
-  // has no one to send to, so that `mpirun -np 1` runs as a plain process does.
-  std::unique_ptr<Engine> local;
-  const MpiExpertSplit* split = nullptr;
-  if (world.size() == 1) {
-    DSV4_ASSIGN_OR_RETURN(local, Engine::load(dir, options));
-  } else {
-    Result<std::unique_ptr<model::Model>> m = load_model_on_world(world, dir, options.populate_weights);
+Result<std::vector<std::unique_ptr<Engine>>> load_engines_on_world(World& world, const std::string& dir,
+                                                                 const std::vector<EngineOptions>& options) {
+  std::vector<FollowedEngine> loaded;
+  for (const EngineOptions& o : options) {
+    // One rank: Engine::load's own loading (and populating) with the lockstep wrapper, which
+    // then has no one to send to, so that `mpirun -np 1` runs as a plain process does.
+    FollowedEngine& f = loaded.emplace_back();
+    f.split = nullptr;
+    if (world.size() == 1) {
+      DSV4_ASSIGN_OR_RETURN(f.engine, Engine::load(dir, o));
+      continue;
+    }
+    Result<std::unique_ptr<model::Model>> m = load_model_on_world(world, dir, o.populate_weights);
     if (!m.ok()) {
       if (world.rank() > 0) world.exit(1);
       return m.status();
     }
-    split = static_cast<const MpiExpertSplit*>((*m)->expert_split.get());
-    local = Engine::open(std::move(*m), options);
+    f.split = static_cast<const MpiExpertSplit*>((*m)->expert_split.get());
+    f.engine = Engine::open(std::move(*m), o);
   }
   if (world.rank() > 0) {
-    follow(world, *local, split);
-    local.reset();
+    follow(world, loaded);
+    loaded.clear();
     world.exit(0);
   }
-  return std::unique_ptr<Engine>(new LeaderEngine(world, std::move(local), split));
+  std::vector<std::unique_ptr<Engine>> engines;
+  for (size_t i = 0; i < loaded.size(); ++i)
+    engines.emplace_back(new LeaderEngine(world, int64_t(i), std::move(loaded[i].engine), loaded[i].split));
+  return engines;
+}
+
+Result<std::unique_ptr<Engine>> load_engine_on_world(World& world, const std::string& dir,
+                                                     const EngineOptions& options) {
+  DSV4_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Engine>> engines, load_engines_on_world(world, dir, {options}));
+  return std::move(engines.front());
 }
 
 Result<std::vector<RankFigures>> gather_rank_figures(Engine& engine) {

@@ -7,7 +7,8 @@
 // until its engine is destroyed, then end.
 //
 // The protocol is a list of int64 words per engine call (one MPI_Bcast of its length, one of the
-// words), led by the Sequence operations recorded since the previous call, so that Sequence
+// words): the engine's index (a launch may load several, load_engines_on_world), then the
+// Sequence operations recorded since the previous call, so that Sequence
 // objects stay plain values on rank 0 (clone() and the destructor may run on any thread; they
 // only record).
 #pragma once
@@ -40,6 +41,11 @@ Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, co
 // status 0; status 1 when the load failed, which rank 0 reports).
 Result<std::unique_ptr<Engine>> load_engine_on_world(World& world, const std::string& dir,
                                                      const EngineOptions& options);
+// The same for several engines over one checkpoint, one per entry of `options` (bench
+// --speculative: with and without the drafter; the weight pages are shared). The other ranks
+// serve every engine's calls until all of them have stopped.
+Result<std::vector<std::unique_ptr<Engine>>> load_engines_on_world(World& world, const std::string& dir,
+                                                                 const std::vector<EngineOptions>& options);
 
 // What each rank holds and has exchanged (dsv4 bench under mpirun).
 struct RankFigures {
