@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/status.h"
 #include "kernels/cpu/sparse_attn.h"
@@ -67,7 +68,7 @@ int64_t gather_entries(const EntrySource& src, int64_t t, const float* iq, const
       ArenaScope scope(a);
       const int64_t visible = visible_entries(cw, t);
       int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, visible));
-      const int64_t k = indexer_select(*src.m, iq, iw, src.st->idx, visible, parallel, sel, a);
+      const int64_t k = indexer_select(*src.m, iq, iw, src.st->idx.data(), visible, parallel, sel, a);
       for (int64_t i = 0; i < k; ++i) rows[n++] = &src.st->comp[size_t(int64_t(sel[i]) * Dh)];
       if (src.probe && src.probe->watches(src.b->layer, t)) {   // selected entries in top-k order, -1 padded
         float* row = a.alloc<float>(c.index_topk);
@@ -139,12 +140,26 @@ void attend_query(const Model& m, const BlockWeights& b, const float* q, const u
                   int64_t n, int64_t t, float* o) {
   const int64_t H = m.cfg.num_attention_heads, Dh = m.cfg.head_dim;
   const float scale = float(1.0 / std::sqrt(double(Dh)));
-  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
+  const kernels::RopeFreqs& rope = m.rope_for(b);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   kernels::attention_rows_bf16(q, rows, n_window, n, Dh, scale, b.attn.attn_sink, 0, H, o);
   float cs[kMaxRopeDim];
   kernels::rope_angles(rope, t, cs);
   derotate_heads(rope, cs, Dh, 0, H, o);
+}
+
+const uint16_t* chunk_entries(const float* kv, const Segment& seg, int64_t Dh, Arena& a) {
+  uint16_t* chunk_kv = a.alloc<uint16_t>(seg.n * Dh);
+  for (int64_t i = 0; i < seg.n * Dh; ++i) chunk_kv[i] = f32_to_bf16(kv[seg.row0 * Dh + i]);
+  return chunk_kv;
+}
+
+void update_ring(const io::ModelConfig& c, const Segment& seg, const uint16_t* chunk_kv, LayerState& st) {
+  const int64_t W = c.sliding_window, Dh = c.head_dim;
+  for (int64_t i = std::max<int64_t>(0, seg.n - W); i < seg.n; ++i) {
+    const int64_t p = seg.start_pos + i;
+    std::copy(chunk_kv + i * Dh, chunk_kv + (i + 1) * Dh, &st.ring[size_t((p % W) * Dh)]);
+  }
 }
 
 void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,

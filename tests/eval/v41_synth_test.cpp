@@ -136,12 +136,18 @@ TEST_F(SynthV41Checkpoint, OpensWithEveryTensorOfTheInventory) {
   EXPECT_NE(shard_of("mtp.0.main_proj.weight"), shard_of("vision.norm.weight"));
 }
 
-TEST_F(SynthV41Checkpoint, TheModelLoaderRefusesItAfterValidating) {
+TEST_F(SynthV41Checkpoint, TheModelLoaderAcceptsItWithItsEngramTokenMap) {
   auto m = model::load_model(dir_.path());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ((*m)->engram.columns(), 2 * 3);   // tiny-v41: 2 heads x n-grams 2..4
+  EXPECT_FALSE((*m)->w.has_dspark);           // the DSpark stages are validated, not bound yet
+  // Without the token map (v4.1 §5.3.1) it says what is missing.
+  fs::remove(path("engram_token_map.i32"));
+  m = model::load_model(dir_.path());
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.status().code(), StatusCode::unsupported);
-  EXPECT_NE(m.status().message().find("the V4.1 forward pass is not implemented yet"), std::string::npos) << m.status().message();
-  // A defective one reports its defect instead.
+  EXPECT_EQ(m.status().code(), StatusCode::not_found) << m.status().to_string();
+  EXPECT_NE(m.status().message().find("Engram token map"), std::string::npos) << m.status().message();
+  // A defective checkpoint reports its defect.
   fs::remove(path("config.json"));
   m = model::load_model(dir_.path());
   ASSERT_FALSE(m.ok());
