@@ -26,7 +26,8 @@ struct WeightView {
   const void* data = nullptr;
   const uint8_t* scale = nullptr;
   // FP8 only: the edge of a square scale block, 128 (V4, spec §3.2) or 32 (V4.1, v4.1 §3.2). The
-  // SIMD paths take 128; other blocks run on the generic path (same canonical order, slower).
+  // SIMD paths take both (32 without their prescaled and BF16-dot variants); other blocks run on
+  // the generic path. Every path sums in the same canonical order.
   int64_t block = 128;
   // Not read by matmul: the block of the activation quantisation that the reference's GEMM on
   // this weight applies to its input first (spec §4.2: 128; v4.1 §4.2: 32), kept with the weight
