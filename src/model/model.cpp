@@ -20,4 +20,13 @@ Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::Tens
   return m;
 }
 
+Result<uint64_t> populate_weights(const Model& m, bool reread_small_pages) {
+  if (m.cfg.architecture != io::Architecture::v41) return m.checkpoint->populate(reread_small_pages);
+  // v4.1 §3.3-§3.4: the globals the text forward reads and the backbone layers, Engram tables out.
+  return m.checkpoint->populate_tensors([](const std::string& name) {
+    if (name == "embed.weight" || name == "head.weight" || name == "norm.weight") return true;
+    return name.rfind("layers.", 0) == 0 && name.find(".engram.embed.") == std::string::npos;
+  });
+}
+
 }  // namespace dsv4::model

@@ -178,7 +178,7 @@ class EngineImpl final : public Engine {
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const EngineOptions& options) {
   DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
   if (options.populate_weights && m->checkpoint->shard_bytes() < physical_memory_bytes())
-    DSV4_TRY(m->checkpoint->populate(options.reread_small_pages).status());
+    DSV4_TRY(model::populate_weights(*m, options.reread_small_pages).status());
   return open(std::move(m), options);
 }
 
