@@ -1,6 +1,6 @@
 // `dsv4 synth --preset flash-v41 / tiny-v41` (v4.1 §2.1, §3): the config is the release's, the
-// written checkpoint opens, a defective one is refused naming the tensor, and the model loader
-// refuses a valid one until the V4.1 forward exists.
+// written checkpoint opens, a defective one is refused naming the tensor, the model loader takes a
+// valid one (with its Engram token map), and `dsv4 bench` runs on it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "eval/bench.h"
 #include "eval/synth.h"
 #include "io/checkpoint.h"
 #include "io/inventory.h"
@@ -134,6 +135,23 @@ TEST_F(SynthV41Checkpoint, OpensWithEveryTensorOfTheInventory) {
   EXPECT_TRUE(fs::exists(path("SHA256SUMS")));
   // DSpark stages in shards of their own, after the rest (as for 0731).
   EXPECT_NE(shard_of("mtp.0.main_proj.weight"), shard_of("vision.norm.weight"));
+}
+
+// bench decodes at a synthetic depth; the state grows at the packed rate of v4.1 §8.1 (tiny-v41:
+// Dh 128, Di 64 -> (72 + 34) / 2 per ratio-2 source and 72 + 34 for the ratio-1 source).
+TEST_F(SynthV41Checkpoint, BenchRunsAndTheStateGrowsAtThePackedRate) {
+  BenchOptions o;
+  o.model_dir = dir_.path();
+  o.prefill_lengths = {9};
+  o.decode_contexts = {0, 600};
+  o.synthetic_context = true;
+  o.decode_tokens = 2;
+  o.repetitions = 1;
+  o.measure_bandwidth = false;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_DOUBLE_EQ(r->spec_state_bytes_per_token, 3 * 106.0 / 2 + 106.0);
+  EXPECT_NEAR(r->state_bytes_per_token, r->spec_state_bytes_per_token, 0.02 * r->spec_state_bytes_per_token);
 }
 
 TEST_F(SynthV41Checkpoint, TheModelLoaderAcceptsItWithItsEngramTokenMap) {
