@@ -137,9 +137,14 @@ void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch,
   }
 }
 
-// Entries [0, n) of a source's packed cache as bf16 rows (exact: the packed values are bf16).
-void unpack_entry(const LayerState& src, bool keys, int64_t j, float* tmp, uint16_t* out) {
+constexpr int64_t kMaxEntryDim = 1024;
+
+// Entry j of a source's packed cache (latents, or index keys) as a bf16 row (exact: the packed
+// values are bf16).
+void unpack_entry(const LayerState& src, bool keys, int64_t j, uint16_t* out) {
   const int64_t dim = keys ? src.index_dim : src.entry_dim, bytes = keys ? src.idx_bytes : src.comp_bytes;
+  DSV4_CHECK(dim <= kMaxEntryDim);
+  float tmp[kMaxEntryDim];
   const uint8_t* at = (keys ? src.idx_fp4.data() : src.comp_fp4.data()) + j * bytes;
   if (keys) kernels::fp4_e8m0_unpack(at, at + dim / 2, dim, tmp);
   else kernels::fp4_e4m3_unpack(at, at + dim / 2, dim, tmp);
@@ -159,8 +164,8 @@ void select_segment(const Model& m, const BlockWeights& b, const Segment& seg, c
   Arena& A = s.main;
   ArenaScope scope(A);
   uint16_t* keys = A.alloc<uint16_t>(n_last * Di);
-  float* tmp = A.alloc<float>(Di);
-  for (int64_t j = 0; j < n_last; ++j) unpack_entry(src, true, j, tmp, keys + j * Di);
+  parallel_for_static(n_last * Di >= (int64_t(1) << 16), n_last,
+                      [&](int64_t j, int64_t) { unpack_entry(src, true, j, keys + j * Di); });
   const bool decode = seg.n == 1;
   parallel_for_dynamic(!decode, seg.n, [&](int64_t i, int64_t thread) {
     Arena& ta = s.thread(int(thread));
@@ -209,13 +214,12 @@ void attend_segment_v41(const Model& m, const BlockWeights& b, const Segment& se
     const int64_t n_window = n;
     if (nk > 0) {
       uint16_t* entries = ta.alloc<uint16_t>(nk * Dh);
-      float* tmp = ta.alloc<float>(Dh);
-      for (int64_t k = 0; k < nk; ++k) {
-        unpack_entry(*src, false, sel.topk[r * K + k], tmp, entries + k * Dh);
-        rows[n++] = entries + k * Dh;
-      }
+      parallel_for_static(seg.n == 1 && nk * Dh >= (int64_t(1) << 16), nk,
+                          [&](int64_t k, int64_t) { unpack_entry(*src, false, sel.topk[r * K + k], entries + k * Dh); });
+      for (int64_t k = 0; k < nk; ++k) rows[n++] = entries + k * Dh;
     }
-    attend_query(m, b, p.q + r * H * Dh, rows, n_window, n, t, o + r * H * Dh);
+    if (seg.n > 1) attend_query(m, b, p.q + r * H * Dh, rows, n_window, n, t, o + r * H * Dh);
+    else attend_query_split(m, b, p.q + r * H * Dh, rows, n_window, n, t, o + r * H * Dh);
   });
 }
 
