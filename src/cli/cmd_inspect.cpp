@@ -39,7 +39,7 @@ void print_v41(const io::ModelConfig& c) {
               (long long)v.dspark_num_experts_per_tok, join(c.dspark.target_layer_ids).c_str());
   std::printf("vision tower present, not used: %lld layers, width %lld\n", (long long)v.vision.num_hidden_layers,
               (long long)v.vision.hidden_size);
-  std::printf("text forward pass: run, serve, score and bench work (needs %s beside the shards, v4.1 §5.3.1)\n",
+  std::printf("text forward pass: run, serve and bench work (needs %s beside the shards, v4.1 §5.3.1)\n",
               model::kEngramTokenMapFile);
 }
 

@@ -15,7 +15,6 @@ namespace dsv4::model {
 
 struct BlockWeights;
 struct Model;
-class Arena;
 struct Scratch;
 
 // The compressed id of a position inside an image span (v4.1 §5.3.2 "DEAD"): blocks every n-gram

@@ -46,7 +46,7 @@ TEST(V41Cli, SynthInspectVerifyAndRun) {
                            "Engram at layers 1,14",
                            "drafter DSpark with 3 stages (loaded and validated, not run yet: no speculative decoding): 4 experts "
                            "top-2, taps the inputs of layers 22,23,24",
-                           "text forward pass: run, serve, score and bench work",
+                           "text forward pass: run, serve and bench work",
                            "vision tower present, not used: 2 layers"})
     EXPECT_NE(inspect.out.find(says), std::string::npos) << says << "\n" << inspect.out;
 
