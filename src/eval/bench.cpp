@@ -8,6 +8,7 @@
 #include <string>
 
 #include "io/checkpoint.h"
+#include "kernels/cpu/fp4_pack.h"
 #include "kernels/cpu/machine_probe.h"
 #include "kernels/cpu/matmul.h"
 #include "runtime/engine.h"
@@ -56,6 +57,11 @@ uint64_t proc_kb_line_bytes(const std::string& key, const char* file = "/proc/se
 
 double spec_state_bytes_per_token(const io::ModelConfig& c) {
   double b = 0;
+  if (c.architecture == io::Architecture::v41) {
+    for (int64_t s : c.v41.kv_source_layer_ids)
+      b += double(kernels::fp4_e4m3_bytes(c.head_dim) + kernels::fp4_e8m0_bytes(c.index_head_dim)) / c.ratio(s);
+    return b;
+  }
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const io::LayerKind kind = c.layer_kind(l);
     if (kind == io::LayerKind::swa) continue;

@@ -84,7 +84,7 @@ struct BenchReport {
   int64_t state_tokens = 0;
   double state_bytes_per_token = 0, state_bytes_per_token_live = 0;
   uint64_t state_fixed_bytes = 0;        // an empty sequence
-  double spec_state_bytes_per_token = 0; // spec §8, reference bf16 layout, for this config
+  double spec_state_bytes_per_token = 0; // spec §8 for this config (V4: bf16 layout; V4.1: packed, v4.1 §8.1)
   // Under mpirun: every rank's resident memory and expert exchanges at the end, in rank order,
   // and the MoE layers of one forward pass (to turn the exchanges' rows into tokens).
   std::vector<runtime::RankFigures> ranks;
@@ -96,7 +96,9 @@ struct BenchReport {
 Result<BenchReport> run_bench(const BenchOptions& options);
 
 // spec §8 (bf16 reference storage): per token, CSA layers add head_dim·2/4 + index_head_dim·2/4
-// bytes, HCA layers head_dim·2/128, SWA-only layers nothing. Main stack only.
+// bytes, HCA layers head_dim·2/128, SWA-only layers nothing. Main stack only. V4.1 (v4.1 §8.1,
+// the packed layout the engine stores): each KV source adds a FP4 latent (head_dim/2 + head_dim/16
+// bytes) and a FP4 index key (index_head_dim/2 + index_head_dim/32) every m tokens; 890 B released.
 double spec_state_bytes_per_token(const io::ModelConfig& c);
 
 // The decode figure at the shortest context (the one decode_fraction_of_bound is taken at), or

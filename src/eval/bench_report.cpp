@@ -163,7 +163,7 @@ std::string bench_table(const BenchReport& r) {
           double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_anon_end) / kGiB,
           double(r.rss_file_end) / kGiB, double(r.file_pmd_mapped_end) / kGiB, double(r.rss_peak) / kGiB);
   appendf(s, "sequence state: %.2f MiB empty; +%.1f B/token over %lld tokens (%.1f B/token with vector slack);"
-             " spec §8 bf16: %.1f B/token\n",
+             " spec §8 layout: %.1f B/token\n",
           double(r.state_fixed_bytes) / kMiB, r.state_bytes_per_token, (long long)r.state_tokens,
           r.state_bytes_per_token_live, r.spec_state_bytes_per_token);
   if (!r.ranks.empty()) {

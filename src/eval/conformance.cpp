@@ -120,21 +120,21 @@ json compare_logits(const float* ours, const float* ref, int64_t rows, int64_t V
 void prefill_logits(const model::Model& m, model::SequenceState& seq, const int32_t* tokens, int64_t n,
                     int64_t chunk, std::vector<float>& logits, model::Streams* final_streams) {
   model::Scratch scratch;
-  const int64_t V = m.cfg.vocab_size, D = m.cfg.hidden_size, nh = m.cfg.hc_mult;
+  const int64_t V = m.cfg.vocab_size, W = model::stream_width(m.cfg);
   logits.resize(size_t(n * V));
-  if (final_streams) final_streams->resize(size_t(n * nh * D));
+  if (final_streams) final_streams->resize(size_t(n * W));
   if (chunk <= 0) chunk = n;
   for (int64_t s = 0; s < n; s += chunk) {
     const int64_t len = std::min(chunk, n - s);
     model::Batch batch;
     batch.add(&seq, tokens + s, len, seq.pos);
     scratch.begin_step();
-    model::Streams X(size_t(len * nh * D));
+    model::Streams X(size_t(len * W));
     model::forward_streams(m, batch, X.data(), scratch);
     std::vector<int64_t> rows(static_cast<size_t>(len));
     for (int64_t i = 0; i < len; ++i) rows[size_t(i)] = i;
     model::head_logits(m, m.w.final_head, X.data(), rows, &logits[size_t(s * V)], scratch);
-    if (final_streams) std::copy(X.begin(), X.end(), final_streams->begin() + s * nh * D);
+    if (final_streams) std::copy(X.begin(), X.end(), final_streams->begin() + s * W);
   }
 }
 
@@ -193,6 +193,11 @@ Result<json> score_against_reference(const ScoreOptions& opt) {
   // 1. Teacher-forced per layer on the reference's hidden streams.
   std::optional<RefTensor> hid;
   if (has_ref(h, "prefill_hidden")) {
+    // Per-layer streams of V4's blocks; V4.1's carry the lagged pre as well (v4.1 §5.2.2), and no
+    // V4.1 reference dumps exist to define their layout.
+    if (m.cfg.architecture == io::Architecture::v41)
+      return Status::unsupported("score: teacher-forced layers (prefill_hidden) are not defined for V4.1; use a "
+                                 "reference with prefill logits only");
     DSV4_ASSIGN_OR_RETURN(hid, read_ref(h, "prefill_hidden", RefKind::values, 4));
     if (hid->shape[0] != L + 1 || hid->shape[1] > T || hid->shape[2] != nh || hid->shape[3] != D || hid->bf16.empty())
       return Status::invalid_argument("prefill_hidden must be BF16 [num_hidden_layers + 1, N <= tokens, hc_mult, hidden]");

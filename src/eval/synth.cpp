@@ -15,6 +15,7 @@
 #include "eval/synth_config_v41.h"
 #include "io/integrity.h"
 #include "io/inventory.h"
+#include "model/engram.h"
 
 namespace dsv4::eval {
 
@@ -558,6 +559,8 @@ Status synth_checkpoint(const SynthOptions& opt, const std::string& dir, SynthRe
   gen["top_p"] = 1.0;
   gen["transformers_version"] = "4.46.3";
   DSV4_TRY(write_text(fs::path(dir) / "generation_config.json", gen.dump(2) + "\n", &sums));
+  if (cfg.architecture == io::Architecture::v41)
+    DSV4_TRY(write_text(fs::path(dir) / model::kEngramTokenMapFile, synth_engram_token_map(cfg), &sums));
 
   ojson index;
   index["metadata"] = {{"total_size", total}};

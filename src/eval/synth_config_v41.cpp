@@ -177,4 +177,14 @@ ojson synth_v41_config(const SynthOptions& opt) {
   return j;
 }
 
+std::string synth_engram_token_map(const io::ModelConfig& c) {
+  const int64_t C = c.v41.engram.compressed_vocab_size;
+  std::string bytes(size_t(c.vocab_size) * 4, '\0');
+  for (int64_t id = 0; id < c.vocab_size; ++id) {
+    const uint32_t v = uint32_t(id % C);
+    for (int k = 0; k < 4; ++k) bytes[size_t(id * 4 + k)] = char((v >> (8 * k)) & 0xff);
+  }
+  return bytes;
+}
+
 }  // namespace dsv4::eval

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "eval/synth.h"
+#include "io/config.h"
 
 namespace dsv4::eval {
 
@@ -18,5 +20,12 @@ bool is_v41_preset(SynthPreset p);
 // engram_num_embeddings follows from it by the prime rule (v4.1 §5.3.2).
 // REQUIRES: the overrides are in range (synth_config_json checks them).
 nlohmann::ordered_json synth_v41_config(const SynthOptions& opt);
+
+// The bytes of the Engram token map file (model/engram.h kEngramTokenMapFile) of a V4.1 synthetic
+// checkpoint: a tokenizer-free stand-in for v4.1 §5.3.1's map, ids below the compressed vocabulary
+// numbered as themselves and every later id folded onto them (id mod size), so that it is a
+// first-appearance numbering of exactly engram_compressed_vocab_size ids with the pad mapped to
+// itself. Little-endian int32 per vocabulary id.
+std::string synth_engram_token_map(const io::ModelConfig& c);
 
 }  // namespace dsv4::eval

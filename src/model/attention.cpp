@@ -116,7 +116,8 @@ void project_queries(const Model& m, const BlockWeights& b, const Batch& batch, 
     jobs[nj++] = {LinearKind::quantized, a.indexer.wq_b, p.qr, rows, p.iq};
   }
   linear_many(jobs, nj, A);
-  if (b.kind == io::LayerKind::csa) indexer_finish_queries(m, rows, batch.positions.data(), p.iq, p.iweights);
+  if (b.kind == io::LayerKind::csa)
+    indexer_finish_queries(m, m.rope_for(io::LayerKind::csa), true, rows, batch.positions.data(), p.iq, p.iweights);
   finish_q_kv(m, b, batch, p.q, p.kv);
 }
 
@@ -185,23 +186,6 @@ void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch,
   if (b.kind == io::LayerKind::csa)
     run_compressor(m, b, b.attn.indexer.compressor, CompressorKind::indexer, batch, seg, p.ikv, p.iscore,
                    st.idx_state, st.idx, undo ? &undo->idx : nullptr, a, probe, "idx");
-}
-
-// The segment's raw entries as bf16 [seg.n, Dh] (lossless: kv is bf16-valued, spec §5.3), so that
-// window rows come from the ring and from the chunk alike.
-const uint16_t* chunk_entries(const float* kv, const Segment& seg, int64_t Dh, Arena& a) {
-  uint16_t* chunk_kv = a.alloc<uint16_t>(seg.n * Dh);
-  for (int64_t i = 0; i < seg.n * Dh; ++i) chunk_kv[i] = f32_to_bf16(kv[seg.row0 * Dh + i]);
-  return chunk_kv;
-}
-
-// The ring keeps the last W raw entries at slot p mod W (spec §5.13 step 4).
-void update_ring(const io::ModelConfig& c, const Segment& seg, const uint16_t* chunk_kv, LayerState& st) {
-  const int64_t W = c.sliding_window, Dh = c.head_dim;
-  for (int64_t i = std::max<int64_t>(0, seg.n - W); i < seg.n; ++i) {
-    const int64_t p = seg.start_pos + i;
-    std::copy(chunk_kv + i * Dh, chunk_kv + (i + 1) * Dh, &st.ring[size_t((p % W) * Dh)]);
-  }
 }
 
 }  // namespace

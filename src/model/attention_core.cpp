@@ -4,6 +4,7 @@
 #include <cmath>
 #include <utility>
 
+#include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/status.h"
 #include "kernels/cpu/sparse_attn.h"
@@ -67,7 +68,7 @@ int64_t gather_entries(const EntrySource& src, int64_t t, const float* iq, const
       ArenaScope scope(a);
       const int64_t visible = visible_entries(cw, t);
       int32_t* sel = a.alloc<int32_t>(std::min(c.index_topk, visible));
-      const int64_t k = indexer_select(*src.m, iq, iw, src.st->idx, visible, parallel, sel, a);
+      const int64_t k = indexer_select(*src.m, iq, iw, src.st->idx.data(), visible, parallel, sel, a);
       for (int64_t i = 0; i < k; ++i) rows[n++] = &src.st->comp[size_t(int64_t(sel[i]) * Dh)];
       if (src.probe && src.probe->watches(src.b->layer, t)) {   // selected entries in top-k order, -1 padded
         float* row = a.alloc<float>(c.index_topk);
@@ -112,25 +113,13 @@ void attend_prefill(const EntrySource& src, const Segment& seg, const AttentionQ
 void attend_decode(const EntrySource& src, const Segment& seg, const AttentionQueries& qs, float* o, Arena& a) {
   const io::ModelConfig& c = src.m->cfg;
   const int64_t H = c.num_attention_heads, Dh = c.head_dim;
-  const float scale = float(1.0 / std::sqrt(double(Dh)));
-  const kernels::RopeFreqs& rope = src.m->rope_for(src.b->kind);
   ArenaScope scope(a);
   const int64_t r = seg.row0, t = seg.start_pos;
   const uint16_t** entry_rows = a.alloc<const uint16_t*>(max_entries(c, *src.b, t));
   int64_t n_window = 0;
   const auto [iq, iw] = index_query(c, qs, r);
   const int64_t n = gather_entries(src, t, iq, iw, true, entry_rows, &n_window, a);
-  float cs[kMaxRopeDim];
-  kernels::rope_angles(rope, t, cs);
-  float* oh = o + r * H * Dh;
-  const float* qh = qs.q + r * H * Dh;
-  run_parallel(H * Dh * n >= kMinParallelDecode, [&](int64_t id, int64_t nth) {
-    const int64_t h0 = H * id / nth, h1 = H * (id + 1) / nth;
-    if (h0 < h1) {
-      kernels::attention_rows_bf16(qh, entry_rows, n_window, n, Dh, scale, src.b->attn.attn_sink, h0, h1, oh);
-      derotate_heads(rope, cs, Dh, h0, h1, oh);
-    }
-  });
+  attend_query_split(*src.m, *src.b, qs.q + r * H * Dh, entry_rows, n_window, n, t, o + r * H * Dh);
 }
 
 }  // namespace
@@ -139,12 +128,43 @@ void attend_query(const Model& m, const BlockWeights& b, const float* q, const u
                   int64_t n, int64_t t, float* o) {
   const int64_t H = m.cfg.num_attention_heads, Dh = m.cfg.head_dim;
   const float scale = float(1.0 / std::sqrt(double(Dh)));
-  const kernels::RopeFreqs& rope = m.rope_for(b.kind);
+  const kernels::RopeFreqs& rope = m.rope_for(b);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   kernels::attention_rows_bf16(q, rows, n_window, n, Dh, scale, b.attn.attn_sink, 0, H, o);
   float cs[kMaxRopeDim];
   kernels::rope_angles(rope, t, cs);
   derotate_heads(rope, cs, Dh, 0, H, o);
+}
+
+const uint16_t* chunk_entries(const float* kv, const Segment& seg, int64_t Dh, Arena& a) {
+  uint16_t* chunk_kv = a.alloc<uint16_t>(seg.n * Dh);
+  for (int64_t i = 0; i < seg.n * Dh; ++i) chunk_kv[i] = f32_to_bf16(kv[seg.row0 * Dh + i]);
+  return chunk_kv;
+}
+
+void update_ring(const io::ModelConfig& c, const Segment& seg, const uint16_t* chunk_kv, LayerState& st) {
+  const int64_t W = c.sliding_window, Dh = c.head_dim;
+  for (int64_t i = std::max<int64_t>(0, seg.n - W); i < seg.n; ++i) {
+    const int64_t p = seg.start_pos + i;
+    std::copy(chunk_kv + i * Dh, chunk_kv + (i + 1) * Dh, &st.ring[size_t((p % W) * Dh)]);
+  }
+}
+
+void attend_query_split(const Model& m, const BlockWeights& b, const float* q, const uint16_t* const* rows,
+                        int64_t n_window, int64_t n, int64_t t, float* o) {
+  const int64_t H = m.cfg.num_attention_heads, Dh = m.cfg.head_dim;
+  const float scale = float(1.0 / std::sqrt(double(Dh)));
+  const kernels::RopeFreqs& rope = m.rope_for(b);
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  float cs[kMaxRopeDim];
+  kernels::rope_angles(rope, t, cs);
+  run_parallel(H * Dh * n >= kMinParallelDecode, [&](int64_t id, int64_t nth) {
+    const int64_t h0 = H * id / nth, h1 = H * (id + 1) / nth;
+    if (h0 < h1) {
+      kernels::attention_rows_bf16(q, rows, n_window, n, Dh, scale, b.attn.attn_sink, h0, h1, o);
+      derotate_heads(rope, cs, Dh, h0, h1, o);
+    }
+  });
 }
 
 void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, const LayerState& st,

@@ -35,4 +35,16 @@ void attend_segment(const Model& m, const BlockWeights& b, const Segment& seg, c
 void attend_query(const Model& m, const BlockWeights& b, const float* q, const uint16_t* const* rows, int64_t n_window,
                   int64_t n, int64_t t, float* o);
 
+// attend_query with the heads split over the threads (one decode query), bit for bit the same.
+void attend_query_split(const Model& m, const BlockWeights& b, const float* q, const uint16_t* const* rows,
+                        int64_t n_window, int64_t n, int64_t t, float* o);
+
+// The segment's raw entries kv [rows of the batch, Dh] as bf16 [seg.n, Dh] (lossless: they are
+// bf16-valued, spec §5.3, v4.1 §5.5), so that window rows come from the ring and from the chunk
+// alike. From `a`.
+const uint16_t* chunk_entries(const float* kv, const Segment& seg, int64_t Dh, Arena& a);
+
+// The ring keeps the last W raw entries at slot p mod W (spec §5.13 step 4, v4.1 §9 step 4).
+void update_ring(const io::ModelConfig& c, const Segment& seg, const uint16_t* chunk_kv, LayerState& st);
+
 }  // namespace dsv4::model

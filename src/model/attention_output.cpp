@@ -10,14 +10,14 @@ namespace dsv4::model {
 
 namespace {
 
-// Rows [r0, r0 + n) of a weight matrix stored row-major in whole 128-row scale blocks (FP8) or
-// without scales (BF16/F32): the per-group slice of wo_a.
+// Rows [r0, r0 + n) of a weight matrix stored row-major in whole scale blocks (FP8: w.block rows)
+// or without scales (BF16/F32): the per-group slice of wo_a.
 kernels::WeightView row_slice(const kernels::WeightView& w, int64_t r0, int64_t n) {
   DSV4_CHECK(w.dtype == DType::fp8_e4m3 || w.dtype == DType::bf16 || w.dtype == DType::f32);
   kernels::WeightView v = w;
   v.rows = n;
   v.data = static_cast<const uint8_t*>(w.data) + dtype_bytes(w.dtype, uint64_t(r0 * w.cols));
-  if (w.scale) v.scale = w.scale + (r0 / 128) * ((w.cols + 127) / 128);
+  if (w.scale) v.scale = w.scale + (r0 / w.block) * ((w.cols + w.block - 1) / w.block);
   return v;
 }
 

@@ -68,9 +68,8 @@ void compressor_add_ape(const CompressorWeights& w, int64_t n, const int64_t* po
   }
 }
 
-bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
-                     float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
-                     std::vector<uint16_t>& entries, Arena& a, float* pooled_out) {
+bool compressor_pool(const CompressorWeights& w, CompressorState& st, int64_t pos, const float* kvp,
+                     const float* score, float* pooled, Arena& a) {
   const int64_t m = w.ratio, d = w.dim, width = w.width;
   const int64_t s = pos % m;
   const int64_t row = w.overlap ? m + s : s;   // CSA: rows 0..m-1 previous window, m..2m-1 current
@@ -79,10 +78,9 @@ bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
   if ((pos + 1) % m != 0) return false;
 
   ArenaScope scope(a);
-  float* pooled = a.alloc<float>(d);
   // CSA pools 2m slots: 0..m-1 the previous window's first d channels (series A), m..2m-1 the
   // current window's channels [d, 2d) (series B); a fresh sequence's previous window is
-  // (0, -inf) → weight 0. HCA pools the m rows of the window.
+  // (0, -inf) → weight 0. HCA (and V4.1's ratio 2, v4.1 §5.6) pools the m rows of the window.
   const int64_t slots = w.overlap ? 2 * m : m;
   const float** kv_rows = a.alloc<const float*>(slots);
   const float** sc_rows = a.alloc<const float*>(slots);
@@ -96,8 +94,17 @@ bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
     std::copy(st.kv.begin() + m * width, st.kv.begin() + 2 * m * width, st.kv.begin());
     std::copy(st.score.begin() + m * width, st.score.begin() + 2 * m * width, st.score.begin());
   }
-  if (pooled_out) std::copy(pooled, pooled + d, pooled_out);
-  finish_entry(w, kind, rope, norm_eps, pos / m, pooled, entries, a);
+  return true;
+}
+
+bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kernels::RopeFreqs& rope,
+                     float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
+                     std::vector<uint16_t>& entries, Arena& a, float* pooled_out) {
+  ArenaScope scope(a);
+  float* pooled = a.alloc<float>(w.dim);
+  if (!compressor_pool(w, st, pos, kvp, score, pooled, a)) return false;
+  if (pooled_out) std::copy(pooled, pooled + w.dim, pooled_out);
+  finish_entry(w, kind, rope, norm_eps, pos / w.ratio, pooled, entries, a);
   return true;
 }
 

@@ -24,6 +24,12 @@ bool compressor_push(const CompressorWeights& w, CompressorKind kind, const kern
                      float norm_eps, CompressorState& st, int64_t pos, const float* kvp, const float* score,
                      std::vector<uint16_t>& entries, Arena& a, float* pooled = nullptr);
 
+// The state machine and pooling of compressor_push without the entry's finish (shared with V4.1's
+// ratio-2 compressor, v4.1 §5.6, which finishes its latent differently): writes the token's slot
+// and, if it closes window pos / m, the f32 pooled vector [d] to `pooled`. Returns whether it did.
+bool compressor_pool(const CompressorWeights& w, CompressorState& st, int64_t pos, const float* kvp,
+                     const float* score, float* pooled, Arena& a);
+
 // The projections of n source rows x [n, D] are kvp = x·wkvᵀ and score = x·wgateᵀ + ape[pos mod m]
 // (LinearKind::f32); the caller runs the two products (with the layer's other products of x,
 // linear_many) and this adds ape to score [n, c·d].

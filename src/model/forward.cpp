@@ -9,6 +9,7 @@
 #include "model/attention.h"
 #include "model/block_probe.h"
 #include "model/dspark.h"
+#include "model/forward_v41.h"
 #include "model/hc.h"
 #include "model/linear.h"
 #include "model/moe.h"
@@ -17,16 +18,6 @@
 namespace dsv4::model {
 
 namespace {
-
-HcParams hc_params(const io::ModelConfig& c) {
-  HcParams p;
-  p.n_hc = c.hc_mult;
-  p.dim = c.hidden_size;
-  p.iters = int(c.hc_sinkhorn_iters);
-  p.norm_eps = float(c.rms_norm_eps);
-  p.hc_eps = float(c.hc_eps);
-  return p;
-}
 
 // u = hc_pre(X) then RMSNorm; keeps post/comb for the matching hc_post. u_sum, if set, receives
 // hc_pre's sums before their bf16 rounding (a diagnostic, block_probe.h).
@@ -40,15 +31,12 @@ void pre_sublayer(const HcParams& p, const HcWeights& hc, const std::vector<floa
   });
 }
 
-void post_sublayer(const HcParams& p, const float* out, const float* post, const float* comb, int64_t rows, float* X) {
-  const int64_t n = p.n_hc, D = p.dim;
-  parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
-    float* Xt = X + t * n * D;
-    hc_post(p, out + t * D, Xt, post + t * n, comb + t * n * n, Xt);   // in place (hc.h)
-  });
-}
-
 }  // namespace
+
+int64_t stream_width(const io::ModelConfig& c) {
+  const int64_t streams = c.hc_mult * c.hidden_size;
+  return c.architecture == io::Architecture::v41 ? streams + c.hc_mult : streams;
+}
 
 void embed_rows(const Model& m, const int32_t* tokens, int64_t rows, float* X) {
   const int64_t n = m.cfg.hc_mult, D = m.cfg.hidden_size;
@@ -96,7 +84,7 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
     attention(x, out);
   }
   record("attn.out", out, D);
-  post_sublayer(p, out, post, comb, rows, X);
+  hc_post_rows(p, out, post, comb, rows, X);
   record("attn.X", X, n * D);
 
   pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, rows, x, post, comb, u_sum);
@@ -106,7 +94,7 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
     moe_forward(m, b, x, batch.tokens.data(), rows, out, s);
   }
   record("ffn.out", out, D);
-  post_sublayer(p, out, post, comb, rows, X);
+  hc_post_rows(p, out, post, comb, rows, X);
   record("out", X, n * D);
 }
 
@@ -123,8 +111,12 @@ void head_logits(const Model& m, const HeadWeights& head, const float* X, std::s
 void head_collapse(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* y) {
   const io::ModelConfig& c = m.cfg;
   const HcParams p = hc_params(c);
-  const int64_t n = c.hc_mult, D = c.hidden_size;
-  for (size_t i = 0; i < rows.size(); ++i) hc_head(head.hc, p, X + rows[i] * n * D, y + int64_t(i) * D);
+  const int64_t D = c.hidden_size, width = stream_width(c);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const float* Xr = X + rows[i] * width;
+    if (head.lagged_pre) hc_collapse(p, Xr, Xr + c.hc_mult * D, y + int64_t(i) * D);
+    else hc_head(head.hc, p, Xr, y + int64_t(i) * D);
+  }
 }
 
 void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, int64_t R, float* logits, Scratch& s) {
@@ -138,6 +130,11 @@ void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, i
 
 void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s, float* taps) {
   const std::vector<int64_t>& tapped = m.cfg.dspark.target_layer_ids;   // strictly increasing (io/config)
+  if (m.cfg.architecture == io::Architecture::v41) {
+    DSV4_CHECK(taps == nullptr);   // no V4.1 drafter yet
+    forward_streams_v41(m, batch, X, s);
+    return;
+  }
   DSV4_CHECK(taps == nullptr || m.cfg.drafter() == io::DrafterKind::dspark);
   embed_rows(m, batch.tokens.data(), batch.rows(), X);
   size_t k = 0;   // the next tap

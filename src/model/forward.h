@@ -15,6 +15,10 @@ namespace dsv4::model {
 // Residual streams: [rows, n_hc, D] f32 holding bf16 values (spec §5.1: stored in bf16).
 using Streams = std::vector<float>;
 
+// Floats per row of the streams forward_streams writes: the n_hc·D streams; V4.1 adds the n_hc
+// pre coefficients that collapse them (v4.1 §5.2.2: no hc_head).
+int64_t stream_width(const io::ModelConfig& c);
+
 // X = n_hc copies of embed[token] per row. X holds rows·n_hc·D floats.
 void embed_rows(const Model& m, const int32_t* tokens, int64_t rows, float* X);
 
@@ -29,7 +33,8 @@ void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float*
 void run_block(const Model& m, const BlockWeights& b, const Batch& batch, float* X, Scratch& s,
                AttentionSublayer attention);
 
-// Final collapse and LM head for selected rows: hc_head → RMSNorm → f32 logits [rows.size(), V].
+// Final collapse and LM head for selected rows of X (stream_width floats each): hc_head (V4.1:
+// hc_pre with the row's lagged pre, v4.1 §5.13) → RMSNorm → f32 logits [rows.size(), V].
 void head_logits(const Model& m, const HeadWeights& head, const float* X, std::span<const int64_t> rows, float* logits,
                  Scratch& s);
 // head_logits in its two halves, for the DSpark head, whose confidence reads y before the norm
@@ -40,7 +45,7 @@ void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, i
 
 // Main stack over the batch: embeds, runs every block, advances each segment's sequence position
 // (REQUIRES segment start_pos == seq->pos). X receives the final streams (before hc_head),
-// rows·n_hc·D floats. With taps set (a DSpark model only), taps [rows, |T|·D] receives the
+// rows·stream_width floats (V4.1: model/forward_v41.h). With taps set (a DSpark model only), taps [rows, |T|·D] receives the
 // DSpark taps of every row: the stream mean after each layer of dspark.target_layer_ids
 // (addendum §A4.2, dspark_tap in model/dspark.h). Temporaries come from s (see
 // Scratch::begin_step).

@@ -75,11 +75,10 @@ void sinkhorn(float* c, int64_t n, int iters, float eps) {
   }
 }
 
-void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb,
-            float* u_sum) {
+void hc_mixes(const HcWeights& w, const HcParams& p, const float* X, float* pre, float* post, float* comb) {
   const int64_t n = p.n_hc;
   DSV4_CHECK(n <= kMaxHc && w.mix <= kMaxMix);
-  float mix[kMaxMix], pre[kMaxHc];
+  float mix[kMaxMix];
   hc_mix(w, p, X, w.mix, mix);
   for (int64_t j = 0; j < n; ++j) {
     pre[j] = sigmoid(mix[j] * w.scale[0] + w.base[j]) + p.hc_eps;
@@ -87,12 +86,41 @@ void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, flo
   }
   for (int64_t i = 0; i < n * n; ++i) comb[i] = mix[2 * n + i] * w.scale[2] + w.base[2 * n + i];
   sinkhorn(comb, n, p.iters, p.hc_eps);
+}
+
+void hc_collapse(const HcParams& p, const float* X, const float* pre, float* u, float* u_sum) {
+  const int64_t n = p.n_hc;
   for (int64_t d = 0; d < p.dim; ++d) {
     float s = 0.0f;
     for (int64_t j = 0; j < n; ++j) s += pre[j] * X[j * p.dim + d];
     u[d] = round_bf16(s);
     if (u_sum) u_sum[d] = s;
   }
+}
+
+void hc_pre(const HcWeights& w, const HcParams& p, const float* X, float* u, float* post, float* comb,
+            float* u_sum) {
+  float pre[kMaxHc];
+  hc_mixes(w, p, X, pre, post, comb);
+  hc_collapse(p, X, pre, u, u_sum);
+}
+
+HcParams hc_params(const io::ModelConfig& c) {
+  HcParams p;
+  p.n_hc = c.hc_mult;
+  p.dim = c.hidden_size;
+  p.iters = int(c.hc_sinkhorn_iters);
+  p.norm_eps = float(c.rms_norm_eps);
+  p.hc_eps = float(c.hc_eps);
+  return p;
+}
+
+void hc_post_rows(const HcParams& p, const float* out, const float* post, const float* comb, int64_t rows, float* X) {
+  const int64_t n = p.n_hc, D = p.dim;
+  parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
+    float* Xt = X + t * n * D;
+    hc_post(p, out + t * D, Xt, post + t * n, comb + t * n * n, Xt);   // in place
+  });
 }
 
 void hc_post(const HcParams& p, const float* a, const float* R, const float* post, const float* comb, float* X_new) {

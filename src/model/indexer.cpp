@@ -17,10 +17,10 @@ constexpr int64_t kMinParallelEntries = 256;
 constexpr int64_t kMaxRopeDim = 256;
 }  // namespace
 
-void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions, float* qI, float* weights) {
+void indexer_finish_queries(const Model& m, const kernels::RopeFreqs& rope, bool hadamard, int64_t n,
+                            const int64_t* positions, float* qI, float* weights) {
   const io::ModelConfig& c = m.cfg;
   const int64_t Hi = c.index_n_heads, Di = c.index_head_dim;
-  const kernels::RopeFreqs& rope = m.rope_for(io::LayerKind::csa);
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   float cs[kMaxRopeDim];
   for (int64_t t = 0; t < n; ++t) {
@@ -28,7 +28,7 @@ void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions,
     for (int64_t h = 0; h < Hi; ++h) {
       float* v = qI + (t * Hi + h) * Di;
       kernels::rope_apply(v, Di, rope.rope_dim, cs, false);
-      kernels::hadamard_rotate(v, Di);
+      if (hadamard) kernels::hadamard_rotate(v, Di);
       kernels::fp4_sim(v, Di, 32);
     }
   }
@@ -37,27 +37,38 @@ void indexer_finish_queries(const Model& m, int64_t n, const int64_t* positions,
   for (int64_t i = 0; i < n * Hi; ++i) weights[i] = round_bf16(weights[i] * scale);
 }
 
-int64_t indexer_select(const Model& m, const float* qI, const float* weights, const std::vector<uint16_t>& keys,
-                       int64_t n_visible, bool parallel, int32_t* selected, Arena& a) {
-  const io::ModelConfig& c = m.cfg;
-  const int64_t Hi = c.index_n_heads, Di = c.index_head_dim;
-  ArenaScope scope(a);
-  float* score = a.alloc<float>(n_visible);
+void indexer_score_row(const Model& m, const float* qI, const float* weights, const uint16_t* keys, int64_t n_visible,
+                       bool parallel, float* score) {
+  const int64_t Hi = m.cfg.index_n_heads, Di = m.cfg.index_head_dim;
   run_parallel(parallel && n_visible >= kMinParallelEntries, [&](int64_t id, int64_t nth) {
     const int64_t j0 = n_visible * id / nth, j1 = n_visible * (id + 1) / nth;
-    if (j0 < j1) kernels::indexer_scores(qI, weights, Hi, Di, keys.data(), j0, j1, score);
+    if (j0 < j1) kernels::indexer_scores(qI, weights, Hi, Di, keys, j0, j1, score);
   });
-  const int64_t k = std::min(c.index_topk, n_visible);
+}
+
+int64_t topk_entries(const float* score, int64_t n, int64_t k, const uint8_t* allowed, int32_t* selected, Arena& a) {
+  ArenaScope scope(a);
+  int32_t* order = a.alloc<int32_t>(n);
+  int64_t count = 0;
+  for (int64_t j = 0; j < n; ++j)
+    if (!allowed || allowed[j]) order[count++] = int32_t(j);
+  k = std::min(k, count);
   if (k == 0) return 0;
   // The order below is total (score, then index), so any selection algorithm gives the same
   // list: the k best first (nth_element), then sorted.
-  int32_t* order = a.alloc<int32_t>(n_visible);
-  for (int64_t j = 0; j < n_visible; ++j) order[j] = int32_t(j);
   auto better = [&](int32_t x, int32_t y) { return score[x] > score[y] || (score[x] == score[y] && x < y); };
-  if (k < n_visible) std::nth_element(order, order + k, order + n_visible, better);
+  if (k < count) std::nth_element(order, order + k, order + count, better);
   std::sort(order, order + k, better);
   std::copy(order, order + k, selected);
   return k;
+}
+
+int64_t indexer_select(const Model& m, const float* qI, const float* weights, const uint16_t* keys, int64_t n_visible,
+                       bool parallel, int32_t* selected, Arena& a) {
+  ArenaScope scope(a);
+  float* score = a.alloc<float>(n_visible);
+  indexer_score_row(m, qI, weights, keys, n_visible, parallel, score);
+  return topk_entries(score, n_visible, m.cfg.index_topk, nullptr, selected, a);
 }
 
 }  // namespace dsv4::model

@@ -9,27 +9,25 @@ namespace dsv4::model {
 
 namespace {
 
-constexpr int kActBlock = 128;   // act_quant block of every FP8/FP4 GEMM input (spec §4.2)
-
 // The act_quant-ed rows job i reads: an earlier job's copy of the same x, or a new one from `a`.
 const float* quantized_input(const LinearJob* jobs, const kernels::MatmulJob* done, int64_t i, Arena& a) {
   const LinearJob& job = jobs[i];
   for (int64_t k = 0; k < i; ++k) {
     const LinearJob& prev = jobs[k];
     if (prev.kind != LinearKind::quantized || prev.x.act_quantized || prev.x.x != job.x.x) continue;
-    DSV4_CHECK(prev.n == job.n && prev.w.cols == job.w.cols);
+    DSV4_CHECK(prev.n == job.n && prev.w.cols == job.w.cols && prev.w.act_block == job.w.act_block);
     return done[k].x;
   }
   float* xq = a.alloc<float>(job.n * job.w.cols);
-  act_quant_rows(job.x.x, job.n, job.w.cols, xq);
+  act_quant_rows(job.x.x, job.n, job.w.cols, job.w.act_block, xq);
   return xq;
 }
 
 }  // namespace
 
-LinearInput act_quant_rows(const float* x, int64_t n, int64_t cols, float* xq) {
+LinearInput act_quant_rows(const float* x, int64_t n, int64_t cols, int block, float* xq) {
   std::copy(x, x + n * cols, xq);
-  kernels::act_quant_fp8(xq, n * cols, kActBlock);
+  kernels::act_quant_fp8(xq, n * cols, block);
   return LinearInput::quantized(xq);
 }
 

@@ -11,8 +11,8 @@
 namespace dsv4::model {
 
 enum class LinearKind {
-  // FP8 x FP8 or FP8 x FP4 GEMM (spec §4.3): x act_quant-ed in 128-blocks first (§4.2), output
-  // rounded to bf16. wq_a, wq_b, wkv, wo_b, indexer wq_b, shared and routed experts, MTP
+  // FP8 x FP8 or FP8 x FP4 GEMM (spec §4.3): x act_quant-ed first (§4.2) in blocks of the
+  // weight's act_block (128; 32 in V4.1, v4.1 §4.2), output rounded to bf16. wq_a, wq_b, wkv, wo_b, indexer wq_b, shared and routed experts, MTP
   // e_proj/h_proj.
   quantized,
   // bf16 GEMM: x as given, output rounded to bf16. wo_a per group (§5.8; the reference dequantises
@@ -38,9 +38,10 @@ struct LinearInput {
   }
 };
 
-// xq[n, cols] = act_quant(x) in 128-blocks (spec §4.2): the input side of LinearKind::quantized,
-// for a caller that keeps the quantised rows (see LinearInput).
-LinearInput act_quant_rows(const float* x, int64_t n, int64_t cols, float* xq);
+// xq[n, cols] = act_quant(x) in blocks of `block` (spec §4.2; the act_block of the weights that
+// will read it): the input side of LinearKind::quantized, for a caller that keeps the quantised
+// rows (see LinearInput).
+LinearInput act_quant_rows(const float* x, int64_t n, int64_t cols, int block, float* xq);
 
 // y[n, w.rows] = kind(x[n, w.cols] · wᵀ).
 struct LinearJob {
@@ -55,7 +56,7 @@ struct LinearJob {
 // Runs the jobs in one parallel region (kernels::matmul_many): each input of a quantized job is
 // act_quant-ed once however many jobs read it (same x pointer), and each y is bit-identical to its
 // job run alone. Temporaries come from `a`. REQUIRES: no y overlaps another job's x or y; jobs
-// sharing an x agree on n and w.cols.
+// sharing an x agree on n, w.cols and (quantized) w.act_block.
 void linear_many(const LinearJob* jobs, int64_t count, Arena& a);
 
 inline void linear(const LinearJob& job, Arena& a) { linear_many(&job, 1, a); }

@@ -6,6 +6,7 @@
 
 #include "io/checkpoint.h"
 #include "kernels/cpu/rope.h"
+#include "model/engram.h"
 #include "model/expert_split.h"
 #include "model/weights.h"
 
@@ -21,6 +22,13 @@ struct Model {
   const kernels::RopeFreqs& rope_for(io::LayerKind kind) const {
     return kind == io::LayerKind::swa ? rope_plain : rope_yarn;
   }
+  // The table of block b in either architecture: V4 by its kind; V4.1 by its ratio (v4.1 §4.5:
+  // m = 0 layers rope_theta without YaRN, m > 0 compress_rope_theta with YaRN, indexer included).
+  const kernels::RopeFreqs& rope_for(const BlockWeights& b) const {
+    if (cfg.architecture == io::Architecture::v41) return b.v41.ratio == 0 ? rope_plain : rope_yarn;
+    return rope_for(b.kind);
+  }
+  EngramHasher engram;   // V4.1: the Engram hashing constants and token map (v4.1 §5.3)
   // Set when the routed experts are divided among processes (model/expert_split.h): moe_forward
   // then computes only this process's experts and exchanges their rows. Null: all of them here.
   std::unique_ptr<ExpertSplit> expert_split;
@@ -30,5 +38,11 @@ struct Model {
 // it must accept every tensor but some routed experts (another process's share), whose views are
 // then left empty (bind_weights).
 Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted = {});
+
+// Faults the weights the forward reads into memory (io::Checkpoint::populate): V4 every shard
+// (re-reading small pages if asked); V4.1 only its bound text tensors, never the Engram tables,
+// which are read a few rows per token (v4.1 §5.3.3), nor the vision tower or the DSpark stages,
+// which nothing runs yet. Returns the bytes re-read (V4) or populated (V4.1).
+Result<uint64_t> populate_weights(const Model& m, bool reread_small_pages);
 
 }  // namespace dsv4::model

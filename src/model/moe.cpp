@@ -62,7 +62,7 @@ void run_experts(ExpertRun* runs, int64_t count, float limit, Arena& a) {
       }
     }
     // The w2 input is act_quant-ed here, on the run's thread, rather than by linear_many.
-    jobs[k] = {LinearKind::quantized, r.w->w2, act_quant_rows(r.g, r.n, I, r.u), r.n, r.y};
+    jobs[k] = {LinearKind::quantized, r.w->w2, act_quant_rows(r.g, r.n, I, r.w->w2.act_block, r.u), r.n, r.y};
   });
   linear_many(jobs, count, a);
 }
@@ -101,6 +101,7 @@ void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const fl
   std::sort(ids, ids + K);
   float sum = 0.0f;
   for (int64_t k = 0; k < K; ++k) sum += score[ids[k]];
+  sum += w.route_norm_eps;   // V4: + 0 (exact, sum > 0); V4.1: + 1e-20 (v4.1 §5.12)
   for (int64_t k = 0; k < K; ++k) weights[k] = score[ids[k]] / sum * float(c.routed_scaling_factor);
 }
 
@@ -122,7 +123,7 @@ void moe_forward(const Model& m, const BlockWeights& b, const float* x, const in
     route_token(m, w, b.hash_routed, logits + t * E, tokens[t], ids + t * K, wts + t * K, A);
 
   float* xq_rows = A.alloc<float>(rows * D);
-  const LinearInput xq = act_quant_rows(x, rows, D, xq_rows);
+  const LinearInput xq = act_quant_rows(x, rows, D, w.shared.w1.act_block, xq_rows);
 
   // Pairs grouped by expert (counting sort: experts ascending, then rows ascending), so each
   // token's f32 sum runs in the reference's order: experts by id, then the shared expert.

@@ -5,6 +5,8 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "core/status.h"
+#include "kernels/cpu/fp4_pack.h"
+#include "model/engram.h"
 
 namespace dsv4::model {
 
@@ -16,7 +18,8 @@ void CompressorState::reset(int64_t rows_, int64_t width_) {
 }
 
 size_t LayerState::memory_bytes() const {
-  return (ring.capacity() + comp.capacity() + idx.capacity()) * sizeof(uint16_t) +
+  return (ring.capacity() + comp.capacity() + idx.capacity()) * sizeof(uint16_t) + comp_fp4.capacity() +
+         idx_fp4.capacity() +
          (comp_state.kv.capacity() + comp_state.score.capacity() + idx_state.kv.capacity() +
           idx_state.score.capacity()) * sizeof(float);
 }
@@ -29,6 +32,10 @@ size_t SequenceState::memory_bytes() const {
 
 void SequenceState::reserve(int64_t positions) {
   for (LayerState& l : layers) {
+    if (l.comp_bytes > 0) {   // a V4.1 KV source
+      l.comp_fp4.reserve(size_t(positions / l.ratio * l.comp_bytes));
+      l.idx_fp4.reserve(size_t(positions / l.ratio * l.idx_bytes));
+    }
     if (l.kind == io::LayerKind::swa) continue;
     l.comp.reserve(size_t(positions / l.ratio * l.entry_dim));
     if (l.kind == io::LayerKind::csa) l.idx.reserve(size_t(positions / l.ratio * l.index_dim));
@@ -47,6 +54,18 @@ void fill_rows(std::vector<float>& kv, std::vector<float>& score, int64_t width,
     score[size_t(i)] = rng.normal();
   }
 }
+// V4.1 packed entries of `dim` values: random normals packed as the forward packs them.
+void fill_packed(std::vector<uint8_t>& v, int64_t entries, int64_t dim, bool e4m3, Rng& rng) {
+  std::vector<float> x(static_cast<size_t>(dim));
+  const int64_t bytes = e4m3 ? kernels::fp4_e4m3_bytes(dim) : kernels::fp4_e8m0_bytes(dim);
+  v.resize(size_t(entries * bytes));
+  for (int64_t j = 0; j < entries; ++j) {
+    for (float& f : x) f = rng.normal();
+    uint8_t* at = v.data() + j * bytes;
+    if (e4m3) kernels::fp4_e4m3_pack(x.data(), dim, at, at + dim / 2);
+    else kernels::fp4_e8m0_pack(x.data(), dim, at, at + dim / 2);
+  }
+}
 }  // namespace
 
 void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed) {
@@ -54,6 +73,12 @@ void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed) {
   Rng rng(derive_seed(seed, "synthetic state"));
   for (LayerState& l : s.layers) {
     if (depth > 0) fill_bf16(l.ring, l.ring.size(), rng);
+    if (l.comp_bytes > 0) {   // a V4.1 KV source: its entries, and a pending token if depth is odd
+      fill_packed(l.comp_fp4, depth / l.ratio, l.entry_dim, true, rng);
+      fill_packed(l.idx_fp4, depth / l.ratio, l.index_dim, false, rng);
+      if (l.ratio == 2 && depth % 2 == 1) fill_rows(l.comp_state.kv, l.comp_state.score, l.comp_state.width, 0, 1, rng);
+      continue;
+    }
     // Once a window has completed every row holds a token (the leftover ones, the last complete
     // window for CSA, stale ones otherwise); before that only the first tokens' rows (CSA: from
     // row m, the current window) and the rest stay (0, -inf).
@@ -76,7 +101,30 @@ void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed) {
   s.pos = depth;
 }
 
+namespace {
+// v4.1 §8: a ring per layer; per KV source the packed entries and (ratio 2) the pending pair.
+SequenceState make_v41_state(const io::ModelConfig& cfg) {
+  SequenceState s;
+  s.layers.resize(size_t(cfg.num_hidden_layers));
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    LayerState& ls = s.layers[size_t(l)];
+    const io::V41Layer& r = cfg.v41.layers[size_t(l)];
+    ls.ring.assign(size_t(cfg.sliding_window * cfg.head_dim), 0);
+    ls.ratio = r.ratio;
+    ls.entry_dim = cfg.head_dim;
+    ls.index_dim = cfg.index_head_dim;
+    if (!r.kv_source) continue;
+    ls.comp_bytes = kernels::fp4_e4m3_bytes(cfg.head_dim);
+    ls.idx_bytes = kernels::fp4_e8m0_bytes(cfg.index_head_dim);
+    if (r.ratio == 2) ls.comp_state.reset(2, cfg.head_dim);
+  }
+  s.engram_history.assign(size_t(std::max<int64_t>(0, cfg.v41.engram.max_ngram_size - 1)), kEngramDead);
+  return s;
+}
+}  // namespace
+
 SequenceState make_sequence_state(const io::ModelConfig& cfg) {
+  if (cfg.architecture == io::Architecture::v41) return make_v41_state(cfg);
   SequenceState s;
   const int64_t total = cfg.state_blocks();
   s.layers.resize(size_t(total));

@@ -28,7 +28,12 @@ struct LayerState {
   std::vector<uint16_t> ring;   // [W, head_dim], slot p mod W holds position p
   std::vector<uint16_t> comp;   // [n_comp, head_dim] compressed entries 0..floor(P/m)-1
   std::vector<uint16_t> idx;    // [n_idx, index_head_dim] indexer keys (CSA only)
-  CompressorState comp_state, idx_state;
+  // V4.1 KV sources (v4.1 §5.7, §8.1): the group's compressed latents and index keys, entries
+  // 0..floor(P/m)-1, packed (kernels/cpu/fp4_pack.h: FP4 + E4M3 per 16 and FP4 + E8M0 per 32,
+  // lossless against the reference's bf16 values) at comp_bytes / idx_bytes per entry.
+  std::vector<uint8_t> comp_fp4, idx_fp4;
+  int64_t comp_bytes = 0, idx_bytes = 0;   // 0: not a V4.1 KV source
+  CompressorState comp_state, idx_state;   // V4.1 ratio-2 sources: comp_state holds the pending pair
   size_t memory_bytes() const;
 };
 
@@ -69,6 +74,9 @@ struct SequenceState {
   int64_t pos = 0;                 // tokens consumed by the main stack
   int64_t mtp_pos = 0;             // positions consumed by the MTP block
   std::vector<LayerState> layers;  // num_hidden_layers main blocks, then the MTP block (if any)
+  // V4.1 (v4.1 §5.3.2, §8.2): the Engram compressed ids of positions pos-1, pos-2, ... (as many as
+  // the longest n-gram looks back; kEngramDead inside image spans), valid where the position >= 0.
+  std::vector<int32_t> engram_history;
   ChunkUndo undo;                  // the last chunk, when it was run undoable (chunk_undo.h)
   size_t memory_bytes() const;
   // Room for the compressed entries and indexer keys of `positions` tokens, so that a decode

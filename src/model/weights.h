@@ -34,7 +34,9 @@ struct CompressorWeights {
 struct IndexerWeights {
   WeightView wq_b;                // fp8 [Hi·Di, Rq]
   WeightView weights_proj;        // bf16 [Hi, D]
-  CompressorWeights compressor;   // d = Di, m = 4
+  CompressorWeights compressor;   // V4: d = Di, m = 4
+  WeightView wk;                  // V4.1 index-key owners: bf16 [Di, Dh], latent -> key (v4.1 §5.8.1)
+  std::vector<float> k_norm;      // V4.1 index-key owners: [Di]
 };
 
 struct AttentionWeights {
@@ -54,14 +56,31 @@ struct MoeWeights {
   WeightView gate_view;              // the same as a matmul view
   const int64_t* tid2eid = nullptr;  // [V, K] (hash layers)
   const float* bias = nullptr;       // [E] (other layers)
+  // Added to the sum of the selected scores before the weights are normalised: 0 in V4 (exact),
+  // 1e-20 in V4.1 (v4.1 §5.12).
+  float route_norm_eps = 0.0f;
   ExpertWeights shared;
   std::vector<ExpertWeights> experts;
 };
 
+// A V4.1 Engram layer (v4.1 §5.3): the FP8 table, read a few rows per token (never populated
+// up front), the key/value projection and the gate weights.
+struct EngramWeights {
+  const uint8_t* table = nullptr;        // E4M3 [rows, head_dim]
+  const uint8_t* table_scale = nullptr;  // E8M0 [rows, head_dim/32] (v4.1 §3.2)
+  int64_t rows = 0;
+  WeightView wkv;                    // fp8 [(n_hc+1)·D, columns·head_dim]
+  std::vector<float> gate;           // [n_hc, D] = f32(q_weight) ⊙ f32(k_weight) (v4.1 §5.3.4)
+  int64_t index = -1;                // k: the Engram layer's index in engram_layer_ids
+};
+
 struct BlockWeights {
   int64_t layer = 0;
-  io::LayerKind kind = io::LayerKind::swa;   // what its attention attends (spec §5.9)
+  io::LayerKind kind = io::LayerKind::swa;   // V4: what its attention attends (spec §5.9)
+  io::V41Layer v41;                          // V4.1: the layer's role (v4.1 §2.3); kind unused
   bool hash_routed = false;
+  bool has_engram = false;                   // V4.1 Engram layers
+  EngramWeights engram;
   HcWeights hc_attn, hc_ffn;
   std::vector<float> attn_norm, ffn_norm;
   AttentionWeights attn;
@@ -69,8 +88,11 @@ struct BlockWeights {
 };
 
 struct HeadWeights {
-  HcWeights hc;                      // hc_head_{fn,base,scale}: mix = n_hc
+  HcWeights hc;                      // hc_head_{fn,base,scale}: mix = n_hc (V4)
   std::vector<float> norm;
+  // V4.1 has no hc_head: the streams collapse with the last FFN sub-layer's pre mix, carried after
+  // them in each row (v4.1 §5.1, §5.13; model/forward.h stream_width).
+  bool lagged_pre = false;
 };
 
 struct MtpWeights {
@@ -102,7 +124,7 @@ struct ModelWeights {
   DsparkWeights dspark;
 };
 
-// Binds every view. REQUIRES: the checkpoint passed inventory validation (Checkpoint::open). A
+// Binds every view of the checkpoint's architecture (V4.1: weights_v41.cpp). REQUIRES: the checkpoint passed inventory validation (Checkpoint::open). A
 // routed expert whose tensors are in shards the checkpoint did not open (another process's share,
 // model/expert_split.h) gets empty views (data null).
 ModelWeights bind_weights(const io::Checkpoint& ck);

@@ -115,6 +115,8 @@ class EngineImpl final : public Engine {
         return Status::out_of_range("sequence of " + std::to_string(s->state.pos + int64_t(tokens[i].size())) +
                                     " tokens exceeds the context limit of " + std::to_string(max_context_));
       if (s->chunk_open()) return Status::invalid_argument("step: the sequence's verify chunk is not committed");
+      if (feed_of(i) == Feed::verify && model_->cfg.architecture == io::Architecture::v41)
+        return Status::unsupported("step: verify chunks (speculative decoding) are not implemented for V4.1 yet");
       if (feed_of(i) == Feed::verify && int64_t(tokens[i].size()) > model_->cfg.sliding_window)
         return Status::invalid_argument("step: a verify chunk of " + std::to_string(tokens[i].size()) +
                                         " tokens is longer than the sliding window");
@@ -125,7 +127,7 @@ class EngineImpl final : public Engine {
     const io::ModelConfig& c = model_->cfg;
     for (size_t i = 0; i < seqs.size(); ++i)
       if (feed_of(i) == Feed::verify) model::undo_begin(c, *batch.segments[i].seq, batch.segments[i].n);
-    const int64_t stream_width = c.hc_mult * c.hidden_size;
+    const int64_t stream_width = model::stream_width(c);
     streams_.resize(size_t(batch.rows() * stream_width));
     const bool taps = drafter_ && drafter_->reads_taps();
     if (taps) taps_.resize(size_t(batch.rows() * drafter_->row_width()));
@@ -207,7 +209,7 @@ class EngineImpl final : public Engine {
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const EngineOptions& options) {
   DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
   if (options.populate_weights && m->checkpoint->shard_bytes() < physical_memory_bytes())
-    DSV4_TRY(m->checkpoint->populate(options.reread_small_pages).status());
+    DSV4_TRY(model::populate_weights(*m, options.reread_small_pages).status());
   return open(std::move(m), options);
 }
 

@@ -1,6 +1,6 @@
 // `dsv4 synth --preset flash-v41 / tiny-v41` (v4.1 §2.1, §3): the config is the release's, the
-// written checkpoint opens, a defective one is refused naming the tensor, and the model loader
-// refuses a valid one until the V4.1 forward exists.
+// written checkpoint opens, a defective one is refused naming the tensor, the model loader takes a
+// valid one (with its Engram token map), and `dsv4 bench` runs on it.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "eval/bench.h"
 #include "eval/synth.h"
 #include "io/checkpoint.h"
 #include "io/inventory.h"
@@ -136,12 +137,35 @@ TEST_F(SynthV41Checkpoint, OpensWithEveryTensorOfTheInventory) {
   EXPECT_NE(shard_of("mtp.0.main_proj.weight"), shard_of("vision.norm.weight"));
 }
 
-TEST_F(SynthV41Checkpoint, TheModelLoaderRefusesItAfterValidating) {
+// bench decodes at a synthetic depth; the state grows at the packed rate of v4.1 §8.1 (tiny-v41:
+// Dh 128, Di 64 -> (72 + 34) / 2 per ratio-2 source and 72 + 34 for the ratio-1 source).
+TEST_F(SynthV41Checkpoint, BenchRunsAndTheStateGrowsAtThePackedRate) {
+  BenchOptions o;
+  o.model_dir = dir_.path();
+  o.prefill_lengths = {9};
+  o.decode_contexts = {0, 600};
+  o.synthetic_context = true;
+  o.decode_tokens = 2;
+  o.repetitions = 1;
+  o.measure_bandwidth = false;
+  auto r = run_bench(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_DOUBLE_EQ(r->spec_state_bytes_per_token, 3 * 106.0 / 2 + 106.0);
+  EXPECT_NEAR(r->state_bytes_per_token, r->spec_state_bytes_per_token, 0.02 * r->spec_state_bytes_per_token);
+}
+
+TEST_F(SynthV41Checkpoint, TheModelLoaderAcceptsItWithItsEngramTokenMap) {
   auto m = model::load_model(dir_.path());
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ((*m)->engram.columns(), 2 * 3);   // tiny-v41: 2 heads x n-grams 2..4
+  EXPECT_FALSE((*m)->w.has_dspark);           // the DSpark stages are validated, not bound yet
+  // Without the token map (v4.1 §5.3.1) it says what is missing.
+  fs::remove(path("engram_token_map.i32"));
+  m = model::load_model(dir_.path());
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.status().code(), StatusCode::unsupported);
-  EXPECT_NE(m.status().message().find("the V4.1 forward pass is not implemented yet"), std::string::npos) << m.status().message();
-  // A defective one reports its defect instead.
+  EXPECT_EQ(m.status().code(), StatusCode::not_found) << m.status().to_string();
+  EXPECT_NE(m.status().message().find("Engram token map"), std::string::npos) << m.status().message();
+  // A defective checkpoint reports its defect.
   fs::remove(path("config.json"));
   m = model::load_model(dir_.path());
   ASSERT_FALSE(m.ok());

@@ -21,8 +21,9 @@ struct TestWeight {
 };
 
 // E8M0 exponents drawn from [e_lo, e_hi]; real checkpoints sit around 2^-10..2^0 (e 117..127).
+// FP8 scales per block x block (128; V4.1: 32).
 TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng, int e_lo = 112,
-                       int e_hi = 132) {
+                       int e_hi = 132, int64_t block = 128) {
   TestWeight tw;
   std::uniform_int_distribution<int> byte(0, 255), exp(e_lo, e_hi);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -49,7 +50,7 @@ TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng, 
         do b = uint8_t(byte(rng));
         while ((b & 0x7f) == 0x7f);  // no NaN codes (checkpoints hold none)
       }
-      tw.scale.resize(size_t(((rows + 127) / 128) * ((cols + 127) / 128)));
+      tw.scale.resize(size_t(((rows + block - 1) / block) * ((cols + block - 1) / block)));
       for (auto& e : tw.scale) e = uint8_t(exp(rng));
       break;
     }
@@ -63,6 +64,7 @@ TestWeight make_weight(DType dt, int64_t rows, int64_t cols, std::mt19937& rng, 
     default: ADD_FAILURE() << "unsupported dtype";
   }
   tw.view = WeightView{dt, rows, cols, tw.data.data(), tw.scale.empty() ? nullptr : tw.scale.data()};
+  tw.view.block = block;
   return tw;
 }
 
@@ -221,6 +223,36 @@ TEST_F(MatmulTest, ImplsAreBitIdentical) {
         }
       }
     }
+}
+
+// V4.1's FP8 weights (v4.1 §3.2: 32x32 scale blocks): every implementation gives the generic
+// path's bits (matvec and GEMM, partial row and column blocks), within the bound of the exact sum.
+TEST_F(MatmulTest, Fp8WithSmallScaleBlocksIsBitIdenticalAndExact) {
+  std::mt19937 rng(3232);
+  const Shape shapes[] = {{133, 384}, {64, 1024}, {7, 32 * 5}, {45, 96}};
+  for (const Shape& s : shapes) {
+    const TestWeight tw = make_weight(DType::fp8_e4m3, s.rows, s.cols, rng, 112, 132, 32);
+    // W[o][i] = e4m3(Wq[o][i]) · 2^(S[o/32][i/32] - 127) (v4.1 §3.2).
+    std::vector<float> row(size_t(s.cols));
+    const int64_t r = s.rows - 1, scale_cols = (s.cols + 31) / 32;
+    dequant_row(tw.view, r, row.data());
+    for (int64_t k = 0; k < s.cols; k += 17)
+      EXPECT_EQ(row[size_t(k)], e4m3_to_f32(tw.data[size_t(r * s.cols + k)]) *
+                                    std::ldexp(1.0f, int(tw.scale[size_t((r / 32) * scale_cols + k / 32)]) - 127));
+    for (int64_t n : {1, 2, 4, 6, 9, 49}) {
+      const std::vector<float> x = make_acts(n, s.cols, rng);
+      const std::string tag = "[" + std::to_string(s.rows) + "," + std::to_string(s.cols) + "] n=" + std::to_string(n);
+      const std::vector<float> base = run(MatmulImpl::generic, tw.view, x.data(), n);
+      expect_within_bound(base, exact_products(tw.view, x.data(), n), gamma_bound(s.cols / 16 + 4), 0.0, tag);
+      std::vector<float> yref(size_t(n * s.rows));
+      matmul_ref(tw.view, x.data(), n, yref.data());
+      expect_within_bound(yref, exact_products(tw.view, x.data(), n), gamma_bound(s.cols + 1), 0.0, tag + " ref");
+      for (MatmulImpl impl : fast_impls()) {
+        const std::vector<float> y = run(impl, tw.view, x.data(), n);
+        EXPECT_EQ(0, std::memcmp(y.data(), base.data(), y.size() * 4)) << tag << " " << matmul_impl_name(impl);
+      }
+    }
+  }
 }
 
 // matmul.h invariant: y[t][r] does not depend on n, on how tokens are chunked or on threads.

@@ -1,7 +1,8 @@
 // Weight x activation products on the CPU, reading weights in their stored format.
 //
 // y[t][r] = sum_k W[r][k] * x[t][k], f32 accumulation, for t in [0, n), r in [0, rows).
-// W is dequantised on the fly (spec §3.2: FP8 E4M3 x 2^(S-127) per 128x128 block; FP4 E2M1 x
+// W is dequantised on the fly (spec §3.2: FP8 E4M3 x 2^(S-127) per 128x128 block, v4.1 §3.2: per
+// 32x32 block; FP4 E2M1 x
 // 2^(S-127) per row and 32 columns; BF16; F32) — dequantisation is exact, so the only rounding is
 // the f32 summation. Callers apply the reference's activation quantisation (spec §4.2) to x first
 // and ask for y rounded to bf16 (MatmulJob::bf16_out) where the spec says so (§4.3).
@@ -24,6 +25,14 @@ struct WeightView {
   int64_t rows = 0, cols = 0;   // logical [out_features, in_features]
   const void* data = nullptr;
   const uint8_t* scale = nullptr;
+  // FP8 only: the edge of a square scale block, 128 (V4, spec §3.2) or 32 (V4.1, v4.1 §3.2). The
+  // SIMD paths take both (32 without their prescaled and BF16-dot variants); other blocks run on
+  // the generic path. Every path sums in the same canonical order.
+  int64_t block = 128;
+  // Not read by matmul: the block of the activation quantisation that the reference's GEMM on
+  // this weight applies to its input first (spec §4.2: 128; v4.1 §4.2: 32), kept with the weight
+  // so that model/linear applies the architecture's block without being told.
+  int act_block = 128;
 };
 
 // y[n, rows] = x[n, cols] · Wᵀ. Uses all threads of the OpenMP pool.

@@ -56,10 +56,10 @@ const MatmulIsa& matmul_isa_avx2();
 const MatmulIsa& matmul_isa_avx512();
 
 // Column counts the SIMD paths handle: FP8/FP4 need cols % 32 == 0 (V4: all dims are multiples of
-// 128), BF16/F32 cols % 16 == 0. Other shapes run on the generic path (same canonical order).
+// 128) and FP8 128x128 or 32x32 scale blocks, BF16/F32 cols % 16 == 0. Other shapes run on the generic path (same canonical order).
 inline bool matmul_fast_shape_ok(const WeightView& w) {
   switch (w.dtype) {
-    case DType::fp8_e4m3:
+    case DType::fp8_e4m3: return w.cols % 32 == 0 && (w.block == 128 || w.block == 32);
     case DType::fp4_e2m1: return w.cols % 32 == 0;
     case DType::bf16:
     case DType::f32: return w.cols % 16 == 0;

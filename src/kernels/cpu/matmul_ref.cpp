@@ -20,11 +20,11 @@ void dequant_row(const WeightView& w, int64_t r, float* out) {
       break;
     }
     case DType::fp8_e4m3: {
-      // spec §3.2: scale [ceil(rows/128), ceil(cols/128)], a multiplier.
+      // spec §3.2: scale [ceil(rows/B), ceil(cols/B)], a multiplier (B = w.block: 128, or 32 in V4.1).
       const uint8_t* p = static_cast<const uint8_t*>(w.data) + r * K;
-      const int64_t scale_cols = (K + 127) / 128;
-      const uint8_t* s = w.scale + (r / 128) * scale_cols;
-      for (int64_t k = 0; k < K; ++k) out[k] = e4m3_to_f32(p[k]) * e8m0_to_f32(s[k / 128]);
+      const int64_t B = w.block, scale_cols = (K + B - 1) / B;
+      const uint8_t* s = w.scale + (r / B) * scale_cols;
+      for (int64_t k = 0; k < K; ++k) out[k] = e4m3_to_f32(p[k]) * e8m0_to_f32(s[k / B]);
       break;
     }
     case DType::fp4_e2m1: {

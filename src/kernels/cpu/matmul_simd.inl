@@ -155,8 +155,10 @@ inline void prefetch_span(const uint8_t* p) {
   for (int64_t l = 0; l < kBytes; l += 64) __builtin_prefetch(p + l);
 }
 
+// s: the scales of the rows' block, one per 2^shift columns (shift 7: 128x128 blocks, 5: 32x32);
+// read only when not kPrescaled.
 template <int R, int T, bool kPrescaled, bool kInteger = false>
-void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int64_t ldx, float* y,
+void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, int shift, const float* xs, int64_t ldx, float* y,
             int64_t ldy) {
   V16 acc[R][T];
   #pragma GCC unroll 16
@@ -166,7 +168,7 @@ void mv_fp8(const uint8_t* w, int64_t K, const uint8_t* s, const float* xs, int6
   const uint8_t* next_tile = w + R * K;
   for (int64_t k = 0; k < K; k += 32) {
     V16 sv;
-    if constexpr (!kPrescaled) sv = v_set1(e8m0_value(s[k >> 7]));
+    if constexpr (!kPrescaled) sv = v_set1(e8m0_value(s[k >> shift]));
     prefetch_span<R * 32>(next_tile + k * R);   // the next tile, at the pace of this one
     #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
@@ -349,6 +351,27 @@ inline void rows_fp8_dot(const uint8_t* wb, int64_t K, const uint8_t* s, const u
   }
 }
 
+// FP8 with square scale blocks smaller than 128 (V4.1: 32x32, v4.1 §3.2), n < kGemmMinN tokens:
+// the exact-dequantisation FMA kernel, row block by row block (its scales, one per block of
+// columns), in the canonical order like every other path. No prescaled or BF16-dot variant (those
+// fold one scale per 128 columns into the activations).
+void rows_fp8_small_blocks(const WeightView& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
+  const int64_t K = w.cols, ld = w.rows, B = w.block, kbs = (K + B - 1) / B;
+  const int shift = __builtin_ctzll(uint64_t(B));
+  const uint8_t* wb = static_cast<const uint8_t*>(w.data);
+  for (int64_t rb = r0 / B; rb * B < r1; ++rb) {
+    const int64_t ra = rb * B > r0 ? rb * B : r0, rz = rb * B + B < r1 ? rb * B + B : r1;
+    const uint8_t* s = w.scale + rb * kbs;
+    for (int64_t t0 = 0; t0 < n; t0 += kMvMaxTok) {
+      const int T = int(n - t0 < kMvMaxTok ? n - t0 : kMvMaxTok);
+      const float* xt = x + t0 * K;
+      float* yt = y + t0 * ld;
+      auto f = [&]<int R, int TT>(int64_t r) { mv_fp8<R, TT, false>(wb + r * K, K, s, shift, xt, K, yt + r, ld); };
+      matvec_row_tiles<kMvRowsOneTok>(ra, rz, T, f);
+    }
+  }
+}
+
 // The matvec path for n < kGemmMinN tokens, in groups of up to kMvMaxTok tokens. Every weight
 // tile is read from memory once for all the groups: a speculative verify chunk (up to 6
 // positions) or a batch of 5-7 decoding sequences would otherwise stream every matrix once per
@@ -389,6 +412,10 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
       break;
     }
     case DType::fp8_e4m3: {
+      if (w.block != 128) {
+        rows_fp8_small_blocks(w, x, n, y, r0, r1);
+        break;
+      }
       const int64_t kbs = (K + 127) / 128;
       uint16_t* xb = reinterpret_cast<uint16_t*>(scratch + n * K);
       ExpRange* range = reinterpret_cast<ExpRange*>(scratch + n * K + n * K / 2);
@@ -416,9 +443,9 @@ void rows_matvec(const WeightView& w, const float* x, int64_t n, float* y, int64
                                fp8_prescale(xt, K, T, K, s, 120, rt, scratch);
           const bool pre = integer || fp8_prescale(xt, K, T, K, s, 8, rt, scratch);
           auto f = [&]<int R, int TT>(int64_t r) {
-            if (integer) mv_fp8<R, TT, true, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
-            else if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, scratch, K, yt + r, ld);
-            else mv_fp8<R, TT, false>(wb + r * K, K, s, xt, K, yt + r, ld);
+            if (integer) mv_fp8<R, TT, true, true>(wb + r * K, K, s, 7, scratch, K, yt + r, ld);
+            else if (pre) mv_fp8<R, TT, true>(wb + r * K, K, s, 7, scratch, K, yt + r, ld);
+            else mv_fp8<R, TT, false>(wb + r * K, K, s, 7, xt, K, yt + r, ld);
           };
           matvec_row_tiles<kMvRowsOneTok>(ra, rz, T, f);
         }
@@ -451,9 +478,10 @@ void decode_tile(const WeightView& w, int64_t r, int R, int64_t k0, int64_t kn, 
       }
       case DType::fp8_e4m3: {
         const uint8_t* p = static_cast<const uint8_t*>(w.data) + (r + i) * K;
-        const uint8_t* s = w.scale + ((r + i) / 128) * ((K + 127) / 128);
+        const int64_t B = w.block;   // 128, or 32 (V4.1); k0 and k are multiples of 32
+        const uint8_t* s = w.scale + ((r + i) / B) * ((K + B - 1) / B);
         for (int64_t k = k0; k < k1; k += 32) {
-          const V16 sv = v_set1(e8m0_value(s[k >> 7]));
+          const V16 sv = v_set1(e8m0_value(s[k / B]));
           V16 a, b;
           dec_fp8_32(p + k, a, b);
           v_store(out + k, v_mul(v_mul(a, v_set1(256.0f)), sv));
@@ -591,7 +619,7 @@ void rows_gemm(const WeightView& w, const float* x, int64_t n, float* y, int64_t
       gemm_f32_rows(w, xperm, TB, yb, r0, r1, wt, carry);
       continue;
     }
-    if (w.dtype == DType::fp8_e4m3 && fp8_dot_prepare(xs, TB, K, xb)) {
+    if (w.dtype == DType::fp8_e4m3 && w.block == 128 && fp8_dot_prepare(xs, TB, K, xb)) {
       // FP8 on the BF16 dot product too, per 128-row block where fp8_dot_fits, in the tiles of
       // row_tiles_all_tokens. Gemm512 FP8 (codes spread
       // like a real checkpoint's), one thread, 5 alternating rounds: 42-60 % of the f32 FMA peak

@@ -1,0 +1,119 @@
+#include "model/forward_v41.h"
+
+#include <algorithm>
+
+#include "core/parallel.h"
+#include "kernels/cpu/norms.h"
+#include "model/attention_v41.h"
+#include "model/engram.h"
+#include "model/forward.h"
+#include "model/hc.h"
+#include "model/moe.h"
+#include "model/step_times.h"
+
+namespace dsv4::model {
+
+namespace {
+
+// v4.1 §5.2.2, one sub-layer's input: the maps of this site from X (pre_next, post, comb), and
+// x = RMSNorm(hc_pre(X, pre_prev)) with the previous sub-layer's pre.
+void lagged_pre_sublayer(const HcParams& p, const HcWeights& hc, const std::vector<float>& norm, float eps,
+                         const float* X, const float* pre_prev, int64_t rows, float* x, float* pre_next, float* post,
+                         float* comb) {
+  const int64_t n = p.n_hc, D = p.dim;
+  parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
+    const float* Xt = X + t * n * D;
+    hc_mixes(hc, p, Xt, pre_next + t * n, post + t * n, comb + t * n * n);
+    hc_collapse(p, Xt, pre_prev + t * n, x + t * D);
+    kernels::rms_norm(x + t * D, norm.data(), D, eps, x + t * D);
+  });
+}
+
+// v4.1 §5.3.2 for every row and Engram layer, up front: rows [K, batch rows, columns].
+int64_t* engram_hash_rows(const Model& m, const Batch& batch, Arena& A) {
+  const EngramHasher& h = m.engram;
+  const int64_t K = int64_t(h.layers.size()), cols = h.columns(), rows = batch.rows();
+  int64_t* out = A.alloc<int64_t>(K * rows * cols);
+  int32_t tok[8];
+  DSV4_CHECK(h.max_ngram <= 8);
+  for (const Segment& seg : batch.segments) {
+    ArenaScope scope(A);
+    int32_t* ids = A.alloc<int32_t>(seg.n);
+    for (int64_t i = 0; i < seg.n; ++i) ids[i] = h.cmap[size_t(seg.tokens[i])];   // text: never DEAD
+    for (int64_t i = 0; i < seg.n; ++i) {
+      engram_lookback(h, ids, i, seg.start_pos, seg.seq->engram_history.data(), tok);
+      for (int64_t k = 0; k < K; ++k) h.rows(k, tok, out + (k * rows + seg.row0 + i) * cols);
+    }
+  }
+  return out;
+}
+
+// After the chunk: the compressed ids of the last positions, newest first (v4.1 §8.2, §9).
+void advance_engram_history(const EngramHasher& h, const Segment& seg) {
+  std::vector<int32_t>& hist = seg.seq->engram_history;
+  const int64_t n = int64_t(hist.size());
+  for (int64_t s = n - 1; s >= 0; --s) {   // new[s] = compressed id of position P+seg.n-1-s
+    const int64_t i = seg.n - 1 - s;
+    hist[size_t(s)] = i >= 0 ? h.cmap[size_t(seg.tokens[i])] : hist[size_t(-i - 1)];
+  }
+}
+
+}  // namespace
+
+void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, float* X, float* pre, V41Selection& sel,
+                   Scratch& s) {
+  const io::ModelConfig& c = m.cfg;
+  const HcParams p = hc_params(c);
+  const int64_t rows = batch.rows(), D = c.hidden_size, n = p.n_hc;
+  const float eps = float(c.rms_norm_eps);
+  ArenaScope scope(s.main);
+  float* x = s.main.alloc<float>(rows * D);
+  float* out = s.main.alloc<float>(rows * D);
+  float* pre_attn = s.main.alloc<float>(rows * n);
+  float* post = s.main.alloc<float>(rows * n);
+  float* comb = s.main.alloc<float>(rows * n * n);
+
+  lagged_pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, pre, rows, x, pre_attn, post, comb);
+  {
+    AddElapsed t(s.times ? &s.times->attention_s : nullptr);
+    attention_v41(m, b, batch, x, out, sel, s);
+  }
+  hc_post_rows(p, out, post, comb, rows, X);
+
+  lagged_pre_sublayer(p, b.hc_ffn, b.ffn_norm, eps, X, pre_attn, rows, x, pre, post, comb);
+  {
+    AddElapsed t(s.times ? &s.times->ffn_s : nullptr);
+    moe_forward(m, b, x, batch.tokens.data(), rows, out, s);
+  }
+  hc_post_rows(p, out, post, comb, rows, X);
+}
+
+void forward_streams_v41(const Model& m, const Batch& batch, float* out, Scratch& s) {
+  const io::ModelConfig& c = m.cfg;
+  const int64_t rows = batch.rows(), n = c.hc_mult, D = c.hidden_size, cols = m.engram.columns();
+  Arena& A = s.main;
+  ArenaScope scope(A);
+  float* X = A.alloc<float>(rows * n * D);
+  float* pre = A.alloc<float>(rows * n);
+  embed_rows(m, batch.tokens.data(), rows, X);
+  // v4.1 §5.1 "make_identity_pre_mix": layer 0's attention input is stream 0.
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t j = 0; j < n; ++j) pre[t * n + j] = j == 0 ? 1.0f : 0.0f;
+  const int64_t* hashes = engram_hash_rows(m, batch, A);
+  V41Selection sel = make_v41_selection(c, rows, A);
+  for (const BlockWeights& b : m.w.blocks) {
+    if (b.has_engram) engram_forward(m, b, hashes + b.engram.index * rows * cols, rows, X, s);
+    run_block_v41(m, b, batch, X, pre, sel, s);
+  }
+  for (const Segment& seg : batch.segments) {
+    advance_engram_history(m.engram, seg);
+    seg.seq->pos += seg.n;
+  }
+  const int64_t width = stream_width(c);
+  for (int64_t t = 0; t < rows; ++t) {
+    std::copy(X + t * n * D, X + (t + 1) * n * D, out + t * width);
+    std::copy(pre + t * n, pre + (t + 1) * n, out + t * width + n * D);
+  }
+}
+
+}  // namespace dsv4::model

@@ -1,0 +1,23 @@
+// The DeepSeek-V4.1 text forward over a batch of sequence chunks (v4.1 §5.1-§5.2, §6, §9,
+// Appendix B): Engram before its layers, blocks with lagged hyper-connections, no hc_head.
+// model/forward.h's forward_streams dispatches here for a V4.1 model.
+#pragma once
+
+#include "model/batch.h"
+#include "model/model.h"
+#include "model/scratch.h"
+
+namespace dsv4::model {
+
+// Runs the stack over the batch and advances each segment's sequence (position, Engram history).
+// out receives per row the final streams [n_hc, D] followed by the pre coefficients [n_hc] of
+// the last FFN sub-layer, which collapse them (v4.1 §5.2.2, §5.13): stream_width(cfg) floats.
+void forward_streams_v41(const Model& m, const Batch& batch, float* out, Scratch& s);
+
+// One block (v4.1 §5.2.2): X [rows, n_hc, D] in place; pre [rows, n_hc] in: the previous
+// sub-layer's pre (layer 0: one-hot), out: this block's FFN pre.
+struct V41Selection;
+void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, float* X, float* pre, V41Selection& sel,
+                   Scratch& s);
+
+}  // namespace dsv4::model

@@ -1,0 +1,99 @@
+// Binding of a DeepSeek-V4.1 checkpoint (v4.1 §3) into the weight views the forward reads, by the
+// fields of the V4.1 inventory (io/inventory_v41.h). The vision tower is validated by the loader
+// but not bound (nothing runs it); the DSpark stages ("mtp.*") are not bound yet either, so the
+// model has no drafter (has_dspark stays false).
+#include "io/inventory_v41.h"
+#include "model/weight_binder.h"
+
+namespace dsv4::model {
+
+namespace {
+
+struct V41Binder : WeightBinder {
+  const io::ModelConfig& c;
+
+  EngramWeights engram(const io::EngramSpec& s, int64_t index) const {
+    EngramWeights e;
+    e.table = t(s.embed.weight).data;
+    e.table_scale = t(*s.embed.scale).data;
+    e.rows = s.embed.weight.shape[0];
+    e.wkv = matrix(s.wkv);
+    // v4.1 §5.3.4: only the product of the two gate vectors is ever used.
+    const std::vector<float> q = bf16_vec(s.q_weight), k = bf16_vec(s.k_weight);
+    e.gate.resize(q.size());
+    for (size_t i = 0; i < q.size(); ++i) e.gate[i] = q[i] * k[i];
+    e.index = index;
+    return e;
+  }
+
+  BlockWeights block(const io::V41BlockSpec& s) const {
+    BlockWeights b;
+    b.layer = s.layer;
+    b.v41 = c.v41.layers[size_t(s.layer)];
+    if (s.engram) {
+      b.has_engram = true;
+      b.engram = engram(*s.engram, b.v41.engram);
+    }
+    b.hc_attn = hc(s.hc_attn);
+    b.hc_ffn = hc(s.hc_ffn);
+    b.attn_norm = bf16_vec(s.attn_norm);
+    b.ffn_norm = bf16_vec(s.ffn_norm);
+
+    AttentionWeights& at = b.attn;
+    at.wq_a = matrix(s.attn.wq_a);
+    at.wq_b = matrix(s.attn.wq_b);
+    at.wkv = matrix(s.attn.wkv);
+    at.wo_a = matrix(s.attn.wo_a);
+    at.wo_b = matrix(s.attn.wo_b);
+    at.q_norm = bf16_vec(s.attn.q_norm);
+    at.kv_norm = bf16_vec(s.attn.kv_norm);
+    at.attn_sink = f32(s.attn.attn_sink);
+    if (s.attn.compressor) {   // v4.1 §5.6: no ape, no overlap; ratio 1 has no gate
+      CompressorWeights& cw = at.compressor;
+      cw.wkv = matrix(s.attn.compressor->wkv);
+      if (s.attn.compressor->wgate) cw.wgate = matrix(*s.attn.compressor->wgate);
+      cw.norm = bf16_vec(s.attn.compressor->norm);
+      cw.ratio = b.v41.ratio;
+      cw.dim = cw.wkv.rows;
+      cw.width = cw.wkv.rows;
+    }
+    if (s.attn.indexer) {
+      IndexerWeights& ix = at.indexer;
+      ix.wq_b = matrix(s.attn.indexer->wq_b);
+      ix.weights_proj = matrix(s.attn.indexer->weights_proj);
+      if (s.attn.indexer->keys) {
+        ix.wk = matrix(s.attn.indexer->keys->wk);
+        ix.k_norm = bf16_vec(s.attn.indexer->keys->k_norm);
+      }
+    }
+
+    MoeWeights& m = b.ffn;
+    m.gate_view = matrix(s.ffn.gate);
+    m.gate = reinterpret_cast<const uint16_t*>(m.gate_view.data);
+    // Text positions only: bias_vl is for image-span tokens (v4.1 §5.12), which the text forward
+    // does not take.
+    m.bias = f32(s.ffn.bias);
+    m.route_norm_eps = 1e-20f;
+    m.shared = expert(s.ffn.shared);
+    m.experts.reserve(s.ffn.experts.size());
+    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(routed_expert(e));
+    return b;
+  }
+};
+
+}  // namespace
+
+ModelWeights bind_weights_v41(const io::Checkpoint& ck) {
+  const io::ModelConfig& c = ck.config();
+  const io::V41Inventory inv = io::v41_inventory(c);
+  const V41Binder b{{ck, c.v41.fp8_block, int(c.v41.fp8_block)}, c};
+  ModelWeights w;
+  w.embed = reinterpret_cast<const uint16_t*>(b.t(inv.embed).data);
+  w.head = b.matrix(inv.head);
+  w.final_head.norm = b.bf16_vec(inv.norm);
+  w.final_head.lagged_pre = true;   // no hc_head (v4.1 §3.3, §5.13)
+  for (const io::V41BlockSpec& s : inv.blocks) w.blocks.push_back(b.block(s));
+  return w;
+}
+
+}  // namespace dsv4::model
