@@ -72,7 +72,7 @@ TEST(V41Cli, RenderRunEffortAndParseCompletionUseTheV41Encoder) {
   test::TempDir cache, model;
   const std::string bin = "DSV4_CACHE_DIR=" + cache.path() + " " + test::cli_path();
   const std::string dir = model / "m";
-  ASSERT_EQ(run(bin + " synth --preset tiny-v41 -o " + dir).rc, 0);
+  ASSERT_EQ(run(bin + " synth --preset tiny-v41 --layers 25 --experts 4 --engram-vocab 40 --vocab 129280 -o " + dir).rc, 0);
 
   const std::string line = R"('{"messages":[{"role":"system","content":"S"},{"role":"user","content":"hi"}]}')";
   const Ran render = run("echo " + line + " | " + bin + " render -m " + dir);
