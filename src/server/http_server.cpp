@@ -305,6 +305,9 @@ struct HttpServer::Impl final : HttpApp {
       return std::nullopt;
     }
     c.prompt_tokens = int64_t(prompt->size());
+    // The audit log's prompt text is the rendered prompt, as the model reads it.
+    if (options.audit_content)
+      for (int32_t id : *prompt) c.prompt_text += codec.token_text(id);
     const text::OutputSteering steer = codec.steering(r);
     std::vector<int64_t> starts = codec.message_starts(*prompt);
     auto gen = submit(r.gen, std::move(prompt).value(), steer, std::move(starts));
@@ -314,7 +317,6 @@ struct HttpServer::Impl final : HttpApp {
     }
     c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, options.stop, codec.new_output_parser(r), start,
                                           r.gen.logprobs, steer.answer_start_token);
-    if (options.audit_content) c.prompt_text = r.messages.dump(-1, ' ', false, json::error_handler_t::replace);
     return c;
   }
 
