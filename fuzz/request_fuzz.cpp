@@ -24,8 +24,10 @@ void check_error(const Status& st) {
 
 void check_chat(const Result<server::ChatRequest>& r) {
   if (!r.ok()) return check_error(r.status());
-  if (!r->messages.is_array() || !r->tools.is_array() || r->gen.stop.size() > server::kMaxStopStrings) std::abort();
-  (void)r->messages.dump();  // what the audit log and the renderer walk
+  if (r->messages.empty() || !r->tools.is_array() || r->gen.stop.size() > server::kMaxStopStrings) std::abort();
+  // The request's JSON the renderer still walks: tool schemas, and those of a system message.
+  (void)r->tools.dump();
+  for (const auto& m : r->messages) (void)m.tools.dump(), (void)m.response_format.dump();
 }
 
 }  // namespace

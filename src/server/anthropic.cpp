@@ -5,6 +5,7 @@
 #include "server/json_fields.h"
 #include "server/structured_output.h"
 #include "server/sse.h"
+#include "text/py_json.h"
 
 namespace dsv4::server {
 
@@ -29,36 +30,41 @@ Result<std::string> block_text(const ojson& b, const std::string& where) {
   return b["text"].get<std::string>();
 }
 
-// Text content (a string, or text blocks) as OpenAI content: a string or an array of text parts.
-Result<ojson> text_content(const ojson& c, const std::string& where) {
-  if (c.is_string()) return c;
-  if (!c.is_array()) return bad("'" + where + "' must be a string or an array of text blocks");
-  ojson parts = ojson::array();
-  for (size_t i = 0; i < c.size(); ++i) {
-    DSV4_ASSIGN_OR_RETURN(std::string type, block_type(c[i], at(where, i)));
-    if (type != "text") return bad("'" + at(where, i) + ".type' must be \"text\" (got '" + type + "')");
-    DSV4_ASSIGN_OR_RETURN(std::string text, block_text(c[i], at(where, i)));
-    parts.push_back({{"type", "text"}, {"text", std::move(text)}});
-  }
-  return parts;
+Result<std::string> text_block(const ojson& b, const std::string& where) {
+  DSV4_ASSIGN_OR_RETURN(std::string type, block_type(b, where));
+  if (type != "text") return bad("'" + where + ".type' must be \"text\" (got '" + type + "')");
+  return block_text(b, where);
+}
+
+// Text content (a string, or text blocks) as one message's text.
+Result<std::string> text_content(const ojson& c, const std::string& where) {
+  DSV4_ASSIGN_OR_RETURN(auto parts, text_parts(c, where, "text blocks", text_block));
+  return join_text_parts(parts);
 }
 
 Status unsupported_block(const std::string& type, const std::string& where) {
   return bad("'" + where + "': content blocks of type '" + type + "' are not supported by this server");
 }
 
+text::ChatMessage message(std::string role, std::string content) {
+  text::ChatMessage m;
+  m.role = std::move(role);
+  m.content = std::move(content);
+  return m;
+}
+
 // One user message: text blocks -> user messages, tool_result blocks -> tool messages, in order.
-Status convert_user(const ojson& content, const std::string& where, ojson& out) {
+Status convert_user(const ojson& content, const std::string& where, std::vector<text::ChatMessage>& out) {
   if (content.is_string()) {
-    out.push_back({{"role", "user"}, {"content", content}});
+    out.push_back(message("user", content.get<std::string>()));
     return {};
   }
   if (!content.is_array()) return bad("'" + where + "' must be a string or an array of content blocks");
-  ojson text_parts = ojson::array();
+  std::vector<std::string> text_parts;
   auto flush_text = [&] {
     if (text_parts.empty()) return;
-    out.push_back({{"role", "user"}, {"content", text_parts}});
-    text_parts = ojson::array();
+    out.push_back(message("user", join_text_parts(text_parts)));
+    text_parts.clear();
   };
   for (size_t i = 0; i < content.size(); ++i) {
     const std::string w = at(where, i);
@@ -66,18 +72,19 @@ Status convert_user(const ojson& content, const std::string& where, ojson& out) 
     DSV4_ASSIGN_OR_RETURN(std::string type, block_type(b, w));
     if (type == "text") {
       DSV4_ASSIGN_OR_RETURN(std::string text, block_text(b, w));
-      text_parts.push_back({{"type", "text"}, {"text", std::move(text)}});
+      text_parts.push_back(std::move(text));
     } else if (type == "tool_result") {
       if (!b.contains("tool_use_id") || !b["tool_use_id"].is_string())
         return bad("'" + w + ".tool_use_id' must be a string");
-      ojson result = "";
+      text::ChatMessage result = message("tool", "");
+      result.tool_call_id = b["tool_use_id"].get<std::string>();
       if (b.contains("content") && !b["content"].is_null()) {
-        DSV4_ASSIGN_OR_RETURN(result, text_content(b["content"], w + ".content"));
+        DSV4_ASSIGN_OR_RETURN(result.content, text_content(b["content"], w + ".content"));
       }
       if (b.contains("is_error") && !b["is_error"].is_null() && !b["is_error"].is_boolean())
         return bad("'" + w + ".is_error' must be a boolean");
       flush_text();
-      out.push_back({{"role", "tool"}, {"tool_call_id", b["tool_use_id"]}, {"content", std::move(result)}});
+      out.push_back(std::move(result));
     } else {
       return unsupported_block(type, w);
     }
@@ -87,26 +94,24 @@ Status convert_user(const ojson& content, const std::string& where, ojson& out) 
 }
 
 // One assistant message: text -> content, thinking -> reasoning_content, tool_use -> tool_calls.
-Status convert_assistant(const ojson& content, const std::string& where, ojson& out) {
-  ojson m = {{"role", "assistant"}};
+Status convert_assistant(const ojson& content, const std::string& where, std::vector<text::ChatMessage>& out) {
+  text::ChatMessage m = message("assistant", "");
   if (content.is_string()) {
-    m["content"] = content;
+    m.content = content.get<std::string>();
     out.push_back(std::move(m));
     return {};
   }
   if (!content.is_array()) return bad("'" + where + "' must be a string or an array of content blocks");
-  std::string text, reasoning;
-  ojson calls = ojson::array();
   for (size_t i = 0; i < content.size(); ++i) {
     const std::string w = at(where, i);
     const ojson& b = content[i];
     DSV4_ASSIGN_OR_RETURN(std::string type, block_type(b, w));
     if (type == "text") {
       DSV4_ASSIGN_OR_RETURN(std::string t, block_text(b, w));
-      text += t;
+      m.content += t;
     } else if (type == "thinking") {
       if (!b.contains("thinking") || !b["thinking"].is_string()) return bad("'" + w + ".thinking' must be a string");
-      reasoning += b["thinking"].get<std::string>();
+      m.reasoning_content += b["thinking"].get<std::string>();
     } else if (type == "redacted_thinking") {
       // Opaque to this server: there is nothing to render.
     } else if (type == "tool_use") {
@@ -115,15 +120,13 @@ Status convert_assistant(const ojson& content, const std::string& where, ojson& 
         return bad("'" + w + ".name' must be a tool name");
       const ojson input = b.contains("input") && !b["input"].is_null() ? b["input"] : ojson::object();
       if (!input.is_object()) return bad("'" + w + ".input' must be an object");
-      // Arguments as an object keep their key order through the DSML rendering.
-      calls.push_back({{"id", b["id"]}, {"type", "function"}, {"function", {{"name", b["name"]}, {"arguments", input}}}});
+      // The arguments as the official encoder writes an object (Python's json.dumps): their key
+      // order stays through the DSML rendering.
+      m.tool_calls.push_back({b["id"].get<std::string>(), b["name"].get<std::string>(), text::py_json_dumps(input)});
     } else {
       return unsupported_block(type, w);
     }
   }
-  m["content"] = text;
-  if (!reasoning.empty()) m["reasoning_content"] = reasoning;
-  if (!calls.empty()) m["tool_calls"] = std::move(calls);
   out.push_back(std::move(m));
   return {};
 }
@@ -295,8 +298,8 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
 
   // system, then the conversation.
   if (auto it = j.find("system"); it != j.end() && !it->is_null()) {
-    DSV4_ASSIGN_OR_RETURN(ojson sys, text_content(*it, "system"));
-    r.messages.push_back({{"role", "system"}, {"content", std::move(sys)}});
+    DSV4_ASSIGN_OR_RETURN(std::string sys, text_content(*it, "system"));
+    r.messages.push_back(message("system", std::move(sys)));
   }
   if (!j.contains("messages") || !j["messages"].is_array()) return bad("'messages' must be an array");
   const ojson& msgs = j["messages"];
@@ -319,8 +322,8 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
       // role marker): the same prompt /v1/chat/completions gives the same conversation. The
       // `latest_reminder` role was the alternative; the spec documents only its token, not
       // how DeepSeek's API fills it, so it is not guessed at here.
-      DSV4_ASSIGN_OR_RETURN(ojson text, text_content(m["content"], w + ".content"));
-      r.messages.push_back({{"role", "system"}, {"content", std::move(text)}});
+      DSV4_ASSIGN_OR_RETURN(std::string text, text_content(m["content"], w + ".content"));
+      r.messages.push_back(message("system", std::move(text)));
     } else {
       return bad("'" + w + ".role' must be \"user\", \"assistant\" or \"system\" (got '" + role + "')");
     }
@@ -330,10 +333,10 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
   // Code sends its environment so). The encoding opens the assistant's turn only right after a
   // user message (spec §7.2), so they are rendered just before that user message instead.
   size_t tail = r.messages.size();
-  while (tail > 0 && r.messages[tail - 1]["role"] == "system") --tail;
-  if (tail < r.messages.size() && tail > 0 && r.messages[tail - 1]["role"] == "user")
+  while (tail > 0 && r.messages[tail - 1].role == "system") --tail;
+  if (tail < r.messages.size() && tail > 0 && r.messages[tail - 1].role == "user")
     std::rotate(r.messages.begin() + std::ptrdiff_t(tail - 1), r.messages.begin() + std::ptrdiff_t(tail), r.messages.end());
-  if (r.messages.empty() || r.messages.back()["role"] == "system") return bad("'messages' holds no content");
+  if (r.messages.empty() || r.messages.back().role == "system") return bad("'messages' holds no content");
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) DSV4_TRY(read_tools(*it, r));
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) DSV4_TRY(read_tool_choice(*it, r));
   DSV4_ASSIGN_OR_RETURN(bool thinking_asked, read_thinking(j, revision, r));
@@ -341,11 +344,11 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
     DSV4_TRY(read_context_management(*it, r.thinking == ThinkingMode::thinking, r));
 
   // A last assistant message is a prefill: the answer continues it, without reasoning.
-  if (r.messages.back()["role"] == "assistant") {
+  if (r.messages.back().role == "assistant") {
     if (thinking_asked) return bad("a final assistant message (prefill) cannot be combined with thinking");
-    if (r.messages.back().contains("tool_calls"))
+    if (!r.messages.back().tool_calls.empty())
       return bad("the final assistant message ends with tool_use: send the tool_result in a user message");
-    r.messages.back()["prefix"] = true;
+    r.messages.back().prefix = true;
     r.thinking = ThinkingMode::chat;
     r.thinking_budget = 0;
   }

@@ -115,67 +115,112 @@ Status check_chat_unsupported(const json& j) {
   return check_bookkeeping(j);
 }
 
-Status check_content(const json& c, const std::string& where, bool allow_null) {
-  if (c.is_null()) return allow_null ? Status{} : bad("'" + where + "' must not be null");
-  if (c.is_string()) return {};
-  if (!c.is_array()) return bad("'" + where + "' must be a string or an array of content parts");
-  for (size_t i = 0; i < c.size(); ++i) {
-    const json& p = c[i];
-    const std::string pw = where + "[" + std::to_string(i) + "]";
-    if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
-      return bad("'" + pw + "' must be an object with a string 'type'");
-    // Images, audio and files would be dropped by the renderer (a text-only model): refuse them
-    // as the Anthropic endpoint refuses its image and document blocks.
-    if (p["type"] != "text")
-      return bad("'" + pw + "': content parts of type '" + p["type"].get<std::string>() +
-                 "' are not supported by this server (text only)");
-    if (!p.contains("text") || !p["text"].is_string()) return bad("'" + pw + ".text' must be a string");
+Result<std::string> text_part(const json& p, const std::string& where) {
+  if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
+    return bad("'" + where + "' must be an object with a string 'type'");
+  // Images, audio and files would be dropped by the renderer (a text-only model): refuse them
+  // as the Anthropic endpoint refuses its image and document blocks.
+  if (p["type"] != "text")
+    return bad("'" + where + "': content parts of type '" + p["type"].get<std::string>() +
+               "' are not supported by this server (text only)");
+  if (!p.contains("text") || !p["text"].is_string()) return bad("'" + where + ".text' must be a string");
+  return p["text"].get<std::string>();
+}
+
+// A message's content: a string, text parts (joined as the encoder joins them), or null (an
+// assistant message that only calls tools).
+Result<std::string> read_content(const json& c, const std::string& where, bool allow_null) {
+  if (c.is_null()) {
+    if (!allow_null) return bad("'" + where + "' must not be null");
+    return std::string();
   }
+  DSV4_ASSIGN_OR_RETURN(auto parts, text_parts(c, where, "content parts", text_part));
+  return join_text_parts(parts);
+}
+
+// An optional string field of a message ("" when absent or null).
+Status read_message_string(const json& m, const char* key, const std::string& where, std::string& out) {
+  auto it = m.find(key);
+  if (it == m.end() || it->is_null()) return {};
+  if (!it->is_string()) return bad("'" + where + "." + key + "' must be a string");
+  out = it->get<std::string>();
   return {};
 }
 
-Status check_messages(const json& msgs) {
-  if (!msgs.is_array()) return bad("'messages' must be an array");
-  if (msgs.empty()) return bad("'messages' must not be empty");
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    const json& m = msgs[i];
-    const std::string w = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object()) return bad("'" + w + "' must be an object");
-    if (!m.contains("role") || !m["role"].is_string()) return bad("'" + w + ".role' must be a string");
-    const std::string role = m["role"];
-    if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
-      return bad("'" + w + ".role' must be one of system, user, assistant, tool, developer (got '" + role + "')");
-    const bool has_calls = m.contains("tool_calls") && !m["tool_calls"].is_null();
-    if (m.contains("content")) {
-      DSV4_TRY(check_content(m["content"], w + ".content", role == "assistant"));
-    } else if (role != "assistant" || !has_calls) {
-      return bad("'" + w + ".content' is required");
-    }
-    if (role == "tool" && m.contains("tool_call_id") && !m["tool_call_id"].is_string())
-      return bad("'" + w + ".tool_call_id' must be a string");
-    if (m.contains("reasoning_content") && !m["reasoning_content"].is_null() && !m["reasoning_content"].is_string())
-      return bad("'" + w + ".reasoning_content' must be a string");
-    if (has_calls) {
-      if (role != "assistant") return bad("'" + w + ".tool_calls' is only allowed on assistant messages");
-      const json& calls = m["tool_calls"];
-      if (!calls.is_array()) return bad("'" + w + ".tool_calls' must be an array");
-      for (size_t k = 0; k < calls.size(); ++k) {
-        const std::string cw = w + ".tool_calls[" + std::to_string(k) + "]";
-        const json& c = calls[k];
-        if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
-          return bad("'" + cw + ".function' must be an object");
-        const json& f = c["function"];
-        if (!f.contains("name") || !f["name"].is_string()) return bad("'" + cw + ".function.name' must be a string");
-        if (f.contains("arguments") && !f["arguments"].is_string())
-          return bad("'" + cw + ".function.arguments' must be a string (JSON text)");
-        // The renderer parses the arguments and recurses over them (text/chat_encoding).
-        if (f.contains("arguments") && json_nests_deeper_than(f["arguments"].get<std::string>(), kMaxJsonDepth))
-          return bad("'" + cw + ".function.arguments' nests arrays and objects deeper than " +
-                     std::to_string(kMaxJsonDepth) + " levels");
-      }
+Result<text::ToolCall> read_tool_call(const json& c, const std::string& cw) {
+  if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+    return bad("'" + cw + ".function' must be an object");
+  const json& f = c["function"];
+  text::ToolCall call;
+  DSV4_TRY(read_message_string(c, "id", cw, call.id));
+  if (!f.contains("name") || !f["name"].is_string()) return bad("'" + cw + ".function.name' must be a string");
+  call.name = f["name"].get<std::string>();
+  if (call.name.empty()) return bad("'" + cw + ".function.name' must not be empty");
+  call.arguments = "{}";  // no arguments: an empty object
+  if (f.contains("arguments")) {
+    if (!f["arguments"].is_string()) return bad("'" + cw + ".function.arguments' must be a string (JSON text)");
+    call.arguments = f["arguments"].get<std::string>();
+    // The renderer parses the arguments and recurses over them (text/chat_encoding).
+    if (json_nests_deeper_than(call.arguments, kMaxJsonDepth))
+      return bad("'" + cw + ".function.arguments' nests arrays and objects deeper than " +
+                 std::to_string(kMaxJsonDepth) + " levels");
+  }
+  return call;
+}
+
+// One chat-completions message, with the fields of DeepSeek's encoder that OpenAI's API lacks
+// (name, task, prefix / wo_eos, tools and response_format on a system message).
+Result<text::ChatMessage> read_message(const json& m, const std::string& w) {
+  if (!m.is_object()) return bad("'" + w + "' must be an object");
+  if (!m.contains("role") || !m["role"].is_string()) return bad("'" + w + ".role' must be a string");
+  text::ChatMessage out;
+  out.role = m["role"].get<std::string>();
+  const std::string& role = out.role;
+  if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
+    return bad("'" + w + ".role' must be one of system, user, assistant, tool, developer (got '" + role + "')");
+  const bool has_calls = m.contains("tool_calls") && !m["tool_calls"].is_null();
+  if (m.contains("content")) {
+    DSV4_ASSIGN_OR_RETURN(out.content, read_content(m["content"], w + ".content", role == "assistant"));
+  } else if (role != "assistant" || !has_calls) {
+    return bad("'" + w + ".content' is required");
+  }
+  for (auto [key, field] : {std::pair{"tool_call_id", &out.tool_call_id},
+                            {"reasoning_content", &out.reasoning_content},
+                            {"name", &out.name},
+                            {"task", &out.task}})
+    DSV4_TRY(read_message_string(m, key, w, *field));
+  if (has_calls) {
+    if (role != "assistant") return bad("'" + w + ".tool_calls' is only allowed on assistant messages");
+    const json& calls = m["tool_calls"];
+    if (!calls.is_array()) return bad("'" + w + ".tool_calls' must be an array");
+    for (size_t k = 0; k < calls.size(); ++k) {
+      DSV4_ASSIGN_OR_RETURN(text::ToolCall call, read_tool_call(calls[k], w + ".tool_calls[" + std::to_string(k) + "]"));
+      out.tool_calls.push_back(std::move(call));
     }
   }
-  return {};
+  if (auto it = m.find("tools"); it != m.end() && !it->is_null()) {
+    if (!it->is_array()) return bad("'" + w + ".tools' must be an array");
+    out.tools = *it;
+  }
+  if (auto it = m.find("response_format"); it != m.end() && !it->is_null()) out.response_format = *it;
+  for (const char* key : {"prefix", "wo_eos"}) {
+    auto it = m.find(key);
+    if (it == m.end() || it->is_null()) continue;
+    if (!it->is_boolean()) return bad("'" + w + "." + key + "' must be a boolean");
+    out.prefix = out.prefix || it->get<bool>();
+  }
+  return out;
+}
+
+Result<std::vector<text::ChatMessage>> read_messages(const json& msgs) {
+  if (!msgs.is_array()) return bad("'messages' must be an array");
+  if (msgs.empty()) return bad("'messages' must not be empty");
+  std::vector<text::ChatMessage> out;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    DSV4_ASSIGN_OR_RETURN(text::ChatMessage m, read_message(msgs[i], "messages[" + std::to_string(i) + "]"));
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 Status check_tools(const json& tools) {
@@ -214,8 +259,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
   ChatRequest r;
   DSV4_TRY(read_generation_options(j, r.gen, /*chat=*/true));
   if (!j.contains("messages")) return bad("'messages' is required");
-  DSV4_TRY(check_messages(j["messages"]));
-  r.messages = j["messages"];
+  DSV4_ASSIGN_OR_RETURN(r.messages, read_messages(j["messages"]));
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
     DSV4_TRY(check_tools(*it));
     r.tools = *it;

@@ -53,10 +53,10 @@ struct StructuredOutput {
 
 struct ChatRequest {
   GenerationOptions gen;
-  // Structurally validated (roles, content types, tool_call shapes); the text layer renders
-  // them (PROMPT-FORMAT.md §2).
+  // The conversation, converted and validated once by the API's parser; the text layer renders
+  // it as it stands (PROMPT-FORMAT.md §2).
+  std::vector<text::ChatMessage> messages;
   // ordered_json keeps keys in request order: tool schemas are rendered that way (PROMPT-FORMAT §5).
-  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   nlohmann::ordered_json tools = nlohmann::ordered_json::array();  // {"type":"function","function":{...}}
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named

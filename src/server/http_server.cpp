@@ -14,6 +14,7 @@
 #include "server/errors.h"
 #include "server/http_transport.h"
 #include "server/metrics.h"
+#include "server/openai.h"
 #include "server/request_guard.h"
 #include "server/response_run.h"
 #include "server/responses.h"
@@ -265,17 +266,6 @@ struct HttpServer::Impl final : HttpApp {
     return {};
   }
 
-  static json usage_json(const GenerationEvent& f) {
-    return {{"prompt_tokens", f.prompt_tokens},
-            {"completion_tokens", f.generated_tokens},
-            {"total_tokens", f.prompt_tokens + f.generated_tokens},
-            {"prompt_tokens_details", {{"cached_tokens", f.cached_tokens}}},
-            // Speculative decoding's drafts, in the fields OpenAI uses for predicted outputs.
-            {"completion_tokens_details",
-             {{"accepted_prediction_tokens", f.accepted_tokens},
-              {"rejected_prediction_tokens", f.drafted_tokens - f.accepted_tokens}}}};
-  }
-
   // A chat generation under way, shared by /v1/chat/completions and /v1/messages.
   struct ChatRun {
     std::shared_ptr<ChatRequest> request;
@@ -305,6 +295,9 @@ struct HttpServer::Impl final : HttpApp {
       return std::nullopt;
     }
     c.prompt_tokens = int64_t(prompt->size());
+    // The audit log's prompt text is the rendered prompt, as the model reads it.
+    if (options.audit_content)
+      for (int32_t id : *prompt) c.prompt_text += codec.token_text(id);
     const text::OutputSteering steer = codec.steering(r);
     std::vector<int64_t> starts = codec.message_starts(*prompt);
     auto gen = submit(r.gen, std::move(prompt).value(), steer, std::move(starts));
@@ -314,7 +307,6 @@ struct HttpServer::Impl final : HttpApp {
     }
     c.run = std::make_shared<ResponseRun>(*gen, codec, metrics, r.gen.stop, options.stop, codec.new_output_parser(r), start,
                                           r.gen.logprobs, steer.answer_start_token);
-    if (options.audit_content) c.prompt_text = r.messages.dump(-1, ' ', false, json::error_handler_t::replace);
     return c;
   }
 
@@ -383,7 +375,7 @@ struct HttpServer::Impl final : HttpApp {
     send_error(res, f.status, api_style_for_path(req.path));
   }
 
-  // ---- /v1/chat/completions ----
+  // ---- /v1/chat/completions (server/openai.h builds the response) ----
   void handle_chat(const HttpRequest& req, HttpResponse& res) {
     const auto start = Clock::now();
     auto chat = start_chat(req, res, parse_chat_request(req.body, codec.encoder_revision()), start);
@@ -391,97 +383,42 @@ struct HttpServer::Impl final : HttpApp {
     auto r = chat->request;
     auto run = chat->run;
     const int64_t n_prompt = chat->prompt_tokens;
-    const std::string id = new_id("chatcmpl-");
-    const int64_t created = unix_seconds();
+    ChatCompletion completion(new_id("chatcmpl-"), unix_seconds(), r->gen.model, r->thinking != ThinkingMode::chat,
+                              r->gen.logprobs);
 
     if (!r->gen.stream) {
-      ChatDelta all;
-      std::vector<ToolCallDelta> calls;
-      const bool answered = wait_for_answer(req, res, *run, r->gen.model, n_prompt, start, chat->prompt_text,
-                                            [&](ResponseRun::Piece& p) {
-                                              all.reasoning += p.chat.reasoning;
-                                              all.content += p.chat.content;
-                                              for (auto& t : p.chat.tool_calls) calls.push_back(std::move(t));
-                                            });
-      if (!answered) return;
+      if (!wait_for_answer(req, res, *run, r->gen.model, n_prompt, start, chat->prompt_text,
+                           [&](ResponseRun::Piece& p) { completion.add(p.chat); }))
+        return;
       const auto& f = run->final_event();
       if (f.finish == FinishReason::error) return fail_generation(req, res, *chat, start);
-      json tool_calls = json::array();
-      for (const auto& d : calls) {
-        if (d.index >= int(tool_calls.size()))
-          tool_calls.push_back({{"id", d.id}, {"type", "function"}, {"function", {{"name", d.name}, {"arguments", ""}}}});
-        auto& c = tool_calls[size_t(d.index)];
-        if (!d.name.empty()) c["function"]["name"] = d.name;
-        if (!d.id.empty()) c["id"] = d.id;
-        c["function"]["arguments"] = c["function"]["arguments"].get<std::string>() + d.arguments;
-      }
-      json message = {{"role", "assistant"}};
-      message["content"] = (all.content.empty() && !tool_calls.empty()) ? json(nullptr) : json(all.content);
-      if (r->thinking != ThinkingMode::chat) message["reasoning_content"] = all.reasoning;
-      if (!tool_calls.empty()) message["tool_calls"] = tool_calls;
-      json choice = {{"index", 0}, {"message", message}, {"finish_reason", run->finish_reason()}};
-      choice["logprobs"] = r->gen.logprobs ? json({{"content", run->all_logprobs()}}) : json(nullptr);
-      json body = {{"id", id},           {"object", "chat.completion"}, {"created", created},
-                   {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
       audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start,
                     chat->prompt_text, run->output_text());
-      res.send(200, "application/json", dump(body));
+      res.send(200, "application/json",
+               dump(completion.response(run->finish_reason(), run->all_logprobs(), openai_usage(f))));
       return;
     }
 
     // Streaming: one SSE frame per delta, then finish_reason, usage (if asked) and [DONE].
-    bool sent_role = false;
-    auto chunk = [id, created, model = r->gen.model](json delta, json finish, json logprobs) {
-      json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
-                     {"finish_reason", std::move(finish)}};
-      return json{{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-                  {"choices", json::array({choice})}};
-    };
-    stream_events(
-        req, res, *run, ApiStyle::openai, r->gen.model, n_prompt, chat->prompt_text, start,
-        [&](std::string& out) {
-          if (!sent_role) {
-            sent_role = true;
-            out += sse_data(dump(chunk({{"role", "assistant"}, {"content", ""}}, nullptr, nullptr)));
-          }
-          auto p = run->poll(kPollInterval);
-          json delta = json::object();
-          if (!p.chat.reasoning.empty()) delta["reasoning_content"] = p.chat.reasoning;
-          if (!p.chat.content.empty()) delta["content"] = p.chat.content;
-          if (!p.chat.tool_calls.empty()) {
-            json calls = json::array();
-            for (const auto& t : p.chat.tool_calls) {
-              json c = {{"index", t.index}, {"function", {{"arguments", t.arguments}}}};
-              if (!t.id.empty()) {
-                c["id"] = t.id;
-                c["type"] = "function";
-              }
-              if (!t.name.empty()) c["function"]["name"] = t.name;
-              calls.push_back(c);
-            }
-            delta["tool_calls"] = calls;
-          }
-          if (!delta.empty() || !p.logprobs.empty()) {
-            json lp = r->gen.logprobs ? json({{"content", p.logprobs}}) : json(nullptr);
-            out += sse_data(dump(chunk(delta, nullptr, lp)));
-          }
-          if (p.finished) {
-            const auto& f = run->final_event();
-            if (f.finish == FinishReason::error) {
-              out += sse_data(error_body(f.status));
-            } else {
-              out += sse_data(dump(chunk(json::object(), run->finish_reason(), nullptr)));
-              if (r->gen.include_usage) {
-                json u = chunk(json::object(), nullptr, nullptr);
-                u["choices"] = json::array();
-                u["usage"] = usage_json(f);
-                out += sse_data(dump(u));
-              }
-            }
-            out += sse_done();
-          }
-          return p.finished;
-        });
+    bool started = false;
+    stream_events(req, res, *run, ApiStyle::openai, r->gen.model, n_prompt, chat->prompt_text, start,
+                  [&](std::string& out) {
+                    if (!started) {
+                      started = true;
+                      out += completion.stream_start();
+                    }
+                    auto p = run->poll(kPollInterval);
+                    out += completion.stream_piece(p.chat, p.logprobs);
+                    if (p.finished) {
+                      const auto& f = run->final_event();
+                      out += f.finish == FinishReason::error
+                                 ? sse_data(error_body(f.status))
+                                 : completion.stream_end(run->finish_reason(),
+                                                         r->gen.include_usage ? openai_usage(f) : json());
+                      out += sse_done();
+                    }
+                    return p.finished;
+                  });
   }
 
   // ---- /v1/messages (Anthropic) ----
@@ -609,7 +546,7 @@ struct HttpServer::Impl final : HttpApp {
     res.send(200, "application/json", dump({{"input_tokens", prompt->size()}}));
   }
 
-  // ---- /v1/completions ----
+  // ---- /v1/completions (server/openai.h builds the response) ----
   void handle_completion(const HttpRequest& req, HttpResponse& res) {
     const auto start = Clock::now();
     auto parsed = parse_completion_request(req.body);
@@ -622,22 +559,9 @@ struct HttpServer::Impl final : HttpApp {
     if (!gen.ok()) return reject(req, res, gen.status(), r->gen.model, n_prompt, start);
     auto run = std::make_shared<ResponseRun>(*gen, codec, metrics, r->gen.stop, options.stop, nullptr, start,
                                              r->gen.logprobs);
-    const std::string id = new_id("cmpl-");
-    const int64_t created = unix_seconds();
+    TextCompletion completion(new_id("cmpl-"), unix_seconds(), r->gen.model, r->gen.logprobs);
     const std::string echo = r->echo ? r->prompt : std::string();
     const std::string prompt_text = options.audit_content ? r->prompt : std::string();
-    // Completions-style logprobs from chat-style entries.
-    auto completion_logprobs = [](const json& entries) {
-      json tokens = json::array(), lps = json::array(), tops = json::array();
-      for (const auto& e : entries) {
-        tokens.push_back(e["token"]);
-        lps.push_back(e["logprob"]);
-        json t = json::object();
-        for (const auto& alt : e["top_logprobs"]) t[alt["token"].get<std::string>()] = alt["logprob"];
-        tops.push_back(t);
-      }
-      return json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
-    };
 
     if (!r->gen.stream) {
       std::string text = echo;
@@ -649,47 +573,32 @@ struct HttpServer::Impl final : HttpApp {
         audit_request(req, r->gen.model, 500, n_prompt, f.generated_tokens, "", start, prompt_text, run->output_text());
         return send_error(res, f.status);
       }
-      json choice = {{"index", 0}, {"text", text}, {"finish_reason", run->finish_reason()}};
-      choice["logprobs"] = r->gen.logprobs ? completion_logprobs(run->all_logprobs()) : json(nullptr);
-      json body = {{"id", id},           {"object", "text_completion"}, {"created", created},
-                   {"model", r->gen.model}, {"choices", json::array({choice})}, {"usage", usage_json(f)}};
       audit_request(req, r->gen.model, 200, n_prompt, f.generated_tokens, run->finish_reason(), start, prompt_text,
                     run->output_text());
-      res.send(200, "application/json", dump(body));
+      res.send(200, "application/json",
+               dump(completion.response(text, run->finish_reason(), run->all_logprobs(), openai_usage(f))));
       return;
     }
 
     bool echoed = echo.empty();
-    stream_events(
-        req, res, *run, ApiStyle::openai, r->gen.model, n_prompt, prompt_text, start,
-        [&](std::string& out) {
-          auto frame = [&](const std::string& text, json finish, json logprobs) {
-            json choice = {{"index", 0}, {"text", text}, {"logprobs", std::move(logprobs)},
-                           {"finish_reason", std::move(finish)}};
-            return sse_data(dump({{"id", id}, {"object", "text_completion"}, {"created", created},
-                                  {"model", r->gen.model}, {"choices", json::array({choice})}}));
-          };
-          if (!echoed) {
-            echoed = true;
-            out += frame(echo, nullptr, nullptr);
-          }
-          auto p = run->poll(kPollInterval);
-          if (!p.text.empty() || !p.logprobs.empty())
-            out += frame(p.text, nullptr, r->gen.logprobs ? completion_logprobs(p.logprobs) : json(nullptr));
-          if (p.finished) {
-            const auto& f = run->final_event();
-            if (f.finish == FinishReason::error) {
-              out += sse_data(error_body(f.status));
-            } else {
-              out += frame("", run->finish_reason(), nullptr);
-              if (r->gen.include_usage)
-                out += sse_data(dump({{"id", id}, {"object", "text_completion"}, {"created", created},
-                                      {"model", r->gen.model}, {"choices", json::array()}, {"usage", usage_json(f)}}));
-            }
-            out += sse_done();
-          }
-          return p.finished;
-        });
+    stream_events(req, res, *run, ApiStyle::openai, r->gen.model, n_prompt, prompt_text, start,
+                  [&](std::string& out) {
+                    if (!echoed) {
+                      echoed = true;
+                      out += completion.stream_piece(echo, nullptr);
+                    }
+                    auto p = run->poll(kPollInterval);
+                    if (!p.text.empty() || !p.logprobs.empty()) out += completion.stream_piece(p.text, p.logprobs);
+                    if (p.finished) {
+                      const auto& f = run->final_event();
+                      out += f.finish == FinishReason::error
+                                 ? sse_data(error_body(f.status))
+                                 : completion.stream_end(run->finish_reason(),
+                                                         r->gen.include_usage ? openai_usage(f) : json());
+                      out += sse_done();
+                    }
+                    return p.finished;
+                  });
   }
 
   // ---- the cheap routes ----

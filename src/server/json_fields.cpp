@@ -175,4 +175,22 @@ Result<std::string> effort_level(std::string_view field, std::string_view reques
              text::effort_level_names(revision) + "), not '" + std::string(requested) + "'");
 }
 
+Result<std::vector<std::string>> text_parts(const json& content, const std::string& where, std::string_view parts,
+                                            const PartReader& read_part) {
+  if (content.is_string()) return std::vector<std::string>{content.get<std::string>()};
+  if (!content.is_array()) return bad("'" + where + "' must be a string or an array of " + std::string(parts));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < content.size(); ++i) {
+    DSV4_ASSIGN_OR_RETURN(std::string text, read_part(content[i], where + "[" + std::to_string(i) + "]"));
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
+std::string join_text_parts(const std::vector<std::string>& parts) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "\n\n" : "") + parts[i];
+  return out;
+}
+
 }  // namespace dsv4::server

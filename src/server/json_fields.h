@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -52,6 +53,16 @@ Status check_known_fields(const nlohmann::ordered_json& j, std::initializer_list
 // type; they change nothing here (the prefix cache needs no key; /v1/responses reads `store`
 // itself).
 Status check_bookkeeping(const nlohmann::ordered_json& j);
+
+// Message text as every API sends it: a string, or an array of parts, each read (and checked)
+// by `read_part`, which names it by `where[i]`. A string is one part. Anything else is refused
+// as "'<where>' must be a string or an array of <parts>".
+using PartReader = std::function<Result<std::string>(const nlohmann::ordered_json& part, const std::string& where)>;
+Result<std::vector<std::string>> text_parts(const nlohmann::ordered_json& content, const std::string& where,
+                                            std::string_view parts, const PartReader& read_part);
+// The parts of one message's text joined as the chat encoder joins an OpenAI message's text
+// parts: by a blank line (text/chat_encoding.h: messages_from_json).
+std::string join_text_parts(const std::vector<std::string>& parts);
 
 // A tool name the chat renderer can take: names go into the DSML invoke header verbatim, so
 // they must not be able to end it (no quotes, '<', '>' or newlines; 1 to 128 bytes).

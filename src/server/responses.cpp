@@ -43,33 +43,16 @@ Result<std::string> part_text(const ojson& p, const std::string& where) {
   return bad("'" + where + ".type' must be input_text or output_text (got '" + type + "')");
 }
 
-// Message content as chat content: a string stays one; parts become text parts, which the
-// renderer joins as it joins any chat message's parts.
-Result<ojson> chat_content(const ojson& c, const std::string& where) {
-  if (c.is_string()) return c;
-  if (!c.is_array()) return bad("'" + where + "' must be a string or an array of content parts");
-  ojson parts = ojson::array();
-  for (size_t i = 0; i < c.size(); ++i) {
-    DSV4_ASSIGN_OR_RETURN(std::string text, part_text(c[i], at(where, i)));
-    parts.push_back({{"type", "text"}, {"text", std::move(text)}});
-  }
-  return parts;
+// Message content as the texts of its parts (a string is one part).
+Result<std::vector<std::string>> content_parts(const ojson& c, const std::string& where) {
+  return text_parts(c, where, "content parts", part_text);
 }
 
-// Content as one string (assistant text: the model wrote it as one piece).
-Result<std::string> joined_text(const ojson& c, const std::string& where) {
-  if (c.is_string()) return c.get<std::string>();
-  if (!c.is_array()) return bad("'" + where + "' must be a string or an array of content parts");
-  std::string out;
-  for (size_t i = 0; i < c.size(); ++i) {
-    DSV4_ASSIGN_OR_RETURN(std::string text, part_text(c[i], at(where, i)));
-    out += text;
-  }
-  return out;
-}
-
-ojson as_parts(const ojson& content) {
-  return content.is_string() ? ojson::array({{{"type", "text"}, {"text", content}}}) : content;
+text::ChatMessage message(std::string role, std::string content) {
+  text::ChatMessage m;
+  m.role = std::move(role);
+  m.content = std::move(content);
+  return m;
 }
 
 // Responses items -> chat messages. An assistant turn is spread over several items (reasoning,
@@ -78,7 +61,10 @@ ojson as_parts(const ojson& content) {
 // after the answer starts a new one.
 class Conversation {
  public:
-  explicit Conversation(ojson& messages) : out_(messages) {}
+  explicit Conversation(std::vector<text::ChatMessage>& messages) : out_(messages) {}
+
+  // The request's instructions: the first system text.
+  void add_instructions(const std::string& instructions) { add_system({instructions}); }
 
   Status add(const ojson& item, const std::string& where) {
     if (!item.is_object()) return bad("'" + where + "' must be an object");
@@ -102,9 +88,9 @@ class Conversation {
   Status finish() {
     flush();
     size_t turns = 0;
-    for (const auto& m : out_) turns += m["role"] != "system";
+    for (const auto& m : out_) turns += m.role != "system";
     if (turns == 0) return bad("'input' holds no message");
-    if (out_.back()["role"] == "assistant")
+    if (out_.back().role == "assistant")
       return bad("'input' ends with an assistant item: a response follows a user message or a function_call_output");
     return {};
   }
@@ -113,32 +99,34 @@ class Conversation {
   Status add_message(const ojson& item, const std::string& where) {
     DSV4_ASSIGN_OR_RETURN(std::string role, required_string(item, "role", where));
     if (!item.contains("content")) return bad("'" + where + ".content' is required");
-    const ojson& c = item["content"];
+    if (role != "assistant" && role != "user" && role != "system" && role != "developer")
+      return bad("'" + where + ".role' must be one of user, assistant, system, developer (got '" + role + "')");
+    DSV4_ASSIGN_OR_RETURN(auto parts, content_parts(item["content"], where + ".content"));
     if (role == "assistant") {
-      DSV4_ASSIGN_OR_RETURN(std::string text, joined_text(c, where + ".content"));
+      // Assistant text: the model wrote it as one piece.
       if (!calls_.empty()) flush();
-      text_ += text;
+      for (const std::string& p : parts) text_ += p;
       pending_ = true;
       return {};
     }
-    if (role != "user" && role != "system" && role != "developer")
-      return bad("'" + where + ".role' must be one of user, assistant, system, developer (got '" + role + "')");
-    DSV4_ASSIGN_OR_RETURN(ojson content, chat_content(c, where + ".content"));
     flush();
     if (role == "user") {
-      out_.push_back({{"role", "user"}, {"content", std::move(content)}});
+      out_.push_back(message("user", join_text_parts(parts)));
       return {};
     }
-    // Instructions given in a row are one system text (the renderer writes a system message's
-    // text as it is, so two in a row would run together).
-    if (!out_.empty() && out_.back()["role"] == "system") {
-      ojson merged = as_parts(out_.back()["content"]);
-      for (auto& p : as_parts(content)) merged.push_back(std::move(p));
-      out_.back()["content"] = std::move(merged);
-    } else {
-      out_.push_back({{"role", "system"}, {"content", std::move(content)}});
-    }
+    add_system(std::move(parts));
     return {};
+  }
+
+  // Instructions given in a row are one system text (the renderer writes a system message's
+  // text as it is, so two in a row would run together).
+  void add_system(std::vector<std::string> parts) {
+    if (out_.empty() || out_.back().role != "system") {
+      system_parts_.clear();
+      out_.push_back(message("system", ""));
+    }
+    for (auto& p : parts) system_parts_.push_back(std::move(p));
+    out_.back().content = join_text_parts(system_parts_);
   }
 
   // The reasoning text is its content (reasoning_text parts); a summary (another server's) is
@@ -174,7 +162,7 @@ class Conversation {
     if (json_nests_deeper_than(arguments, kMaxJsonDepth))
       return bad("'" + where + ".arguments' nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) +
                  " levels");
-    calls_.push_back({{"id", call_id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}});
+    calls_.push_back({std::move(call_id), std::move(name), std::move(arguments)});
     pending_ = true;
     return {};
   }
@@ -182,28 +170,31 @@ class Conversation {
   Status add_output(const ojson& item, const std::string& where) {
     DSV4_ASSIGN_OR_RETURN(std::string call_id, required_string(item, "call_id", where));
     if (!item.contains("output")) return bad("'" + where + ".output' is required");
-    DSV4_ASSIGN_OR_RETURN(ojson content, chat_content(item["output"], where + ".output"));
+    DSV4_ASSIGN_OR_RETURN(auto parts, content_parts(item["output"], where + ".output"));
     flush();
-    out_.push_back({{"role", "tool"}, {"tool_call_id", call_id}, {"content", std::move(content)}});
+    text::ChatMessage m = message("tool", join_text_parts(parts));
+    m.tool_call_id = std::move(call_id);
+    out_.push_back(std::move(m));
     return {};
   }
 
   void flush() {
     if (!pending_) return;
-    ojson m = {{"role", "assistant"}, {"content", text_}};
-    if (!reasoning_.empty()) m["reasoning_content"] = reasoning_;
-    if (!calls_.empty()) m["tool_calls"] = calls_;
+    text::ChatMessage m = message("assistant", std::move(text_));
+    m.reasoning_content = std::move(reasoning_);
+    m.tool_calls = std::move(calls_);
     out_.push_back(std::move(m));
     text_.clear();
     reasoning_.clear();
-    calls_ = ojson::array();
+    calls_.clear();
     pending_ = false;
   }
 
-  ojson& out_;
+  std::vector<text::ChatMessage>& out_;
+  std::vector<std::string> system_parts_;  // the parts of out_.back(), while it is a system message
   bool pending_ = false;  // an assistant message is being gathered
   std::string text_, reasoning_;
-  ojson calls_ = ojson::array();
+  std::vector<text::ToolCall> calls_;
 };
 
 // One function tool in the flat Responses shape -> a chat tool.
@@ -486,8 +477,8 @@ Result<ResponsesRequest> parse_responses_request(std::string_view body, text::En
 
   // The conversation: a stored one first, then this input; instructions (never carried over
   // from a previous response, as OpenAI does) ahead of both.
-  if (!instructions.empty()) r.messages.push_back({{"role", "system"}, {"content", instructions}});
   Conversation conversation(r.messages);
+  if (!instructions.empty()) conversation.add_instructions(instructions);
   if (!previous.empty()) {
     std::optional<ojson> stored = store.get(previous);
     if (!stored) return Status::not_found("Previous response with id '" + previous + "' not found.");

@@ -54,7 +54,7 @@ Status check_structured_output(const ChatRequest& r, const std::string& field) {
     return bad("'" + field +
                "' together with 'tools' is not supported: a structured answer leaves the model no way to call a "
                "tool (send tool_choice \"none\", or leave one of them out)");
-  if (!r.messages.empty() && r.messages.back().value("prefix", false))
+  if (!r.messages.empty() && r.messages.back().prefix)
     return bad("'" + field + "' cannot continue a final assistant message (prefill): the answer must be the whole value");
   return {};
 }

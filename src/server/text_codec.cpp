@@ -21,7 +21,6 @@ class Dsv4TextCodec : public TextCodec {
   text::EncoderRevision encoder_revision() const override { return revision_; }
 
   Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const override {
-    DSV4_ASSIGN_OR_RETURN(auto messages, text::messages_from_json(r.messages));
     text::ChatOptions o;
     o.revision = revision_;
     o.thinking_mode = r.thinking;
@@ -29,7 +28,7 @@ class Dsv4TextCodec : public TextCodec {
     o.drop_thinking = !r.keep_thinking;
     if (!r.tools.empty() && r.tool_choice != ToolChoice::none) o.tools = r.tools;
     o.response_format = r.output.prompt_format;
-    auto rendered = text::render_chat(messages, o);
+    auto rendered = text::render_chat(r.messages, o);
     if (!rendered.ok()) return Status::invalid_argument(rendered.status().message());
     return tok_.encode(*rendered);
   }

@@ -19,6 +19,7 @@ start_fuzz fuzz_requests "$DSV4_BIN" "$ROOT" \
   src/server/structured_output.cpp \
   src/runtime/sampler.cpp \
   src/text/encoder_revision.cpp \
+  src/text/py_json.cpp \
   src/text/json_schema.cpp \
   src/core/status.cpp
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "chat_messages_json.h"
+
 #include "server/auth.h"
 #include "server/errors.h"
 #include "server/text_codec.h"
@@ -80,10 +82,10 @@ TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
         {"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}],"is_error":true},
         {"type":"text","text":"And tomorrow?"}]}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  const ojson& m = r->messages;
+  const json m = messages_json(r->messages);
   ASSERT_EQ(m.size(), 6u) << m.dump();
   EXPECT_EQ(m[0]["role"], "system");
-  EXPECT_EQ(m[0]["content"][1]["text"], "Use tools.");
+  EXPECT_EQ(m[0]["content"], "Be brief.\n\nUse tools.");
   EXPECT_EQ(m[1]["role"], "user");
   EXPECT_EQ(m[2]["role"], "assistant");
   EXPECT_EQ(m[2]["content"], "Checking.");
@@ -91,10 +93,10 @@ TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
   EXPECT_EQ(m[2]["tool_calls"][0]["id"], "toolu_1");
   EXPECT_EQ(m[2]["tool_calls"][0]["function"]["name"], "get_weather");
   // The input object keeps its key order for the DSML rendering.
-  EXPECT_EQ(m[2]["tool_calls"][0]["function"]["arguments"].dump(), R"({"city":"Paris","days":2})");
-  EXPECT_EQ(m[3], ojson::parse(R"({"role":"tool","tool_call_id":"toolu_1","content":"21C"})"));
+  EXPECT_EQ(m[2]["tool_calls"][0]["function"]["arguments"], R"({"city": "Paris", "days": 2})");
+  EXPECT_EQ(m[3], json::parse(R"({"role":"tool","tool_call_id":"toolu_1","content":"21C"})"));
   EXPECT_EQ(m[4]["tool_call_id"], "toolu_2");
-  EXPECT_EQ(m[4]["content"][1]["text"], "b");
+  EXPECT_EQ(m[4]["content"], "a\n\nb");
   EXPECT_EQ(m[5]["role"], "user");
   EXPECT_EQ(r->thinking, ThinkingMode::chat);  // Anthropic's default: no thinking unless asked
   EXPECT_EQ(messages(R"(,"thinking":{"type":"adaptive"})")->thinking, ThinkingMode::thinking);
@@ -105,16 +107,16 @@ TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
                               {"role":"user","content":"c"}])");
   ASSERT_TRUE(mid.ok()) << mid.status().to_string();
   ASSERT_EQ(mid->messages.size(), 4u);
-  EXPECT_EQ(mid->messages[2], ojson::parse(R"({"role":"system","content":[{"type":"text","text":"Now be brief."}]})"));
+  EXPECT_EQ(messages_json(mid->messages)[2], json::parse(R"({"role":"system","content":"Now be brief."})"));
   // System messages after the last user message (Claude Code's environment) go just before it:
   // the assistant's turn opens right after a user message.
   auto tail = messages("", R"([{"role":"user","content":"a"},{"role":"system","content":"cwd: /x"},
                                {"role":"system","content":"os: linux"}])");
   ASSERT_TRUE(tail.ok()) << tail.status().to_string();
   ASSERT_EQ(tail->messages.size(), 3u);
-  EXPECT_EQ(tail->messages[0]["content"], "cwd: /x");
-  EXPECT_EQ(tail->messages[1]["content"], "os: linux");
-  EXPECT_EQ(tail->messages[2]["role"], "user");
+  EXPECT_EQ(tail->messages[0].content, "cwd: /x");
+  EXPECT_EQ(tail->messages[1].content, "os: linux");
+  EXPECT_EQ(tail->messages[2].role, "user");
 }
 
 TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
@@ -207,7 +209,7 @@ TEST(Anthropic, V41EffortAndImages) {
 TEST(Anthropic, AFinalAssistantMessageIsAPrefill) {
   auto r = messages("", R"([{"role":"user","content":"Write code"},{"role":"assistant","content":"```python\n"}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ(r->messages.back()["prefix"], true);
+  EXPECT_TRUE(r->messages.back().prefix);
   EXPECT_EQ(r->thinking, ThinkingMode::chat);
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"enabled"})",
                         R"([{"role":"user","content":"x"},{"role":"assistant","content":"y"}])")

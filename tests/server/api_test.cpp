@@ -229,6 +229,54 @@ TEST(Api, NonTextContentPartsAreRefused) {
   }
 }
 
+// The edge converts the messages once, into what the chat encoder's own JSON reader makes of
+// the same array (text::messages_from_json), the DeepSeek fields OpenAI lacks included.
+TEST(Api, MessagesAreConvertedOnceAsTheEncoderReadsThem) {
+  const std::string msgs = R"([
+      {"role":"system","content":"Be brief.","tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}},
+      {"role":"user","name":"ann","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}],"task":"query"},
+      {"role":"assistant","content":null,"reasoning_content":"r","tool_calls":[
+        {"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},
+        {"type":"function","function":{"name":"g"}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"ok"},
+      {"role":"developer","content":"d"},
+      {"role":"assistant","content":"par","wo_eos":true}])";
+  auto r = parse_chat_request(R"({"model":"m","messages":)" + msgs + "}", kPreview);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto expected = text::messages_from_json(nlohmann::ordered_json::parse(msgs));
+  ASSERT_TRUE(expected.ok()) << expected.status().to_string();
+  ASSERT_EQ(r->messages.size(), expected->size());
+  for (size_t i = 0; i < expected->size(); ++i) {
+    const text::ChatMessage &a = r->messages[i], &e = (*expected)[i];
+    EXPECT_EQ(a.role, e.role) << i;
+    EXPECT_EQ(a.content, e.content) << i;
+    EXPECT_EQ(a.reasoning_content, e.reasoning_content) << i;
+    EXPECT_EQ(a.tool_call_id, e.tool_call_id) << i;
+    EXPECT_EQ(a.name, e.name) << i;
+    EXPECT_EQ(a.task, e.task) << i;
+    EXPECT_EQ(a.prefix, e.prefix) << i;
+    EXPECT_EQ(a.tools, e.tools) << i;
+    EXPECT_EQ(a.response_format, e.response_format) << i;
+    ASSERT_EQ(a.tool_calls.size(), e.tool_calls.size()) << i;
+    for (size_t k = 0; k < a.tool_calls.size(); ++k) {
+      EXPECT_EQ(a.tool_calls[k].id, e.tool_calls[k].id);
+      EXPECT_EQ(a.tool_calls[k].name, e.tool_calls[k].name);
+      EXPECT_EQ(a.tool_calls[k].arguments, e.tool_calls[k].arguments);
+    }
+  }
+  // Each field is checked where it is read, and named.
+  for (const auto& [m, needle] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"role":"user","content":"x","name":5})", "'messages[0].name' must be a string"},
+           {R"({"role":"user","content":"x","prefix":"yes"})", "'messages[0].prefix' must be a boolean"},
+           {R"({"role":"system","content":"x","tools":{}})", "'messages[0].tools' must be an array"},
+           {R"({"role":"assistant","tool_calls":[{"function":{"name":""}}]})",
+            "'messages[0].tool_calls[0].function.name' must not be empty"}}) {
+    auto bad = parse_chat_request(R"({"model":"m","messages":[)" + m + "]}", kPreview);
+    ASSERT_FALSE(bad.ok()) << m;
+    EXPECT_NE(bad.status().message().find(needle), std::string::npos) << bad.status().message();
+  }
+}
+
 TEST(Api, CompletionPrompts) {
   auto t = parse_completion_request(R"({"model":"m","prompt":"abc","logprobs":2,"echo":true})");
   ASSERT_TRUE(t.ok());

@@ -62,11 +62,7 @@ class ByteCodec : public server::TextCodec {
   }
   Result<std::vector<int32_t>> encode_chat(const server::ChatRequest& r) const override {
     std::string all;
-    for (const auto& m : r.messages) {
-      all += m["role"].get<std::string>() + ":";
-      if (m.contains("content") && m["content"].is_string()) all += m["content"].get<std::string>();
-      all += "\n";
-    }
+    for (const auto& m : r.messages) all += m.role + ":" + m.content + "\n";
     all += r.thinking == server::ThinkingMode::chat ? "A:" : "A+";
     return encode_text(all);
   }

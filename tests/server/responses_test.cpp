@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "chat_messages_json.h"
 #include "server/text_codec.h"
 #include "test_paths.h"
 
@@ -46,19 +47,19 @@ TEST(Responses, ConvertsInputItemsToChatMessages) {
       {"role":"system","content":"Answer in French."},
       {"role":"user","content":"Thanks"}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  const ojson& m = r->chat.messages;
+  const json m = messages_json(r->chat.messages);
   ASSERT_EQ(m.size(), 7u) << m.dump();
   // Instructions first, and the developer message right after them joins them.
-  EXPECT_EQ(m[0], ojson::parse(R"({"role":"system","content":[{"type":"text","text":"Be brief."},{"type":"text","text":"Use tools."}]})"));
-  EXPECT_EQ(m[1], ojson::parse(R"({"role":"user","content":[{"type":"text","text":"Weather in"},{"type":"text","text":"Paris?"}]})"));
+  EXPECT_EQ(m[0], json::parse(R"({"role":"system","content":"Be brief.\n\nUse tools."})"));
+  EXPECT_EQ(m[1], json::parse(R"({"role":"user","content":"Weather in\n\nParis?"})"));
   // Reasoning, text and both calls are one assistant turn.
-  EXPECT_EQ(m[2], ojson::parse(R"({"role":"assistant","content":"Checking.","reasoning_content":"need the tool","tool_calls":[
+  EXPECT_EQ(m[2], json::parse(R"({"role":"assistant","content":"Checking.","reasoning_content":"need the tool","tool_calls":[
       {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
       {"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]})"));
-  EXPECT_EQ(m[3], ojson::parse(R"({"role":"tool","tool_call_id":"call_1","content":"21C"})"));
-  EXPECT_EQ(m[4], ojson::parse(R"({"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"noon"}]})"));
-  EXPECT_EQ(m[5], ojson::parse(R"({"role":"system","content":"Answer in French."})"));
-  EXPECT_EQ(m[6], ojson::parse(R"({"role":"user","content":"Thanks"})"));
+  EXPECT_EQ(m[3], json::parse(R"({"role":"tool","tool_call_id":"call_1","content":"21C"})"));
+  EXPECT_EQ(m[4], json::parse(R"({"role":"tool","tool_call_id":"call_2","content":"noon"})"));
+  EXPECT_EQ(m[5], json::parse(R"({"role":"system","content":"Answer in French."})"));
+  EXPECT_EQ(m[6], json::parse(R"({"role":"user","content":"Thanks"})"));
   // The conversation to store is the input as given.
   EXPECT_EQ(r->conversation.size(), 10u);
   EXPECT_EQ(r->chat.thinking, ThinkingMode::thinking);  // DeepSeek thinks by default
@@ -67,7 +68,7 @@ TEST(Responses, ConvertsInputItemsToChatMessages) {
 TEST(Responses, AStringInputIsOneUserMessage) {
   auto r = parse(R"("input":"hello")");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ(r->chat.messages, ojson::parse(R"([{"role":"user","content":"hello"}])"));
+  EXPECT_EQ(messages_json(r->chat.messages), json::parse(R"([{"role":"user","content":"hello"}])"));
   EXPECT_EQ(r->conversation, ojson::parse(R"([{"type":"message","role":"user","content":"hello"}])"));
   // A reasoning item after an answer opens a new assistant turn.
   auto two = parse(R"("input":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},
@@ -76,11 +77,11 @@ TEST(Responses, AStringInputIsOneUserMessage) {
       {"type":"reasoning","content":[{"type":"reasoning_text","text":"again"}]},{"role":"assistant","content":"d"},
       {"role":"user","content":"e"}])");
   ASSERT_TRUE(two.ok()) << two.status().to_string();
-  const ojson& m = two->chat.messages;
+  const json m = messages_json(two->chat.messages);
   ASSERT_EQ(m.size(), 5u) << m.dump();
-  EXPECT_EQ(m[1], ojson::parse(R"({"role":"assistant","content":"b"})"));
-  EXPECT_EQ(m[2], ojson::parse(R"({"role":"assistant","content":"","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]})"));
-  EXPECT_EQ(m[3], ojson::parse(R"({"role":"assistant","content":"d","reasoning_content":"again"})"));
+  EXPECT_EQ(m[1], json::parse(R"({"role":"assistant","content":"b"})"));
+  EXPECT_EQ(m[2], json::parse(R"({"role":"assistant","content":"","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]})"));
+  EXPECT_EQ(m[3], json::parse(R"({"role":"assistant","content":"d","reasoning_content":"again"})"));
 }
 
 TEST(Responses, ToolsToolChoiceSamplingAndEchoedSettings) {
@@ -290,7 +291,7 @@ TEST(Responses, PreviousResponseIdContinuesAStoredConversation) {
       "input":[{"type":"function_call_output","call_id":"call_1","output":"21C"}])",
                  store);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ(r->chat.messages, ojson::parse(R"([{"role":"system","content":"Be brief."},
+  EXPECT_EQ(messages_json(r->chat.messages), json::parse(R"([{"role":"system","content":"Be brief."},
       {"role":"user","content":"Weather in Paris?"},
       {"role":"assistant","content":"","reasoning_content":"use it","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]},
       {"role":"tool","tool_call_id":"call_1","content":"21C"}])"));
@@ -531,7 +532,7 @@ TEST(Responses, FinishedResponsesAreRememberedWhenAllowed) {
   items.push_back(ojson::parse(R"({"type":"function_call_output","call_id":"call_1","output":"21C"})"));
   auto explicit_items = parse(tools + R"(,"input":)" + items.dump(), store);
   ASSERT_TRUE(explicit_items.ok()) << explicit_items.status().to_string();
-  EXPECT_EQ(by_id->chat.messages, explicit_items->chat.messages);
+  EXPECT_EQ(messages_json(by_id->chat.messages), messages_json(explicit_items->chat.messages));
 
   // store: false, or a failed response: not kept.
   auto unstored = parse(R"("input":"x","store":false)", store);
