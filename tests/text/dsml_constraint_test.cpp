@@ -84,7 +84,7 @@ TEST(DsmlConstraint, TrieMaskEqualsFeedingEveryToken) {
   const std::string block = "\n\n<\uFF5CDSML\uFF5Ctool_calls>\n";
   const std::string invoke = block + "<\uFF5CDSML\uFF5Cinvoke name=\"get_weather\">\n";
   // Free text, the block, names, a raw value, a held-back `<`, a JSON value, the invoke's gap.
-  for (const std::string text :
+  for (const std::string& text :
        {std::string("Hi"), std::string("Hi\n\n<"), block, block + "<\uFF5CDSML\uFF5Cinvoke name=\"get",
         invoke + "<\uFF5CDSML\uFF5Cparameter name=\"city\" string=\"true\">Par",
         invoke + "<\uFF5CDSML\uFF5Cparameter name=\"city\" string=\"true\">Paris<",
@@ -229,7 +229,9 @@ TEST(DsmlConstraint, RandomSamplingAlwaysParsesAndValidates) {
         }
         ASSERT_FALSE(p.malformed) << p.error << "\n" << text;
         ASSERT_TRUE(p.finished) << text;
-        if (!start.empty()) EXPECT_FALSE(p.tool_calls.empty()) << text;
+        if (!start.empty()) {
+          EXPECT_FALSE(p.tool_calls.empty()) << text;
+        }
         for (const ToolCall& call : p.tool_calls) {
           calls += 1;
           bool declared = false;
