@@ -143,7 +143,7 @@ Status read_tools(const ojson& tools, ChatRequest& r) {
       return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
     if (!t.contains("input_schema") || !t["input_schema"].is_object())
       return bad("'" + w + ".input_schema' must be an object (a JSON schema)");
-    DSV4_TRY(check_tool_strict(t, w));
+    DSV4_TRY(read_tool_strict(t, w, t["name"], &t["input_schema"], w + ".input_schema", r));
     ojson f = {{"name", t["name"]}};
     if (t.contains("description") && !t["description"].is_null()) {
       if (!t["description"].is_string()) return bad("'" + w + ".description' must be a string");

@@ -223,7 +223,7 @@ Result<std::vector<text::ChatMessage>> read_messages(const json& msgs) {
   return out;
 }
 
-Status check_tools(const json& tools) {
+Status check_tools(const json& tools, ChatRequest& r) {
   if (!tools.is_array()) return bad("'tools' must be an array");
   for (size_t i = 0; i < tools.size(); ++i) {
     const json& t = tools[i];
@@ -236,7 +236,8 @@ Status check_tools(const json& tools) {
       return bad("'" + w + ".function.name' must be a non-empty string");
     if (f.contains("parameters") && !f["parameters"].is_object())
       return bad("'" + w + ".function.parameters' must be an object");
-    DSV4_TRY(check_tool_strict(f, w + ".function"));
+    DSV4_TRY(read_tool_strict(f, w + ".function", f["name"], f.contains("parameters") ? &f["parameters"] : nullptr,
+                              w + ".function.parameters", r));
   }
   return {};
 }
@@ -261,7 +262,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
   if (!j.contains("messages")) return bad("'messages' is required");
   DSV4_ASSIGN_OR_RETURN(r.messages, read_messages(j["messages"]));
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
-    DSV4_TRY(check_tools(*it));
+    DSV4_TRY(check_tools(*it, r));
     r.tools = *it;
   }
   if (auto it = j.find("response_format"); it != j.end() && !it->is_null()) {

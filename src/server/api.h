@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,9 @@ struct ChatRequest {
   // default in thinking mode): Anthropic's context_management clear_thinking with keep "all".
   bool keep_thinking = false;
   StructuredOutput output;
+  // Tools sent with strict: true, by name: the grammar of their arguments, enforced while the
+  // model writes a call (text/dsml_constraint.h).
+  std::map<std::string, std::shared_ptr<const text::JsonGrammar>> strict_tools;
 };
 
 struct CompletionRequest {

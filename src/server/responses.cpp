@@ -208,7 +208,7 @@ Status read_function(const ojson& t, const std::string& w, ChatRequest& r) {
     if (!it->is_object()) return bad("'" + w + ".parameters' must be an object (a JSON schema)");
     f["parameters"] = *it;
   }
-  DSV4_TRY(check_tool_strict(t, w));
+  DSV4_TRY(read_tool_strict(t, w, name, f.contains("parameters") ? &f["parameters"] : nullptr, w + ".parameters", r));
   r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
   return {};
 }

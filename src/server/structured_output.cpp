@@ -1,5 +1,7 @@
 #include "server/structured_output.h"
 
+#include "text/dsml_matcher.h"
+
 namespace dsv4::server {
 namespace {
 
@@ -59,14 +61,16 @@ Status check_structured_output(const ChatRequest& r, const std::string& field) {
   return {};
 }
 
-Status check_tool_strict(const ojson& tool, const std::string& where) {
+Status read_tool_strict(const ojson& tool, const std::string& where, const std::string& name, const ojson* schema,
+                        const std::string& schema_where, ChatRequest& r) {
   auto it = tool.find("strict");
   if (it == tool.end() || it->is_null()) return {};
   if (!it->is_boolean()) return bad("'" + where + ".strict' must be a boolean");
-  if (it->get<bool>())
-    return bad("'" + where +
-               ".strict': true (tool arguments enforced against their schema) is not supported by this server yet; "
-               "send false or leave it out (the schema is still shown to the model)");
+  if (!it->get<bool>()) return {};
+  const ojson none = {{"type", "object"}, {"properties", ojson::object()}};
+  DSV4_ASSIGN_OR_RETURN(auto grammar, text::compile_json_schema(nlohmann::json(schema ? *schema : none), schema_where));
+  DSV4_TRY(text::check_strict_arguments(*grammar, schema_where));
+  r.strict_tools[name] = std::move(grammar);
   return {};
 }
 

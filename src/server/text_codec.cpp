@@ -54,6 +54,16 @@ class Dsv4TextCodec : public TextCodec {
         tools.has_parameters = f.contains("parameters") && f["parameters"].contains("properties") &&
                                f["parameters"]["properties"].is_object() && !f["parameters"]["properties"].empty();
       }
+      if (!r.strict_tools.empty()) {
+        std::vector<text::DsmlTool> callable;
+        for (const auto& t : r.tools) {
+          const std::string name = t["function"]["name"];
+          auto it = r.strict_tools.find(name);
+          callable.push_back({name, it == r.strict_tools.end() ? nullptr : it->second});
+        }
+        tools.grammar = text::dsml_grammar(callable, revision_);
+        tools.vocab = vocab_trie();
+      }
     }
     text::OutputSteering s = text::chat_steering(tok_, revision_, r.thinking, r.thinking_budget, tools);
     if (r.output.grammar) s.constraint = std::make_shared<text::JsonConstraint>(r.output.grammar, vocab_trie());
@@ -66,7 +76,7 @@ class Dsv4TextCodec : public TextCodec {
   }
 
  private:
-  // Built on the first structured output (about 0.1 s for the V4 vocabulary), then shared.
+  // Built on the first structured output or strict tool (about 0.1 s for the V4 vocabulary), then shared.
   std::shared_ptr<const text::VocabTrie> vocab_trie() const {
     std::call_once(vocab_once_, [&] { vocab_ = std::make_shared<const text::VocabTrie>(tok_); });
     return vocab_;

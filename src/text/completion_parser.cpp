@@ -49,8 +49,7 @@ bool could_become(std::string_view s, std::string_view m) { return s.size() < m.
 
 CompletionParser::CompletionParser(ThinkingMode mode, EncoderRevision revision)
     : state_(mode == ThinkingMode::thinking ? State::reasoning : State::content) {
-  dialects_.push_back(&dsml_tags(revision));
-  if (dialects_.front() != &chat::kDsmlV4) dialects_.push_back(&chat::kDsmlV4);
+  for (const chat::DsmlTags* t : dsml_dialects(revision)) dialects_.push_back(t);
   for (const chat::DsmlTags* t : dialects_) cues_.push_back(std::string(chat::kBeforeToolCalls) + std::string(t->calls_open));
 }
 

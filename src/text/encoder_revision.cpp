@@ -88,6 +88,13 @@ const chat::DsmlTags& dsml_tags(EncoderRevision revision) {
   return revision == EncoderRevision::v41 ? chat::kDsmlV41 : chat::kDsmlV4;
 }
 
+std::span<const chat::DsmlTags* const> dsml_dialects(EncoderRevision revision) {
+  static constexpr const chat::DsmlTags* kV4[] = {&chat::kDsmlV4};
+  static constexpr const chat::DsmlTags* kV41[] = {&chat::kDsmlV41, &chat::kDsmlV4};
+  if (revision == EncoderRevision::v41) return kV41;
+  return kV4;
+}
+
 std::span<const EffortLevel> effort_levels(EncoderRevision revision) {
   switch (revision) {
     case EncoderRevision::v4: return kPreviewLevels;

@@ -34,6 +34,10 @@ Result<EncoderRevision> encoder_revision_named(std::string_view name);
 
 // The DSML tags the revision writes (V4's, or V4.1's with a space inside every name).
 const chat::DsmlTags& dsml_tags(EncoderRevision revision);
+// The dialects a completion's tool-call block may be written in: the revision's, and V4's too
+// under V4.1 (the spec advises accepting both, v4.1 §11.3). The completion parser reads them and
+// the DSML constraint (text/dsml_matcher.h) allows them, the revision's first.
+std::span<const chat::DsmlTags* const> dsml_dialects(EncoderRevision revision);
 
 // One named reasoning-effort level. V4 revisions write a fixed text before the first message in
 // thinking mode (`prefix`, empty = none); V4.1 writes a numeric effort line (`value`, 1..100,

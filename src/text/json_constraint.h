@@ -2,11 +2,9 @@
 // lets through exactly the tokens whose bytes continue a text valid under a JsonGrammar, and the
 // end-of-sentence token once the value is complete (then nothing else).
 //
-// The mask of a position is the union of the masks of its threads (json_matcher.h). A thread's
-// mask is a walk of the vocabulary trie (vocab_trie.h) that drops a subtree at its first refused
-// byte; inside a string the string-neutral tokens are taken without a walk, and only the other
-// tokens' trie is walked. Masks are cached by the thread's stack, so a string being written or
-// a repeated structure costs one lookup: bench/text/json_mask_bench.cpp measures both.
+// The masks are text/trie_mask.h's walks of the vocabulary trie, cached by the matcher's thread
+// stacks, so a string being written or a repeated structure costs one lookup:
+// bench/text/json_mask_bench.cpp measures both.
 //
 // Clones share the mask cache (one thread at a time: the scheduler's inference thread).
 #pragma once
@@ -14,13 +12,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
-#include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "runtime/token_constraint.h"
 #include "text/json_matcher.h"
-#include "text/vocab_trie.h"
+#include "text/trie_mask.h"
 
 namespace dsv4::text {
 
@@ -38,13 +33,9 @@ class JsonConstraint final : public runtime::TokenConstraint {
   bool complete() const { return matcher_.accepting(); }
 
  private:
-  struct Cache;
   JsonConstraint(const JsonConstraint&) = default;
-  const TokenBits& thread_mask(const JsonMatcher& thread);
-  void walk(const VocabTrie::Trie& trie, uint32_t node, size_t depth, TokenBits& out);
 
-  std::shared_ptr<const VocabTrie> vocab_;
-  std::shared_ptr<Cache> cache_;
+  TrieMasker<JsonMatcher> masker_;
   JsonMatcher matcher_;
   bool ended_ = false;  // the end-of-sentence token was taken
 };

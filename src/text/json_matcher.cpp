@@ -39,28 +39,6 @@ int hex_digit(uint8_t b) {
   return -1;
 }
 
-// Narrows [lo, hi) of sorted texts that share their first `off` bytes to those whose byte
-// `off` is b. Within the range the byte at `off` (-1 past the end) never decreases.
-bool narrow(const std::vector<std::string>& texts, uint32_t& lo, uint32_t& hi, uint32_t off, uint8_t b) {
-  auto at = [&](uint32_t i) { return texts[i].size() > off ? int(uint8_t(texts[i][off])) : -1; };
-  uint32_t l = lo, h = hi;
-  while (l < h) {  // first with at() >= b
-    const uint32_t m = l + (h - l) / 2;
-    if (at(m) < int(b)) l = m + 1;
-    else h = m;
-  }
-  uint32_t e = l, h2 = hi;
-  while (e < h2) {  // first with at() > b
-    const uint32_t m = e + (h2 - e) / 2;
-    if (at(m) <= int(b)) e = m + 1;
-    else h2 = m;
-  }
-  if (l == e) return false;
-  lo = l;
-  hi = e;
-  return true;
-}
-
 enum class StringStep { reject, more, closed };
 
 StringStep string_byte(JsonFrame& f, uint8_t b) {
@@ -182,11 +160,35 @@ uint64_t all_keys(size_t n) { return n >= 64 ? ~uint64_t(0) : (uint64_t(1) << n)
 
 }  // namespace
 
-JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar)
+// Within the range the byte at `off` (-1 past the end) never decreases.
+bool narrow_sorted(const std::vector<std::string>& texts, uint32_t& lo, uint32_t& hi, uint32_t off, uint8_t b) {
+  auto at = [&](uint32_t i) { return texts[i].size() > off ? int(uint8_t(texts[i][off])) : -1; };
+  uint32_t l = lo, h = hi;
+  while (l < h) {  // first with at() >= b
+    const uint32_t m = l + (h - l) / 2;
+    if (at(m) < int(b)) l = m + 1;
+    else h = m;
+  }
+  uint32_t e = l, h2 = hi;
+  while (e < h2) {  // first with at() > b
+    const uint32_t m = e + (h2 - e) / 2;
+    if (at(m) <= int(b)) e = m + 1;
+    else h2 = m;
+  }
+  if (l == e) return false;
+  lo = l;
+  hi = e;
+  return true;
+}
+
+JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar) : JsonMatcher(grammar, grammar->root) {}
+
+JsonMatcher::JsonMatcher(std::shared_ptr<const JsonGrammar> grammar, uint32_t node)
     : grammar_(std::move(grammar)), nodes_(grammar_->nodes.data()) {
+  DSV4_CHECK(node < grammar_->nodes.size());
   JsonFrame top;
   top.kind = kTop;
-  top.node = grammar_->root;
+  top.node = node;
   frames_.push_back(top);
   ends_.push_back(1);
 }
@@ -302,7 +304,7 @@ JsonMatcher::Outcome JsonMatcher::advance(size_t base, uint8_t b) {
       }
       case kKeyLiteral: {
         JsonFrame& object = frames_[frames_.size() - 2];
-        if (!narrow(n.keys, f.a, f.b, f.c, b)) return Outcome::reject;
+        if (!narrow_sorted(n.keys, f.a, f.b, f.c, b)) return Outcome::reject;
         f.c += 1;
         bool unseen = false;
         for (uint32_t i = f.a; i < f.b && !unseen; ++i) unseen = !(object.seen >> i & 1);
@@ -318,7 +320,7 @@ JsonMatcher::Outcome JsonMatcher::advance(size_t base, uint8_t b) {
         return Outcome::accept;
       }
       case kLiteral: {
-        if (narrow(n.literals, f.a, f.b, f.c, b)) {
+        if (narrow_sorted(n.literals, f.a, f.b, f.c, b)) {
           f.c += 1;
           if (n.literals[f.a].size() == f.c && f.b - f.a == 1) frames_.pop_back();
           return Outcome::accept;
@@ -461,7 +463,7 @@ bool JsonMatcher::open_leaf(uint32_t leaf, uint8_t b, size_t depth) {
     case Kind::literal:
       f.kind = kLiteral;
       f.b = uint32_t(n.literals.size());
-      if (!narrow(n.literals, f.a, f.b, 0, b)) return false;
+      if (!narrow_sorted(n.literals, f.a, f.b, 0, b)) return false;
       f.c = 1;
       if (n.literals[f.a].size() == 1 && f.b - f.a == 1) return true;
       break;

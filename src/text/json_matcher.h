@@ -52,10 +52,17 @@ struct JsonFrame {
 };
 static_assert(sizeof(JsonFrame) == 32);
 
+// Narrows [lo, hi) of bytewise-sorted texts that share their first `off` bytes to those whose
+// byte `off` is b; false (range untouched) when none is. Object keys and literals here, tool and
+// parameter names in text/dsml_matcher.
+bool narrow_sorted(const std::vector<std::string>& texts, uint32_t& lo, uint32_t& hi, uint32_t off, uint8_t b);
+
 class JsonMatcher {
  public:
-  // At the start of the document.
+  // At the start of the document: a value of the grammar's root, or of `node` (a property's
+  // value, as a DSML tool-call parameter holds it: text/dsml_matcher.h).
   explicit JsonMatcher(std::shared_ptr<const JsonGrammar> grammar);
+  JsonMatcher(std::shared_ptr<const JsonGrammar> grammar, uint32_t node);
 
   // This position after byte `b`, written into `out` (whose storage is reused; it must share this
   // matcher's grammar). False, and `out` dead, when no thread takes `b`.
@@ -75,6 +82,8 @@ class JsonMatcher {
   bool in_string_body() const;
   // The bytes of the frames: equal keys, equal positions.
   std::string_view key() const;
+  // step() writes only into a matcher of the same grammar.
+  bool shares_grammar(const JsonMatcher& other) const { return nodes_ == other.nodes_; }
 
  private:
   enum class Outcome { reject, accept, forked };

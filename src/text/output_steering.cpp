@@ -1,6 +1,7 @@
 #include "text/output_steering.h"
 
 #include "text/chat_tokens.h"
+#include "text/dsml_constraint.h"
 
 namespace dsv4::text {
 
@@ -39,6 +40,12 @@ OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, Thi
       open += tools.has_parameters ? "\">\n" : "\">\n\n";
       s.answer_prefix = tok.encode(open);
       break;
+  }
+  // The rule starts after the forced opening, which it must have taken (the scheduler does not
+  // show it forced tokens).
+  if (tools.grammar && tools.choice != ToolChoice::none) {
+    const std::string start = tools.choice == ToolChoice::auto_ ? std::string() : open;
+    s.constraint = std::make_shared<DsmlConstraint>(tools.grammar, tools.vocab, tok.token_id(chat::kDsml).value_or(-1), start);
   }
   return s;
 }

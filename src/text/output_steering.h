@@ -6,7 +6,9 @@
 //   - tool_choice "required" / a named function forces the opening of a DSML tool-call block
 //     at the start of the answer (spec §7.3; in the revision's DSML tags, v4.1 §11.3), and "none"
 //     bans the token that opens one;
-//   - a structured output constrains the answer to its grammar (runtime/token_constraint.h).
+//   - a structured output constrains the answer to its grammar (runtime/token_constraint.h);
+//   - tools with strict: true constrain the answer to calls whose arguments follow their schemas
+//     (text/dsml_constraint.h), from the forced opening on where tool_choice forces one.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,9 @@
 
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
+#include "text/dsml_matcher.h"
 #include "text/tokenizer.h"
+#include "text/vocab_trie.h"
 
 namespace dsv4::text {
 
@@ -35,6 +39,10 @@ struct ToolSteering {
   ToolChoice choice = ToolChoice::auto_;  // auto_ also when the request has no tools
   std::string name;                       // ToolChoice::named: the function
   bool has_parameters = false;            // ToolChoice::named: its schema has properties
+  // Some tools are strict (and choice is not none): the rule of the answer's tool calls, and the
+  // vocabulary it masks.
+  std::shared_ptr<const DsmlGrammar> grammar;
+  std::shared_ptr<const VocabTrie> vocab;
 };
 
 OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, ThinkingMode mode,

@@ -12,7 +12,7 @@ namespace {
 
 bool string_neutral(std::string_view s) {
   for (char c : s)
-    if (uint8_t(c) < 0x20 || c == '"' || c == '\\') return false;
+    if (uint8_t(c) < 0x20 || c == '"' || c == '\\' || c == '<') return false;
   return utf8_is_valid(s);
 }
 

@@ -50,8 +50,10 @@ class VocabTrie {
   const Trie& all() const { return all_; }
   // Tokens that are not string-neutral (see neutral()).
   const Trie& non_neutral() const { return non_neutral_; }
-  // String-neutral tokens: complete UTF-8 with no `"`, `\` or control character. Inside a JSON
-  // string, between characters, each of them is taken and leaves the automaton where it was.
+  // String-neutral tokens: complete UTF-8 with no `"`, `\`, control character or `<`. Inside a
+  // JSON string, between characters, each of them is taken and leaves the automaton where it
+  // was; so it does inside a DSML parameter value, whose closing tag starts with `<`
+  // (text/dsml_matcher.h).
   const TokenBits& neutral() const { return neutral_; }
   size_t words() const { return neutral_.size(); }
 

@@ -21,6 +21,8 @@ start_fuzz fuzz_requests "$DSV4_BIN" "$ROOT" \
   src/text/encoder_revision.cpp \
   src/text/py_json.cpp \
   src/text/json_schema.cpp \
+  src/text/json_matcher.cpp \
+  src/text/dsml_matcher.cpp \
   src/core/status.cpp
 
 seed() { printf '%s' "$2" >"$CORPUS/$1"; }
@@ -28,6 +30,7 @@ seed chat '{"model":"m","messages":[{"role":"system","content":"be brief"},{"rol
 seed chat_tools '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"weather?"}]},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"get","arguments":"{\"city\":\"Oslo\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"cold"}],"tools":[{"type":"function","function":{"name":"get","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],"tool_choice":{"type":"function","function":{"name":"get"}},"thinking":{"type":"disabled"}}'
 seed messages '{"model":"m","max_tokens":32,"system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":""},{"type":"text","text":"yo"}]},{"role":"user","content":"more"}],"thinking":{"type":"enabled","budget_tokens":1024},"stop_sequences":["END"],"temperature":1,"top_k":40,"stream":true}'
 seed messages_tools '{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"w?"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"get","input":{"city":"Oslo"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"cold"}]}]}],"tools":[{"name":"get","description":"d","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],"tool_choice":{"type":"tool","name":"get"},"output_config":{"effort":"max"}}'
+seed chat_strict_tool '{"model":"m","messages":[{"role":"user","content":"w?"}],"tools":[{"type":"function","function":{"name":"get","strict":true,"parameters":{"type":"object","properties":{"city":{"type":"string"},"n":{"type":["integer","null"]}},"required":["city"],"additionalProperties":false}}}],"tool_choice":"required"}'
 seed chat_schema '{"model":"m","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_schema","json_schema":{"name":"t","strict":true,"schema":{"type":"object","properties":{"a":{"type":["string","null"]},"b":{"type":"array","items":{"$ref":"#/$defs/n"},"minItems":1,"maxItems":3},"c":{"enum":[1,"x",null]},"d":{"anyOf":[{"const":true},{"type":"integer"}]}},"required":["a","b"],"additionalProperties":false,"$defs":{"n":{"type":"object","properties":{"next":{"$ref":"#/$defs/n"}}}}}}}}'
 seed messages_schema '{"model":"m","max_tokens":32,"messages":[{"role":"user","content":"json"}],"output_config":{"format":{"type":"json_schema","schema":{"type":"object","additionalProperties":{"type":"number"}}}}}'
 seed completion '{"model":"m","prompt":"def f(","max_tokens":8,"echo":true,"logprobs":2,"stop":"\n","seed":3}'

@@ -32,11 +32,19 @@ TEST(Anthropic, NoFieldIsSilentlyIgnored) {
   EXPECT_EQ(messages(R"(,"metadata":{"user_id":"u","x":1})").status().message(), "x: Extra inputs are not permitted");
   EXPECT_TRUE(messages(R"(,"service_tier":"auto","metadata":{"user_id":"u"})").ok());
   for (const char* extra : {R"(,"mcp_servers":[{"type":"url","url":"https://x","name":"x"}])",
-                            R"(,"container":"c1")", R"(,"tools":[{"name":"t","input_schema":{},"strict":true}])"}) {
+                            R"(,"container":"c1")"}) {
     auto r = messages(extra);
     ASSERT_FALSE(r.ok()) << extra;
     EXPECT_NE(r.status().message().find("not supported"), std::string::npos) << r.status().message();
   }
+  // strict tools are enforced where their schema can be (text/dsml_matcher.h), refused otherwise.
+  auto loose = messages(R"(,"tools":[{"name":"t","input_schema":{},"strict":true}])");
+  ASSERT_FALSE(loose.ok());
+  EXPECT_NE(loose.status().message().find("'tools[0].input_schema' must be an object schema"), std::string::npos)
+      << loose.status().message();
+  auto strict = messages(R"(,"tools":[{"name":"t","input_schema":{"type":"object","properties":{"a":{"type":"integer"}}},"strict":true}])");
+  ASSERT_TRUE(strict.ok()) << strict.status().message();
+  EXPECT_EQ(strict->strict_tools.count("t"), 1u);
   // count_tokens takes the whole request body (sampling fields cannot change the count).
   EXPECT_TRUE(parse_messages_request(R"({"model":"m","max_tokens":5,"temperature":1,"messages":[{"role":"user","content":"x"}]})",
                                      kPreview, /*count_tokens=*/true)

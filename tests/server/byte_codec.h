@@ -4,7 +4,9 @@
 #pragma once
 
 #include "server/text_codec.h"
+#include "text/dsml_constraint.h"
 #include "text/json_constraint.h"
+#include "text/output_stream.h"
 
 namespace dsv4::test {
 
@@ -77,12 +79,14 @@ class ByteCodec : public server::TextCodec {
     return std::make_unique<BytePassThroughStream>();
   }
   std::unique_ptr<text::OutputParser> new_output_parser(const server::ChatRequest& r) const override {
+    if (strict_calls(r)) return text::completion_output_parser(r.thinking, revision);
     std::string tool;
     if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
     if (r.tool_choice == server::ToolChoice::named) tool = r.tool_choice_name;
     return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
   }
-  // '|' plays `</think>` and '#' the opening of a tool call: required / named tool_choice force
+  // '|' plays `</think>` and '#' the opening of a tool call (except for strict tools in chat
+  // mode, see strict_calls): required / named tool_choice force
   // a '#' at the start of the answer, none bans it. A structured output constrains the answer
   // with the production JsonConstraint over the byte vocabulary.
   text::OutputSteering steering(const server::ChatRequest& r) const override {
@@ -93,12 +97,33 @@ class ByteCodec : public server::TextCodec {
     }
     if (r.output.grammar) s.constraint = std::make_shared<text::JsonConstraint>(r.output.grammar, byte_vocab());
     if (r.tools.empty()) return s;
+    if (strict_calls(r)) {  // real DSML in bytes, the production rule; required opens the block
+      std::vector<text::DsmlTool> tools;
+      for (const auto& t : r.tools) {
+        auto it = r.strict_tools.find(t["function"]["name"]);
+        tools.push_back({t["function"]["name"], it == r.strict_tools.end() ? nullptr : it->second});
+      }
+      std::string open;
+      if (r.tool_choice == server::ToolChoice::required)
+        open = "\n\n" + std::string(text::dsml_tags(revision).calls_open) + "\n<" + std::string(text::chat::kDsml);
+      s.constraint = std::make_shared<text::DsmlConstraint>(text::dsml_grammar(tools, revision), byte_vocab(), -1, open);
+      const auto ids = encode_text(open);
+      s.answer_prefix.assign(ids.begin() + 1, ids.end());
+      return s;
+    }
     if (r.tool_choice == server::ToolChoice::none) s.banned_tokens = {int32_t('#') + 2};
     if (r.tool_choice == server::ToolChoice::required || r.tool_choice == server::ToolChoice::named)
       s.answer_prefix = {int32_t('#') + 2};
     return s;
   }
   std::string token_text(int32_t id) const override { return id >= 2 ? std::string(1, char(id - 2)) : "<s>"; }
+
+  // Strict tools in chat mode, auto or required: the answer is DSML (the production parser and
+  // constraint over bytes).
+  static bool strict_calls(const server::ChatRequest& r) {
+    return !r.strict_tools.empty() && r.thinking == server::ThinkingMode::chat &&
+           (r.tool_choice == server::ToolChoice::auto_ || r.tool_choice == server::ToolChoice::required);
+  }
 
   static std::shared_ptr<const text::VocabTrie> byte_vocab() {
     static const auto v = [] {

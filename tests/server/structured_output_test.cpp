@@ -113,5 +113,85 @@ TEST(StructuredOutput, SpeculationGivesTheSameGreedyAnswer) {
   EXPECT_GT(jc["usage"]["completion_tokens_details"]["accepted_prediction_tokens"].get<int>(), 0);
 }
 
+// Tools with strict: true: the call's arguments follow the tool's schema (the production DSML
+// constraint and completion parser over the byte vocabulary: byte_codec.h).
+const json kAlarm = json::parse(R"({"type":"object","properties":{
+    "h":{"type":"integer"},"m":{"type":"integer"},"am":{"type":"boolean"},"tone":{"enum":["beep","chime"]}},
+    "required":["h","m","tone"],"additionalProperties":false})");
+
+void expect_alarm_arguments(const json& args) {
+  ASSERT_TRUE(args.is_object()) << args.dump();
+  EXPECT_TRUE(args["h"].is_number_integer() && args["m"].is_number_integer()) << args.dump();
+  EXPECT_TRUE(args["tone"] == "beep" || args["tone"] == "chime") << args.dump();
+  if (args.contains("am")) EXPECT_TRUE(args["am"].is_boolean()) << args.dump();
+  for (const auto& [k, v] : args.items()) EXPECT_TRUE(kAlarm["properties"].contains(k)) << k;
+}
+
+json strict_chat() {
+  json b = chat_body("wake me", 600);
+  b["thinking"] = {{"type", "disabled"}};
+  b["tools"] = {{{"type", "function"},
+                 {"function", {{"name", "set_alarm"}, {"parameters", kAlarm}, {"strict", true}}}},
+                {{"type", "function"}, {"function", {{"name", "other"}}}}};
+  b["tool_choice"] = "required";
+  return b;
+}
+
+TEST(StrictTools, ArgumentsFollowTheSchemaOnEveryApi) {
+  ServerFixture f({}, {}, /*context=*/4096);
+  auto r = f.post("/v1/chat/completions", strict_chat());
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no response");
+  const json body = json::parse(r->body);
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "tool_calls") << r->body;
+  const json& calls = body["choices"][0]["message"]["tool_calls"];
+  ASSERT_FALSE(calls.empty()) << r->body;
+  for (const json& c : calls)
+    if (c["function"]["name"] == "set_alarm") expect_alarm_arguments(json::parse(c["function"]["arguments"].get<std::string>()));
+
+  json m = messages_body("wake me", 600);
+  m["tools"] = {{{"name", "set_alarm"}, {"input_schema", kAlarm}, {"strict", true}}};
+  m["tool_choice"] = {{"type", "any"}};
+  auto mr = f.post("/v1/messages", m);
+  ASSERT_TRUE(mr && mr->status == 200) << (mr ? mr->body : "");
+  const json msg = json::parse(mr->body);
+  EXPECT_EQ(msg["stop_reason"], "tool_use") << mr->body;
+  bool used = false;
+  for (const json& c : msg["content"])
+    if (c["type"] == "tool_use") used = true, expect_alarm_arguments(c["input"]);
+  EXPECT_TRUE(used) << mr->body;
+
+  json resp = responses_body("wake me", 600);
+  resp["reasoning"] = {{"effort", "none"}};
+  resp["tools"] = {{{"type", "function"}, {"name", "set_alarm"}, {"parameters", kAlarm}, {"strict", true}}};
+  resp["tool_choice"] = "required";
+  auto rr = f.post("/v1/responses", resp);
+  ASSERT_TRUE(rr && rr->status == 200) << (rr ? rr->body : "");
+  used = false;
+  const json out = json::parse(rr->body);
+  for (const json& item : out["output"])
+    if (item["type"] == "function_call") used = true, expect_alarm_arguments(json::parse(item["arguments"].get<std::string>()));
+  EXPECT_TRUE(used) << rr->body;
+
+  // What cannot be enforced is refused, naming it.
+  json loose = strict_chat();
+  loose["tools"][0]["function"]["parameters"] = {{"type", "object"}};
+  expect_openai_error(f.post("/v1/chat/completions", loose), 400, "must list its parameters in 'properties'");
+}
+
+TEST(StrictTools, SpeculationGivesTheSameGreedyCall) {
+  ServerFixture plain({}, {}, 4096);
+  ServerFixture spec({}, {}, 4096, std::chrono::milliseconds(0), /*max_drafts=*/4);
+  const json b = strict_chat();
+  auto a = plain.post("/v1/chat/completions", b), c = spec.post("/v1/chat/completions", b);
+  ASSERT_TRUE(a && c && a->status == 200 && c->status == 200);
+  const json ja = json::parse(a->body), jc = json::parse(c->body);
+  const json& calls_a = ja["choices"][0]["message"]["tool_calls"];
+  const json& calls_c = jc["choices"][0]["message"]["tool_calls"];
+  ASSERT_EQ(calls_a.size(), calls_c.size()) << a->body << c->body;
+  ASSERT_FALSE(calls_a.empty());
+  for (size_t i = 0; i < calls_a.size(); ++i) EXPECT_EQ(calls_a[i]["function"], calls_c[i]["function"]);  // ids are random
+  EXPECT_GT(jc["usage"]["completion_tokens_details"]["accepted_prediction_tokens"].get<int>(), 0);
+}
+
 }  // namespace
 }  // namespace dsv4::server

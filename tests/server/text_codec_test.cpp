@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "server/response_run.h"
 #include "test_paths.h"
@@ -294,6 +295,63 @@ TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
   EXPECT_EQ(s.answer_start_token, -1);
   EXPECT_EQ(s.thinking_budget, 0);
   EXPECT_FALSE(s.answer_prefix.empty());
+}
+
+// Strict tools with the official tokenizer, V4 and V4.1 dialects: the constraint starts after
+// the forced opening and lets the model's own tokens of a valid call through, marker and EOS
+// included, but not a wrong value.
+TEST(TextCodec, StrictToolsConstrainTheCallFromTheForcedOpening) {
+  for (text::EncoderRevision rev : {kPreview, text::EncoderRevision::v41}) {
+    SCOPED_TRACE(std::string(text::encoder_revision_name(rev)));
+    auto c = make_text_codec("", test::vendored_tokenizer_dir(), rev);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    const TextCodec& codec = **c;
+    const text::chat::DsmlTags& t = text::dsml_tags(rev);
+    const std::string body = R"({"model":"m","messages":[{"role":"user","content":"w?"}],"reasoning_effort":"none",
+        "tools":[{"type":"function","function":{"name":"get_weather","strict":true,"parameters":{"type":"object",
+        "properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"],
+        "additionalProperties":false}}}])";
+    const std::string call = "\n\n" + std::string(t.calls_open) + "\n" + std::string(t.invoke_open_prefix) +
+                             "get_weather\">\n" + std::string(t.param_open_prefix) + "city\" string=\"true\">Paris" +
+                             std::string(t.param_close) + "\n" + std::string(t.param_open_prefix) +
+                             "days\" string=\"false\">3" + std::string(t.param_close) + "\n" +
+                             std::string(t.invoke_close) + "\n" + std::string(t.calls_close);
+    for (const char* choice : {"", R"(,"tool_choice":"required")",
+                               R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})"}) {
+      SCOPED_TRACE(choice);
+      auto req = parse_chat_request(body + choice + "}", rev);
+      ASSERT_TRUE(req.ok()) << req.status().to_string();
+      text::OutputSteering s = codec.steering(*req);
+      ASSERT_TRUE(s.constraint);
+      std::string forced;
+      {
+        auto stream = codec.new_token_decoder();
+        for (int32_t id : s.answer_prefix) forced += stream->push(id);
+        forced += stream->finish();
+      }
+      ASSERT_EQ(call.compare(0, forced.size(), forced), 0) << forced;
+      std::vector<int32_t> rest = codec.encode_text(call.substr(forced.size()));
+      rest.erase(rest.begin());  // BOS
+      rest.push_back(codec.encode_text(std::string(text::chat::kEos))[1]);
+      std::vector<float> logits(129280);
+      for (int32_t id : rest) {
+        std::fill(logits.begin(), logits.end(), 0.0f);
+        ASSERT_TRUE(s.constraint->mask(logits));
+        ASSERT_TRUE(std::isfinite(logits[size_t(id)])) << "token " << id << " '" << codec.token_text(id) << "'";
+        s.constraint->advance(id);
+      }
+      // A fraction for the integer is refused where the value starts.
+      auto wrong = codec.steering(*req).constraint;
+      const std::string before_days = call.substr(forced.size(), call.find("\">3") + 2 - forced.size());
+      std::vector<int32_t> ids = codec.encode_text(before_days);
+      ids.erase(ids.begin());
+      for (int32_t id : ids) wrong->advance(id);
+      std::fill(logits.begin(), logits.end(), 0.0f);
+      ASSERT_TRUE(wrong->mask(logits));
+      EXPECT_FALSE(std::isfinite(logits[size_t(codec.encode_text(".")[1])]));
+      EXPECT_FALSE(std::isfinite(logits[size_t(codec.encode_text("\"")[1])]));
+    }
+  }
 }
 
 }  // namespace

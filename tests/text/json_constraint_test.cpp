@@ -10,12 +10,14 @@
 #include <string>
 
 #include "test_paths.h"
+#include "text/json_schema_validator.h"
 #include "text/json_constraint.h"
 
 namespace dsv4::text {
 namespace {
 
 using json = nlohmann::json;
+using test::valid;
 
 const std::shared_ptr<const VocabTrie>& vocab() {
   static const std::shared_ptr<const VocabTrie> v = [] {
@@ -24,69 +26,6 @@ const std::shared_ptr<const VocabTrie>& vocab() {
     return std::make_shared<const VocabTrie>(*tok);
   }();
   return v;
-}
-
-// ---- An independent validator of the supported subset (JSON Schema draft 2020-12 meaning) ----
-
-bool valid(const json& v, const json& s, const json& root);
-
-bool valid_type(const json& v, const std::string& t) {
-  if (t == "object") return v.is_object();
-  if (t == "array") return v.is_array();
-  if (t == "string") return v.is_string();
-  if (t == "number") return v.is_number();
-  if (t == "integer") return v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
-  if (t == "boolean") return v.is_boolean();
-  if (t == "null") return v.is_null();
-  return false;
-}
-
-const json& deref(const std::string& ref, const json& root) {
-  if (ref == "#") return root;
-  const std::string defs = ref.rfind("#/$defs/", 0) == 0 ? "$defs" : "definitions";
-  return root[defs][ref.substr(defs.size() + 3)];
-}
-
-bool valid(const json& v, const json& s, const json& root) {
-  if (s.is_boolean()) return s.get<bool>();
-  if (s.contains("$ref") && !valid(v, deref(s["$ref"], root), root)) return false;
-  if (s.contains("anyOf")) {
-    bool any = false;
-    for (const auto& a : s["anyOf"]) any = any || valid(v, a, root);
-    if (!any) return false;
-  }
-  if (s.contains("type")) {
-    const json types = s["type"].is_array() ? s["type"] : json::array({s["type"]});
-    bool any = false;
-    for (const auto& t : types) any = any || valid_type(v, t.get<std::string>());
-    if (!any) return false;
-  }
-  if (s.contains("enum")) {
-    bool any = false;
-    for (const auto& e : s["enum"]) any = any || e == v;
-    if (!any) return false;
-  }
-  if (s.contains("const") && s["const"] != v) return false;
-  if (v.is_object()) {
-    if (s.contains("required"))
-      for (const auto& r : s["required"])
-        if (!v.contains(r.get<std::string>())) return false;
-    for (const auto& [k, x] : v.items()) {
-      if (s.contains("properties") && s["properties"].contains(k)) {
-        if (!valid(x, s["properties"][k], root)) return false;
-      } else if (s.contains("additionalProperties") && !valid(x, s["additionalProperties"], root)) {
-        return false;
-      }
-    }
-  }
-  if (v.is_array()) {
-    if (s.contains("minItems") && v.size() < s["minItems"].get<size_t>()) return false;
-    if (s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>()) return false;
-    if (s.contains("items"))
-      for (const auto& x : v)
-        if (!valid(x, s["items"], root)) return false;
-  }
-  return true;
 }
 
 // ---- Random schemas of the supported subset ----
