@@ -123,8 +123,12 @@ void expect_alarm_arguments(const json& args) {
   ASSERT_TRUE(args.is_object()) << args.dump();
   EXPECT_TRUE(args["h"].is_number_integer() && args["m"].is_number_integer()) << args.dump();
   EXPECT_TRUE(args["tone"] == "beep" || args["tone"] == "chime") << args.dump();
-  if (args.contains("am")) EXPECT_TRUE(args["am"].is_boolean()) << args.dump();
-  for (const auto& [k, v] : args.items()) EXPECT_TRUE(kAlarm["properties"].contains(k)) << k;
+  if (args.contains("am")) {
+    EXPECT_TRUE(args["am"].is_boolean()) << args.dump();
+  }
+  for (const auto& [k, v] : args.items()) {
+    EXPECT_TRUE(kAlarm["properties"].contains(k)) << k;
+  }
 }
 
 json strict_chat() {
