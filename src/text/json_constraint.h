@@ -4,7 +4,7 @@
 //
 // The masks are text/trie_mask.h's walks of the vocabulary trie, cached by the matcher's thread
 // stacks, so a string being written or a repeated structure costs one lookup:
-// bench/text/json_mask_bench.cpp measures both.
+// bench/text/constraint_mask_bench.cpp measures both.
 //
 // Clones share the mask cache (one thread at a time: the scheduler's inference thread).
 #pragma once

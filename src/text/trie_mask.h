@@ -6,7 +6,7 @@
 // the trie that drops a subtree at its first refused byte; a thread inside a string body (a JSON
 // string, a raw DSML parameter value) takes the string-neutral tokens without a walk, and only
 // the other tokens' trie is walked. Masks are cached by the thread's key, so a string being
-// written or a repeated structure costs one lookup (bench/text/json_mask_bench.cpp).
+// written or a repeated structure costs one lookup (bench/text/constraint_mask_bench.cpp).
 //
 // A Matcher is a value type with
 //   bool step(uint8_t b, Matcher& out) const;   // out = this position after b; false: refused

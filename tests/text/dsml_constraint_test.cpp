@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <string>
 
 #include "test_paths.h"
@@ -254,9 +253,9 @@ TEST(DsmlConstraint, RandomSamplingAlwaysParsesAndValidates) {
   EXPECT_GE(calls, runs / 4) << calls << " calls in " << runs << " runs";
 }
 
-// The per-token cost against the decode step (the same bound as the JSON constraint's test, 5 ms:
-// json_constraint_test.cpp): a cold cache, every position of an answer with a call walked.
-TEST(DsmlConstraint, MaskCostPerTokenIsSmall) {
+// An answer of free text and a call of a strict tool passes the mask at every position, the
+// end of sentence included (its cost per token: bench/text/constraint_mask_bench.cpp).
+TEST(DsmlConstraint, AToolCallAnswerPassesTheMaskTokenByToken) {
   const Vocab& v = vocab();
   const auto g = grammar(EncoderRevision::v4);
   std::vector<int32_t> answer = v.tok->encode(
@@ -267,7 +266,6 @@ TEST(DsmlConstraint, MaskCostPerTokenIsSmall) {
       "</\uFF5CDSML\uFF5Cparameter>\n</\uFF5CDSML\uFF5Cinvoke>\n</\uFF5CDSML\uFF5Ctool_calls>");
   answer.push_back(v.trie->eos_id());
   std::vector<float> logits(size_t(v.trie->vocab_size()));
-  const std::clock_t start = std::clock();
   DsmlConstraint c(g, v.trie, v.marker);
   for (int32_t t : answer) {
     std::fill(logits.begin(), logits.end(), 0.0f);
@@ -275,9 +273,6 @@ TEST(DsmlConstraint, MaskCostPerTokenIsSmall) {
     ASSERT_TRUE(std::isfinite(logits[size_t(t)])) << t;
     c.advance(t);
   }
-  const double ms = 1e3 * double(std::clock() - start) / CLOCKS_PER_SEC / double(answer.size());
-  std::printf("DSML mask cost: %.3f ms per token over %zu tokens (cold cache)\n", ms, answer.size());
-  EXPECT_LT(ms, 5.0) << ms << " ms per token over " << answer.size() << " tokens";
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <ctime>
 #include <random>
 #include <string>
 
@@ -172,11 +171,9 @@ TEST(JsonConstraint, RandomSamplingAlwaysValidates) {
   EXPECT_GT(finished, runs * 3 / 4) << finished << " of " << runs;
 }
 
-// The per-token cost against the decode step: a Flash-shaped step is about a second on the
-// development VM (bench/README.md, "Structured outputs"); 10 % of the smallest step worth
-// constraining (~50 ms on a large machine) is 5 ms. Cold cache: a new request, every position
-// walked. CPU time, so that a loaded machine does not fail it.
-TEST(JsonConstraint, MaskCostPerTokenIsSmall) {
+// A valid answer passes the mask at every position, the end of sentence included (its cost per
+// token: bench/text/constraint_mask_bench.cpp; speed is a benchmark's figure, not a test's).
+TEST(JsonConstraint, AValidAnswerPassesTheMaskTokenByToken) {
   auto tok = Tokenizer::from_file(test::vendored_tokenizer_dir() + "/tokenizer.json");
   ASSERT_TRUE(tok.ok());
   auto g = compile_json_schema(fixed_schemas()[1], "schema");
@@ -185,7 +182,6 @@ TEST(JsonConstraint, MaskCostPerTokenIsSmall) {
       "{\n  \"name\": \"Ada Lovelace \u2014 \u5206\u6790\u673a\", \"age\": 36,\n  \"email\": null\n}");
   answer.push_back(vocab()->eos_id());
   std::vector<float> logits(size_t(vocab()->vocab_size()));
-  const std::clock_t start = std::clock();
   JsonConstraint c(*g, vocab());
   for (int32_t t : answer) {
     std::fill(logits.begin(), logits.end(), 0.0f);
@@ -193,8 +189,6 @@ TEST(JsonConstraint, MaskCostPerTokenIsSmall) {
     ASSERT_TRUE(std::isfinite(logits[size_t(t)])) << t;
     c.advance(t);
   }
-  const double ms = 1e3 * double(std::clock() - start) / CLOCKS_PER_SEC / double(answer.size());
-  EXPECT_LT(ms, 5.0) << ms << " ms per token over " << answer.size() << " tokens";
 }
 
 }  // namespace
