@@ -28,26 +28,13 @@ struct V41Binder : WeightBinder {
 
   BlockWeights block(const io::V41BlockSpec& s) const {
     BlockWeights b;
-    b.layer = s.layer;
     b.v41 = c.v41.layers[size_t(s.layer)];
+    common(s, b.v41.experts_per_tok, b);   // v4.1 §7.3: a DSpark stage's own 128 experts, top-3
     if (s.engram) {
       b.has_engram = true;
       b.engram = engram(*s.engram, b.v41.engram);
     }
-    b.hc_attn = hc(s.hc_attn);
-    b.hc_ffn = hc(s.hc_ffn);
-    b.attn_norm = bf16_vec(s.attn_norm);
-    b.ffn_norm = bf16_vec(s.ffn_norm);
-
     AttentionWeights& at = b.attn;
-    at.wq_a = matrix(s.attn.wq_a);
-    at.wq_b = matrix(s.attn.wq_b);
-    at.wkv = matrix(s.attn.wkv);
-    at.wo_a = matrix(s.attn.wo_a);
-    at.wo_b = matrix(s.attn.wo_b);
-    at.q_norm = bf16_vec(s.attn.q_norm);
-    at.kv_norm = bf16_vec(s.attn.kv_norm);
-    at.attn_sink = f32(s.attn.attn_sink);
     if (s.attn.compressor) {   // v4.1 §5.6: no ape, no overlap; ratio 1 has no gate
       CompressorWeights& cw = at.compressor;
       cw.wkv = matrix(s.attn.compressor->wkv);
@@ -66,17 +53,10 @@ struct V41Binder : WeightBinder {
         ix.k_norm = bf16_vec(s.attn.indexer->keys->k_norm);
       }
     }
-
-    MoeWeights& m = b.ffn;
-    m.gate_view = matrix(s.ffn.gate);
-    m.gate = reinterpret_cast<const uint16_t*>(m.gate_view.data);
     // Text positions only: bias_vl is for image-span tokens (v4.1 §5.12), which the text forward
     // does not take.
-    m.bias = f32(s.ffn.bias);
-    m.route_norm_eps = 1e-20f;
-    m.shared = expert(s.ffn.shared);
-    m.experts.reserve(s.ffn.experts.size());
-    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(routed_expert(e));
+    b.ffn.bias = f32(s.ffn.bias);
+    b.ffn.route_norm_eps = 1e-20f;
     return b;
   }
 };
