@@ -1,7 +1,6 @@
 // Binding of a DeepSeek-V4.1 checkpoint (v4.1 §3) into the weight views the forward reads, by the
 // fields of the V4.1 inventory (io/inventory_v41.h). The vision tower is validated by the loader
-// but not bound (nothing runs it); the DSpark stages ("mtp.*") are not bound yet either, so the
-// model has no drafter (has_dspark stays false).
+// but not bound (nothing runs it). The DSpark stages ("mtp.*") make the drafter (model/dspark.h).
 #include "io/inventory_v41.h"
 #include "model/weight_binder.h"
 
@@ -54,10 +53,27 @@ struct V41Binder : WeightBinder {
       }
     }
     // Text positions only: bias_vl is for image-span tokens (v4.1 §5.12), which the text forward
-    // does not take.
+    // does not take; the DSpark stages never use it (v4.1 §7.3).
     b.ffn.bias = f32(s.ffn.bias);
     b.ffn.route_norm_eps = 1e-20f;
     return b;
+  }
+
+  // v4.1 §3.5, §7: the stages as V4.1 blocks, main_proj/main_norm of stage 0, and the last
+  // stage's norm, Markov head and confidence head. No hc_head: the draft collapses with the last
+  // stage's lagged pre (v4.1 §7.4), like the target (§5.13). The Markov tensors keep V4's roles
+  // under their V4.1 names (embed = markov_w1, head = markov_w2; v4.1 §3.5).
+  DsparkWeights dspark(const io::V41DsparkSpec& s) const {
+    DsparkWeights d;
+    d.main_proj = matrix(s.main_proj);
+    d.main_norm = bf16_vec(s.main_norm);
+    for (const io::V41BlockSpec& st : s.stages) d.stages.push_back(block(st));
+    d.head.norm = bf16_vec(s.norm);
+    d.head.lagged_pre = true;
+    d.markov_w1 = matrix(s.markov_embed);
+    d.markov_w2 = matrix(s.markov_head);
+    d.confidence_proj = bf16_vec(s.confidence_proj.weight);
+    return d;
   }
 };
 
@@ -73,6 +89,8 @@ ModelWeights bind_weights_v41(const io::Checkpoint& ck) {
   w.final_head.norm = b.bf16_vec(inv.norm);
   w.final_head.lagged_pre = true;   // no hc_head (v4.1 §3.3, §5.13)
   for (const io::V41BlockSpec& s : inv.blocks) w.blocks.push_back(b.block(s));
+  w.has_dspark = !inv.dspark.stages.empty();
+  if (w.has_dspark) w.dspark = b.dspark(inv.dspark);
   return w;
 }
 

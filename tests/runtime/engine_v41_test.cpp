@@ -42,7 +42,7 @@ Engine* EngineV41::engine_ = nullptr;
 
 TEST_F(EngineV41, LogitsAreFiniteAndSplitInvariant) {
   ASSERT_NE(engine_, nullptr);
-  EXPECT_EQ(engine_->max_draft_tokens(), 0);   // DSpark not bound yet
+  EXPECT_EQ(engine_->max_draft_tokens(), 5);   // DSpark (v4.1 §7.1: γ = 5)
   const std::vector<float> logits = expect_split_invariance(*engine_, test_tokens(70, engine_->config().vocab_size));
   for (float v : logits) ASSERT_TRUE(std::isfinite(v));
   // Not degenerate: the last row's logits differ.
