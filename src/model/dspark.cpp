@@ -169,8 +169,7 @@ Status dspark_draft_block(const Model& m, const DsparkState& st, int32_t anchor,
   // (v4.1 §7.4): V4.1 blocks, their lagged pre threaded from stage to stage from the one-hot.
   const bool v41 = is_v41(m);
   float* pre = v41 ? A.alloc<float>(G * n) : nullptr;
-  if (v41)
-    for (int64_t i = 0; i < G * n; ++i) pre[i] = i % n == 0 ? 1.0f : 0.0f;
+  if (v41) identity_pre(c, G, pre);
   for (int64_t k = 0; k < st.stages; ++k) {
     const BlockWeights& b = d.stages[size_t(k)];
     auto attention = [&](const float* x, float* out) { dspark_attention(m, st, k, batch, x, out, s); };

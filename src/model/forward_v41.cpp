@@ -63,6 +63,11 @@ void advance_engram_history(const EngramHasher& h, const Segment& seg, Arena& A)
 
 }  // namespace
 
+void identity_pre(const io::ModelConfig& c, int64_t rows, float* pre) {
+  const int64_t n = c.hc_mult;
+  for (int64_t i = 0; i < rows * n; ++i) pre[i] = i % n == 0 ? 1.0f : 0.0f;
+}
+
 void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, float* X, float* pre, Scratch& s,
                    AttentionSublayer attention) {
   const io::ModelConfig& c = m.cfg;
@@ -99,9 +104,7 @@ void forward_streams_v41(const Model& m, const Batch& batch, float* out, Scratch
   float* X = A.alloc<float>(rows * n * D);
   float* pre = A.alloc<float>(rows * n);
   embed_rows(m, batch.tokens.data(), rows, X);
-  // v4.1 §5.1 "make_identity_pre_mix": layer 0's attention input is stream 0.
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < n; ++j) pre[t * n + j] = j == 0 ? 1.0f : 0.0f;
+  identity_pre(c, rows, pre);   // layer 0's attention input is stream 0
   const int64_t* hashes = engram_hash_rows(m, batch, A);
   V41Selection sel = make_v41_selection(c, rows, A);
   const std::vector<int64_t>& tapped = c.dspark.target_layer_ids;   // strictly increasing (io/config)

@@ -190,7 +190,7 @@ TEST(DsparkV41Taps, TapsAreTheStreamMeanEnteringEachTappedLayer) {
   V41Selection sel = make_v41_selection(c, n, sel_arena);
   std::vector<float> X(size_t(n * nh * D)), pre(size_t(n * nh));
   embed_rows(m, tokens.data(), n, X.data());
-  for (int64_t i = 0; i < n * nh; ++i) pre[size_t(i)] = i % nh == 0 ? 1.0f : 0.0f;
+  identity_pre(c, n, pre.data());
   for (const BlockWeights& b : m.w.blocks) {
     SCOPED_TRACE(b.layer);
     scratch.begin_step();
