@@ -33,8 +33,8 @@ void print_v41(const io::ModelConfig& c) {
   std::printf("Engram at layers %s, tables of", join(v.engram.layer_ids).c_str());
   for (int64_t rows : v.engram.num_embeddings) std::printf(" %lld", (long long)rows);
   std::printf(" rows x %lld\n", (long long)v.engram.head_dim);
-  std::printf("drafter DSpark with %lld stages (loaded and validated, not run yet: no speculative decoding): %lld "
-              "experts top-%lld, taps the inputs of layers %s\n",
+  std::printf("drafter DSpark with %lld stages (speculative decoding, v4.1 §7): %lld experts top-%lld, taps the "
+              "inputs of layers %s\n",
               (long long)c.drafter_blocks(), (long long)v.dspark_n_routed_experts,
               (long long)v.dspark_num_experts_per_tok, join(c.dspark.target_layer_ids).c_str());
   std::printf("vision tower present, not used: %lld layers, width %lld\n", (long long)v.vision.num_hidden_layers,

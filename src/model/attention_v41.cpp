@@ -11,6 +11,7 @@
 #include "kernels/cpu/quant_sim.h"
 #include "model/attention_core.h"
 #include "model/attention_output.h"
+#include "model/chunk_undo.h"
 #include "model/compressor.h"
 #include "model/indexer.h"
 #include "model/linear.h"
@@ -29,6 +30,17 @@ struct Projections {
   float *ckv = nullptr, *cscore = nullptr;  // [Dh] KV source: compressor projections (§5.6)
   float *iq = nullptr, *iweights = nullptr; // [Hi·Di], [Hi] index source (§5.8.2)
 };
+
+// v4.1 §5.5: the window entry from its product kv = x·wkvᵀ (in place): RMSNorm, RoPE at the
+// angles cs, then act_quant over all of the 512 dims, rope dims included.
+void finish_window_entry(const Model& m, const BlockWeights& b, const kernels::RopeFreqs& rope, const float* cs,
+                         float* kv) {
+  const io::ModelConfig& c = m.cfg;
+  const int64_t Dh = c.head_dim;
+  kernels::rms_norm(kv, b.attn.kv_norm.data(), Dh, float(c.rms_norm_eps), kv);
+  kernels::rope_apply(kv, Dh, rope.rope_dim, cs, false);
+  kernels::act_quant_fp8(kv, Dh, int(c.v41.fp8_block));
+}
 
 // v4.1 §5.4-§5.6, §5.8.2: every product of x, then of qr, each finished per row.
 void project(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, Projections& p, Arena& A) {
@@ -74,17 +86,12 @@ void project(const Model& m, const BlockWeights& b, const Batch& batch, const fl
   DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
   // v4.1 §5.8.2, §4.6: RoPE then FP4 (E8M0, group 32), no Hadamard.
   if (r.index_source) indexer_finish_queries(m, rope, false, rows, batch.positions.data(), p.iq, p.iweights);
-  const int kv_block = int(c.v41.fp8_block);
   parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
     float cs[kMaxRopeDim];
     kernels::rope_angles(rope, batch.positions[size_t(t)], cs);
     // v4.1 §4.1, §5.4: no per-head q norm, RoPE only.
     for (int64_t h = 0; h < H; ++h) kernels::rope_apply(p.q + (t * H + h) * Dh, Dh, rope.rope_dim, cs, false);
-    // v4.1 §5.5: RMSNorm, RoPE, then act_quant over all of the 512 dims, rope dims included.
-    float* kv = p.kv + t * Dh;
-    kernels::rms_norm(kv, a.kv_norm.data(), Dh, eps, kv);
-    kernels::rope_apply(kv, Dh, rope.rope_dim, cs, false);
-    kernels::act_quant_fp8(kv, Dh, kv_block);
+    finish_window_entry(m, b, rope, cs, p.kv + t * Dh);
   });
 }
 
@@ -98,6 +105,11 @@ void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch,
   const IndexerWeights& ix = b.attn.indexer;
   const int64_t Dh = cw.dim, Di = c.index_head_dim, ratio = cw.ratio;
   const float eps = float(c.rms_norm_eps);
+  // A chunk run undoable logs the pending-pair rows it pushes (model/chunk_undo.h, v4.1 §9).
+  ChunkUndo& u = seg.seq->undo;
+  ChunkUndo::Saved* log = u.start == seg.start_pos && u.n == seg.n && size_t(b.layer) < u.layers.size()
+                              ? &u.layers[size_t(b.layer)].comp
+                              : nullptr;
   ArenaScope scope(A);
   float* latent = A.alloc<float>(seg.n * Dh);
   int64_t* entry = A.alloc<int64_t>(seg.n);
@@ -108,6 +120,7 @@ void compress_segment(const Model& m, const BlockWeights& b, const Batch& batch,
     if (ratio == 1) {
       std::copy(p.ckv + r * Dh, p.ckv + (r + 1) * Dh, out);
     } else {
+      if (log) undo_log_push(*log, i, cw.width, p.ckv + r * Dh, p.cscore + r * Dh);
       if (!compressor_pool(cw, st.comp_state, pos, p.ckv + r * Dh, p.cscore + r * Dh, out, A)) continue;
       for (int64_t k = 0; k < Dh; ++k) out[k] = round_bf16(out[k]);
     }
@@ -224,6 +237,26 @@ void attend_segment_v41(const Model& m, const BlockWeights& b, const Segment& se
 }
 
 }  // namespace
+
+QueryEntries project_window_rows_v41(const Model& m, const BlockWeights& b, const Batch& batch, const float* x,
+                                    Arena& a) {
+  DSV4_CHECK(b.v41.ratio == 0 && !b.v41.kv_source && !b.v41.index_source);
+  Projections p;
+  project(m, b, batch, x, p, a);
+  return {p.q, p.kv};
+}
+
+void project_window_entries_v41(const Model& m, const BlockWeights& b, const float* x, const int64_t* positions,
+                                int64_t rows, float* kv, Arena& a) {
+  const kernels::RopeFreqs& rope = m.rope_for(b);
+  DSV4_CHECK(rope.rope_dim <= kMaxRopeDim);
+  linear({LinearKind::quantized, b.attn.wkv, x, rows, kv}, a);
+  parallel_for_static(rows > 1, rows, [&](int64_t t, int64_t) {
+    float cs[kMaxRopeDim];
+    kernels::rope_angles(rope, positions[t], cs);
+    finish_window_entry(m, b, rope, cs, kv + t * m.cfg.head_dim);
+  });
+}
 
 V41Selection make_v41_selection(const io::ModelConfig& c, int64_t rows, Arena& a) {
   V41Selection sel;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "model/attention.h"
 #include "model/batch.h"
 #include "model/model.h"
 #include "model/scratch.h"
@@ -23,6 +24,19 @@ struct V41Selection {
   int32_t* cand = nullptr;     // [rows, candidate_topk_blocks]: kept blocks, any order
   int32_t* cand_n = nullptr;   // [rows]; -1: every visible block is kept (no filtering)
 };
+
+// The query side and window entries of a window-only block's rows as attention_v41 computes them
+// (v4.1 §5.4-§5.5: no per-head q norm; act_quant block 32 over all 512 dims), without touching
+// any state: q [rows, H·Dh] after RoPE, kv [rows, Dh], each row at batch.positions, both from
+// `a`. The DSpark stages attend with them (v4.1 §7.4). REQUIRES: b has ratio 0.
+QueryEntries project_window_rows_v41(const Model& m, const BlockWeights& b, const Batch& batch, const float* x,
+                                    Arena& a);
+
+// Window entries only (v4.1 §5.5): kv [rows, Dh] = act_quant32(RoPE(RMSNorm(wkv(x), kv_norm)))
+// at positions[t], for x [rows, D]. The V4.1 DSpark rings hold such entries of main_x (v4.1
+// §7.4). Temporaries come from `a`.
+void project_window_entries_v41(const Model& m, const BlockWeights& b, const float* x, const int64_t* positions,
+                                int64_t rows, float* kv, Arena& a);
 
 // Room for a step of `rows` rows, from `a` (which must outlive the step's blocks).
 V41Selection make_v41_selection(const io::ModelConfig& c, int64_t rows, Arena& a);

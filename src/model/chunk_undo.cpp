@@ -4,6 +4,7 @@
 
 #include "core/status.h"
 #include "model/compressor.h"
+#include "model/engram.h"
 
 namespace dsv4::model {
 
@@ -56,6 +57,25 @@ void cut_compressor(const Model& m, const BlockWeights& b, const CompressorWeigh
                     saved.log_kv.data() + i * w.width, saved.log_score.data() + i * w.width, entries, a);
 }
 
+// A V4.1 KV source (v4.1 §9 "Rollback"): its packed entries are append-only and each is a causal
+// function of the tokens up to the one that closes it, so the kept ones stay as the chunk wrote
+// them and the rest are dropped (floor((P'+1)/m) entries remain). The ratio-2 pending pair is
+// restored and the kept rows replayed through the same state machine (the pooled outputs, entries
+// already kept, are discarded).
+void cut_v41_source(const CompressorWeights& w, const ChunkUndo::Saved& saved, int64_t start, int64_t n, int64_t keep,
+                    LayerState& st, Arena& a) {
+  const int64_t entries = (start + keep) / st.ratio;
+  st.comp_fp4.resize(size_t(entries * st.comp_bytes));
+  st.idx_fp4.resize(size_t(entries * st.idx_bytes));
+  if (st.ratio != 2) return;
+  restore_rows(saved, false, start, n, st.comp_state);
+  ArenaScope scope(a);
+  float* pooled = a.alloc<float>(w.dim);
+  for (int64_t i = 0; i < keep; ++i)
+    compressor_pool(w, st.comp_state, start + i, saved.log_kv.data() + i * w.width,
+                    saved.log_score.data() + i * w.width, pooled, a);
+}
+
 }  // namespace
 
 void undo_begin(const io::ModelConfig& cfg, SequenceState& seq, int64_t n) {
@@ -73,9 +93,15 @@ void undo_begin(const io::ModelConfig& cfg, SequenceState& seq, int64_t n) {
       std::copy_n(st.ring.begin() + ((u.start + i) % W) * Dh, Dh, ul.ring_rows.begin() + i * Dh);
     ul.comp_size = st.comp.size();
     ul.idx_size = st.idx.size();
+    if (st.comp_bytes > 0) {   // a V4.1 KV source: its ratio-2 pending pair (v4.1 §9 "Rollback")
+      if (st.ratio == 2) save_rows(st.comp_state, false, u.start, n, ul.comp);
+      continue;
+    }
     if (st.kind != io::LayerKind::swa) save_rows(st.comp_state, st.kind == io::LayerKind::csa, u.start, n, ul.comp);
     if (st.kind == io::LayerKind::csa) save_rows(st.idx_state, true, u.start, n, ul.idx);
   }
+  u.engram_history = seq.engram_history;
+  u.engram_ids.clear();
 }
 
 void undo_log_push(ChunkUndo::Saved& saved, int64_t i, int64_t width, const float* kvp, const float* score) {
@@ -95,12 +121,21 @@ void undo_cut(const Model& m, SequenceState& seq, int64_t keep, Arena& a) {
       const BlockWeights& b = m.w.blocks[l];
       for (int64_t i = keep; i < u.n; ++i)
         std::copy_n(ul.ring_rows.begin() + i * Dh, Dh, st.ring.begin() + ((u.start + i) % W) * Dh);
+      if (st.comp_bytes > 0) {
+        cut_v41_source(b.attn.compressor, ul.comp, u.start, u.n, keep, st, a);
+        continue;
+      }
       if (st.kind != io::LayerKind::swa)
         cut_compressor(m, b, b.attn.compressor, CompressorKind::main, ul.comp, u.start, u.n, keep, ul.comp_size,
                        st.comp_state, st.comp, a);
       if (st.kind == io::LayerKind::csa)
         cut_compressor(m, b, b.attn.indexer.compressor, CompressorKind::indexer, ul.idx, u.start, u.n, keep,
                        ul.idx_size, st.idx_state, st.idx, a);
+    }
+    if (!u.engram_ids.empty()) {   // V4.1: the lookback of the kept prefix (v4.1 §9 step 1)
+      DSV4_CHECK(int64_t(u.engram_ids.size()) == u.n);
+      seq.engram_history = u.engram_history;
+      engram_push_history(seq.engram_history, u.engram_ids.data(), keep);
     }
     seq.pos = u.start + keep;
   }

@@ -10,6 +10,11 @@
 // (the chunk writes n <= W distinct slots); compressed entries and indexer keys are append-only,
 // so they are truncated to the count before the chunk and the replay appends the kept ones again.
 // Every step is the same code on the same inputs as the uncut run, hence bit-identical.
+//
+// V4.1 (v4.1 §9 "Rollback"): the same for the rings and the ratio-2 pending pair; a KV source's
+// packed latents and index keys are cut to floor((P'+1)/m) entries (the kept ones are already as
+// a run without the rejected tokens writes them); the Engram lookback is rebuilt from the one
+// before the chunk and the kept tokens' compressed ids.
 #pragma once
 
 #include <cstdint>

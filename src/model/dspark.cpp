@@ -10,7 +10,10 @@
 #include "model/attention.h"
 #include "model/attention_core.h"
 #include "model/attention_output.h"
+#include "model/attention_v41.h"
 #include "model/forward.h"
+#include "model/forward_v41.h"
+#include "model/hc.h"
 #include "model/linear.h"
 
 namespace dsv4::model {
@@ -33,6 +36,22 @@ void markov_embedding(const Model& m, int32_t token, float* e) {
   DSV4_CHECK(m.w.has_dspark && token >= 0 && token < m.cfg.vocab_size);
   const uint16_t* row = static_cast<const uint16_t*>(m.w.dspark.markov_w1.data) + int64_t(token) * r;
   for (int64_t k = 0; k < r; ++k) e[k] = bf16_to_f32(row[k]);
+}
+
+// What differs between the architectures' stage attention (v4.1 §7.4 against addendum §A4.4,
+// §A4.7): V4 makes the query side and entries as its SWA attention does (spec §5.3: per-head q
+// norm, FP8 simulation of the nope dims in blocks of 64); V4.1 as its window attention does
+// (v4.1 §5.4-§5.5: no q norm, act_quant block 32 over all 512 dims).
+bool is_v41(const Model& m) { return m.cfg.architecture == io::Architecture::v41; }
+
+QueryEntries stage_rows(const Model& m, const BlockWeights& b, const Batch& batch, const float* x, Arena& a) {
+  return is_v41(m) ? project_window_rows_v41(m, b, batch, x, a) : project_swa_rows(m, b, batch, x, a);
+}
+
+void stage_entries(const Model& m, const BlockWeights& b, const float* x, const int64_t* positions, int64_t rows,
+                   float* kv, Arena& a) {
+  if (is_v41(m)) project_window_entries_v41(m, b, x, positions, rows, kv, a);
+  else project_raw_entries(m, b, x, positions, rows, kv, a);
 }
 
 }  // namespace
@@ -88,7 +107,7 @@ Status dspark_absorb(const Model& m, DsparkState& st, const float* taps, int64_t
   // addendum §A4.4: each stage's raw entry of main_x, as its attention makes one (spec §5.3).
   float* mk = A.alloc<float>(rows * Dh);
   for (int64_t k = 0; k < st.stages; ++k) {
-    project_raw_entries(m, d.stages[size_t(k)], main_x, positions, rows, mk, A);
+    stage_entries(m, d.stages[size_t(k)], main_x, positions, rows, mk, A);
     for (int64_t i = 0; i < rows; ++i) {
       uint16_t* slot = st.ring.data() + (k * W + positions[i] % W) * Dh;
       for (int64_t e = 0; e < Dh; ++e) slot[e] = f32_to_bf16(mk[i * Dh + e]);   // lossless: bf16-valued
@@ -108,7 +127,7 @@ void dspark_attention(const Model& m, const DsparkState& st, int64_t stage, cons
   Arena& A = s.main;
   ArenaScope scope(A);
   // Steps 2-3: q and the rows' own entries, as the target's SWA attention makes them.
-  const QueryEntries p = project_swa_rows(m, b, batch, x, A);
+  const QueryEntries p = stage_rows(m, b, batch, x, A);
   uint16_t* block_kv = A.alloc<uint16_t>(rows * Dh);   // lossless: kv is bf16-valued (spec §5.3)
   for (int64_t i = 0; i < rows * Dh; ++i) block_kv[i] = f32_to_bf16(p.kv[i]);
   // Steps 4-5: one bank for every row, the filled ring slots in slot order, then the block's
@@ -146,14 +165,27 @@ Status dspark_draft_block(const Model& m, const DsparkState& st, int32_t anchor,
   batch.add(nullptr, ids, G, st.pos);
   float* X = A.alloc<float>(G * n * D);
   embed_rows(m, ids, G, X);
-  // addendum §A4.6-§A4.8: the stages in order, each a main block with DSpark attention.
-  for (int64_t k = 0; k < st.stages; ++k)
-    run_block(m, d.stages[size_t(k)], batch, X, s,
-              [&](const float* x, float* out) { dspark_attention(m, st, k, batch, x, out, s); });
-  // addendum §A4.9: y before the norm, base logits of every row after it.
-  int64_t* rows = A.alloc<int64_t>(G);
-  for (int64_t i = 0; i < G; ++i) rows[i] = i;
-  head_collapse(m, d.head, X, std::span<const int64_t>(rows, size_t(G)), y);
+  // addendum §A4.6-§A4.8: the stages in order, each a main block with DSpark attention. V4.1
+  // (v4.1 §7.4): V4.1 blocks, their lagged pre threaded from stage to stage from the one-hot.
+  const bool v41 = is_v41(m);
+  float* pre = v41 ? A.alloc<float>(G * n) : nullptr;
+  if (v41) identity_pre(c, G, pre);
+  for (int64_t k = 0; k < st.stages; ++k) {
+    const BlockWeights& b = d.stages[size_t(k)];
+    auto attention = [&](const float* x, float* out) { dspark_attention(m, st, k, batch, x, out, s); };
+    if (v41) run_block_v41(m, b, batch, X, pre, s, attention);
+    else run_block(m, b, batch, X, s, attention);
+  }
+  // addendum §A4.9: y before the norm (V4: hc_head; V4.1: hc_pre with the last stage's FFN pre,
+  // v4.1 §7.4), base logits of every row after it.
+  if (v41) {
+    const HcParams p = hc_params(c);
+    for (int64_t i = 0; i < G; ++i) hc_collapse(p, X + i * n * D, pre + i * n, y + i * D);
+  } else {
+    int64_t* rows = A.alloc<int64_t>(G);
+    for (int64_t i = 0; i < G; ++i) rows[i] = i;
+    head_collapse(m, d.head, X, std::span<const int64_t>(rows, size_t(G)), y);
+  }
   head_norm_logits(m, d.head, y, G, base_logits, s);
   return Status::ok_status();
 }

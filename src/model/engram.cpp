@@ -118,6 +118,15 @@ void engram_lookback(const EngramHasher& h, const int32_t* ids, int64_t i, int64
   }
 }
 
+void engram_push_history(std::vector<int32_t>& history, const int32_t* ids, int64_t n) {
+  // history[s] becomes the id of position P+n-1-s: one of the new ids, or the old history[s-n]
+  // (s-n < s, not yet overwritten going down).
+  for (int64_t s = int64_t(history.size()) - 1; s >= 0; --s) {
+    const int64_t i = n - 1 - s;
+    history[size_t(s)] = i >= 0 ? ids[i] : history[size_t(-i - 1)];
+  }
+}
+
 void engram_forward(const Model& m, const BlockWeights& b, const int64_t* hash_rows, int64_t rows, float* X,
                     Scratch& s) {
   const io::ModelConfig& c = m.cfg;

@@ -65,6 +65,10 @@ Result<EngramHasher> make_engram_hasher(const io::ModelConfig& c, std::vector<in
 void engram_lookback(const EngramHasher& h, const int32_t* ids, int64_t i, int64_t P, const int32_t* history,
                      int32_t* tok);
 
+// The lookback history (engram_lookback's `history`: compressed ids of positions P-1, P-2, ...)
+// after n more positions whose compressed ids are ids[0..n) (v4.1 §9 step 1).
+void engram_push_history(std::vector<int32_t>& history, const int32_t* ids, int64_t n);
+
 // X [rows, n_hc, D] (in place) += gate · value of Engram layer b (v4.1 §5.3.3-§5.3.4), for rows
 // whose table rows are hash_rows [rows, columns] (this layer's). Temporaries come from s.
 void engram_forward(const Model& m, const BlockWeights& b, const int64_t* hash_rows, int64_t rows, float* X,

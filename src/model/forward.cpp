@@ -130,12 +130,11 @@ void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, i
 
 void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s, float* taps) {
   const std::vector<int64_t>& tapped = m.cfg.dspark.target_layer_ids;   // strictly increasing (io/config)
+  DSV4_CHECK(taps == nullptr || m.cfg.drafter() == io::DrafterKind::dspark);
   if (m.cfg.architecture == io::Architecture::v41) {
-    DSV4_CHECK(taps == nullptr);   // no V4.1 drafter yet
-    forward_streams_v41(m, batch, X, s);
+    forward_streams_v41(m, batch, X, s, taps);
     return;
   }
-  DSV4_CHECK(taps == nullptr || m.cfg.drafter() == io::DrafterKind::dspark);
   embed_rows(m, batch.tokens.data(), batch.rows(), X);
   size_t k = 0;   // the next tap
   for (const BlockWeights& b : m.w.blocks) {

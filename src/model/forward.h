@@ -45,10 +45,10 @@ void head_norm_logits(const Model& m, const HeadWeights& head, const float* y, i
 
 // Main stack over the batch: embeds, runs every block, advances each segment's sequence position
 // (REQUIRES segment start_pos == seq->pos). X receives the final streams (before hc_head),
-// rows·stream_width floats (V4.1: model/forward_v41.h). With taps set (a DSpark model only), taps [rows, |T|·D] receives the
-// DSpark taps of every row: the stream mean after each layer of dspark.target_layer_ids
-// (addendum §A4.2, dspark_tap in model/dspark.h). Temporaries come from s (see
-// Scratch::begin_step).
+// rows·stream_width floats (V4.1: model/forward_v41.h). With taps set (a DSpark model only),
+// taps [rows, |T|·D] receives the DSpark taps of every row: the stream mean after each layer of
+// dspark.target_layer_ids (addendum §A4.2; V4.1: entering each, v4.1 §7.2; dspark_tap in
+// model/dspark.h). Temporaries come from s (see Scratch::begin_step).
 void forward_streams(const Model& m, const Batch& batch, float* X, Scratch& s, float* taps = nullptr);
 
 // MTP block (spec §5.11) for n positions of one sequence: hidden rows h [n, n_hc, D] are the main

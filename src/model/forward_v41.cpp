@@ -5,6 +5,8 @@
 #include "core/parallel.h"
 #include "kernels/cpu/norms.h"
 #include "model/attention_v41.h"
+#include "model/chunk_undo.h"
+#include "model/dspark.h"
 #include "model/engram.h"
 #include "model/forward.h"
 #include "model/hc.h"
@@ -48,20 +50,26 @@ int64_t* engram_hash_rows(const Model& m, const Batch& batch, Arena& A) {
   return out;
 }
 
-// After the chunk: the compressed ids of the last positions, newest first (v4.1 §8.2, §9).
-void advance_engram_history(const EngramHasher& h, const Segment& seg) {
-  std::vector<int32_t>& hist = seg.seq->engram_history;
-  const int64_t n = int64_t(hist.size());
-  for (int64_t s = n - 1; s >= 0; --s) {   // new[s] = compressed id of position P+seg.n-1-s
-    const int64_t i = seg.n - 1 - s;
-    hist[size_t(s)] = i >= 0 ? h.cmap[size_t(seg.tokens[i])] : hist[size_t(-i - 1)];
-  }
+// After the chunk: the compressed ids of the last positions (v4.1 §8.2, §9). A chunk run undoable
+// logs its ids, so that a cut can rebuild the lookback of the kept prefix (model/chunk_undo.h).
+void advance_engram_history(const EngramHasher& h, const Segment& seg, Arena& A) {
+  ArenaScope scope(A);
+  int32_t* ids = A.alloc<int32_t>(seg.n);
+  for (int64_t i = 0; i < seg.n; ++i) ids[i] = h.cmap[size_t(seg.tokens[i])];
+  engram_push_history(seg.seq->engram_history, ids, seg.n);
+  ChunkUndo& u = seg.seq->undo;
+  if (u.start == seg.start_pos && u.n == seg.n) u.engram_ids.assign(ids, ids + seg.n);
 }
 
 }  // namespace
 
-void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, float* X, float* pre, V41Selection& sel,
-                   Scratch& s) {
+void identity_pre(const io::ModelConfig& c, int64_t rows, float* pre) {
+  const int64_t n = c.hc_mult;
+  for (int64_t i = 0; i < rows * n; ++i) pre[i] = i % n == 0 ? 1.0f : 0.0f;
+}
+
+void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, float* X, float* pre, Scratch& s,
+                   AttentionSublayer attention) {
   const io::ModelConfig& c = m.cfg;
   const HcParams p = hc_params(c);
   const int64_t rows = batch.rows(), D = c.hidden_size, n = p.n_hc;
@@ -76,7 +84,7 @@ void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, fl
   lagged_pre_sublayer(p, b.hc_attn, b.attn_norm, eps, X, pre, rows, x, pre_attn, post, comb);
   {
     AddElapsed t(s.times ? &s.times->attention_s : nullptr);
-    attention_v41(m, b, batch, x, out, sel, s);
+    attention(x, out);
   }
   hc_post_rows(p, out, post, comb, rows, X);
 
@@ -88,7 +96,7 @@ void run_block_v41(const Model& m, const BlockWeights& b, const Batch& batch, fl
   hc_post_rows(p, out, post, comb, rows, X);
 }
 
-void forward_streams_v41(const Model& m, const Batch& batch, float* out, Scratch& s) {
+void forward_streams_v41(const Model& m, const Batch& batch, float* out, Scratch& s, float* taps) {
   const io::ModelConfig& c = m.cfg;
   const int64_t rows = batch.rows(), n = c.hc_mult, D = c.hidden_size, cols = m.engram.columns();
   Arena& A = s.main;
@@ -96,17 +104,19 @@ void forward_streams_v41(const Model& m, const Batch& batch, float* out, Scratch
   float* X = A.alloc<float>(rows * n * D);
   float* pre = A.alloc<float>(rows * n);
   embed_rows(m, batch.tokens.data(), rows, X);
-  // v4.1 §5.1 "make_identity_pre_mix": layer 0's attention input is stream 0.
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < n; ++j) pre[t * n + j] = j == 0 ? 1.0f : 0.0f;
+  identity_pre(c, rows, pre);   // layer 0's attention input is stream 0
   const int64_t* hashes = engram_hash_rows(m, batch, A);
   V41Selection sel = make_v41_selection(c, rows, A);
+  const std::vector<int64_t>& tapped = c.dspark.target_layer_ids;   // strictly increasing (io/config)
+  size_t k = 0;   // the next tap
   for (const BlockWeights& b : m.w.blocks) {
     if (b.has_engram) engram_forward(m, b, hashes + b.engram.index * rows * cols, rows, X, s);
-    run_block_v41(m, b, batch, X, pre, sel, s);
+    if (taps != nullptr && k < tapped.size() && b.layer == tapped[k]) dspark_tap(c, X, rows, int64_t(k++), taps);
+    run_block_v41(m, b, batch, X, pre, s,
+                  [&](const float* x, float* o) { attention_v41(m, b, batch, x, o, sel, s); });
   }
   for (const Segment& seg : batch.segments) {
-    advance_engram_history(m.engram, seg);
+    advance_engram_history(m.engram, seg, A);
     seg.seq->pos += seg.n;
   }
   const int64_t width = stream_width(c);

@@ -6,8 +6,7 @@ Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::Tens
   auto m = std::make_unique<Model>();
   DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir, wanted));
   m->cfg = m->checkpoint->config();
-  // V4.1 (v4.1 §5.3.1): the Engram token map ships beside the checkpoint; its text forward runs,
-  // its DSpark stages are loaded and validated but not bound (no drafter yet).
+  // V4.1 (v4.1 §5.3.1): the Engram token map ships beside the checkpoint.
   if (m->cfg.architecture == io::Architecture::v41) {
     DSV4_ASSIGN_OR_RETURN(m->engram, load_engram_hasher(dir, m->cfg));
   }
@@ -22,9 +21,11 @@ Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::Tens
 
 Result<uint64_t> populate_weights(const Model& m, bool reread_small_pages) {
   if (m.cfg.architecture != io::Architecture::v41) return m.checkpoint->populate(reread_small_pages);
-  // v4.1 §3.3-§3.4: the globals the text forward reads and the backbone layers, Engram tables out.
+  // v4.1 §3.3-§3.5: the globals the text forward reads, the backbone layers (Engram tables out)
+  // and the DSpark stages.
   return m.checkpoint->populate_tensors([](const std::string& name) {
     if (name == "embed.weight" || name == "head.weight" || name == "norm.weight") return true;
+    if (name.rfind("mtp.", 0) == 0) return true;
     return name.rfind("layers.", 0) == 0 && name.find(".engram.embed.") == std::string::npos;
   });
 }

@@ -40,9 +40,9 @@ struct Model {
 Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted = {});
 
 // Faults the weights the forward reads into memory (io::Checkpoint::populate): V4 every shard
-// (re-reading small pages if asked); V4.1 only its bound text tensors, never the Engram tables,
-// which are read a few rows per token (v4.1 §5.3.3), nor the vision tower or the DSpark stages,
-// which nothing runs yet. Returns the bytes re-read (V4) or populated (V4.1).
+// (re-reading small pages if asked); V4.1 only its bound text and DSpark tensors, never the Engram
+// tables, which are read a few rows per token (v4.1 §5.3.3), nor the vision tower, which nothing
+// runs yet. Returns the bytes re-read (V4) or populated (V4.1).
 Result<uint64_t> populate_weights(const Model& m, bool reread_small_pages);
 
 }  // namespace dsv4::model

@@ -82,7 +82,7 @@ void add_pair_rows(float* acc, const int64_t* pair_row, int64_t p0, const float*
 void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const float* logits, int32_t token,
                  int32_t* ids, float* weights, Arena& a) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const int64_t E = w.n_experts, K = w.top_k;
   ArenaScope scope(a);
   float* score = a.alloc<float>(E);
   for (int64_t e = 0; e < E; ++e) score[e] = std::sqrt(softplus(logits[e]));
@@ -108,9 +108,9 @@ void route_token(const Model& m, const MoeWeights& w, bool hash_routed, const fl
 void moe_forward(const Model& m, const BlockWeights& b, const float* x, const int32_t* tokens, int64_t rows, float* out,
                  Scratch& s) {
   const io::ModelConfig& c = m.cfg;
-  const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
-  const float limit = float(c.swiglu_limit);
   const MoeWeights& w = b.ffn;
+  const int64_t D = c.hidden_size, E = w.n_experts, K = w.top_k;
+  const float limit = float(c.swiglu_limit);
   Arena& A = s.main;
   ArenaScope scope(A);
 

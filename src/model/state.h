@@ -40,9 +40,9 @@ struct LayerState {
 // What one chunk of the main stack overwrote, so that the chunk can be cut back to a prefix of
 // its tokens (speculative verification, addendum §A5.4-§A5.5; model/chunk_undo.h). Per layer:
 // the ring slots the chunk writes, as they were; the entry counts; the compressor states as they
-// were (CSA: all 2m rows, since a window close shifts them; HCA: the rows the chunk writes); and
-// the compressor rows the chunk pushed, to replay the kept prefix. Buffers keep their capacity
-// from round to round.
+// were (CSA: all 2m rows, since a window close shifts them; HCA and V4.1's ratio-2 pending pair:
+// the rows the chunk writes); and the compressor rows the chunk pushed, to replay the kept
+// prefix. Buffers keep their capacity from round to round.
 struct ChunkUndo {
   struct Saved {                   // one compressor's state rows before the chunk, and its pushes
     std::vector<float> kv, score;          // CSA: rows·width; HCA: n·width (slot (start+i) mod m)
@@ -56,6 +56,9 @@ struct ChunkUndo {
   int64_t start = -1;              // position of the chunk's first token; -1 = nothing recorded
   int64_t n = 0;
   std::vector<Layer> layers;       // the main layers
+  // V4.1 (v4.1 §9 "Rollback"): the Engram lookback before the chunk, and the compressed ids of the
+  // chunk's tokens (logged by the forward), from which a cut rebuilds the kept prefix's lookback.
+  std::vector<int32_t> engram_history, engram_ids;
 
   // A copied state starts with nothing recorded: a clone (prefix cache, snapshots) never cuts
   // back the original's chunk, and need not carry its buffers.

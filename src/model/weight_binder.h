@@ -65,6 +65,35 @@ struct WeightBinder {
   }
   HeadWeights head(const io::HeadSpec& s) const { return {hc(s.hc), bf16_vec(s.norm)}; }
 
+  // What a V4 and a V4.1 block hold alike (spec §3.4, v4.1 §3.4; io::BlockSpec and
+  // io::V41BlockSpec): the hyper-connection sites, the norms, the attention projections and the
+  // MoE's router and experts. The binders add their architecture's own parts. top_k: experts per
+  // token (v4.1 §7.3: DSpark stages route over their own).
+  template <typename BlockSpec>
+  void common(const BlockSpec& s, int64_t top_k, BlockWeights& b) const {
+    b.layer = s.layer;
+    b.hc_attn = hc(s.hc_attn);
+    b.hc_ffn = hc(s.hc_ffn);
+    b.attn_norm = bf16_vec(s.attn_norm);
+    b.ffn_norm = bf16_vec(s.ffn_norm);
+    AttentionWeights& at = b.attn;
+    at.wq_a = matrix(s.attn.wq_a);
+    at.wq_b = matrix(s.attn.wq_b);
+    at.wkv = matrix(s.attn.wkv);
+    at.wo_a = matrix(s.attn.wo_a);
+    at.wo_b = matrix(s.attn.wo_b);
+    at.q_norm = bf16_vec(s.attn.q_norm);
+    at.kv_norm = bf16_vec(s.attn.kv_norm);
+    at.attn_sink = f32(s.attn.attn_sink);
+    MoeWeights& m = b.ffn;
+    m.n_experts = int64_t(s.ffn.experts.size());
+    m.top_k = top_k;
+    m.gate_view = matrix(s.ffn.gate);
+    m.gate = reinterpret_cast<const uint16_t*>(m.gate_view.data);
+    m.shared = expert(s.ffn.shared);
+    m.experts.reserve(s.ffn.experts.size());
+    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(routed_expert(e));
+  }
 };
 
 // V4.1's binding (weights_v41.cpp); bind_weights dispatches to it.

@@ -10,38 +10,18 @@ namespace {
 struct Binder : WeightBinder {
   BlockWeights block(const io::BlockSpec& s) const {
     BlockWeights b;
-    b.layer = s.layer;
+    common(s, ck.config().num_experts_per_tok, b);
     b.kind = s.kind;
     b.hash_routed = s.ffn.tid2eid.has_value();
-    b.hc_attn = hc(s.hc_attn);
-    b.hc_ffn = hc(s.hc_ffn);
-    b.attn_norm = bf16_vec(s.attn_norm);
-    b.ffn_norm = bf16_vec(s.ffn_norm);
-
     AttentionWeights& at = b.attn;
-    at.wq_a = matrix(s.attn.wq_a);
-    at.wq_b = matrix(s.attn.wq_b);
-    at.wkv = matrix(s.attn.wkv);
-    at.wo_a = matrix(s.attn.wo_a);
-    at.wo_b = matrix(s.attn.wo_b);
-    at.q_norm = bf16_vec(s.attn.q_norm);
-    at.kv_norm = bf16_vec(s.attn.kv_norm);
-    at.attn_sink = f32(s.attn.attn_sink);
     if (s.attn.compressor) at.compressor = compressor(*s.attn.compressor);
     if (s.attn.indexer) {
       at.indexer.wq_b = matrix(s.attn.indexer->wq_b);
       at.indexer.weights_proj = matrix(s.attn.indexer->weights_proj);
       at.indexer.compressor = compressor(s.attn.indexer->compressor);
     }
-
-    MoeWeights& m = b.ffn;
-    m.gate_view = matrix(s.ffn.gate);
-    m.gate = reinterpret_cast<const uint16_t*>(m.gate_view.data);
-    if (s.ffn.tid2eid) m.tid2eid = reinterpret_cast<const int64_t*>(t(*s.ffn.tid2eid).data);
-    if (s.ffn.bias) m.bias = f32(*s.ffn.bias);
-    m.shared = expert(s.ffn.shared);
-    m.experts.reserve(s.ffn.experts.size());
-    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(routed_expert(e));
+    if (s.ffn.tid2eid) b.ffn.tid2eid = reinterpret_cast<const int64_t*>(t(*s.ffn.tid2eid).data);
+    if (s.ffn.bias) b.ffn.bias = f32(*s.ffn.bias);
     return b;
   }
 };

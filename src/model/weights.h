@@ -52,6 +52,9 @@ struct ExpertWeights {
 };
 
 struct MoeWeights {
+  // E routed experts, K of them per token: the main stack's from the config; V4.1's DSpark stages
+  // have their own (v4.1 §7.3: 128, top-3).
+  int64_t n_experts = 0, top_k = 0;
   const uint16_t* gate = nullptr;    // bf16 [E, D]
   WeightView gate_view;              // the same as a matmul view
   const int64_t* tid2eid = nullptr;  // [V, K] (hash layers)

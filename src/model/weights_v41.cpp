@@ -1,7 +1,6 @@
 // Binding of a DeepSeek-V4.1 checkpoint (v4.1 §3) into the weight views the forward reads, by the
 // fields of the V4.1 inventory (io/inventory_v41.h). The vision tower is validated by the loader
-// but not bound (nothing runs it); the DSpark stages ("mtp.*") are not bound yet either, so the
-// model has no drafter (has_dspark stays false).
+// but not bound (nothing runs it). The DSpark stages ("mtp.*") make the drafter (model/dspark.h).
 #include "io/inventory_v41.h"
 #include "model/weight_binder.h"
 
@@ -28,26 +27,13 @@ struct V41Binder : WeightBinder {
 
   BlockWeights block(const io::V41BlockSpec& s) const {
     BlockWeights b;
-    b.layer = s.layer;
     b.v41 = c.v41.layers[size_t(s.layer)];
+    common(s, b.v41.experts_per_tok, b);   // v4.1 §7.3: a DSpark stage's own 128 experts, top-3
     if (s.engram) {
       b.has_engram = true;
       b.engram = engram(*s.engram, b.v41.engram);
     }
-    b.hc_attn = hc(s.hc_attn);
-    b.hc_ffn = hc(s.hc_ffn);
-    b.attn_norm = bf16_vec(s.attn_norm);
-    b.ffn_norm = bf16_vec(s.ffn_norm);
-
     AttentionWeights& at = b.attn;
-    at.wq_a = matrix(s.attn.wq_a);
-    at.wq_b = matrix(s.attn.wq_b);
-    at.wkv = matrix(s.attn.wkv);
-    at.wo_a = matrix(s.attn.wo_a);
-    at.wo_b = matrix(s.attn.wo_b);
-    at.q_norm = bf16_vec(s.attn.q_norm);
-    at.kv_norm = bf16_vec(s.attn.kv_norm);
-    at.attn_sink = f32(s.attn.attn_sink);
     if (s.attn.compressor) {   // v4.1 §5.6: no ape, no overlap; ratio 1 has no gate
       CompressorWeights& cw = at.compressor;
       cw.wkv = matrix(s.attn.compressor->wkv);
@@ -66,18 +52,28 @@ struct V41Binder : WeightBinder {
         ix.k_norm = bf16_vec(s.attn.indexer->keys->k_norm);
       }
     }
-
-    MoeWeights& m = b.ffn;
-    m.gate_view = matrix(s.ffn.gate);
-    m.gate = reinterpret_cast<const uint16_t*>(m.gate_view.data);
     // Text positions only: bias_vl is for image-span tokens (v4.1 §5.12), which the text forward
-    // does not take.
-    m.bias = f32(s.ffn.bias);
-    m.route_norm_eps = 1e-20f;
-    m.shared = expert(s.ffn.shared);
-    m.experts.reserve(s.ffn.experts.size());
-    for (const io::ExpertSpec& e : s.ffn.experts) m.experts.push_back(routed_expert(e));
+    // does not take; the DSpark stages never use it (v4.1 §7.3).
+    b.ffn.bias = f32(s.ffn.bias);
+    b.ffn.route_norm_eps = 1e-20f;
     return b;
+  }
+
+  // v4.1 §3.5, §7: the stages as V4.1 blocks, main_proj/main_norm of stage 0, and the last
+  // stage's norm, Markov head and confidence head. No hc_head: the draft collapses with the last
+  // stage's lagged pre (v4.1 §7.4), like the target (§5.13). The Markov tensors keep V4's roles
+  // under their V4.1 names (embed = markov_w1, head = markov_w2; v4.1 §3.5).
+  DsparkWeights dspark(const io::V41DsparkSpec& s) const {
+    DsparkWeights d;
+    d.main_proj = matrix(s.main_proj);
+    d.main_norm = bf16_vec(s.main_norm);
+    for (const io::V41BlockSpec& st : s.stages) d.stages.push_back(block(st));
+    d.head.norm = bf16_vec(s.norm);
+    d.head.lagged_pre = true;
+    d.markov_w1 = matrix(s.markov_embed);
+    d.markov_w2 = matrix(s.markov_head);
+    d.confidence_proj = bf16_vec(s.confidence_proj.weight);
+    return d;
   }
 };
 
@@ -93,6 +89,8 @@ ModelWeights bind_weights_v41(const io::Checkpoint& ck) {
   w.final_head.norm = b.bf16_vec(inv.norm);
   w.final_head.lagged_pre = true;   // no hc_head (v4.1 §3.3, §5.13)
   for (const io::V41BlockSpec& s : inv.blocks) w.blocks.push_back(b.block(s));
+  w.has_dspark = !inv.dspark.stages.empty();
+  if (w.has_dspark) w.dspark = b.dspark(inv.dspark);
   return w;
 }
 

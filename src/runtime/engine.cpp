@@ -115,8 +115,6 @@ class EngineImpl final : public Engine {
         return Status::out_of_range("sequence of " + std::to_string(s->state.pos + int64_t(tokens[i].size())) +
                                     " tokens exceeds the context limit of " + std::to_string(max_context_));
       if (s->chunk_open()) return Status::invalid_argument("step: the sequence's verify chunk is not committed");
-      if (feed_of(i) == Feed::verify && model_->cfg.architecture == io::Architecture::v41)
-        return Status::unsupported("step: verify chunks (speculative decoding) are not implemented for V4.1 yet");
       if (feed_of(i) == Feed::verify && int64_t(tokens[i].size()) > model_->cfg.sliding_window)
         return Status::invalid_argument("step: a verify chunk of " + std::to_string(tokens[i].size()) +
                                         " tokens is longer than the sliding window");

@@ -45,8 +45,8 @@ TEST(V41Cli, SynthInspectVerifyAndRun) {
                            "architecture DeepseekV41ForCausalLM: layers 0-19 causal encoder, 20-24 decoder",
                            "compressors at 2,8,14,20 (ratios 2 2 2 1), indexers at 2,8,14,20,24, candidate blocks from 20",
                            "Engram at layers 1,14",
-                           "drafter DSpark with 3 stages (loaded and validated, not run yet: no speculative decoding): 4 experts "
-                           "top-2, taps the inputs of layers 22,23,24",
+                           "drafter DSpark with 3 stages (speculative decoding, v4.1 §7): 4 experts top-2, taps the inputs "
+                           "of layers 22,23,24",
                            "text forward pass: run, serve and bench work",
                            "vision tower present, not used: 2 layers"})
     EXPECT_NE(inspect.out.find(says), std::string::npos) << says << "\n" << inspect.out;
@@ -63,6 +63,21 @@ TEST(V41Cli, SynthInspectVerifyAndRun) {
   const Ran first = run("{ " + cmd + " 2>/dev/null; }"), second = run("{ " + cmd + " 2>/dev/null; }");
   EXPECT_FALSE(first.out.empty());
   EXPECT_EQ(first.out, second.out);
+
+  // Speculative decoding with the DSpark drafter (v4.1 §7; on by default) prints the same greedy
+  // text as plain decoding, token for token.
+  const std::string longer = bin + " run --raw --temperature 0 -n 40 -p 'def fibonacci(n):' -m " + dir;
+  const Ran spec = run(longer + " --speculative auto --draft-tokens 5 --draft-confidence 0");
+  const Ran plain = run(longer + " --speculative off");
+  EXPECT_EQ(spec.rc, 0) << spec.out;
+  EXPECT_EQ(plain.rc, 0) << plain.out;
+  EXPECT_NE(spec.out.find("generated 40 tokens"), std::string::npos) << spec.out;
+  EXPECT_NE(spec.out.find("(drafts: "), std::string::npos) << spec.out;
+  EXPECT_EQ(plain.out.find("(drafts: "), std::string::npos) << plain.out;
+  const Ran spec_text = run("{ " + longer + " --speculative auto --draft-confidence 0 2>/dev/null; }");
+  const Ran plain_text = run("{ " + longer + " --speculative off 2>/dev/null; }");
+  EXPECT_FALSE(plain_text.out.empty());
+  EXPECT_EQ(spec_text.out, plain_text.out);
 }
 
 // The chat encoder needs only config.json (and tokenizer.json for --ids), so `render -m` works

@@ -158,7 +158,7 @@ TEST_F(SynthV41Checkpoint, TheModelLoaderAcceptsItWithItsEngramTokenMap) {
   auto m = model::load_model(dir_.path());
   ASSERT_TRUE(m.ok()) << m.status().to_string();
   EXPECT_EQ((*m)->engram.columns(), 2 * 3);   // tiny-v41: 2 heads x n-grams 2..4
-  EXPECT_FALSE((*m)->w.has_dspark);           // the DSpark stages are validated, not bound yet
+  EXPECT_TRUE((*m)->w.has_dspark);            // the DSpark stages (v4.1 §7)
   // Without the token map (v4.1 §5.3.1) it says what is missing.
   fs::remove(path("engram_token_map.i32"));
   m = model::load_model(dir_.path());

@@ -4,6 +4,7 @@
 // (eval/oracle_drafts.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -28,22 +29,39 @@ class Greedy final : public DraftChooser {
   }
 };
 
-// The checkpoints: the tiny fixture (the preview's layout, with its MTP block) and a synthetic
-// Flash-0731-shaped one (DSpark, 3 stages, block 5).
+// The checkpoints: the tiny fixture (the preview's layout, with its MTP block), a synthetic
+// Flash-0731-shaped one (DSpark, 3 stages, block 5) and a synthetic V4.1-Flash-shaped one (tiny-v41:
+// DSpark with its own MoE and layer-input taps, v4.1 §7; shared FP4 KV, the ratio-2 pending pair,
+// the indexer keys and the Engram lookback are all cut back by commit()).
 class EngineSpeculative : public ::testing::TestWithParam<const char*> {
  protected:
   static void SetUpTestSuite() {
     dir_ = std::make_unique<test::TempDir>();
+    dir_v41_ = std::make_unique<test::TempDir>();
     ASSERT_TRUE(eval::synth_checkpoint(test::quiet_synth_options(eval::SynthPreset::tiny_0731), dir_->path()).ok());
+    // 25 layers keep every V4.1 role (KV sources 2, 8, 14, 20; candidate source 20 and consumer
+    // 24; Engram 1, 14) at 5/8 of the cost of 40.
+    eval::SynthOptions v41 = test::quiet_synth_options(eval::SynthPreset::tiny_v41);
+    v41.layers = 25;
+    ASSERT_TRUE(eval::synth_checkpoint(v41, dir_v41_->path()).ok());
   }
-  static void TearDownTestSuite() { dir_.reset(); }
+  static void TearDownTestSuite() {
+    dir_.reset();
+    dir_v41_.reset();
+  }
   static std::string checkpoint() {
-    return std::string(GetParam()) == "mtp" ? test::fixture_dir("tiny") + "/checkpoint" : dir_->path();
+    const std::string p = GetParam();
+    return p == "mtp" ? test::fixture_dir("tiny") + "/checkpoint" : p == "dspark-v41" ? dir_v41_->path() : dir_->path();
   }
-  static inline std::unique_ptr<test::TempDir> dir_;
+  static inline std::unique_ptr<test::TempDir> dir_, dir_v41_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Drafters, EngineSpeculative, ::testing::Values("mtp", "dspark"));
+INSTANTIATE_TEST_SUITE_P(Drafters, EngineSpeculative, ::testing::Values("mtp", "dspark", "dspark-v41"),
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           std::string name = i.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 // The drafter's output after a committed prefix does not depend on how the prefix was fed:
 // token by token with a draft at every step, in one long chunk (longer than the window, so only
