@@ -1,5 +1,6 @@
 #include "server/openai.h"
 
+#include "server/errors.h"
 #include "server/sse.h"
 
 namespace dsv4::server {
@@ -148,5 +149,19 @@ std::string TextCompletion::stream_end(const std::string& finish_reason, const j
   }
   return out;
 }
+
+// ---- either shape ----
+
+template <class Completion>
+std::string stream_finish(const Completion& completion, const runtime::GenerationEvent& finished,
+                          const std::string& finish_reason, bool include_usage) {
+  std::string out = finished.finish == runtime::FinishReason::error
+                        ? sse_data(error_body(finished.status))
+                        : completion.stream_end(finish_reason, include_usage ? openai_usage(finished) : json());
+  return out + sse_done();
+}
+
+template std::string stream_finish(const ChatCompletion&, const runtime::GenerationEvent&, const std::string&, bool);
+template std::string stream_finish(const TextCompletion&, const runtime::GenerationEvent&, const std::string&, bool);
 
 }  // namespace dsv4::server

@@ -76,4 +76,11 @@ class TextCompletion {
   bool logprobs_;
 };
 
+// The frames that close a streamed completion of either shape: an error frame when the
+// generation failed, else the completion's stream_end (the usage frame when `include_usage`),
+// then [DONE].
+template <class Completion>
+std::string stream_finish(const Completion& completion, const runtime::GenerationEvent& finished,
+                          const std::string& finish_reason, bool include_usage);
+
 }  // namespace dsv4::server
