@@ -9,8 +9,8 @@
 #include <string_view>
 
 #include "server/anthropic.h"
-#include "server/api.h"
 #include "server/errors.h"
+#include "server/openai.h"
 
 namespace {
 

@@ -216,7 +216,7 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
       DSV4_ASSIGN_OR_RETURN(r.output, parse_anthropic_format(*f, "output_config.format"));
     }
     // effort: the level DeepSeek's own API maps it to for the served model's encoder, as for
-    // reasoning_effort in api.cpp (Anthropic's "medium" -> high). It does not switch thinking
+    // reasoning_effort in openai.cpp (Anthropic's "medium" -> high). It does not switch thinking
     // on: chat mode renders no effort prefix.
     std::string effort;
     DSV4_TRY(read_string(*it, "effort", effort));

@@ -1,5 +1,6 @@
-// OpenAI-compatible request types. The HTTP layer turns a JSON body into one of these structs
-// (validating every field it reads) before anything else sees it; the scheduler only ever
+// The request types the three HTTP APIs share. Each API's adapter (server/openai.cpp,
+// server/anthropic.cpp, server/responses.cpp) turns a JSON body into one of these structs,
+// validating every field it reads, before anything else sees it; the scheduler only ever
 // receives token ids and typed options.
 #pragma once
 
@@ -26,7 +27,8 @@ namespace dsv4::server {
 // model thinks is the request's reasoning effort. One type with the text layer's.
 using text::ThinkingMode;
 
-// Fields shared by /v1/chat/completions and /v1/completions.
+// Generation options of every endpoint (the OpenAI names; the other APIs' readers fill the same
+// fields).
 struct GenerationOptions {
   std::string model;
   runtime::SamplingParams sampling;
@@ -74,18 +76,5 @@ struct ChatRequest {
   // model writes a call (text/dsml_constraint.h).
   std::map<std::string, std::shared_ptr<const text::JsonGrammar>> strict_tools;
 };
-
-struct CompletionRequest {
-  GenerationOptions gen;
-  std::string prompt;                    // text prompt, or
-  std::vector<int32_t> prompt_ids;       // a token-id prompt (OpenAI allows an array of ints)
-  bool echo = false;
-};
-
-// Parse + validate. Errors are invalid_argument with the field named ("'messages[2].role' must
-// be one of ..."); a body that is not JSON says so. `revision` is the served model's chat encoder:
-// a reasoning_effort it has no level for is refused (see api.cpp for the rule).
-Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevision revision);
-Result<CompletionRequest> parse_completion_request(std::string_view body);
 
 }  // namespace dsv4::server

@@ -1,6 +1,6 @@
-// Typed readers for request JSON, shared by the OpenAI (api.cpp) and Anthropic (anthropic.cpp)
-// request parsers. Each validates one field and names it in its error: absent or null leaves
-// `out` unchanged; a value of the wrong type is invalid_argument.
+// Typed readers for request JSON, shared by the request parsers of the three APIs (openai.cpp,
+// anthropic.cpp, responses.cpp). Each validates one field and names it in its error: absent or
+// null leaves `out` unchanged; a value of the wrong type is invalid_argument.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -281,7 +281,7 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
   return {};
 }
 
-// reasoning {effort, summary}: effort by the rule of reasoning_effort in api.cpp ("none" is
+// reasoning {effort, summary}: effort by the rule of reasoning_effort in openai.cpp ("none" is
 // non-thinking mode; anything else the level DeepSeek's API maps it to, as reasoning_effort). A summary
 // is accepted, but what comes back is the reasoning itself (reasoning_text), never a summary.
 Status read_reasoning(const ojson& j, text::EncoderRevision revision, ChatRequest& r) {

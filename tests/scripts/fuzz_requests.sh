@@ -11,7 +11,7 @@ ROOT=$(cd "${2:?usage: fuzz_requests.sh <dsv4 binary> <repo root>}" && pwd)
 . "$ROOT/tests/scripts/lib/libfuzzer.sh"
 start_fuzz fuzz_requests "$DSV4_BIN" "$ROOT" \
   fuzz/request_fuzz.cpp \
-  src/server/api.cpp \
+  src/server/openai.cpp \
   src/server/anthropic.cpp \
   src/server/json_fields.cpp \
   src/server/errors.cpp \

@@ -6,6 +6,7 @@
 
 #include "server/auth.h"
 #include "server/errors.h"
+#include "server/openai.h"
 #include "server/text_codec.h"
 #include "test_paths.h"
 

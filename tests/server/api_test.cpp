@@ -1,4 +1,4 @@
-#include "server/api.h"
+#include "server/openai.h"
 
 #include <gtest/gtest.h>
 
@@ -33,7 +33,7 @@ TEST(Api, ThinkingModeSelection) {
   EXPECT_FALSE(chat(R"(,"chat_template_kwargs":{"thinking":"no"})").ok());
 }
 
-// The rule of api.cpp: "none" is non-thinking on every revision; any other API name selects
+// The rule of openai.cpp: "none" is non-thinking on every revision; any other API name selects
 // thinking at the level DeepSeek's own API maps it to for the served encoder; other strings get
 // a 400 naming the accepted names and the encoder's levels.
 TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {

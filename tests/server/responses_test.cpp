@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "chat_messages_json.h"
+#include "server/openai.h"
 #include "server/text_codec.h"
 #include "test_paths.h"
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "server/openai.h"
 #include "server/response_run.h"
 #include "test_paths.h"
 #include "text/chat_tokens.h"
