@@ -143,14 +143,15 @@ Status read_tools(const ojson& tools, ChatRequest& r) {
       return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
     if (!t.contains("input_schema") || !t["input_schema"].is_object())
       return bad("'" + w + ".input_schema' must be an object (a JSON schema)");
-    DSV4_TRY(read_tool_strict(t, w, t["name"], &t["input_schema"], w + ".input_schema", r));
-    ojson f = {{"name", t["name"]}};
+    text::ToolDefinition tool;
+    tool.name = t["name"];
+    tool.parameters = t["input_schema"];
+    DSV4_TRY(read_tool_strict(t, w, w + ".input_schema", tool));
     if (t.contains("description") && !t["description"].is_null()) {
       if (!t["description"].is_string()) return bad("'" + w + ".description' must be a string");
-      f["description"] = t["description"];
+      tool.description = t["description"].get<std::string>();
     }
-    f["parameters"] = t["input_schema"];
-    r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
+    r.tools.push_back(std::move(tool));
   }
   return {};
 }
@@ -171,9 +172,7 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
   if (r.tool_choice == ToolChoice::named) {
     if (!c.contains("name") || !c["name"].is_string()) return bad("'tool_choice.name' must be a string");
     r.tool_choice_name = c["name"];
-    bool found = false;
-    for (const auto& t : r.tools) found |= t["function"]["name"] == r.tool_choice_name;
-    if (!found) return bad("'tool_choice' names the tool '" + r.tool_choice_name + "', which is not in 'tools'");
+    DSV4_TRY(check_tool_choice_name(r, "tool"));
   }
   if ((r.tool_choice == ToolChoice::required || r.tool_choice == ToolChoice::named) && r.tools.empty())
     return bad("'tool_choice' of type '" + type + "' requires 'tools'");

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +19,7 @@
 #include "text/encoder_revision.h"
 #include "text/output_steering.h"
 #include "text/json_schema.h"
+#include "text/tool_definition.h"
 
 namespace dsv4::server {
 
@@ -59,8 +59,9 @@ struct ChatRequest {
   // The conversation, converted and validated once by the API's parser; the text layer renders
   // it as it stands (PROMPT-FORMAT.md §2).
   std::vector<text::ChatMessage> messages;
-  // ordered_json keeps keys in request order: tool schemas are rendered that way (PROMPT-FORMAT §5).
-  nlohmann::ordered_json tools = nlohmann::ordered_json::array();  // {"type":"function","function":{...}}
+  // The tools the model may call, read once from the API's own shape (strict ones carry their
+  // arguments' grammar).
+  std::vector<text::ToolDefinition> tools;
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named
   ThinkingMode thinking = ThinkingMode::thinking;
@@ -72,9 +73,10 @@ struct ChatRequest {
   // default in thinking mode): Anthropic's context_management clear_thinking with keep "all".
   bool keep_thinking = false;
   StructuredOutput output;
-  // Tools sent with strict: true, by name: the grammar of their arguments, enforced while the
-  // model writes a call (text/dsml_constraint.h).
-  std::map<std::string, std::shared_ptr<const text::JsonGrammar>> strict_tools;
 };
+
+// The tool a named tool_choice names must be among the request's tools; `noun` is what the API
+// calls one ("function", "tool") in the error.
+Status check_tool_choice_name(const ChatRequest& r, std::string_view noun);
 
 }  // namespace dsv4::server

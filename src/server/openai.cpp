@@ -204,9 +204,10 @@ Result<text::ChatMessage> read_message(const ojson& m, const std::string& w) {
       out.tool_calls.push_back(std::move(call));
     }
   }
+  // A system message's tools (DeepSeek's encoder) are read as the encoder reads them.
   if (auto it = m.find("tools"); it != m.end() && !it->is_null()) {
     if (!it->is_array()) return bad("'" + w + ".tools' must be an array");
-    out.tools = *it;
+    DSV4_ASSIGN_OR_RETURN(out.tools, text::tools_from_json(*it, w + ".tools"));
   }
   if (auto it = m.find("response_format"); it != m.end() && !it->is_null()) out.response_format = *it;
   for (const char* key : {"prefix", "wo_eos"}) {
@@ -229,8 +230,10 @@ Result<std::vector<text::ChatMessage>> read_messages(const ojson& msgs) {
   return out;
 }
 
-Status check_tools(const ojson& tools, ChatRequest& r) {
+// tools: [{"type": "function", "function": {name, description, parameters, strict}}].
+Result<std::vector<text::ToolDefinition>> read_tools(const ojson& tools) {
   if (!tools.is_array()) return bad("'tools' must be an array");
+  std::vector<text::ToolDefinition> out;
   for (size_t i = 0; i < tools.size(); ++i) {
     const ojson& t = tools[i];
     const std::string w = "tools[" + std::to_string(i) + "]";
@@ -240,12 +243,20 @@ Status check_tools(const ojson& tools, ChatRequest& r) {
     const ojson& f = t["function"];
     if (!f.contains("name") || !f["name"].is_string() || f["name"].get<std::string>().empty())
       return bad("'" + w + ".function.name' must be a non-empty string");
-    if (f.contains("parameters") && !f["parameters"].is_object())
-      return bad("'" + w + ".function.parameters' must be an object");
-    DSV4_TRY(read_tool_strict(f, w + ".function", f["name"], f.contains("parameters") ? &f["parameters"] : nullptr,
-                              w + ".function.parameters", r));
+    text::ToolDefinition tool;
+    tool.name = f["name"];
+    if (auto d = f.find("description"); d != f.end() && !d->is_null()) {
+      if (!d->is_string()) return bad("'" + w + ".function.description' must be a string");
+      tool.description = d->get<std::string>();
+    }
+    if (auto p = f.find("parameters"); p != f.end()) {
+      if (!p->is_object()) return bad("'" + w + ".function.parameters' must be an object");
+      tool.parameters = *p;
+    }
+    DSV4_TRY(read_tool_strict(f, w + ".function", w + ".function.parameters", tool));
+    out.push_back(std::move(tool));
   }
-  return {};
+  return out;
 }
 
 }  // namespace
@@ -268,8 +279,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
   if (!j.contains("messages")) return bad("'messages' is required");
   DSV4_ASSIGN_OR_RETURN(r.messages, read_messages(j["messages"]));
   if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
-    DSV4_TRY(check_tools(*it, r));
-    r.tools = *it;
+    DSV4_ASSIGN_OR_RETURN(r.tools, read_tools(*it));
   }
   if (auto it = j.find("response_format"); it != j.end() && !it->is_null()) {
     DSV4_ASSIGN_OR_RETURN(r.output, parse_openai_format(*it, "response_format", /*flat=*/false));
@@ -285,9 +295,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
                (*it)["function"].contains("name") && (*it)["function"]["name"].is_string()) {
       r.tool_choice = ToolChoice::named;
       r.tool_choice_name = (*it)["function"]["name"];
-      bool found = false;
-      for (const auto& t : r.tools) found |= t["function"]["name"] == r.tool_choice_name;
-      if (!found) return bad("'tool_choice' names the function '" + r.tool_choice_name + "', which is not in 'tools'");
+      DSV4_TRY(check_tool_choice_name(r, "function"));
     } else {
       return bad("'tool_choice' must be \"auto\", \"none\", \"required\" or a function object");
     }

@@ -48,19 +48,17 @@ class Dsv4TextCodec : public TextCodec {
     if (!r.tools.empty()) {
       tools.choice = r.tool_choice;
       tools.name = r.tool_choice_name;
-      for (const auto& t : r.tools) {
-        if (t["function"]["name"] != r.tool_choice_name) continue;
-        const auto& f = t["function"];
-        tools.has_parameters = f.contains("parameters") && f["parameters"].contains("properties") &&
-                               f["parameters"]["properties"].is_object() && !f["parameters"]["properties"].empty();
+      if (const text::ToolDefinition* named = text::find_tool(r.tools, r.tool_choice_name)) {
+        const auto& p = named->parameters;
+        tools.has_parameters = p.contains("properties") && p["properties"].is_object() && !p["properties"].empty();
       }
-      if (!r.strict_tools.empty()) {
-        std::vector<text::DsmlTool> callable;
-        for (const auto& t : r.tools) {
-          const std::string name = t["function"]["name"];
-          auto it = r.strict_tools.find(name);
-          callable.push_back({name, it == r.strict_tools.end() ? nullptr : it->second});
-        }
+      bool strict = false;
+      std::vector<text::DsmlTool> callable;
+      for (const auto& t : r.tools) {
+        strict = strict || t.strict;
+        callable.push_back({t.name, t.strict});
+      }
+      if (strict) {
         tools.grammar = text::dsml_grammar(callable, revision_);
         tools.vocab = vocab_trie();
       }

@@ -152,6 +152,8 @@ TEST(Api, NoFieldIsSilentlyIgnored) {
                            Refused{R"(,"tools":[{"type":"function","function":{"name":"f","strict":true,
                                    "parameters":{"type":"object","properties":{"d":{"type":"string","format":"date"}}}}}])",
                                    "'tools[0].function.parameters.properties.d': unsupported keyword 'format'"},
+                           Refused{R"(,"tools":[{"type":"function","function":{"name":"f","description":5}}])",
+                                   "'tools[0].function.description' must be a string"},
                            Refused{R"(,"parallel_tool_calls":false)", "'parallel_tool_calls'"},
                            Refused{R"(,"modalities":["text","audio"])", "'modalities'"},
                            Refused{R"(,"verbosity":"low")", "'verbosity'"},

@@ -81,7 +81,7 @@ class ByteCodec : public server::TextCodec {
   std::unique_ptr<text::OutputParser> new_output_parser(const server::ChatRequest& r) const override {
     if (strict_calls(r)) return text::completion_output_parser(r.thinking, revision);
     std::string tool;
-    if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
+    if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0].name;
     if (r.tool_choice == server::ToolChoice::named) tool = r.tool_choice_name;
     return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
   }
@@ -99,10 +99,7 @@ class ByteCodec : public server::TextCodec {
     if (r.tools.empty()) return s;
     if (strict_calls(r)) {  // real DSML in bytes, the production rule; required opens the block
       std::vector<text::DsmlTool> tools;
-      for (const auto& t : r.tools) {
-        auto it = r.strict_tools.find(t["function"]["name"]);
-        tools.push_back({t["function"]["name"], it == r.strict_tools.end() ? nullptr : it->second});
-      }
+      for (const auto& t : r.tools) tools.push_back({t.name, t.strict});
       std::string open;
       if (r.tool_choice == server::ToolChoice::required)
         open = "\n\n" + std::string(text::dsml_tags(revision).calls_open) + "\n<" + std::string(text::chat::kDsml);
@@ -121,7 +118,9 @@ class ByteCodec : public server::TextCodec {
   // Strict tools in chat mode, auto or required: the answer is DSML (the production parser and
   // constraint over bytes).
   static bool strict_calls(const server::ChatRequest& r) {
-    return !r.strict_tools.empty() && r.thinking == server::ThinkingMode::chat &&
+    bool strict = false;
+    for (const auto& t : r.tools) strict = strict || t.strict;
+    return strict && r.thinking == server::ThinkingMode::chat &&
            (r.tool_choice == server::ToolChoice::auto_ || r.tool_choice == server::ToolChoice::required);
   }
 

@@ -100,8 +100,8 @@ TEST(Responses, ToolsToolChoiceSamplingAndEchoedSettings) {
   EXPECT_TRUE(c.gen.stream);
   EXPECT_EQ(c.gen.user, "u1");
   EXPECT_FALSE(r->store);
-  EXPECT_EQ(c.tools, ojson::parse(R"([{"type":"function","function":{"name":"get_weather","description":"Weather",
-      "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])"));
+  EXPECT_EQ(c.tools, text::tools_from_json(ojson::parse(R"([{"type":"function","function":{"name":"get_weather",
+      "description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])"), "tools").value());
   EXPECT_EQ(c.tool_choice, ToolChoice::named);
   EXPECT_EQ(c.tool_choice_name, "get_weather");
   const json& e = r->echo;
@@ -142,9 +142,9 @@ TEST(Responses, NamespacedFunctionTools) {
         {"type":"function","name":"close_agent"}]}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->chat.tools.size(), 3u);
-  EXPECT_EQ(r->chat.tools[1], ojson::parse(R"({"type":"function","function":{"name":"spawn_agent","description":"Spawn",
-      "parameters":{"type":"object"}}})"));
-  EXPECT_EQ(r->chat.tools[2]["function"]["name"], "close_agent");
+  EXPECT_EQ(text::tool_schema_line(r->chat.tools[1]),
+            R"({"name": "spawn_agent", "description": "Spawn", "parameters": {"type": "object"}})");
+  EXPECT_EQ(r->chat.tools[2].name, "close_agent");
   EXPECT_EQ(r->tool_namespaces, (std::map<std::string, std::string>{{"close_agent", "agents"}, {"spawn_agent", "agents"}}));
   ResponseBuilder b("resp_n", 1, *r);
   ChatDelta d;

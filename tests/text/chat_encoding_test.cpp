@@ -40,7 +40,7 @@ TEST(ChatEncoding, OfficialGoldenVectors) {
     const ojson& msgs_json = input.is_object() ? input["messages"] : input;
     auto msgs = messages_from_json(msgs_json);
     ASSERT_TRUE(msgs.ok()) << msgs.status().to_string();
-    if (input.is_object() && input.contains("tools")) opt.tools = input["tools"];
+    if (input.is_object() && input.contains("tools")) opt.tools = tools_from_json(input["tools"], "tools").value();
     auto got = render_chat(*msgs, opt);
     ASSERT_TRUE(got.ok()) << got.status().to_string();
     EXPECT_TRUE(*got == want) << "golden " << n << ": " << first_difference(want, *got);
@@ -166,7 +166,7 @@ TEST(ChatEncoding, OfficialMergeAndOrderingRules) {
   EXPECT_EQ(rendered({msg("user", "a"), msg("user", "b")}, chat), "<｜begin▁of▁sentence｜><｜User｜>a\n\nb<｜Assistant｜></think>");
   // Empty tools are absent (Python falsy): they neither render nor disable drop_thinking.
   ChatMessage sys = msg("system", "S");
-  sys.tools = ojson::array();
+  sys.tools = tools_from_json(ojson::array(), "tools").value();
   ChatMessage old = msg("assistant", "A1");
   old.reasoning_content = "r1";
   ChatOptions think;

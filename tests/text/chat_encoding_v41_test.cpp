@@ -36,8 +36,9 @@ const std::string kToolsSection =
     "\"get_weather\", \"description\": \"Weather\", \"parameters\": {\"type\": \"object\", \"properties\": "
     "{\"city\": {\"type\": \"string\"}}}}\n\nYou MUST strictly follow the above defined tool name and parameter "
     "schemas to invoke tool calls.\n";
-const ojson kTools = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather",
+const ojson kToolsJson = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather",
   "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+const std::vector<ToolDefinition> kTools = tools_from_json(kToolsJson, "tools").value();
 
 ChatMessage msg(std::string role, std::string content) {
   ChatMessage m;
