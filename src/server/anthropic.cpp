@@ -186,23 +186,23 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
 // thinking is on (a prefill is refused then: it continues an answer, which has no reasoning).
 Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatRequest& r) {
   bool explicit_on = false;
-  r.thinking = ThinkingMode::chat;
+  r.thinking.mode = ThinkingMode::chat;
   if (auto it = j.find("thinking"); it != j.end() && !it->is_null()) {
     const std::string what = "'thinking' must be {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}";
     if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string()) return bad(what);
     const std::string type = (*it)["type"];
     if (type == "disabled") {
-      r.thinking = ThinkingMode::chat;
+      r.thinking.mode = ThinkingMode::chat;
     } else if (type == "enabled" || type == "adaptive") {
       explicit_on = true;
-      r.thinking = ThinkingMode::thinking;
+      r.thinking.mode = ThinkingMode::thinking;
       int64_t budget = 0;
       DSV4_TRY(read_int(*it, "budget_tokens", budget));
       if (it->contains("budget_tokens") && !(*it)["budget_tokens"].is_null()) {
         if (budget < 1) return bad("'thinking.budget_tokens' must be at least 1");
         if (r.gen.max_tokens > 0 && budget >= r.gen.max_tokens)
           return bad("'thinking.budget_tokens' must be less than 'max_tokens'");
-        r.thinking_budget = budget;
+        r.thinking.budget = budget;
       }
     } else {
       return bad(what);
@@ -219,7 +219,7 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
     // on: chat mode renders no effort prefix.
     std::string effort;
     DSV4_TRY(read_string(*it, "effort", effort));
-    DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("output_config.effort", effort, revision));
+    DSV4_ASSIGN_OR_RETURN(r.thinking.effort, effort_level("output_config.effort", effort, revision));
   }
   return explicit_on;
 }
@@ -340,7 +340,7 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) DSV4_TRY(read_tool_choice(*it, r));
   DSV4_ASSIGN_OR_RETURN(bool thinking_asked, read_thinking(j, revision, r));
   if (auto it = j.find("context_management"); it != j.end() && !it->is_null())
-    DSV4_TRY(read_context_management(*it, r.thinking == ThinkingMode::thinking, r));
+    DSV4_TRY(read_context_management(*it, r.thinking.on(), r));
 
   // A last assistant message is a prefill: the answer continues it, without reasoning.
   if (r.messages.back().role == "assistant") {
@@ -348,8 +348,8 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
     if (!r.messages.back().tool_calls.empty())
       return bad("the final assistant message ends with tool_use: send the tool_result in a user message");
     r.messages.back().prefix = true;
-    r.thinking = ThinkingMode::chat;
-    r.thinking_budget = 0;
+    r.thinking.mode = ThinkingMode::chat;
+    r.thinking.budget = 0;
   }
   DSV4_TRY(check_structured_output(r, "output_config.format"));
   return r;

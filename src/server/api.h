@@ -19,12 +19,12 @@
 #include "text/encoder_revision.h"
 #include "text/output_steering.h"
 #include "text/json_schema.h"
+#include "text/thinking.h"
 #include "text/tool_definition.h"
 
 namespace dsv4::server {
 
-// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-thinking and thinking; how hard the
-// model thinks is the request's reasoning effort. One type with the text layer's.
+// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-thinking and thinking (text/thinking.h).
 using text::ThinkingMode;
 
 // Generation options of every endpoint (the OpenAI names; the other APIs' readers fill the same
@@ -64,11 +64,9 @@ struct ChatRequest {
   std::vector<text::ToolDefinition> tools;
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named
-  ThinkingMode thinking = ThinkingMode::thinking;
-  // A level of the served model's encoder (text::effort_levels), "" = its default. Rendered in
-  // thinking mode only.
-  std::string reasoning_effort;
-  int64_t thinking_budget = 0;          // reasoning tokens before `</think>` is forced; 0 = none
+  // The mode, the effort (a level of the served model's encoder, mapped from the API's name)
+  // and the thinking budget, whichever of the API's fields asked for them.
+  text::Thinking thinking;
   // Render the reasoning of turns before the last user message too (the encoder drops it by
   // default in thinking mode): Anthropic's context_management clear_thinking with keep "all".
   bool keep_thinking = false;

@@ -383,7 +383,7 @@ struct HttpServer::Impl final : HttpApp {
     auto r = chat->request;
     auto run = chat->run;
     const int64_t n_prompt = chat->prompt_tokens;
-    ChatCompletion completion(new_id("chatcmpl-"), unix_seconds(), r->gen.model, r->thinking != ThinkingMode::chat,
+    ChatCompletion completion(new_id("chatcmpl-"), unix_seconds(), r->gen.model, r->thinking.on(),
                               r->gen.logprobs);
 
     if (!r->gen.stream) {

@@ -14,6 +14,7 @@
 
 #include "core/status.h"
 #include "text/encoder_revision.h"
+#include "text/thinking.h"
 
 namespace dsv4::server {
 
@@ -75,5 +76,11 @@ bool valid_tool_name(std::string_view name);
 // "none") and the encoder's levels.
 Result<std::string> effort_level(std::string_view field, std::string_view requested, text::EncoderRevision revision,
                                  std::string_view also = {});
+
+// OpenAI's effort (Chat Completions' reasoning_effort, Responses' reasoning.effort) into
+// `thinking`: "none" turns thinking off (OpenAI's meaning) on every revision; any other name
+// selects thinking at the level effort_level gives (its errors, "none" listed first).
+Status read_openai_effort(std::string_view field, std::string_view requested, text::EncoderRevision revision,
+                          text::Thinking& thinking);
 
 }  // namespace dsv4::server

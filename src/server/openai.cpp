@@ -311,21 +311,14 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
   // 400 that lists the names.
   if (auto it = j.find("reasoning_effort"); it != j.end() && !it->is_null()) {
     if (!it->is_string()) return bad("'reasoning_effort' must be a string");
-    const std::string e = *it;
-    if (e == "none") {
-      r.thinking = ThinkingMode::chat;
-    } else {
-      DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("reasoning_effort", e, revision, "none"));
-      r.thinking = ThinkingMode::thinking;
-    }
+    DSV4_TRY(read_openai_effort("reasoning_effort", it->get<std::string>(), revision, r.thinking));
   }
   if (auto it = j.find("chat_template_kwargs"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'chat_template_kwargs' must be an object");
     for (const char* key : {"thinking", "enable_thinking"}) {
       if (auto t = it->find(key); t != it->end() && !t->is_null()) {
         if (!t->is_boolean()) return bad(std::string("'chat_template_kwargs.") + key + "' must be a boolean");
-        if (!t->get<bool>()) r.thinking = ThinkingMode::chat;
-        else if (r.thinking == ThinkingMode::chat) r.thinking = ThinkingMode::thinking;
+        r.thinking.mode = t->get<bool>() ? ThinkingMode::thinking : ThinkingMode::chat;
       }
     }
   }
@@ -333,8 +326,8 @@ Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevis
     if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
       return bad("'thinking' must be {\"type\": \"enabled\"} or {\"type\": \"disabled\"}");
     const std::string t = (*it)["type"];
-    if (t == "disabled") r.thinking = ThinkingMode::chat;
-    else if (t == "enabled") { if (r.thinking == ThinkingMode::chat) r.thinking = ThinkingMode::thinking; }
+    if (t == "disabled") r.thinking.mode = ThinkingMode::chat;
+    else if (t == "enabled") r.thinking.mode = ThinkingMode::thinking;
     else return bad("'thinking.type' must be \"enabled\" or \"disabled\"");
   }
   DSV4_TRY(check_structured_output(r, "response_format"));

@@ -290,12 +290,7 @@ Status read_reasoning(const ojson& j, text::EncoderRevision revision, ChatReques
   std::string effort;
   DSV4_TRY(check_string(j, "effort", "reasoning"));
   if (j.contains("effort") && j["effort"].is_string()) effort = j["effort"];
-  if (effort == "none") {
-    r.thinking = ThinkingMode::chat;
-  } else {
-    DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("reasoning.effort", effort, revision, "none"));
-  }
-  return {};
+  return read_openai_effort("reasoning.effort", effort, revision, r.thinking);
 }
 
 // text {format, verbosity}: format text, json_object or json_schema (structured_output.h).

@@ -349,10 +349,10 @@ Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const 
   const bool v41 = opt.revision == EncoderRevision::v41;
   if (v41) DSV4_TRY(check_v41_text_only(messages));
   DSV4_ASSIGN_OR_RETURN(std::vector<Turn> turns, preprocess(messages, opt));
-  DSV4_ASSIGN_OR_RETURN(std::string prefix, effort_prefix(opt.revision, opt.reasoning_effort));
+  DSV4_ASSIGN_OR_RETURN(std::string prefix, effort_prefix(opt.revision, opt.thinking.effort));
   const chat::DsmlTags& tags = dsml_tags(opt.revision);
 
-  const bool thinking = opt.thinking_mode == ThinkingMode::thinking;
+  const bool thinking = opt.thinking.on();
   bool any_tools = false;
   for (const auto& t : turns) any_tools = any_tools || !t.msg.tools.empty();
   // Old reasoning is dropped only in thinking mode, and never when tools are declared.
@@ -475,13 +475,11 @@ Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j, EncoderRe
     const std::string& k = it.key();
     const auto& v = it.value();
     if (k == "thinking_mode") {
-      if (v == "chat") o.thinking_mode = ThinkingMode::chat;
-      else if (v == "thinking") o.thinking_mode = ThinkingMode::thinking;
-      else return Status::invalid_argument("thinking_mode must be \"chat\" or \"thinking\"");
+      DSV4_ASSIGN_OR_RETURN(o.thinking.mode, thinking_mode_named(v.is_string() ? v.get<std::string>() : ""));
     } else if (k == "reasoning_effort") {
-      if (v.is_null()) o.reasoning_effort.clear();
-      else if (v.is_string()) o.reasoning_effort = v.get<std::string>();
-      else if (v.is_number_integer()) o.reasoning_effort = v.dump();  // V4.1's 1-100 (effort_prefix checks)
+      if (v.is_null()) o.thinking.effort.clear();
+      else if (v.is_string()) o.thinking.effort = v.get<std::string>();
+      else if (v.is_number_integer()) o.thinking.effort = v.dump();  // V4.1's 1-100 (check_effort checks)
       else return Status::invalid_argument("reasoning_effort must be a string, an integer or null");
     } else if (k == "drop_thinking" || k == "add_bos" || k == "add_default_bos_token" || k == "continuation") {
       if (!v.is_boolean()) return Status::invalid_argument(k + " must be a boolean");
@@ -498,7 +496,7 @@ Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j, EncoderRe
     }
   }
   // Validate now so that a bad effort is reported even for chat mode.
-  DSV4_TRY(effort_prefix(o.revision, o.reasoning_effort).status());
+  DSV4_TRY(check_effort(o.revision, o.thinking.effort));
   return o;
 }
 

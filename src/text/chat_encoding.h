@@ -19,6 +19,7 @@
 
 #include "core/status.h"
 #include "text/encoder_revision.h"
+#include "text/thinking.h"
 #include "text/tool_definition.h"
 
 namespace dsv4::text {
@@ -51,14 +52,10 @@ struct ChatMessage {
   bool prefix = false;
 };
 
-enum class ThinkingMode { chat, thinking };
-
 struct ChatOptions {
-  ThinkingMode thinking_mode = ThinkingMode::thinking;
-  // "" (the revision's default) or one of effort_levels(revision). Only thinking mode writes
-  // a prefix for it; any other value is an error in both modes.
-  // V4.1 also takes an integer 1-100 in decimal ("80").
-  std::string reasoning_effort;
+  // The mode, and the effort level thinking mode writes a prefix for (the budget is the
+  // steering's, not rendered).
+  Thinking thinking;
   // Drop reasoning of turns before the last user message (thinking mode). Has no effect when
   // any message carries tools: then all reasoning is kept, as the official encoder does.
   bool drop_thinking = true;
