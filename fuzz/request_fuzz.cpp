@@ -9,8 +9,8 @@
 #include <string_view>
 
 #include "server/anthropic.h"
-#include "server/api.h"
 #include "server/errors.h"
+#include "server/openai.h"
 
 namespace {
 
@@ -24,10 +24,13 @@ void check_error(const Status& st) {
 
 void check_chat(const Result<server::ChatRequest>& r) {
   if (!r.ok()) return check_error(r.status());
-  if (r->messages.empty() || !r->tools.is_array() || r->gen.stop.size() > server::kMaxStopStrings) std::abort();
+  if (r->messages.empty() || r->gen.stop.size() > server::kMaxStopStrings) std::abort();
   // The request's JSON the renderer still walks: tool schemas, and those of a system message.
-  (void)r->tools.dump();
-  for (const auto& m : r->messages) (void)m.tools.dump(), (void)m.response_format.dump();
+  for (const auto& t : r->tools) (void)text::tool_schema_line(t);
+  for (const auto& m : r->messages) {
+    for (const auto& t : m.tools) (void)text::tool_schema_line(t);
+    (void)m.response_format.dump();
+  }
 }
 
 }  // namespace

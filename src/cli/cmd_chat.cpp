@@ -50,7 +50,7 @@ int cmd_chat(int argc, char** argv) {
   if (Status s = default_to_demo_model(model.dir); !s.ok()) return fail(s);
   auto revision = model_encoder_revision(model.dir);
   if (!revision.ok()) return fail(revision.status());
-  if (Status s = text::effort_prefix(*revision, effort).status(); !s.ok()) return fail(s);
+  if (Status s = text::check_effort(*revision, effort); !s.ok()) return fail(s);
   auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
   const int32_t eos = tok->token_id(text::chat::kEos).value_or(1);
@@ -64,9 +64,10 @@ int cmd_chat(int argc, char** argv) {
   runtime::Scheduler scheduler(**engine, so);
 
   const bool tty = isatty(STDIN_FILENO) == 1;
-  bool thinking = !no_think;
+  text::Thinking thinking{no_think ? text::ThinkingMode::chat : text::ThinkingMode::thinking, effort};
   std::vector<int32_t> history;  // every token of the conversation, ready to be continued
-  if (tty) std::fprintf(stderr, "dsv4 chat: %s mode; /think, /nothink, /reset, /quit\n", thinking ? "thinking" : "chat");
+  if (tty)
+    std::fprintf(stderr, "dsv4 chat: %s mode; /think, /nothink, /reset, /quit\n", thinking.on() ? "thinking" : "chat");
   std::string line;
   while (true) {
     if (tty) {
@@ -77,8 +78,8 @@ int cmd_chat(int argc, char** argv) {
     if (line.empty()) continue;
     if (line == "/quit" || line == "/exit") break;
     if (line == "/think" || line == "/nothink") {
-      thinking = line == "/think";
-      std::fprintf(stderr, "[%s mode]\n", thinking ? "thinking" : "chat");
+      thinking.mode = line == "/think" ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
+      std::fprintf(stderr, "[%s mode]\n", thinking.on() ? "thinking" : "chat");
       continue;
     }
     if (line == "/reset") {
@@ -91,13 +92,12 @@ int cmd_chat(int argc, char** argv) {
     turn.push_back(chat_message("user", line));
     text::ChatOptions o;
     o.revision = *revision;
-    o.thinking_mode = thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
+    o.thinking = thinking;
     o.add_bos = history.empty();
     // The effort prefix (and V4.1's leading <｜System｜>) opens the conversation (message index 0,
     // addendum §A6.1, v4.1 §11.2): only the first turn's rendering writes it; later turns
     // continue after it.
     o.continuation = !history.empty();
-    o.reasoning_effort = effort;
     auto rendered = text::render_chat(turn, o);
     if (!rendered.ok()) return fail(rendered.status());
     std::vector<int32_t> prompt = history;
@@ -112,9 +112,8 @@ int cmd_chat(int argc, char** argv) {
     req.prompt = prompt;
     req.sampling = sampling;
     req.max_tokens = max_tokens;
-    const text::ThinkingMode mode = thinking ? text::ThinkingMode::thinking : text::ThinkingMode::chat;
-    text::apply_steering(text::chat_steering(*tok, *revision, mode, /*thinking_budget=*/0), req);
-    auto r = stream_turn(scheduler, *tok, std::move(req), mode, *revision, {});
+    text::apply_steering(text::chat_steering(*tok, *revision, thinking), req);
+    auto r = stream_turn(scheduler, *tok, std::move(req), thinking.mode, *revision, {});
     if (!r.ok()) return fail(r.status());
     print_turn_stats(*r);
     // The turn closes with EOS, as the chat format writes a finished assistant message.

@@ -16,8 +16,8 @@ int cmd_parse_completion(int argc, char** argv) {
       return Status::invalid_argument("missing string \"completion\"");
     text::ThinkingMode mode = text::ThinkingMode::thinking;
     if (in.contains("thinking_mode")) {
-      if (in["thinking_mode"] == "chat") mode = text::ThinkingMode::chat;
-      else if (in["thinking_mode"] != "thinking") return Status::invalid_argument("thinking_mode must be \"chat\" or \"thinking\"");
+      const auto& m = in["thinking_mode"];
+      DSV4_ASSIGN_OR_RETURN(mode, text::thinking_mode_named(m.is_string() ? m.get<std::string>() : ""));
     }
     text::EncoderRevision revision = text::EncoderRevision::v4;
     if (in.contains("revision")) {

@@ -49,8 +49,7 @@ int cmd_render(int argc, char** argv) {
                           text::options_from_json(in.value("options", nlohmann::ordered_json()), revision));
     // Request-level tools (OpenAI shape) may also sit next to the messages.
     if (in.contains("tools") && !in["tools"].is_null()) {
-      if (!in["tools"].is_array()) return Status::invalid_argument("tools must be an array");
-      options.tools = in["tools"];
+      DSV4_ASSIGN_OR_RETURN(options.tools, text::tools_from_json(in["tools"], "tools"));
     }
     DSV4_ASSIGN_OR_RETURN(std::string prompt, text::render_chat(messages, options));
     nlohmann::ordered_json out{{"prompt", prompt}};

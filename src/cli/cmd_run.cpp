@@ -54,8 +54,9 @@ int cmd_run(int argc, char** argv) {
   auto tok = load_cli_tokenizer("", model.dir);
   if (!tok.ok()) return fail(tok.status());
   // Raw text has no chat mode: it is shown as it comes, unsteered.
+  text::Thinking thinking{no_think ? text::ThinkingMode::chat : text::ThinkingMode::thinking, effort};
   std::optional<text::ThinkingMode> mode;
-  if (!raw) mode = no_think ? text::ThinkingMode::chat : text::ThinkingMode::thinking;
+  if (!raw) mode = thinking.mode;
   std::vector<int32_t> ids;
   if (raw) {
     ids = text::raw_prompt_ids(*tok, prompt);
@@ -65,8 +66,7 @@ int cmd_run(int argc, char** argv) {
     messages.push_back(chat_message("user", prompt));
     text::ChatOptions o;
     o.revision = *revision;
-    o.thinking_mode = *mode;
-    o.reasoning_effort = effort;
+    o.thinking = thinking;
     auto rendered = text::render_chat(messages, o);
     if (!rendered.ok()) return fail(rendered.status());
     ids = tok->encode(*rendered);
@@ -85,7 +85,7 @@ int cmd_run(int argc, char** argv) {
   req.sampling = sampling;
   req.max_tokens = max_tokens;
   req.ignore_eos = ignore_eos;
-  if (mode) text::apply_steering(text::chat_steering(*tok, *revision, *mode, /*thinking_budget=*/0), req);
+  if (mode) text::apply_steering(text::chat_steering(*tok, *revision, thinking), req);
   auto r = stream_turn(scheduler, *tok, std::move(req), mode, *revision, stops);
   if (!r.ok()) return fail(r.status());
   print_turn_stats(*r);

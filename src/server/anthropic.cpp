@@ -143,14 +143,15 @@ Status read_tools(const ojson& tools, ChatRequest& r) {
       return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
     if (!t.contains("input_schema") || !t["input_schema"].is_object())
       return bad("'" + w + ".input_schema' must be an object (a JSON schema)");
-    DSV4_TRY(read_tool_strict(t, w, t["name"], &t["input_schema"], w + ".input_schema", r));
-    ojson f = {{"name", t["name"]}};
+    text::ToolDefinition tool;
+    tool.name = t["name"];
+    tool.parameters = t["input_schema"];
+    DSV4_TRY(read_tool_strict(t, w, w + ".input_schema", tool));
     if (t.contains("description") && !t["description"].is_null()) {
       if (!t["description"].is_string()) return bad("'" + w + ".description' must be a string");
-      f["description"] = t["description"];
+      tool.description = t["description"].get<std::string>();
     }
-    f["parameters"] = t["input_schema"];
-    r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
+    r.tools.push_back(std::move(tool));
   }
   return {};
 }
@@ -171,9 +172,7 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
   if (r.tool_choice == ToolChoice::named) {
     if (!c.contains("name") || !c["name"].is_string()) return bad("'tool_choice.name' must be a string");
     r.tool_choice_name = c["name"];
-    bool found = false;
-    for (const auto& t : r.tools) found |= t["function"]["name"] == r.tool_choice_name;
-    if (!found) return bad("'tool_choice' names the tool '" + r.tool_choice_name + "', which is not in 'tools'");
+    DSV4_TRY(check_tool_choice_name(r, "tool"));
   }
   if ((r.tool_choice == ToolChoice::required || r.tool_choice == ToolChoice::named) && r.tools.empty())
     return bad("'tool_choice' of type '" + type + "' requires 'tools'");
@@ -187,23 +186,23 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
 // thinking is on (a prefill is refused then: it continues an answer, which has no reasoning).
 Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatRequest& r) {
   bool explicit_on = false;
-  r.thinking = ThinkingMode::chat;
+  r.thinking.mode = ThinkingMode::chat;
   if (auto it = j.find("thinking"); it != j.end() && !it->is_null()) {
     const std::string what = "'thinking' must be {\"type\": \"enabled\", \"budget_tokens\": N} or {\"type\": \"disabled\"}";
     if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string()) return bad(what);
     const std::string type = (*it)["type"];
     if (type == "disabled") {
-      r.thinking = ThinkingMode::chat;
+      r.thinking.mode = ThinkingMode::chat;
     } else if (type == "enabled" || type == "adaptive") {
       explicit_on = true;
-      r.thinking = ThinkingMode::thinking;
+      r.thinking.mode = ThinkingMode::thinking;
       int64_t budget = 0;
       DSV4_TRY(read_int(*it, "budget_tokens", budget));
       if (it->contains("budget_tokens") && !(*it)["budget_tokens"].is_null()) {
         if (budget < 1) return bad("'thinking.budget_tokens' must be at least 1");
         if (r.gen.max_tokens > 0 && budget >= r.gen.max_tokens)
           return bad("'thinking.budget_tokens' must be less than 'max_tokens'");
-        r.thinking_budget = budget;
+        r.thinking.budget = budget;
       }
     } else {
       return bad(what);
@@ -216,11 +215,11 @@ Result<bool> read_thinking(const ojson& j, text::EncoderRevision revision, ChatR
       DSV4_ASSIGN_OR_RETURN(r.output, parse_anthropic_format(*f, "output_config.format"));
     }
     // effort: the level DeepSeek's own API maps it to for the served model's encoder, as for
-    // reasoning_effort in api.cpp (Anthropic's "medium" -> high). It does not switch thinking
+    // reasoning_effort in openai.cpp (Anthropic's "medium" -> high). It does not switch thinking
     // on: chat mode renders no effort prefix.
     std::string effort;
     DSV4_TRY(read_string(*it, "effort", effort));
-    DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("output_config.effort", effort, revision));
+    DSV4_ASSIGN_OR_RETURN(r.thinking.effort, effort_level("output_config.effort", effort, revision));
   }
   return explicit_on;
 }
@@ -341,7 +340,7 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
   if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) DSV4_TRY(read_tool_choice(*it, r));
   DSV4_ASSIGN_OR_RETURN(bool thinking_asked, read_thinking(j, revision, r));
   if (auto it = j.find("context_management"); it != j.end() && !it->is_null())
-    DSV4_TRY(read_context_management(*it, r.thinking == ThinkingMode::thinking, r));
+    DSV4_TRY(read_context_management(*it, r.thinking.on(), r));
 
   // A last assistant message is a prefill: the answer continues it, without reasoning.
   if (r.messages.back().role == "assistant") {
@@ -349,8 +348,8 @@ Result<ChatRequest> parse_messages_request(std::string_view body, text::EncoderR
     if (!r.messages.back().tool_calls.empty())
       return bad("the final assistant message ends with tool_use: send the tool_result in a user message");
     r.messages.back().prefix = true;
-    r.thinking = ThinkingMode::chat;
-    r.thinking_budget = 0;
+    r.thinking.mode = ThinkingMode::chat;
+    r.thinking.budget = 0;
   }
   DSV4_TRY(check_structured_output(r, "output_config.format"));
   return r;

@@ -1,12 +1,12 @@
-// OpenAI-compatible request types. The HTTP layer turns a JSON body into one of these structs
-// (validating every field it reads) before anything else sees it; the scheduler only ever
+// The request types the three HTTP APIs share. Each API's adapter (server/openai.cpp,
+// server/anthropic.cpp, server/responses.cpp) turns a JSON body into one of these structs,
+// validating every field it reads, before anything else sees it; the scheduler only ever
 // receives token ids and typed options.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,14 +19,16 @@
 #include "text/encoder_revision.h"
 #include "text/output_steering.h"
 #include "text/json_schema.h"
+#include "text/thinking.h"
+#include "text/tool_definition.h"
 
 namespace dsv4::server {
 
-// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-thinking and thinking; how hard the
-// model thinks is the request's reasoning effort. One type with the text layer's.
+// Prompt modes of DeepSeek-V4 (PROMPT-FORMAT.md §4): non-thinking and thinking (text/thinking.h).
 using text::ThinkingMode;
 
-// Fields shared by /v1/chat/completions and /v1/completions.
+// Generation options of every endpoint (the OpenAI names; the other APIs' readers fill the same
+// fields).
 struct GenerationOptions {
   std::string model;
   runtime::SamplingParams sampling;
@@ -57,35 +59,22 @@ struct ChatRequest {
   // The conversation, converted and validated once by the API's parser; the text layer renders
   // it as it stands (PROMPT-FORMAT.md §2).
   std::vector<text::ChatMessage> messages;
-  // ordered_json keeps keys in request order: tool schemas are rendered that way (PROMPT-FORMAT §5).
-  nlohmann::ordered_json tools = nlohmann::ordered_json::array();  // {"type":"function","function":{...}}
+  // The tools the model may call, read once from the API's own shape (strict ones carry their
+  // arguments' grammar).
+  std::vector<text::ToolDefinition> tools;
   ToolChoice tool_choice = ToolChoice::auto_;
   std::string tool_choice_name;         // ToolChoice::named
-  ThinkingMode thinking = ThinkingMode::thinking;
-  // A level of the served model's encoder (text::effort_levels), "" = its default. Rendered in
-  // thinking mode only.
-  std::string reasoning_effort;
-  int64_t thinking_budget = 0;          // reasoning tokens before `</think>` is forced; 0 = none
+  // The mode, the effort (a level of the served model's encoder, mapped from the API's name)
+  // and the thinking budget, whichever of the API's fields asked for them.
+  text::Thinking thinking;
   // Render the reasoning of turns before the last user message too (the encoder drops it by
   // default in thinking mode): Anthropic's context_management clear_thinking with keep "all".
   bool keep_thinking = false;
   StructuredOutput output;
-  // Tools sent with strict: true, by name: the grammar of their arguments, enforced while the
-  // model writes a call (text/dsml_constraint.h).
-  std::map<std::string, std::shared_ptr<const text::JsonGrammar>> strict_tools;
 };
 
-struct CompletionRequest {
-  GenerationOptions gen;
-  std::string prompt;                    // text prompt, or
-  std::vector<int32_t> prompt_ids;       // a token-id prompt (OpenAI allows an array of ints)
-  bool echo = false;
-};
-
-// Parse + validate. Errors are invalid_argument with the field named ("'messages[2].role' must
-// be one of ..."); a body that is not JSON says so. `revision` is the served model's chat encoder:
-// a reasoning_effort it has no level for is refused (see api.cpp for the rule).
-Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevision revision);
-Result<CompletionRequest> parse_completion_request(std::string_view body);
+// The tool a named tool_choice names must be among the request's tools; `noun` is what the API
+// calls one ("function", "tool") in the error.
+Status check_tool_choice_name(const ChatRequest& r, std::string_view noun);
 
 }  // namespace dsv4::server

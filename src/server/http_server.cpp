@@ -383,7 +383,7 @@ struct HttpServer::Impl final : HttpApp {
     auto r = chat->request;
     auto run = chat->run;
     const int64_t n_prompt = chat->prompt_tokens;
-    ChatCompletion completion(new_id("chatcmpl-"), unix_seconds(), r->gen.model, r->thinking != ThinkingMode::chat,
+    ChatCompletion completion(new_id("chatcmpl-"), unix_seconds(), r->gen.model, r->thinking.on(),
                               r->gen.logprobs);
 
     if (!r->gen.stream) {
@@ -409,14 +409,8 @@ struct HttpServer::Impl final : HttpApp {
                     }
                     auto p = run->poll(kPollInterval);
                     out += completion.stream_piece(p.chat, p.logprobs);
-                    if (p.finished) {
-                      const auto& f = run->final_event();
-                      out += f.finish == FinishReason::error
-                                 ? sse_data(error_body(f.status))
-                                 : completion.stream_end(run->finish_reason(),
-                                                         r->gen.include_usage ? openai_usage(f) : json());
-                      out += sse_done();
-                    }
+                    if (p.finished)
+                      out += stream_finish(completion, run->final_event(), run->finish_reason(), r->gen.include_usage);
                     return p.finished;
                   });
   }
@@ -589,14 +583,8 @@ struct HttpServer::Impl final : HttpApp {
                     }
                     auto p = run->poll(kPollInterval);
                     if (!p.text.empty() || !p.logprobs.empty()) out += completion.stream_piece(p.text, p.logprobs);
-                    if (p.finished) {
-                      const auto& f = run->final_event();
-                      out += f.finish == FinishReason::error
-                                 ? sse_data(error_body(f.status))
-                                 : completion.stream_end(run->finish_reason(),
-                                                         r->gen.include_usage ? openai_usage(f) : json());
-                      out += sse_done();
-                    }
+                    if (p.finished)
+                      out += stream_finish(completion, run->final_event(), run->finish_reason(), r->gen.include_usage);
                     return p.finished;
                   });
   }

@@ -175,6 +175,17 @@ Result<std::string> effort_level(std::string_view field, std::string_view reques
              text::effort_level_names(revision) + "), not '" + std::string(requested) + "'");
 }
 
+Status read_openai_effort(std::string_view field, std::string_view requested, text::EncoderRevision revision,
+                          text::Thinking& thinking) {
+  if (requested == "none") {
+    thinking.mode = text::ThinkingMode::chat;
+    return {};
+  }
+  DSV4_ASSIGN_OR_RETURN(thinking.effort, effort_level(field, requested, revision, "none"));
+  thinking.mode = text::ThinkingMode::thinking;
+  return {};
+}
+
 Result<std::vector<std::string>> text_parts(const json& content, const std::string& where, std::string_view parts,
                                             const PartReader& read_part) {
   if (content.is_string()) return std::vector<std::string>{content.get<std::string>()};

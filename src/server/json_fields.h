@@ -1,6 +1,6 @@
-// Typed readers for request JSON, shared by the OpenAI (api.cpp) and Anthropic (anthropic.cpp)
-// request parsers. Each validates one field and names it in its error: absent or null leaves
-// `out` unchanged; a value of the wrong type is invalid_argument.
+// Typed readers for request JSON, shared by the request parsers of the three APIs (openai.cpp,
+// anthropic.cpp, responses.cpp). Each validates one field and names it in its error: absent or
+// null leaves `out` unchanged; a value of the wrong type is invalid_argument.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,6 +14,7 @@
 
 #include "core/status.h"
 #include "text/encoder_revision.h"
+#include "text/thinking.h"
 
 namespace dsv4::server {
 
@@ -75,5 +76,11 @@ bool valid_tool_name(std::string_view name);
 // "none") and the encoder's levels.
 Result<std::string> effort_level(std::string_view field, std::string_view requested, text::EncoderRevision revision,
                                  std::string_view also = {});
+
+// OpenAI's effort (Chat Completions' reasoning_effort, Responses' reasoning.effort) into
+// `thinking`: "none" turns thinking off (OpenAI's meaning) on every revision; any other name
+// selects thinking at the level effort_level gives (its errors, "none" listed first).
+Status read_openai_effort(std::string_view field, std::string_view requested, text::EncoderRevision revision,
+                          text::Thinking& thinking);
 
 }  // namespace dsv4::server

@@ -1,19 +1,36 @@
-// OpenAI's response shapes for /v1/chat/completions and /v1/completions (their requests are
-// parsed in api.cpp): the model's output (ChatDelta pieces, or text) becomes a whole
-// chat.completion / text_completion object or its stream chunks. Pure JSON, no HTTP: the
-// handlers in http_server.cpp only move pieces between the scheduler and these.
+// OpenAI's /v1/chat/completions and /v1/completions: their request bodies parsed into typed
+// requests, and their response shapes (the model's output, as ChatDelta pieces or text, becomes
+// a whole chat.completion / text_completion object or its stream chunks). Pure JSON, no HTTP:
+// the handlers in http_server.cpp only move pieces between the scheduler and these.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/status.h"
 #include "runtime/scheduler.h"
+#include "server/api.h"
 #include "server/text_codec.h"
+#include "text/encoder_revision.h"
 
 namespace dsv4::server {
+
+struct CompletionRequest {
+  GenerationOptions gen;
+  std::string prompt;                    // text prompt, or
+  std::vector<int32_t> prompt_ids;       // a token-id prompt (OpenAI allows an array of ints)
+  bool echo = false;
+};
+
+// Parse + validate. Errors are invalid_argument with the field named ("'messages[2].role' must
+// be one of ..."); a body that is not JSON says so. `revision` is the served model's chat encoder:
+// a reasoning_effort it has no level for is refused (see openai.cpp for the rule).
+Result<ChatRequest> parse_chat_request(std::string_view body, text::EncoderRevision revision);
+Result<CompletionRequest> parse_completion_request(std::string_view body);
 
 // Usage of a finished generation; speculative decoding's drafts go in the fields OpenAI uses for
 // predicted outputs.
@@ -75,5 +92,12 @@ class TextCompletion {
   std::string model_;
   bool logprobs_;
 };
+
+// The frames that close a streamed completion of either shape: an error frame when the
+// generation failed, else the completion's stream_end (the usage frame when `include_usage`),
+// then [DONE].
+template <class Completion>
+std::string stream_finish(const Completion& completion, const runtime::GenerationEvent& finished,
+                          const std::string& finish_reason, bool include_usage);
 
 }  // namespace dsv4::server

@@ -201,15 +201,16 @@ class Conversation {
 Status read_function(const ojson& t, const std::string& w, ChatRequest& r) {
   DSV4_ASSIGN_OR_RETURN(std::string name, required_string(t, "name", w));
   if (!valid_tool_name(name)) return bad("'" + w + ".name' must be a non-empty tool name without quotes, '<', '>' or newlines");
-  ojson f = {{"name", name}};
+  text::ToolDefinition tool;
+  tool.name = std::move(name);
   DSV4_TRY(check_string(t, "description", w));
-  if (t.contains("description") && !t["description"].is_null()) f["description"] = t["description"];
+  if (t.contains("description") && !t["description"].is_null()) tool.description = t["description"].get<std::string>();
   if (auto it = t.find("parameters"); it != t.end() && !it->is_null()) {
     if (!it->is_object()) return bad("'" + w + ".parameters' must be an object (a JSON schema)");
-    f["parameters"] = *it;
+    tool.parameters = *it;
   }
-  DSV4_TRY(read_tool_strict(t, w, name, f.contains("parameters") ? &f["parameters"] : nullptr, w + ".parameters", r));
-  r.tools.push_back({{"type", "function"}, {"function", std::move(f)}});
+  DSV4_TRY(read_tool_strict(t, w, w + ".parameters", tool));
+  r.tools.push_back(std::move(tool));
   return {};
 }
 
@@ -245,12 +246,12 @@ Status read_tools(const ojson& tools, ChatRequest& r, std::map<std::string, std:
         return bad("'" + tw + "': tools of type '" + inner + "' are not supported by this server; give function tools");
       }
       DSV4_TRY(read_function(t["tools"][k], tw, r));
-      namespaces[r.tools.back()["function"]["name"]] = ns;
+      namespaces[r.tools.back().name] = ns;
     }
   }
   for (const auto& [name, ns] : namespaces) {
     size_t n = 0;
-    for (const auto& t : r.tools) n += t["function"]["name"] == name;
+    for (const auto& t : r.tools) n += t.name == name;
     if (n > 1) return bad("'tools': the function '" + name + "' of namespace '" + ns + "' has the name of another tool");
   }
   return {};
@@ -270,9 +271,7 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
       return bad("'tool_choice' of type '" + type + "' is not supported by this server (function tools only)");
     DSV4_ASSIGN_OR_RETURN(r.tool_choice_name, required_string(c, "name", "tool_choice"));
     r.tool_choice = ToolChoice::named;
-    bool found = false;
-    for (const auto& t : r.tools) found |= t["function"]["name"] == r.tool_choice_name;
-    if (!found) return bad("'tool_choice' names the function '" + r.tool_choice_name + "', which is not in 'tools'");
+    DSV4_TRY(check_tool_choice_name(r, "function"));
   } else {
     return bad(what);
   }
@@ -281,7 +280,7 @@ Status read_tool_choice(const ojson& c, ChatRequest& r) {
   return {};
 }
 
-// reasoning {effort, summary}: effort by the rule of reasoning_effort in api.cpp ("none" is
+// reasoning {effort, summary}: effort by the rule of reasoning_effort in openai.cpp ("none" is
 // non-thinking mode; anything else the level DeepSeek's API maps it to, as reasoning_effort). A summary
 // is accepted, but what comes back is the reasoning itself (reasoning_text), never a summary.
 Status read_reasoning(const ojson& j, text::EncoderRevision revision, ChatRequest& r) {
@@ -291,12 +290,7 @@ Status read_reasoning(const ojson& j, text::EncoderRevision revision, ChatReques
   std::string effort;
   DSV4_TRY(check_string(j, "effort", "reasoning"));
   if (j.contains("effort") && j["effort"].is_string()) effort = j["effort"];
-  if (effort == "none") {
-    r.thinking = ThinkingMode::chat;
-  } else {
-    DSV4_ASSIGN_OR_RETURN(r.reasoning_effort, effort_level("reasoning.effort", effort, revision, "none"));
-  }
-  return {};
+  return read_openai_effort("reasoning.effort", effort, revision, r.thinking);
 }
 
 // text {format, verbosity}: format text, json_object or json_schema (structured_output.h).

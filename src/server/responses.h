@@ -101,7 +101,7 @@ struct ResponsesRequest {
 //   tool_choice auto / none / required / {type: function, name}
 //   reasoning.effort                       -> "none": non-thinking mode; otherwise a level of
 //                                             `revision`, the served model's encoder (the rule
-//                                             of reasoning_effort in api.cpp)
+//                                             of reasoning_effort in openai.cpp)
 //   max_output_tokens, temperature, top_p, stream, store, metadata, user, parallel_tool_calls
 //   previous_response_id                   -> the conversation stored under it comes first
 // Refused with invalid_argument naming the field: built-in tools (web_search, file_search,

@@ -61,16 +61,18 @@ Status check_structured_output(const ChatRequest& r, const std::string& field) {
   return {};
 }
 
-Status read_tool_strict(const ojson& tool, const std::string& where, const std::string& name, const ojson* schema,
-                        const std::string& schema_where, ChatRequest& r) {
+Status read_tool_strict(const ojson& tool, const std::string& where, const std::string& schema_where,
+                        text::ToolDefinition& t) {
   auto it = tool.find("strict");
   if (it == tool.end() || it->is_null()) return {};
   if (!it->is_boolean()) return bad("'" + where + ".strict' must be a boolean");
   if (!it->get<bool>()) return {};
   const ojson none = {{"type", "object"}, {"properties", ojson::object()}};
-  DSV4_ASSIGN_OR_RETURN(auto grammar, text::compile_json_schema(nlohmann::json(schema ? *schema : none), schema_where));
+  DSV4_ASSIGN_OR_RETURN(auto grammar,
+                        text::compile_json_schema(nlohmann::json(t.parameters.is_null() ? none : t.parameters),
+                                                  schema_where));
   DSV4_TRY(text::check_strict_arguments(*grammar, schema_where));
-  r.strict_tools[name] = std::move(grammar);
+  t.strict = std::move(grammar);
   return {};
 }
 

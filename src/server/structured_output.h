@@ -31,11 +31,12 @@ Result<StructuredOutput> parse_anthropic_format(const nlohmann::ordered_json& fo
 // names the request's format field.
 Status check_structured_output(const ChatRequest& r, const std::string& field);
 
-// A tool's `strict` at `where`: a boolean; true compiles the tool's parameters schema (`schema`,
-// at `schema_where`; null = no parameters) into r.strict_tools[name], its arguments then enforced
-// while the model writes a call. A schema that cannot be enforced is a 400 naming the problem
-// (an unsupported keyword, free keys instead of properties: text/dsml_matcher.h).
-Status read_tool_strict(const nlohmann::ordered_json& tool, const std::string& where, const std::string& name,
-                        const nlohmann::ordered_json* schema, const std::string& schema_where, ChatRequest& r);
+// A tool's `strict` at `where` (`tool` is its JSON): a boolean; true compiles the tool's
+// parameters schema (t.parameters, read before, at `schema_where`; null = no parameters) into
+// t.strict, its arguments then enforced while the model writes a call. A schema that cannot be
+// enforced is a 400 naming the problem (an unsupported keyword, free keys instead of properties:
+// text/dsml_matcher.h).
+Status read_tool_strict(const nlohmann::ordered_json& tool, const std::string& where, const std::string& schema_where,
+                        text::ToolDefinition& t);
 
 }  // namespace dsv4::server

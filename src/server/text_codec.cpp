@@ -23,8 +23,7 @@ class Dsv4TextCodec : public TextCodec {
   Result<std::vector<int32_t>> encode_chat(const ChatRequest& r) const override {
     text::ChatOptions o;
     o.revision = revision_;
-    o.thinking_mode = r.thinking;
-    o.reasoning_effort = r.reasoning_effort;
+    o.thinking = r.thinking;
     o.drop_thinking = !r.keep_thinking;
     if (!r.tools.empty() && r.tool_choice != ToolChoice::none) o.tools = r.tools;
     o.response_format = r.output.prompt_format;
@@ -40,7 +39,7 @@ class Dsv4TextCodec : public TextCodec {
   std::unique_ptr<text::TokenDecoder> new_token_decoder() const override { return text::token_decoder(tok_); }
 
   std::unique_ptr<text::OutputParser> new_output_parser(const ChatRequest& r) const override {
-    return text::completion_output_parser(r.thinking, revision_);
+    return text::completion_output_parser(r.thinking.mode, revision_);
   }
 
   text::OutputSteering steering(const ChatRequest& r) const override {
@@ -48,24 +47,22 @@ class Dsv4TextCodec : public TextCodec {
     if (!r.tools.empty()) {
       tools.choice = r.tool_choice;
       tools.name = r.tool_choice_name;
-      for (const auto& t : r.tools) {
-        if (t["function"]["name"] != r.tool_choice_name) continue;
-        const auto& f = t["function"];
-        tools.has_parameters = f.contains("parameters") && f["parameters"].contains("properties") &&
-                               f["parameters"]["properties"].is_object() && !f["parameters"]["properties"].empty();
+      if (const text::ToolDefinition* named = text::find_tool(r.tools, r.tool_choice_name)) {
+        const auto& p = named->parameters;
+        tools.has_parameters = p.contains("properties") && p["properties"].is_object() && !p["properties"].empty();
       }
-      if (!r.strict_tools.empty()) {
-        std::vector<text::DsmlTool> callable;
-        for (const auto& t : r.tools) {
-          const std::string name = t["function"]["name"];
-          auto it = r.strict_tools.find(name);
-          callable.push_back({name, it == r.strict_tools.end() ? nullptr : it->second});
-        }
+      bool strict = false;
+      std::vector<text::DsmlTool> callable;
+      for (const auto& t : r.tools) {
+        strict = strict || t.strict;
+        callable.push_back({t.name, t.strict});
+      }
+      if (strict) {
         tools.grammar = text::dsml_grammar(callable, revision_);
         tools.vocab = vocab_trie();
       }
     }
-    text::OutputSteering s = text::chat_steering(tok_, revision_, r.thinking, r.thinking_budget, tools);
+    text::OutputSteering s = text::chat_steering(tok_, revision_, r.thinking, tools);
     if (r.output.grammar) s.constraint = std::make_shared<text::JsonConstraint>(r.output.grammar, vocab_trie());
     return s;
   }

@@ -11,8 +11,8 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-// Python truthiness, which the official encoder applies to "tools" and "response_format":
-// null, [], {}, "", false and 0 mean "absent".
+// Python truthiness, which the official encoder applies to "response_format" (and to "tools":
+// here an empty list): null, [], {}, "", false and 0 mean "absent".
 bool truthy(const ojson& v) {
   if (v.is_null()) return false;
   if (v.is_array() || v.is_object() || v.is_string()) return !v.empty();
@@ -92,15 +92,11 @@ Result<ToolCall> tool_call_from_json(const ojson& c, const std::string& where) {
 
 // The tools section (chat_tokens.h): the intro and the example block in the revision's tags,
 // then the rules and the schemas.
-std::string tools_section(const ojson& tools, const chat::DsmlTags& tags) {
+std::string tools_section(const std::vector<ToolDefinition>& tools, const chat::DsmlTags& tags) {
   std::string schemas;
-  bool first = true;
-  for (const auto& t : tools) {
-    // The schema line is the OpenAI "function" object; a bare function object is used as is.
-    const ojson& fn = (t.is_object() && t.contains("function") && t["function"].is_object()) ? t["function"] : t;
-    if (!first) schemas += "\n";
-    first = false;
-    schemas += py_json_dumps(fn);
+  for (size_t i = 0; i < tools.size(); ++i) {
+    if (i) schemas += "\n";
+    schemas += tool_schema_line(tools[i]);
   }
   std::string out(chat::kToolsIntro);
   out += tags.calls_open;
@@ -127,7 +123,7 @@ std::string tools_section(const ojson& tools, const chat::DsmlTags& tags) {
 }
 
 void append_tools_and_format(std::string& out, const ChatMessage& m, const chat::DsmlTags& tags) {
-  if (truthy(m.tools)) {
+  if (!m.tools.empty()) {
     out += "\n\n";
     out += tools_section(m.tools, tags);
   }
@@ -207,14 +203,14 @@ void sort_tool_results(std::vector<Turn>& turns) {
 Result<std::vector<Turn>> preprocess(const std::vector<ChatMessage>& in, const ChatOptions& opt) {
   std::vector<ChatMessage> msgs = in;
   // Request-level tools / response_format belong to the leading system message.
-  if (truthy(opt.tools) || truthy(opt.response_format)) {
+  if (!opt.tools.empty() || truthy(opt.response_format)) {
     if (msgs.empty() || msgs[0].role != "system") {
       ChatMessage sys;
       sys.role = "system";
       msgs.insert(msgs.begin(), std::move(sys));
     }
-    if (truthy(opt.tools)) {
-      if (truthy(msgs[0].tools)) return Status::invalid_argument("tools given both in options and on the system message");
+    if (!opt.tools.empty()) {
+      if (!msgs[0].tools.empty()) return Status::invalid_argument("tools given both in options and on the system message");
       msgs[0].tools = opt.tools;
     }
     if (truthy(opt.response_format)) {
@@ -230,8 +226,7 @@ Result<std::vector<Turn>> preprocess(const std::vector<ChatMessage>& in, const C
     static const char* kRoles[] = {"system", "user", "assistant", "tool", "developer", "latest_reminder"};
     if (std::find(std::begin(kRoles), std::end(kRoles), m.role) == std::end(kRoles))
       return Status::invalid_argument(where + ": unknown role '" + m.role + "'");
-    if (truthy(m.tools) && !m.tools.is_array()) return Status::invalid_argument(where + ": tools must be an array");
-    if (truthy(m.tools) && m.role != "system" && m.role != "developer")
+    if (!m.tools.empty() && m.role != "system" && m.role != "developer")
       return Status::invalid_argument(where + ": only system and developer messages may carry tools");
     if (!m.tool_calls.empty() && m.role != "assistant")
       return Status::invalid_argument(where + ": only assistant messages may carry tool_calls");
@@ -349,17 +344,17 @@ std::string render_tool_calls(const std::vector<ToolCall>& calls, EncoderRevisio
 }
 
 Result<std::string> render_chat(const std::vector<ChatMessage>& messages, const ChatOptions& opt) {
-  if (messages.empty() && !truthy(opt.tools) && !truthy(opt.response_format))
+  if (messages.empty() && opt.tools.empty() && !truthy(opt.response_format))
     return Status::invalid_argument("no messages to render");
   const bool v41 = opt.revision == EncoderRevision::v41;
   if (v41) DSV4_TRY(check_v41_text_only(messages));
   DSV4_ASSIGN_OR_RETURN(std::vector<Turn> turns, preprocess(messages, opt));
-  DSV4_ASSIGN_OR_RETURN(std::string prefix, effort_prefix(opt.revision, opt.reasoning_effort));
+  DSV4_ASSIGN_OR_RETURN(std::string prefix, effort_prefix(opt.revision, opt.thinking.effort));
   const chat::DsmlTags& tags = dsml_tags(opt.revision);
 
-  const bool thinking = opt.thinking_mode == ThinkingMode::thinking;
+  const bool thinking = opt.thinking.on();
   bool any_tools = false;
-  for (const auto& t : turns) any_tools = any_tools || truthy(t.msg.tools);
+  for (const auto& t : turns) any_tools = any_tools || !t.msg.tools.empty();
   // Old reasoning is dropped only in thinking mode, and never when tools are declared.
   const bool drop = thinking && opt.drop_thinking && !any_tools;
   if (drop) {
@@ -453,9 +448,8 @@ Result<std::vector<ChatMessage>> messages_from_json(const nlohmann::ordered_json
         m.tool_calls.push_back(std::move(tc));
       }
     }
-    if (j.contains("tools") && !j["tools"].is_null()) {
-      if (!j["tools"].is_array()) return Status::invalid_argument(where + ": tools must be an array");
-      m.tools = j["tools"];
+    if (j.contains("tools")) {
+      DSV4_ASSIGN_OR_RETURN(m.tools, tools_from_json(j["tools"], where + ".tools"));
     }
     if (j.contains("response_format") && !j["response_format"].is_null()) m.response_format = j["response_format"];
     for (const char* key : {"prefix", "wo_eos"}) {
@@ -481,20 +475,17 @@ Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j, EncoderRe
     const std::string& k = it.key();
     const auto& v = it.value();
     if (k == "thinking_mode") {
-      if (v == "chat") o.thinking_mode = ThinkingMode::chat;
-      else if (v == "thinking") o.thinking_mode = ThinkingMode::thinking;
-      else return Status::invalid_argument("thinking_mode must be \"chat\" or \"thinking\"");
+      DSV4_ASSIGN_OR_RETURN(o.thinking.mode, thinking_mode_named(v.is_string() ? v.get<std::string>() : ""));
     } else if (k == "reasoning_effort") {
-      if (v.is_null()) o.reasoning_effort.clear();
-      else if (v.is_string()) o.reasoning_effort = v.get<std::string>();
-      else if (v.is_number_integer()) o.reasoning_effort = v.dump();  // V4.1's 1-100 (effort_prefix checks)
+      if (v.is_null()) o.thinking.effort.clear();
+      else if (v.is_string()) o.thinking.effort = v.get<std::string>();
+      else if (v.is_number_integer()) o.thinking.effort = v.dump();  // V4.1's 1-100 (check_effort checks)
       else return Status::invalid_argument("reasoning_effort must be a string, an integer or null");
     } else if (k == "drop_thinking" || k == "add_bos" || k == "add_default_bos_token" || k == "continuation") {
       if (!v.is_boolean()) return Status::invalid_argument(k + " must be a boolean");
       (k == "drop_thinking" ? o.drop_thinking : k == "continuation" ? o.continuation : o.add_bos) = v.get<bool>();
     } else if (k == "tools") {
-      if (!v.is_null() && !v.is_array()) return Status::invalid_argument("tools must be an array");
-      o.tools = v;
+      DSV4_ASSIGN_OR_RETURN(o.tools, tools_from_json(v, "tools"));
     } else if (k == "response_format") {
       o.response_format = v;
     } else if (k == "revision") {
@@ -505,7 +496,7 @@ Result<ChatOptions> options_from_json(const nlohmann::ordered_json& j, EncoderRe
     }
   }
   // Validate now so that a bad effort is reported even for chat mode.
-  DSV4_TRY(effort_prefix(o.revision, o.reasoning_effort).status());
+  DSV4_TRY(check_effort(o.revision, o.thinking.effort));
   return o;
 }
 

@@ -19,6 +19,8 @@
 
 #include "core/status.h"
 #include "text/encoder_revision.h"
+#include "text/thinking.h"
+#include "text/tool_definition.h"
 
 namespace dsv4::text {
 
@@ -40,7 +42,7 @@ struct ChatMessage {
   std::vector<ToolCall> tool_calls;  // assistant only
   std::string tool_call_id;        // tool only: which call this result answers
   std::string name;                // optional participant / tool name (not rendered)
-  nlohmann::ordered_json tools;    // system/developer: array of OpenAI tools, null = none
+  std::vector<ToolDefinition> tools;  // system/developer: the tools it declares
   nlohmann::ordered_json response_format;  // system/developer: schema object, null = none
   // Quick-instruction task (PROMPT-FORMAT §6): "action", "query", "authority", "domain",
   // "read_url" on a user turn, "title" on an assistant turn. Empty = none.
@@ -50,20 +52,17 @@ struct ChatMessage {
   bool prefix = false;
 };
 
-enum class ThinkingMode { chat, thinking };
-
 struct ChatOptions {
-  ThinkingMode thinking_mode = ThinkingMode::thinking;
-  // "" (the revision's default) or one of effort_levels(revision). Only thinking mode writes
-  // a prefix for it; any other value is an error in both modes.
-  // V4.1 also takes an integer 1-100 in decimal ("80").
-  std::string reasoning_effort;
+  // The mode, and the effort level thinking mode writes a prefix for (the budget is the
+  // steering's, not rendered).
+  Thinking thinking;
   // Drop reasoning of turns before the last user message (thinking mode). Has no effect when
   // any message carries tools: then all reasoning is kept, as the official encoder does.
   bool drop_thinking = true;
   // Request-level tools / response_format: attached to the leading system message (one with
-  // empty content is inserted when there is none). null (or [] / {}: Python-falsy) = none.
-  nlohmann::ordered_json tools;
+  // empty content is inserted when there is none). Empty tools, and a null (or [] / {}:
+  // Python-falsy) response_format, are none.
+  std::vector<ToolDefinition> tools;
   nlohmann::ordered_json response_format;
   // Start with BOS (official add_default_bos_token). The reasoning-effort prefix does not
   // depend on it: it always opens the first message, as in the official encoder.

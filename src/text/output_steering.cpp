@@ -11,15 +11,15 @@ namespace dsv4::text {
 //   required  \n\n<｜DSML｜tool_calls>\n<｜DSML｜            the model names the function
 //   named     \n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="NAME">\n   then its parameters
 // (">\n\n for a function without parameters, as the encoder writes an empty invoke).
-OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, ThinkingMode mode,
-                             int64_t thinking_budget, const ToolSteering& tools) {
+OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, const Thinking& thinking,
+                             const ToolSteering& tools) {
   const chat::DsmlTags& tags = dsml_tags(revision);
   OutputSteering s;
   s.banned_tokens.push_back(tok.token_id(chat::kBos).value_or(0));
   const int32_t think_end = tok.token_id(chat::kThinkEnd).value_or(-1);
-  if (mode == ThinkingMode::thinking && think_end >= 0) {
+  if (thinking.on() && think_end >= 0) {
     s.answer_start_token = think_end;
-    s.thinking_budget = thinking_budget;
+    s.thinking_budget = thinking.budget;
   }
   std::string open = std::string(chat::kBeforeToolCalls) + std::string(tags.calls_open) + "\n";
   switch (tools.choice) {

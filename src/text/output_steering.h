@@ -19,6 +19,7 @@
 #include "runtime/scheduler.h"
 #include "text/chat_encoding.h"
 #include "text/dsml_matcher.h"
+#include "text/thinking.h"
 #include "text/tokenizer.h"
 #include "text/vocab_trie.h"
 
@@ -45,8 +46,9 @@ struct ToolSteering {
   std::shared_ptr<const VocabTrie> vocab;
 };
 
-OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, ThinkingMode mode,
-                             int64_t thinking_budget, const ToolSteering& tools = {});
+// `thinking`: its mode and budget (the effort is the encoder's).
+OutputSteering chat_steering(const Tokenizer& tok, EncoderRevision revision, const Thinking& thinking,
+                             const ToolSteering& tools = {});
 
 // Header-only: the text layer does not link the runtime.
 inline void apply_steering(const OutputSteering& s, runtime::GenerationRequest& r) {

@@ -12,6 +12,7 @@ ROOT=$(cd "${2:?usage: fuzz_requests.sh <dsv4 binary> <repo root>}" && pwd)
 start_fuzz fuzz_requests "$DSV4_BIN" "$ROOT" \
   fuzz/request_fuzz.cpp \
   src/server/api.cpp \
+  src/server/openai.cpp \
   src/server/anthropic.cpp \
   src/server/json_fields.cpp \
   src/server/errors.cpp \
@@ -20,6 +21,7 @@ start_fuzz fuzz_requests "$DSV4_BIN" "$ROOT" \
   src/runtime/sampler.cpp \
   src/text/encoder_revision.cpp \
   src/text/py_json.cpp \
+  src/text/tool_definition.cpp \
   src/text/json_schema.cpp \
   src/text/json_matcher.cpp \
   src/text/dsml_matcher.cpp \

@@ -6,6 +6,7 @@
 
 #include "server/auth.h"
 #include "server/errors.h"
+#include "server/openai.h"
 #include "server/text_codec.h"
 #include "test_paths.h"
 
@@ -44,7 +45,8 @@ TEST(Anthropic, NoFieldIsSilentlyIgnored) {
       << loose.status().message();
   auto strict = messages(R"(,"tools":[{"name":"t","input_schema":{"type":"object","properties":{"a":{"type":"integer"}}},"strict":true}])");
   ASSERT_TRUE(strict.ok()) << strict.status().message();
-  EXPECT_EQ(strict->strict_tools.count("t"), 1u);
+  ASSERT_EQ(strict->tools.size(), 1u);
+  EXPECT_TRUE(strict->tools[0].strict);
   // count_tokens takes the whole request body (sampling fields cannot change the count).
   EXPECT_TRUE(parse_messages_request(R"({"model":"m","max_tokens":5,"temperature":1,"messages":[{"role":"user","content":"x"}]})",
                                      kPreview, /*count_tokens=*/true)
@@ -106,9 +108,9 @@ TEST(Anthropic, ConvertsSystemMessagesAndBlocksToChatMessages) {
   EXPECT_EQ(m[4]["tool_call_id"], "toolu_2");
   EXPECT_EQ(m[4]["content"], "a\n\nb");
   EXPECT_EQ(m[5]["role"], "user");
-  EXPECT_EQ(r->thinking, ThinkingMode::chat);  // Anthropic's default: no thinking unless asked
-  EXPECT_EQ(messages(R"(,"thinking":{"type":"adaptive"})")->thinking, ThinkingMode::thinking);
-  EXPECT_EQ(messages(R"(,"thinking":{"type":"enabled","budget_tokens":10})")->thinking, ThinkingMode::thinking);
+  EXPECT_EQ(r->thinking.mode, ThinkingMode::chat);  // Anthropic's default: no thinking unless asked
+  EXPECT_EQ(messages(R"(,"thinking":{"type":"adaptive"})")->thinking.mode, ThinkingMode::thinking);
+  EXPECT_EQ(messages(R"(,"thinking":{"type":"enabled","budget_tokens":10})")->thinking.mode, ThinkingMode::thinking);
   // A system message inside `messages` stays where it stands.
   auto mid = messages("", R"([{"role":"user","content":"a"},{"role":"assistant","content":"b"},
                               {"role":"system","content":[{"type":"text","text":"Now be brief."}]},
@@ -135,8 +137,8 @@ TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
                      "stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u1"})");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->tools.size(), 2u);
-  EXPECT_EQ(r->tools[0].dump(),
-            R"({"type":"function","function":{"name":"get_weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}})");
+  EXPECT_EQ(text::tool_schema_line(r->tools[0]),
+            R"({"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}})");
   EXPECT_EQ(r->tool_choice, ToolChoice::named);
   EXPECT_EQ(r->tool_choice_name, "now");
   EXPECT_FLOAT_EQ(r->gen.sampling.temperature, 0.2f);
@@ -153,11 +155,11 @@ TEST(Anthropic, ToolsToolChoiceSamplingAndThinking) {
   EXPECT_FALSE(messages(R"(,"tool_choice":{"type":"any"})").ok());  // no tools
   EXPECT_FALSE(messages(R"(,"tool_choice":"auto")").ok());
 
-  EXPECT_EQ(messages(R"(,"thinking":{"type":"disabled"})")->thinking, ThinkingMode::chat);
+  EXPECT_EQ(messages(R"(,"thinking":{"type":"disabled"})")->thinking.mode, ThinkingMode::chat);
   auto t = messages(R"(,"thinking":{"type":"enabled","budget_tokens":16})");
   ASSERT_TRUE(t.ok());
-  EXPECT_EQ(t->thinking, ThinkingMode::thinking);
-  EXPECT_EQ(t->thinking_budget, 16);
+  EXPECT_EQ(t->thinking.mode, ThinkingMode::thinking);
+  EXPECT_EQ(t->thinking.budget, 16);
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"enabled","budget_tokens":64})").ok());  // not below max_tokens
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"enabled","budget_tokens":0})").ok());
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"sometimes"})").ok());
@@ -177,8 +179,8 @@ TEST(Anthropic, EffortMapsToALevelOfTheServedEncoder) {
                  Case{k0731, "high", "high"}, Case{k0731, "max", "max"}}) {
     auto r = effort(c.requested, c.revision);
     ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
-    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
-    EXPECT_EQ(r->thinking, ThinkingMode::thinking);
+    EXPECT_EQ(r->thinking.effort, c.level) << c.requested;
+    EXPECT_EQ(r->thinking.mode, ThinkingMode::thinking);
   }
   auto bad = effort("extreme", k0731);
   ASSERT_FALSE(bad.ok());
@@ -188,7 +190,7 @@ TEST(Anthropic, EffortMapsToALevelOfTheServedEncoder) {
   // Thinking off: the effort is kept (and checked) but chat mode renders no prefix for it.
   auto off = messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"max"})");
   ASSERT_TRUE(off.ok());
-  EXPECT_EQ(off->thinking, ThinkingMode::chat);
+  EXPECT_EQ(off->thinking.mode, ThinkingMode::chat);
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"disabled"},"output_config":{"effort":"extreme"})").ok());
 }
 
@@ -205,7 +207,7 @@ TEST(Anthropic, V41EffortAndImages) {
                  Case{"max", "max"}, Case{"60", "60"}}) {
     auto r = effort(c.requested);
     ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
-    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
+    EXPECT_EQ(r->thinking.effort, c.level) << c.requested;
   }
   EXPECT_NE(effort("0").status().message().find("v4.1 chat encoder has the levels low, high, max, 1-100"),
             std::string::npos);
@@ -218,7 +220,7 @@ TEST(Anthropic, AFinalAssistantMessageIsAPrefill) {
   auto r = messages("", R"([{"role":"user","content":"Write code"},{"role":"assistant","content":"```python\n"}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_TRUE(r->messages.back().prefix);
-  EXPECT_EQ(r->thinking, ThinkingMode::chat);
+  EXPECT_EQ(r->thinking.mode, ThinkingMode::chat);
   EXPECT_FALSE(messages(R"(,"thinking":{"type":"enabled"})",
                         R"([{"role":"user","content":"x"},{"role":"assistant","content":"y"}])")
                    .ok());

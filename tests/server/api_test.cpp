@@ -1,4 +1,4 @@
-#include "server/api.h"
+#include "server/openai.h"
 
 #include <gtest/gtest.h>
 
@@ -22,18 +22,18 @@ Result<ChatRequest> chat(const std::string& extra, text::EncoderRevision revisio
 }
 
 TEST(Api, ThinkingModeSelection) {
-  EXPECT_EQ(chat("")->thinking, ThinkingMode::thinking);  // V4 thinks by default
-  EXPECT_EQ(chat(R"(,"reasoning_effort":"none")")->thinking, ThinkingMode::chat);
-  EXPECT_EQ(chat(R"(,"reasoning_effort":"high")")->thinking, ThinkingMode::thinking);
-  EXPECT_EQ(chat(R"(,"chat_template_kwargs":{"thinking":false})")->thinking, ThinkingMode::chat);
-  EXPECT_EQ(chat(R"(,"reasoning_effort":"none","chat_template_kwargs":{"thinking":true})")->thinking,
+  EXPECT_EQ(chat("")->thinking.mode, ThinkingMode::thinking);  // V4 thinks by default
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"none")")->thinking.mode, ThinkingMode::chat);
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"high")")->thinking.mode, ThinkingMode::thinking);
+  EXPECT_EQ(chat(R"(,"chat_template_kwargs":{"thinking":false})")->thinking.mode, ThinkingMode::chat);
+  EXPECT_EQ(chat(R"(,"reasoning_effort":"none","chat_template_kwargs":{"thinking":true})")->thinking.mode,
             ThinkingMode::thinking);
-  EXPECT_EQ(chat(R"(,"thinking":{"type":"disabled"})")->thinking, ThinkingMode::chat);
+  EXPECT_EQ(chat(R"(,"thinking":{"type":"disabled"})")->thinking.mode, ThinkingMode::chat);
   EXPECT_FALSE(chat(R"(,"reasoning_effort":"extreme")").ok());
   EXPECT_FALSE(chat(R"(,"chat_template_kwargs":{"thinking":"no"})").ok());
 }
 
-// The rule of api.cpp: "none" is non-thinking on every revision; any other API name selects
+// The rule of openai.cpp: "none" is non-thinking on every revision; any other API name selects
 // thinking at the level DeepSeek's own API maps it to for the served encoder; other strings get
 // a 400 naming the accepted names and the encoder's levels.
 TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {
@@ -43,9 +43,9 @@ TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {
   for (auto revision : {kPreview, k0731}) {
     auto none = effort("none", revision);
     ASSERT_TRUE(none.ok());
-    EXPECT_EQ(none->thinking, ThinkingMode::chat);
-    EXPECT_EQ(none->reasoning_effort, "");
-    EXPECT_EQ(chat("", revision)->reasoning_effort, "");  // the encoder's default
+    EXPECT_EQ(none->thinking.mode, ThinkingMode::chat);
+    EXPECT_EQ(none->thinking.effort, "");
+    EXPECT_EQ(chat("", revision)->thinking.effort, "");  // the encoder's default
   }
   struct Case { text::EncoderRevision revision; const char* requested; const char* level; };
   for (Case c : {Case{kPreview, "minimal", "high"}, Case{kPreview, "low", "high"}, Case{kPreview, "medium", "high"},
@@ -54,8 +54,8 @@ TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {
                  Case{k0731, "high", "high"}, Case{k0731, "xhigh", "max"}, Case{k0731, "max", "max"}}) {
     auto r = effort(c.requested, c.revision);
     ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
-    EXPECT_EQ(r->thinking, ThinkingMode::thinking);
-    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
+    EXPECT_EQ(r->thinking.mode, ThinkingMode::thinking);
+    EXPECT_EQ(r->thinking.effort, c.level) << c.requested;
   }
   for (auto revision : {kPreview, k0731})
     for (const char* bad : {"HIGH", "extreme", "ultra"}) {
@@ -72,7 +72,7 @@ TEST(Api, ReasoningEffortMapsToALevelOfTheServedEncoder) {
   // Turning thinking off afterwards keeps the (valid) level; chat mode renders no prefix for it.
   auto off = chat(R"(,"reasoning_effort":"max","thinking":{"type":"disabled"})");
   ASSERT_TRUE(off.ok());
-  EXPECT_EQ(off->thinking, ThinkingMode::chat);
+  EXPECT_EQ(off->thinking.mode, ThinkingMode::chat);
 }
 
 // V4.1 (v4.1 §11.4): the names map onto the released table (xhigh -> high, as DeepSeek's API
@@ -86,10 +86,10 @@ TEST(Api, V41ReasoningEffortAndImages) {
                  Case{"xhigh", "high"}, Case{"max", "max"}, Case{"1", "1"}, Case{"80", "80"}, Case{"100", "100"}}) {
     auto r = effort(c.requested);
     ASSERT_TRUE(r.ok()) << c.requested << ": " << r.status().to_string();
-    EXPECT_EQ(r->thinking, ThinkingMode::thinking);
-    EXPECT_EQ(r->reasoning_effort, c.level) << c.requested;
+    EXPECT_EQ(r->thinking.mode, ThinkingMode::thinking);
+    EXPECT_EQ(r->thinking.effort, c.level) << c.requested;
   }
-  EXPECT_EQ(effort("none")->thinking, ThinkingMode::chat);
+  EXPECT_EQ(effort("none")->thinking.mode, ThinkingMode::chat);
   EXPECT_EQ(effort("101").status().message(),
             "'reasoning_effort' must be one of none, minimal, low, medium, high, xhigh, max, 1-100 (the served "
             "model's v4.1 chat encoder has the levels low, high, max, 1-100), not '101'");
@@ -152,6 +152,8 @@ TEST(Api, NoFieldIsSilentlyIgnored) {
                            Refused{R"(,"tools":[{"type":"function","function":{"name":"f","strict":true,
                                    "parameters":{"type":"object","properties":{"d":{"type":"string","format":"date"}}}}}])",
                                    "'tools[0].function.parameters.properties.d': unsupported keyword 'format'"},
+                           Refused{R"(,"tools":[{"type":"function","function":{"name":"f","description":5}}])",
+                                   "'tools[0].function.description' must be a string"},
                            Refused{R"(,"parallel_tool_calls":false)", "'parallel_tool_calls'"},
                            Refused{R"(,"modalities":["text","audio"])", "'modalities'"},
                            Refused{R"(,"verbosity":"low")", "'verbosity'"},

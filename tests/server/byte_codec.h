@@ -65,7 +65,7 @@ class ByteCodec : public server::TextCodec {
   Result<std::vector<int32_t>> encode_chat(const server::ChatRequest& r) const override {
     std::string all;
     for (const auto& m : r.messages) all += m.role + ":" + m.content + "\n";
-    all += r.thinking == server::ThinkingMode::chat ? "A:" : "A+";
+    all += r.thinking.mode == server::ThinkingMode::chat ? "A:" : "A+";
     return encode_text(all);
   }
   // Each message is one line: a message opens after every '\n'.
@@ -79,11 +79,11 @@ class ByteCodec : public server::TextCodec {
     return std::make_unique<BytePassThroughStream>();
   }
   std::unique_ptr<text::OutputParser> new_output_parser(const server::ChatRequest& r) const override {
-    if (strict_calls(r)) return text::completion_output_parser(r.thinking, revision);
+    if (strict_calls(r)) return text::completion_output_parser(r.thinking.mode, revision);
     std::string tool;
-    if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0]["function"]["name"];
+    if (!r.tools.empty() && r.tool_choice != server::ToolChoice::none) tool = r.tools[0].name;
     if (r.tool_choice == server::ToolChoice::named) tool = r.tool_choice_name;
-    return std::make_unique<ByteChatParser>(r.thinking != server::ThinkingMode::chat, tool);
+    return std::make_unique<ByteChatParser>(r.thinking.mode != server::ThinkingMode::chat, tool);
   }
   // '|' plays `</think>` and '#' the opening of a tool call (except for strict tools in chat
   // mode, see strict_calls): required / named tool_choice force
@@ -91,18 +91,15 @@ class ByteCodec : public server::TextCodec {
   // with the production JsonConstraint over the byte vocabulary.
   text::OutputSteering steering(const server::ChatRequest& r) const override {
     text::OutputSteering s;
-    if (r.thinking != server::ThinkingMode::chat) {
+    if (r.thinking.mode != server::ThinkingMode::chat) {
       s.answer_start_token = int32_t('|') + 2;
-      s.thinking_budget = r.thinking_budget;
+      s.thinking_budget = r.thinking.budget;
     }
     if (r.output.grammar) s.constraint = std::make_shared<text::JsonConstraint>(r.output.grammar, byte_vocab());
     if (r.tools.empty()) return s;
     if (strict_calls(r)) {  // real DSML in bytes, the production rule; required opens the block
       std::vector<text::DsmlTool> tools;
-      for (const auto& t : r.tools) {
-        auto it = r.strict_tools.find(t["function"]["name"]);
-        tools.push_back({t["function"]["name"], it == r.strict_tools.end() ? nullptr : it->second});
-      }
+      for (const auto& t : r.tools) tools.push_back({t.name, t.strict});
       std::string open;
       if (r.tool_choice == server::ToolChoice::required)
         open = "\n\n" + std::string(text::dsml_tags(revision).calls_open) + "\n<" + std::string(text::chat::kDsml);
@@ -121,7 +118,9 @@ class ByteCodec : public server::TextCodec {
   // Strict tools in chat mode, auto or required: the answer is DSML (the production parser and
   // constraint over bytes).
   static bool strict_calls(const server::ChatRequest& r) {
-    return !r.strict_tools.empty() && r.thinking == server::ThinkingMode::chat &&
+    bool strict = false;
+    for (const auto& t : r.tools) strict = strict || t.strict;
+    return strict && r.thinking.mode == server::ThinkingMode::chat &&
            (r.tool_choice == server::ToolChoice::auto_ || r.tool_choice == server::ToolChoice::required);
   }
 

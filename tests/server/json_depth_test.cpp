@@ -5,8 +5,8 @@
 #include <string>
 
 #include "server/anthropic.h"
-#include "server/api.h"
 #include "server/json_fields.h"
+#include "server/openai.h"
 #include "server/server_fixture.h"
 
 namespace dsv4::server {

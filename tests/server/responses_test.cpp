@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "chat_messages_json.h"
+#include "server/openai.h"
 #include "server/text_codec.h"
 #include "test_paths.h"
 
@@ -62,7 +63,7 @@ TEST(Responses, ConvertsInputItemsToChatMessages) {
   EXPECT_EQ(m[6], json::parse(R"({"role":"user","content":"Thanks"})"));
   // The conversation to store is the input as given.
   EXPECT_EQ(r->conversation.size(), 10u);
-  EXPECT_EQ(r->chat.thinking, ThinkingMode::thinking);  // DeepSeek thinks by default
+  EXPECT_EQ(r->chat.thinking.mode, ThinkingMode::thinking);  // DeepSeek thinks by default
 }
 
 TEST(Responses, AStringInputIsOneUserMessage) {
@@ -99,8 +100,8 @@ TEST(Responses, ToolsToolChoiceSamplingAndEchoedSettings) {
   EXPECT_TRUE(c.gen.stream);
   EXPECT_EQ(c.gen.user, "u1");
   EXPECT_FALSE(r->store);
-  EXPECT_EQ(c.tools, ojson::parse(R"([{"type":"function","function":{"name":"get_weather","description":"Weather",
-      "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])"));
+  EXPECT_EQ(c.tools, text::tools_from_json(ojson::parse(R"([{"type":"function","function":{"name":"get_weather",
+      "description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])"), "tools").value());
   EXPECT_EQ(c.tool_choice, ToolChoice::named);
   EXPECT_EQ(c.tool_choice_name, "get_weather");
   const json& e = r->echo;
@@ -141,9 +142,9 @@ TEST(Responses, NamespacedFunctionTools) {
         {"type":"function","name":"close_agent"}]}])");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->chat.tools.size(), 3u);
-  EXPECT_EQ(r->chat.tools[1], ojson::parse(R"({"type":"function","function":{"name":"spawn_agent","description":"Spawn",
-      "parameters":{"type":"object"}}})"));
-  EXPECT_EQ(r->chat.tools[2]["function"]["name"], "close_agent");
+  EXPECT_EQ(text::tool_schema_line(r->chat.tools[1]),
+            R"({"name": "spawn_agent", "description": "Spawn", "parameters": {"type": "object"}})");
+  EXPECT_EQ(r->chat.tools[2].name, "close_agent");
   EXPECT_EQ(r->tool_namespaces, (std::map<std::string, std::string>{{"close_agent", "agents"}, {"spawn_agent", "agents"}}));
   ResponseBuilder b("resp_n", 1, *r);
   ChatDelta d;
@@ -170,22 +171,22 @@ TEST(Responses, NamespacedFunctionTools) {
 TEST(Responses, ReasoningEffortMapsToALevelOfTheServedEncoder) {
   auto none = parse(R"("input":"hi","reasoning":{"effort":"none"})");
   ASSERT_TRUE(none.ok());
-  EXPECT_EQ(none->chat.thinking, ThinkingMode::chat);
+  EXPECT_EQ(none->chat.thinking.mode, ThinkingMode::chat);
   auto high = parse(R"("input":"hi","reasoning":{"effort":"high","summary":"auto"})");
   ASSERT_TRUE(high.ok()) << high.status().to_string();
-  EXPECT_EQ(high->chat.thinking, ThinkingMode::thinking);
-  EXPECT_EQ(high->chat.reasoning_effort, "high");
+  EXPECT_EQ(high->chat.thinking.mode, ThinkingMode::thinking);
+  EXPECT_EQ(high->chat.thinking.effort, "high");
   EXPECT_EQ(high->echo["reasoning"], json::parse(R"({"effort":"high","summary":"auto"})"));
   // Mapped as DeepSeek's API maps it: the preview has no "low" (-> high); "medium" -> high.
   expect_refused(R"("input":"hi","reasoning":{"effort":"extreme"})",
                  "'reasoning.effort' must be one of none, minimal, low, medium, high, xhigh, max");
-  EXPECT_EQ(parse(R"("input":"hi","reasoning":{"effort":"low"})")->chat.reasoning_effort, "high");  // preview
+  EXPECT_EQ(parse(R"("input":"hi","reasoning":{"effort":"low"})")->chat.thinking.effort, "high");  // preview
   auto low = parse(R"("input":"hi","reasoning":{"effort":"low"})", k0731);
   ASSERT_TRUE(low.ok()) << low.status().to_string();
-  EXPECT_EQ(low->chat.reasoning_effort, "low");
+  EXPECT_EQ(low->chat.thinking.effort, "low");
   auto medium = parse(R"("input":"hi","reasoning":{"effort":"medium"})", k0731);   // Codex's default
   ASSERT_TRUE(medium.ok());
-  EXPECT_EQ(medium->chat.reasoning_effort, "high");
+  EXPECT_EQ(medium->chat.thinking.effort, "high");
   EXPECT_EQ(medium->echo["reasoning"]["effort"], "medium");   // the response echoes the request
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "server/openai.h"
 #include "server/response_run.h"
 #include "test_paths.h"
 #include "text/chat_tokens.h"
@@ -44,7 +45,7 @@ TEST(TextCodec, ChatPromptFollowsTheModeAndStartsWithBos) {
   EXPECT_EQ((*think)[1], 2);
   EXPECT_EQ(think->end()[-2], 3);
   EXPECT_EQ(think->back(), 4);
-  req->thinking = ThinkingMode::chat;
+  req->thinking.mode = ThinkingMode::chat;
   auto chat = codec->encode_chat(*req);
   ASSERT_TRUE(chat.ok());
   EXPECT_EQ(chat->back(), 5);
@@ -290,7 +291,7 @@ TEST(TextCodec, SteeringForcesTheToolCallOpeningAtATokenBoundary) {
   EXPECT_EQ(s.banned_tokens, std::vector<int32_t>{bos});
   // Non-thinking mode: the answer opens the output.
   ChatRequest chat = req(R"(,"tool_choice":"required","reasoning_effort":"none")");
-  chat.thinking_budget = 5;
+  chat.thinking.budget = 5;
   s = codec.steering(chat);
   EXPECT_EQ(s.answer_start_token, -1);
   EXPECT_EQ(s.thinking_budget, 0);

@@ -35,12 +35,12 @@ TEST(ChatEncoding, OfficialGoldenVectors) {
     const ojson input = ojson::parse(read_file(dir + "test_input_" + std::to_string(n) + ".json"));
     const std::string want = read_file(dir + "test_output_" + std::to_string(n) + ".txt");
     ChatOptions opt;
-    opt.thinking_mode = n == 4 ? ThinkingMode::chat : ThinkingMode::thinking;
+    opt.thinking.mode = n == 4 ? ThinkingMode::chat : ThinkingMode::thinking;
     // Case 1 is {"tools", "messages"}: the tools go on the first (system) message.
     const ojson& msgs_json = input.is_object() ? input["messages"] : input;
     auto msgs = messages_from_json(msgs_json);
     ASSERT_TRUE(msgs.ok()) << msgs.status().to_string();
-    if (input.is_object() && input.contains("tools")) opt.tools = input["tools"];
+    if (input.is_object() && input.contains("tools")) opt.tools = tools_from_json(input["tools"], "tools").value();
     auto got = render_chat(*msgs, opt);
     ASSERT_TRUE(got.ok()) << got.status().to_string();
     EXPECT_TRUE(*got == want) << "golden " << n << ": " << first_difference(want, *got);
@@ -79,29 +79,29 @@ ChatMessage msg(std::string role, std::string content) {
 TEST(ChatEncoding, ModesAndEffort) {
   std::vector<ChatMessage> m{msg("system", "Be brief."), msg("user", "Hi")};
   ChatOptions o;
-  o.thinking_mode = ThinkingMode::chat;
+  o.thinking.mode = ThinkingMode::chat;
   EXPECT_EQ(rendered(m, o), "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜></think>");
-  o.thinking_mode = ThinkingMode::thinking;
+  o.thinking.mode = ThinkingMode::thinking;
   EXPECT_EQ(rendered(m, o), "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜><think>");
-  o.reasoning_effort = "high";  // preview encoder: no prefix for high
+  o.thinking.effort = "high";  // preview encoder: no prefix for high
   EXPECT_EQ(rendered(m, o), "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜><think>");
-  o.reasoning_effort = "max";
+  o.thinking.effort = "max";
   auto r = render_chat(m, o);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->rfind("<｜begin▁of▁sentence｜>Reasoning Effort: Absolute maximum", 0), 0u);
   o.revision = EncoderRevision::v4_flash_0731;
   r = render_chat(m, o);
   EXPECT_EQ(r->rfind("<｜begin▁of▁sentence｜>Reasoning Effort: Beyond maximum", 0), 0u);
-  o.reasoning_effort = "high";
+  o.thinking.effort = "high";
   r = render_chat(m, o);
   EXPECT_EQ(r->rfind("<｜begin▁of▁sentence｜>Reasoning Effort: Absolute maximum", 0), 0u);
-  o.reasoning_effort = "extreme";
+  o.thinking.effort = "extreme";
   EXPECT_FALSE(render_chat(m, o).ok());
 }
 
 TEST(ChatEncoding, TasksPrefixAndResponseFormat) {
   ChatOptions chat;
-  chat.thinking_mode = ThinkingMode::chat;
+  chat.thinking.mode = ThinkingMode::chat;
   auto q = msg("user", "Q");
   q.task = "query";
   EXPECT_EQ(rendered({q}, chat), "<｜begin▁of▁sentence｜><｜User｜>Q<｜query｜>");
@@ -151,7 +151,7 @@ TEST(ChatEncoding, OfficialMergeAndOrderingRules) {
   rx.tool_call_id = "zz";
   r1.tool_call_id = "c1";
   ChatOptions chat;
-  chat.thinking_mode = ThinkingMode::chat;
+  chat.thinking.mode = ThinkingMode::chat;
   const std::string out = rendered({msg("user", "go"), asst, r2, rx, r1}, chat);
   EXPECT_NE(out.find("<｜User｜><tool_result>RX</tool_result>\n\n<tool_result>R1</tool_result>\n\n<tool_result>R2</tool_result>"
                      "<｜Assistant｜></think>"),
@@ -166,7 +166,7 @@ TEST(ChatEncoding, OfficialMergeAndOrderingRules) {
   EXPECT_EQ(rendered({msg("user", "a"), msg("user", "b")}, chat), "<｜begin▁of▁sentence｜><｜User｜>a\n\nb<｜Assistant｜></think>");
   // Empty tools are absent (Python falsy): they neither render nor disable drop_thinking.
   ChatMessage sys = msg("system", "S");
-  sys.tools = ojson::array();
+  sys.tools = tools_from_json(ojson::array(), "tools").value();
   ChatMessage old = msg("assistant", "A1");
   old.reasoning_content = "r1";
   ChatOptions think;
@@ -174,7 +174,7 @@ TEST(ChatEncoding, OfficialMergeAndOrderingRules) {
             "<｜begin▁of▁sentence｜>S<｜User｜>Q1<｜Assistant｜></think>A1<｜end▁of▁sentence｜><｜User｜>Q2<｜Assistant｜><think>");
   // The effort prefix opens the first message even without BOS (add_default_bos_token=False).
   think.add_bos = false;
-  think.reasoning_effort = "max";
+  think.thinking.effort = "max";
   EXPECT_EQ(rendered({msg("user", "Q")}, think).rfind("Reasoning Effort: Absolute maximum", 0), 0u);
   // Developer messages before the last user message are dropped when thinking is dropped.
   ChatOptions think2;

@@ -36,8 +36,9 @@ const std::string kToolsSection =
     "\"get_weather\", \"description\": \"Weather\", \"parameters\": {\"type\": \"object\", \"properties\": "
     "{\"city\": {\"type\": \"string\"}}}}\n\nYou MUST strictly follow the above defined tool name and parameter "
     "schemas to invoke tool calls.\n";
-const ojson kTools = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather",
+const ojson kToolsJson = ojson::parse(R"([{"type": "function", "function": {"name": "get_weather",
   "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+const std::vector<ToolDefinition> kTools = tools_from_json(kToolsJson, "tools").value();
 
 ChatMessage msg(std::string role, std::string content) {
   ChatMessage m;
@@ -49,8 +50,8 @@ ChatMessage msg(std::string role, std::string content) {
 ChatOptions v41(ThinkingMode mode = ThinkingMode::thinking, std::string effort = "") {
   ChatOptions o;
   o.revision = EncoderRevision::v41;
-  o.thinking_mode = mode;
-  o.reasoning_effort = std::move(effort);
+  o.thinking.mode = mode;
+  o.thinking.effort = std::move(effort);
   return o;
 }
 
@@ -159,7 +160,7 @@ TEST(ChatEncodingV41, MidConversationSystemMessages) {
   EXPECT_EQ(rendered({msg("system", "S3")}, more), "<｜System｜>S3<｜Assistant｜></think>");
   // V4 keeps its own rule: a later system message is its bare content.
   ChatOptions v4;
-  v4.thinking_mode = ThinkingMode::chat;
+  v4.thinking.mode = ThinkingMode::chat;
   EXPECT_EQ(rendered({msg("user", "Q1"), msg("system", "S2"), msg("user", "Q2")}, v4),
             kBos + "<｜User｜>Q1S2<｜User｜>Q2<｜Assistant｜></think>");
 }
@@ -189,7 +190,7 @@ TEST(ChatEncodingV41, ToolsCallsAndResults) {
             kBos + kSys + "\n\n" + kToolsSection + "<｜User｜>w?<｜Assistant｜></think>");
   // The same words as V4's section (golden-checked in chat_encoding_test), with V4.1's tags.
   ChatOptions v4;
-  v4.thinking_mode = ThinkingMode::chat;
+  v4.thinking.mode = ThinkingMode::chat;
   v4.tools = kTools;
   std::string v4_text = rendered({msg("user", "w?")}, v4);
   for (auto [from, to] : {std::pair<std::string, std::string>{"｜DSML｜tool_calls", "｜DSML｜ calls"},

@@ -82,11 +82,11 @@ TEST(EncoderRevision, PromptPrefixesMatchTheGoldens) {
     EXPECT_EQ(*own, prefix) << g.section << " / " << g.key;
     ChatOptions o;
     o.revision = g.revision;
-    o.reasoning_effort = g.effort;
+    o.thinking.effort = g.effort;
     auto thinking = render_chat(messages, o);
     ASSERT_TRUE(thinking.ok()) << thinking.status().to_string();
     EXPECT_EQ(*thinking, bos + prefix + "Be brief.<｜User｜>Hi<｜Assistant｜><think>") << g.section << " / " << g.key;
-    o.thinking_mode = ThinkingMode::chat;
+    o.thinking.mode = ThinkingMode::chat;
     auto chat = render_chat(messages, o);
     ASSERT_TRUE(chat.ok()) << chat.status().to_string();
     EXPECT_EQ(*chat, bos + "Be brief.<｜User｜>Hi<｜Assistant｜></think>") << g.section << " / " << g.key;
@@ -114,11 +114,12 @@ TEST(EncoderRevision, LevelsARevisionLacksAreErrorsInBothModes) {
                            "reasoning effort 'none' is not a level of the v4-flash-0731 chat encoder (its levels: "
                            "low, high, max)"}}) {
     EXPECT_EQ(effort_prefix(b.revision, b.effort).status().message(), b.message);
+    EXPECT_EQ(check_effort(b.revision, b.effort).message(), b.message);  // the CLI's early check
     for (ThinkingMode mode : {ThinkingMode::thinking, ThinkingMode::chat}) {
       ChatOptions o;
       o.revision = b.revision;
-      o.thinking_mode = mode;
-      o.reasoning_effort = b.effort;
+      o.thinking.mode = mode;
+      o.thinking.effort = b.effort;
       auto r = render_chat({msg("user", "Hi")}, o);
       ASSERT_FALSE(r.ok());
       EXPECT_EQ(r.status().message(), b.message);
@@ -160,7 +161,7 @@ TEST(EncoderRevision, OptionsDefaultToTheGivenRevision) {
   auto v41 = options_from_json(ojson::parse(R"({"revision": "v4.1", "reasoning_effort": 80})"));
   ASSERT_TRUE(v41.ok()) << v41.status().to_string();
   EXPECT_EQ(v41->revision, EncoderRevision::v41);
-  EXPECT_EQ(v41->reasoning_effort, "80");
+  EXPECT_EQ(v41->thinking.effort, "80");
   EXPECT_FALSE(options_from_json(ojson::parse(R"({"reasoning_effort": 80})")).ok());  // V4 has no numbers
   EXPECT_FALSE(options_from_json(ojson::parse(R"({"revision": "v4.1", "reasoning_effort": 80.0})")).ok());
   EXPECT_FALSE(options_from_json(ojson::parse(R"({"revision": "v4.1", "reasoning_effort": true})")).ok());
