@@ -184,7 +184,12 @@ void write_state(const SequenceState& s, ByteWriter& w) {
     w.put_array<uint16_t>(l.idx);
     write_compressor(l.comp_state, w);
     write_compressor(l.idx_state, w);
+    if (l.comp_bytes > 0) {   // a V4.1 KV source: its packed entries (v4.1 §8.1)
+      w.put_array<uint8_t>(l.comp_fp4);
+      w.put_array<uint8_t>(l.idx_fp4);
+    }
   }
+  if (!s.engram_history.empty()) w.put_array<int32_t>(s.engram_history);   // V4.1: v4.1 §5.3.2
 }
 
 Result<SequenceState> read_state(ByteReader& r, const io::ModelConfig& cfg, int64_t max_context) {
@@ -215,6 +220,17 @@ Result<SequenceState> read_state(ByteReader& r, const io::ModelConfig& cfg, int6
     const CompressorState fresh_comp = l.comp_state, fresh_idx = l.idx_state;
     DSV4_TRY(read_compressor(r, fresh_comp, &l.comp_state, where));
     DSV4_TRY(read_compressor(r, fresh_idx, &l.idx_state, where));
+    if (l.comp_bytes > 0) {
+      const uint64_t sources = uint64_t(s.pos / l.ratio);
+      DSV4_TRY(r.get_array(&l.comp_fp4, sources * uint64_t(l.comp_bytes), "packed compressed entries"));
+      DSV4_TRY(r.get_array(&l.idx_fp4, sources * uint64_t(l.idx_bytes), "packed indexer keys"));
+    }
+  }
+  if (!s.engram_history.empty()) {
+    DSV4_TRY(r.get_array(&s.engram_history, uint64_t(s.engram_history.size()), "Engram history"));
+    for (int32_t id : s.engram_history)
+      if (id < kEngramDead)
+        return Status::corrupt_data(r.what() + ": Engram history holds " + std::to_string(id) + ", not an id");
   }
   return s;
 }

@@ -99,7 +99,8 @@ void fill_synthetic_state(SequenceState& s, int64_t depth, uint64_t seed);
 SequenceState make_sequence_state(const io::ModelConfig& cfg);
 
 // The state as bytes (the prefix cache's disk store, runtime/prefix_store.h): positions, then
-// per layer its ring, compressed entries, indexer keys and compressor states.
+// per layer its ring, compressed entries, indexer keys and compressor states (V4.1 KV sources:
+// then their packed entries), then the V4.1 Engram history.
 // REQUIRES: no chunk is open (s.undo records nothing).
 void write_state(const SequenceState& s, ByteWriter& w);
 // Reads what write_state wrote, checking every count and length against cfg: the layers and

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'V', '4', 'K', 'V', 'C', '\n'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;   // 2: V4.1 packed entries and Engram history
 constexpr size_t kShaHex = 64;
 constexpr char kSuffix[] = ".kv";
 constexpr int64_t kStaleTempSeconds = 600;

@@ -91,5 +91,29 @@ TEST_F(EngineV41, CloneContinuesIdentically) {
   EXPECT_EQ(0, std::memcmp(l1.data(), l2.data(), size_t(V) * 4));
 }
 
+// A state file (the prefix cache's --kv-cache-dir) holds all of a V4.1 sequence: the packed FP4
+// entries of the KV sources and the Engram history included. 70 tokens reach the packed entries
+// of every source and a history of real ids; a sequence loaded from the bytes continues with the
+// same logits as the one saved, and bytes cut short are refused.
+TEST_F(EngineV41, SavedSequenceContinuesIdentically) {
+  ASSERT_NE(engine_, nullptr);
+  Engine& engine = *engine_;
+  const int64_t V = engine.config().vocab_size;
+  const auto t = test_tokens(78, V);
+  auto s = engine.new_sequence();
+  std::vector<float> l1(static_cast<size_t>(V)), l2(static_cast<size_t>(V));
+  ASSERT_TRUE(engine.step(*s, std::span(t.data(), 70), l1.data()).ok());
+  std::vector<uint8_t> bytes;
+  ASSERT_TRUE(engine.save_sequence(*s, &bytes).ok());
+  auto loaded = engine.load_sequence(bytes);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+  for (size_t i = 70; i < t.size(); ++i) {
+    ASSERT_TRUE(engine.step(*s, std::span(t.data() + i, 1), l1.data()).ok());
+    ASSERT_TRUE(engine.step(**loaded, std::span(t.data() + i, 1), l2.data()).ok());
+    ASSERT_EQ(0, std::memcmp(l1.data(), l2.data(), size_t(V) * 4)) << "position " << i;
+  }
+  EXPECT_EQ(engine.load_sequence(std::span(bytes.data(), bytes.size() - 1)).status().code(), StatusCode::corrupt_data);
+}
+
 }  // namespace
 }  // namespace dsv4::runtime
