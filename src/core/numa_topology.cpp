@@ -131,4 +131,10 @@ Result<int> home_numa_node(const std::vector<NumaNode>& nodes, const std::vector
                                   which + ": bind each process to one node (mpirun --map-by numa --bind-to numa)");
 }
 
+Result<int> process_numa_node() {
+  DSV4_ASSIGN_OR_RETURN(const std::vector<NumaNode> nodes, read_numa_topology());
+  DSV4_ASSIGN_OR_RETURN(const std::vector<int> cpus, affinity_cpus());
+  return home_numa_node(nodes, cpus);
+}
+
 }  // namespace dsv4

@@ -45,4 +45,7 @@ std::vector<int> nodes_of_cpus(const std::vector<NumaNode>& nodes, const std::ve
 // no listed node.
 Result<int> home_numa_node(const std::vector<NumaNode>& nodes, const std::vector<int>& cpus);
 
+// home_numa_node of this machine's nodes and this process's CPUs.
+Result<int> process_numa_node();
+
 }  // namespace dsv4
