@@ -320,15 +320,15 @@ Result<uint64_t> Checkpoint::copy_to_node(const NodeCopy& copy) {
   uint64_t at = 0;
   for (TensorEntry* t : chosen) {
     at = (at + kAlign - 1) / kAlign * kAlign;
-    // Reading through the mapping faults the file in first (a short file fails here, as
-    // populate would, rather than raise SIGBUS).
+    const MappedFile* from = nullptr;   // null: a realigned copy
     for (const auto& f : shards_)
-      if (t->data >= f->data() && t->data < f->data() + f->size())
-        DSV4_TRY(f->populate(size_t(t->data - f->data()), t->nbytes()));
+      if (t->data >= f->data() && t->data < f->data() + f->size()) from = f.get();
+    const size_t offset = from ? size_t(t->data - from->data()) : 0;
+    // Faulting the range in first turns a file that shrank into an error, as populate does,
+    // rather than a SIGBUS in the copy.
+    if (from) DSV4_TRY(from->populate(offset, t->nbytes()));
     std::memcpy(node_copy_.data() + at, t->data, t->nbytes());
-    for (const auto& f : shards_)
-      if (t->data >= f->data() && t->data < f->data() + f->size())
-        DSV4_TRY(f->unmap_pages(size_t(t->data - f->data()), t->nbytes()));
+    if (from) DSV4_TRY(from->unmap_pages(offset, t->nbytes()));
     t->data = node_copy_.data() + at;
     at += t->nbytes();
   }

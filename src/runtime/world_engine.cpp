@@ -8,8 +8,8 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "io/config.h"
 #include "core/numa_topology.h"
+#include "io/config.h"
 #include "io/inventory.h"
 #include "runtime/numa_placement.h"
 
@@ -40,9 +40,10 @@ double proc_status_bytes(const std::string& key) {
   return 0;
 }
 
-// RankFigures as words of a gather (the same count on every rank), and back: the memory, the
-// exchange tallies, kFigureNodes (node id, bytes) pairs of the weights' placement (unused pairs
-// with id -1), the rank's node. A rank's weights on more nodes than that (never, bound to one) drop the rest.
+// RankFigures as words of a gather (the same count on every rank), and back: the memory (2), the
+// exchange tallies (2 x 5), kFigureNodes (node id, bytes) pairs of the weights' placement (unused
+// pairs with id -1; a rank's weights on more nodes than that, never when bound to one, drop the
+// rest), the rank's node.
 constexpr size_t kFigureNodes = 8;
 
 std::vector<double> figures_words(const MpiExpertSplit* split, const Engine& engine) {
@@ -69,11 +70,10 @@ RankFigures figures_from_words(const double* w) {
     const double* t = w + 2 + 5 * k;
     *tallies[k] = {int64_t(t[0]), int64_t(t[1]), t[2], t[3], t[4]};
   }
-  for (size_t k = 0; k < kFigureNodes; ++k) {
-    const double* p = w + 12 + 2 * k;
-    if (p[0] >= 0) f.weight_node_bytes[int(p[0])] = uint64_t(p[1]);
-  }
-  f.numa_node = int(w[12 + 2 * kFigureNodes]);
+  const double* nodes = w + 2 + 2 * 5;
+  for (size_t k = 0; k < kFigureNodes; ++k)
+    if (nodes[2 * k] >= 0) f.weight_node_bytes[int(nodes[2 * k])] = uint64_t(nodes[2 * k + 1]);
+  f.numa_node = int(nodes[2 * kFigureNodes]);
   return f;
 }
 
