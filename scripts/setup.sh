@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   build-essential cmake pkg-config ccache git xz-utils libopenmpi-dev openmpi-bin
   nlohmann-json3-dev libpcre2-dev libcli11-dev libboost1.81-dev libcpp-httplib-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libnuma-dev
   clang libclang-rt-dev
 )
 # Node.js + npm for the client tests: Debian's packages, unless a node with npm is already there

@@ -56,6 +56,7 @@ int cmd_bench(int argc, char** argv) {
   add_load_flags(app, no_populate, keep_page_cache);
   double step_timeout = runtime::World::kDefaultStepTimeout;
   add_step_timeout_flag(app, step_timeout);
+  add_numa_flag(app, opt.numa);
   app.add_option("--fp8-decode", opt.fp8_decode,
                  "FP8 weight decode of the matvec: auto (probed), f16 or integer (same results; for comparison)")
       ->check(CLI::IsMember({"auto", "f16", "integer"}));
@@ -79,7 +80,7 @@ int cmd_bench(int argc, char** argv) {
   opt.world = launch_world();
   const bool follower = opt.world && opt.world->rank() > 0;   // rank 0 reports
   if (speculative) {
-    for (const char* other : {"--prefill", "--decode-context", "--synthetic-context", "--fp8-decode", "--fp4-dot"})
+    for (const char* other : {"--prefill", "--decode-context", "--synthetic-context", "--fp8-decode", "--fp4-dot", "--numa"})
       if (app.count(other) > 0) {
         std::fprintf(stderr, "dsv4 bench: %s does not apply to --speculative\n", other);
         return 1;

@@ -49,6 +49,7 @@ int cmd_score(int argc, char** argv) {
       ->needs(dump_layer);
   double step_timeout = runtime::World::kDefaultStepTimeout;
   add_step_timeout_flag(app, step_timeout);
+  add_numa_flag(app, opt.numa);
   CLI11_PARSE(app, argc, argv);
   if (opt.dump_layer >= 0) {
     if (!parse_rows(rows, opt.dump_pos0, opt.dump_pos1)) {

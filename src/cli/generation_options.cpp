@@ -41,6 +41,14 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
                  "(0 = off, the default); changes speed, never output")
       ->check(CLI::Range(0.0f, 1.0f));
   add_step_timeout_flag(app, f.step_timeout);
+  add_numa_flag(app, f.numa);
+}
+
+void add_numa_flag(CLI::App& app, bool& numa) {
+  app.add_flag("--numa", numa,
+               "copy the weights every rank reads (all but the routed experts) into memory of the NUMA node this "
+               "process is bound to; refused unless its CPUs lie on one node (under mpirun: --map-by numa --bind-to "
+               "numa, one rank per socket). Output is identical either way");
 }
 
 void add_step_timeout_flag(CLI::App& app, double& seconds) {
@@ -114,6 +122,7 @@ Result<std::unique_ptr<runtime::Engine>> load_engine(ModelFlags& f) {
   o.populate_weights = !f.no_populate;
   o.reread_small_pages = !f.keep_page_cache;
   o.speculative = f.speculative != "off";
+  o.numa = f.numa;
   // A follower rank of an MPI launch does not come back from here (runtime/world_engine.h).
   if (world && world->rank() > 0) return runtime::load_engine_on_world(*world, f.dir, o);
   // Engine::load reports no progress of its own: show the elapsed time while it runs.

@@ -35,6 +35,7 @@ struct ModelFlags {
   int draft_tokens = -1;            // -1: the drafter's block size
   float draft_confidence = 0.0f;
   double step_timeout = runtime::World::kDefaultStepTimeout;   // --step-timeout
+  bool numa = false;                                            // --numa
 };
 void add_model_flags(CLI::App& app, ModelFlags& f);
 // The speculative flags into the scheduler options, checked against the loaded engine's drafter:
@@ -47,6 +48,9 @@ void add_load_flags(CLI::App& app, bool& no_populate, bool& keep_page_cache);
 // may wait for the other ranks before the job ends (runtime::World::wait). Given, it sets the
 // launch's World at once; `seconds` keeps the value (serve's /health deadline defaults to it).
 void add_step_timeout_flag(CLI::App& app, double& seconds);
+// --numa (run, chat, serve, bench, score; EngineOptions::numa): the replicated weights copied to
+// the NUMA node this process is bound to, for `mpirun --map-by numa --bind-to numa`.
+void add_numa_flag(CLI::App& app, bool& numa);
 // The chat encoder revision of the checkpoint in `dir`: text::encoder_revision_for of its
 // config.json (read before the engine loads, so that a bad --effort fails fast; it needs no
 // weights, so `render -m` works on a checkpoint whose forward dsv4 cannot run).

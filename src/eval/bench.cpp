@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "core/numa_topology.h"
 #include "io/checkpoint.h"
 #include "kernels/cpu/fp4_pack.h"
 #include "kernels/cpu/machine_probe.h"
@@ -227,6 +228,7 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
   eo.threads = opt.threads;
   eo.populate_weights = opt.populate;
   eo.reread_small_pages = opt.reread_small_pages;
+  eo.numa = opt.numa;
   eo.speculative = false;   // plain decoding: the drafter's per-step work is timed by --speculative
   auto t0 = Clock::now();
   DSV4_ASSIGN_OR_RETURN(auto engine, opt.world ? runtime::load_engine_on_world(*opt.world, opt.model_dir, eo)
@@ -266,6 +268,8 @@ Result<BenchReport> run_bench(const BenchOptions& opt) {
     if (!deepest || seq->position() > deepest->position()) deepest = std::move(seq);
   }
   read_memory_figures(*fresh, deepest.get(), r);
+  r.weight_node_bytes = engine->weight_bytes_per_node();
+  if (Result<int> node = process_numa_node(); node.ok()) r.numa_node = *node;
   r.spec_state_bytes_per_token = spec_state_bytes_per_token(engine->config());
   if (opt.world) {
     DSV4_ASSIGN_OR_RETURN(r.ranks, runtime::gather_rank_figures(*engine));

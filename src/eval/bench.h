@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct BenchOptions {
   int threads = 0;                                 // 0 = all cores
   bool populate = true;                            // EngineOptions::populate_weights
   bool reread_small_pages = true;                  // EngineOptions::reread_small_pages
+  bool numa = false;                               // EngineOptions::numa
   std::string fp8_decode = "auto";                 // "auto" (probed), "f16" or "integer" (kernels::Fp8Decode)
   std::string fp4_dot = "auto";                    // "auto" (probed), "fma" or "bf16" (kernels::Fp4Dot)
   int repetitions = 3;                             // prefill runs per length (median reported)
@@ -79,6 +81,10 @@ struct BenchReport {
   uint64_t rss_anon_end = 0, rss_file_end = 0;
   // Of RssFile, the bytes mapped with 2 MiB pages (/proc/self/smaps_rollup FilePmdMapped).
   uint64_t file_pmd_mapped_end = 0;
+  // The weights present in memory at the end, per NUMA node id (Engine::weight_bytes_per_node:
+  // the shards' mapped pages and, with --numa, the node copy). Empty where not known.
+  std::map<int, uint64_t> weight_node_bytes;
+  int numa_node = -1;   // the node this process's CPUs lie on (process_numa_node); -1: several, unknown
   // Sequence::memory_bytes() growth between an empty sequence and the deepest decoded one, per
   // token, counted on a clone (its vectors hold no spare capacity) and on the live sequence.
   int64_t state_tokens = 0;

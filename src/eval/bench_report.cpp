@@ -38,6 +38,23 @@ ExchangeRates exchange_rates(const runtime::ExchangeTally& t, int64_t moe_layers
   return x;
 }
 
+// {"0": bytes, "1": bytes}: node id -> bytes (JSON keys are strings).
+nlohmann::ordered_json node_bytes_json(const std::map<int, uint64_t>& nodes) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [node, bytes] : nodes) j[std::to_string(node)] = bytes;
+  return j;
+}
+
+// "node 0 1.234 GiB, node 1 0.000 GiB (runs on node 1)"; "unknown" when empty.
+std::string node_bytes_text(const std::map<int, uint64_t>& nodes, int home) {
+  if (nodes.empty()) return "unknown";
+  std::string s;
+  for (const auto& [node, bytes] : nodes) appendf(s, "%snode %d %.3f GiB", s.empty() ? "" : ", ", node, double(bytes) / kGiB);
+  if (home >= 0) appendf(s, " (runs on node %d)", home);
+  else appendf(s, " (its CPUs span several nodes)");
+  return s;
+}
+
 nlohmann::ordered_json ranks_json(const BenchReport& r) {
   using J = nlohmann::ordered_json;
   J ranks = J::array();
@@ -49,7 +66,9 @@ nlohmann::ordered_json ranks_json(const BenchReport& r) {
                       {"exchange_bytes_per_decoded_token", dec.bytes_per_token},
                       {"exchange_ms_per_decode_step", dec.ms_per_step},
                       {"exchange_bytes_per_prefill_token", pre.bytes_per_token},
-                      {"exchange_ms_per_prefill_step", pre.ms_per_step}});
+                      {"exchange_ms_per_prefill_step", pre.ms_per_step},
+                      {"weight_bytes_per_node", node_bytes_json(f.weight_node_bytes)},
+                      {"numa_node", f.numa_node}});
   }
   return ranks;
 }
@@ -95,6 +114,8 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
                    {"rss_file_end_bytes", r.rss_file_end},
                    {"file_pmd_mapped_end_bytes", r.file_pmd_mapped_end},
                    {"rss_peak_bytes", r.rss_peak},
+                   {"weight_bytes_per_node", node_bytes_json(r.weight_node_bytes)},
+                   {"numa_node", r.numa_node},
                    {"state_fixed_bytes", r.state_fixed_bytes},
                    {"state_tokens", r.state_tokens},
                    {"state_bytes_per_token", r.state_bytes_per_token},
@@ -162,6 +183,7 @@ std::string bench_table(const BenchReport& r) {
              " weights, %.3f GiB of them on 2 MiB pages), %.3f GiB peak\n",
           double(r.rss_after_load) / kGiB, double(r.rss_end) / kGiB, double(r.rss_anon_end) / kGiB,
           double(r.rss_file_end) / kGiB, double(r.file_pmd_mapped_end) / kGiB, double(r.rss_peak) / kGiB);
+  appendf(s, "weights in memory by NUMA node: %s\n", node_bytes_text(r.weight_node_bytes, r.numa_node).c_str());
   appendf(s, "sequence state: %.2f MiB empty; +%.1f B/token over %lld tokens (%.1f B/token with vector slack);"
              " spec §8 layout: %.1f B/token\n",
           double(r.state_fixed_bytes) / kMiB, r.state_bytes_per_token, (long long)r.state_tokens,
@@ -177,6 +199,9 @@ std::string bench_table(const BenchReport& r) {
       appendf(s, "%6zu %10.3f %10.3f %14.0f %12.3f %14.0f %12.3f\n", k, f.rss_bytes / kGiB, f.rss_file_bytes / kGiB,
               dec.bytes_per_token, dec.ms_per_step, pre.bytes_per_token, pre.ms_per_step);
     }
+    appendf(s, "weights in memory by NUMA node, per rank:\n");
+    for (size_t k = 0; k < r.ranks.size(); ++k)
+      appendf(s, "%6zu %s\n", k, node_bytes_text(r.ranks[k].weight_node_bytes, r.ranks[k].numa_node).c_str());
   }
   return s;
 }

@@ -12,6 +12,7 @@
 #include "kernels/cpu/matmul.h"
 #include "model/block_probe.h"
 #include "model/forward.h"
+#include "runtime/numa_placement.h"
 #include "runtime/world_engine.h"
 
 namespace dsv4::eval {
@@ -169,8 +170,12 @@ Result<json> load_tolerances(const std::string& reference_path) {
 Result<json> score_against_reference(const ScoreOptions& opt) {
   const kernels::RestoreMatmulImpl restore;
   if (opt.reference_kernels) kernels::select_matmul_impl(kernels::MatmulImpl::reference);
-  DSV4_ASSIGN_OR_RETURN(auto model, opt.world ? runtime::load_model_on_world(*opt.world, opt.model_dir, false)
-                                               : model::load_model(opt.model_dir));
+  io::NodeCopy copy;
+  if (opt.numa && !opt.world) {
+    DSV4_ASSIGN_OR_RETURN(copy, runtime::numa_node_copy(opt.model_dir));
+  }
+  DSV4_ASSIGN_OR_RETURN(auto model, opt.world ? runtime::load_model_on_world(*opt.world, opt.model_dir, false, opt.numa)
+                                               : model::load_model(opt.model_dir, {}, copy));
   const model::Model& m = *model;
   DSV4_ASSIGN_OR_RETURN(auto ref, io::open_safetensors(opt.reference_path));
   DSV4_ASSIGN_OR_RETURN(json tol, load_tolerances(opt.reference_path));

@@ -30,6 +30,9 @@ struct ScoreOptions {
   // Under mpirun (runtime/mpi_world.h): every rank runs the whole score with its share of the
   // routed experts (runtime::load_model_on_world); the report is the same on each.
   const runtime::World* world = nullptr;
+  // --numa (runtime/numa_placement.h): the replicated tensors read from a copy on this process's
+  // NUMA node; the report is the same, bit for bit.
+  bool numa = false;
 };
 
 // Runs every available check and returns the report: {"teacher_forced": [...], "prefill": {...},

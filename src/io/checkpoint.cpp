@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/dtype.h"
+#include "core/numa_maps.h"
 #include "io/inventory.h"
 
 namespace dsv4::io {
@@ -301,6 +302,51 @@ Result<uint64_t> Checkpoint::populate_tensors(FunctionRef<bool(const std::string
     }
   }
   return populated;
+}
+
+Result<uint64_t> Checkpoint::copy_to_node(const NodeCopy& copy) {
+  DSV4_CHECK(node_copy_.data() == nullptr);
+  // Each tensor at a 64-byte boundary (a cache line: more than any element type needs).
+  constexpr uint64_t kAlign = 64;
+  std::vector<TensorEntry*> chosen;
+  uint64_t size = 0;
+  for (auto& [name, t] : tensors_) {
+    if (t.nbytes() == 0 || !copy.tensors(name)) continue;
+    chosen.push_back(&t);
+    size = (size + kAlign - 1) / kAlign * kAlign + t.nbytes();
+  }
+  if (chosen.empty()) return uint64_t(0);
+  DSV4_ASSIGN_OR_RETURN(node_copy_, NodeMemory::allocate(size, copy.node));
+  uint64_t at = 0;
+  for (TensorEntry* t : chosen) {
+    at = (at + kAlign - 1) / kAlign * kAlign;
+    const MappedFile* from = nullptr;   // null: a realigned copy
+    for (const auto& f : shards_)
+      if (t->data >= f->data() && t->data < f->data() + f->size()) from = f.get();
+    const size_t offset = from ? size_t(t->data - from->data()) : 0;
+    // Faulting the range in first turns a file that shrank into an error, as populate does,
+    // rather than a SIGBUS in the copy.
+    if (from) DSV4_TRY(from->populate(offset, t->nbytes()));
+    std::memcpy(node_copy_.data() + at, t->data, t->nbytes());
+    if (from) DSV4_TRY(from->unmap_pages(offset, t->nbytes()));
+    t->data = node_copy_.data() + at;
+    at += t->nbytes();
+  }
+  node_copy_bytes_ = at;
+  return at;
+}
+
+std::optional<std::map<int, uint64_t>> Checkpoint::resident_bytes_per_node() const {
+  AddressRanges ranges;
+  for (const auto& f : shards_) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(f->data());
+    ranges.emplace_back(lo, lo + f->size());
+  }
+  if (node_copy_.data() != nullptr) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(node_copy_.data());
+    ranges.emplace_back(lo, lo + node_copy_.size());
+  }
+  return dsv4::resident_bytes_per_node(ranges);
 }
 
 uint64_t Checkpoint::shard_bytes() const {

@@ -5,11 +5,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/function_ref.h"
+#include "core/node_memory.h"
 #include "io/config.h"
 #include "io/safetensors.h"
 
@@ -24,6 +26,14 @@ using TensorFilter = std::function<bool(const std::string& name)>;
 // be on its node. Empty without a filter or without an index (a shard's tensors are then only
 // known by opening it). Errors: an unreadable or malformed index.
 Result<std::set<std::string>> unneeded_shards(const std::string& dir, const TensorFilter& wanted);
+
+// Tensors a process copies into memory of its own NUMA node (issue #17, --numa): the replicated
+// tensors of a rank bound to one socket, which would otherwise be read from page cache that
+// another socket's rank may have brought in on its own node. node < 0: no copy.
+struct NodeCopy {
+  int node = -1;
+  TensorFilter tensors;
+};
 
 class Checkpoint {
  public:
@@ -57,6 +67,20 @@ class Checkpoint {
   // populated. Errors: a shard cannot be read.
   Result<uint64_t> populate_tensors(FunctionRef<bool(const std::string& name)> wanted) const;
   uint64_t shard_bytes() const;
+  // Copies the opened tensors that copy.tensors accepts into one block bound to copy.node
+  // (core/node_memory.h: 2 MiB pages), points their entries at the copy (the same bytes, so
+  // every result stays bit-identical) and drops this process's mapping of the shard pages they
+  // were read from (MappedFile::unmap_pages), so that the process holds each of them once, on its
+  // node. Call before views are taken of the entries (model::load_model), and before populating:
+  // populate_tensors skips the copied tensors and populates again the pages a copied tensor
+  // shared with another. Once per checkpoint. Returns the bytes copied.
+  // Errors: the memory cannot be bound to the node; a shard cannot be read.
+  Result<uint64_t> copy_to_node(const NodeCopy& copy);
+  uint64_t node_copy_bytes() const { return node_copy_bytes_; }
+  // Bytes of the weights present in memory per NUMA node, for this process: the pages of its
+  // shard mappings and of the node copy (core/numa_maps.h). nullopt where /proc/self/numa_maps
+  // cannot be read.
+  std::optional<std::map<int, uint64_t>> resident_bytes_per_node() const;
   // Bytes of the tensors that were not aligned to their element size in their shard, and are
   // therefore read from an aligned copy (0 for files written by the safetensors library).
   uint64_t realigned_bytes() const { return realigned_bytes_; }
@@ -69,6 +93,8 @@ class Checkpoint {
   std::map<std::string, TensorEntry> tensors_;
   std::vector<std::unique_ptr<uint8_t[]>> realigned_;
   uint64_t realigned_bytes_ = 0;
+  NodeMemory node_copy_;
+  uint64_t node_copy_bytes_ = 0;
 };
 
 }  // namespace dsv4::io

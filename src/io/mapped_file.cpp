@@ -166,11 +166,19 @@ Result<bool> MappedFile::reread_gives_huge_pages(size_t offset) const {
   return huge.value_or(0) > 0;
 }
 
-Status MappedFile::evict(size_t offset, size_t length) const {
-  // Unmapped clean pages are what POSIX_FADV_DONTNEED evicts: drop this mapping's entries first
-  // (a read-only private file mapping has nothing to lose: the next touch maps the file again).
-  if (::madvise(const_cast<uint8_t*>(data_ + offset), length, MADV_DONTNEED) != 0)
+Status MappedFile::unmap_pages(size_t offset, size_t length) const {
+  if (offset >= size_ || length == 0) return Status::ok_status();
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const size_t begin = offset / page * page, end = std::min(offset + std::min(length, size_ - offset), size_);
+  // A read-only private file mapping has nothing to lose: the next touch maps the file again.
+  if (::madvise(const_cast<uint8_t*>(data_ + begin), end - begin, MADV_DONTNEED) != 0)
     return Status::io_error(path_ + ": cannot drop the mapped pages: " + std::strerror(errno));
+  return Status::ok_status();
+}
+
+Status MappedFile::evict(size_t offset, size_t length) const {
+  // Unmapped clean pages are what POSIX_FADV_DONTNEED evicts: drop this mapping's entries first.
+  DSV4_TRY(unmap_pages(offset, length));
   // Dirty pages (a file written moments ago, e.g. just downloaded) are not evicted: write them
   // back first. Best effort: a filesystem that cannot sync keeps them, and they stay small.
   (void)::fdatasync(fd_);

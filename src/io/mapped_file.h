@@ -48,6 +48,12 @@ class MappedFile {
   // Errors: as populate.
   Status reread(size_t offset = 0, size_t length = SIZE_MAX) const;
 
+  // Drops this mapping's pages of [offset, offset + length) (rounded out to whole pages, clipped to
+  // the file), leaving the page cache as it is: they leave this process's resident memory, and a
+  // later touch or populate maps them again. For bytes the process reads from a copy instead
+  // (io::Checkpoint::copy_to_node). Errors: madvise fails.
+  Status unmap_pages(size_t offset, size_t length) const;
+
   // Whether reread gives 2 MiB pages here (kernel and filesystem): re-reads the 4 MiB window at
   // offset (rounded to 2 MiB, moved inside the file) and maps it a second time on its own, where
   // /proc/self/smaps tells about those pages alone. False for a file under 4 MiB or when smaps

@@ -2,9 +2,11 @@
 
 namespace dsv4::model {
 
-Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted) {
+Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted,
+                                          const io::NodeCopy& node_copy) {
   auto m = std::make_unique<Model>();
   DSV4_ASSIGN_OR_RETURN(m->checkpoint, io::Checkpoint::open(dir, wanted));
+  if (node_copy.node >= 0) DSV4_TRY(m->checkpoint->copy_to_node(node_copy).status());
   m->cfg = m->checkpoint->config();
   // V4.1 (v4.1 §5.3.1): the Engram token map ships beside the checkpoint.
   if (m->cfg.architecture == io::Architecture::v41) {
@@ -20,6 +22,10 @@ Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::Tens
 }
 
 Result<uint64_t> populate_weights(const Model& m, bool reread_small_pages) {
+  // A node copy (copy_to_node): the shards hold only the tensors left in the mapping; populating
+  // them whole would map the copied bytes a second time.
+  if (m.checkpoint->node_copy_bytes() > 0 && m.cfg.architecture != io::Architecture::v41)
+    return m.checkpoint->populate_tensors([](const std::string&) { return true; });
   if (m.cfg.architecture != io::Architecture::v41) return m.checkpoint->populate(reread_small_pages);
   // v4.1 §3.3-§3.5: the globals the text forward reads, the backbone layers (Engram tables out)
   // and the DSpark stages.

@@ -36,13 +36,16 @@ struct Model {
 
 // With `wanted` (io::Checkpoint::open), only the shards holding the tensors it accepts are mapped:
 // it must accept every tensor but some routed experts (another process's share), whose views are
-// then left empty (bind_weights).
-Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted = {});
+// then left empty (bind_weights). With a `node_copy` (node >= 0), the tensors it names are read
+// into memory of that NUMA node before the views are bound (io::Checkpoint::copy_to_node).
+Result<std::unique_ptr<Model>> load_model(const std::string& dir, const io::TensorFilter& wanted = {},
+                                          const io::NodeCopy& node_copy = {});
 
 // Faults the weights the forward reads into memory (io::Checkpoint::populate): V4 every shard
 // (re-reading small pages if asked); V4.1 only its bound text and DSpark tensors, never the Engram
 // tables, which are read a few rows per token (v4.1 §5.3.3), nor the vision tower, which nothing
-// runs yet. Returns the bytes re-read (V4) or populated (V4.1).
+// runs yet. With a node copy, only the tensors left in the mapping (the copy is read already),
+// without re-reading. Returns the bytes re-read (V4) or populated (V4.1, a copy).
 Result<uint64_t> populate_weights(const Model& m, bool reread_small_pages);
 
 }  // namespace dsv4::model

@@ -9,6 +9,7 @@
 #include "model/chunk_undo.h"
 #include "model/forward.h"
 #include "runtime/drafter.h"
+#include "runtime/numa_placement.h"
 
 namespace dsv4::runtime {
 
@@ -48,6 +49,9 @@ class EngineImpl final : public Engine {
   int max_draft_tokens() const override { return drafter_ ? drafter_->max_tokens() : 0; }
 
   void time_steps(model::StepTimes* times) override { scratch_.times = times; }
+  std::map<int, uint64_t> weight_bytes_per_node() const override {
+    return model_->checkpoint->resident_bytes_per_node().value_or(std::map<int, uint64_t>());
+  }
 
   Status fill_synthetic(Sequence& seq, int64_t depth, uint64_t seed) override {
     auto* s = dynamic_cast<SequenceImpl*>(&seq);
@@ -205,7 +209,11 @@ class EngineImpl final : public Engine {
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::load(const std::string& model_dir, const EngineOptions& options) {
-  DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir));
+  io::NodeCopy copy;
+  if (options.numa) {
+    DSV4_ASSIGN_OR_RETURN(copy, numa_node_copy(model_dir));
+  }
+  DSV4_ASSIGN_OR_RETURN(auto m, model::load_model(model_dir, {}, copy));
   if (options.populate_weights && m->checkpoint->shard_bytes() < physical_memory_bytes())
     DSV4_TRY(model::populate_weights(*m, options.reread_small_pages).status());
   return open(std::move(m), options);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,6 +38,10 @@ struct EngineOptions {
   // Use the checkpoint's drafter (DSpark, or the preview's MTP block) for speculative decoding
   // (addendum §A5) when it has one. False loads it but never runs it: max_draft_tokens() is 0.
   bool speculative = true;
+  // --numa (runtime/numa_placement.h): copy every tensor but the routed experts into memory of the
+  // NUMA node this process is bound to (refused when its CPUs span several nodes), then populate
+  // the rest as above (without the 2 MiB re-read).
+  bool numa = false;
 };
 
 // How a step feeds one sequence's tokens.
@@ -148,6 +153,10 @@ class Engine {
   // FOR BENCHMARKS ONLY (dsv4 bench's decode breakdown): from this call on, every step adds its
   // wall time by part to *times (nullptr stops it). Default: not measured.
   virtual void time_steps(model::StepTimes* times) {}
+
+  // FOR BENCHMARKS ONLY (dsv4 bench, --numa): the bytes of this process's weights present in
+  // memory, per NUMA node id (io::Checkpoint::resident_bytes_per_node). Empty: not known.
+  virtual std::map<int, uint64_t> weight_bytes_per_node() const { return {}; }
 
   // Convenience for a single sequence.
   Status step(Sequence& seq, std::span<const int32_t> tokens, float* logits) {

@@ -8,8 +8,10 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "core/numa_topology.h"
 #include "io/config.h"
 #include "io/inventory.h"
+#include "runtime/numa_placement.h"
 
 namespace dsv4::runtime {
 
@@ -30,28 +32,6 @@ enum class Op : int64_t {
   stop,
 };
 
-// The tensors of the routed experts outside [first, last), in every MoE block of the checkpoint
-// (the main blocks, the MTP block, the DSpark stages).
-std::set<std::string> foreign_expert_tensors(const io::ModelConfig& cfg, int64_t first, int64_t last) {
-  const io::Inventory inv = io::model_inventory(cfg);
-  std::vector<const io::BlockSpec*> blocks;
-  for (const io::BlockSpec& b : inv.blocks) blocks.push_back(&b);
-  if (inv.mtp) blocks.push_back(&inv.mtp->block);
-  if (inv.dspark)
-    for (const io::BlockSpec& b : inv.dspark->stages) blocks.push_back(&b);
-  std::set<std::string> names;
-  for (const io::BlockSpec* b : blocks)
-    for (int64_t e = 0; e < int64_t(b->ffn.experts.size()); ++e) {
-      if (e >= first && e < last) continue;
-      for (const io::MatrixSpec* m : {&b->ffn.experts[size_t(e)].w1, &b->ffn.experts[size_t(e)].w2,
-                                      &b->ffn.experts[size_t(e)].w3}) {
-        names.insert(m->weight.name);
-        if (m->scale) names.insert(m->scale->name);
-      }
-    }
-  return names;
-}
-
 double proc_status_bytes(const std::string& key) {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -60,12 +40,24 @@ double proc_status_bytes(const std::string& key) {
   return 0;
 }
 
-// RankFigures as words of a gather, and back.
-std::vector<double> figures_words(const MpiExpertSplit* split) {
+// RankFigures as words of a gather (the same count on every rank), and back: the memory (2), the
+// exchange tallies (2 x 5), kFigureNodes (node id, bytes) pairs of the weights' placement (unused
+// pairs with id -1; a rank's weights on more nodes than that, never when bound to one, drop the
+// rest), the rank's node.
+constexpr size_t kFigureNodes = 8;
+
+std::vector<double> figures_words(const MpiExpertSplit* split, const Engine& engine) {
   std::vector<double> w = {proc_status_bytes("VmRSS:"), proc_status_bytes("RssFile:")};
   const ExchangeCounters c = split ? split->counters() : ExchangeCounters{};
   for (const ExchangeTally& t : {c.one_row, c.many_rows})
     w.insert(w.end(), {double(t.calls), double(t.rows), t.bytes_in, t.bytes_out, t.seconds});
+  const std::map<int, uint64_t> nodes = engine.weight_bytes_per_node();
+  size_t k = 0;
+  for (auto it = nodes.begin(); it != nodes.end() && k < kFigureNodes; ++it, ++k)
+    w.insert(w.end(), {double(it->first), double(it->second)});
+  for (; k < kFigureNodes; ++k) w.insert(w.end(), {-1.0, 0.0});
+  Result<int> node = process_numa_node();
+  w.push_back(node.ok() ? double(*node) : -1.0);
   return w;
 }
 
@@ -78,6 +70,10 @@ RankFigures figures_from_words(const double* w) {
     const double* t = w + 2 + 5 * k;
     *tallies[k] = {int64_t(t[0]), int64_t(t[1]), t[2], t[3], t[4]};
   }
+  const double* nodes = w + 2 + 2 * 5;
+  for (size_t k = 0; k < kFigureNodes; ++k)
+    if (nodes[2 * k] >= 0) f.weight_node_bytes[int(nodes[2 * k])] = uint64_t(nodes[2 * k + 1]);
+  f.numa_node = int(nodes[2 * kFigureNodes]);
   return f;
 }
 
@@ -182,6 +178,7 @@ class LeaderEngine final : public Engine {
   int64_t max_context() const override { return local_->max_context(); }
   int max_draft_tokens() const override { return local_->max_draft_tokens(); }
   void time_steps(model::StepTimes* times) override { local_->time_steps(times); }
+  std::map<int, uint64_t> weight_bytes_per_node() const override { return local_->weight_bytes_per_node(); }
   std::unique_ptr<Sequence> new_sequence() const override {
     const int64_t id = ledger_->record_new(Op::new_sequence);
     return std::make_unique<LeaderSequence>(ledger_, id, local_->new_sequence());
@@ -248,7 +245,7 @@ class LeaderEngine final : public Engine {
 
   std::vector<RankFigures> figures() {
     send(Op::figures);
-    const std::vector<double> mine = figures_words(split_);
+    const std::vector<double> mine = figures_words(split_, *local_);
     const std::vector<double> all = world_.gather(mine);
     std::vector<RankFigures> out;
     for (int r = 0; r < world_.size(); ++r) out.push_back(figures_from_words(all.data() + size_t(r) * mine.size()));
@@ -379,7 +376,7 @@ void follow(const World& world, std::vector<FollowedEngine>& engines) {
           break;
         }
         case Op::figures:
-          (void)world.gather(figures_words(split));
+          (void)world.gather(figures_words(split, *followed.engine));
           break;
         case Op::stop:
           running -= 1;
@@ -391,6 +388,26 @@ void follow(const World& world, std::vector<FollowedEngine>& engines) {
 
 }  // namespace
 
+std::set<std::string> expert_tensors_outside(const io::ModelConfig& cfg, int64_t first, int64_t last) {
+  const io::Inventory inv = io::model_inventory(cfg);
+  std::vector<const io::BlockSpec*> blocks;
+  for (const io::BlockSpec& b : inv.blocks) blocks.push_back(&b);
+  if (inv.mtp) blocks.push_back(&inv.mtp->block);
+  if (inv.dspark)
+    for (const io::BlockSpec& b : inv.dspark->stages) blocks.push_back(&b);
+  std::set<std::string> names;
+  for (const io::BlockSpec* b : blocks)
+    for (int64_t e = 0; e < int64_t(b->ffn.experts.size()); ++e) {
+      if (e >= first && e < last) continue;
+      for (const io::MatrixSpec* m : {&b->ffn.experts[size_t(e)].w1, &b->ffn.experts[size_t(e)].w2,
+                                      &b->ffn.experts[size_t(e)].w3}) {
+        names.insert(m->weight.name);
+        if (m->scale) names.insert(m->scale->name);
+      }
+    }
+  return names;
+}
+
 Result<io::TensorFilter> rank_tensors(const World& world, const std::string& dir) {
   if (world.size() == 1) return io::TensorFilter();
   DSV4_ASSIGN_OR_RETURN(const io::ModelConfig cfg, io::load_config(dir + "/config.json"));
@@ -399,13 +416,18 @@ Result<io::TensorFilter> rank_tensors(const World& world, const std::string& dir
   if (cfg.architecture != io::Architecture::v4)
     return Status::unsupported(dir + ": expert parallelism under mpirun runs DeepSeek-V4 checkpoints only, not V4.1 yet");
   const auto [first, last] = expert_range(cfg.n_routed_experts, world.rank(), world.size());
-  auto foreign = std::make_shared<const std::set<std::string>>(foreign_expert_tensors(cfg, first, last));
+  auto foreign = std::make_shared<const std::set<std::string>>(expert_tensors_outside(cfg, first, last));
   return io::TensorFilter([foreign](const std::string& name) { return !foreign->count(name); });
 }
 
-Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, const std::string& dir, bool populate) {
+Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, const std::string& dir, bool populate,
+                                                          bool numa) {
   Result<io::TensorFilter> wanted = rank_tensors(world, dir);
-  Result<std::unique_ptr<model::Model>> m = wanted.ok() ? model::load_model(dir, *wanted) : wanted.status();
+  Result<io::NodeCopy> copy = io::NodeCopy{};
+  if (wanted.ok() && numa) copy = numa_node_copy(dir);
+  Result<std::unique_ptr<model::Model>> m = !wanted.ok() ? wanted.status()
+                                            : !copy.ok() ? copy.status()
+                                                         : model::load_model(dir, *wanted, *copy);
   Status mine = m.status();
   if (mine.ok() && world.size() > 1) {
     model::Model& model = **m;
@@ -432,7 +454,7 @@ Result<std::vector<std::unique_ptr<Engine>>> load_engines_on_world(World& world,
       DSV4_ASSIGN_OR_RETURN(f.engine, Engine::load(dir, o));
       continue;
     }
-    Result<std::unique_ptr<model::Model>> m = load_model_on_world(world, dir, o.populate_weights);
+    Result<std::unique_ptr<model::Model>> m = load_model_on_world(world, dir, o.populate_weights, o.numa);
     if (!m.ok()) {
       if (world.rank() > 0) world.exit(1);
       return m.status();

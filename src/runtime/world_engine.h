@@ -13,7 +13,9 @@
 // only record).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,10 @@
 
 namespace dsv4::runtime {
 
+// The tensors of the routed experts outside [first, last), in every MoE block of a V4 checkpoint
+// (the main blocks, the MTP block, the DSpark stages).
+std::set<std::string> expert_tensors_outside(const io::ModelConfig& cfg, int64_t first, int64_t last);
+
 // The tensors this rank of `world` maps and computes with: every tensor but the other ranks'
 // routed experts (all of them with one rank: an empty filter). For io::unneeded_shards (the
 // integrity check of a rank's own files) and the load. Errors: config.json unreadable.
@@ -32,9 +38,12 @@ Result<io::TensorFilter> rank_tensors(const World& world, const std::string& dir
 // Collective: model::load_model on every rank, with this rank's share of the routed experts
 // (MpiExpertSplit, when there are several ranks): only the shards holding rank_tensors are
 // mapped, and if `populate`, only those tensors' bytes faulted in
-// (io::Checkpoint::populate_tensors). The outcome is agreed: a failure on any rank (a shard it
-// needs missing on its node) is every rank's error, naming it.
-Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, const std::string& dir, bool populate);
+// (io::Checkpoint::populate_tensors). With `numa`, each rank first copies the replicated tensors
+// to its own node (runtime/numa_placement.h). The outcome is agreed: a failure on any rank (a
+// shard it needs missing on its node, a rank not bound to one node) is every rank's error,
+// naming it.
+Result<std::unique_ptr<model::Model>> load_model_on_world(const World& world, const std::string& dir, bool populate,
+                                                          bool numa);
 
 // Collective: Engine::load for a World. On rank 0, the lockstep engine described above. On the
 // other ranks it does not return: they serve rank 0's calls, then end the process (World::exit,
@@ -51,6 +60,8 @@ Result<std::vector<std::unique_ptr<Engine>>> load_engines_on_world(World& world,
 struct RankFigures {
   double rss_bytes = 0;        // VmRSS
   double rss_file_bytes = 0;   // RssFile: the mapped weights it touched
+  std::map<int, uint64_t> weight_node_bytes;   // Engine::weight_bytes_per_node
+  int numa_node = -1;   // the node its CPUs lie on (process_numa_node); -1: several, or unknown
   ExchangeCounters exchange;
 };
 // Collective through rank 0's lockstep engine: every rank's figures, in rank order.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 
 #include "test_paths.h"
@@ -36,6 +37,33 @@ TEST(Checkpoint, PopulateRereadsNoSmallShard) {
   Result<uint64_t> reread = (*ck)->populate(true);
   ASSERT_TRUE(reread.ok()) << reread.status().to_string();
   EXPECT_EQ(*reread, 0u);
+}
+
+// --numa (issue #17): the chosen tensors move to memory bound to the node, byte for byte; the
+// others stay in the mapping, and populating skips the copied ones.
+TEST(Checkpoint, CopyToNodeKeepsTheBytesAndMovesOnlyTheChosenTensors) {
+  const std::string dir = test::fixture_dir("tiny") + "/checkpoint";
+  auto plain = Checkpoint::open(dir);
+  auto ck = Checkpoint::open(dir);
+  ASSERT_TRUE(plain.ok() && ck.ok());
+  auto not_expert = [](const std::string& name) { return name.find(".ffn.experts.") == std::string::npos; };
+  Result<uint64_t> copied = (*ck)->copy_to_node(NodeCopy{0, not_expert});
+  ASSERT_TRUE(copied.ok()) << copied.status().to_string();
+  for (const char* name : {"embed.weight", "layers.1.attn.indexer.wq_b.weight", "layers.0.ffn.experts.0.w1.weight"}) {
+    const TensorEntry& a = (*plain)->tensor(name);
+    const TensorEntry& b = (*ck)->tensor(name);
+    ASSERT_EQ(a.nbytes(), b.nbytes());
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes()), 0) << name;
+  }
+  EXPECT_EQ(*copied, (*ck)->node_copy_bytes());
+  EXPECT_GT(*copied, 0u);
+  EXPECT_LT(*copied, (*ck)->total_bytes());
+  Result<uint64_t> populated = (*ck)->populate_tensors([](const std::string&) { return true; });
+  ASSERT_TRUE(populated.ok());
+  EXPECT_LT(*populated, (*ck)->total_bytes() - *copied / 2);   // the experts (and what shares their pages)
+  const std::optional<std::map<int, uint64_t>> nodes = (*ck)->resident_bytes_per_node();
+  if (!nodes) GTEST_SKIP() << "no /proc/self/numa_maps";
+  EXPECT_GE(nodes->at(0), *copied);
 }
 
 TEST(Checkpoint, MissingDirectoryIsNotFound) {
