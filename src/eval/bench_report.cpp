@@ -1,6 +1,7 @@
 // Formatting of a BenchReport (eval/bench.h): one JSON object, or a table for people.
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "eval/bench.h"
 
@@ -105,7 +106,7 @@ nlohmann::ordered_json bench_json(const BenchReport& r) {
       {"synthetic_context", any_of_synthetic(r)},
       {"weight_bytes_per_token", w.total()},
       {"weight_bytes", J{{"attention", w.attention}, {"experts", w.experts}, {"shared", w.shared},
-                         {"head", w.head}, {"other", w.other}}},
+                         {"head", w.head}, {"engram", w.engram}, {"other", w.other}}},
       {"measured_bw_GBps", r.measured_bw_GBps},
       {"decode_fraction_of_bound", r.decode_fraction_of_bound},
       {"memory", J{{"rss_after_load_bytes", r.rss_after_load},
@@ -150,9 +151,11 @@ std::string bench_table(const BenchReport& r) {
   const WeightTraffic& w = r.weights;
   appendf(s, "\nweights read per decoded token: %.2f MiB\n", double(w.total()) / kMiB);
   const std::pair<const char*, uint64_t> parts[] = {
-      {"attention", w.attention}, {"experts", w.experts}, {"shared", w.shared}, {"head", w.head}, {"other", w.other}};
+      {"attention", w.attention}, {"experts", w.experts}, {"shared", w.shared}, {"head", w.head},
+      {"engram", w.engram}, {"other", w.other}};
   for (const auto& [name, b] : parts)
-    appendf(s, "  %-10s %10.2f MiB %6.1f %%\n", name, double(b) / kMiB,
+    if (b > 0 || std::string_view(name) != "engram")   // the Engram line for V4.1 only
+      appendf(s, "  %-10s %10.2f MiB %6.1f %%\n", name, double(b) / kMiB,
             w.total() ? 100.0 * double(b) / double(w.total()) : 0.0);
 
   if (r.measured_bw_GBps > 0)

@@ -24,6 +24,7 @@ WeightTraffic weight_bytes_per_token(const io::Checkpoint& ck) {
     const io::TensorEntry* entry = ck.find(spec.name);
     const uint64_t bytes = entry ? entry->nbytes() : spec.nbytes();
     if (starts_with(name, "mtp.")) continue;   // the MTP block does not run in plain decode
+    if (starts_with(name, "vision.")) continue;   // V4.1's tower: nothing runs it for text (v4.1 §12)
     if (name == "embed.weight") {
       t.other += bytes / uint64_t(c.vocab_size);   // one row [D] of [V, D]
     } else if (name == "head.weight" || name == "norm.weight" || starts_with(name, "hc_head_")) {
@@ -34,6 +35,10 @@ WeightTraffic weight_bytes_per_token(const io::Checkpoint& ck) {
       else if (starts_with(rest, "ffn.experts.")) routed_all += bytes;
       else if (starts_with(rest, "ffn.shared_experts.")) t.shared += bytes;
       else if (rest == "ffn.gate.tid2eid") t.other += bytes / uint64_t(c.vocab_size);   // row tid2eid[tok]
+      // V4.1 Engram (v4.1 §5.3): each token looks up one row of the layer's table (FP8 rows and
+      // their E8M0 scales) per hash column; the projections are read whole.
+      else if (starts_with(rest, "engram.embed.")) t.engram += bytes / uint64_t(spec.shape[0]) * uint64_t(c.v41.engram.columns());
+      else if (starts_with(rest, "engram.")) t.engram += bytes;
       else t.other += bytes;
     } else {
       t.other += bytes;

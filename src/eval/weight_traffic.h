@@ -16,13 +16,17 @@ namespace dsv4::eval {
 //              all experts of a layer have the same size, so this is the layer's routed total x K/E
 //   shared     ffn.shared_experts.* (w1, w2, w3 and scales)
 //   head       head.weight in full (every logit is computed), norm.weight, hc_head_*
+//   engram     V4.1 (v4.1 §5.3): per Engram layer one table row (FP8 + scales) per hash column,
+//              and the Engram projections in full; the tables themselves are never read whole
 //   other      one embed.weight row; per layer the hc_attn/hc_ffn maps, attn_norm/ffn_norm, the
 //              router gate.weight (hash layers score with it too, §5.10) and gate.bias or one
 //              tid2eid row (the hash table is indexed by the token id)
-// Excluded: mtp.0.* and the rest of embed.weight / tid2eid / the unselected experts.
+// Excluded: mtp.* (the drafter), V4.1's vision.* tower, and the rest of embed.weight / tid2eid /
+// the unselected experts.
 struct WeightTraffic {
   uint64_t attention = 0, experts = 0, shared = 0, head = 0, other = 0;
-  uint64_t total() const { return attention + experts + shared + head + other; }
+  uint64_t engram = 0;   // V4.1: the Engram rows looked up and the Engram projections
+  uint64_t total() const { return attention + experts + shared + head + engram + other; }
 };
 
 // REQUIRES: ck passed inventory validation (Checkpoint::open), so every expected tensor exists

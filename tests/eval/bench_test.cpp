@@ -5,8 +5,11 @@
 #include <cmath>
 #include <string>
 
+#include "eval/quiet_synth_options.h"
 #include "io/checkpoint.h"
+#include "io/inventory.h"
 #include "io/safetensors.h"
+#include "io/test_tmp_dir.h"
 #include "test_paths.h"
 
 namespace dsv4::eval {
@@ -73,6 +76,41 @@ TEST(Bench, WeightBytesMatchAnIndependentCount) {
   const auto& c = (*ck)->config();
   EXPECT_GE(w.head, uint64_t(c.vocab_size * c.hidden_size * 2));
   EXPECT_LT(w.total(), (*ck)->total_bytes());
+}
+
+// V4.1 (tiny-v41 synthetic): an Engram layer reads one row of its table per hash column (v4.1
+// §5.3) and its projections, never the table whole; the vision tower is not read for text.
+TEST(Bench, V41EngramReadsOneRowPerColumn) {
+  test::TempDir dir;
+  ASSERT_TRUE(eval::synth_checkpoint(test::quiet_synth_options(eval::SynthPreset::tiny_v41), dir.path()).ok());
+  auto ck = io::Checkpoint::open(dir.path());
+  ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+  const io::ModelConfig& c = (*ck)->config();
+  const io::V41EngramConfig& e = c.v41.engram;
+  ASSERT_FALSE(e.layer_ids.empty());
+  uint64_t expected = 0, tables = 0, rows = 0;
+  for (int64_t l : e.layer_ids) {
+    const std::string p = "layers." + std::to_string(l) + ".engram.";
+    for (const char* t : {"embed.weight", "embed.scale"}) {
+      const io::TensorEntry* x = (*ck)->find(p + t);
+      ASSERT_NE(x, nullptr) << p + t;
+      tables += x->nbytes();
+      rows += x->nbytes() / uint64_t(x->shape[0]) * uint64_t(e.columns());
+    }
+    for (const char* t : {"wkv.weight", "wkv.scale", "q_weight", "k_weight"}) {
+      const io::TensorEntry* x = (*ck)->find(p + t);
+      ASSERT_NE(x, nullptr) << p + t;
+      expected += x->nbytes();
+    }
+  }
+  const WeightTraffic w = weight_bytes_per_token(**ck);
+  EXPECT_EQ(w.engram, rows + expected);
+  EXPECT_LT(rows, tables);
+  uint64_t vision = 0;
+  for (const io::TensorSpec& t : io::expected_tensors(c))
+    if (t.name.rfind("vision.", 0) == 0) vision += t.nbytes();
+  ASSERT_GT(vision, 0u);
+  EXPECT_LT(w.total(), (*ck)->total_bytes() - vision - tables);
 }
 
 TEST(Bench, ReportHasEveryFigureOnTheTinyFixture) {
